@@ -1,0 +1,8 @@
+//! switchboard: a WebRTC SFU with a Cloudflare Calls compatible HTTP API.
+//!
+//! The crate is laid out along the data path (see `docs` in the README):
+//! `wire` (packet views), `ice`, `dtls`, `srtp`, `sdp`, `fanout`, `engine`
+//! (everything one media worker owns, sans-IO), `worker` (sockets and the
+//! clock), `control` (registry, negotiation, DTLS), `api` (HTTP).
+
+pub mod wire;

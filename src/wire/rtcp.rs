@@ -1,0 +1,268 @@
+//! RTCP (RFC 3550 §6, RFC 4585, RFC 5104) as an SFU needs it: walk a compound
+//! packet, read sender reports and keyframe requests (PLI, FIR), and write
+//! PLI, sender reports and receiver reports.
+//!
+//! Where it sits: after SRTCP unprotect on the worker that owns the sender's
+//! 5-tuple; the writers feed SRTCP protect.
+
+/// Packet types (RFC 3550 §12.1, RFC 4585 §6.1).
+pub mod packet_type {
+    /// Sender report.
+    pub const SR: u8 = 200;
+    /// Receiver report.
+    pub const RR: u8 = 201;
+    /// Source description.
+    pub const SDES: u8 = 202;
+    /// Goodbye.
+    pub const BYE: u8 = 203;
+    /// Transport-layer feedback (NACK, TWCC).
+    pub const RTPFB: u8 = 205;
+    /// Payload-specific feedback (PLI, FIR, REMB).
+    pub const PSFB: u8 = 206;
+}
+
+/// PSFB format: picture loss indication (RFC 4585 §6.3.1).
+pub const FMT_PLI: u8 = 1;
+/// PSFB format: full intra request (RFC 5104 §4.3.1).
+pub const FMT_FIR: u8 = 4;
+
+/// One packet inside a compound RTCP packet.
+#[derive(Debug, Clone, Copy)]
+pub struct RtcpPacket<'a> {
+    /// The five-bit count or feedback format field.
+    pub count: u8,
+    /// The packet type.
+    pub packet_type: u8,
+    /// The whole packet, header included.
+    pub bytes: &'a [u8],
+}
+
+/// Walks the packets of a compound RTCP packet; stops at the first malformed one.
+pub fn packets(compound: &[u8]) -> impl Iterator<Item = RtcpPacket<'_>> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let rest = compound.get(at..)?;
+        if rest.len() < 4 || rest[0] >> 6 != 2 {
+            return None;
+        }
+        let len = (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1) * 4;
+        let bytes = rest.get(..len)?;
+        at += len;
+        Some(RtcpPacket {
+            count: bytes[0] & 0x1f,
+            packet_type: bytes[1],
+            bytes,
+        })
+    })
+}
+
+impl<'a> RtcpPacket<'a> {
+    /// The SSRC after the header (sender SSRC for SR, RR and feedback).
+    pub fn sender_ssrc(&self) -> Option<u32> {
+        be32(self.bytes.get(4..8)?)
+    }
+
+    /// The media SSRC a keyframe request asks about: PLI's media source, or
+    /// the first FCI entry of a FIR.
+    pub fn keyframe_request_ssrc(&self) -> Option<u32> {
+        if self.packet_type != packet_type::PSFB {
+            return None;
+        }
+        match self.count {
+            FMT_PLI => be32(self.bytes.get(8..12)?),
+            FMT_FIR => be32(self.bytes.get(12..16)?),
+            _ => None,
+        }
+    }
+
+    /// The sender info of an SR.
+    pub fn sender_info(&self) -> Option<SenderInfo> {
+        if self.packet_type != packet_type::SR {
+            return None;
+        }
+        let b = self.bytes.get(4..28)?;
+        Some(SenderInfo {
+            ssrc: be32(&b[0..4])?,
+            ntp: u64::from_be_bytes(b[4..12].try_into().ok()?),
+            rtp_timestamp: be32(&b[12..16])?,
+            packet_count: be32(&b[16..20])?,
+            octet_count: be32(&b[20..24])?,
+        })
+    }
+}
+
+/// The sender info block of a sender report (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderInfo {
+    /// The sender's SSRC.
+    pub ssrc: u32,
+    /// NTP timestamp, 32.32 fixed point.
+    pub ntp: u64,
+    /// RTP timestamp that corresponds to `ntp`.
+    pub rtp_timestamp: u32,
+    /// Packets sent.
+    pub packet_count: u32,
+    /// Payload octets sent.
+    pub octet_count: u32,
+}
+
+/// One reception report block (RFC 3550 §6.4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReportBlock {
+    /// The source this block is about.
+    pub ssrc: u32,
+    /// Fraction lost since the last report, 8-bit fixed point.
+    pub fraction_lost: u8,
+    /// Cumulative packets lost (24 bits, signed).
+    pub cumulative_lost: i32,
+    /// Extended highest sequence number received.
+    pub extended_highest_seq: u32,
+    /// Interarrival jitter in timestamp units.
+    pub jitter: u32,
+    /// Middle 32 bits of the last SR's NTP timestamp.
+    pub last_sr: u32,
+    /// Delay since that SR, in 1/65536 s.
+    pub delay_since_last_sr: u32,
+}
+
+/// Appends a PLI from `sender_ssrc` about `media_ssrc`.
+pub fn write_pli(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32) {
+    out.extend_from_slice(&[0x80 | FMT_PLI, packet_type::PSFB, 0, 2]);
+    out.extend_from_slice(&sender_ssrc.to_be_bytes());
+    out.extend_from_slice(&media_ssrc.to_be_bytes());
+}
+
+/// Appends a sender report with no report blocks.
+pub fn write_sr(out: &mut Vec<u8>, info: &SenderInfo) {
+    out.extend_from_slice(&[0x80, packet_type::SR, 0, 6]);
+    out.extend_from_slice(&info.ssrc.to_be_bytes());
+    out.extend_from_slice(&info.ntp.to_be_bytes());
+    out.extend_from_slice(&info.rtp_timestamp.to_be_bytes());
+    out.extend_from_slice(&info.packet_count.to_be_bytes());
+    out.extend_from_slice(&info.octet_count.to_be_bytes());
+}
+
+/// Appends a receiver report with up to 31 blocks.
+pub fn write_rr(out: &mut Vec<u8>, sender_ssrc: u32, blocks: &[ReportBlock]) {
+    let blocks = &blocks[..blocks.len().min(31)];
+    let words = 1 + 6 * blocks.len();
+    out.extend_from_slice(&[0x80 | blocks.len() as u8, packet_type::RR]);
+    out.extend_from_slice(&(words as u16).to_be_bytes());
+    out.extend_from_slice(&sender_ssrc.to_be_bytes());
+    for b in blocks {
+        out.extend_from_slice(&b.ssrc.to_be_bytes());
+        let lost = (b.cumulative_lost.clamp(-0x80_0000, 0x7f_ffff) as u32) & 0x00ff_ffff;
+        out.extend_from_slice(&((u32::from(b.fraction_lost) << 24) | lost).to_be_bytes());
+        out.extend_from_slice(&b.extended_highest_seq.to_be_bytes());
+        out.extend_from_slice(&b.jitter.to_be_bytes());
+        out.extend_from_slice(&b.last_sr.to_be_bytes());
+        out.extend_from_slice(&b.delay_since_last_sr.to_be_bytes());
+    }
+}
+
+/// Reads the report blocks of an RR.
+pub fn report_blocks<'a>(packet: &RtcpPacket<'a>) -> impl Iterator<Item = ReportBlock> + 'a {
+    let start = match packet.packet_type {
+        packet_type::RR => 8,
+        packet_type::SR => 28,
+        _ => usize::MAX,
+    };
+    let bytes = packet.bytes;
+    (0..usize::from(packet.count)).map_while(move |i| {
+        let b = bytes.get(start.checked_add(i * 24)?..start + i * 24 + 24)?;
+        let lost = be32(&b[4..8])?;
+        Some(ReportBlock {
+            ssrc: be32(&b[0..4])?,
+            fraction_lost: (lost >> 24) as u8,
+            cumulative_lost: ((lost << 8) as i32) >> 8,
+            extended_highest_seq: be32(&b[8..12])?,
+            jitter: be32(&b[12..16])?,
+            last_sr: be32(&b[16..20])?,
+            delay_since_last_sr: be32(&b[20..24])?,
+        })
+    })
+}
+
+fn be32(b: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(b.get(..4)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_compound_rr_and_pli() {
+        let compound = [
+            // RR, 1 block, length 7 words
+            0x81, 0xc9, 0x00, 0x07, //
+            0x00, 0x00, 0x00, 0x01, // sender SSRC 1
+            0x00, 0x00, 0x00, 0x02, // about SSRC 2
+            0x10, 0xff, 0xff, 0xfe, // fraction 16/256, cumulative -2
+            0x00, 0x01, 0x00, 0x05, // ext highest seq 65541
+            0x00, 0x00, 0x00, 0x09, // jitter 9
+            0x00, 0x00, 0x00, 0x00, // LSR
+            0x00, 0x00, 0x00, 0x00, // DLSR
+            // PLI from 1 about 2
+            0x81, 0xce, 0x00, 0x02, //
+            0x00, 0x00, 0x00, 0x01, //
+            0x00, 0x00, 0x00, 0x02,
+        ];
+        let all: Vec<_> = packets(&compound).collect();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].packet_type, packet_type::RR);
+        let blocks: Vec<_> = report_blocks(&all[0]).collect();
+        assert_eq!(blocks.len(), 1);
+        assert_eq!(blocks[0].ssrc, 2);
+        assert_eq!(blocks[0].fraction_lost, 16);
+        assert_eq!(blocks[0].cumulative_lost, -2);
+        assert_eq!(blocks[0].extended_highest_seq, 65541);
+        assert_eq!(blocks[0].jitter, 9);
+        assert_eq!(all[1].keyframe_request_ssrc(), Some(2));
+        assert_eq!(all[1].sender_ssrc(), Some(1));
+
+        // Round trip through the writers.
+        let mut out = Vec::new();
+        write_rr(&mut out, 1, &blocks);
+        write_pli(&mut out, 1, 2);
+        assert_eq!(out, compound);
+    }
+
+    #[test]
+    fn reads_a_fir() {
+        let fir = [
+            0x84, 0xce, 0x00, 0x04, // FIR, length 4
+            0x00, 0x00, 0x00, 0x01, // sender
+            0x00, 0x00, 0x00, 0x00, // media source (unused)
+            0x00, 0x00, 0x00, 0x07, // FCI: SSRC 7
+            0x03, 0x00, 0x00, 0x00, // seq nr 3
+        ];
+        let p = packets(&fir).next().unwrap();
+        assert_eq!(p.count, FMT_FIR);
+        assert_eq!(p.keyframe_request_ssrc(), Some(7));
+    }
+
+    #[test]
+    fn sender_report_round_trip() {
+        let info = SenderInfo {
+            ssrc: 0xabcdef01,
+            ntp: 0x0102_0304_0506_0708,
+            rtp_timestamp: 90_000,
+            packet_count: 10,
+            octet_count: 12_000,
+        };
+        let mut out = Vec::new();
+        write_sr(&mut out, &info);
+        assert_eq!(out.len(), 28);
+        let p = packets(&out).next().unwrap();
+        assert_eq!(p.sender_info(), Some(info));
+    }
+
+    #[test]
+    fn malformed_input_ends_the_walk() {
+        assert_eq!(packets(&[0x81, 0xc9, 0x00, 0x07, 0, 0]).count(), 0);
+        assert_eq!(packets(&[0x40, 0xc9, 0x00, 0x00]).count(), 0);
+        let short_pli = [0x81, 0xce, 0x00, 0x01, 0, 0, 0, 1];
+        assert_eq!(packets(&short_pli).next().unwrap().keyframe_request_ssrc(), None);
+    }
+}
