@@ -6,3 +6,7 @@
 //! clock), `control` (registry, negotiation, DTLS), `api` (HTTP).
 
 pub mod wire;
+pub mod dtls;
+pub mod ice;
+pub mod ids;
+pub mod srtp;

@@ -1,0 +1,390 @@
+//! DTLS-SRTP (RFC 5763, RFC 5764) for one session, sans-IO, on the control
+//! thread. Media workers pass the session's DTLS records here and send what
+//! [`DtlsTransport::poll_transmit`] returns; when the handshake completes the
+//! SRTP keys are exported and installed on the worker.
+//!
+//! The server is always the DTLS server (`a=setup:passive` in answers,
+//! `actpass` in offers, which browsers answer `active`). The client's
+//! certificate must match the `a=fingerprint` of its SDP. The SRTP profile is
+//! the server's choice: AEAD_AES_128_GCM whenever the client offers it, even
+//! when it lists AES_CM first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
+use rtc_dtls::crypto::Certificate;
+use rtc_dtls::crypto_provider::{RTCCryptoProvider, default_provider};
+use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
+use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use rtc_srtp::protection_profile::ProtectionProfile;
+
+/// The label of the DTLS-SRTP exporter (RFC 5764 §4.2).
+const SRTP_EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
+/// The use_srtp extension type (RFC 5764 §4.1.1).
+const USE_SRTP: u16 = 14;
+/// The associations of one transport are keyed by one fixed address: the
+/// client may change 5-tuple during the handshake, the association does not.
+const ASSOCIATION: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9);
+
+/// Why a DTLS transport failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DtlsError {
+    /// The certificate could not be made or loaded.
+    #[error("certificate: {0}")]
+    Certificate(String),
+    /// The handshake failed (bad record, alert, fingerprint mismatch).
+    #[error("handshake: {0}")]
+    Handshake(String),
+    /// The peer offered no SRTP profile we support.
+    #[error("no common SRTP protection profile")]
+    NoSrtpProfile,
+    /// The SRTP keys could not be exported.
+    #[error("keying material: {0}")]
+    Export(String),
+}
+
+/// A SHA-256 certificate fingerprint (RFC 8122 §5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of a DER certificate.
+    pub fn of(der: &[u8]) -> Self {
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest.as_ref());
+        Fingerprint(out)
+    }
+
+    /// Parses the value of `a=fingerprint:sha-256 AB:CD:…` (hash name and
+    /// hex case-insensitive). Other hash functions are not accepted.
+    pub fn parse(value: &str) -> Option<Self> {
+        let (alg, hex) = value.trim().split_once(' ')?;
+        if !alg.eq_ignore_ascii_case("sha-256") {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        let mut n = 0;
+        for part in hex.trim().split(':') {
+            *out.get_mut(n)? = u8::from_str_radix(part, 16).ok()?;
+            n += 1;
+        }
+        (n == 32).then_some(Fingerprint(out))
+    }
+
+    /// The SDP form: `sha-256 AB:CD:…`.
+    pub fn to_sdp(&self) -> String {
+        let hex: Vec<String> = self.0.iter().map(|b| format!("{b:02X}")).collect();
+        format!("sha-256 {}", hex.join(":"))
+    }
+}
+
+/// The server's certificate, made once at start and shared by all sessions.
+pub struct DtlsIdentity {
+    certificate: Certificate,
+    provider: Arc<dyn RTCCryptoProvider>,
+    /// Its fingerprint, for every SDP we write.
+    pub fingerprint: Fingerprint,
+}
+
+impl DtlsIdentity {
+    /// Generates a self-signed ECDSA P-256 certificate.
+    pub fn generate() -> Result<Self, DtlsError> {
+        let provider = default_provider().map_err(|e| DtlsError::Certificate(e.to_string()))?;
+        let certificate =
+            Certificate::generate_self_signed(vec!["switchboard".to_owned()], provider.crypto())
+                .map_err(|e| DtlsError::Certificate(e.to_string()))?;
+        let fingerprint = Fingerprint::of(certificate.certificate[0].as_ref());
+        Ok(DtlsIdentity {
+            certificate,
+            provider,
+            fingerprint,
+        })
+    }
+
+    fn server_config(
+        &self,
+        profile: SrtpProtectionProfile,
+        remote: Fingerprint,
+    ) -> Result<HandshakeConfig, DtlsError> {
+        let verify = Arc::new(move |certs: &[Vec<u8>], _: &[_]| {
+            match certs.first() {
+                Some(der) if Fingerprint::of(der) == remote => Ok(()),
+                _ => Err(rtc_shared::error::Error::Other(
+                    "client certificate does not match a=fingerprint".into(),
+                )),
+            }
+        });
+        ConfigBuilder::default()
+            .with_crypto_provider(self.provider.clone())
+            .with_certificates(vec![self.certificate.clone()])
+            .with_srtp_protection_profiles(vec![profile])
+            .with_extended_master_secret(ExtendedMasterSecretType::Request)
+            .with_client_auth(ClientAuthType::RequireAnyClientCert)
+            .with_insecure_skip_verify(true)
+            .with_verify_peer_certificate(Some(verify))
+            .build(false, None)
+            .map_err(|e| DtlsError::Certificate(e.to_string()))
+    }
+}
+
+/// SRTP master keys and salts exported from a completed handshake.
+#[derive(Clone)]
+pub struct SrtpKeys {
+    /// The negotiated profile.
+    pub profile: ProtectionProfile,
+    /// Key and salt protecting what we send.
+    pub local: (Vec<u8>, Vec<u8>),
+    /// Key and salt protecting what the client sends.
+    pub remote: (Vec<u8>, Vec<u8>),
+}
+
+impl std::fmt::Debug for SrtpKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SrtpKeys({:?})", self.profile)
+    }
+}
+
+/// One session's DTLS association, server side.
+///
+/// Inputs: [`handle_datagram`](Self::handle_datagram) with each record the
+/// worker passes on, [`handle_timeout`](Self::handle_timeout) when
+/// [`poll_timeout`](Self::poll_timeout) is due. Outputs: drain
+/// [`poll_transmit`](Self::poll_transmit) after every input.
+pub struct DtlsTransport {
+    identity: Arc<DtlsIdentity>,
+    remote_fingerprint: Fingerprint,
+    endpoint: Option<Endpoint>,
+    connected: bool,
+}
+
+impl DtlsTransport {
+    /// A transport that will accept a client whose certificate has `remote_fingerprint`.
+    pub fn new(identity: Arc<DtlsIdentity>, remote_fingerprint: Fingerprint) -> Self {
+        DtlsTransport {
+            identity,
+            remote_fingerprint,
+            endpoint: None,
+            connected: false,
+        }
+    }
+
+    /// Whether the handshake has completed.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Takes one DTLS datagram. Returns the SRTP keys when this datagram
+    /// completed the handshake.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+    ) -> Result<Option<SrtpKeys>, DtlsError> {
+        if self.endpoint.is_none() {
+            // The first ClientHello decides the SRTP profile (server's
+            // preference: GCM), before the association exists.
+            let Some(offered) = client_hello_srtp_profiles(datagram) else {
+                return Ok(None);
+            };
+            let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
+            let config = self
+                .identity
+                .server_config(profile, self.remote_fingerprint.clone())?;
+            self.endpoint = Some(Endpoint::new(
+                ASSOCIATION,
+                rtc_shared::TransportProtocol::UDP,
+                Some(Arc::new(config)),
+            ));
+        }
+        let Some(endpoint) = self.endpoint.as_mut() else {
+            return Ok(None);
+        };
+        let events = endpoint
+            .read(now, ASSOCIATION, None, BytesMut::from(datagram))
+            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+        let completed = events
+            .iter()
+            .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+        if completed && !self.connected {
+            self.connected = true;
+            return self.export_keys().map(Some);
+        }
+        Ok(None)
+    }
+
+    fn export_keys(&self) -> Result<SrtpKeys, DtlsError> {
+        let state = self
+            .endpoint
+            .as_ref()
+            .and_then(|e| e.get_connection_state(ASSOCIATION))
+            .ok_or_else(|| DtlsError::Export("no association".into()))?;
+        let profile = match state.srtp_protection_profile() {
+            SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm => ProtectionProfile::AeadAes128Gcm,
+            SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 => {
+                ProtectionProfile::Aes128CmHmacSha1_80
+            }
+            _ => return Err(DtlsError::NoSrtpProfile),
+        };
+        let (key_len, salt_len) = (profile.key_len(), profile.salt_len());
+        let material = state
+            .export_keying_material(SRTP_EXPORTER_LABEL, &[], 2 * (key_len + salt_len))
+            .map_err(|e| DtlsError::Export(e.to_string()))?
+            .into_bytes();
+        // RFC 5764 §4.2: client key, server key, client salt, server salt.
+        let client_key = material[..key_len].to_vec();
+        let server_key = material[key_len..2 * key_len].to_vec();
+        let client_salt = material[2 * key_len..2 * key_len + salt_len].to_vec();
+        let server_salt = material[2 * key_len + salt_len..].to_vec();
+        Ok(SrtpKeys {
+            profile,
+            local: (server_key, server_salt),
+            remote: (client_key, client_salt),
+        })
+    }
+
+    /// The next datagram to send to the client.
+    pub fn poll_transmit(&mut self) -> Option<BytesMut> {
+        self.endpoint.as_mut()?.poll_transmit().map(|t| t.message)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.endpoint.as_ref()?.poll_timeout(&ASSOCIATION)
+    }
+
+    /// Retransmits the last flight if its timer expired.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        match self.endpoint.as_mut() {
+            Some(e) => e
+                .handle_timeout(ASSOCIATION, now)
+                .map_err(|e| DtlsError::Handshake(e.to_string())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The server's choice among the profiles a client offers: GCM first.
+fn choose_profile(offered: &[u16]) -> Option<SrtpProtectionProfile> {
+    [
+        SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+        SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+    ]
+    .into_iter()
+    .find(|p| offered.contains(&(*p as u16)))
+}
+
+/// The SRTP profiles in a datagram's ClientHello `use_srtp` extension, or
+/// `None` if the datagram does not start with a whole ClientHello.
+pub fn client_hello_srtp_profiles(datagram: &[u8]) -> Option<Vec<u16>> {
+    // Record header (13) then handshake header (12): ClientHello, unfragmented.
+    let record = datagram.get(..13)?;
+    if record[0] != 22 {
+        return None;
+    }
+    let hs = datagram.get(13..25)?;
+    if hs[0] != 1 || hs[6..9] != [0, 0, 0] || hs[1..4] != hs[9..12] {
+        return None;
+    }
+    let mut r = Reader(datagram.get(25..)?);
+    r.take(2 + 32)?; // client_version, random
+    let n = usize::from(r.u8()?);
+    r.take(n)?; // session_id
+    let n = usize::from(r.u8()?);
+    r.take(n)?; // cookie
+    let n = usize::from(r.u16()?);
+    r.take(n)?; // cipher_suites
+    let n = usize::from(r.u8()?);
+    r.take(n)?; // compression_methods
+    let n = usize::from(r.u16()?);
+    let mut ext = Reader(r.take(n)?);
+    while let (Some(kind), Some(len)) = (ext.u16(), ext.u16()) {
+        let mut body = Reader(ext.take(usize::from(len))?);
+        if kind == USE_SRTP {
+            let n = usize::from(body.u16()?);
+            let mut list = Reader(body.take(n)?);
+            let mut profiles = Vec::new();
+            while let Some(p) = list.u16() {
+                profiles.push(p);
+            }
+            return Some(profiles);
+        }
+    }
+    Some(Vec::new())
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        let b = self.take(2)?;
+        Some(u16::from_be_bytes([b[0], b[1]]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_parse_and_print() {
+        let f = Fingerprint::of(b"certificate");
+        let sdp = f.to_sdp();
+        assert!(sdp.starts_with("sha-256 "));
+        assert_eq!(Fingerprint::parse(&sdp), Some(f.clone()));
+        assert_eq!(Fingerprint::parse(&sdp.to_lowercase()), Some(f));
+        assert_eq!(Fingerprint::parse("sha-1 AB:CD"), None);
+        assert_eq!(Fingerprint::parse("sha-256 AB:CD"), None);
+        assert_eq!(Fingerprint::parse("sha-256 zz"), None);
+    }
+
+    #[test]
+    fn the_server_prefers_gcm_whatever_the_client_order() {
+        let cm = SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 as u16;
+        let gcm = SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm as u16;
+        assert_eq!(choose_profile(&[cm, gcm]), Some(SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm));
+        assert_eq!(choose_profile(&[cm]), Some(SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80));
+        assert_eq!(choose_profile(&[0x0002]), None);
+    }
+
+    /// A ClientHello record (annotated), with use_srtp listing AES_CM_80 then GCM.
+    #[test]
+    fn reads_use_srtp_from_a_client_hello() {
+        let mut body = vec![0xfe, 0xfd]; // client_version DTLS 1.2
+        body.extend_from_slice(&[0xab; 32]); // random
+        body.push(0); // session_id: empty
+        body.push(0); // cookie: empty
+        body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2b]); // one cipher suite
+        body.extend_from_slice(&[0x01, 0x00]); // null compression
+        let ext = [
+            0x00, 0x17, 0x00, 0x00, // extended_master_secret, empty
+            0x00, 0x0e, 0x00, 0x07, // use_srtp, 7 bytes
+            0x00, 0x04, 0x00, 0x01, 0x00, 0x07, // two profiles: 0x0001, 0x0007
+            0x00, // empty MKI
+        ];
+        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+        body.extend_from_slice(&ext);
+        let len = (body.len() as u32).to_be_bytes();
+        let mut dgram = vec![22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
+        dgram.extend_from_slice(&((body.len() + 12) as u16).to_be_bytes());
+        dgram.extend_from_slice(&[1, len[1], len[2], len[3], 0, 0, 0, 0, 0, len[1], len[2], len[3]]);
+        dgram.extend_from_slice(&body);
+        assert_eq!(client_hello_srtp_profiles(&dgram), Some(vec![0x0001, 0x0007]));
+        for n in 0..dgram.len() {
+            assert_eq!(client_hello_srtp_profiles(&dgram[..n]), None);
+        }
+        dgram[13] = 2; // ServerHello
+        assert_eq!(client_hello_srtp_profiles(&dgram), None);
+    }
+}

@@ -1,0 +1,107 @@
+//! Identifiers and units of the domain as newtypes: the API's ids and names,
+//! the RFCs' SSRC and payload type, and the compact keys that media workers
+//! index by.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                $name(s.to_owned())
+            }
+        }
+    };
+}
+
+string_id!(
+    /// An application: the unit of auth and of track visibility.
+    AppId
+);
+string_id!(
+    /// A session (one PeerConnection): 32 lowercase hex characters, 128 random bits.
+    SessionId
+);
+string_id!(
+    /// A track's name, unique within its publishing session.
+    TrackName
+);
+string_id!(
+    /// A media section's identification tag (RFC 8843).
+    Mid
+);
+
+impl SessionId {
+    /// A fresh unguessable id.
+    pub fn random() -> Self {
+        SessionId(hex(&random_bytes::<16>()))
+    }
+}
+
+/// A synchronisation source (RFC 3550).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ssrc(pub u32);
+
+/// An RTP payload type (7 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PayloadType(pub u8);
+
+/// A session's compact index, used by media workers instead of its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionKey(pub u32);
+
+/// A pushed track's compact index, unique in the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackKey(pub u64);
+
+/// A media worker's index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub usize);
+
+/// Bytes from the system's secure random source.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    // The system random source failing is not recoverable for a server
+    // that must hand out unguessable ids.
+    aws_lc_rs::rand::fill(&mut out).expect("system random source");
+    out
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_32_lowercase_hex_and_distinct() {
+        let a = SessionId::random();
+        let b = SessionId::random();
+        assert_eq!(a.as_str().len(), 32);
+        assert!(a.as_str().chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert_ne!(a, b);
+    }
+}
