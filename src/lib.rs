@@ -10,3 +10,6 @@ pub mod dtls;
 pub mod ice;
 pub mod ids;
 pub mod srtp;
+pub mod sdp;
+pub mod fanout;
+pub mod session;

@@ -164,6 +164,11 @@ pub fn set_sequence_number(packet: &mut [u8], seq: u16) {
     packet[field::SEQUENCE].copy_from_slice(&seq.to_be_bytes());
 }
 
+/// Writes a timestamp in place.
+pub fn set_timestamp(packet: &mut [u8], timestamp: u32) {
+    packet[field::TIMESTAMP].copy_from_slice(&timestamp.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,60 @@
+//! Fan-out snapshots: for each pushed track, which subscriber sessions live
+//! on which media worker. The control thread builds a new immutable table
+//! and swaps it in (read-copy-update); workers load it per packet without a
+//! lock.
+//!
+//! Where it sits: step 2 of the data path — after the publisher's packet is
+//! unprotected, its worker loads the track's table to know where to send it.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::ids::{SessionKey, TrackKey};
+
+/// Subscribers of one track, grouped by the worker that owns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FanoutTable {
+    /// `per_worker[w]`: the subscriber sessions whose transport worker `w` owns.
+    pub per_worker: Vec<Vec<SessionKey>>,
+}
+
+impl FanoutTable {
+    /// Whether no worker has a subscriber.
+    pub fn is_empty(&self) -> bool {
+        self.per_worker.iter().all(Vec::is_empty)
+    }
+}
+
+/// A pushed track's fan-out, shared by the control thread (writer) and the
+/// publisher's worker (reader).
+#[derive(Debug)]
+pub struct TrackFanout {
+    /// The track.
+    pub key: TrackKey,
+    table: ArcSwap<FanoutTable>,
+}
+
+impl TrackFanout {
+    /// A track with no subscribers.
+    pub fn new(key: TrackKey) -> Self {
+        TrackFanout {
+            key,
+            table: ArcSwap::from_pointee(FanoutTable::default()),
+        }
+    }
+
+    /// The current table; cheap, lock-free.
+    pub fn load(&self) -> arc_swap::Guard<Arc<FanoutTable>> {
+        self.table.load()
+    }
+
+    /// Swaps in a new table if it differs; returns whether it did.
+    pub fn store(&self, table: FanoutTable) -> bool {
+        if **self.table.load() == table {
+            return false;
+        }
+        self.table.store(Arc::new(table));
+        true
+    }
+}

@@ -1,0 +1,284 @@
+//! Session descriptions (RFC 8866, JSEP RFC 8829) as switchboard reads and
+//! writes them: [`parse`] turns a client's offer or answer into a
+//! [`SessionDescription`] without losing what it does not interpret;
+//! [`write`] turns a session's transceivers into an answer or offer.
+//!
+//! Where it sits: on the control thread, in negotiation; nothing here is on
+//! the packet path.
+
+mod parse;
+mod write;
+
+pub use parse::{SdpError, parse};
+pub use write::{MediaOut, SdpWriter, SendStream, Transport};
+
+use crate::ids::Mid;
+
+/// What an m-line carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// `m=audio`.
+    Audio,
+    /// `m=video`.
+    Video,
+    /// `m=application` (data channels).
+    Application,
+}
+
+impl MediaKind {
+    /// The m-line's media word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+            MediaKind::Application => "application",
+        }
+    }
+
+    /// From the API's `kind` or an m-line's media word.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "audio" => Some(MediaKind::Audio),
+            "video" => Some(MediaKind::Video),
+            "application" => Some(MediaKind::Application),
+            _ => None,
+        }
+    }
+}
+
+/// An m-line's direction attribute, from the writer's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    /// `a=sendrecv` (also the default when none is given).
+    #[default]
+    SendRecv,
+    /// `a=sendonly`.
+    SendOnly,
+    /// `a=recvonly`.
+    RecvOnly,
+    /// `a=inactive`.
+    Inactive,
+}
+
+impl Direction {
+    /// From whether the writer sends and receives.
+    pub fn new(sends: bool, receives: bool) -> Self {
+        match (sends, receives) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+
+    /// Whether the writer of the SDP sends on this m-line.
+    pub fn sends(&self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    /// Whether the writer of the SDP receives on this m-line.
+    pub fn receives(&self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    /// The attribute name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+}
+
+/// One payload format of an m-line: `a=rtpmap`, `a=fmtp`, `a=rtcp-fb`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Codec {
+    /// Payload type.
+    pub pt: u8,
+    /// Encoding name as written (`opus`, `VP8`, `H264`, `rtx`).
+    pub name: String,
+    /// Clock rate in Hz.
+    pub clock_rate: u32,
+    /// Audio channels, when given.
+    pub channels: Option<u8>,
+    /// The fmtp parameters, verbatim.
+    pub fmtp: Option<String>,
+    /// rtcp-fb values (`nack pli`, `ccm fir`, `transport-cc`).
+    pub rtcp_fb: Vec<String>,
+}
+
+impl Codec {
+    /// Whether two codecs are the same format (name, clock, channels and
+    /// the fmtp parameters that change the bitstream).
+    pub fn same_format(&self, other: &Codec) -> bool {
+        self.name.eq_ignore_ascii_case(&other.name)
+            && self.clock_rate == other.clock_rate
+            && self.channels.unwrap_or(1) == other.channels.unwrap_or(1)
+            && self.format_parameters() == other.format_parameters()
+    }
+
+    /// The fmtp parameters that identify a format: H.264's profile and
+    /// packetization mode, VP9's and AV1's profile, H.265's profile and tier.
+    fn format_parameters(&self) -> Vec<(String, String)> {
+        const IDENTIFYING: &[&str] = &[
+            "packetization-mode",
+            "profile-level-id",
+            "profile-id",
+            "profile",
+            "tier-flag",
+            "profile-space",
+        ];
+        let mut out: Vec<(String, String)> = self
+            .fmtp
+            .as_deref()
+            .unwrap_or("")
+            .split(';')
+            .filter_map(|p| p.trim().split_once('='))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
+            .filter(|(k, _)| IDENTIFYING.contains(&k.as_str()))
+            .map(|(k, v)| {
+                // profile-level-id: only the profile (first 4 hex digits) must agree.
+                if k == "profile-level-id" && v.len() == 6 {
+                    (k, v[..4].to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        if self.name.eq_ignore_ascii_case("h264")
+            && !out.iter().any(|(k, _)| k == "packetization-mode")
+        {
+            out.push(("packetization-mode".into(), "0".into()));
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether switchboard forwards this format: Opus, PCMU, PCMA for audio;
+    /// VP8, VP9, H.264, H.265, AV1 for video. RTX, RED and FEC are not
+    /// negotiated yet.
+    pub fn is_forwardable(&self) -> bool {
+        const NAMES: &[&str] = &["opus", "pcmu", "pcma", "vp8", "vp9", "h264", "h265", "av1"];
+        NAMES.contains(&self.name.to_ascii_lowercase().as_str())
+    }
+}
+
+/// `a=extmap`: a header extension and its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extmap {
+    /// Local id (1..=14 for one-byte headers).
+    pub id: u8,
+    /// The extension's URI.
+    pub uri: String,
+}
+
+/// Header extension URIs switchboard negotiates.
+pub mod extension {
+    /// RFC 8843 MID.
+    pub const MID: &str = "urn:ietf:params:rtp-hdrext:sdes:mid";
+    /// RFC 8852 RtpStreamId.
+    pub const RTP_STREAM_ID: &str = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id";
+    /// RFC 8852 RepairedRtpStreamId.
+    pub const REPAIRED_RTP_STREAM_ID: &str =
+        "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
+    /// Absolute send time.
+    pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
+    /// Transport-wide congestion control.
+    pub const TRANSPORT_CC: &str =
+        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+
+    /// Those a publisher's packets may carry and that switchboard reads.
+    pub const ACCEPTED: &[&str] = &[MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID, ABS_SEND_TIME];
+}
+
+/// One m-line of a parsed description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSection {
+    /// What it carries.
+    pub kind: MediaKind,
+    /// The port; 0 means rejected or stopped.
+    pub port: u16,
+    /// The transport protocol (`UDP/TLS/RTP/SAVPF`, `UDP/DTLS/SCTP`).
+    pub proto: String,
+    /// The formats of the m-line, verbatim.
+    pub formats: Vec<String>,
+    /// `a=mid`.
+    pub mid: Option<Mid>,
+    /// The direction, from the writer's point of view.
+    pub direction: Direction,
+    /// Payload formats in m-line order.
+    pub codecs: Vec<Codec>,
+    /// Header extensions.
+    pub extmaps: Vec<Extmap>,
+    /// SSRCs from `a=ssrc`, in order of first appearance.
+    pub ssrcs: Vec<u32>,
+    /// `a=msid` (stream id and track id), if any.
+    pub msid: Option<String>,
+    /// `a=rid` ids with direction `send`.
+    pub rids: Vec<String>,
+    /// `a=rtcp-mux` present.
+    pub rtcp_mux: bool,
+    /// `a=rtcp-rsize` present.
+    pub rtcp_rsize: bool,
+    /// Media-level `a=ice-ufrag`.
+    pub ice_ufrag: Option<String>,
+    /// Media-level `a=ice-pwd`.
+    pub ice_pwd: Option<String>,
+    /// Media-level `a=fingerprint` value.
+    pub fingerprint: Option<String>,
+    /// Media-level `a=setup`.
+    pub setup: Option<String>,
+}
+
+impl MediaSection {
+    /// Whether the m-line is live (port not zero).
+    pub fn is_active(&self) -> bool {
+        self.port != 0
+    }
+}
+
+/// A parsed session description.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionDescription {
+    /// Session-level `a=ice-ufrag`.
+    pub ice_ufrag: Option<String>,
+    /// Session-level `a=ice-pwd`.
+    pub ice_pwd: Option<String>,
+    /// Session-level `a=fingerprint` value.
+    pub fingerprint: Option<String>,
+    /// Session-level `a=setup`.
+    pub setup: Option<String>,
+    /// `a=extmap-allow-mixed` present.
+    pub extmap_allow_mixed: bool,
+    /// The m-lines in order.
+    pub media: Vec<MediaSection>,
+}
+
+impl SessionDescription {
+    /// The ICE credentials of the bundle: session level, else the first m-line's.
+    pub fn ice_credentials(&self) -> Option<(&str, &str)> {
+        let ufrag = self
+            .ice_ufrag
+            .as_deref()
+            .or_else(|| self.media.iter().find_map(|m| m.ice_ufrag.as_deref()))?;
+        let pwd = self
+            .ice_pwd
+            .as_deref()
+            .or_else(|| self.media.iter().find_map(|m| m.ice_pwd.as_deref()))?;
+        Some((ufrag, pwd))
+    }
+
+    /// The certificate fingerprint: session level, else the first m-line's.
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint
+            .as_deref()
+            .or_else(|| self.media.iter().find_map(|m| m.fingerprint.as_deref()))
+    }
+
+    /// The m-line with this mid.
+    pub fn section(&self, mid: &Mid) -> Option<&MediaSection> {
+        self.media.iter().find(|m| m.mid.as_ref() == Some(mid))
+    }
+}

@@ -1,0 +1,251 @@
+//! Reading an SDP into a [`SessionDescription`]: line by line, tolerant of
+//! what it does not interpret, strict about what a WebRTC session needs.
+
+use super::*;
+
+/// Why an SDP was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// A line is not `x=value`, or an m-line or attribute is malformed.
+    #[error("line {line}: {reason}")]
+    Malformed {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// No `v=0` first line.
+    #[error("not an SDP (no v=0)")]
+    NotSdp,
+}
+
+/// Parses an SDP offer or answer.
+pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
+    let mut desc = SessionDescription::default();
+    let mut lines = sdp.lines().map(str::trim_end).filter(|l| !l.is_empty()).enumerate();
+    match lines.next() {
+        Some((_, "v=0")) => {}
+        _ => return Err(SdpError::NotSdp),
+    }
+    for (index, line) in lines {
+        let n = index + 1;
+        let bad = |reason| SdpError::Malformed { line: n, reason };
+        let (kind, value) = line.split_once('=').ok_or(bad("expected x=value"))?;
+        match kind {
+            "m" => desc.media.push(media_line(value).ok_or(bad("malformed m-line"))?),
+            "a" => {
+                let (name, arg) = value.split_once(':').unwrap_or((value, ""));
+                match desc.media.last_mut() {
+                    Some(m) => media_attribute(m, name, arg).ok_or(bad("malformed attribute"))?,
+                    None => session_attribute(&mut desc, name, arg),
+                }
+            }
+            k if k.len() == 1 => {}
+            _ => return Err(bad("expected a one-letter type")),
+        }
+    }
+    Ok(desc)
+}
+
+fn media_line(value: &str) -> Option<MediaSection> {
+    let mut parts = value.split_ascii_whitespace();
+    let kind = MediaKind::parse(parts.next()?)?;
+    let port = parts.next()?.split('/').next()?.parse().ok()?;
+    let proto = parts.next()?.to_owned();
+    let formats: Vec<String> = parts.map(str::to_owned).collect();
+    let codecs = if kind == MediaKind::Application {
+        Vec::new()
+    } else {
+        formats
+            .iter()
+            .filter_map(|f| f.parse().ok())
+            .map(|pt| Codec {
+                pt,
+                name: String::new(),
+                clock_rate: 0,
+                channels: None,
+                fmtp: None,
+                rtcp_fb: Vec::new(),
+            })
+            .collect()
+    };
+    Some(MediaSection {
+        kind,
+        port,
+        proto,
+        formats,
+        mid: None,
+        direction: Direction::SendRecv,
+        codecs,
+        extmaps: Vec::new(),
+        ssrcs: Vec::new(),
+        msid: None,
+        rids: Vec::new(),
+        rtcp_mux: false,
+        rtcp_rsize: false,
+        ice_ufrag: None,
+        ice_pwd: None,
+        fingerprint: None,
+        setup: None,
+    })
+}
+
+fn session_attribute(desc: &mut SessionDescription, name: &str, arg: &str) {
+    match name {
+        "ice-ufrag" => desc.ice_ufrag = Some(arg.to_owned()),
+        "ice-pwd" => desc.ice_pwd = Some(arg.to_owned()),
+        "fingerprint" => desc.fingerprint = Some(arg.to_owned()),
+        "setup" => desc.setup = Some(arg.to_owned()),
+        "extmap-allow-mixed" => desc.extmap_allow_mixed = true,
+        _ => {}
+    }
+}
+
+/// Applies one media-level attribute; `None` if it is malformed.
+fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
+    match name {
+        "mid" => m.mid = Some(Mid(arg.to_owned())),
+        "sendrecv" => m.direction = Direction::SendRecv,
+        "sendonly" => m.direction = Direction::SendOnly,
+        "recvonly" => m.direction = Direction::RecvOnly,
+        "inactive" => m.direction = Direction::Inactive,
+        "rtcp-mux" => m.rtcp_mux = true,
+        "rtcp-rsize" => m.rtcp_rsize = true,
+        "ice-ufrag" => m.ice_ufrag = Some(arg.to_owned()),
+        "ice-pwd" => m.ice_pwd = Some(arg.to_owned()),
+        "fingerprint" => m.fingerprint = Some(arg.to_owned()),
+        "setup" => m.setup = Some(arg.to_owned()),
+        "msid" => m.msid = Some(arg.to_owned()),
+        "rtpmap" => {
+            let (pt, rest) = arg.split_once(' ')?;
+            let codec = codec_mut(m, pt)?;
+            let mut enc = rest.trim().split('/');
+            codec.name = enc.next()?.to_owned();
+            codec.clock_rate = enc.next()?.parse().ok()?;
+            codec.channels = enc.next().map(|c| c.parse()).transpose().ok()?;
+        }
+        "fmtp" => {
+            let (pt, params) = arg.split_once(' ')?;
+            if let Some(codec) = codec_mut(m, pt) {
+                codec.fmtp = Some(params.trim().to_owned());
+            }
+        }
+        "rtcp-fb" => {
+            let (pt, fb) = arg.split_once(' ')?;
+            if pt == "*" {
+                for c in &mut m.codecs {
+                    c.rtcp_fb.push(fb.trim().to_owned());
+                }
+            } else if let Some(codec) = codec_mut(m, pt) {
+                codec.rtcp_fb.push(fb.trim().to_owned());
+            }
+        }
+        "extmap" => {
+            let (id, rest) = arg.split_once(' ')?;
+            // "1/sendonly" carries a direction after the id.
+            let id: u8 = id.split('/').next()?.parse().ok()?;
+            let uri = rest.split_ascii_whitespace().next()?.to_owned();
+            m.extmaps.push(Extmap { id, uri });
+        }
+        "ssrc" => {
+            let ssrc: u32 = arg.split(' ').next()?.parse().ok()?;
+            if !m.ssrcs.contains(&ssrc) {
+                m.ssrcs.push(ssrc);
+            }
+        }
+        "rid" => {
+            let mut parts = arg.split_ascii_whitespace();
+            let id = parts.next()?;
+            if parts.next() == Some("send") {
+                m.rids.push(id.to_owned());
+            }
+        }
+        _ => {}
+    }
+    Some(())
+}
+
+/// The codec of a payload type listed on the m-line (rtpmap of unlisted
+/// types is ignored, as JSEP says).
+fn codec_mut<'a>(m: &'a mut MediaSection, pt: &str) -> Option<&'a mut Codec> {
+    let pt: u8 = pt.trim().parse().ok()?;
+    m.codecs.iter_mut().find(|c| c.pt == pt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    }
+
+    #[test]
+    fn parses_a_chrome_offer() {
+        let d = parse(&fixture("chrome-offer.sdp")).unwrap();
+        assert_eq!(d.media.len(), 2);
+        let (audio, video) = (&d.media[0], &d.media[1]);
+        assert_eq!(audio.kind, MediaKind::Audio);
+        assert_eq!(audio.mid, Some(Mid("0".into())));
+        assert_eq!(audio.direction, Direction::SendOnly);
+        assert!(audio.rtcp_mux);
+        let opus = audio.codecs.iter().find(|c| c.name == "opus").unwrap();
+        assert_eq!((opus.pt, opus.clock_rate, opus.channels), (111, 48000, Some(2)));
+        assert_eq!(opus.fmtp.as_deref(), Some("minptime=10;useinbandfec=1"));
+        assert!(opus.rtcp_fb.contains(&"transport-cc".to_owned()));
+        assert_eq!(audio.ssrcs.len(), 1);
+        assert!(audio.extmaps.iter().any(|e| e.uri == extension::MID));
+        assert_eq!(video.kind, MediaKind::Video);
+        assert!(video.codecs.iter().any(|c| c.name == "VP8"));
+        assert!(video.codecs.iter().any(|c| c.name == "rtx"));
+        assert_eq!(d.ice_credentials().map(|c| c.0), Some("kdj6"));
+        assert!(d.fingerprint().unwrap().starts_with("sha-256 "));
+        assert!(d.extmap_allow_mixed);
+    }
+
+    #[test]
+    fn parses_firefox_and_safari_offers() {
+        let ff = parse(&fixture("firefox-offer.sdp")).unwrap();
+        assert_eq!(ff.media.len(), 2);
+        assert_eq!(ff.media[0].direction, Direction::SendRecv);
+        assert!(ff.media[0].codecs.iter().any(|c| c.name == "opus" && c.pt == 109));
+        assert!(ff.media[1].codecs.iter().any(|c| c.name == "VP8" && c.pt == 120));
+        assert!(!ff.media[0].ssrcs.is_empty());
+        assert!(ff.ice_credentials().is_some());
+        assert!(ff.fingerprint().is_some());
+
+        let safari = parse(&fixture("safari-offer.sdp")).unwrap();
+        assert_eq!(safari.media[0].kind, MediaKind::Video);
+        assert_eq!(safari.media[0].direction, Direction::RecvOnly);
+        assert!(safari.media[0].codecs.iter().any(|c| c.name == "H264"));
+        assert!(safari.ice_credentials().is_some());
+    }
+
+    #[test]
+    fn refuses_what_is_not_sdp() {
+        assert_eq!(parse("hello").unwrap_err(), SdpError::NotSdp);
+        assert!(parse("v=0\r\nm=video notaport UDP/TLS/RTP/SAVPF 96\r\n").is_err());
+        assert!(parse("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus\r\n").is_err());
+        assert!(parse("v=0\r\nnonsense\r\n").is_err());
+        // Unknown attributes and lines are kept out of the way, not refused.
+        assert!(parse("v=0\r\na=x-unknown:1\r\nm=audio 9 RTP/AVP 0\r\na=foo\r\n").is_ok());
+    }
+
+    #[test]
+    fn format_identity_follows_the_parameters_that_matter() {
+        let h264 = |fmtp: &str| Codec {
+            pt: 96,
+            name: "H264".into(),
+            clock_rate: 90000,
+            channels: None,
+            fmtp: Some(fmtp.into()),
+            rtcp_fb: vec![],
+        };
+        let a = h264("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f");
+        let b = h264("profile-level-id=42e034;packetization-mode=1");
+        let c = h264("profile-level-id=42e01f;packetization-mode=0");
+        assert!(a.same_format(&b));
+        assert!(!a.same_format(&c));
+    }
+}

@@ -1,0 +1,179 @@
+//! Writing switchboard's answers and offers: one BUNDLE group, rtcp-mux,
+//! `a=ice-lite`, our ICE credentials and DTLS fingerprint, and our host
+//! candidates in every m-line (there is no trickle ICE).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use super::*;
+use crate::dtls::Fingerprint;
+
+/// What every SDP we write says about our transport.
+#[derive(Debug, Clone)]
+pub struct Transport<'a> {
+    /// Our ice-ufrag for this session.
+    pub ice_ufrag: &'a str,
+    /// Our ice-pwd for this session.
+    pub ice_pwd: &'a str,
+    /// Our certificate's fingerprint.
+    pub fingerprint: &'a Fingerprint,
+    /// `passive` in answers, `actpass` in offers.
+    pub setup: &'static str,
+    /// Host candidates: the media port on each announced address.
+    pub candidates: &'a [SocketAddr],
+}
+
+/// A stream we send on an m-line: what `a=ssrc` and `a=msid` say.
+#[derive(Debug, Clone)]
+pub struct SendStream {
+    /// Our SSRC towards this client.
+    pub ssrc: u32,
+    /// MediaStream id.
+    pub stream_id: String,
+    /// MediaStreamTrack id.
+    pub track_id: String,
+}
+
+/// One m-line to write.
+#[derive(Debug, Clone)]
+pub struct MediaOut<'a> {
+    /// What it carries.
+    pub kind: MediaKind,
+    /// Its mid.
+    pub mid: &'a Mid,
+    /// Rejected or stopped: port 0 and no attributes but the mid.
+    pub rejected: bool,
+    /// Our direction.
+    pub direction: Direction,
+    /// Payload formats (non-empty unless rejected).
+    pub codecs: &'a [Codec],
+    /// Header extensions.
+    pub extmaps: &'a [Extmap],
+    /// Whether to write `a=rtcp-rsize`.
+    pub rtcp_rsize: bool,
+    /// The stream we send, if we send.
+    pub send: Option<&'a SendStream>,
+}
+
+/// Builds one SDP.
+pub struct SdpWriter {
+    out: String,
+}
+
+impl SdpWriter {
+    /// Starts an SDP with origin `session_id` and `version`.
+    pub fn new(session_id: u64, version: u64, bundle: &[&Mid], extmap_allow_mixed: bool) -> Self {
+        let mut out = String::with_capacity(2048);
+        let _ = write!(
+            out,
+            "v=0\r\no=- {session_id} {version} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+        );
+        if !bundle.is_empty() {
+            out.push_str("a=group:BUNDLE");
+            for mid in bundle {
+                out.push(' ');
+                out.push_str(mid.as_str());
+            }
+            out.push_str("\r\n");
+        }
+        if extmap_allow_mixed {
+            out.push_str("a=extmap-allow-mixed\r\n");
+        }
+        out.push_str("a=ice-lite\r\na=msid-semantic: WMS *\r\n");
+        SdpWriter { out }
+    }
+
+    /// Appends an audio or video m-line.
+    pub fn media(&mut self, m: &MediaOut<'_>, transport: &Transport<'_>) -> &mut Self {
+        let o = &mut self.out;
+        let proto = "UDP/TLS/RTP/SAVPF";
+        if m.rejected || m.codecs.is_empty() {
+            let fmt = m.codecs.first().map_or(0, |c| c.pt);
+            let _ = write!(o, "m={} 0 {proto} {fmt}\r\nc=IN IP4 0.0.0.0\r\n", m.kind.as_str());
+            let _ = write!(o, "a=mid:{}\r\na=inactive\r\n", m.mid);
+            return self;
+        }
+        let _ = write!(o, "m={} 9 {proto}", m.kind.as_str());
+        for c in m.codecs {
+            let _ = write!(o, " {}", c.pt);
+        }
+        o.push_str("\r\n");
+        write_transport(o, transport);
+        let _ = write!(o, "a=mid:{}\r\n", m.mid);
+        for e in m.extmaps {
+            let _ = write!(o, "a=extmap:{} {}\r\n", e.id, e.uri);
+        }
+        let _ = write!(o, "a={}\r\n", m.direction.as_str());
+        if let Some(s) = m.send.filter(|_| m.direction.sends()) {
+            let _ = write!(o, "a=msid:{} {}\r\n", s.stream_id, s.track_id);
+        }
+        o.push_str("a=rtcp-mux\r\n");
+        if m.rtcp_rsize {
+            o.push_str("a=rtcp-rsize\r\n");
+        }
+        for c in m.codecs {
+            let _ = write!(o, "a=rtpmap:{} {}/{}", c.pt, c.name, c.clock_rate);
+            if let Some(ch) = c.channels {
+                let _ = write!(o, "/{ch}");
+            }
+            o.push_str("\r\n");
+            for fb in &c.rtcp_fb {
+                let _ = write!(o, "a=rtcp-fb:{} {fb}\r\n", c.pt);
+            }
+            if let Some(f) = &c.fmtp {
+                let _ = write!(o, "a=fmtp:{} {f}\r\n", c.pt);
+            }
+        }
+        if let Some(s) = m.send.filter(|_| m.direction.sends()) {
+            let _ = write!(o, "a=ssrc:{} cname:switchboard\r\n", s.ssrc);
+            let _ = write!(o, "a=ssrc:{} msid:{} {}\r\n", s.ssrc, s.stream_id, s.track_id);
+        }
+        self
+    }
+
+    /// Appends an m=application line: accepted (SCTP over our DTLS) or rejected.
+    pub fn application(&mut self, mid: &Mid, rejected: bool, transport: &Transport<'_>) -> &mut Self {
+        let o = &mut self.out;
+        if rejected {
+            let _ = write!(
+                o,
+                "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n"
+            );
+            return self;
+        }
+        o.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+        write_transport(o, transport);
+        let _ = write!(o, "a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n");
+        self
+    }
+
+    /// The finished SDP.
+    pub fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn write_transport(o: &mut String, t: &Transport<'_>) {
+    let c_addr = t
+        .candidates
+        .first()
+        .map_or("IN IP4 0.0.0.0".to_owned(), |a| match a {
+            SocketAddr::V4(v4) => format!("IN IP4 {}", v4.ip()),
+            SocketAddr::V6(v6) => format!("IN IP6 {}", v6.ip()),
+        });
+    let _ = write!(o, "c={c_addr}\r\n");
+    let _ = write!(o, "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n", t.ice_ufrag, t.ice_pwd);
+    let _ = write!(o, "a=fingerprint:{}\r\na=setup:{}\r\n", t.fingerprint.to_sdp(), t.setup);
+    for (i, addr) in t.candidates.iter().enumerate() {
+        // Host candidates, highest priority first (RFC 8445 §5.1.2.1).
+        let priority = (126u32 << 24) | ((65535 - i as u32) << 8) | 255;
+        let _ = write!(
+            o,
+            "a=candidate:{} 1 udp {priority} {} {} typ host\r\n",
+            i + 1,
+            addr.ip(),
+            addr.port()
+        );
+    }
+    o.push_str("a=end-of-candidates\r\n");
+}

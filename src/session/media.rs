@@ -1,0 +1,75 @@
+//! What the control thread tells a worker about a session's media: the
+//! routes of its pushed tracks and the outlets of its pulled tracks.
+
+use std::sync::Arc;
+
+use crate::fanout::TrackFanout;
+use crate::ids::{Mid, TrackKey};
+
+/// A session's negotiated media, as its worker needs it. Immutable; the
+/// control thread sends a new one when negotiation changes it.
+#[derive(Debug, Clone, Default)]
+pub struct SessionMedia {
+    /// The id of the MID header extension in this session, if negotiated.
+    pub mid_extension: Option<u8>,
+    /// The SSRC our RTCP (RR, PLI) is sent from.
+    pub rtcp_ssrc: u32,
+    /// Tracks this session pushes.
+    pub inbound: Vec<InboundRoute>,
+    /// Tracks this session pulls.
+    pub outlets: Vec<Outlet>,
+}
+
+impl PartialEq for SessionMedia {
+    fn eq(&self, other: &Self) -> bool {
+        self.mid_extension == other.mid_extension
+            && self.rtcp_ssrc == other.rtcp_ssrc
+            && self.inbound == other.inbound
+            && self.outlets == other.outlets
+    }
+}
+
+/// A pushed track: packets on these SSRCs, or tagged with this mid, go to
+/// this track's fan-out.
+#[derive(Debug, Clone)]
+pub struct InboundRoute {
+    /// The transceiver's mid in the publisher's session.
+    pub mid: Mid,
+    /// SSRCs signalled in the SDP (may be empty: learned from the MID extension).
+    pub ssrcs: Vec<u32>,
+    /// Payload types the publisher may send on it.
+    pub payload_types: Vec<u8>,
+    /// The RTP clock rate, for jitter.
+    pub clock_rate: u32,
+    /// Where its packets go.
+    pub fanout: Arc<TrackFanout>,
+}
+
+impl PartialEq for InboundRoute {
+    fn eq(&self, other: &Self) -> bool {
+        self.mid == other.mid
+            && self.ssrcs == other.ssrcs
+            && self.payload_types == other.payload_types
+            && self.clock_rate == other.clock_rate
+            && Arc::ptr_eq(&self.fanout, &other.fanout)
+    }
+}
+
+/// A pulled track: packets of `track` leave to this session as `ssrc`, with
+/// payload types mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outlet {
+    /// The source track.
+    pub track: TrackKey,
+    /// Our SSRC towards the subscriber.
+    pub ssrc: u32,
+    /// Publisher payload type → subscriber payload type.
+    pub payload_types: Vec<(u8, u8)>,
+}
+
+impl Outlet {
+    /// The subscriber's payload type for a publisher's one.
+    pub fn map_payload_type(&self, pt: u8) -> Option<u8> {
+        self.payload_types.iter().find(|(from, _)| *from == pt).map(|(_, to)| *to)
+    }
+}

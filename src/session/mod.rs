@@ -1,0 +1,14 @@
+//! One session's packet state on the media worker that owns its 5-tuple:
+//! its SRTP contexts, the routes of the tracks it pushes (ingress), the
+//! outlets of the tracks it pulls (egress), and the reception statistics
+//! its receiver reports carry.
+//!
+//! Where it sits: the engine looks a session up by 5-tuple and hands it the
+//! packet; the control thread decides what it pushes and pulls and installs
+//! that here as a [`SessionMedia`].
+
+pub mod egress;
+pub mod ingress;
+pub mod media;
+
+pub use media::{InboundRoute, Outlet, SessionMedia};
