@@ -13,3 +13,5 @@ pub mod srtp;
 pub mod sdp;
 pub mod fanout;
 pub mod session;
+pub mod engine;
+pub mod worker;

@@ -1,0 +1,106 @@
+//! Per-worker counters: packets in and out, drops by reason. Written only by
+//! the owning worker (relaxed atomics, no contention), read by anyone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+pub enum DropReason {
+    /// First byte matches no protocol (RFC 7983).
+    UnknownProtocol,
+    /// Malformed STUN, or not a binding request.
+    BadStun,
+    /// STUN for a ufrag no session has.
+    UnknownUfrag,
+    /// STUN whose MESSAGE-INTEGRITY fails.
+    BadIntegrity,
+    /// DTLS, RTP or RTCP from an address no ICE check bound.
+    UnboundAddress,
+    /// RTP or RTCP before SRTP keys were installed, or on a non-owner worker.
+    NotReady,
+    /// SRTP or SRTCP authentication or replay check failed.
+    SrtpFailure,
+    /// Malformed RTP or RTCP after decryption.
+    Malformed,
+    /// RTP on an SSRC no pushed track claims.
+    UnknownSsrc,
+    /// A payload type the subscriber did not negotiate.
+    UnmappedPayloadType,
+    /// A hand-off ring to another worker was full.
+    HandoffFull,
+    /// The socket refused a send.
+    SendFailed,
+}
+
+impl DropReason {
+    /// Every reason, in order.
+    pub const ALL: [DropReason; 12] = [
+        DropReason::UnknownProtocol,
+        DropReason::BadStun,
+        DropReason::UnknownUfrag,
+        DropReason::BadIntegrity,
+        DropReason::UnboundAddress,
+        DropReason::NotReady,
+        DropReason::SrtpFailure,
+        DropReason::Malformed,
+        DropReason::UnknownSsrc,
+        DropReason::UnmappedPayloadType,
+        DropReason::HandoffFull,
+        DropReason::SendFailed,
+    ];
+
+    /// A metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DropReason::UnknownProtocol => "unknown_protocol",
+            DropReason::BadStun => "bad_stun",
+            DropReason::UnknownUfrag => "unknown_ufrag",
+            DropReason::BadIntegrity => "bad_integrity",
+            DropReason::UnboundAddress => "unbound_address",
+            DropReason::NotReady => "not_ready",
+            DropReason::SrtpFailure => "srtp_failure",
+            DropReason::Malformed => "malformed",
+            DropReason::UnknownSsrc => "unknown_ssrc",
+            DropReason::UnmappedPayloadType => "unmapped_payload_type",
+            DropReason::HandoffFull => "handoff_full",
+            DropReason::SendFailed => "send_failed",
+        }
+    }
+}
+
+/// One worker's counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Datagrams received.
+    pub packets_in: AtomicU64,
+    /// Datagrams sent.
+    pub packets_out: AtomicU64,
+    /// RTP packets forwarded to subscribers.
+    pub rtp_forwarded: AtomicU64,
+    /// Packets handed to other workers.
+    pub handoffs: AtomicU64,
+    drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+impl Counters {
+    /// Counts a drop.
+    pub fn count_drop(&self, reason: DropReason) {
+        self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Drops so far for a reason.
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// Adds to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Reads a counter.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,116 @@
+//! What crosses thread boundaries around a media worker: commands from the
+//! control thread, events to it, and packets handed off between workers.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::dtls::SrtpKeys;
+use crate::fanout::TrackFanout;
+use crate::ids::{SessionKey, TrackKey, WorkerId};
+use crate::session::SessionMedia;
+use crate::wire::rtcp::SenderInfo;
+
+/// From the control thread to one worker.
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// This worker now owns the session's transport, at `addr`.
+    Attach {
+        /// The session.
+        key: SessionKey,
+        /// The client's address (the nominated 5-tuple).
+        addr: SocketAddr,
+    },
+    /// SRTP keys from the completed DTLS handshake.
+    Keys {
+        /// The session.
+        key: SessionKey,
+        /// The keys.
+        keys: SrtpKeys,
+    },
+    /// The session's negotiated media changed.
+    Media {
+        /// The session.
+        key: SessionKey,
+        /// The new media.
+        media: Arc<SessionMedia>,
+    },
+    /// The session is gone or moved to another worker.
+    Detach {
+        /// The session.
+        key: SessionKey,
+    },
+    /// Send a datagram as is (DTLS records).
+    Send {
+        /// Destination.
+        to: SocketAddr,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// Stop the worker.
+    Shutdown,
+    /// Ask the publisher for a keyframe of one of its tracks (PLI).
+    RequestKeyframe {
+        /// The publisher's session.
+        key: SessionKey,
+        /// The track.
+        track: TrackKey,
+    },
+}
+
+/// From a worker to the control thread.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// A valid ICE check arrived from `addr` for a session.
+    Bound {
+        /// The session.
+        key: SessionKey,
+        /// The worker that received it.
+        worker: WorkerId,
+        /// The client's address.
+        addr: SocketAddr,
+        /// USE-CANDIDATE was set.
+        nominated: bool,
+    },
+    /// A DTLS record for a session.
+    Dtls {
+        /// The session.
+        key: SessionKey,
+        /// The worker that received it.
+        worker: WorkerId,
+        /// The client's address.
+        addr: SocketAddr,
+        /// The record(s).
+        bytes: Vec<u8>,
+    },
+    /// A subscriber asked for a keyframe of a track (PLI or FIR).
+    KeyframeRequest {
+        /// The track.
+        track: TrackKey,
+    },
+    /// Media arrived on a pushed track (sent at most once a second per track).
+    MediaReceived {
+        /// The track.
+        track: TrackKey,
+    },
+}
+
+/// A plaintext packet handed from the publisher's worker to a worker that
+/// owns some of the track's subscribers. One per worker, shared by all of
+/// them there.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The track it belongs to; the receiving worker reads its own
+    /// subscribers from the track's fan-out table.
+    pub fanout: Arc<TrackFanout>,
+    /// What it is.
+    pub payload: HandoffPayload,
+}
+
+/// The contents of a [`Handoff`].
+#[derive(Debug)]
+pub enum HandoffPayload {
+    /// An RTP packet, unprotected.
+    Rtp(Vec<u8>),
+    /// The publisher's sender info, for subscribers' sender reports.
+    SenderReport(SenderInfo),
+}

@@ -1,0 +1,550 @@
+//! Everything one media worker owns, sans-IO: the sessions whose 5-tuples
+//! it owns, their SRTP contexts and stream state, and the forwarding of
+//! packets to subscribers (locally or by hand-off to the worker that owns
+//! them).
+//!
+//! Call contract. Inputs: [`Engine::handle_datagram`] for each received
+//! datagram, [`Engine::handle_handoff`] for each packet another worker
+//! handed over, [`Engine::handle_command`] for each control command,
+//! [`Engine::handle_timeout`] when [`Engine::poll_timeout`] is due. Outputs,
+//! to drain after every input: [`Engine::poll_transmit`] (datagrams to
+//! send), [`Engine::poll_handoff`] (packets for other workers),
+//! [`Engine::poll_event`] (events for the control thread). The engine never
+//! reads the clock: `now` is an argument.
+
+pub mod counters;
+pub mod directory;
+pub mod messages;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+
+use crate::ice::BindingRequest;
+use crate::ids::{SessionKey, TrackKey, WorkerId};
+use crate::session::egress::OutboundStream;
+use crate::session::ingress::ReceptionStats;
+use crate::session::SessionMedia;
+use crate::srtp::SrtpSession;
+use crate::wire::rtcp::{self, SenderInfo};
+use crate::wire::rtp::{self, Rewrite, RtpHeader};
+use crate::wire::{PacketKind, classify};
+use counters::{Counters, DropReason};
+use directory::IceDirectory;
+use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
+
+/// How often receiver reports go out.
+const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// At most one MediaReceived event per track per this long.
+const MEDIA_EVENT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A datagram to send.
+#[derive(Debug)]
+pub struct Transmit {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub bytes: BytesMut,
+}
+
+/// One session on the worker that owns its transport.
+struct MediaSession {
+    addr: SocketAddr,
+    srtp: Option<SrtpSession>,
+    media: Arc<SessionMedia>,
+    /// SSRC → reception stats (and route index).
+    inbound: HashMap<u32, ReceptionStats>,
+    /// Pulled track → outbound stream.
+    outbound: HashMap<TrackKey, OutboundStream>,
+}
+
+/// One media worker's state.
+pub struct Engine {
+    id: WorkerId,
+    workers: usize,
+    epoch: Instant,
+    directory: Arc<IceDirectory>,
+    counters: Arc<Counters>,
+    /// 5-tuples bound by ICE checks on this worker.
+    bindings: HashMap<SocketAddr, SessionKey>,
+    sessions: HashMap<SessionKey, MediaSession>,
+    transmits: VecDeque<Transmit>,
+    handoffs: VecDeque<(WorkerId, Arc<Handoff>)>,
+    events: VecDeque<EngineEvent>,
+    media_events: HashMap<TrackKey, Instant>,
+    next_report: Instant,
+    scratch: Vec<u8>,
+}
+
+impl Engine {
+    /// Worker `id` of `workers`, sharing the ICE directory.
+    pub fn new(
+        id: WorkerId,
+        workers: usize,
+        directory: Arc<IceDirectory>,
+        counters: Arc<Counters>,
+        now: Instant,
+    ) -> Self {
+        Engine {
+            id,
+            workers,
+            epoch: now,
+            directory,
+            counters,
+            bindings: HashMap::new(),
+            sessions: HashMap::new(),
+            transmits: VecDeque::new(),
+            handoffs: VecDeque::new(),
+            events: VecDeque::new(),
+            media_events: HashMap::new(),
+            next_report: now + REPORT_INTERVAL,
+            scratch: Vec::with_capacity(1500),
+        }
+    }
+
+    /// This worker's counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Takes one received datagram.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        Counters::add(&self.counters.packets_in, 1);
+        match classify(datagram) {
+            PacketKind::Stun => self.handle_stun(from, datagram),
+            PacketKind::Dtls => match self.bindings.get(&from) {
+                Some(&key) => self.events.push_back(EngineEvent::Dtls {
+                    key,
+                    worker: self.id,
+                    addr: from,
+                    bytes: datagram.to_vec(),
+                }),
+                None => self.counters.count_drop(DropReason::UnboundAddress),
+            },
+            PacketKind::Rtp => self.handle_rtp(now, from, datagram),
+            PacketKind::Rtcp => self.handle_rtcp(now, from, datagram),
+            PacketKind::Unknown => self.counters.count_drop(DropReason::UnknownProtocol),
+        }
+    }
+
+    fn handle_stun(&mut self, from: SocketAddr, datagram: &[u8]) {
+        let Ok(check) = BindingRequest::read(datagram) else {
+            self.counters.count_drop(DropReason::BadStun);
+            return;
+        };
+        let mut out = BytesMut::new();
+        let found = self.directory.with(check.local_ufrag, |key, pwd| {
+            check.verify(pwd).ok()?;
+            let mut buf = Vec::with_capacity(64);
+            check.write_success(from, pwd, &mut buf);
+            out.extend_from_slice(&buf);
+            Some(key)
+        });
+        match found {
+            None => self.counters.count_drop(DropReason::UnknownUfrag),
+            Some(None) => self.counters.count_drop(DropReason::BadIntegrity),
+            Some(Some(key)) => {
+                self.transmits.push_back(Transmit { to: from, bytes: out });
+                let known = self.bindings.insert(from, key) == Some(key);
+                if !known || check.use_candidate {
+                    self.events.push_back(EngineEvent::Bound {
+                        key,
+                        worker: self.id,
+                        addr: from,
+                        nominated: check.use_candidate,
+                    });
+                }
+            }
+        }
+    }
+
+    fn owned_session(&mut self, from: SocketAddr) -> Option<(SessionKey, &mut MediaSession)> {
+        let key = *self.bindings.get(&from)?;
+        let s = self.sessions.get_mut(&key).filter(|s| s.addr == from)?;
+        Some((key, s))
+    }
+
+    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let epoch = self.epoch;
+        let counters = self.counters.clone();
+        let Some((_, session)) = self.owned_session(from) else {
+            counters.count_drop(DropReason::UnboundAddress);
+            return;
+        };
+        let Some(srtp) = session.srtp.as_mut() else {
+            counters.count_drop(DropReason::NotReady);
+            return;
+        };
+        let Ok(plain) = srtp.unprotect_rtp(datagram) else {
+            counters.count_drop(DropReason::SrtpFailure);
+            return;
+        };
+        let Ok(header) = RtpHeader::new_checked(&plain) else {
+            counters.count_drop(DropReason::Malformed);
+            return;
+        };
+        let ssrc = header.ssrc();
+        let route = match session.inbound.get(&ssrc) {
+            Some(stats) => Some(stats.route),
+            None => find_route(&session.media, &header),
+        };
+        let Some(route_index) = route else {
+            counters.count_drop(DropReason::UnknownSsrc);
+            return;
+        };
+        let Some(route) = session.media.inbound.get(route_index) else {
+            counters.count_drop(DropReason::UnknownSsrc);
+            return;
+        };
+        let fanout = route.fanout.clone();
+        let clock_rate = route.clock_rate;
+        session
+            .inbound
+            .entry(ssrc)
+            .or_insert_with(|| ReceptionStats::new(route_index, clock_rate, header.sequence_number()))
+            .handle_packet(epoch, now, header.sequence_number(), header.timestamp());
+        let track = fanout.key;
+        self.note_media(now, track);
+        let table = fanout.load();
+        let mut shared: Option<Arc<Handoff>> = None;
+        for (w, subscribers) in table.per_worker.iter().enumerate() {
+            if subscribers.is_empty() {
+                continue;
+            }
+            if w == self.id.0 {
+                for &sub in subscribers {
+                    self.forward_rtp(sub, track, &plain);
+                }
+            } else if w < self.workers {
+                let handoff = shared
+                    .get_or_insert_with(|| {
+                        Arc::new(Handoff {
+                            fanout: fanout.clone(),
+                            payload: HandoffPayload::Rtp(plain.to_vec()),
+                        })
+                    })
+                    .clone();
+                self.handoffs.push_back((WorkerId(w), handoff));
+            }
+        }
+    }
+
+    fn note_media(&mut self, now: Instant, track: TrackKey) {
+        let due = self
+            .media_events
+            .get(&track)
+            .is_none_or(|last| now.saturating_duration_since(*last) >= MEDIA_EVENT_INTERVAL);
+        if due {
+            self.media_events.insert(track, now);
+            self.events.push_back(EngineEvent::MediaReceived { track });
+        }
+    }
+
+    /// Sends a plaintext RTP packet of `track` to subscriber `sub` on this worker.
+    fn forward_rtp(&mut self, sub: SessionKey, track: TrackKey, plain: &[u8]) {
+        let counters = &self.counters;
+        let Some(s) = self.sessions.get_mut(&sub) else {
+            counters.count_drop(DropReason::NotReady);
+            return;
+        };
+        let (Some(srtp), Some(outlet)) = (
+            s.srtp.as_mut(),
+            s.media.outlets.iter().find(|o| o.track == track),
+        ) else {
+            counters.count_drop(DropReason::NotReady);
+            return;
+        };
+        let Ok(header) = RtpHeader::new_checked(plain) else {
+            counters.count_drop(DropReason::Malformed);
+            return;
+        };
+        let Some(pt) = outlet.map_payload_type(header.payload_type()) else {
+            counters.count_drop(DropReason::UnmappedPayloadType);
+            return;
+        };
+        let stream = s.outbound.entry(track).or_default();
+        let (seq, ts) = stream.translate(
+            header.ssrc(),
+            header.sequence_number(),
+            header.timestamp(),
+            plain.len() - header.payload_offset(),
+        );
+        let layout = header.layout();
+        self.scratch.clear();
+        self.scratch.extend_from_slice(plain);
+        rtp::rewrite_in_place(&mut self.scratch, layout, Rewrite { ssrc: outlet.ssrc, payload_type: pt });
+        rtp::set_sequence_number(&mut self.scratch, seq);
+        rtp::set_timestamp(&mut self.scratch, ts);
+        match srtp.protect_rtp(&self.scratch) {
+            Ok(bytes) => {
+                Counters::add(&counters.rtp_forwarded, 1);
+                self.transmits.push_back(Transmit { to: s.addr, bytes });
+            }
+            Err(_) => counters.count_drop(DropReason::SrtpFailure),
+        }
+    }
+
+    /// Sends a sender report for `track` to subscriber `sub` on this worker.
+    fn forward_sender_report(&mut self, sub: SessionKey, track: TrackKey, info: &SenderInfo) {
+        let Some(s) = self.sessions.get_mut(&sub) else {
+            return;
+        };
+        let (Some(srtp), Some(outlet), Some(stream)) = (
+            s.srtp.as_mut(),
+            s.media.outlets.iter().find(|o| o.track == track),
+            s.outbound.get(&track),
+        ) else {
+            return;
+        };
+        self.scratch.clear();
+        rtcp::write_sr(&mut self.scratch, &stream.sender_report(outlet.ssrc, info));
+        if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
+            self.transmits.push_back(Transmit { to: s.addr, bytes });
+        }
+    }
+
+    fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let counters = self.counters.clone();
+        let Some((_, session)) = self.owned_session(from) else {
+            counters.count_drop(DropReason::UnboundAddress);
+            return;
+        };
+        let Some(srtp) = session.srtp.as_mut() else {
+            counters.count_drop(DropReason::NotReady);
+            return;
+        };
+        let Ok(plain) = srtp.unprotect_rtcp(datagram) else {
+            counters.count_drop(DropReason::SrtpFailure);
+            return;
+        };
+        let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
+        let mut reports: Vec<(TrackKey, SenderInfo)> = Vec::new();
+        for packet in rtcp::packets(&plain) {
+            if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
+                if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
+                    keyframe_tracks.push(o.track);
+                }
+            } else if let Some(info) = packet.sender_info() {
+                if let Some(stats) = session.inbound.get_mut(&info.ssrc) {
+                    stats.handle_sender_report(now, info.ntp);
+                    if let Some(route) = session.media.inbound.get(stats.route) {
+                        reports.push((route.fanout.key, info));
+                    }
+                }
+            }
+        }
+        for track in keyframe_tracks {
+            self.events.push_back(EngineEvent::KeyframeRequest { track });
+        }
+        for (track, info) in reports {
+            self.fan_out_sender_report(track, info);
+        }
+    }
+
+    fn fan_out_sender_report(&mut self, track: TrackKey, info: SenderInfo) {
+        let Some(fanout) = self
+            .sessions
+            .values()
+            .flat_map(|s| s.media.inbound.iter())
+            .find(|r| r.fanout.key == track)
+            .map(|r| r.fanout.clone())
+        else {
+            return;
+        };
+        let table = fanout.load();
+        for (w, subscribers) in table.per_worker.iter().enumerate() {
+            if subscribers.is_empty() {
+                continue;
+            }
+            if w == self.id.0 {
+                for &sub in subscribers {
+                    self.forward_sender_report(sub, track, &info);
+                }
+            } else if w < self.workers {
+                let payload = HandoffPayload::SenderReport(info);
+                let fanout = fanout.clone();
+                self.handoffs
+                    .push_back((WorkerId(w), Arc::new(Handoff { fanout, payload })));
+            }
+        }
+    }
+
+    /// Takes a packet another worker handed over: forwards it to this
+    /// worker's subscribers of its track.
+    pub fn handle_handoff(&mut self, handoff: &Handoff) {
+        let table = handoff.fanout.load();
+        let track = handoff.fanout.key;
+        let Some(subscribers) = table.per_worker.get(self.id.0) else {
+            return;
+        };
+        for &sub in subscribers {
+            match &handoff.payload {
+                HandoffPayload::Rtp(plain) => self.forward_rtp(sub, track, plain),
+                HandoffPayload::SenderReport(info) => self.forward_sender_report(sub, track, info),
+            }
+        }
+    }
+
+    /// Takes a command from the control thread.
+    pub fn handle_command(&mut self, command: WorkerCommand) {
+        match command {
+            WorkerCommand::Attach { key, addr } => {
+                self.bindings.insert(addr, key);
+                match self.sessions.get_mut(&key) {
+                    Some(s) => s.addr = addr,
+                    None => {
+                        self.sessions.insert(
+                            key,
+                            MediaSession {
+                                addr,
+                                srtp: None,
+                                media: Arc::default(),
+                                inbound: HashMap::new(),
+                                outbound: HashMap::new(),
+                            },
+                        );
+                    }
+                }
+            }
+            WorkerCommand::Keys { key, keys } => {
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    s.srtp = SrtpSession::new(&keys).ok();
+                }
+            }
+            WorkerCommand::Media { key, media } => {
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    // Learned SSRCs stay only if their route still exists
+                    // with the same mid.
+                    let old = std::mem::replace(&mut s.media, media);
+                    s.inbound.retain(|_, stats| {
+                        let mid = old.inbound.get(stats.route).map(|r| &r.mid);
+                        match s.media.inbound.iter().position(|r| Some(&r.mid) == mid) {
+                            Some(i) => {
+                                stats.route = i;
+                                true
+                            }
+                            None => false,
+                        }
+                    });
+                    let live: Vec<TrackKey> = s.media.outlets.iter().map(|o| o.track).collect();
+                    s.outbound.retain(|t, _| live.contains(t));
+                }
+            }
+            WorkerCommand::Detach { key } => {
+                self.sessions.remove(&key);
+                self.bindings.retain(|_, k| *k != key);
+            }
+            WorkerCommand::Send { to, bytes } => {
+                self.transmits.push_back(Transmit {
+                    to,
+                    bytes: BytesMut::from(&bytes[..]),
+                });
+            }
+            WorkerCommand::RequestKeyframe { key, track } => self.send_pli(key, track),
+            WorkerCommand::Shutdown => {}
+        }
+    }
+
+    fn send_pli(&mut self, key: SessionKey, track: TrackKey) {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(srtp) = s.srtp.as_mut() else {
+            return;
+        };
+        let route = s.media.inbound.iter().position(|r| r.fanout.key == track);
+        let mut ssrcs: Vec<u32> = s
+            .inbound
+            .iter()
+            .filter(|(_, st)| Some(st.route) == route)
+            .map(|(ssrc, _)| *ssrc)
+            .collect();
+        if ssrcs.is_empty() {
+            if let Some(r) = route.and_then(|i| s.media.inbound.get(i)) {
+                ssrcs.extend(r.ssrcs.iter().take(1));
+            }
+        }
+        for ssrc in ssrcs {
+            self.scratch.clear();
+            rtcp::write_pli(&mut self.scratch, s.media.rtcp_ssrc, ssrc);
+            if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
+                self.transmits.push_back(Transmit { to: s.addr, bytes });
+            }
+        }
+    }
+
+    /// When [`Engine::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.next_report
+    }
+
+    /// Sends receiver reports for every inbound stream when due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now < self.next_report {
+            return;
+        }
+        self.next_report = now + REPORT_INTERVAL;
+        for s in self.sessions.values_mut() {
+            let Some(srtp) = s.srtp.as_mut() else {
+                continue;
+            };
+            if s.inbound.is_empty() {
+                continue;
+            }
+            let blocks: Vec<_> = s
+                .inbound
+                .iter_mut()
+                .map(|(ssrc, stats)| stats.report_block(now, *ssrc))
+                .collect();
+            self.scratch.clear();
+            for chunk in blocks.chunks(31) {
+                rtcp::write_rr(&mut self.scratch, s.media.rtcp_ssrc, chunk);
+            }
+            if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
+                self.transmits.push_back(Transmit { to: s.addr, bytes });
+            }
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next packet for another worker.
+    pub fn poll_handoff(&mut self) -> Option<(WorkerId, Arc<Handoff>)> {
+        self.handoffs.pop_front()
+    }
+
+    /// The next event for the control thread.
+    pub fn poll_event(&mut self) -> Option<EngineEvent> {
+        self.events.pop_front()
+    }
+}
+
+/// The route of a packet on an SSRC not seen before: a signalled SSRC, else
+/// the MID header extension, else the only route of a matching payload type.
+fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
+    let ssrc = header.ssrc();
+    if let Some(i) = media.inbound.iter().position(|r| r.ssrcs.contains(&ssrc)) {
+        return Some(i);
+    }
+    if let Some(mid) = media.mid_extension.and_then(|id| header.extension(id)) {
+        if let Some(i) = media.inbound.iter().position(|r| r.mid.as_str().as_bytes() == mid) {
+            return Some(i);
+        }
+    }
+    let pt = header.payload_type();
+    let mut candidates = media
+        .inbound
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.ssrcs.is_empty() && r.payload_types.contains(&pt));
+    match (candidates.next(), candidates.next()) {
+        (Some((i, _)), None) => Some(i),
+        _ => None,
+    }
+}

@@ -1,0 +1,249 @@
+//! Media workers: the only code with sockets, syscalls and the clock on the
+//! media path. Each worker is a thread, pinned to a core, with its own UDP
+//! socket bound to the shared media port with SO_REUSEPORT (the kernel
+//! spreads client 5-tuples across workers), running a mio loop around its
+//! sans-IO [`Engine`].
+//!
+//! Cross-worker hand-off: a lock-free bounded queue per (from, to) pair of
+//! workers, and a mio waker per worker.
+
+mod socket;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+use crossbeam_queue::ArrayQueue;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::engine::counters::{Counters, DropReason};
+use crate::engine::directory::IceDirectory;
+use crate::engine::messages::{EngineEvent, Handoff, WorkerCommand};
+use crate::engine::Engine;
+use crate::ids::WorkerId;
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+/// Capacity of one hand-off queue.
+const RING_CAPACITY: usize = 8192;
+/// Datagrams read before the loop turns to its other inputs.
+const READ_BATCH: usize = 64;
+
+/// The control thread's handle on one worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    commands: Sender<WorkerCommand>,
+    waker: Arc<Waker>,
+    /// The worker's counters.
+    pub counters: Arc<Counters>,
+}
+
+impl WorkerHandle {
+    /// Sends a command and wakes the worker.
+    pub fn send(&self, command: WorkerCommand) {
+        if self.commands.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// The hand-off queues between workers.
+struct Rings {
+    /// `queues[from][to]`.
+    queues: Vec<Vec<ArrayQueue<Arc<Handoff>>>>,
+    wakers: Vec<Arc<Waker>>,
+}
+
+/// The running workers.
+pub struct Workers {
+    /// One handle per worker, by index.
+    pub handles: Vec<WorkerHandle>,
+    /// The media port's actual address (port resolved when 0 was asked).
+    pub local_addr: SocketAddr,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Starts `count` workers on `bind`, optionally pinned to cores.
+    pub fn spawn(
+        count: usize,
+        bind: SocketAddr,
+        pin: bool,
+        directory: Arc<IceDirectory>,
+        events: UnboundedSender<EngineEvent>,
+    ) -> io::Result<Self> {
+        let count = count.max(1);
+        let mut sockets = Vec::with_capacity(count);
+        let first = socket::bind_reuse_port(bind)?;
+        let local_addr = first.local_addr()?;
+        sockets.push(first);
+        for _ in 1..count {
+            sockets.push(socket::bind_reuse_port(local_addr)?);
+        }
+        let mut polls = Vec::with_capacity(count);
+        let mut wakers = Vec::with_capacity(count);
+        for _ in 0..count {
+            let poll = Poll::new()?;
+            wakers.push(Arc::new(Waker::new(poll.registry(), WAKER)?));
+            polls.push(poll);
+        }
+        let rings = Arc::new(Rings {
+            queues: (0..count)
+                .map(|_| (0..count).map(|_| ArrayQueue::new(RING_CAPACITY)).collect())
+                .collect(),
+            wakers: wakers.clone(),
+        });
+        let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let mut handles = Vec::with_capacity(count);
+        let mut threads = Vec::with_capacity(count);
+        for (i, (poll, socket)) in polls.into_iter().zip(sockets).enumerate() {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let counters = Arc::new(Counters::default());
+            handles.push(WorkerHandle {
+                commands: tx,
+                waker: wakers[i].clone(),
+                counters: counters.clone(),
+            });
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let engine = Engine::new(WorkerId(i), count, directory.clone(), counters, Instant::now());
+            let worker = Worker {
+                id: i,
+                poll,
+                socket: mio::net::UdpSocket::from_std(socket),
+                commands: rx,
+                rings: rings.clone(),
+                events: events.clone(),
+                engine,
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("media-{i}"))
+                    .spawn(move || {
+                        if let Some(core) = core {
+                            core_affinity::set_for_current(core);
+                        }
+                        if let Err(e) = worker.run() {
+                            tracing::error!(worker = i, error = %e, "media worker stopped");
+                        }
+                    })?,
+            );
+        }
+        Ok(Workers {
+            handles,
+            local_addr,
+            threads,
+        })
+    }
+
+    /// Stops every worker and waits for them.
+    pub fn shutdown(self) {
+        for h in &self.handles {
+            h.send(WorkerCommand::Shutdown);
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+struct Worker {
+    id: usize,
+    poll: Poll,
+    socket: mio::net::UdpSocket,
+    commands: Receiver<WorkerCommand>,
+    rings: Arc<Rings>,
+    events: UnboundedSender<EngineEvent>,
+    engine: Engine,
+}
+
+impl Worker {
+    fn run(mut self) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut self.socket, SOCKET, Interest::READABLE)?;
+        let mut events = Events::with_capacity(16);
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let now = Instant::now();
+            let timeout = self.engine.poll_timeout().saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            // Level-triggered in effect: read until the socket is drained,
+            // turning to the other inputs between batches.
+            loop {
+                let mut read = 0;
+                while read < READ_BATCH {
+                    match self.socket.recv_from(&mut buf) {
+                        Ok((n, from)) => {
+                            self.engine.handle_datagram(Instant::now(), from, &buf[..n]);
+                            read += 1;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        // ICMP errors surface here as ECONNREFUSED; skip them.
+                        Err(_) => break,
+                    }
+                }
+                if self.service()? {
+                    return Ok(());
+                }
+                if read < READ_BATCH {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Handles commands and hand-offs, then flushes outputs. Returns true
+    /// when told to stop.
+    fn service(&mut self) -> io::Result<bool> {
+        while let Ok(command) = self.commands.try_recv() {
+            if matches!(command, WorkerCommand::Shutdown) {
+                return Ok(true);
+            }
+            self.engine.handle_command(command);
+        }
+        for from in 0..self.rings.queues.len() {
+            while let Some(handoff) = self.rings.queues[from][self.id].pop() {
+                self.engine.handle_handoff(&handoff);
+            }
+        }
+        self.engine.handle_timeout(Instant::now());
+        self.flush();
+        Ok(false)
+    }
+
+    fn flush(&mut self) {
+        while let Some(t) = self.engine.poll_transmit() {
+            match self.socket.send_to(&t.bytes, t.to) {
+                Ok(_) => Counters::add(&self.engine.counters().packets_out, 1),
+                Err(_) => self.engine.counters().count_drop(DropReason::SendFailed),
+            }
+        }
+        let mut woken = vec![false; self.rings.wakers.len()];
+        while let Some((to, handoff)) = self.engine.poll_handoff() {
+            match self.rings.queues[self.id][to.0].push(handoff) {
+                Ok(()) => {
+                    Counters::add(&self.engine.counters().handoffs, 1);
+                    woken[to.0] = true;
+                }
+                Err(_) => self.engine.counters().count_drop(DropReason::HandoffFull),
+            }
+        }
+        for (w, wake) in woken.into_iter().enumerate() {
+            if wake {
+                let _ = self.rings.wakers[w].wake();
+            }
+        }
+        while let Some(event) = self.engine.poll_event() {
+            let _ = self.events.send(event);
+        }
+    }
+}
