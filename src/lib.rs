@@ -15,3 +15,7 @@ pub mod fanout;
 pub mod session;
 pub mod engine;
 pub mod worker;
+pub mod api;
+pub mod control;
+pub mod config;
+pub mod server;

@@ -1,0 +1,81 @@
+//! API errors: an HTTP status and the Calls `errorCode` / `errorDescription`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A request-level failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {description}")]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// snake_case code from calls-api.md.
+    pub code: &'static str,
+    /// Human text.
+    pub description: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, description: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    /// 400: the body is not JSON of the right shape.
+    pub fn decoding(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "decoding_error", description)
+    }
+
+    /// 401: missing or wrong bearer token.
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid bearer token")
+    }
+
+    /// 404: unknown app or route.
+    pub fn not_found(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", description)
+    }
+
+    /// 406: invalid parameters or limits.
+    pub fn invalid_params(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_ACCEPTABLE, "invalid_params", description)
+    }
+
+    /// 406: an unusable SDP, or a negotiation out of turn.
+    pub fn invalid_session_description(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_ACCEPTABLE, "invalid_session_description", description)
+    }
+
+    /// 410: unknown or expired session.
+    pub fn session_gone() -> Self {
+        Self::new(StatusCode::GONE, "session_error", "Session not found or expired")
+    }
+
+    /// 413: body too large.
+    pub fn payload_too_large() -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large")
+    }
+
+    /// 429: more than the per-session request rate.
+    pub fn rate_limited() -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests on this session")
+    }
+
+    /// 500.
+    pub fn internal(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", description)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "errorCode": self.code,
+            "errorDescription": self.description,
+        });
+        super::routes::json(self.status, &body)
+    }
+}

@@ -1,0 +1,236 @@
+//! Routes and handlers. Every response is JSON with `Content-Type:
+//! application/json`, carries CORS headers, and never redirects.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::control::Control;
+use crate::ids::AppId;
+
+use super::error::ApiError;
+
+/// Largest request body accepted.
+const BODY_LIMIT: usize = 1 << 20;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The control plane.
+    pub control: Arc<Control>,
+    /// The demo page with the dev app's credentials filled in, if enabled.
+    pub demo_page: Option<Arc<str>>,
+}
+
+/// The demo page's template.
+pub const DEMO_TEMPLATE: &str = include_str!("demo.html");
+
+/// The whole HTTP API.
+pub fn router(state: ApiState) -> Router {
+    let app_routes = Router::new()
+        .route("/sessions/new", post(new_session))
+        .route("/sessions/{session}/tracks/new", post(tracks_new))
+        .route("/sessions/{session}/renegotiate", put(renegotiate))
+        .route("/sessions/{session}/tracks/update", put(tracks_update))
+        .route("/sessions/{session}/tracks/close", put(tracks_close))
+        .route("/sessions/{session}", get(get_session))
+        .route("/sessions/{session}/datachannels/{op}", post(data_channels).put(data_channels));
+    Router::new()
+        .route("/", get(demo))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .nest("/v1/apps/{app}", app_routes.clone())
+        .nest("/apps/{app}", app_routes)
+        .fallback(|| async { ApiError::not_found("No such route").into_response() })
+        .method_not_allowed_fallback(|| async {
+            json(StatusCode::METHOD_NOT_ALLOWED, &json!({
+                "errorCode": "invalid_params",
+                "errorDescription": "Method not allowed on this route",
+            }))
+        })
+        .layer(middleware::from_fn(cors))
+        .with_state(state)
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = (status, bytes).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// CORS on every response; preflights answered here.
+async fn cors(req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("*"));
+    let mut response = if req.method() == Method::OPTIONS {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = response.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, PUT, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    response
+}
+
+fn authorize(state: &ApiState, app: &str, headers: &HeaderMap) -> Result<AppId, ApiError> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    state.control.authorize(app, bearer)
+}
+
+/// Reads a JSON body whatever its content type; empty means `{}`.
+async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::payload_too_large())?;
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    serde_json::from_slice(text).map_err(|e| ApiError::decoding(e.to_string()))
+}
+
+fn reply(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn demo(State(state): State<ApiState>) -> Response {
+    match &state.demo_page {
+        Some(page) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            page.to_string(),
+        )
+            .into_response(),
+        None => ApiError::not_found("The demo page is disabled").into_response(),
+    }
+}
+
+async fn new_session(State(s): State<ApiState>, Path(app): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    reply(async {
+        let app = authorize(&s, &app, &headers)?;
+        let req = read_json(body).await?;
+        let (id, answer) = s.control.new_session(&app, req, Instant::now())?;
+        let mut out = json!({ "sessionId": id });
+        if let Some(a) = answer {
+            out["sessionDescription"] = serde_json::to_value(a).unwrap_or_default();
+        }
+        Ok(json(StatusCode::CREATED, &out))
+    }
+    .await)
+}
+
+async fn tracks_new(
+    State(s): State<ApiState>,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(async {
+        let app = authorize(&s, &app, &headers)?;
+        let req = read_json(body).await?;
+        let r = s.control.tracks_new(&app, &session, req, Instant::now())?;
+        Ok(json(StatusCode::OK, &r))
+    }
+    .await)
+}
+
+async fn renegotiate(
+    State(s): State<ApiState>,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(async {
+        let app = authorize(&s, &app, &headers)?;
+        let req = read_json(body).await?;
+        s.control.renegotiate(&app, &session, req, Instant::now())?;
+        Ok(json(StatusCode::OK, &json!({})))
+    }
+    .await)
+}
+
+async fn tracks_update(
+    State(s): State<ApiState>,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(async {
+        let app = authorize(&s, &app, &headers)?;
+        let req = read_json(body).await?;
+        let r = s.control.tracks_update(&app, &session, req, Instant::now())?;
+        Ok(json(StatusCode::OK, &r))
+    }
+    .await)
+}
+
+async fn tracks_close(
+    State(s): State<ApiState>,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(async {
+        let app = authorize(&s, &app, &headers)?;
+        let req = read_json(body).await?;
+        let r = s.control.tracks_close(&app, &session, req, Instant::now())?;
+        Ok(json(StatusCode::OK, &r))
+    }
+    .await)
+}
+
+async fn get_session(
+    State(s): State<ApiState>,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply((|| {
+        let app = authorize(&s, &app, &headers)?;
+        let r = s.control.get_session(&app, &session, Instant::now())?;
+        Ok(json(StatusCode::OK, &r))
+    })())
+}
+
+async fn data_channels(
+    State(s): State<ApiState>,
+    Path((app, _session, _op)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply((|| {
+        authorize(&s, &app, &headers)?;
+        Ok(json(
+            StatusCode::NOT_IMPLEMENTED,
+            &json!({
+                "errorCode": "internal_error",
+                "errorDescription": "Data channels are not implemented yet",
+            }),
+        ))
+    })())
+}

@@ -1,0 +1,195 @@
+//! Configuration: command-line flags, each also read from the environment
+//! (`SWITCHBOARD_*`), over an optional TOML file (`--config`), over defaults
+//! that work on a laptop with no configuration at all.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::ids::{AppId, hex, random_bytes};
+
+/// `switchboard [serve]` flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (same keys as the flags, plus [[apps]]).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address of the HTTP API and demo page [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHBOARD_HTTP_BIND")]
+    pub http_bind: Option<SocketAddr>,
+    /// Address of the media UDP port [default: 0.0.0.0:40000].
+    #[arg(long, env = "SWITCHBOARD_MEDIA_BIND")]
+    pub media_bind: Option<SocketAddr>,
+    /// Addresses announced as ICE candidates (repeat or comma-separate)
+    /// [default: the media bind address, or 127.0.0.1 and this host's LAN
+    /// address when bound to all interfaces].
+    #[arg(long, env = "SWITCHBOARD_ANNOUNCE_IP", value_delimiter = ',')]
+    pub announce_ip: Vec<IpAddr>,
+    /// Media worker threads [default: one per core].
+    #[arg(long, env = "SWITCHBOARD_WORKERS")]
+    pub workers: Option<usize>,
+    /// Do not pin media workers to cores.
+    #[arg(long, env = "SWITCHBOARD_NO_PIN")]
+    pub no_pin: bool,
+    /// Id of the embedded dev app [default: random per start].
+    #[arg(long, env = "SWITCHBOARD_DEV_APP_ID")]
+    pub dev_app_id: Option<String>,
+    /// Secret of the embedded dev app [default: random per start].
+    #[arg(long, env = "SWITCHBOARD_DEV_APP_SECRET")]
+    pub dev_app_secret: Option<String>,
+    /// Do not serve the demo page.
+    #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
+    pub no_demo: bool,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    http_bind: Option<SocketAddr>,
+    media_bind: Option<SocketAddr>,
+    #[serde(default)]
+    announce_ip: Vec<IpAddr>,
+    workers: Option<usize>,
+    pin: Option<bool>,
+    demo: Option<bool>,
+    #[serde(default)]
+    apps: Vec<AppConfig>,
+}
+
+/// One `[[apps]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// The app id used in URLs.
+    pub id: String,
+    /// The bearer secret.
+    pub secret: String,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// HTTP API address.
+    pub http_bind: SocketAddr,
+    /// Media UDP address.
+    pub media_bind: SocketAddr,
+    /// Addresses announced as host candidates (port: the media port).
+    pub announce_ip: Vec<IpAddr>,
+    /// Media workers.
+    pub workers: usize,
+    /// Pin workers to cores.
+    pub pin: bool,
+    /// Apps; the first is the dev app when `dev_app` is true.
+    pub apps: Vec<AppConfig>,
+    /// The apps are the embedded dev app (no [[apps]] configured).
+    pub dev_app: bool,
+    /// Serve the demo page (only with the dev app).
+    pub demo: bool,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The file is not valid TOML of the expected shape.
+    #[error("parsing {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+}
+
+impl Config {
+    /// Resolves flags over the file over defaults.
+    pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+                toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
+            }
+            None => FileConfig::default(),
+        };
+        let media_bind = args
+            .media_bind
+            .or(file.media_bind)
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 40000));
+        let announce_ip = if !args.announce_ip.is_empty() {
+            args.announce_ip.clone()
+        } else if !file.announce_ip.is_empty() {
+            file.announce_ip
+        } else {
+            default_announce(media_bind.ip())
+        };
+        let dev_app = file.apps.is_empty();
+        let apps = if dev_app {
+            vec![AppConfig {
+                id: args.dev_app_id.clone().unwrap_or_else(|| hex(&random_bytes::<16>())),
+                secret: args.dev_app_secret.clone().unwrap_or_else(|| hex(&random_bytes::<32>())),
+            }]
+        } else {
+            file.apps
+        };
+        Ok(Config {
+            http_bind: args
+                .http_bind
+                .or(file.http_bind)
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            media_bind,
+            announce_ip,
+            workers: args
+                .workers
+                .or(file.workers)
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            pin: !args.no_pin && file.pin.unwrap_or(true),
+            demo: dev_app && !args.no_demo && file.demo.unwrap_or(true),
+            apps,
+            dev_app,
+        })
+    }
+
+    /// A configuration for tests: loopback only, ephemeral ports.
+    pub fn loopback(workers: usize) -> Self {
+        Config {
+            http_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            announce_ip: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            workers,
+            pin: false,
+            apps: vec![AppConfig {
+                id: hex(&random_bytes::<16>()),
+                secret: hex(&random_bytes::<32>()),
+            }],
+            dev_app: true,
+            demo: true,
+        }
+    }
+
+    /// The apps as (id, secret).
+    pub fn app_list(&self) -> Vec<(AppId, String)> {
+        self.apps
+            .iter()
+            .map(|a| (AppId(a.id.clone()), a.secret.clone()))
+            .collect()
+    }
+}
+
+/// Loopback plus the address of the interface with the default route, when
+/// bound to all interfaces; else the bind address itself.
+fn default_announce(bind: IpAddr) -> Vec<IpAddr> {
+    if !bind.is_unspecified() {
+        return vec![bind];
+    }
+    let mut out = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    // connect() on UDP sends nothing: it only asks the kernel which local
+    // address would route to a (documentation) destination.
+    let lan = UdpSocket::bind("0.0.0.0:0")
+        .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
+        .and_then(|s| s.local_addr());
+    if let Ok(addr) = lan {
+        if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
+            out.push(addr.ip());
+        }
+    }
+    out
+}

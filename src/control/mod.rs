@@ -1,0 +1,121 @@
+//! The control thread's state and operations: the registry of apps,
+//! sessions and tracks, the Calls API operations on it, and the transport
+//! events from media workers (ICE bindings, DTLS records, keyframe
+//! requests). Everything here runs under one mutex, held only for the
+//! duration of one operation and never across an await; the control thread
+//! is a single-threaded runtime, so it is uncontended.
+
+pub mod negotiate;
+pub mod registry;
+pub mod session;
+pub mod sync;
+mod operations;
+mod transport;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::api::error::ApiError;
+use crate::dtls::DtlsIdentity;
+use crate::engine::directory::IceDirectory;
+use crate::ids::{AppId, SessionKey, TrackKey};
+use crate::worker::WorkerHandle;
+
+use registry::Registry;
+use sync::Synced;
+
+/// Requests per second allowed on one session.
+const RATE_LIMIT: u32 = 50;
+
+/// The control plane shared by the HTTP handlers and the event loop.
+pub struct Control {
+    state: Mutex<State>,
+    workers: Vec<WorkerHandle>,
+    identity: Arc<DtlsIdentity>,
+    directory: Arc<IceDirectory>,
+    candidates: Vec<SocketAddr>,
+}
+
+struct State {
+    reg: Registry,
+    synced: Synced,
+    /// Per track: when the last PLI went upstream, and whether one waits.
+    keyframes: HashMap<TrackKey, (Instant, bool)>,
+    /// Per track: when media last arrived.
+    media_seen: HashMap<TrackKey, Instant>,
+}
+
+impl Control {
+    /// The control plane over running workers.
+    pub fn new(
+        apps: Vec<(AppId, String)>,
+        workers: Vec<WorkerHandle>,
+        identity: Arc<DtlsIdentity>,
+        directory: Arc<IceDirectory>,
+        candidates: Vec<SocketAddr>,
+    ) -> Arc<Self> {
+        Arc::new(Control {
+            state: Mutex::new(State {
+                reg: Registry::new(apps),
+                synced: Synced::default(),
+                keyframes: HashMap::new(),
+                media_seen: HashMap::new(),
+            }),
+            workers,
+            identity,
+            directory,
+            candidates,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a bug; the registry is still
+        // the best state there is, so keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The worker handles (for metrics).
+    pub fn workers(&self) -> &[WorkerHandle] {
+        &self.workers
+    }
+
+    /// Checks the bearer token for `app`: 404 for an unknown app, 401 for a
+    /// missing or wrong token (compared in constant time).
+    pub fn authorize(&self, app: &str, bearer: Option<&str>) -> Result<AppId, ApiError> {
+        let st = self.lock();
+        let id = AppId(app.to_owned());
+        let a = st
+            .reg
+            .apps
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let given = bearer.unwrap_or("").as_bytes();
+        if aws_lc_rs::constant_time::verify_slices_are_equal(given, a.secret.as_bytes()).is_err() {
+            return Err(ApiError::unauthorized());
+        }
+        Ok(id)
+    }
+
+    /// A session of `app` by id, counting the request against its rate.
+    fn session_key(st: &mut State, app: &AppId, id: &str, now: Instant) -> Result<SessionKey, ApiError> {
+        let key = st.reg.session_key(app, id).ok_or_else(ApiError::session_gone)?;
+        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        let (start, count) = &mut session.rate_window;
+        if now.saturating_duration_since(*start).as_secs() >= 1 {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count > RATE_LIMIT {
+            return Err(ApiError::rate_limited());
+        }
+        Ok(key)
+    }
+
+    fn sync(&self, st: &mut State, app: &AppId) {
+        let State { reg, synced, .. } = st;
+        synced.sync_app(reg, app, &self.workers);
+    }
+}

@@ -1,0 +1,506 @@
+//! Offer/answer for the Calls API operations: applying a client's offer
+//! (push, pull with an offer, autoDiscover, legacy sessions/new), writing
+//! our offers (pull without SDP, bidirectional push) and applying the
+//! client's answer (renegotiate).
+//!
+//! Where it sits: the control thread, under the API handlers. It changes the
+//! registry; `super::sync` then tells the media workers.
+
+use crate::api::error::ApiError;
+use crate::api::types::TrackObject;
+use crate::dtls::{DtlsIdentity, Fingerprint};
+use crate::ids::{AppId, Mid, SessionKey, TrackName, hex, random_bytes};
+use crate::sdp::{
+    self, Codec, Direction, MediaKind, MediaOut, SdpWriter, SendStream, SessionDescription,
+    Transport, extension,
+};
+
+use super::registry::Registry;
+use super::session::{
+    PushedTrack, Session, Subscription, Transceiver, default_codecs, supported_feedback,
+};
+
+/// What every SDP needs besides the session: our certificate and candidates.
+pub struct Context<'a> {
+    /// Our DTLS identity.
+    pub identity: &'a DtlsIdentity,
+    /// Host candidates.
+    pub candidates: &'a [std::net::SocketAddr],
+}
+
+/// Parses a client SDP of the expected type.
+pub fn parse_description(kind: &str, expected: &str, sdp: &str) -> Result<SessionDescription, ApiError> {
+    if kind != expected {
+        return Err(ApiError::invalid_session_description(format!(
+            "expected an {expected}, got {kind:?}"
+        )));
+    }
+    let desc = sdp::parse(sdp).map_err(|e| ApiError::invalid_session_description(e.to_string()))?;
+    if desc.media.is_empty() {
+        return Err(ApiError::invalid_session_description("the SDP has no m-lines"));
+    }
+    Ok(desc)
+}
+
+fn session_mut(reg: &mut Registry, key: SessionKey) -> Result<&mut Session, ApiError> {
+    reg.session_mut(key).ok_or_else(ApiError::session_gone)
+}
+
+/// Records the client's fingerprint and bundle extensions from its SDP.
+fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), ApiError> {
+    let fingerprint = desc
+        .fingerprint()
+        .and_then(Fingerprint::parse)
+        .ok_or_else(|| ApiError::invalid_session_description("missing or unsupported a=fingerprint (sha-256 required)"))?;
+    if desc.ice_credentials().is_none() {
+        return Err(ApiError::invalid_session_description("missing a=ice-ufrag / a=ice-pwd"));
+    }
+    if session.remote_fingerprint.is_none() {
+        session.remote_fingerprint = Some(fingerprint);
+    }
+    session.extmap_allow_mixed |= desc.extmap_allow_mixed;
+    if session.extmaps.is_empty() {
+        for m in &desc.media {
+            for e in &m.extmaps {
+                if extension::ACCEPTED.contains(&e.uri.as_str())
+                    && !session.extmaps.iter().any(|x| x.uri == e.uri)
+                {
+                    session.extmaps.push(e.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies a client offer to a session and returns our answer. `items` are
+/// the request's tracks (all local or all remote); results are written
+/// into them; autoDiscover appends items.
+pub fn apply_offer(
+    reg: &mut Registry,
+    app: &AppId,
+    key: SessionKey,
+    offer: &SessionDescription,
+    items: &mut Vec<TrackObject>,
+    auto_discover: bool,
+    ctx: &Context<'_>,
+) -> Result<String, ApiError> {
+    // Resolve pulls first (they read other sessions).
+    let mut pulls: Vec<(usize, PushedTrack, String)> = Vec::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        if item.location.as_deref() != Some("remote") {
+            continue;
+        }
+        match resolve_pull(reg, app, item) {
+            Some((track, sid)) => pulls.push((i, track, sid)),
+            None => not_found(item),
+        }
+    }
+    let (next_track_keys, session) = {
+        let needed = offer.media.len() + items.len();
+        let keys: Vec<_> = (0..needed).map(|_| reg.new_track()).collect();
+        (keys, session_mut(reg, key)?)
+    };
+    let mut new_tracks = next_track_keys.into_iter();
+    if session.pending_offer {
+        return Err(ApiError::invalid_session_description(
+            "an offer from the server is awaiting its answer (renegotiate first)",
+        ));
+    }
+    learn_remote(session, offer)?;
+
+    // Match pulls to offered receiving m-lines not yet in use, by kind and order.
+    let mut claimed: Vec<Mid> = Vec::new();
+    for (i, track, sid) in &pulls {
+        let slot = offer.media.iter().find(|m| {
+            m.is_active()
+                && m.kind == track.kind
+                && m.direction.receives()
+                && m.mid.as_ref().is_some_and(|mid| {
+                    !claimed.contains(mid)
+                        && session
+                            .transceiver(mid)
+                            .is_none_or(|t| t.subscription.is_none() && t.recv.is_none())
+                })
+        });
+        let Some(m) = slot else {
+            items[*i].fail("not_found_track_error", "No receiving m-line of this kind in the offer");
+            continue;
+        };
+        let mid = m.mid.clone().unwrap_or_else(|| Mid(String::new()));
+        let offered: Vec<Codec> = m.codecs.iter().filter(|c| c.is_forwardable()).cloned().collect();
+        let mut payload_types = Vec::new();
+        let mut codecs = Vec::new();
+        for pc in &track.codecs {
+            if let Some(oc) = offered.iter().find(|oc| oc.same_format(pc)) {
+                if !codecs.iter().any(|c: &Codec| c.pt == oc.pt) {
+                    codecs.push(supported_feedback(oc));
+                }
+                payload_types.push((pc.pt, oc.pt));
+            }
+        }
+        if payload_types.is_empty() {
+            items[*i].fail("not_found_track_error", "The offer has no codec the track uses");
+            continue;
+        }
+        claimed.push(mid.clone());
+        let t = get_or_create(session, &mid, m.kind);
+        t.codecs = codecs;
+        t.send = Some(send_stream(sid, &track.name));
+        t.subscription = Some(Subscription {
+            session_id: crate::ids::SessionId(sid.clone()),
+            track_name: track.name.clone(),
+            track: track.key,
+            payload_types,
+            active: true,
+        });
+        items[*i].mid = Some(mid.0.clone());
+    }
+
+    // Pushes named by mid.
+    for item in items.iter_mut() {
+        if item.location.as_deref() != Some("local") || item.failed() {
+            continue;
+        }
+        let Some(mid) = item.mid.clone().map(Mid) else {
+            item.fail("invalid_params", "A local track with an offer needs its mid");
+            continue;
+        };
+        let Some(m) = offer.section(&mid).filter(|m| m.is_active() && m.direction.sends()) else {
+            item.fail("not_found_track_error", "No sending m-line with this mid in the offer");
+            continue;
+        };
+        let name = TrackName(item.track_name.clone().unwrap_or_else(random_track_name));
+        if session.pushed_track(&name).is_some_and(|t| t.mid != mid) {
+            item.fail("repeated_local_track_error", "A track with this name is already pushed");
+            continue;
+        }
+        item.track_name = Some(name.0.clone());
+        let (key, fanout) = new_tracks.next().ok_or_else(|| ApiError::internal("track keys"))?;
+        push_track(session, m, &mid, name, key, fanout);
+    }
+
+    // autoDiscover: every other sending m-line becomes a track.
+    if auto_discover {
+        for m in offer.media.iter().filter(|m| m.is_active() && m.direction.sends()) {
+            let Some(mid) = &m.mid else { continue };
+            if m.kind == MediaKind::Application || session.transceiver(mid).is_some_and(|t| t.recv.is_some()) {
+                continue;
+            }
+            let name = TrackName(random_track_name());
+            let (key, fanout) = new_tracks.next().ok_or_else(|| ApiError::internal("track keys"))?;
+            push_track(session, m, mid, name.clone(), key, fanout);
+            items.push(TrackObject {
+                location: Some("local".into()),
+                mid: Some(mid.0.clone()),
+                track_name: Some(name.0),
+                ..TrackObject::default()
+            });
+        }
+    }
+
+    // Every offered m-line gets a transceiver and an answer.
+    for m in &offer.media {
+        let Some(mid) = &m.mid else {
+            return Err(ApiError::invalid_session_description("every m-line needs a=mid"));
+        };
+        get_or_create(session, mid, m.kind);
+        if !m.is_active() {
+            session.close_transceiver(mid);
+            continue;
+        }
+        let t = get_or_create(session, mid, m.kind);
+        if t.codecs.is_empty() && m.kind != MediaKind::Application {
+            t.codecs = m
+                .codecs
+                .iter()
+                .filter(|c| c.is_forwardable())
+                .map(supported_feedback)
+                .collect();
+        }
+        t.rtcp_rsize = m.rtcp_rsize;
+        if let Some(name) = t.recv.clone() {
+            if let Some(p) = session.pushed.iter_mut().find(|p| p.name == name && p.active) {
+                p.ssrcs = m.ssrcs.clone();
+            }
+        }
+    }
+    Ok(write_answer(session, offer, ctx))
+}
+
+fn not_found(item: &mut TrackObject) {
+    item.mid = Some(String::new());
+    item.fail(
+        "not_found_track_error",
+        "Track not found on remote peer (unknown session or track name)",
+    );
+}
+
+fn resolve_pull(reg: &Registry, app: &AppId, item: &TrackObject) -> Option<(PushedTrack, String)> {
+    let sid = item.session_id.clone()?;
+    let name = TrackName(item.track_name.clone()?);
+    let track = reg.find_track(app, &sid, &name)?.clone();
+    Some((track, sid))
+}
+
+fn random_track_name() -> String {
+    hex(&random_bytes::<8>())
+}
+
+fn send_stream(stream_id: &str, track: &TrackName) -> SendStream {
+    SendStream {
+        ssrc: u32::from_be_bytes(random_bytes::<4>()) | 1,
+        stream_id: stream_id.to_owned(),
+        track_id: track.0.clone(),
+    }
+}
+
+fn get_or_create<'a>(session: &'a mut Session, mid: &Mid, kind: MediaKind) -> &'a mut Transceiver {
+    let i = match session.transceivers.iter().position(|t| &t.mid == mid) {
+        Some(i) => i,
+        None => {
+            session.transceivers.push(Transceiver::new(mid.clone(), kind));
+            session.transceivers.len() - 1
+        }
+    };
+    &mut session.transceivers[i]
+}
+
+fn push_track(
+    session: &mut Session,
+    m: &sdp::MediaSection,
+    mid: &Mid,
+    name: TrackName,
+    key: crate::ids::TrackKey,
+    fanout: std::sync::Arc<crate::fanout::TrackFanout>,
+) {
+    let codecs: Vec<Codec> = m.codecs.iter().filter(|c| c.is_forwardable()).map(supported_feedback).collect();
+    // A renegotiation of an already pushed track keeps its key.
+    if let Some(existing) = session.pushed.iter_mut().find(|p| &p.mid == mid && p.active) {
+        existing.codecs = codecs;
+        existing.ssrcs = m.ssrcs.clone();
+        return;
+    }
+    let t = get_or_create(session, mid, m.kind);
+    t.recv = Some(name.clone());
+    t.codecs = codecs.clone();
+    session.pushed.push(PushedTrack {
+        name,
+        mid: mid.clone(),
+        kind: m.kind,
+        key,
+        fanout,
+        codecs,
+        ssrcs: m.ssrcs.clone(),
+        active: true,
+    });
+}
+
+fn transport<'a>(session: &'a Session, ctx: &'a Context<'_>, setup: &'static str) -> Transport<'a> {
+    Transport {
+        ice_ufrag: &session.ice.ufrag,
+        ice_pwd: &session.ice.pwd,
+        fingerprint: &ctx.identity.fingerprint,
+        setup,
+        candidates: ctx.candidates,
+    }
+}
+
+fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context<'_>) -> String {
+    session.version += 1;
+    let rejected = |m: &sdp::MediaSection, t: Option<&Transceiver>| {
+        !m.is_active()
+            || m.kind == MediaKind::Application
+            || t.is_none_or(|t| t.stopped || t.codecs.is_empty())
+    };
+    let bundle: Vec<&Mid> = offer
+        .media
+        .iter()
+        .filter(|m| !rejected(m, m.mid.as_ref().and_then(|mid| session.transceiver(mid))))
+        .filter_map(|m| m.mid.as_ref())
+        .collect();
+    let mut w = SdpWriter::new(session.origin, session.version, &bundle, offer.extmap_allow_mixed);
+    let tr = transport(session, ctx, "passive");
+    for m in &offer.media {
+        let Some(mid) = &m.mid else { continue };
+        let t = session.transceiver(mid);
+        if m.kind == MediaKind::Application {
+            w.application(mid, true, &tr);
+            continue;
+        }
+        let Some(t) = t.filter(|_| !rejected(m, t)) else {
+            let codecs = &m.codecs[..m.codecs.len().min(1)];
+            w.media(
+                &MediaOut {
+                    kind: m.kind,
+                    mid,
+                    rejected: true,
+                    direction: Direction::Inactive,
+                    codecs,
+                    extmaps: &[],
+                    rtcp_rsize: false,
+                    send: None,
+                },
+                &tr,
+            );
+            continue;
+        };
+        let direction = Direction::new(
+            t.send.is_some() && m.direction.receives(),
+            t.recv.is_some() && m.direction.sends(),
+        );
+        let extmaps: Vec<_> = m
+            .extmaps
+            .iter()
+            .filter(|e| extension::ACCEPTED.contains(&e.uri.as_str()))
+            .cloned()
+            .collect();
+        w.media(
+            &MediaOut {
+                kind: t.kind,
+                mid,
+                rejected: false,
+                direction,
+                codecs: &t.codecs,
+                extmaps: &extmaps,
+                rtcp_rsize: t.rtcp_rsize,
+                send: t.send.as_ref(),
+            },
+            &tr,
+        );
+    }
+    w.finish()
+}
+
+/// Writes our offer with every transceiver of the session, and marks it pending.
+pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
+    session.version += 1;
+    session.pending_offer = true;
+    let extmaps = session.extmaps_for_offer();
+    let live = |t: &Transceiver| !t.stopped && t.kind != MediaKind::Application && !t.codecs.is_empty();
+    let bundle: Vec<&Mid> = session.transceivers.iter().filter(|t| live(t)).map(|t| &t.mid).collect();
+    let mut w = SdpWriter::new(session.origin, session.version, &bundle, session.extmap_allow_mixed);
+    let tr = transport(session, ctx, "actpass");
+    for t in &session.transceivers {
+        if t.kind == MediaKind::Application {
+            w.application(&t.mid, true, &tr);
+            continue;
+        }
+        w.media(
+            &MediaOut {
+                kind: t.kind,
+                mid: &t.mid,
+                rejected: !live(t),
+                direction: t.direction(),
+                codecs: &t.codecs,
+                extmaps: &extmaps,
+                rtcp_rsize: t.rtcp_rsize,
+                send: t.send.as_ref(),
+            },
+            &tr,
+        );
+    }
+    w.finish()
+}
+
+/// Adds a transceiver that sends `track` (a pull without SDP), recycling an
+/// idle one of the same kind. Returns its mid.
+pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> Mid {
+    let (codecs, payload_types) = session.map_codecs(&track.codecs);
+    let subscription = Subscription {
+        session_id: crate::ids::SessionId(publisher.to_owned()),
+        track_name: track.name.clone(),
+        track: track.key,
+        payload_types,
+        active: true,
+    };
+    let reuse = session
+        .transceivers
+        .iter()
+        .position(|t| t.stopped && t.is_reusable_for(track.kind));
+    let mid = match reuse {
+        Some(i) => session.transceivers[i].mid.clone(),
+        None => session.next_mid(),
+    };
+    let t = get_or_create(session, &mid, track.kind);
+    *t = Transceiver::new(mid.clone(), track.kind);
+    t.codecs = codecs;
+    t.send = Some(send_stream(publisher, &track.name));
+    t.subscription = Some(subscription);
+    mid
+}
+
+/// Adds a sendrecv transceiver for a track the client will push
+/// (`bidirectionalMediaStream` without SDP). Returns its mid.
+pub fn add_bidirectional_push(
+    session: &mut Session,
+    kind: MediaKind,
+    name: TrackName,
+    key: crate::ids::TrackKey,
+    fanout: std::sync::Arc<crate::fanout::TrackFanout>,
+) -> Mid {
+    let mid = session.next_mid();
+    let (codecs, _) = session.map_codecs(&default_codecs(kind));
+    let session_id = session.id.0.clone();
+    let t = get_or_create(session, &mid, kind);
+    t.codecs = codecs.clone();
+    t.recv = Some(name.clone());
+    t.send = Some(send_stream(&session_id, &name));
+    session.pushed.push(PushedTrack {
+        name,
+        mid: mid.clone(),
+        kind,
+        key,
+        fanout,
+        codecs,
+        ssrcs: Vec::new(),
+        active: true,
+    });
+    mid
+}
+
+/// Applies the client's answer to our pending offer.
+pub fn apply_answer(session: &mut Session, answer: &SessionDescription) -> Result<(), ApiError> {
+    if !session.pending_offer {
+        return Err(ApiError::invalid_session_description(
+            "no offer from the server is pending",
+        ));
+    }
+    learn_remote(session, answer)?;
+    if answer
+        .setup
+        .as_deref()
+        .or_else(|| answer.media.iter().find_map(|m| m.setup.as_deref()))
+        == Some("passive")
+    {
+        return Err(ApiError::invalid_session_description(
+            "a=setup:passive is not supported: the server is always the DTLS server",
+        ));
+    }
+    for m in &answer.media {
+        let Some(mid) = &m.mid else { continue };
+        if !m.is_active() {
+            session.close_transceiver(mid);
+            continue;
+        }
+        if let Some(t) = session.transceiver_mut(mid) {
+            {
+                // Keep the payload types the client accepted.
+                let accepted: Vec<u8> = m.codecs.iter().map(|c| c.pt).collect();
+                t.codecs.retain(|c| accepted.contains(&c.pt));
+                if let Some(s) = t.subscription.as_mut() {
+                    s.payload_types.retain(|(_, to)| accepted.contains(to));
+                }
+                if let Some(name) = t.recv.clone() {
+                    let codecs = t.codecs.clone();
+                    if let Some(p) = session.pushed.iter_mut().find(|p| p.name == name && p.active) {
+                        p.ssrcs = m.ssrcs.clone();
+                        p.codecs = codecs;
+                    }
+                }
+            }
+        }
+    }
+    session.pending_offer = false;
+    Ok(())
+}

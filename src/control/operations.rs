@@ -1,0 +1,393 @@
+//! The Calls API operations on the registry (calls-api.md, "Endpoints").
+
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::api::error::ApiError;
+use crate::api::types::{
+    NewSessionRequest, RenegotiateRequest, SessionDescriptionJson, TrackObject, TracksCloseRequest,
+    TracksNewRequest, TracksResponse, TracksUpdateRequest,
+};
+use crate::ids::{AppId, Mid, SessionKey, TrackName};
+use crate::sdp::MediaKind;
+
+use super::negotiate::{self, Context, parse_description};
+use super::{Control, State};
+
+/// Most items in one tracks/new call.
+const MAX_ITEMS: usize = 64;
+
+fn offer_json(sdp: String) -> SessionDescriptionJson {
+    SessionDescriptionJson { kind: "offer".into(), sdp }
+}
+
+fn answer_json(sdp: String) -> SessionDescriptionJson {
+    SessionDescriptionJson { kind: "answer".into(), sdp }
+}
+
+impl Control {
+    fn context(&self) -> Context<'_> {
+        Context {
+            identity: &self.identity,
+            candidates: &self.candidates,
+        }
+    }
+
+    /// After an operation: DTLS can start if the fingerprint is now known,
+    /// and the workers learn the new state.
+    fn finish(&self, st: &mut State, app: &AppId, key: SessionKey, now: Instant) {
+        self.ensure_dtls(st, key, now);
+        self.sync(st, app);
+    }
+
+    /// POST sessions/new.
+    pub fn new_session(
+        &self,
+        app: &AppId,
+        req: NewSessionRequest,
+        now: Instant,
+    ) -> Result<(String, Option<SessionDescriptionJson>), ApiError> {
+        let offer = match &req.session_description {
+            Some(sd) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
+            None => None,
+        };
+        let mut st = self.lock();
+        let key = st.reg.create_session(app, now).ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let (id, ufrag, pwd) = {
+            let s = st.reg.session(key).ok_or_else(|| ApiError::internal("session vanished"))?;
+            (s.id.0.clone(), s.ice.ufrag.clone(), s.ice.pwd.clone())
+        };
+        self.directory.insert(&ufrag, key, &pwd);
+        let answer = match offer {
+            Some(offer) => {
+                let ctx = self.context();
+                let mut items = Vec::new();
+                match negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut items, false, &ctx) {
+                    Ok(sdp) => Some(answer_json(sdp)),
+                    Err(e) => {
+                        self.remove_session(&mut st, key);
+                        return Err(e);
+                    }
+                }
+            }
+            None => None,
+        };
+        self.finish(&mut st, app, key, now);
+        Ok((id, answer))
+    }
+
+    /// POST sessions/{id}/tracks/new.
+    pub fn tracks_new(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        mut req: TracksNewRequest,
+        now: Instant,
+    ) -> Result<TracksResponse, ApiError> {
+        if req.tracks.len() > MAX_ITEMS {
+            return Err(ApiError::invalid_params(format!("at most {MAX_ITEMS} tracks per call")));
+        }
+        let remote = match req.tracks.first().map(|t| t.location.as_deref()) {
+            _ if req.tracks.is_empty() => false,
+            Some(Some("remote")) => true,
+            Some(Some("local")) => false,
+            _ => return Err(ApiError::invalid_params("each track needs location \"local\" or \"remote\"")),
+        };
+        let wanted = if remote { "remote" } else { "local" };
+        if req.tracks.iter().any(|t| t.location.as_deref() != Some(wanted)) {
+            return Err(ApiError::invalid_params("all tracks of one call must have the same location"));
+        }
+        let offer = match &req.session_description {
+            Some(sd) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
+            None => None,
+        };
+        if offer.is_none() && req.tracks.is_empty() {
+            return Err(ApiError::invalid_params("no tracks and no sessionDescription"));
+        }
+        let mut st = self.lock();
+        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let ctx = self.context();
+        let mut tracks = std::mem::take(&mut req.tracks);
+        let response = if let Some(offer) = offer {
+            let sdp = negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut tracks, req.auto_discover, &ctx)?;
+            TracksResponse {
+                requires_immediate_renegotiation: false,
+                session_description: Some(answer_json(sdp)),
+                tracks,
+            }
+        } else if remote && tracks.iter().all(|t| t.mid.as_deref().is_some_and(|m| m.starts_with('#'))) {
+            self.pull_into_existing(&mut st, app, key, &mut tracks)?;
+            TracksResponse {
+                requires_immediate_renegotiation: false,
+                session_description: None,
+                tracks,
+            }
+        } else {
+            let added = if remote {
+                self.add_pulls(&mut st, app, key, &mut tracks)?
+            } else {
+                self.add_bidirectional(&mut st, key, &mut tracks)?
+            };
+            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let sdp = added.then(|| negotiate::write_offer(session, &ctx));
+            TracksResponse {
+                requires_immediate_renegotiation: sdp.is_some(),
+                session_description: sdp.map(offer_json),
+                tracks,
+            }
+        };
+        self.finish(&mut st, app, key, now);
+        self.request_new_keyframes(&mut st, key, now);
+        Ok(response)
+    }
+
+    fn ensure_no_pending(st: &State, key: SessionKey) -> Result<(), ApiError> {
+        match st.reg.session(key) {
+            Some(s) if s.pending_offer => Err(ApiError::invalid_session_description(
+                "an offer from the server is awaiting its answer (renegotiate first)",
+            )),
+            Some(_) => Ok(()),
+            None => Err(ApiError::session_gone()),
+        }
+    }
+
+    fn add_pulls(&self, st: &mut State, app: &AppId, key: SessionKey, items: &mut [TrackObject]) -> Result<bool, ApiError> {
+        Self::ensure_no_pending(st, key)?;
+        let mut added = false;
+        for item in items.iter_mut() {
+            let found = match (&item.session_id, &item.track_name) {
+                (Some(sid), Some(name)) => st.reg.find_track(app, sid, &TrackName(name.clone())).cloned(),
+                _ => None,
+            };
+            let Some(track) = found else {
+                item.mid = Some(String::new());
+                item.fail("not_found_track_error", "Track not found on remote peer (unknown session or track name)");
+                continue;
+            };
+            let publisher = item.session_id.clone().unwrap_or_default();
+            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let mid = negotiate::add_pull(session, &track, &publisher);
+            item.mid = Some(mid.0);
+            added = true;
+        }
+        Ok(added)
+    }
+
+    fn add_bidirectional(&self, st: &mut State, key: SessionKey, items: &mut [TrackObject]) -> Result<bool, ApiError> {
+        Self::ensure_no_pending(st, key)?;
+        let mut added = false;
+        for item in items.iter_mut() {
+            let kind = item.kind.as_deref().and_then(MediaKind::parse).filter(|k| *k != MediaKind::Application);
+            let (Some(kind), Some(name)) = (kind, item.track_name.clone()) else {
+                item.fail("invalid_params", "Without an offer, a local track needs kind, trackName and bidirectionalMediaStream");
+                continue;
+            };
+            let name = TrackName(name);
+            let (track_key, fanout) = st.reg.new_track();
+            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            if session.pushed_track(&name).is_some() {
+                item.fail("repeated_local_track_error", "A track with this name is already pushed");
+                continue;
+            }
+            let mid = negotiate::add_bidirectional_push(session, kind, name, track_key, fanout);
+            item.mid = Some(mid.0);
+            added = true;
+        }
+        Ok(added)
+    }
+
+    /// Pulls into `mid: "#trackName"`: the transceiver that carries that
+    /// local track, which must already send (bidirectionalMediaStream).
+    fn pull_into_existing(&self, st: &mut State, app: &AppId, key: SessionKey, items: &mut [TrackObject]) -> Result<(), ApiError> {
+        for item in items.iter_mut() {
+            let local = TrackName(item.mid.as_deref().unwrap_or("#").trim_start_matches('#').to_owned());
+            let found = match (&item.session_id, &item.track_name) {
+                (Some(sid), Some(name)) => st.reg.find_track(app, sid, &TrackName(name.clone())).cloned(),
+                _ => None,
+            };
+            let Some(track) = found else {
+                item.mid = Some(String::new());
+                item.fail("not_found_track_error", "Track not found on remote peer (unknown session or track name)");
+                continue;
+            };
+            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let Some(t) = session
+                .transceivers
+                .iter_mut()
+                .find(|t| t.recv.as_ref() == Some(&local) && t.send.is_some() && t.kind == track.kind)
+            else {
+                item.fail("not_found_track_error", "No sendrecv transceiver carries that local track");
+                continue;
+            };
+            let payload_types: Vec<(u8, u8)> = track
+                .codecs
+                .iter()
+                .filter_map(|pc| t.codecs.iter().find(|c| c.same_format(pc)).map(|c| (pc.pt, c.pt)))
+                .collect();
+            item.mid = Some(t.mid.0.clone());
+            t.subscription = Some(super::session::Subscription {
+                session_id: crate::ids::SessionId(item.session_id.clone().unwrap_or_default()),
+                track_name: track.name.clone(),
+                track: track.key,
+                payload_types,
+                active: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Keyframes for every active pull of a connected session.
+    fn request_new_keyframes(&self, st: &mut State, key: SessionKey, now: Instant) {
+        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else { return };
+        let tracks: Vec<_> = session
+            .transceivers
+            .iter()
+            .filter_map(|t| t.subscription.as_ref().filter(|s| s.active).map(|s| s.track))
+            .collect();
+        for track in tracks {
+            self.request_keyframe(st, track, now);
+        }
+    }
+
+    /// PUT sessions/{id}/renegotiate.
+    pub fn renegotiate(&self, app: &AppId, session_id: &str, req: RenegotiateRequest, now: Instant) -> Result<(), ApiError> {
+        let sd = &req.session_description;
+        let answer = parse_description(&sd.kind, "answer", &sd.sdp)?;
+        let mut st = self.lock();
+        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        negotiate::apply_answer(session, &answer)?;
+        self.finish(&mut st, app, key, now);
+        self.request_new_keyframes(&mut st, key, now);
+        Ok(())
+    }
+
+    /// PUT sessions/{id}/tracks/update: re-point receiving transceivers.
+    pub fn tracks_update(&self, app: &AppId, session_id: &str, mut req: TracksUpdateRequest, now: Instant) -> Result<TracksResponse, ApiError> {
+        let mut st = self.lock();
+        let key = Self::session_key(&mut st, app, session_id, now)?;
+        for item in req.tracks.iter_mut() {
+            let target = match (&item.session_id, &item.track_name) {
+                (Some(sid), Some(name)) => st.reg.find_track(app, sid, &TrackName(name.clone())).cloned(),
+                _ => None,
+            };
+            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let mid = Mid(item.mid.clone().unwrap_or_default());
+            let Some(t) = session.transceiver_mut(&mid).filter(|t| t.subscription.is_some() && !t.stopped) else {
+                item.fail("update_track_error", "No receiving transceiver with this mid");
+                continue;
+            };
+            match target {
+                None if item.track_name.is_none() && item.session_id.is_none() => {
+                    // Only a simulcast preference change: accepted, nothing to re-point.
+                }
+                None => item.fail("update_track_error", "Track not found on remote peer"),
+                Some(track) if track.kind != t.kind => {
+                    item.fail("update_track_error", "The track's kind differs from the transceiver's")
+                }
+                Some(track) => {
+                    let payload_types: Vec<(u8, u8)> = track
+                        .codecs
+                        .iter()
+                        .filter_map(|pc| t.codecs.iter().find(|c| c.same_format(pc)).map(|c| (pc.pt, c.pt)))
+                        .collect();
+                    if payload_types.is_empty() {
+                        item.fail("update_track_error", "The track uses no codec negotiated on this transceiver");
+                        continue;
+                    }
+                    t.subscription = Some(super::session::Subscription {
+                        session_id: crate::ids::SessionId(item.session_id.clone().unwrap_or_default()),
+                        track_name: track.name.clone(),
+                        track: track.key,
+                        payload_types,
+                        active: true,
+                    });
+                }
+            }
+        }
+        self.sync(&mut st, app);
+        self.request_new_keyframes(&mut st, key, now);
+        Ok(TracksResponse {
+            requires_immediate_renegotiation: false,
+            session_description: None,
+            tracks: req.tracks,
+        })
+    }
+
+    /// PUT sessions/{id}/tracks/close.
+    pub fn tracks_close(&self, app: &AppId, session_id: &str, mut req: TracksCloseRequest, now: Instant) -> Result<TracksResponse, ApiError> {
+        let offer = match (&req.session_description, req.force) {
+            (Some(sd), false) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
+            (None, false) => {
+                return Err(ApiError::invalid_params("tracks/close without force needs the client's offer"))
+            }
+            (_, true) => None,
+        };
+        let mut st = self.lock();
+        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        for item in req.tracks.iter_mut() {
+            let mid = Mid(item.mid.clone().unwrap_or_default());
+            let live = session
+                .transceiver(&mid)
+                .is_some_and(|t| !t.stopped && (t.recv.is_some() || t.subscription.is_some()));
+            if !live {
+                item.fail("close_track_error", "Track doesn't exist or was already closed");
+                continue;
+            }
+            if let Some(name) = session.transceiver(&mid).and_then(|t| t.recv.clone()) {
+                item.track_name.get_or_insert(name.0);
+            }
+            session.close_transceiver(&mid);
+        }
+        let sdp = match offer {
+            Some(offer) => {
+                let ctx = self.context();
+                let mut none = Vec::new();
+                Some(answer_json(negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut none, false, &ctx)?))
+            }
+            None => None,
+        };
+        self.finish(&mut st, app, key, now);
+        Ok(TracksResponse {
+            requires_immediate_renegotiation: false,
+            session_description: sdp,
+            tracks: req.tracks,
+        })
+    }
+
+    /// GET sessions/{id}.
+    pub fn get_session(&self, app: &AppId, session_id: &str, now: Instant) -> Result<Value, ApiError> {
+        let mut st = self.lock();
+        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
+        let mut tracks = Vec::new();
+        for p in &session.pushed {
+            tracks.push(TrackObject {
+                location: Some("local".into()),
+                mid: Some(p.mid.0.clone()),
+                track_name: Some(p.name.0.clone()),
+                status: Some(if p.active { "active" } else { "inactive" }.into()),
+                ..TrackObject::default()
+            });
+        }
+        for t in &session.transceivers {
+            if let Some(s) = &t.subscription {
+                let active = s.active && !t.stopped;
+                tracks.push(TrackObject {
+                    location: Some("remote".into()),
+                    mid: Some(t.mid.0.clone()),
+                    session_id: Some(s.session_id.0.clone()),
+                    track_name: Some(s.track_name.0.clone()),
+                    status: Some(if active { "active" } else { "inactive" }.into()),
+                    ..TrackObject::default()
+                });
+            }
+        }
+        for c in &session.closed_pulls {
+            tracks.push(c.clone());
+        }
+        Ok(json!({ "tracks": tracks, "dataChannels": [] }))
+    }
+}

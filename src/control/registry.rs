@@ -1,0 +1,114 @@
+//! The registry of apps, sessions and tracks. Owned by the control thread;
+//! the API and the transport events both work on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::fanout::TrackFanout;
+use crate::ids::{AppId, SessionId, SessionKey, TrackKey, TrackName};
+
+use super::session::{PushedTrack, Session};
+
+/// An application: its secret and its sessions.
+pub struct App {
+    /// The bearer secret.
+    pub secret: String,
+    /// Its sessions by id.
+    pub sessions: HashMap<SessionId, SessionKey>,
+}
+
+/// Everything the control thread knows about sessions and tracks.
+#[derive(Default)]
+pub struct Registry {
+    /// Apps by id.
+    pub apps: HashMap<AppId, App>,
+    /// Sessions by key, with their app.
+    pub sessions: HashMap<SessionKey, (AppId, Session)>,
+    next_session: u32,
+    next_track: u64,
+}
+
+impl Registry {
+    /// A registry with these apps (id, secret).
+    pub fn new(apps: impl IntoIterator<Item = (AppId, String)>) -> Self {
+        Registry {
+            apps: apps
+                .into_iter()
+                .map(|(id, secret)| {
+                    (
+                        id,
+                        App {
+                            secret,
+                            sessions: HashMap::new(),
+                        },
+                    )
+                })
+                .collect(),
+            ..Registry::default()
+        }
+    }
+
+    /// Creates a session in `app`.
+    pub fn create_session(&mut self, app: &AppId, now: Instant) -> Option<SessionKey> {
+        let a = self.apps.get_mut(app)?;
+        self.next_session += 1;
+        let key = SessionKey(self.next_session);
+        let session = Session::new(key, now);
+        a.sessions.insert(session.id.clone(), key);
+        self.sessions.insert(key, (app.clone(), session));
+        Some(key)
+    }
+
+    /// The key of a session of `app`.
+    pub fn session_key(&self, app: &AppId, id: &str) -> Option<SessionKey> {
+        self.apps.get(app)?.sessions.get(&SessionId(id.to_owned())).copied()
+    }
+
+    /// A session by key.
+    pub fn session(&self, key: SessionKey) -> Option<&Session> {
+        self.sessions.get(&key).map(|(_, s)| s)
+    }
+
+    /// A session by key, mutably.
+    pub fn session_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
+        self.sessions.get_mut(&key).map(|(_, s)| s)
+    }
+
+    /// Removes a session.
+    pub fn remove_session(&mut self, key: SessionKey) -> Option<(AppId, Session)> {
+        let (app, session) = self.sessions.remove(&key)?;
+        if let Some(a) = self.apps.get_mut(&app) {
+            a.sessions.remove(&session.id);
+        }
+        Some((app, session))
+    }
+
+    /// A fresh track key and its empty fan-out.
+    pub fn new_track(&mut self) -> (TrackKey, Arc<TrackFanout>) {
+        self.next_track += 1;
+        let key = TrackKey(self.next_track);
+        (key, Arc::new(TrackFanout::new(key)))
+    }
+
+    /// An active pushed track of `app`, by publisher session id and name.
+    pub fn find_track(&self, app: &AppId, session_id: &str, name: &TrackName) -> Option<&PushedTrack> {
+        let key = self.session_key(app, session_id)?;
+        self.session(key)?.pushed_track(name)
+    }
+
+    /// The session that pushes a track, and the track.
+    pub fn track_owner(&self, track: TrackKey) -> Option<(&Session, &PushedTrack)> {
+        self.sessions.values().find_map(|(_, s)| {
+            s.pushed.iter().find(|t| t.key == track).map(|t| (s, t))
+        })
+    }
+
+    /// The keys of an app's sessions.
+    pub fn app_sessions(&self, app: &AppId) -> Vec<SessionKey> {
+        self.apps
+            .get(app)
+            .map(|a| a.sessions.values().copied().collect())
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,332 @@
+//! One session as the control thread keeps it: ICE credentials, the DTLS
+//! transport, where its 5-tuple lives, and its transceivers (m-lines) with
+//! what each pushes or pulls.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::api::types::TrackObject;
+use crate::dtls::{DtlsTransport, Fingerprint, SrtpKeys};
+use crate::fanout::TrackFanout;
+use crate::ice::IceCredentials;
+use crate::ids::{Mid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
+use crate::sdp::{Codec, Direction, Extmap, MediaKind, SendStream, extension};
+
+/// Where a session's media flows: the worker and client address chosen by ICE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransportBinding {
+    /// The worker that owns the 5-tuple.
+    pub worker: WorkerId,
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// Whether the client nominated it (USE-CANDIDATE).
+    pub nominated: bool,
+}
+
+/// A track this session pushes.
+#[derive(Debug, Clone)]
+pub struct PushedTrack {
+    /// Its name, unique in the session.
+    pub name: TrackName,
+    /// Its transceiver.
+    pub mid: Mid,
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Process-wide key.
+    pub key: TrackKey,
+    /// Its fan-out, shared with the publisher's worker.
+    pub fanout: Arc<TrackFanout>,
+    /// Codecs in the publisher's payload type space.
+    pub codecs: Vec<Codec>,
+    /// SSRCs signalled for it.
+    pub ssrcs: Vec<u32>,
+    /// False once closed.
+    pub active: bool,
+}
+
+/// A track this session pulls into one of its transceivers.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    /// The publisher's session.
+    pub session_id: SessionId,
+    /// The publisher's track name.
+    pub track_name: TrackName,
+    /// The source track, once resolved.
+    pub track: TrackKey,
+    /// Publisher payload type → ours.
+    pub payload_types: Vec<(u8, u8)>,
+    /// False once closed.
+    pub active: bool,
+}
+
+/// One m-line of the session.
+#[derive(Debug, Clone)]
+pub struct Transceiver {
+    /// Its mid.
+    pub mid: Mid,
+    /// What it carries.
+    pub kind: MediaKind,
+    /// Negotiated codecs, in this session's payload type space.
+    pub codecs: Vec<Codec>,
+    /// `a=rtcp-rsize` negotiated.
+    pub rtcp_rsize: bool,
+    /// The pushed track received on it.
+    pub recv: Option<TrackName>,
+    /// What we send on it (SSRC and msid), allocated when it first sends.
+    pub send: Option<SendStream>,
+    /// The pulled track sent on it.
+    pub subscription: Option<Subscription>,
+    /// Rejected or stopped (port 0).
+    pub stopped: bool,
+}
+
+impl Transceiver {
+    /// A new, empty transceiver.
+    pub fn new(mid: Mid, kind: MediaKind) -> Self {
+        Transceiver {
+            mid,
+            kind,
+            codecs: Vec::new(),
+            rtcp_rsize: true,
+            recv: None,
+            send: None,
+            subscription: None,
+            stopped: false,
+        }
+    }
+
+    /// Our direction on it: we send where we declared a stream, we
+    /// receive where the client pushes a track.
+    pub fn direction(&self) -> Direction {
+        Direction::new(self.send.is_some(), self.recv.is_some())
+    }
+
+    /// Whether an offer of ours may put a new track on it (stopped or idle
+    /// transceivers of the same kind are recycled).
+    pub fn is_reusable_for(&self, kind: MediaKind) -> bool {
+        self.kind == kind && self.recv.is_none() && self.subscription.is_none()
+    }
+}
+
+/// One session.
+pub struct Session {
+    /// Its public id.
+    pub id: SessionId,
+    /// Its compact key.
+    pub key: SessionKey,
+    /// Our ICE credentials for it.
+    pub ice: IceCredentials,
+    /// SDP origin session id.
+    pub origin: u64,
+    /// SDP origin version, bumped per description we write.
+    pub version: u64,
+    /// The client's certificate fingerprint, from its first SDP.
+    pub remote_fingerprint: Option<Fingerprint>,
+    /// The DTLS association, once the fingerprint is known.
+    pub dtls: Option<DtlsTransport>,
+    /// DTLS records that arrived before the fingerprint did.
+    pub dtls_backlog: Vec<Vec<u8>>,
+    /// SRTP keys once DTLS completed.
+    pub srtp_keys: Option<SrtpKeys>,
+    /// Where its media flows.
+    pub transport: Option<TransportBinding>,
+    /// Its m-lines in SDP order.
+    pub transceivers: Vec<Transceiver>,
+    /// Tracks it pushes.
+    pub pushed: Vec<PushedTrack>,
+    /// Header extensions of the bundle (URI → id), learned from the client.
+    pub extmaps: Vec<Extmap>,
+    /// `a=extmap-allow-mixed` from the client.
+    pub extmap_allow_mixed: bool,
+    /// Our offer awaits the client's answer.
+    pub pending_offer: bool,
+    /// The SSRC of our RTCP.
+    pub rtcp_ssrc: u32,
+    /// When it was created.
+    pub created: Instant,
+    /// Requests in the current rate-limit window.
+    pub rate_window: (Instant, u32),
+    /// Pulls that were closed, as GET lists them (status inactive).
+    pub closed_pulls: Vec<TrackObject>,
+}
+
+impl Session {
+    /// A new session with no transport.
+    pub fn new(key: SessionKey, now: Instant) -> Self {
+        let seed = crate::ids::random_bytes::<12>();
+        Session {
+            id: SessionId::random(),
+            key,
+            ice: IceCredentials::random(),
+            origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
+            version: 1,
+            remote_fingerprint: None,
+            dtls: None,
+            dtls_backlog: Vec::new(),
+            srtp_keys: None,
+            transport: None,
+            transceivers: Vec::new(),
+            pushed: Vec::new(),
+            extmaps: Vec::new(),
+            extmap_allow_mixed: false,
+            pending_offer: false,
+            rtcp_ssrc: u32::from_be_bytes(seed[8..12].try_into().unwrap_or_default()) | 1,
+            created: now,
+            rate_window: (now, 0),
+            closed_pulls: Vec::new(),
+        }
+    }
+
+    /// Stops a transceiver: its pull is closed (and remembered for GET), its
+    /// pushed track becomes inactive. Returns whether it carried anything.
+    pub fn close_transceiver(&mut self, mid: &Mid) -> bool {
+        let Some(t) = self.transceivers.iter_mut().find(|t| &t.mid == mid) else {
+            return false;
+        };
+        let had = t.recv.is_some() || t.subscription.is_some();
+        t.stopped = true;
+        t.send = None;
+        if let Some(s) = t.subscription.take() {
+            self.closed_pulls.push(TrackObject {
+                location: Some("remote".into()),
+                mid: Some(mid.0.clone()),
+                session_id: Some(s.session_id.0),
+                track_name: Some(s.track_name.0),
+                status: Some("inactive".into()),
+                ..TrackObject::default()
+            });
+        }
+        if let Some(name) = t.recv.take() {
+            for p in self.pushed.iter_mut().filter(|p| p.name == name) {
+                p.active = false;
+            }
+        }
+        had
+    }
+
+    /// Whether DTLS completed.
+    pub fn is_connected(&self) -> bool {
+        self.srtp_keys.is_some()
+    }
+
+    /// The transceiver with this mid.
+    pub fn transceiver(&self, mid: &Mid) -> Option<&Transceiver> {
+        self.transceivers.iter().find(|t| &t.mid == mid)
+    }
+
+    /// The transceiver with this mid, mutably.
+    pub fn transceiver_mut(&mut self, mid: &Mid) -> Option<&mut Transceiver> {
+        self.transceivers.iter_mut().find(|t| &t.mid == mid)
+    }
+
+    /// The active pushed track with this name.
+    pub fn pushed_track(&self, name: &TrackName) -> Option<&PushedTrack> {
+        self.pushed.iter().find(|t| &t.name == name && t.active)
+    }
+
+    /// The id of the MID header extension in this session.
+    pub fn mid_extension(&self) -> Option<u8> {
+        self.extmaps.iter().find(|e| e.uri == extension::MID).map(|e| e.id)
+    }
+
+    /// The bundle's header extensions, defaulting to Chrome's ids for the
+    /// ones we read when the client has not told us yet.
+    pub fn extmaps_for_offer(&mut self) -> Vec<Extmap> {
+        if self.extmaps.is_empty() {
+            self.extmaps = vec![
+                Extmap { id: 4, uri: extension::MID.into() },
+                Extmap { id: 10, uri: extension::RTP_STREAM_ID.into() },
+                Extmap { id: 11, uri: extension::REPAIRED_RTP_STREAM_ID.into() },
+            ];
+        }
+        self.extmaps.clone()
+    }
+
+    /// A mid not used by any transceiver.
+    pub fn next_mid(&self) -> Mid {
+        let mut n = self.transceivers.len();
+        loop {
+            let mid = Mid(n.to_string());
+            if self.transceiver(&mid).is_none() {
+                return mid;
+            }
+            n += 1;
+        }
+    }
+
+    /// Maps codecs into this session's payload type space: a format the
+    /// session already has keeps its payload type; otherwise the
+    /// publisher's number if free, else a free dynamic one. Returns the
+    /// mapped codecs and the publisher → session map.
+    pub fn map_codecs(&self, codecs: &[Codec]) -> (Vec<Codec>, Vec<(u8, u8)>) {
+        let mut used: Vec<(u8, Codec)> = self
+            .transceivers
+            .iter()
+            .flat_map(|t| t.codecs.iter())
+            .map(|c| (c.pt, c.clone()))
+            .collect();
+        let mut out = Vec::new();
+        let mut map = Vec::new();
+        for c in codecs {
+            let pt = match used.iter().find(|(_, u)| u.same_format(c)) {
+                Some((pt, _)) => *pt,
+                None if !used.iter().any(|(pt, _)| *pt == c.pt) => c.pt,
+                None => match (96..=127u8).chain(35..=63).find(|pt| !used.iter().any(|(u, _)| u == pt)) {
+                    Some(pt) => pt,
+                    None => continue,
+                },
+            };
+            let mapped = Codec { pt, ..c.clone() };
+            used.push((pt, mapped.clone()));
+            map.push((c.pt, pt));
+            out.push(mapped);
+        }
+        (out, map)
+    }
+}
+
+/// The codecs switchboard offers for a transceiver it creates itself
+/// (`bidirectionalMediaStream` without an SDP).
+pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
+    let fb = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    match kind {
+        MediaKind::Audio => vec![Codec {
+            pt: 111,
+            name: "opus".into(),
+            clock_rate: 48000,
+            channels: Some(2),
+            fmtp: Some("minptime=10;useinbandfec=1".into()),
+            rtcp_fb: Vec::new(),
+        }],
+        MediaKind::Video => {
+            let video = |pt, name: &str, fmtp: Option<&str>| Codec {
+                pt,
+                name: name.into(),
+                clock_rate: 90000,
+                channels: None,
+                fmtp: fmtp.map(str::to_owned),
+                rtcp_fb: fb(&["nack pli", "ccm fir"]),
+            };
+            vec![
+                video(96, "VP8", None),
+                video(98, "VP9", Some("profile-id=0")),
+                video(
+                    102,
+                    "H264",
+                    Some("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"),
+                ),
+                video(45, "AV1", None),
+            ]
+        }
+        MediaKind::Application => Vec::new(),
+    }
+}
+
+/// The rtcp-fb values we honour: keyframe requests. (NACK, TWCC and REMB
+/// are not negotiated yet, so browsers do not rely on them.)
+pub fn supported_feedback(codec: &Codec) -> Codec {
+    let mut c = codec.clone();
+    c.rtcp_fb.retain(|fb| fb == "nack pli" || fb == "ccm fir");
+    c
+}

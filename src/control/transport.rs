@@ -1,0 +1,218 @@
+//! Transport events from the media workers, on the control thread: ICE
+//! bindings choose the worker that owns a session; DTLS records drive the
+//! handshake, whose keys are then installed there; keyframe requests are
+//! throttled and sent upstream; timers retransmit DTLS flights and expire
+//! sessions.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use crate::engine::messages::{EngineEvent, WorkerCommand};
+use crate::ids::{SessionKey, TrackKey, WorkerId};
+
+use super::session::TransportBinding;
+use super::{Control, State};
+
+/// At most one keyframe request upstream per track per this long.
+const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+/// DTLS records kept while the client's fingerprint is not yet known.
+const DTLS_BACKLOG: usize = 32;
+/// A session that never connected is removed after this long.
+const NEVER_CONNECTED_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Control {
+    /// Handles one event from a media worker.
+    pub fn handle_event(&self, event: EngineEvent, now: Instant) {
+        let mut st = self.lock();
+        match event {
+            EngineEvent::Bound { key, worker, addr, nominated } => {
+                self.handle_bound(&mut st, key, worker, addr, nominated)
+            }
+            EngineEvent::Dtls { key, worker, addr, bytes } => {
+                self.handle_dtls(&mut st, key, worker, addr, bytes, now)
+            }
+            EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
+            EngineEvent::MediaReceived { track } => {
+                st.media_seen.insert(track, now);
+            }
+        }
+    }
+
+    fn handle_bound(&self, st: &mut State, key: SessionKey, worker: WorkerId, addr: SocketAddr, nominated: bool) {
+        let Some(session) = st.reg.session_mut(key) else { return };
+        let current = session.transport;
+        let new = TransportBinding { worker, addr, nominated };
+        let switch = match current {
+            None => true,
+            Some(cur) if cur.worker == worker && cur.addr == addr => {
+                if nominated && !cur.nominated {
+                    session.transport = Some(new);
+                }
+                false
+            }
+            Some(cur) => nominated && !(cur.nominated && cur.worker == worker && cur.addr == addr),
+        };
+        if !switch {
+            return;
+        }
+        session.transport = Some(new);
+        let keys = session.srtp_keys.clone();
+        if let Some(old) = current.filter(|c| c.worker != worker) {
+            self.workers[old.worker.0].send(WorkerCommand::Detach { key });
+        }
+        st.synced.forget(key);
+        let w = &self.workers[worker.0];
+        w.send(WorkerCommand::Attach { key, addr });
+        if let Some(keys) = keys {
+            w.send(WorkerCommand::Keys { key, keys });
+        }
+        if let Some((app, _)) = st.reg.sessions.get(&key).map(|(a, s)| (a.clone(), s.id.clone())) {
+            self.sync(st, &app);
+        }
+    }
+
+    fn handle_dtls(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        worker: WorkerId,
+        addr: SocketAddr,
+        bytes: Vec<u8>,
+        now: Instant,
+    ) {
+        let Some(session) = st.reg.session_mut(key) else { return };
+        let Some(dtls) = session.dtls.as_mut() else {
+            if session.dtls_backlog.len() < DTLS_BACKLOG {
+                session.dtls_backlog.push(bytes);
+            }
+            return;
+        };
+        let result = dtls.handle_datagram(now, &bytes);
+        self.flush_dtls(st, key, Some((worker, addr)));
+        match result {
+            Ok(Some(keys)) => self.on_connected(st, key, keys, now),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(session = key.0, error = %e, "DTLS failed"),
+        }
+    }
+
+    /// Creates the DTLS transport once the client's fingerprint is known and
+    /// replays records that arrived before it.
+    pub(super) fn ensure_dtls(&self, st: &mut State, key: SessionKey, now: Instant) {
+        let identity = self.identity.clone();
+        let Some(session) = st.reg.session_mut(key) else { return };
+        if session.dtls.is_some() {
+            return;
+        }
+        let Some(fingerprint) = session.remote_fingerprint.clone() else { return };
+        session.dtls = Some(crate::dtls::DtlsTransport::new(identity, fingerprint));
+        let backlog = std::mem::take(&mut session.dtls_backlog);
+        for bytes in backlog {
+            let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) else { return };
+            let result = dtls.handle_datagram(now, &bytes);
+            self.flush_dtls(st, key, None);
+            if let Ok(Some(keys)) = result {
+                self.on_connected(st, key, keys, now);
+            }
+        }
+    }
+
+    /// Sends what the DTLS transport has queued, through the worker that
+    /// owns the session (or the one the record came from).
+    fn flush_dtls(&self, st: &mut State, key: SessionKey, via: Option<(WorkerId, SocketAddr)>) {
+        let Some(session) = st.reg.session_mut(key) else { return };
+        let route = session.transport.map(|t| (t.worker, t.addr)).or(via);
+        let Some(dtls) = session.dtls.as_mut() else { return };
+        while let Some(datagram) = dtls.poll_transmit() {
+            if let Some((worker, to)) = route {
+                self.workers[worker.0].send(WorkerCommand::Send { to, bytes: datagram.to_vec() });
+            }
+        }
+    }
+
+    fn on_connected(&self, st: &mut State, key: SessionKey, keys: crate::dtls::SrtpKeys, now: Instant) {
+        let Some((app, session)) = st.reg.sessions.get_mut(&key) else { return };
+        let app = app.clone();
+        tracing::info!(session = %session.id, profile = ?keys.profile, "DTLS connected");
+        session.srtp_keys = Some(keys.clone());
+        if let Some(t) = session.transport {
+            self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
+        }
+        let pulled: Vec<TrackKey> = session
+            .transceivers
+            .iter()
+            .filter_map(|t| t.subscription.as_ref().filter(|s| s.active).map(|s| s.track))
+            .collect();
+        self.sync(st, &app);
+        // Forwarding starts now: ask each source for a keyframe.
+        for track in pulled {
+            self.request_keyframe(st, track, now);
+        }
+    }
+
+    /// Sends a PLI upstream for `track`, at most once per 500 ms; a request
+    /// inside the window is sent when it ends.
+    pub(super) fn request_keyframe(&self, st: &mut State, track: TrackKey, now: Instant) {
+        let entry = st.keyframes.entry(track).or_insert((now - KEYFRAME_INTERVAL * 2, false));
+        if now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL {
+            entry.1 = true;
+            return;
+        }
+        *entry = (now, false);
+        let Some((publisher, _)) = st.reg.track_owner(track) else { return };
+        if let Some(t) = publisher.transport {
+            self.workers[t.worker.0].send(WorkerCommand::RequestKeyframe { key: publisher.key, track });
+        }
+    }
+
+    /// Timers: DTLS retransmissions, deferred keyframe requests, expiry.
+    pub fn handle_tick(&self, now: Instant) {
+        let mut st = self.lock();
+        let due: Vec<SessionKey> = st
+            .reg
+            .sessions
+            .iter()
+            .filter(|(_, (_, s))| s.dtls.as_ref().and_then(|d| d.poll_timeout()).is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            if let Some(d) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) {
+                let _ = d.handle_timeout(now);
+            }
+            self.flush_dtls(&mut st, key, None);
+        }
+        let waiting: Vec<TrackKey> = st
+            .keyframes
+            .iter()
+            .filter(|(_, (at, pending))| *pending && now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL)
+            .map(|(t, _)| *t)
+            .collect();
+        for track in waiting {
+            self.request_keyframe(&mut st, track, now);
+        }
+        let expired: Vec<SessionKey> = st
+            .reg
+            .sessions
+            .iter()
+            .filter(|(_, (_, s))| !s.is_connected() && now.saturating_duration_since(s.created) > NEVER_CONNECTED_TIMEOUT)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in expired {
+            self.remove_session(&mut st, key);
+        }
+    }
+
+    /// Removes a session: its ICE credentials, its worker state, its tracks.
+    pub(super) fn remove_session(&self, st: &mut State, key: SessionKey) {
+        let Some((app, session)) = st.reg.remove_session(key) else { return };
+        self.directory.remove(&session.ice.ufrag);
+        if let Some(t) = session.transport {
+            self.workers[t.worker.0].send(WorkerCommand::Detach { key });
+        }
+        for p in &session.pushed {
+            p.fanout.store(Default::default());
+        }
+        st.synced.forget(key);
+        self.sync(st, &app);
+    }
+}

@@ -1,0 +1,167 @@
+//! Starting and stopping a whole server: media workers, the control
+//! thread (a tokio current-thread runtime serving the HTTP API and
+//! handling worker events and timers).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::api::routes::{ApiState, DEMO_TEMPLATE, router};
+use crate::config::Config;
+use crate::control::Control;
+use crate::dtls::DtlsIdentity;
+use crate::engine::directory::IceDirectory;
+use crate::worker::Workers;
+
+/// How often the control thread runs its timers.
+const TICK: Duration = Duration::from_millis(20);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be bound.
+    #[error("binding {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// The DTLS certificate could not be made.
+    #[error(transparent)]
+    Dtls(#[from] crate::dtls::DtlsError),
+    /// A thread or runtime could not start.
+    #[error("starting: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A running server.
+pub struct Server {
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    /// Where the media port listens.
+    pub media_addr: SocketAddr,
+    /// The resolved configuration.
+    pub config: Config,
+    /// The control plane (for metrics and tests).
+    pub control: Arc<Control>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    control_thread: Option<JoinHandle<()>>,
+    workers: Option<Workers>,
+}
+
+impl Server {
+    /// Starts workers and the control thread.
+    pub fn start(config: Config) -> Result<Server, StartError> {
+        let identity = Arc::new(DtlsIdentity::generate()?);
+        let directory = Arc::new(IceDirectory::default());
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let workers = Workers::spawn(config.workers, config.media_bind, config.pin, directory.clone(), events_tx)
+            .map_err(|e| StartError::Bind(config.media_bind, e))?;
+        let media_addr = workers.local_addr;
+        let candidates: Vec<SocketAddr> = config
+            .announce_ip
+            .iter()
+            .map(|ip| SocketAddr::new(*ip, media_addr.port()))
+            .collect();
+        let control = Control::new(
+            config.app_list(),
+            workers.handles.clone(),
+            identity,
+            directory,
+            candidates,
+        );
+        let listener = TcpListener::bind(config.http_bind).map_err(|e| StartError::Bind(config.http_bind, e))?;
+        listener.set_nonblocking(true).map_err(StartError::Runtime)?;
+        let http_addr = listener.local_addr().map_err(StartError::Runtime)?;
+        let demo_page = config.demo.then(|| {
+            let app = &config.apps[0];
+            Arc::from(
+                DEMO_TEMPLATE
+                    .replace("{{APP_ID}}", &app.id)
+                    .replace("{{APP_SECRET}}", &app.secret),
+            )
+        });
+        let state = ApiState { control: control.clone(), demo_page };
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let ctl = control.clone();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let control_thread = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(error = %e, "HTTP listener");
+                            return;
+                        }
+                    };
+                    let events_ctl = ctl.clone();
+                    tokio::spawn(async move {
+                        while let Some(event) = events_rx.recv().await {
+                            events_ctl.handle_event(event, Instant::now());
+                        }
+                    });
+                    let tick_ctl = ctl.clone();
+                    tokio::spawn(async move {
+                        let mut interval = tokio::time::interval(TICK);
+                        loop {
+                            interval.tick().await;
+                            tick_ctl.handle_tick(Instant::now());
+                        }
+                    });
+                    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async {
+                        let _ = shutdown_rx.await;
+                    });
+                    if let Err(e) = serve.await {
+                        tracing::error!(error = %e, "HTTP server stopped");
+                    }
+                });
+            })
+            .map_err(StartError::Runtime)?;
+        Ok(Server {
+            http_addr,
+            media_addr,
+            config,
+            control,
+            shutdown: Some(shutdown_tx),
+            control_thread: Some(control_thread),
+            workers: Some(workers),
+        })
+    }
+
+    /// The first app's id and secret (the dev app by default).
+    pub fn app(&self) -> (&str, &str) {
+        (&self.config.apps[0].id, &self.config.apps[0].secret)
+    }
+
+    /// Waits until the control thread ends (it runs until shutdown).
+    pub fn wait(mut self) {
+        if let Some(t) = self.control_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Stops the HTTP server and the workers.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.control_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(w) = self.workers.take() {
+            w.shutdown();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
