@@ -158,6 +158,10 @@ pub struct DtlsTransport {
     identity: Arc<DtlsIdentity>,
     remote_fingerprint: Fingerprint,
     endpoint: Option<Endpoint>,
+    /// Before the endpoint exists: the ClientHello being reassembled and
+    /// the datagrams that carried it, replayed into the endpoint.
+    hello: ClientHello,
+    early: Vec<Vec<u8>>,
     connected: bool,
 }
 
@@ -168,6 +172,8 @@ impl DtlsTransport {
             identity,
             remote_fingerprint,
             endpoint: None,
+            hello: ClientHello::default(),
+            early: Vec::new(),
             connected: false,
         }
     }
@@ -186,8 +192,14 @@ impl DtlsTransport {
     ) -> Result<Option<SrtpKeys>, DtlsError> {
         if self.endpoint.is_none() {
             // The first ClientHello decides the SRTP profile (server's
-            // preference: GCM), before the association exists.
-            let Some(offered) = client_hello_srtp_profiles(datagram) else {
+            // preference: GCM) before the association exists. Browsers may
+            // fragment it over several datagrams (large key shares).
+            if self.early.len() >= MAX_EARLY_DATAGRAMS {
+                return Err(DtlsError::Handshake("ClientHello never completed".into()));
+            }
+            self.early.push(datagram.to_vec());
+            self.hello.add_datagram(datagram);
+            let Some(offered) = self.hello.complete().map(client_hello_srtp_profiles) else {
                 return Ok(None);
             };
             let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
@@ -199,16 +211,21 @@ impl DtlsTransport {
                 rtc_shared::TransportProtocol::UDP,
                 Some(Arc::new(config)),
             ));
+        } else {
+            self.early.push(datagram.to_vec());
         }
         let Some(endpoint) = self.endpoint.as_mut() else {
             return Ok(None);
         };
-        let events = endpoint
-            .read(now, ASSOCIATION, None, BytesMut::from(datagram))
-            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
-        let completed = events
-            .iter()
-            .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+        let mut completed = false;
+        for d in self.early.drain(..) {
+            let events = endpoint
+                .read(now, ASSOCIATION, None, BytesMut::from(&d[..]))
+                .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+            completed |= events
+                .iter()
+                .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+        }
         if completed && !self.connected {
             self.connected = true;
             return self.export_keys().map(Some);
@@ -277,43 +294,104 @@ fn choose_profile(offered: &[u16]) -> Option<SrtpProtectionProfile> {
     .find(|p| offered.contains(&(*p as u16)))
 }
 
-/// The SRTP profiles in a datagram's ClientHello `use_srtp` extension, or
-/// `None` if the datagram does not start with a whole ClientHello.
-pub fn client_hello_srtp_profiles(datagram: &[u8]) -> Option<Vec<u16>> {
-    // Record header (13) then handshake header (12): ClientHello, unfragmented.
-    let record = datagram.get(..13)?;
-    if record[0] != 22 {
-        return None;
-    }
-    let hs = datagram.get(13..25)?;
-    if hs[0] != 1 || hs[6..9] != [0, 0, 0] || hs[1..4] != hs[9..12] {
-        return None;
-    }
-    let mut r = Reader(datagram.get(25..)?);
-    r.take(2 + 32)?; // client_version, random
-    let n = usize::from(r.u8()?);
-    r.take(n)?; // session_id
-    let n = usize::from(r.u8()?);
-    r.take(n)?; // cookie
-    let n = usize::from(r.u16()?);
-    r.take(n)?; // cipher_suites
-    let n = usize::from(r.u8()?);
-    r.take(n)?; // compression_methods
-    let n = usize::from(r.u16()?);
-    let mut ext = Reader(r.take(n)?);
-    while let (Some(kind), Some(len)) = (ext.u16(), ext.u16()) {
-        let mut body = Reader(ext.take(usize::from(len))?);
-        if kind == USE_SRTP {
-            let n = usize::from(body.u16()?);
-            let mut list = Reader(body.take(n)?);
-            let mut profiles = Vec::new();
-            while let Some(p) = list.u16() {
-                profiles.push(p);
+/// Datagrams kept while the first ClientHello is incomplete.
+const MAX_EARLY_DATAGRAMS: usize = 16;
+
+/// Reassembles the first ClientHello (message_seq 0) from its handshake
+/// fragments (RFC 6347 §4.2.3).
+#[derive(Default)]
+struct ClientHello {
+    length: Option<usize>,
+    body: Vec<u8>,
+    /// Bytes of `body` received, as sorted, merged ranges.
+    received: Vec<(usize, usize)>,
+}
+
+impl ClientHello {
+    /// Takes the ClientHello fragments of a datagram's epoch-0 handshake records.
+    fn add_datagram(&mut self, datagram: &[u8]) {
+        let mut r = Reader(datagram);
+        while let Some(header) = r.take(13) {
+            let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
+            let Some(record) = r.take(len) else { return };
+            let epoch = u16::from_be_bytes([header[3], header[4]]);
+            if header[0] != 22 || epoch != 0 {
+                continue;
             }
-            return Some(profiles);
+            let mut rec = Reader(record);
+            while let Some(hs) = rec.take(12) {
+                let total = be24(&hs[1..4]);
+                let seq = u16::from_be_bytes([hs[4], hs[5]]);
+                let offset = be24(&hs[6..9]);
+                let frag_len = be24(&hs[9..12]);
+                let Some(fragment) = rec.take(frag_len) else { return };
+                if hs[0] != 1 || seq != 0 || offset + frag_len > total || total > 1 << 16 {
+                    continue;
+                }
+                if self.length.is_none_or(|l| l != total) {
+                    *self = ClientHello {
+                        length: Some(total),
+                        body: vec![0; total],
+                        received: Vec::new(),
+                    };
+                }
+                self.body[offset..offset + frag_len].copy_from_slice(fragment);
+                self.received.push((offset, offset + frag_len));
+                self.received.sort_unstable();
+                let mut merged: Vec<(usize, usize)> = Vec::new();
+                for &(a, b) in &self.received {
+                    match merged.last_mut() {
+                        Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                        _ => merged.push((a, b)),
+                    }
+                }
+                self.received = merged;
+            }
         }
     }
-    Some(Vec::new())
+
+    /// The whole ClientHello body, once every byte arrived.
+    fn complete(&self) -> Option<&[u8]> {
+        let total = self.length?;
+        (self.received.as_slice() == [(0, total)] || total == 0).then_some(&self.body[..])
+    }
+}
+
+fn be24(b: &[u8]) -> usize {
+    (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2])
+}
+
+/// The SRTP profiles in a ClientHello body's `use_srtp` extension (empty
+/// if it has none or is malformed).
+fn client_hello_srtp_profiles(body: &[u8]) -> Vec<u16> {
+    let parse = || -> Option<Vec<u16>> {
+        let mut r = Reader(body);
+        r.take(2 + 32)?; // client_version, random
+        let n = usize::from(r.u8()?);
+        r.take(n)?; // session_id
+        let n = usize::from(r.u8()?);
+        r.take(n)?; // cookie
+        let n = usize::from(r.u16()?);
+        r.take(n)?; // cipher_suites
+        let n = usize::from(r.u8()?);
+        r.take(n)?; // compression_methods
+        let n = usize::from(r.u16()?);
+        let mut ext = Reader(r.take(n)?);
+        while let (Some(kind), Some(len)) = (ext.u16(), ext.u16()) {
+            let mut body = Reader(ext.take(usize::from(len))?);
+            if kind == USE_SRTP {
+                let n = usize::from(body.u16()?);
+                let mut list = Reader(body.take(n)?);
+                let mut profiles = Vec::new();
+                while let Some(p) = list.u16() {
+                    profiles.push(p);
+                }
+                return Some(profiles);
+            }
+        }
+        None
+    };
+    parse().unwrap_or_default()
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -380,11 +458,37 @@ mod tests {
         dgram.extend_from_slice(&((body.len() + 12) as u16).to_be_bytes());
         dgram.extend_from_slice(&[1, len[1], len[2], len[3], 0, 0, 0, 0, 0, len[1], len[2], len[3]]);
         dgram.extend_from_slice(&body);
-        assert_eq!(client_hello_srtp_profiles(&dgram), Some(vec![0x0001, 0x0007]));
+
+        let mut whole = ClientHello::default();
+        whole.add_datagram(&dgram);
+        assert_eq!(whole.complete().map(client_hello_srtp_profiles), Some(vec![0x0001, 0x0007]));
+
+        // The same ClientHello in two fragments, in two datagrams, last first.
+        let split = 40;
+        let fragment = |from: usize, to: usize| {
+            let mut d = vec![22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
+            d.extend_from_slice(&((to - from + 12) as u16).to_be_bytes());
+            let off = (from as u32).to_be_bytes();
+            let flen = ((to - from) as u32).to_be_bytes();
+            d.extend_from_slice(&[1, len[1], len[2], len[3], 0, 0, off[1], off[2], off[3], flen[1], flen[2], flen[3]]);
+            d.extend_from_slice(&body[from..to]);
+            d
+        };
+        let mut parts = ClientHello::default();
+        parts.add_datagram(&fragment(split, body.len()));
+        assert!(parts.complete().is_none());
+        parts.add_datagram(&fragment(0, split));
+        assert_eq!(parts.complete().map(client_hello_srtp_profiles), Some(vec![0x0001, 0x0007]));
+
+        // Truncations and other handshake types never complete or panic.
         for n in 0..dgram.len() {
-            assert_eq!(client_hello_srtp_profiles(&dgram[..n]), None);
+            let mut h = ClientHello::default();
+            h.add_datagram(&dgram[..n]);
+            assert!(h.complete().is_none());
         }
         dgram[13] = 2; // ServerHello
-        assert_eq!(client_hello_srtp_profiles(&dgram), None);
+        let mut h = ClientHello::default();
+        h.add_datagram(&dgram);
+        assert!(h.complete().is_none());
     }
 }

@@ -82,12 +82,14 @@ impl Control {
     ) {
         let Some(session) = st.reg.session_mut(key) else { return };
         let Some(dtls) = session.dtls.as_mut() else {
+            tracing::debug!(session = key.0, "DTLS record before the fingerprint is known");
             if session.dtls_backlog.len() < DTLS_BACKLOG {
                 session.dtls_backlog.push(bytes);
             }
             return;
         };
         let result = dtls.handle_datagram(now, &bytes);
+        tracing::debug!(session = key.0, len = bytes.len(), ok = result.is_ok(), "DTLS record");
         self.flush_dtls(st, key, Some((worker, addr)));
         match result {
             Ok(Some(keys)) => self.on_connected(st, key, keys, now),
@@ -124,6 +126,7 @@ impl Control {
         let route = session.transport.map(|t| (t.worker, t.addr)).or(via);
         let Some(dtls) = session.dtls.as_mut() else { return };
         while let Some(datagram) = dtls.poll_transmit() {
+            tracing::debug!(session = key.0, len = datagram.len(), to = ?route, "DTLS send");
             if let Some((worker, to)) = route {
                 self.workers[worker.0].send(WorkerCommand::Send { to, bytes: datagram.to_vec() });
             }
