@@ -3,11 +3,12 @@
 //! [`DtlsTransport::poll_transmit`] returns; when the handshake completes the
 //! SRTP keys are exported and installed on the worker.
 //!
-//! The server is always the DTLS server (`a=setup:passive` in answers,
-//! `actpass` in offers, which browsers answer `active`). The client's
-//! certificate must match the `a=fingerprint` of its SDP. The SRTP profile is
-//! the server's choice: AEAD_AES_128_GCM whenever the client offers it, even
-//! when it lists AES_CM first.
+//! The server is the DTLS server in its answers (`a=setup:passive`) and
+//! offers `actpass`; browsers answer `active`, but a client that answers
+//! `passive` (str0m does) makes the server the DTLS client. The peer's
+//! certificate must match the `a=fingerprint` of its SDP. As server, the
+//! SRTP profile is our choice: AEAD_AES_128_GCM whenever the client offers
+//! it, even when it lists AES_CM first; as client we offer GCM first.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,10 +106,11 @@ impl DtlsIdentity {
         })
     }
 
-    fn server_config(
+    fn config(
         &self,
-        profile: SrtpProtectionProfile,
+        profiles: Vec<SrtpProtectionProfile>,
         remote: Fingerprint,
+        is_client: bool,
     ) -> Result<HandshakeConfig, DtlsError> {
         let verify = Arc::new(move |certs: &[Vec<u8>], _: &[_]| {
             match certs.first() {
@@ -121,12 +123,12 @@ impl DtlsIdentity {
         ConfigBuilder::default()
             .with_crypto_provider(self.provider.clone())
             .with_certificates(vec![self.certificate.clone()])
-            .with_srtp_protection_profiles(vec![profile])
+            .with_srtp_protection_profiles(profiles)
             .with_extended_master_secret(ExtendedMasterSecretType::Request)
             .with_client_auth(ClientAuthType::RequireAnyClientCert)
             .with_insecure_skip_verify(true)
             .with_verify_peer_certificate(Some(verify))
-            .build(false, None)
+            .build(is_client, None)
             .map_err(|e| DtlsError::Certificate(e.to_string()))
     }
 }
@@ -156,6 +158,7 @@ impl std::fmt::Debug for SrtpKeys {
 /// [`poll_transmit`](Self::poll_transmit) after every input.
 pub struct DtlsTransport {
     identity: Arc<DtlsIdentity>,
+    role: DtlsRole,
     remote_fingerprint: Fingerprint,
     endpoint: Option<Endpoint>,
     /// Before the endpoint exists: the ClientHello being reassembled and
@@ -165,17 +168,54 @@ pub struct DtlsTransport {
     connected: bool,
 }
 
+/// Which side of the DTLS handshake we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsRole {
+    /// We wait for the ClientHello (`a=setup:passive` from us).
+    Server,
+    /// We send the ClientHello (the client answered `a=setup:passive`).
+    Client,
+}
+
 impl DtlsTransport {
-    /// A transport that will accept a client whose certificate has `remote_fingerprint`.
-    pub fn new(identity: Arc<DtlsIdentity>, remote_fingerprint: Fingerprint) -> Self {
+    /// A transport whose peer's certificate must have `remote_fingerprint`.
+    pub fn new(identity: Arc<DtlsIdentity>, remote_fingerprint: Fingerprint, role: DtlsRole) -> Self {
         DtlsTransport {
             identity,
+            role,
             remote_fingerprint,
             endpoint: None,
             hello: ClientHello::default(),
             early: Vec::new(),
             connected: false,
         }
+    }
+
+    /// As DTLS client, sends the ClientHello (once the ICE path exists).
+    /// Does nothing for a server or a started client.
+    pub fn start(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.role != DtlsRole::Client || self.endpoint.is_some() {
+            return Ok(());
+        }
+        let config = self.identity.config(
+            vec![
+                SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
+                SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
+            ],
+            self.remote_fingerprint.clone(),
+            true,
+        )?;
+        let mut endpoint = Endpoint::new(ASSOCIATION, rtc_shared::TransportProtocol::UDP, None);
+        endpoint
+            .connect(now, ASSOCIATION, Arc::new(config), None)
+            .map_err(|e| DtlsError::Handshake(e.to_string()))?;
+        self.endpoint = Some(endpoint);
+        Ok(())
+    }
+
+    /// Our role.
+    pub fn role(&self) -> DtlsRole {
+        self.role
     }
 
     /// Whether the handshake has completed.
@@ -190,6 +230,9 @@ impl DtlsTransport {
         now: Instant,
         datagram: &[u8],
     ) -> Result<Option<SrtpKeys>, DtlsError> {
+        if self.endpoint.is_none() && self.role == DtlsRole::Client {
+            return Ok(None);
+        }
         if self.endpoint.is_none() {
             // The first ClientHello decides the SRTP profile (server's
             // preference: GCM) before the association exists. Browsers may
@@ -205,7 +248,7 @@ impl DtlsTransport {
             let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
             let config = self
                 .identity
-                .server_config(profile, self.remote_fingerprint.clone())?;
+                .config(vec![profile], self.remote_fingerprint.clone(), false)?;
             self.endpoint = Some(Endpoint::new(
                 ASSOCIATION,
                 rtc_shared::TransportProtocol::UDP,
@@ -252,15 +295,19 @@ impl DtlsTransport {
             .map_err(|e| DtlsError::Export(e.to_string()))?
             .into_bytes();
         // RFC 5764 §4.2: client key, server key, client salt, server salt.
-        let client_key = material[..key_len].to_vec();
-        let server_key = material[key_len..2 * key_len].to_vec();
-        let client_salt = material[2 * key_len..2 * key_len + salt_len].to_vec();
-        let server_salt = material[2 * key_len + salt_len..].to_vec();
-        Ok(SrtpKeys {
-            profile,
-            local: (server_key, server_salt),
-            remote: (client_key, client_salt),
-        })
+        let client = (
+            material[..key_len].to_vec(),
+            material[2 * key_len..2 * key_len + salt_len].to_vec(),
+        );
+        let server = (
+            material[key_len..2 * key_len].to_vec(),
+            material[2 * key_len + salt_len..].to_vec(),
+        );
+        let (local, remote) = match self.role {
+            DtlsRole::Server => (server, client),
+            DtlsRole::Client => (client, server),
+        };
+        Ok(SrtpKeys { profile, local, remote })
     }
 
     /// The next datagram to send to the client.

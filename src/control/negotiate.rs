@@ -466,17 +466,24 @@ pub fn apply_answer(session: &mut Session, answer: &SessionDescription) -> Resul
             "no offer from the server is pending",
         ));
     }
-    learn_remote(session, answer)?;
-    if answer
+    let setup = answer
         .setup
         .as_deref()
-        .or_else(|| answer.media.iter().find_map(|m| m.setup.as_deref()))
-        == Some("passive")
-    {
-        return Err(ApiError::invalid_session_description(
-            "a=setup:passive is not supported: the server is always the DTLS server",
-        ));
+        .or_else(|| answer.media.iter().find_map(|m| m.setup.as_deref()));
+    let role = match setup {
+        Some("passive") => crate::dtls::DtlsRole::Client,
+        Some("active") | None => crate::dtls::DtlsRole::Server,
+        Some(other) => {
+            return Err(ApiError::invalid_session_description(format!(
+                "a=setup:{other} is not a valid answer to actpass"
+            )))
+        }
+    };
+    if session.dtls.as_ref().is_some_and(|d| d.role() != role) {
+        return Err(ApiError::invalid_session_description("the DTLS role cannot change"));
     }
+    learn_remote(session, answer)?;
+    session.dtls_role = role;
     for m in &answer.media {
         let Some(mid) = &m.mid else { continue };
         if !m.is_active() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::types::TrackObject;
-use crate::dtls::{DtlsTransport, Fingerprint, SrtpKeys};
+use crate::dtls::{DtlsRole, DtlsTransport, Fingerprint, SrtpKeys};
 use crate::fanout::TrackFanout;
 use crate::ice::IceCredentials;
 use crate::ids::{Mid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
@@ -123,6 +123,8 @@ pub struct Session {
     pub version: u64,
     /// The client's certificate fingerprint, from its first SDP.
     pub remote_fingerprint: Option<Fingerprint>,
+    /// Our DTLS role (client when the client answered `a=setup:passive`).
+    pub dtls_role: DtlsRole,
     /// The DTLS association, once the fingerprint is known.
     pub dtls: Option<DtlsTransport>,
     /// DTLS records that arrived before the fingerprint did.
@@ -162,6 +164,7 @@ impl Session {
             origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
             version: 1,
             remote_fingerprint: None,
+            dtls_role: DtlsRole::Server,
             dtls: None,
             dtls_backlog: Vec::new(),
             srtp_keys: None,

@@ -26,7 +26,7 @@ impl Control {
         let mut st = self.lock();
         match event {
             EngineEvent::Bound { key, worker, addr, nominated } => {
-                self.handle_bound(&mut st, key, worker, addr, nominated)
+                self.handle_bound(&mut st, key, worker, addr, nominated, now)
             }
             EngineEvent::Dtls { key, worker, addr, bytes } => {
                 self.handle_dtls(&mut st, key, worker, addr, bytes, now)
@@ -38,7 +38,7 @@ impl Control {
         }
     }
 
-    fn handle_bound(&self, st: &mut State, key: SessionKey, worker: WorkerId, addr: SocketAddr, nominated: bool) {
+    fn handle_bound(&self, st: &mut State, key: SessionKey, worker: WorkerId, addr: SocketAddr, nominated: bool, now: Instant) {
         let Some(session) = st.reg.session_mut(key) else { return };
         let current = session.transport;
         let new = TransportBinding { worker, addr, nominated };
@@ -65,6 +65,13 @@ impl Control {
         w.send(WorkerCommand::Attach { key, addr });
         if let Some(keys) = keys {
             w.send(WorkerCommand::Keys { key, keys });
+        }
+        // As DTLS client, the handshake starts once ICE found the path.
+        if let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) {
+            if let Err(e) = dtls.start(now) {
+                tracing::warn!(session = key.0, error = %e, "DTLS client start");
+            }
+            self.flush_dtls(st, key, None);
         }
         if let Some((app, _)) = st.reg.sessions.get(&key).map(|(a, s)| (a.clone(), s.id.clone())) {
             self.sync(st, &app);
@@ -107,8 +114,15 @@ impl Control {
             return;
         }
         let Some(fingerprint) = session.remote_fingerprint.clone() else { return };
-        session.dtls = Some(crate::dtls::DtlsTransport::new(identity, fingerprint));
+        let mut dtls = crate::dtls::DtlsTransport::new(identity, fingerprint, session.dtls_role);
+        if session.transport.is_some() {
+            if let Err(e) = dtls.start(now) {
+                tracing::warn!(session = key.0, error = %e, "DTLS client start");
+            }
+        }
+        session.dtls = Some(dtls);
         let backlog = std::mem::take(&mut session.dtls_backlog);
+        self.flush_dtls(st, key, None);
         for bytes in backlog {
             let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) else { return };
             let result = dtls.handle_datagram(now, &bytes);

@@ -1,0 +1,236 @@
+//! Shared test helpers: an in-process server on loopback, a small HTTP
+//! client for the Calls API, and a str0m peer (an independent WebRTC stack)
+//! driven over a real UDP socket.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use switchboard::config::Config;
+use switchboard::server::Server;
+
+/// A server on 127.0.0.1 with ephemeral ports.
+pub fn server(workers: usize) -> Server {
+    Server::start(Config::loopback(workers)).expect("server starts")
+}
+
+/// The Calls API of one app.
+pub struct Api {
+    pub base: String,
+    pub secret: String,
+    agent: ureq::Agent,
+}
+
+impl Api {
+    pub fn new(server: &Server) -> Self {
+        let (app, secret) = server.app();
+        Api {
+            base: format!("http://{}/v1/apps/{app}", server.http_addr),
+            secret: secret.to_owned(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build()
+                .into(),
+        }
+    }
+
+    /// Sends a request with the app's bearer token; returns status and JSON.
+    pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        self.call_with(method, &format!("{}{path}", self.base), Some(&self.secret), body)
+    }
+
+    /// Sends a request to any URL with any token.
+    pub fn call_with(&self, method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut response = match method {
+            "GET" => {
+                let mut r = self.agent.get(url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            }
+            "POST" | "PUT" => {
+                let mut r = if method == "POST" { self.agent.post(url) } else { self.agent.put(url) };
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.header("Content-Type", "text/plain;charset=UTF-8").send(body.unwrap_or(""))
+            }
+            _ => panic!("method {method}"),
+        }
+        .expect("HTTP request");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let text = response.body_mut().read_to_string().expect("body");
+        assert_eq!(content_type, "application/json", "{method} {url}: {status} {text}");
+        (status, serde_json::from_str(&text).expect("JSON body"))
+    }
+
+    /// POST sessions/new; the session id.
+    pub fn new_session(&self) -> String {
+        let (status, body) = self.call("POST", "/sessions/new", None);
+        assert_eq!(status, 201, "{body}");
+        body["sessionId"].as_str().expect("sessionId").to_owned()
+    }
+
+    /// POST tracks/new.
+    pub fn tracks_new(&self, session: &str, body: Value) -> (u16, Value) {
+        self.call("POST", &format!("/sessions/{session}/tracks/new"), Some(&body.to_string()))
+    }
+
+    /// PUT renegotiate with an answer.
+    pub fn renegotiate(&self, session: &str, sdp: &str) -> (u16, Value) {
+        let body = json!({"sessionDescription": {"type": "answer", "sdp": sdp}});
+        self.call("PUT", &format!("/sessions/{session}/renegotiate"), Some(&body.to_string()))
+    }
+
+    /// GET sessions/{id}.
+    pub fn get_session(&self, session: &str) -> Value {
+        let (status, body) = self.call("GET", &format!("/sessions/{session}"), None);
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+/// A str0m peer on a loopback UDP socket.
+pub struct Peer {
+    pub name: &'static str,
+    pub rtc: Rtc,
+    pub socket: UdpSocket,
+    pub addr: SocketAddr,
+    pub events: Vec<Event>,
+    pub connected: bool,
+    timeout: Instant,
+}
+
+impl Peer {
+    /// A peer that speaks Opus and VP8.
+    pub fn new(name: &'static str) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        socket.set_nonblocking(true).expect("nonblocking");
+        let addr = socket.local_addr().expect("addr");
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        Peer {
+            name,
+            rtc,
+            socket,
+            addr,
+            events: Vec::new(),
+            connected: false,
+            timeout: Instant::now(),
+        }
+    }
+
+    /// Drains outputs: sends transmits, keeps events, notes the timeout.
+    pub fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    self.timeout = t;
+                    return;
+                }
+                Ok(Output::Transmit(t)) => {
+                    let _ = self.socket.send_to(&t.contents, t.destination);
+                }
+                Ok(Output::Event(e)) => {
+                    if matches!(e, Event::Connected) {
+                        self.connected = true;
+                    }
+                    self.events.push(e);
+                }
+                Err(e) => panic!("{}: str0m error {e:?}", self.name),
+            }
+        }
+    }
+
+    /// Feeds received datagrams and due timeouts; returns whether anything happened.
+    pub fn step(&mut self) -> bool {
+        let mut buf = [0u8; 2000];
+        let mut busy = false;
+        loop {
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: self.addr,
+                            contents: (&buf[..n]).try_into().expect("datagram"),
+                        },
+                    );
+                    if self.rtc.accepts(&input) {
+                        self.rtc.handle_input(input).expect("handle_input");
+                        self.drain();
+                    }
+                    busy = true;
+                }
+                Err(_) => break,
+            }
+        }
+        let now = Instant::now();
+        if now >= self.timeout {
+            self.rtc.handle_input(Input::Timeout(now)).expect("timeout");
+            self.drain();
+        }
+        busy
+    }
+
+    /// Makes an offer with the given changes applied.
+    pub fn offer(&mut self, f: impl FnOnce(&mut str0m::change::SdpApi) ) -> (String, SdpPendingOffer) {
+        let mut api = self.rtc.sdp_api();
+        f(&mut api);
+        let (offer, pending) = api.apply().expect("offer");
+        self.drain();
+        (offer.to_sdp_string(), pending)
+    }
+
+    /// Applies the server's answer.
+    pub fn accept_answer(&mut self, pending: SdpPendingOffer, sdp: &str) {
+        let answer = SdpAnswer::from_sdp_string(sdp).expect("answer parses");
+        self.rtc.sdp_api().accept_answer(pending, answer).expect("answer accepted");
+        self.drain();
+    }
+
+    /// Answers the server's offer.
+    pub fn accept_offer(&mut self, sdp: &str) -> String {
+        let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
+        let answer = self.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+        self.drain();
+        answer.to_sdp_string()
+    }
+}
+
+/// Drives peers until `done` or the deadline; returns whether `done` held.
+pub fn drive(peers: &mut [&mut Peer], limit: Duration, mut done: impl FnMut(&mut [&mut Peer]) -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let mut busy = false;
+        for p in peers.iter_mut() {
+            busy |= p.step();
+        }
+        if done(peers) {
+            return true;
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    false
+}
