@@ -76,6 +76,16 @@ impl Control {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The worker that owns a session's transport, if ICE bound it.
+    pub fn session_worker(&self, session_id: &str) -> Option<usize> {
+        let st = self.lock();
+        st.reg
+            .sessions
+            .values()
+            .find(|(_, s)| s.id.0 == session_id)
+            .and_then(|(_, s)| s.transport.map(|t| t.worker.0))
+    }
+
     /// The worker handles (for metrics).
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.workers
