@@ -31,7 +31,7 @@ fn a_subscriber_on_another_worker_receives_the_track() {
     assert_eq!(status, 200, "{body}");
     a.accept_answer(pending, body["sessionDescription"]["sdp"].as_str().unwrap());
     assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
-    let a_worker = server.control.session_worker(&publisher).expect("publisher bound");
+    let a_worker = server.control.session_transport(&publisher).expect("publisher bound").0;
 
     // Each new client socket is hashed to a worker; one of 16 lands on the
     // other worker unless the kernel is extraordinarily unlucky (2^-16).
@@ -44,7 +44,7 @@ fn a_subscriber_on_another_worker_receives_the_track() {
         let answer = b.accept_offer(body["sessionDescription"]["sdp"].as_str().unwrap());
         assert_eq!(api.renegotiate(&session, &answer).0, 200);
         assert!(drive(&mut [&mut a, &mut b], Duration::from_secs(10), |p| p[1].connected), "subscriber connects");
-        let w = server.control.session_worker(&session).expect("subscriber bound");
+        let w = server.control.session_transport(&session).expect("subscriber bound").0;
         if w != a_worker {
             found = Some(b);
             break;

@@ -76,14 +76,15 @@ impl Control {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The worker that owns a session's transport, if ICE bound it.
-    pub fn session_worker(&self, session_id: &str) -> Option<usize> {
+    /// The worker that owns a session's transport and the client's
+    /// address, once ICE bound it.
+    pub fn session_transport(&self, session_id: &str) -> Option<(usize, SocketAddr)> {
         let st = self.lock();
         st.reg
             .sessions
             .values()
             .find(|(_, s)| s.id.0 == session_id)
-            .and_then(|(_, s)| s.transport.map(|t| t.worker.0))
+            .and_then(|(_, s)| s.transport.map(|t| (t.worker.0, t.addr)))
     }
 
     /// The worker handles (for metrics).
