@@ -111,6 +111,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     pub events: Vec<Event>,
     pub connected: bool,
+    /// Received datagrams for which this returns true are dropped (loss injection).
+    pub drop_incoming: Option<Box<dyn FnMut(&[u8]) -> bool>>,
     timeout: Instant,
 }
 
@@ -133,6 +135,7 @@ impl Peer {
             addr,
             events: Vec::new(),
             connected: false,
+            drop_incoming: None,
             timeout: Instant::now(),
         }
     }
@@ -166,6 +169,10 @@ impl Peer {
         loop {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
+                    busy = true;
+                    if self.drop_incoming.as_mut().is_some_and(|f| f(&buf[..n])) {
+                        continue;
+                    }
                     let input = Input::Receive(
                         Instant::now(),
                         Receive {
