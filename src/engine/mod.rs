@@ -57,8 +57,9 @@ struct MediaSession {
     media: Arc<SessionMedia>,
     /// SSRC → reception stats (and route index).
     inbound: HashMap<u32, ReceptionStats>,
-    /// Pulled track → outbound stream.
-    outbound: HashMap<TrackKey, OutboundStream>,
+    /// Our SSRC towards the client → outbound stream. Keyed by SSRC, not by
+    /// source track, so that re-pointing an outlet continues its sequence.
+    outbound: HashMap<u32, OutboundStream>,
 }
 
 /// One media worker's state.
@@ -265,7 +266,7 @@ impl Engine {
             counters.count_drop(DropReason::UnmappedPayloadType);
             return;
         };
-        let stream = s.outbound.entry(track).or_default();
+        let stream = s.outbound.entry(outlet.ssrc).or_default();
         let (seq, ts) = stream.translate(
             header.ssrc(),
             header.sequence_number(),
@@ -295,7 +296,11 @@ impl Engine {
         let (Some(srtp), Some(outlet), Some(stream)) = (
             s.srtp.as_mut(),
             s.media.outlets.iter().find(|o| o.track == track),
-            s.outbound.get(&track),
+            s.media
+                .outlets
+                .iter()
+                .find(|o| o.track == track)
+                .and_then(|o| s.outbound.get(&o.ssrc)),
         ) else {
             return;
         };
@@ -429,8 +434,8 @@ impl Engine {
                             None => false,
                         }
                     });
-                    let live: Vec<TrackKey> = s.media.outlets.iter().map(|o| o.track).collect();
-                    s.outbound.retain(|t, _| live.contains(t));
+                    let live: Vec<u32> = s.media.outlets.iter().map(|o| o.ssrc).collect();
+                    s.outbound.retain(|ssrc, _| live.contains(ssrc));
                 }
             }
             WorkerCommand::Detach { key } => {

@@ -241,3 +241,88 @@ pub fn drive(peers: &mut [&mut Peer], limit: Duration, mut done: impl FnMut(&mut
     }
     false
 }
+
+/// Writes `count` Opus frames tagged `tag` from `peer` on `mid`, driving
+/// `others` meanwhile (20 ms apart).
+pub fn send_opus(peer: &mut Peer, mid: str0m::media::Mid, tag: &[u8], count: u64, others: &mut [&mut Peer]) {
+    let pt = peer
+        .rtc
+        .writer(mid)
+        .expect("writer")
+        .payload_params()
+        .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+        .expect("opus")
+        .pt();
+    for i in 0..count {
+        let frame = [tag, &i.to_be_bytes()].concat();
+        let t = str0m::media::MediaTime::from_micros(i * 20_000);
+        peer.rtc.writer(mid).expect("writer").write(pt, Instant::now(), t, frame).expect("write");
+        peer.drain();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < deadline {
+            let mut busy = peer.step();
+            for o in others.iter_mut() {
+                busy |= o.step();
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Frames received on `mid` whose payload starts with `tag`.
+pub fn received(peer: &Peer, mid: str0m::media::Mid, tag: &[u8]) -> usize {
+    peer.events
+        .iter()
+        .filter(|e| matches!(e, Event::MediaData(d) if d.mid == mid && d.data.starts_with(tag)))
+        .count()
+}
+
+/// A str0m peer that pushes one audio track (connected); returns it, its
+/// session, its mid and the API's result items.
+pub fn push_audio(api: &Api, tracks: Value, auto_discover: bool) -> (Peer, String, str0m::media::Mid, Value) {
+    let mut peer = Peer::new("publisher");
+    let mut mid = None;
+    let (offer, pending) = peer.offer(|s| {
+        mid = Some(s.add_media(str0m::media::MediaKind::Audio, str0m::media::Direction::SendOnly, None, None, None))
+    });
+    let mid = mid.expect("mid");
+    let tracks = match tracks {
+        Value::String(name) => json!([{"location": "local", "mid": mid.to_string(), "trackName": name}]),
+        other => other,
+    };
+    let session = api.new_session();
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": tracks, "autoDiscover": auto_discover}),
+    );
+    assert_eq!(status, 200, "{body}");
+    peer.accept_answer(pending, body["sessionDescription"]["sdp"].as_str().expect("answer"));
+    assert!(drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0].connected), "publisher connects");
+    (peer, session, mid, body["tracks"].clone())
+}
+
+/// A str0m peer that pulls tracks (server offer, renegotiate; connected).
+pub fn pull(api: &Api, tracks: Value, others: &mut [&mut Peer]) -> (Peer, String, Value) {
+    let mut peer = Peer::new("subscriber");
+    let session = api.new_session();
+    let (status, body) = api.tracks_new(&session, json!({ "tracks": tracks }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["requiresImmediateRenegotiation"], true, "{body}");
+    let answer = peer.accept_offer(body["sessionDescription"]["sdp"].as_str().expect("offer"));
+    let (status, r) = api.renegotiate(&session, &answer);
+    assert_eq!(status, 200, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !peer.connected && Instant::now() < deadline {
+        let mut busy = peer.step();
+        for o in others.iter_mut() {
+            busy |= o.step();
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    assert!(peer.connected, "subscriber connects");
+    (peer, session, body["tracks"].clone())
+}
