@@ -105,7 +105,8 @@ impl Config {
     pub fn load(args: &ServeArgs) -> Result<Self, ConfigError> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.clone(), e))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::Read(path.clone(), e))?;
                 toml::from_str(&text).map_err(|e| ConfigError::Parse(path.clone(), e))?
             }
             None => FileConfig::default(),
@@ -124,8 +125,14 @@ impl Config {
         let dev_app = file.apps.is_empty();
         let apps = if dev_app {
             vec![AppConfig {
-                id: args.dev_app_id.clone().unwrap_or_else(|| hex(&random_bytes::<16>())),
-                secret: args.dev_app_secret.clone().unwrap_or_else(|| hex(&random_bytes::<32>())),
+                id: args
+                    .dev_app_id
+                    .clone()
+                    .unwrap_or_else(|| hex(&random_bytes::<16>())),
+                secret: args
+                    .dev_app_secret
+                    .clone()
+                    .unwrap_or_else(|| hex(&random_bytes::<32>())),
             }]
         } else {
             file.apps

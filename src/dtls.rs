@@ -28,7 +28,8 @@ const SRTP_EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
 const USE_SRTP: u16 = 14;
 /// The associations of one transport are keyed by one fixed address: the
 /// client may change 5-tuple during the handshake, the association does not.
-const ASSOCIATION: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9);
+const ASSOCIATION: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9);
 
 /// Why a DTLS transport failed.
 #[derive(Debug, thiserror::Error)]
@@ -112,13 +113,11 @@ impl DtlsIdentity {
         remote: Fingerprint,
         is_client: bool,
     ) -> Result<HandshakeConfig, DtlsError> {
-        let verify = Arc::new(move |certs: &[Vec<u8>], _: &[_]| {
-            match certs.first() {
-                Some(der) if Fingerprint::of(der) == remote => Ok(()),
-                _ => Err(rtc_shared::error::Error::Other(
-                    "client certificate does not match a=fingerprint".into(),
-                )),
-            }
+        let verify = Arc::new(move |certs: &[Vec<u8>], _: &[_]| match certs.first() {
+            Some(der) if Fingerprint::of(der) == remote => Ok(()),
+            _ => Err(rtc_shared::error::Error::Other(
+                "client certificate does not match a=fingerprint".into(),
+            )),
         });
         ConfigBuilder::default()
             .with_crypto_provider(self.provider.clone())
@@ -179,7 +178,11 @@ pub enum DtlsRole {
 
 impl DtlsTransport {
     /// A transport whose peer's certificate must have `remote_fingerprint`.
-    pub fn new(identity: Arc<DtlsIdentity>, remote_fingerprint: Fingerprint, role: DtlsRole) -> Self {
+    pub fn new(
+        identity: Arc<DtlsIdentity>,
+        remote_fingerprint: Fingerprint,
+        role: DtlsRole,
+    ) -> Self {
         DtlsTransport {
             identity,
             role,
@@ -246,9 +249,9 @@ impl DtlsTransport {
                 return Ok(None);
             };
             let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
-            let config = self
-                .identity
-                .config(vec![profile], self.remote_fingerprint.clone(), false)?;
+            let config =
+                self.identity
+                    .config(vec![profile], self.remote_fingerprint.clone(), false)?;
             self.endpoint = Some(Endpoint::new(
                 ASSOCIATION,
                 rtc_shared::TransportProtocol::UDP,
@@ -307,7 +310,11 @@ impl DtlsTransport {
             DtlsRole::Server => (server, client),
             DtlsRole::Client => (client, server),
         };
-        Ok(SrtpKeys { profile, local, remote })
+        Ok(SrtpKeys {
+            profile,
+            local,
+            remote,
+        })
     }
 
     /// The next datagram to send to the client.
@@ -371,7 +378,9 @@ impl ClientHello {
                 let seq = u16::from_be_bytes([hs[4], hs[5]]);
                 let offset = be24(&hs[6..9]);
                 let frag_len = be24(&hs[9..12]);
-                let Some(fragment) = rec.take(frag_len) else { return };
+                let Some(fragment) = rec.take(frag_len) else {
+                    return;
+                };
                 if hs[0] != 1 || seq != 0 || offset + frag_len > total || total > 1 << 16 {
                     continue;
                 }
@@ -478,8 +487,14 @@ mod tests {
     fn the_server_prefers_gcm_whatever_the_client_order() {
         let cm = SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80 as u16;
         let gcm = SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm as u16;
-        assert_eq!(choose_profile(&[cm, gcm]), Some(SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm));
-        assert_eq!(choose_profile(&[cm]), Some(SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80));
+        assert_eq!(
+            choose_profile(&[cm, gcm]),
+            Some(SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm)
+        );
+        assert_eq!(
+            choose_profile(&[cm]),
+            Some(SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80)
+        );
         assert_eq!(choose_profile(&[0x0002]), None);
     }
 
@@ -503,12 +518,17 @@ mod tests {
         let len = (body.len() as u32).to_be_bytes();
         let mut dgram = vec![22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
         dgram.extend_from_slice(&((body.len() + 12) as u16).to_be_bytes());
-        dgram.extend_from_slice(&[1, len[1], len[2], len[3], 0, 0, 0, 0, 0, len[1], len[2], len[3]]);
+        dgram.extend_from_slice(&[
+            1, len[1], len[2], len[3], 0, 0, 0, 0, 0, len[1], len[2], len[3],
+        ]);
         dgram.extend_from_slice(&body);
 
         let mut whole = ClientHello::default();
         whole.add_datagram(&dgram);
-        assert_eq!(whole.complete().map(client_hello_srtp_profiles), Some(vec![0x0001, 0x0007]));
+        assert_eq!(
+            whole.complete().map(client_hello_srtp_profiles),
+            Some(vec![0x0001, 0x0007])
+        );
 
         // The same ClientHello in two fragments, in two datagrams, last first.
         let split = 40;
@@ -517,7 +537,9 @@ mod tests {
             d.extend_from_slice(&((to - from + 12) as u16).to_be_bytes());
             let off = (from as u32).to_be_bytes();
             let flen = ((to - from) as u32).to_be_bytes();
-            d.extend_from_slice(&[1, len[1], len[2], len[3], 0, 0, off[1], off[2], off[3], flen[1], flen[2], flen[3]]);
+            d.extend_from_slice(&[
+                1, len[1], len[2], len[3], 0, 0, off[1], off[2], off[3], flen[1], flen[2], flen[3],
+            ]);
             d.extend_from_slice(&body[from..to]);
             d
         };
@@ -525,7 +547,10 @@ mod tests {
         parts.add_datagram(&fragment(split, body.len()));
         assert!(parts.complete().is_none());
         parts.add_datagram(&fragment(0, split));
-        assert_eq!(parts.complete().map(client_hello_srtp_profiles), Some(vec![0x0001, 0x0007]));
+        assert_eq!(
+            parts.complete().map(client_hello_srtp_profiles),
+            Some(vec![0x0001, 0x0007])
+        );
 
         // Truncations and other handshake types never complete or panic.
         for n in 0..dgram.len() {

@@ -31,9 +31,11 @@ impl IceCredentials {
 }
 
 fn ice_chars(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    bytes.iter().map(|b| ALPHABET[usize::from(b & 63)] as char).collect()
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(b & 63)] as char)
+        .collect()
 }
 
 /// Why a STUN datagram is not a usable Binding request.
@@ -148,7 +150,10 @@ mod tests {
         assert_eq!(check.remote_ufrag, "client");
         assert!(check.use_candidate);
         check.verify(&server.pwd).unwrap();
-        assert_eq!(check.verify("not the password").unwrap_err(), IceError::BadIntegrity);
+        assert_eq!(
+            check.verify("not the password").unwrap_err(),
+            IceError::BadIntegrity
+        );
 
         let from: SocketAddr = "127.0.0.1:50000".parse().unwrap();
         let mut resp = Vec::new();
@@ -165,10 +170,16 @@ mod tests {
     fn rejects_requests_without_a_usable_username() {
         let mut req = Vec::new();
         write_binding_request(&mut req, &[1; 12], "nocolon", "pw", false);
-        assert_eq!(BindingRequest::read(&req).unwrap_err(), IceError::BadUsername);
+        assert_eq!(
+            BindingRequest::read(&req).unwrap_err(),
+            IceError::BadUsername
+        );
         let mut resp = Vec::new();
         let mut w = StunWriter::new(&mut resp, message_type::BINDING_SUCCESS, &[1; 12]);
         w.fingerprint();
-        assert_eq!(BindingRequest::read(&resp).unwrap_err(), IceError::NotBindingRequest);
+        assert_eq!(
+            BindingRequest::read(&resp).unwrap_err(),
+            IceError::NotBindingRequest
+        );
     }
 }

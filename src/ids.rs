@@ -101,7 +101,11 @@ mod tests {
         let a = SessionId::random();
         let b = SessionId::random();
         assert_eq!(a.as_str().len(), 32);
-        assert!(a.as_str().chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(
+            a.as_str()
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+        );
         assert_ne!(a, b);
     }
 }

@@ -5,17 +5,17 @@
 //! (everything one media worker owns, sans-IO), `worker` (sockets and the
 //! clock), `control` (registry, negotiation, DTLS), `api` (HTTP).
 
-pub mod wire;
+pub mod api;
+pub mod config;
+pub mod control;
 pub mod dtls;
+pub mod engine;
+pub mod fanout;
 pub mod ice;
 pub mod ids;
-pub mod srtp;
 pub mod sdp;
-pub mod fanout;
-pub mod session;
-pub mod engine;
-pub mod worker;
-pub mod api;
-pub mod control;
-pub mod config;
 pub mod server;
+pub mod session;
+pub mod srtp;
+pub mod wire;
+pub mod worker;

@@ -7,7 +7,11 @@ use switchboard::config::{Config, ServeArgs};
 use switchboard::server::Server;
 
 #[derive(Parser)]
-#[command(name = "switchboard", version, about = "A WebRTC SFU with a Cloudflare Calls compatible HTTP API")]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A WebRTC SFU with a Cloudflare Calls compatible HTTP API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -36,9 +40,17 @@ fn main() -> anyhow::Result<()> {
     let config = Config::load(&args).context("configuration")?;
     let server = Server::start(config).context("starting switchboard")?;
     let (app_id, secret) = server.app();
-    let candidates: Vec<String> = server.config.announce_ip.iter().map(|ip| ip.to_string()).collect();
+    let candidates: Vec<String> = server
+        .config
+        .announce_ip
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
     println!("switchboard listening");
-    println!("  HTTP API     http://{}/v1/apps/{app_id}/", server.http_addr);
+    println!(
+        "  HTTP API     http://{}/v1/apps/{app_id}/",
+        server.http_addr
+    );
     println!(
         "  media (UDP)  {} with {} worker(s), announced as {}",
         server.media_addr,

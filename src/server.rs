@@ -52,8 +52,14 @@ impl Server {
         let identity = Arc::new(DtlsIdentity::generate()?);
         let directory = Arc::new(IceDirectory::default());
         let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let workers = Workers::spawn(config.workers, config.media_bind, config.pin, directory.clone(), events_tx)
-            .map_err(|e| StartError::Bind(config.media_bind, e))?;
+        let workers = Workers::spawn(
+            config.workers,
+            config.media_bind,
+            config.pin,
+            directory.clone(),
+            events_tx,
+        )
+        .map_err(|e| StartError::Bind(config.media_bind, e))?;
         let media_addr = workers.local_addr;
         let candidates: Vec<SocketAddr> = config
             .announce_ip
@@ -67,8 +73,11 @@ impl Server {
             directory,
             candidates,
         );
-        let listener = TcpListener::bind(config.http_bind).map_err(|e| StartError::Bind(config.http_bind, e))?;
-        listener.set_nonblocking(true).map_err(StartError::Runtime)?;
+        let listener = TcpListener::bind(config.http_bind)
+            .map_err(|e| StartError::Bind(config.http_bind, e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(StartError::Runtime)?;
         let http_addr = listener.local_addr().map_err(StartError::Runtime)?;
         let demo_page = config.demo.then(|| {
             let app = &config.apps[0];
@@ -78,7 +87,10 @@ impl Server {
                     .replace("{{APP_SECRET}}", &app.secret),
             )
         });
-        let state = ApiState { control: control.clone(), demo_page };
+        let state = ApiState {
+            control: control.clone(),
+            demo_page,
+        };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -110,9 +122,10 @@ impl Server {
                             tick_ctl.handle_tick(Instant::now());
                         }
                     });
-                    let serve = axum::serve(listener, router(state)).with_graceful_shutdown(async {
-                        let _ = shutdown_rx.await;
-                    });
+                    let serve =
+                        axum::serve(listener, router(state)).with_graceful_shutdown(async {
+                            let _ = shutdown_rx.await;
+                        });
                     if let Err(e) = serve.await {
                         tracing::error!(error = %e, "HTTP server stopped");
                     }

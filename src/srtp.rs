@@ -36,8 +36,15 @@ impl SrtpSession {
             crypto,
         )
         .map_err(|e| SrtpError(e.to_string()))?;
-        let outbound = Context::new(&keys.local.0, &keys.local.1, keys.profile, None, None, crypto)
-            .map_err(|e| SrtpError(e.to_string()))?;
+        let outbound = Context::new(
+            &keys.local.0,
+            &keys.local.1,
+            keys.profile,
+            None,
+            None,
+            crypto,
+        )
+        .map_err(|e| SrtpError(e.to_string()))?;
         Ok(SrtpSession { inbound, outbound })
     }
 

@@ -15,7 +15,9 @@ use str0m::media::{Direction, MediaKind};
 fn publisher(api: &Api) -> String {
     let mut peer = Peer::new("publisher");
     let mut mid = None;
-    let (offer, _) = peer.offer(|a| mid = Some(a.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None)));
+    let (offer, _) = peer.offer(|a| {
+        mid = Some(a.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None))
+    });
     let session = api.new_session();
     let (status, body) = api.tracks_new(
         &session,
@@ -30,7 +32,8 @@ fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.write_all(request.as_bytes()).unwrap();
     let mut out = String::new();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let _ = s.read_to_string(&mut out);
     out
 }
@@ -41,12 +44,25 @@ fn auth_errors() {
     let api = Api::new(&server);
     let url = format!("{}/sessions/new", api.base);
     let (status, body) = api.call_with("POST", &url, Some("wrong"), None);
-    assert_eq!((status, body["errorCode"].as_str()), (401, Some("unauthorized")));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (status, body) = api.call_with("POST", &url, None, None);
-    assert_eq!((status, body["errorCode"].as_str()), (401, Some("unauthorized")));
-    let other = format!("http://{}/v1/apps/{}/sessions/new", server.http_addr, "0".repeat(32));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let other = format!(
+        "http://{}/v1/apps/{}/sessions/new",
+        server.http_addr,
+        "0".repeat(32)
+    );
     let (status, body) = api.call_with("POST", &other, Some(&api.secret), None);
-    assert_eq!((status, body["errorCode"].as_str()), (404, Some("not_found")));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (404, Some("not_found"))
+    );
 }
 
 #[test]
@@ -54,22 +70,61 @@ fn session_and_body_errors() {
     let server = server(1);
     let api = Api::new(&server);
     let (status, body) = api.call("GET", &format!("/sessions/{}", "ab".repeat(16)), None);
-    assert_eq!((status, body["errorCode"].as_str()), (410, Some("session_error")));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (410, Some("session_error"))
+    );
     let session = api.new_session();
-    let (status, body) = api.call("POST", &format!("/sessions/{session}/tracks/new"), Some("{not json"));
-    assert_eq!((status, body["errorCode"].as_str()), (400, Some("decoding_error")));
-    let (status, body) = api.call("POST", &format!("/sessions/{session}/tracks/new"), Some(r#"{"tracks": 5}"#));
-    assert_eq!((status, body["errorCode"].as_str()), (400, Some("decoding_error")));
+    let (status, body) = api.call(
+        "POST",
+        &format!("/sessions/{session}/tracks/new"),
+        Some("{not json"),
+    );
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (400, Some("decoding_error"))
+    );
+    let (status, body) = api.call(
+        "POST",
+        &format!("/sessions/{session}/tracks/new"),
+        Some(r#"{"tracks": 5}"#),
+    );
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (400, Some("decoding_error"))
+    );
     let big = format!(r#"{{"tracks": [], "pad": "{}"}}"#, "x".repeat(2 << 20));
-    let (status, body) = api.call("POST", &format!("/sessions/{session}/tracks/new"), Some(&big));
-    assert_eq!((status, body["errorCode"].as_str()), (413, Some("payload_too_large")));
-    let items: Vec<_> = (0..65).map(|i| json!({"location": "remote", "sessionId": session, "trackName": format!("t{i}")})).collect();
+    let (status, body) = api.call(
+        "POST",
+        &format!("/sessions/{session}/tracks/new"),
+        Some(&big),
+    );
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    let items: Vec<_> = (0..65)
+        .map(|i| json!({"location": "remote", "sessionId": session, "trackName": format!("t{i}")}))
+        .collect();
     let (status, body) = api.tracks_new(&session, json!({ "tracks": items }));
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_params")));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_params"))
+    );
     let (status, body) = api.tracks_new(&session, json!({"tracks": [{"location": "local", "trackName": "a", "kind": "audio", "bidirectionalMediaStream": true}, {"location": "remote", "sessionId": session, "trackName": "b"}]}));
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_params")));
-    let (status, body) = api.call("PUT", &format!("/sessions/{session}/renegotiate"), Some(&json!({"sessionDescription": {"type": "answer", "sdp": "v=0\r\n"}}).to_string()));
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_session_description")));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_params"))
+    );
+    let (status, body) = api.call(
+        "PUT",
+        &format!("/sessions/{session}/renegotiate"),
+        Some(&json!({"sessionDescription": {"type": "answer", "sdp": "v=0\r\n"}}).to_string()),
+    );
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_session_description"))
+    );
 }
 
 #[test]
@@ -80,7 +135,10 @@ fn negotiation_errors_and_item_errors() {
     let session = api.new_session();
 
     // Unknown track: a per-item error with an empty mid; nothing to negotiate.
-    let (status, body) = api.tracks_new(&session, json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "nope"}]}));
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "nope"}]}),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tracks"][0]["errorCode"], "not_found_track_error");
     assert_eq!(body["tracks"][0]["mid"], "");
@@ -88,7 +146,10 @@ fn negotiation_errors_and_item_errors() {
     assert_eq!(body["requiresImmediateRenegotiation"], false);
 
     // A pull before any negotiation: the server offers.
-    let (status, body) = api.tracks_new(&session, json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "mic"}]}));
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "mic"}]}),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["requiresImmediateRenegotiation"], true);
     assert_eq!(body["sessionDescription"]["type"], "offer");
@@ -96,23 +157,46 @@ fn negotiation_errors_and_item_errors() {
     assert_eq!(body["tracks"][0]["mid"], "0");
 
     // A second negotiation while that offer is pending: 406.
-    let (status, body) = api.tracks_new(&session, json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "mic"}]}));
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_session_description")));
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "mic"}]}),
+    );
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_session_description"))
+    );
 
     // Closing a mid that does not exist: a per-item error.
-    let (status, body) = api.call("PUT", &format!("/sessions/{session}/tracks/close"), Some(&json!({"tracks": [{"mid": "42"}], "force": true}).to_string()));
+    let (status, body) = api.call(
+        "PUT",
+        &format!("/sessions/{session}/tracks/close"),
+        Some(&json!({"tracks": [{"mid": "42"}], "force": true}).to_string()),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tracks"][0]["errorCode"], "close_track_error");
 
     // tracks/update of an unknown mid: update_track_error.
-    let (status, body) = api.call("PUT", &format!("/sessions/{session}/tracks/update"), Some(&json!({"tracks": [{"mid": "9", "sessionId": publisher, "trackName": "mic"}]}).to_string()));
+    let (status, body) = api.call(
+        "PUT",
+        &format!("/sessions/{session}/tracks/update"),
+        Some(
+            &json!({"tracks": [{"mid": "9", "sessionId": publisher, "trackName": "mic"}]})
+                .to_string(),
+        ),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["tracks"][0]["errorCode"], "update_track_error");
     assert_eq!(body["requiresImmediateRenegotiation"], false);
 
     // An answer when none is pending (on the publisher, which offered itself): 406.
-    let (status, body) = api.renegotiate(&publisher, "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n");
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_session_description")));
+    let (status, body) = api.renegotiate(
+        &publisher,
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n",
+    );
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_session_description"))
+    );
 }
 
 #[test]
@@ -120,8 +204,13 @@ fn rate_limit_per_session() {
     let server = server(1);
     let api = Api::new(&server);
     let session = api.new_session();
-    let statuses: Vec<u16> = (0..80).map(|_| api.call("GET", &format!("/sessions/{session}"), None).0).collect();
-    assert!(statuses.contains(&429), "no 429 in 80 requests within a second or so");
+    let statuses: Vec<u16> = (0..80)
+        .map(|_| api.call("GET", &format!("/sessions/{session}"), None).0)
+        .collect();
+    assert!(
+        statuses.contains(&429),
+        "no 429 in 80 requests within a second or so"
+    );
     assert!(statuses.iter().take(40).all(|s| *s == 200));
 }
 
@@ -131,7 +220,11 @@ fn paths_queries_cors() {
     let api = Api::new(&server);
     let (app, secret) = server.app();
     // Without /v1, with extra query parameters and a bare trailing '?'.
-    for path in ["/apps/{app}/sessions/new", "/v1/apps/{app}/sessions/new?correlationId=x&thirdparty=true&streamDebug", "/v1/apps/{app}/sessions/new?"] {
+    for path in [
+        "/apps/{app}/sessions/new",
+        "/v1/apps/{app}/sessions/new?correlationId=x&thirdparty=true&streamDebug",
+        "/v1/apps/{app}/sessions/new?",
+    ] {
         let url = format!("http://{}{}", server.http_addr, path.replace("{app}", app));
         let (status, body) = api.call_with("POST", &url, Some(secret), None);
         assert_eq!(status, 201, "{path}: {body}");

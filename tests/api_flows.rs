@@ -20,10 +20,18 @@ fn auto_discover_names_the_track_and_it_can_be_pulled() {
     let name = items[0]["trackName"].as_str().unwrap().to_owned();
     assert!(!name.is_empty());
 
-    let (mut b, _, pulled) = pull(&api, json!([{"location": "remote", "sessionId": a_session, "trackName": name}]), &mut [&mut a]);
+    let (mut b, _, pulled) = pull(
+        &api,
+        json!([{"location": "remote", "sessionId": a_session, "trackName": name}]),
+        &mut [&mut a],
+    );
     let b_mid: Mid = pulled[0]["mid"].as_str().unwrap().into();
     send_opus(&mut a, a_mid, b"auto", 30, &mut [&mut b]);
-    assert!(received(&b, b_mid, b"auto") >= 25, "frames received: {}", received(&b, b_mid, b"auto"));
+    assert!(
+        received(&b, b_mid, b"auto") >= 25,
+        "frames received: {}",
+        received(&b, b_mid, b"auto")
+    );
 }
 
 #[test]
@@ -32,7 +40,11 @@ fn tracks_update_repoints_a_pull_to_another_track() {
     let api = Api::new(&server);
     let (mut a1, s1, m1, _) = push_audio(&api, json!("mic"), false);
     let (mut a2, s2, m2, _) = push_audio(&api, json!("mic"), false);
-    let (mut b, b_session, pulled) = pull(&api, json!([{"location": "remote", "sessionId": s1, "trackName": "mic"}]), &mut [&mut a1, &mut a2]);
+    let (mut b, b_session, pulled) = pull(
+        &api,
+        json!([{"location": "remote", "sessionId": s1, "trackName": "mic"}]),
+        &mut [&mut a1, &mut a2],
+    );
     let b_mid: Mid = pulled[0]["mid"].as_str().unwrap().into();
     send_opus(&mut a1, m1, b"one", 20, &mut [&mut b, &mut a2]);
     assert!(received(&b, b_mid, b"one") >= 15);
@@ -48,8 +60,16 @@ fn tracks_update_repoints_a_pull_to_another_track() {
     b.events.clear();
     send_opus(&mut a2, m2, b"two", 20, &mut [&mut b, &mut a1]);
     send_opus(&mut a1, m1, b"one", 10, &mut [&mut b, &mut a2]);
-    assert!(received(&b, b_mid, b"two") >= 15, "re-pointed track arrives: {}", received(&b, b_mid, b"two"));
-    assert_eq!(received(&b, b_mid, b"one"), 0, "the old track no longer arrives");
+    assert!(
+        received(&b, b_mid, b"two") >= 15,
+        "re-pointed track arrives: {}",
+        received(&b, b_mid, b"two")
+    );
+    assert_eq!(
+        received(&b, b_mid, b"one"),
+        0,
+        "the old track no longer arrives"
+    );
     let got = api.get_session(&b_session);
     assert_eq!(got["tracks"][0]["sessionId"], s2);
 }
@@ -74,24 +94,39 @@ fn bidirectional_push_without_sdp_and_pull_into_it() {
     let c_mid: Mid = body["tracks"][0]["mid"].as_str().unwrap().into();
     let answer = c.accept_offer(offer);
     assert_eq!(api.renegotiate(&c_session, &answer).0, 200);
-    assert!(common::drive(&mut [&mut c, &mut a], std::time::Duration::from_secs(10), |p| p[0].connected));
+    assert!(common::drive(
+        &mut [&mut c, &mut a],
+        std::time::Duration::from_secs(10),
+        |p| p[0].connected
+    ));
 
     // B pulls C's track.
-    let (mut b, _, pulled) = pull(&api, json!([{"location": "remote", "sessionId": c_session, "trackName": "c"}]), &mut [&mut a, &mut c]);
+    let (mut b, _, pulled) = pull(
+        &api,
+        json!([{"location": "remote", "sessionId": c_session, "trackName": "c"}]),
+        &mut [&mut a, &mut c],
+    );
     let b_mid: Mid = pulled[0]["mid"].as_str().unwrap().into();
     send_opus(&mut c, c_mid, b"from-c", 20, &mut [&mut b, &mut a]);
     assert!(received(&b, b_mid, b"from-c") >= 15);
 
     // C pulls A's track into its own sendrecv transceiver: no SDP needed.
-    let (status, body) = api.tracks_new(&c_session, json!({"tracks": [
-        {"location": "remote", "sessionId": a_session, "trackName": "mic", "mid": "#c"}
-    ]}));
+    let (status, body) = api.tracks_new(
+        &c_session,
+        json!({"tracks": [
+            {"location": "remote", "sessionId": a_session, "trackName": "mic", "mid": "#c"}
+        ]}),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["requiresImmediateRenegotiation"], false);
     assert!(body.get("sessionDescription").is_none());
     assert_eq!(body["tracks"][0]["mid"], c_mid.to_string());
     send_opus(&mut a, a_mid, b"from-a", 20, &mut [&mut c, &mut b]);
-    assert!(received(&c, c_mid, b"from-a") >= 15, "received on C: {}", received(&c, c_mid, b"from-a"));
+    assert!(
+        received(&c, c_mid, b"from-a") >= 15,
+        "received on C: {}",
+        received(&c, c_mid, b"from-a")
+    );
 }
 
 fn fixture(name: &str) -> String {
@@ -125,7 +160,15 @@ fn close_with_an_offer_answers_the_stopped_m_line() {
     assert!(answer.contains("\r\nm=audio 0 "), "{answer}");
     assert!(answer.contains("a=group:BUNDLE 1\r\n"), "{answer}");
     let got = api.get_session(&session);
-    let status_of = |name: &str| got["tracks"].as_array().unwrap().iter().find(|t| t["trackName"] == name).unwrap()["status"].clone();
+    let status_of = |name: &str| {
+        got["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["trackName"] == name)
+            .unwrap()["status"]
+            .clone()
+    };
     assert_eq!(status_of("mic"), "inactive");
     assert_eq!(status_of("cam"), "active");
 }
@@ -137,13 +180,20 @@ fn legacy_sessions_new_with_an_offer_answers_it() {
     let mut offer = fixture("chrome-offer.sdp");
     offer = offer.replace("a=group:BUNDLE 0 1", "a=group:BUNDLE 0 1 2");
     offer.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:2\r\na=sctp-port:5000\r\n");
-    let (status, body) = api.call("POST", "/sessions/new", Some(&json!({"sessionDescription": {"type": "offer", "sdp": offer}}).to_string()));
+    let (status, body) = api.call(
+        "POST",
+        "/sessions/new",
+        Some(&json!({"sessionDescription": {"type": "offer", "sdp": offer}}).to_string()),
+    );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["sessionId"].as_str().unwrap().len(), 32);
     let answer = body["sessionDescription"]["sdp"].as_str().unwrap();
     assert_eq!(body["sessionDescription"]["type"], "answer");
     assert!(answer.contains("a=mid:0") && answer.contains("a=mid:1") && answer.contains("a=mid:2"));
     // Data channels are a later feature: the m=application line is rejected.
-    assert!(answer.contains("m=application 0 UDP/DTLS/SCTP webrtc-datachannel"), "{answer}");
+    assert!(
+        answer.contains("m=application 0 UDP/DTLS/SCTP webrtc-datachannel"),
+        "{answer}"
+    );
     webrtc_sdp::parse_sdp(answer, false).expect("webrtc-sdp parses the answer");
 }

@@ -18,7 +18,9 @@ fn run_page(url: &str, extra: &[&str]) -> String {
         "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
     );
     assert!(
-        Path::new(root).join("tests/browser/node_modules/playwright-core").exists(),
+        Path::new(root)
+            .join("tests/browser/node_modules/playwright-core")
+            .exists(),
         "tests/browser/node_modules missing: run the tests with tools/test (it runs npm ci there)"
     );
     let output = Command::new("node")

@@ -25,12 +25,17 @@ fn a_lost_final_flight_is_sent_again() {
     let api = Api::new(&server);
     let mut peer = Peer::new("client");
     let mut mid = None;
-    let (offer, pending) = peer.offer(|s| mid = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None)));
+    let (offer, pending) = peer.offer(|s| {
+        mid = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None))
+    });
     let session = api.new_session();
-    let (status, body) = api.tracks_new(&session, json!({
-        "sessionDescription": {"type": "offer", "sdp": offer},
-        "tracks": [{"location": "local", "mid": mid.unwrap().to_string(), "trackName": "mic"}],
-    }));
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({
+            "sessionDescription": {"type": "offer", "sdp": offer},
+            "tracks": [{"location": "local", "mid": mid.unwrap().to_string(), "trackName": "mic"}],
+        }),
+    );
     assert_eq!(status, 200, "{body}");
     let answer = body["sessionDescription"]["sdp"].as_str().unwrap();
     assert!(answer.contains("a=setup:passive"));
@@ -54,7 +59,11 @@ fn a_lost_final_flight_is_sent_again() {
         }
     }));
     peer.accept_answer(pending, answer);
-    assert!(drive(&mut [&mut peer], Duration::from_secs(15), |p| p[0].connected), "connects after the loss");
+    assert!(
+        drive(&mut [&mut peer], Duration::from_secs(15), |p| p[0]
+            .connected),
+        "connects after the loss"
+    );
     let (_, dropped, passed) = *seen.borrow();
     assert!(dropped >= 1, "the final flight was dropped");
     assert!(passed >= 1, "the server sent its final flight again");

@@ -18,7 +18,12 @@ fn lines(sdp: &str) -> Vec<&str> {
 /// The lines of the m-section with this mid.
 fn section<'a>(sdp: &'a str, mid: &str) -> Vec<&'a str> {
     let all = lines(sdp);
-    let starts: Vec<usize> = all.iter().enumerate().filter(|(_, l)| l.starts_with("m=")).map(|(i, _)| i).collect();
+    let starts: Vec<usize> = all
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("m="))
+        .map(|(i, _)| i)
+        .collect();
     for (n, &s) in starts.iter().enumerate() {
         let end = starts.get(n + 1).copied().unwrap_or(all.len());
         if all[s..end].contains(&format!("a=mid:{mid}").as_str()) {
@@ -30,7 +35,10 @@ fn section<'a>(sdp: &'a str, mid: &str) -> Vec<&'a str> {
 
 fn push(api: &Api, offer: &str, tracks: Value) -> (String, Value) {
     let session = api.new_session();
-    let (status, body) = api.tracks_new(&session, json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": tracks}));
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": tracks}),
+    );
     assert_eq!(status, 200, "{body}");
     (session, body)
 }
@@ -41,16 +49,31 @@ fn check_transport(sdp: &str, media_port: u16, setup: &str) {
     assert_eq!(all[0], "v=0");
     assert!(all.contains(&"a=ice-lite"));
     let candidate = format!("127.0.0.1 {media_port} typ host");
-    let live: Vec<&str> = all.iter().copied().filter(|l| l.starts_with("m=") && !l.split(' ').nth(1).is_some_and(|p| p == "0")).collect();
+    let live: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("m=") && !l.split(' ').nth(1).is_some_and(|p| p == "0"))
+        .collect();
     assert!(!live.is_empty());
-    let blocks: Vec<Vec<&str>> = sdp.split("\r\nm=").skip(1).map(|b| b.split("\r\n").collect()).collect();
-    for b in blocks.iter().filter(|b| b[0].split(' ').nth(1) != Some("0")) {
+    let blocks: Vec<Vec<&str>> = sdp
+        .split("\r\nm=")
+        .skip(1)
+        .map(|b| b.split("\r\n").collect())
+        .collect();
+    for b in blocks
+        .iter()
+        .filter(|b| b[0].split(' ').nth(1) != Some("0"))
+    {
         assert!(b.iter().any(|l| l.starts_with("a=ice-ufrag:")), "{b:?}");
         assert!(b.iter().any(|l| l.starts_with("a=ice-pwd:")));
         assert!(b.iter().any(|l| l.starts_with("a=fingerprint:sha-256 ")));
         assert!(b.contains(&format!("a=setup:{setup}").as_str()));
         assert!(b.contains(&"a=rtcp-mux"));
-        assert!(b.iter().any(|l| l.starts_with("a=candidate:") && l.ends_with(&candidate)), "{b:?}");
+        assert!(
+            b.iter()
+                .any(|l| l.starts_with("a=candidate:") && l.ends_with(&candidate)),
+            "{b:?}"
+        );
     }
     webrtc_sdp::parse_sdp(sdp, false).expect("webrtc-sdp parses our SDP");
 }
@@ -59,23 +82,38 @@ fn check_transport(sdp: &str, media_port: u16, setup: &str) {
 fn firefox_offer_is_answered_line_by_line() {
     let server = server(1);
     let api = Api::new(&server);
-    let (_, body) = push(&api, &fixture("firefox-offer.sdp"), json!([
-        {"location": "local", "mid": "0", "trackName": "mic"},
-        {"location": "local", "mid": "1", "trackName": "cam"},
-    ]));
+    let (_, body) = push(
+        &api,
+        &fixture("firefox-offer.sdp"),
+        json!([
+            {"location": "local", "mid": "0", "trackName": "mic"},
+            {"location": "local", "mid": "1", "trackName": "cam"},
+        ]),
+    );
     let sdp = body["sessionDescription"]["sdp"].as_str().unwrap();
     check_transport(sdp, server.media_addr.port(), "passive");
     assert!(lines(sdp).contains(&"a=group:BUNDLE 0 1"));
     let audio = section(sdp, "0");
-    assert!(audio[0].starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109"), "{audio:?}");
+    assert!(
+        audio[0].starts_with("m=audio 9 UDP/TLS/RTP/SAVPF 109"),
+        "{audio:?}"
+    );
     assert!(audio.contains(&"a=recvonly"));
     assert!(audio.contains(&"a=rtpmap:109 opus/48000/2"));
     let video = section(sdp, "1");
     assert!(video.contains(&"a=recvonly"));
     assert!(video.contains(&"a=rtpmap:120 VP8/90000"), "{video:?}");
     assert!(video.contains(&"a=rtcp-fb:120 nack pli"));
-    assert!(!video.iter().any(|l| l.contains("rtx")), "RTX is not negotiated: {video:?}");
-    assert!(video.iter().any(|l| l.starts_with("a=extmap:") && l.ends_with("urn:ietf:params:rtp-hdrext:sdes:mid")));
+    assert!(
+        !video.iter().any(|l| l.contains("rtx")),
+        "RTX is not negotiated: {video:?}"
+    );
+    assert!(
+        video
+            .iter()
+            .any(|l| l.starts_with("a=extmap:")
+                && l.ends_with("urn:ietf:params:rtp-hdrext:sdes:mid"))
+    );
     assert_eq!(body["tracks"][1]["trackName"], "cam");
     assert_eq!(body["tracks"][1]["mid"], "1");
 }
@@ -84,10 +122,14 @@ fn firefox_offer_is_answered_line_by_line() {
 fn safari_whep_offer_pulls_chrome_tracks() {
     let server = server(1);
     let api = Api::new(&server);
-    let (publisher, body) = push(&api, &fixture("chrome-offer.sdp"), json!([
-        {"location": "local", "mid": "0", "trackName": "mic"},
-        {"location": "local", "mid": "1", "trackName": "cam"},
-    ]));
+    let (publisher, body) = push(
+        &api,
+        &fixture("chrome-offer.sdp"),
+        json!([
+            {"location": "local", "mid": "0", "trackName": "mic"},
+            {"location": "local", "mid": "1", "trackName": "cam"},
+        ]),
+    );
     let chrome_answer = body["sessionDescription"]["sdp"].as_str().unwrap();
     check_transport(chrome_answer, server.media_addr.port(), "passive");
     assert!(section(chrome_answer, "0").contains(&"a=rtpmap:111 opus/48000/2"));
@@ -95,10 +137,14 @@ fn safari_whep_offer_pulls_chrome_tracks() {
 
     // Safari's recvonly offer: video (mid 0) first, then audio (mid 1);
     // the pulls are matched by kind and order.
-    let (_, body) = push(&api, &fixture("safari-offer.sdp"), json!([
-        {"location": "remote", "sessionId": publisher, "trackName": "mic"},
-        {"location": "remote", "sessionId": publisher, "trackName": "cam"},
-    ]));
+    let (_, body) = push(
+        &api,
+        &fixture("safari-offer.sdp"),
+        json!([
+            {"location": "remote", "sessionId": publisher, "trackName": "mic"},
+            {"location": "remote", "sessionId": publisher, "trackName": "cam"},
+        ]),
+    );
     assert_eq!(body["tracks"][0]["mid"], "1", "{body}");
     assert_eq!(body["tracks"][1]["mid"], "0");
     assert_eq!(body["tracks"][1]["sessionId"], publisher);
@@ -108,8 +154,16 @@ fn safari_whep_offer_pulls_chrome_tracks() {
     assert!(video.contains(&"a=sendonly"), "{video:?}");
     // Safari's own payload type for VP8 (104), not Chrome's (96).
     assert!(video.contains(&"a=rtpmap:104 VP8/90000"), "{video:?}");
-    assert!(video.iter().any(|l| l.starts_with("a=ssrc:") && l.contains(" msid:")));
-    assert!(video.iter().any(|l| l.starts_with(&format!("a=msid:{publisher} cam"))));
+    assert!(
+        video
+            .iter()
+            .any(|l| l.starts_with("a=ssrc:") && l.contains(" msid:"))
+    );
+    assert!(
+        video
+            .iter()
+            .any(|l| l.starts_with(&format!("a=msid:{publisher} cam")))
+    );
     let audio = section(sdp, "1");
     assert!(audio.contains(&"a=sendonly"));
     assert!(audio.contains(&"a=rtpmap:111 opus/48000/2"));

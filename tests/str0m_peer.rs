@@ -16,7 +16,10 @@ use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
 
 fn pt_of(peer: &mut Peer, mid: Mid, codec: Codec) -> str0m::media::Pt {
     let w = peer.rtc.writer(mid).expect("writer");
-    w.payload_params().find(|p| p.spec().codec == codec).expect("codec negotiated").pt()
+    w.payload_params()
+        .find(|p| p.spec().codec == codec)
+        .expect("codec negotiated")
+        .pt()
 }
 
 /// Publishes audio+video from a new str0m peer; returns (peer, session, audio mid, video mid).
@@ -68,7 +71,12 @@ fn subscribe(api: &Api, publisher: &str) -> (Peer, String, Vec<String>) {
         assert_eq!(t["sessionId"], publisher);
         assert!(t["errorCode"].is_null(), "{body}");
     }
-    let mids = body["tracks"].as_array().unwrap().iter().map(|t| t["mid"].as_str().unwrap().to_owned()).collect();
+    let mids = body["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["mid"].as_str().unwrap().to_owned())
+        .collect();
     let answer = b.accept_offer(body["sessionDescription"]["sdp"].as_str().unwrap());
     let (status, body) = api.renegotiate(&session, &answer);
     assert_eq!(status, 200, "{body}");
@@ -84,19 +92,38 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
     if !ok {
         for w in server.control.workers() {
             use switchboard::engine::counters::{Counters, DropReason};
-            eprintln!("in {} out {}", Counters::get(&w.counters.packets_in), Counters::get(&w.counters.packets_out));
-            for r in DropReason::ALL { eprintln!("  {} {}", r.as_str(), w.counters.drops(r)); }
+            eprintln!(
+                "in {} out {}",
+                Counters::get(&w.counters.packets_in),
+                Counters::get(&w.counters.packets_out)
+            );
+            for r in DropReason::ALL {
+                eprintln!("  {} {}", r.as_str(), w.counters.drops(r));
+            }
         }
         eprintln!("events: {:?}", a.events);
     }
     assert!(ok, "publisher connects");
 
     let (mut b, b_session, mids) = subscribe(&api, &a_session);
-    assert!(drive(&mut [&mut a, &mut b], Duration::from_secs(10), |p| p[1].connected), "subscriber connects");
+    assert!(
+        drive(&mut [&mut a, &mut b], Duration::from_secs(10), |p| p[1]
+            .connected),
+        "subscriber connects"
+    );
 
     // The subscriber's connection made the server ask A for a keyframe.
-    let got_pli = |p: &Peer| p.events.iter().any(|e| matches!(e, Event::KeyframeRequest(r) if r.mid == video));
-    assert!(drive(&mut [&mut a, &mut b], Duration::from_secs(3), |p| got_pli(p[0])), "PLI on subscribe");
+    let got_pli = |p: &Peer| {
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::KeyframeRequest(r) if r.mid == video))
+    };
+    assert!(
+        drive(&mut [&mut a, &mut b], Duration::from_secs(3), |p| got_pli(
+            p[0]
+        )),
+        "PLI on subscribe"
+    );
 
     // A sends distinct Opus and VP8 frames; B must receive the same bytes.
     let opus = pt_of(&mut a, audio, Codec::Opus);
@@ -108,10 +135,28 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
         let t = MediaTime::from_90khz(u64::from(i) * 3000);
         let audio_frame: Vec<u8> = [b"opus".as_slice(), &i.to_be_bytes(), &[0xa5; 60]].concat();
         // A VP8 keyframe-looking frame (P bit clear) spanning two packets.
-        let video_frame: Vec<u8> = [&[0x10u8, 0x02, 0x00][..], &i.to_be_bytes(), &vec![(i % 251) as u8; 1800]].concat();
-        a.rtc.writer(audio).unwrap().write(opus, now, MediaTime::from_micros(u64::from(i) * 20_000), audio_frame.clone()).unwrap();
+        let video_frame: Vec<u8> = [
+            &[0x10u8, 0x02, 0x00][..],
+            &i.to_be_bytes(),
+            &vec![(i % 251) as u8; 1800],
+        ]
+        .concat();
+        a.rtc
+            .writer(audio)
+            .unwrap()
+            .write(
+                opus,
+                now,
+                MediaTime::from_micros(u64::from(i) * 20_000),
+                audio_frame.clone(),
+            )
+            .unwrap();
         a.drain();
-        a.rtc.writer(video).unwrap().write(vp8, now, t, video_frame.clone()).unwrap();
+        a.rtc
+            .writer(video)
+            .unwrap()
+            .write(vp8, now, t, video_frame.clone())
+            .unwrap();
         a.drain();
         sent.insert(audio_frame);
         sent.insert(video_frame);
@@ -133,9 +178,16 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
     assert!(audio_rx >= 90, "audio frames received: {audio_rx} of 100");
     assert!(video_rx >= 90, "video frames received: {video_rx} of 100");
     for (mid, data) in &received {
-        assert!(sent.contains(data), "frame on {mid} differs from every frame sent ({} bytes)", data.len());
+        assert!(
+            sent.contains(data),
+            "frame on {mid} differs from every frame sent ({} bytes)",
+            data.len()
+        );
     }
-    eprintln!("forwarded {audio_rx} audio and {video_rx} video frames in {:?}", start.elapsed());
+    eprintln!(
+        "forwarded {audio_rx} audio and {video_rx} video frames in {:?}",
+        start.elapsed()
+    );
 
     // B asks for a keyframe; A hears it (past the 500 ms throttle window).
     a.events.clear();
@@ -143,15 +195,43 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
     assert!(w.is_request_keyframe_possible(KeyframeRequestKind::Pli));
     w.request_keyframe(None, KeyframeRequestKind::Pli).unwrap();
     b.drain();
-    assert!(drive(&mut [&mut a, &mut b], Duration::from_secs(3), |p| got_pli(p[0])), "B's PLI reaches A");
+    assert!(
+        drive(&mut [&mut a, &mut b], Duration::from_secs(3), |p| got_pli(
+            p[0]
+        )),
+        "B's PLI reaches A"
+    );
 
     // GET session: both sides active.
     let got = api.get_session(&b_session);
-    let statuses: Vec<_> = got["tracks"].as_array().unwrap().iter().map(|t| (t["trackName"].clone(), t["status"].clone(), t["location"].clone())).collect();
-    assert_eq!(statuses, vec![(json!("mic"), json!("active"), json!("remote")), (json!("cam"), json!("active"), json!("remote"))]);
+    let statuses: Vec<_> = got["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["trackName"].clone(),
+                t["status"].clone(),
+                t["location"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            (json!("mic"), json!("active"), json!("remote")),
+            (json!("cam"), json!("active"), json!("remote"))
+        ]
+    );
     let got = api.get_session(&a_session);
     assert_eq!(got["tracks"].as_array().unwrap().len(), 2);
-    assert!(got["tracks"].as_array().unwrap().iter().all(|t| t["status"] == "active" && t["location"] == "local"));
+    assert!(
+        got["tracks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "active" && t["location"] == "local")
+    );
 
     // tracks/close (force) on B's video: forwarding of video stops.
     let (status, body) = api.call(
@@ -167,17 +247,39 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
     for i in 100..130u32 {
         let now = Instant::now();
         let frame: Vec<u8> = [&[0x10u8, 0x02, 0x00][..], &i.to_be_bytes(), &[7u8; 100]].concat();
-        a.rtc.writer(video).unwrap().write(vp8, now, MediaTime::from_90khz(u64::from(i) * 3000), frame).unwrap();
+        a.rtc
+            .writer(video)
+            .unwrap()
+            .write(vp8, now, MediaTime::from_90khz(u64::from(i) * 3000), frame)
+            .unwrap();
         a.drain();
         let af: Vec<u8> = [b"opus".as_slice(), &i.to_be_bytes()].concat();
-        a.rtc.writer(audio).unwrap().write(opus, now, MediaTime::from_micros(u64::from(i) * 20_000), af).unwrap();
+        a.rtc
+            .writer(audio)
+            .unwrap()
+            .write(opus, now, MediaTime::from_micros(u64::from(i) * 20_000), af)
+            .unwrap();
         a.drain();
         drive(&mut [&mut a, &mut b], Duration::from_millis(20), |_| false);
     }
     drive(&mut [&mut a, &mut b], Duration::from_millis(300), |_| false);
-    let after: Vec<Mid> = b.events.iter().filter_map(|e| match e { Event::MediaData(d) => Some(d.mid), _ => None }).collect();
-    assert_eq!(after.iter().filter(|m| **m == video_mid).count(), 0, "video still forwarded after close");
-    assert!(after.iter().filter(|m| **m == audio_mid).count() >= 20, "audio keeps flowing");
+    let after: Vec<Mid> = b
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) => Some(d.mid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        after.iter().filter(|m| **m == video_mid).count(),
+        0,
+        "video still forwarded after close"
+    );
+    assert!(
+        after.iter().filter(|m| **m == audio_mid).count() >= 20,
+        "audio keeps flowing"
+    );
 
     // Closing it again is an item error; GET shows it inactive.
     let (status, body) = api.call(
@@ -188,6 +290,12 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
     assert_eq!(status, 200);
     assert_eq!(body["tracks"][0]["errorCode"], "close_track_error");
     let got = api.get_session(&b_session);
-    let cam = got["tracks"].as_array().unwrap().iter().find(|t| t["trackName"] == "cam").unwrap().clone();
+    let cam = got["tracks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trackName"] == "cam")
+        .unwrap()
+        .clone();
     assert_eq!(cam["status"], "inactive");
 }

@@ -31,7 +31,11 @@ impl ApiError {
 
     /// 401: missing or wrong bearer token.
     pub fn unauthorized() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "Missing or invalid bearer token")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Missing or invalid bearer token",
+        )
     }
 
     /// 404: unknown app or route.
@@ -46,27 +50,47 @@ impl ApiError {
 
     /// 406: an unusable SDP, or a negotiation out of turn.
     pub fn invalid_session_description(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_ACCEPTABLE, "invalid_session_description", description)
+        Self::new(
+            StatusCode::NOT_ACCEPTABLE,
+            "invalid_session_description",
+            description,
+        )
     }
 
     /// 410: unknown or expired session.
     pub fn session_gone() -> Self {
-        Self::new(StatusCode::GONE, "session_error", "Session not found or expired")
+        Self::new(
+            StatusCode::GONE,
+            "session_error",
+            "Session not found or expired",
+        )
     }
 
     /// 413: body too large.
     pub fn payload_too_large() -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large")
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "Request body too large",
+        )
     }
 
     /// 429: more than the per-session request rate.
     pub fn rate_limited() -> Self {
-        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "Too many requests on this session")
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Too many requests on this session",
+        )
     }
 
     /// 500.
     pub fn internal(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", description)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            description,
+        )
     }
 }
 

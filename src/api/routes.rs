@@ -44,18 +44,25 @@ pub fn router(state: ApiState) -> Router {
         .route("/sessions/{session}/tracks/update", put(tracks_update))
         .route("/sessions/{session}/tracks/close", put(tracks_close))
         .route("/sessions/{session}", get(get_session))
-        .route("/sessions/{session}/datachannels/{op}", post(data_channels).put(data_channels));
+        .route(
+            "/sessions/{session}/datachannels/{op}",
+            post(data_channels).put(data_channels),
+        );
     Router::new()
         .route("/", get(demo))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
+        .route("/metrics", get(metrics))
         .nest("/v1/apps/{app}", app_routes.clone())
         .nest("/apps/{app}", app_routes)
         .fallback(|| async { ApiError::not_found("No such route").into_response() })
         .method_not_allowed_fallback(|| async {
-            json(StatusCode::METHOD_NOT_ALLOWED, &json!({
-                "errorCode": "invalid_params",
-                "errorDescription": "Method not allowed on this route",
-            }))
+            json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({
+                    "errorCode": "invalid_params",
+                    "errorDescription": "Method not allowed on this route",
+                }),
+            )
         })
         .layer(middleware::from_fn(cors))
         .with_state(state)
@@ -65,8 +72,10 @@ pub fn router(state: ApiState) -> Router {
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = (status, bytes).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -93,7 +102,10 @@ async fn cors(req: Request, next: Next) -> Response {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("authorization, content-type"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     response
 }
 
@@ -113,7 +125,11 @@ async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
     let bytes = axum::body::to_bytes(body, BODY_LIMIT)
         .await
         .map_err(|_| ApiError::payload_too_large())?;
-    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
     serde_json::from_slice(text).map_err(|e| ApiError::decoding(e.to_string()))
 }
 
@@ -132,18 +148,78 @@ async fn demo(State(state): State<ApiState>) -> Response {
     }
 }
 
-async fn new_session(State(s): State<ApiState>, Path(app): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    reply(async {
-        let app = authorize(&s, &app, &headers)?;
-        let req = read_json(body).await?;
-        let (id, answer) = s.control.new_session(&app, req, Instant::now())?;
-        let mut out = json!({ "sessionId": id });
-        if let Some(a) = answer {
-            out["sessionDescription"] = serde_json::to_value(a).unwrap_or_default();
+/// Prometheus text: per-worker packet counters and drops by reason.
+async fn metrics(State(state): State<ApiState>) -> Response {
+    use crate::engine::counters::{Counters, DropReason};
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let workers = state.control.workers();
+    let series = [
+        ("switchboard_packets_in_total", "Datagrams received"),
+        ("switchboard_packets_out_total", "Datagrams sent"),
+        (
+            "switchboard_rtp_forwarded_total",
+            "RTP packets forwarded to subscribers",
+        ),
+        (
+            "switchboard_handoffs_total",
+            "Packets handed to another worker",
+        ),
+    ];
+    for (i, (name, help)) in series.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (w, h) in workers.iter().enumerate() {
+            let c = &h.counters;
+            let v = match i {
+                0 => Counters::get(&c.packets_in),
+                1 => Counters::get(&c.packets_out),
+                2 => Counters::get(&c.rtp_forwarded),
+                _ => Counters::get(&c.handoffs),
+            };
+            let _ = writeln!(out, "{name}{{worker=\"{w}\"}} {v}");
         }
-        Ok(json(StatusCode::CREATED, &out))
     }
-    .await)
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_drops_total Datagrams dropped, by reason\n# TYPE switchboard_drops_total counter"
+    );
+    for (w, h) in workers.iter().enumerate() {
+        for r in DropReason::ALL {
+            let _ = writeln!(
+                out,
+                "switchboard_drops_total{{worker=\"{w}\",reason=\"{}\"}} {}",
+                r.as_str(),
+                h.counters.drops(r)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_sessions Sessions\n# TYPE switchboard_sessions gauge\nswitchboard_sessions {}",
+        state.control.session_count()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn new_session(
+    State(s): State<ApiState>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let req = read_json(body).await?;
+            let (id, answer) = s.control.new_session(&app, req, Instant::now())?;
+            let mut out = json!({ "sessionId": id });
+            if let Some(a) = answer {
+                out["sessionDescription"] = serde_json::to_value(a).unwrap_or_default();
+            }
+            Ok(json(StatusCode::CREATED, &out))
+        }
+        .await,
+    )
 }
 
 async fn tracks_new(
@@ -152,13 +228,15 @@ async fn tracks_new(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    reply(async {
-        let app = authorize(&s, &app, &headers)?;
-        let req = read_json(body).await?;
-        let r = s.control.tracks_new(&app, &session, req, Instant::now())?;
-        Ok(json(StatusCode::OK, &r))
-    }
-    .await)
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let req = read_json(body).await?;
+            let r = s.control.tracks_new(&app, &session, req, Instant::now())?;
+            Ok(json(StatusCode::OK, &r))
+        }
+        .await,
+    )
 }
 
 async fn renegotiate(
@@ -167,13 +245,15 @@ async fn renegotiate(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    reply(async {
-        let app = authorize(&s, &app, &headers)?;
-        let req = read_json(body).await?;
-        s.control.renegotiate(&app, &session, req, Instant::now())?;
-        Ok(json(StatusCode::OK, &json!({})))
-    }
-    .await)
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let req = read_json(body).await?;
+            s.control.renegotiate(&app, &session, req, Instant::now())?;
+            Ok(json(StatusCode::OK, &json!({})))
+        }
+        .await,
+    )
 }
 
 async fn tracks_update(
@@ -182,13 +262,17 @@ async fn tracks_update(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    reply(async {
-        let app = authorize(&s, &app, &headers)?;
-        let req = read_json(body).await?;
-        let r = s.control.tracks_update(&app, &session, req, Instant::now())?;
-        Ok(json(StatusCode::OK, &r))
-    }
-    .await)
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let req = read_json(body).await?;
+            let r = s
+                .control
+                .tracks_update(&app, &session, req, Instant::now())?;
+            Ok(json(StatusCode::OK, &r))
+        }
+        .await,
+    )
 }
 
 async fn tracks_close(
@@ -197,13 +281,17 @@ async fn tracks_close(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    reply(async {
-        let app = authorize(&s, &app, &headers)?;
-        let req = read_json(body).await?;
-        let r = s.control.tracks_close(&app, &session, req, Instant::now())?;
-        Ok(json(StatusCode::OK, &r))
-    }
-    .await)
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let req = read_json(body).await?;
+            let r = s
+                .control
+                .tracks_close(&app, &session, req, Instant::now())?;
+            Ok(json(StatusCode::OK, &r))
+        }
+        .await,
+    )
 }
 
 async fn get_session(

@@ -6,10 +6,10 @@
 //! is a single-threaded runtime, so it is uncontended.
 
 pub mod negotiate;
+mod operations;
 pub mod registry;
 pub mod session;
 pub mod sync;
-mod operations;
 mod transport;
 
 use std::collections::HashMap;
@@ -87,6 +87,11 @@ impl Control {
             .and_then(|(_, s)| s.transport.map(|t| (t.worker.0, t.addr)))
     }
 
+    /// How many sessions exist.
+    pub fn session_count(&self) -> usize {
+        self.lock().reg.sessions.len()
+    }
+
     /// The worker handles (for metrics).
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.workers
@@ -110,8 +115,16 @@ impl Control {
     }
 
     /// A session of `app` by id, counting the request against its rate.
-    fn session_key(st: &mut State, app: &AppId, id: &str, now: Instant) -> Result<SessionKey, ApiError> {
-        let key = st.reg.session_key(app, id).ok_or_else(ApiError::session_gone)?;
+    fn session_key(
+        st: &mut State,
+        app: &AppId,
+        id: &str,
+        now: Instant,
+    ) -> Result<SessionKey, ApiError> {
+        let key = st
+            .reg
+            .session_key(app, id)
+            .ok_or_else(ApiError::session_gone)?;
         let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
         let (start, count) = &mut session.rate_window;
         if now.saturating_duration_since(*start).as_secs() >= 1 {

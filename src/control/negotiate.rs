@@ -29,7 +29,11 @@ pub struct Context<'a> {
 }
 
 /// Parses a client SDP of the expected type.
-pub fn parse_description(kind: &str, expected: &str, sdp: &str) -> Result<SessionDescription, ApiError> {
+pub fn parse_description(
+    kind: &str,
+    expected: &str,
+    sdp: &str,
+) -> Result<SessionDescription, ApiError> {
     if kind != expected {
         return Err(ApiError::invalid_session_description(format!(
             "expected an {expected}, got {kind:?}"
@@ -37,7 +41,9 @@ pub fn parse_description(kind: &str, expected: &str, sdp: &str) -> Result<Sessio
     }
     let desc = sdp::parse(sdp).map_err(|e| ApiError::invalid_session_description(e.to_string()))?;
     if desc.media.is_empty() {
-        return Err(ApiError::invalid_session_description("the SDP has no m-lines"));
+        return Err(ApiError::invalid_session_description(
+            "the SDP has no m-lines",
+        ));
     }
     Ok(desc)
 }
@@ -51,9 +57,15 @@ fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), 
     let fingerprint = desc
         .fingerprint()
         .and_then(Fingerprint::parse)
-        .ok_or_else(|| ApiError::invalid_session_description("missing or unsupported a=fingerprint (sha-256 required)"))?;
+        .ok_or_else(|| {
+            ApiError::invalid_session_description(
+                "missing or unsupported a=fingerprint (sha-256 required)",
+            )
+        })?;
     if desc.ice_credentials().is_none() {
-        return Err(ApiError::invalid_session_description("missing a=ice-ufrag / a=ice-pwd"));
+        return Err(ApiError::invalid_session_description(
+            "missing a=ice-ufrag / a=ice-pwd",
+        ));
     }
     if session.remote_fingerprint.is_none() {
         session.remote_fingerprint = Some(fingerprint);
@@ -124,11 +136,19 @@ pub fn apply_offer(
                 })
         });
         let Some(m) = slot else {
-            items[*i].fail("not_found_track_error", "No receiving m-line of this kind in the offer");
+            items[*i].fail(
+                "not_found_track_error",
+                "No receiving m-line of this kind in the offer",
+            );
             continue;
         };
         let mid = m.mid.clone().unwrap_or_else(|| Mid(String::new()));
-        let offered: Vec<Codec> = m.codecs.iter().filter(|c| c.is_forwardable()).cloned().collect();
+        let offered: Vec<Codec> = m
+            .codecs
+            .iter()
+            .filter(|c| c.is_forwardable())
+            .cloned()
+            .collect();
         let mut payload_types = Vec::new();
         let mut codecs = Vec::new();
         for pc in &track.codecs {
@@ -140,7 +160,10 @@ pub fn apply_offer(
             }
         }
         if payload_types.is_empty() {
-            items[*i].fail("not_found_track_error", "The offer has no codec the track uses");
+            items[*i].fail(
+                "not_found_track_error",
+                "The offer has no codec the track uses",
+            );
             continue;
         }
         claimed.push(mid.clone());
@@ -163,32 +186,54 @@ pub fn apply_offer(
             continue;
         }
         let Some(mid) = item.mid.clone().map(Mid) else {
-            item.fail("invalid_params", "A local track with an offer needs its mid");
+            item.fail(
+                "invalid_params",
+                "A local track with an offer needs its mid",
+            );
             continue;
         };
-        let Some(m) = offer.section(&mid).filter(|m| m.is_active() && m.direction.sends()) else {
-            item.fail("not_found_track_error", "No sending m-line with this mid in the offer");
+        let Some(m) = offer
+            .section(&mid)
+            .filter(|m| m.is_active() && m.direction.sends())
+        else {
+            item.fail(
+                "not_found_track_error",
+                "No sending m-line with this mid in the offer",
+            );
             continue;
         };
         let name = TrackName(item.track_name.clone().unwrap_or_else(random_track_name));
         if session.pushed_track(&name).is_some_and(|t| t.mid != mid) {
-            item.fail("repeated_local_track_error", "A track with this name is already pushed");
+            item.fail(
+                "repeated_local_track_error",
+                "A track with this name is already pushed",
+            );
             continue;
         }
         item.track_name = Some(name.0.clone());
-        let (key, fanout) = new_tracks.next().ok_or_else(|| ApiError::internal("track keys"))?;
+        let (key, fanout) = new_tracks
+            .next()
+            .ok_or_else(|| ApiError::internal("track keys"))?;
         push_track(session, m, &mid, name, key, fanout);
     }
 
     // autoDiscover: every other sending m-line becomes a track.
     if auto_discover {
-        for m in offer.media.iter().filter(|m| m.is_active() && m.direction.sends()) {
+        for m in offer
+            .media
+            .iter()
+            .filter(|m| m.is_active() && m.direction.sends())
+        {
             let Some(mid) = &m.mid else { continue };
-            if m.kind == MediaKind::Application || session.transceiver(mid).is_some_and(|t| t.recv.is_some()) {
+            if m.kind == MediaKind::Application
+                || session.transceiver(mid).is_some_and(|t| t.recv.is_some())
+            {
                 continue;
             }
             let name = TrackName(random_track_name());
-            let (key, fanout) = new_tracks.next().ok_or_else(|| ApiError::internal("track keys"))?;
+            let (key, fanout) = new_tracks
+                .next()
+                .ok_or_else(|| ApiError::internal("track keys"))?;
             push_track(session, m, mid, name.clone(), key, fanout);
             items.push(TrackObject {
                 location: Some("local".into()),
@@ -202,7 +247,9 @@ pub fn apply_offer(
     // Every offered m-line gets a transceiver and an answer.
     for m in &offer.media {
         let Some(mid) = &m.mid else {
-            return Err(ApiError::invalid_session_description("every m-line needs a=mid"));
+            return Err(ApiError::invalid_session_description(
+                "every m-line needs a=mid",
+            ));
         };
         get_or_create(session, mid, m.kind);
         if !m.is_active() {
@@ -220,7 +267,11 @@ pub fn apply_offer(
         }
         t.rtcp_rsize = m.rtcp_rsize;
         if let Some(name) = t.recv.clone() {
-            if let Some(p) = session.pushed.iter_mut().find(|p| p.name == name && p.active) {
+            if let Some(p) = session
+                .pushed
+                .iter_mut()
+                .find(|p| p.name == name && p.active)
+            {
                 p.ssrcs = m.ssrcs.clone();
             }
         }
@@ -259,7 +310,9 @@ fn get_or_create<'a>(session: &'a mut Session, mid: &Mid, kind: MediaKind) -> &'
     let i = match session.transceivers.iter().position(|t| &t.mid == mid) {
         Some(i) => i,
         None => {
-            session.transceivers.push(Transceiver::new(mid.clone(), kind));
+            session
+                .transceivers
+                .push(Transceiver::new(mid.clone(), kind));
             session.transceivers.len() - 1
         }
     };
@@ -274,9 +327,18 @@ fn push_track(
     key: crate::ids::TrackKey,
     fanout: std::sync::Arc<crate::fanout::TrackFanout>,
 ) {
-    let codecs: Vec<Codec> = m.codecs.iter().filter(|c| c.is_forwardable()).map(supported_feedback).collect();
+    let codecs: Vec<Codec> = m
+        .codecs
+        .iter()
+        .filter(|c| c.is_forwardable())
+        .map(supported_feedback)
+        .collect();
     // A renegotiation of an already pushed track keeps its key.
-    if let Some(existing) = session.pushed.iter_mut().find(|p| &p.mid == mid && p.active) {
+    if let Some(existing) = session
+        .pushed
+        .iter_mut()
+        .find(|p| &p.mid == mid && p.active)
+    {
         existing.codecs = codecs;
         existing.ssrcs = m.ssrcs.clone();
         return;
@@ -319,7 +381,12 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
         .filter(|m| !rejected(m, m.mid.as_ref().and_then(|mid| session.transceiver(mid))))
         .filter_map(|m| m.mid.as_ref())
         .collect();
-    let mut w = SdpWriter::new(session.origin, session.version, &bundle, offer.extmap_allow_mixed);
+    let mut w = SdpWriter::new(
+        session.origin,
+        session.version,
+        &bundle,
+        offer.extmap_allow_mixed,
+    );
     let tr = transport(session, ctx, "passive");
     for m in &offer.media {
         let Some(mid) = &m.mid else { continue };
@@ -377,9 +444,20 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     session.version += 1;
     session.pending_offer = true;
     let extmaps = session.extmaps_for_offer();
-    let live = |t: &Transceiver| !t.stopped && t.kind != MediaKind::Application && !t.codecs.is_empty();
-    let bundle: Vec<&Mid> = session.transceivers.iter().filter(|t| live(t)).map(|t| &t.mid).collect();
-    let mut w = SdpWriter::new(session.origin, session.version, &bundle, session.extmap_allow_mixed);
+    let live =
+        |t: &Transceiver| !t.stopped && t.kind != MediaKind::Application && !t.codecs.is_empty();
+    let bundle: Vec<&Mid> = session
+        .transceivers
+        .iter()
+        .filter(|t| live(t))
+        .map(|t| &t.mid)
+        .collect();
+    let mut w = SdpWriter::new(
+        session.origin,
+        session.version,
+        &bundle,
+        session.extmap_allow_mixed,
+    );
     let tr = transport(session, ctx, "actpass");
     for t in &session.transceivers {
         if t.kind == MediaKind::Application {
@@ -476,11 +554,13 @@ pub fn apply_answer(session: &mut Session, answer: &SessionDescription) -> Resul
         Some(other) => {
             return Err(ApiError::invalid_session_description(format!(
                 "a=setup:{other} is not a valid answer to actpass"
-            )))
+            )));
         }
     };
     if session.dtls.as_ref().is_some_and(|d| d.role() != role) {
-        return Err(ApiError::invalid_session_description("the DTLS role cannot change"));
+        return Err(ApiError::invalid_session_description(
+            "the DTLS role cannot change",
+        ));
     }
     learn_remote(session, answer)?;
     session.dtls_role = role;
@@ -500,7 +580,11 @@ pub fn apply_answer(session: &mut Session, answer: &SessionDescription) -> Resul
                 }
                 if let Some(name) = t.recv.clone() {
                     let codecs = t.codecs.clone();
-                    if let Some(p) = session.pushed.iter_mut().find(|p| p.name == name && p.active) {
+                    if let Some(p) = session
+                        .pushed
+                        .iter_mut()
+                        .find(|p| p.name == name && p.active)
+                    {
                         p.ssrcs = m.ssrcs.clone();
                         p.codecs = codecs;
                     }

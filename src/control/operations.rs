@@ -19,11 +19,17 @@ use super::{Control, State};
 const MAX_ITEMS: usize = 64;
 
 fn offer_json(sdp: String) -> SessionDescriptionJson {
-    SessionDescriptionJson { kind: "offer".into(), sdp }
+    SessionDescriptionJson {
+        kind: "offer".into(),
+        sdp,
+    }
 }
 
 fn answer_json(sdp: String) -> SessionDescriptionJson {
-    SessionDescriptionJson { kind: "answer".into(), sdp }
+    SessionDescriptionJson {
+        kind: "answer".into(),
+        sdp,
+    }
 }
 
 impl Control {
@@ -53,9 +59,15 @@ impl Control {
             None => None,
         };
         let mut st = self.lock();
-        let key = st.reg.create_session(app, now).ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let key = st
+            .reg
+            .create_session(app, now)
+            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
         let (id, ufrag, pwd) = {
-            let s = st.reg.session(key).ok_or_else(|| ApiError::internal("session vanished"))?;
+            let s = st
+                .reg
+                .session(key)
+                .ok_or_else(|| ApiError::internal("session vanished"))?;
             (s.id.0.clone(), s.ice.ufrag.clone(), s.ice.pwd.clone())
         };
         self.directory.insert(&ufrag, key, &pwd);
@@ -63,7 +75,8 @@ impl Control {
             Some(offer) => {
                 let ctx = self.context();
                 let mut items = Vec::new();
-                match negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut items, false, &ctx) {
+                match negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut items, false, &ctx)
+                {
                     Ok(sdp) => Some(answer_json(sdp)),
                     Err(e) => {
                         self.remove_session(&mut st, key);
@@ -86,37 +99,63 @@ impl Control {
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
         if req.tracks.len() > MAX_ITEMS {
-            return Err(ApiError::invalid_params(format!("at most {MAX_ITEMS} tracks per call")));
+            return Err(ApiError::invalid_params(format!(
+                "at most {MAX_ITEMS} tracks per call"
+            )));
         }
         let remote = match req.tracks.first().map(|t| t.location.as_deref()) {
             _ if req.tracks.is_empty() => false,
             Some(Some("remote")) => true,
             Some(Some("local")) => false,
-            _ => return Err(ApiError::invalid_params("each track needs location \"local\" or \"remote\"")),
+            _ => {
+                return Err(ApiError::invalid_params(
+                    "each track needs location \"local\" or \"remote\"",
+                ));
+            }
         };
         let wanted = if remote { "remote" } else { "local" };
-        if req.tracks.iter().any(|t| t.location.as_deref() != Some(wanted)) {
-            return Err(ApiError::invalid_params("all tracks of one call must have the same location"));
+        if req
+            .tracks
+            .iter()
+            .any(|t| t.location.as_deref() != Some(wanted))
+        {
+            return Err(ApiError::invalid_params(
+                "all tracks of one call must have the same location",
+            ));
         }
         let offer = match &req.session_description {
             Some(sd) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
             None => None,
         };
         if offer.is_none() && req.tracks.is_empty() {
-            return Err(ApiError::invalid_params("no tracks and no sessionDescription"));
+            return Err(ApiError::invalid_params(
+                "no tracks and no sessionDescription",
+            ));
         }
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
         let ctx = self.context();
         let mut tracks = std::mem::take(&mut req.tracks);
         let response = if let Some(offer) = offer {
-            let sdp = negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut tracks, req.auto_discover, &ctx)?;
+            let sdp = negotiate::apply_offer(
+                &mut st.reg,
+                app,
+                key,
+                &offer,
+                &mut tracks,
+                req.auto_discover,
+                &ctx,
+            )?;
             TracksResponse {
                 requires_immediate_renegotiation: false,
                 session_description: Some(answer_json(sdp)),
                 tracks,
             }
-        } else if remote && tracks.iter().all(|t| t.mid.as_deref().is_some_and(|m| m.starts_with('#'))) {
+        } else if remote
+            && tracks
+                .iter()
+                .all(|t| t.mid.as_deref().is_some_and(|m| m.starts_with('#')))
+        {
             self.pull_into_existing(&mut st, app, key, &mut tracks)?;
             TracksResponse {
                 requires_immediate_renegotiation: false,
@@ -152,17 +191,29 @@ impl Control {
         }
     }
 
-    fn add_pulls(&self, st: &mut State, app: &AppId, key: SessionKey, items: &mut [TrackObject]) -> Result<bool, ApiError> {
+    fn add_pulls(
+        &self,
+        st: &mut State,
+        app: &AppId,
+        key: SessionKey,
+        items: &mut [TrackObject],
+    ) -> Result<bool, ApiError> {
         Self::ensure_no_pending(st, key)?;
         let mut added = false;
         for item in items.iter_mut() {
             let found = match (&item.session_id, &item.track_name) {
-                (Some(sid), Some(name)) => st.reg.find_track(app, sid, &TrackName(name.clone())).cloned(),
+                (Some(sid), Some(name)) => st
+                    .reg
+                    .find_track(app, sid, &TrackName(name.clone()))
+                    .cloned(),
                 _ => None,
             };
             let Some(track) = found else {
                 item.mid = Some(String::new());
-                item.fail("not_found_track_error", "Track not found on remote peer (unknown session or track name)");
+                item.fail(
+                    "not_found_track_error",
+                    "Track not found on remote peer (unknown session or track name)",
+                );
                 continue;
             };
             let publisher = item.session_id.clone().unwrap_or_default();
@@ -174,11 +225,20 @@ impl Control {
         Ok(added)
     }
 
-    fn add_bidirectional(&self, st: &mut State, key: SessionKey, items: &mut [TrackObject]) -> Result<bool, ApiError> {
+    fn add_bidirectional(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        items: &mut [TrackObject],
+    ) -> Result<bool, ApiError> {
         Self::ensure_no_pending(st, key)?;
         let mut added = false;
         for item in items.iter_mut() {
-            let kind = item.kind.as_deref().and_then(MediaKind::parse).filter(|k| *k != MediaKind::Application);
+            let kind = item
+                .kind
+                .as_deref()
+                .and_then(MediaKind::parse)
+                .filter(|k| *k != MediaKind::Application);
             let (Some(kind), Some(name)) = (kind, item.track_name.clone()) else {
                 item.fail("invalid_params", "Without an offer, a local track needs kind, trackName and bidirectionalMediaStream");
                 continue;
@@ -187,7 +247,10 @@ impl Control {
             let (track_key, fanout) = st.reg.new_track();
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             if session.pushed_track(&name).is_some() {
-                item.fail("repeated_local_track_error", "A track with this name is already pushed");
+                item.fail(
+                    "repeated_local_track_error",
+                    "A track with this name is already pushed",
+                );
                 continue;
             }
             let mid = negotiate::add_bidirectional_push(session, kind, name, track_key, fanout);
@@ -199,31 +262,55 @@ impl Control {
 
     /// Pulls into `mid: "#trackName"`: the transceiver that carries that
     /// local track, which must already send (bidirectionalMediaStream).
-    fn pull_into_existing(&self, st: &mut State, app: &AppId, key: SessionKey, items: &mut [TrackObject]) -> Result<(), ApiError> {
+    fn pull_into_existing(
+        &self,
+        st: &mut State,
+        app: &AppId,
+        key: SessionKey,
+        items: &mut [TrackObject],
+    ) -> Result<(), ApiError> {
         for item in items.iter_mut() {
-            let local = TrackName(item.mid.as_deref().unwrap_or("#").trim_start_matches('#').to_owned());
+            let local = TrackName(
+                item.mid
+                    .as_deref()
+                    .unwrap_or("#")
+                    .trim_start_matches('#')
+                    .to_owned(),
+            );
             let found = match (&item.session_id, &item.track_name) {
-                (Some(sid), Some(name)) => st.reg.find_track(app, sid, &TrackName(name.clone())).cloned(),
+                (Some(sid), Some(name)) => st
+                    .reg
+                    .find_track(app, sid, &TrackName(name.clone()))
+                    .cloned(),
                 _ => None,
             };
             let Some(track) = found else {
                 item.mid = Some(String::new());
-                item.fail("not_found_track_error", "Track not found on remote peer (unknown session or track name)");
+                item.fail(
+                    "not_found_track_error",
+                    "Track not found on remote peer (unknown session or track name)",
+                );
                 continue;
             };
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
-            let Some(t) = session
-                .transceivers
-                .iter_mut()
-                .find(|t| t.recv.as_ref() == Some(&local) && t.send.is_some() && t.kind == track.kind)
-            else {
-                item.fail("not_found_track_error", "No sendrecv transceiver carries that local track");
+            let Some(t) = session.transceivers.iter_mut().find(|t| {
+                t.recv.as_ref() == Some(&local) && t.send.is_some() && t.kind == track.kind
+            }) else {
+                item.fail(
+                    "not_found_track_error",
+                    "No sendrecv transceiver carries that local track",
+                );
                 continue;
             };
             let payload_types: Vec<(u8, u8)> = track
                 .codecs
                 .iter()
-                .filter_map(|pc| t.codecs.iter().find(|c| c.same_format(pc)).map(|c| (pc.pt, c.pt)))
+                .filter_map(|pc| {
+                    t.codecs
+                        .iter()
+                        .find(|c| c.same_format(pc))
+                        .map(|c| (pc.pt, c.pt))
+                })
                 .collect();
             item.mid = Some(t.mid.0.clone());
             t.subscription = Some(super::session::Subscription {
@@ -239,11 +326,18 @@ impl Control {
 
     /// Keyframes for every active pull of a connected session.
     fn request_new_keyframes(&self, st: &mut State, key: SessionKey, now: Instant) {
-        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else { return };
+        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else {
+            return;
+        };
         let tracks: Vec<_> = session
             .transceivers
             .iter()
-            .filter_map(|t| t.subscription.as_ref().filter(|s| s.active).map(|s| s.track))
+            .filter_map(|t| {
+                t.subscription
+                    .as_ref()
+                    .filter(|s| s.active)
+                    .map(|s| s.track)
+            })
             .collect();
         for track in tracks {
             self.request_keyframe(st, track, now);
@@ -251,7 +345,13 @@ impl Control {
     }
 
     /// PUT sessions/{id}/renegotiate.
-    pub fn renegotiate(&self, app: &AppId, session_id: &str, req: RenegotiateRequest, now: Instant) -> Result<(), ApiError> {
+    pub fn renegotiate(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        req: RenegotiateRequest,
+        now: Instant,
+    ) -> Result<(), ApiError> {
         let sd = &req.session_description;
         let answer = parse_description(&sd.kind, "answer", &sd.sdp)?;
         let mut st = self.lock();
@@ -264,18 +364,33 @@ impl Control {
     }
 
     /// PUT sessions/{id}/tracks/update: re-point receiving transceivers.
-    pub fn tracks_update(&self, app: &AppId, session_id: &str, mut req: TracksUpdateRequest, now: Instant) -> Result<TracksResponse, ApiError> {
+    pub fn tracks_update(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        mut req: TracksUpdateRequest,
+        now: Instant,
+    ) -> Result<TracksResponse, ApiError> {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
         for item in req.tracks.iter_mut() {
             let target = match (&item.session_id, &item.track_name) {
-                (Some(sid), Some(name)) => st.reg.find_track(app, sid, &TrackName(name.clone())).cloned(),
+                (Some(sid), Some(name)) => st
+                    .reg
+                    .find_track(app, sid, &TrackName(name.clone()))
+                    .cloned(),
                 _ => None,
             };
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             let mid = Mid(item.mid.clone().unwrap_or_default());
-            let Some(t) = session.transceiver_mut(&mid).filter(|t| t.subscription.is_some() && !t.stopped) else {
-                item.fail("update_track_error", "No receiving transceiver with this mid");
+            let Some(t) = session
+                .transceiver_mut(&mid)
+                .filter(|t| t.subscription.is_some() && !t.stopped)
+            else {
+                item.fail(
+                    "update_track_error",
+                    "No receiving transceiver with this mid",
+                );
                 continue;
             };
             match target {
@@ -283,21 +398,32 @@ impl Control {
                     // Only a simulcast preference change: accepted, nothing to re-point.
                 }
                 None => item.fail("update_track_error", "Track not found on remote peer"),
-                Some(track) if track.kind != t.kind => {
-                    item.fail("update_track_error", "The track's kind differs from the transceiver's")
-                }
+                Some(track) if track.kind != t.kind => item.fail(
+                    "update_track_error",
+                    "The track's kind differs from the transceiver's",
+                ),
                 Some(track) => {
                     let payload_types: Vec<(u8, u8)> = track
                         .codecs
                         .iter()
-                        .filter_map(|pc| t.codecs.iter().find(|c| c.same_format(pc)).map(|c| (pc.pt, c.pt)))
+                        .filter_map(|pc| {
+                            t.codecs
+                                .iter()
+                                .find(|c| c.same_format(pc))
+                                .map(|c| (pc.pt, c.pt))
+                        })
                         .collect();
                     if payload_types.is_empty() {
-                        item.fail("update_track_error", "The track uses no codec negotiated on this transceiver");
+                        item.fail(
+                            "update_track_error",
+                            "The track uses no codec negotiated on this transceiver",
+                        );
                         continue;
                     }
                     t.subscription = Some(super::session::Subscription {
-                        session_id: crate::ids::SessionId(item.session_id.clone().unwrap_or_default()),
+                        session_id: crate::ids::SessionId(
+                            item.session_id.clone().unwrap_or_default(),
+                        ),
                         track_name: track.name.clone(),
                         track: track.key,
                         payload_types,
@@ -316,11 +442,19 @@ impl Control {
     }
 
     /// PUT sessions/{id}/tracks/close.
-    pub fn tracks_close(&self, app: &AppId, session_id: &str, mut req: TracksCloseRequest, now: Instant) -> Result<TracksResponse, ApiError> {
+    pub fn tracks_close(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        mut req: TracksCloseRequest,
+        now: Instant,
+    ) -> Result<TracksResponse, ApiError> {
         let offer = match (&req.session_description, req.force) {
             (Some(sd), false) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
             (None, false) => {
-                return Err(ApiError::invalid_params("tracks/close without force needs the client's offer"))
+                return Err(ApiError::invalid_params(
+                    "tracks/close without force needs the client's offer",
+                ));
             }
             (_, true) => None,
         };
@@ -333,7 +467,10 @@ impl Control {
                 .transceiver(&mid)
                 .is_some_and(|t| !t.stopped && (t.recv.is_some() || t.subscription.is_some()));
             if !live {
-                item.fail("close_track_error", "Track doesn't exist or was already closed");
+                item.fail(
+                    "close_track_error",
+                    "Track doesn't exist or was already closed",
+                );
                 continue;
             }
             if let Some(name) = session.transceiver(&mid).and_then(|t| t.recv.clone()) {
@@ -345,7 +482,15 @@ impl Control {
             Some(offer) => {
                 let ctx = self.context();
                 let mut none = Vec::new();
-                Some(answer_json(negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut none, false, &ctx)?))
+                Some(answer_json(negotiate::apply_offer(
+                    &mut st.reg,
+                    app,
+                    key,
+                    &offer,
+                    &mut none,
+                    false,
+                    &ctx,
+                )?))
             }
             None => None,
         };
@@ -358,7 +503,12 @@ impl Control {
     }
 
     /// GET sessions/{id}.
-    pub fn get_session(&self, app: &AppId, session_id: &str, now: Instant) -> Result<Value, ApiError> {
+    pub fn get_session(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        now: Instant,
+    ) -> Result<Value, ApiError> {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;

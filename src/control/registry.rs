@@ -62,7 +62,11 @@ impl Registry {
 
     /// The key of a session of `app`.
     pub fn session_key(&self, app: &AppId, id: &str) -> Option<SessionKey> {
-        self.apps.get(app)?.sessions.get(&SessionId(id.to_owned())).copied()
+        self.apps
+            .get(app)?
+            .sessions
+            .get(&SessionId(id.to_owned()))
+            .copied()
     }
 
     /// A session by key.
@@ -92,16 +96,21 @@ impl Registry {
     }
 
     /// An active pushed track of `app`, by publisher session id and name.
-    pub fn find_track(&self, app: &AppId, session_id: &str, name: &TrackName) -> Option<&PushedTrack> {
+    pub fn find_track(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        name: &TrackName,
+    ) -> Option<&PushedTrack> {
         let key = self.session_key(app, session_id)?;
         self.session(key)?.pushed_track(name)
     }
 
     /// The session that pushes a track, and the track.
     pub fn track_owner(&self, track: TrackKey) -> Option<(&Session, &PushedTrack)> {
-        self.sessions.values().find_map(|(_, s)| {
-            s.pushed.iter().find(|t| t.key == track).map(|t| (s, t))
-        })
+        self.sessions
+            .values()
+            .find_map(|(_, s)| s.pushed.iter().find(|t| t.key == track).map(|t| (s, t)))
     }
 
     /// The keys of an app's sessions.

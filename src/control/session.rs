@@ -147,6 +147,10 @@ pub struct Session {
     pub rtcp_ssrc: u32,
     /// When it was created.
     pub created: Instant,
+    /// When DTLS completed.
+    pub connected_at: Option<Instant>,
+    /// When the last valid ICE check arrived (consent freshness).
+    pub last_check: Option<Instant>,
     /// Requests in the current rate-limit window.
     pub rate_window: (Instant, u32),
     /// Pulls that were closed, as GET lists them (status inactive).
@@ -176,6 +180,8 @@ impl Session {
             pending_offer: false,
             rtcp_ssrc: u32::from_be_bytes(seed[8..12].try_into().unwrap_or_default()) | 1,
             created: now,
+            connected_at: None,
+            last_check: None,
             rate_window: (now, 0),
             closed_pulls: Vec::new(),
         }
@@ -230,7 +236,10 @@ impl Session {
 
     /// The id of the MID header extension in this session.
     pub fn mid_extension(&self) -> Option<u8> {
-        self.extmaps.iter().find(|e| e.uri == extension::MID).map(|e| e.id)
+        self.extmaps
+            .iter()
+            .find(|e| e.uri == extension::MID)
+            .map(|e| e.id)
     }
 
     /// The bundle's header extensions, defaulting to Chrome's ids for the
@@ -238,9 +247,18 @@ impl Session {
     pub fn extmaps_for_offer(&mut self) -> Vec<Extmap> {
         if self.extmaps.is_empty() {
             self.extmaps = vec![
-                Extmap { id: 4, uri: extension::MID.into() },
-                Extmap { id: 10, uri: extension::RTP_STREAM_ID.into() },
-                Extmap { id: 11, uri: extension::REPAIRED_RTP_STREAM_ID.into() },
+                Extmap {
+                    id: 4,
+                    uri: extension::MID.into(),
+                },
+                Extmap {
+                    id: 10,
+                    uri: extension::RTP_STREAM_ID.into(),
+                },
+                Extmap {
+                    id: 11,
+                    uri: extension::REPAIRED_RTP_STREAM_ID.into(),
+                },
             ];
         }
         self.extmaps.clone()
@@ -275,7 +293,10 @@ impl Session {
             let pt = match used.iter().find(|(_, u)| u.same_format(c)) {
                 Some((pt, _)) => *pt,
                 None if !used.iter().any(|(pt, _)| *pt == c.pt) => c.pt,
-                None => match (96..=127u8).chain(35..=63).find(|pt| !used.iter().any(|(u, _)| u == pt)) {
+                None => match (96..=127u8)
+                    .chain(35..=63)
+                    .find(|pt| !used.iter().any(|(u, _)| u == pt))
+                {
                     Some(pt) => pt,
                     None => continue,
                 },

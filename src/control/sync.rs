@@ -66,13 +66,17 @@ impl Synced {
         let keys = reg.app_sessions(app);
         let mut tables: HashMap<TrackKey, FanoutTable> = HashMap::new();
         for key in &keys {
-            let Some(session) = reg.session(*key) else { continue };
+            let Some(session) = reg.session(*key) else {
+                continue;
+            };
             for p in &session.pushed {
                 tables.entry(p.key).or_insert_with(|| FanoutTable {
                     per_worker: vec![Vec::new(); workers.len()],
                 });
             }
-            let Some(binding) = session.transport else { continue };
+            let Some(binding) = session.transport else {
+                continue;
+            };
             let media = session_media(session);
             if session.is_connected() {
                 for o in &media.outlets {
@@ -94,7 +98,9 @@ impl Synced {
             }
         }
         for key in &keys {
-            let Some(session) = reg.session(*key) else { continue };
+            let Some(session) = reg.session(*key) else {
+                continue;
+            };
             for p in &session.pushed {
                 let mut table = tables.remove(&p.key).unwrap_or_default();
                 if !p.active {

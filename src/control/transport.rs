@@ -19,18 +19,31 @@ const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 const DTLS_BACKLOG: usize = 32;
 /// A session that never connected is removed after this long.
 const NEVER_CONNECTED_TIMEOUT: Duration = Duration::from_secs(60);
+/// No valid ICE check for this long: consent lost, forwarding to it stops.
+const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// After losing consent, the session may come back within this long; then
+/// it and its tracks are gone.
+const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
+/// A pushed track with no media for this long becomes inactive.
+const TRACK_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Control {
     /// Handles one event from a media worker.
     pub fn handle_event(&self, event: EngineEvent, now: Instant) {
         let mut st = self.lock();
         match event {
-            EngineEvent::Bound { key, worker, addr, nominated } => {
-                self.handle_bound(&mut st, key, worker, addr, nominated, now)
-            }
-            EngineEvent::Dtls { key, worker, addr, bytes } => {
-                self.handle_dtls(&mut st, key, worker, addr, bytes, now)
-            }
+            EngineEvent::Bound {
+                key,
+                worker,
+                addr,
+                nominated,
+            } => self.handle_bound(&mut st, key, worker, addr, nominated, now),
+            EngineEvent::Dtls {
+                key,
+                worker,
+                addr,
+                bytes,
+            } => self.handle_dtls(&mut st, key, worker, addr, bytes, now),
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
             EngineEvent::MediaReceived { track } => {
                 st.media_seen.insert(track, now);
@@ -38,10 +51,25 @@ impl Control {
         }
     }
 
-    fn handle_bound(&self, st: &mut State, key: SessionKey, worker: WorkerId, addr: SocketAddr, nominated: bool, now: Instant) {
-        let Some(session) = st.reg.session_mut(key) else { return };
+    fn handle_bound(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        worker: WorkerId,
+        addr: SocketAddr,
+        nominated: bool,
+        now: Instant,
+    ) {
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
+        session.last_check = Some(now);
         let current = session.transport;
-        let new = TransportBinding { worker, addr, nominated };
+        let new = TransportBinding {
+            worker,
+            addr,
+            nominated,
+        };
         let switch = match current {
             None => true,
             Some(cur) if cur.worker == worker && cur.addr == addr => {
@@ -73,7 +101,12 @@ impl Control {
             }
             self.flush_dtls(st, key, None);
         }
-        if let Some((app, _)) = st.reg.sessions.get(&key).map(|(a, s)| (a.clone(), s.id.clone())) {
+        if let Some((app, _)) = st
+            .reg
+            .sessions
+            .get(&key)
+            .map(|(a, s)| (a.clone(), s.id.clone()))
+        {
             self.sync(st, &app);
         }
     }
@@ -87,16 +120,26 @@ impl Control {
         bytes: Vec<u8>,
         now: Instant,
     ) {
-        let Some(session) = st.reg.session_mut(key) else { return };
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
         let Some(dtls) = session.dtls.as_mut() else {
-            tracing::debug!(session = key.0, "DTLS record before the fingerprint is known");
+            tracing::debug!(
+                session = key.0,
+                "DTLS record before the fingerprint is known"
+            );
             if session.dtls_backlog.len() < DTLS_BACKLOG {
                 session.dtls_backlog.push(bytes);
             }
             return;
         };
         let result = dtls.handle_datagram(now, &bytes);
-        tracing::debug!(session = key.0, len = bytes.len(), ok = result.is_ok(), "DTLS record");
+        tracing::debug!(
+            session = key.0,
+            len = bytes.len(),
+            ok = result.is_ok(),
+            "DTLS record"
+        );
         self.flush_dtls(st, key, Some((worker, addr)));
         match result {
             Ok(Some(keys)) => self.on_connected(st, key, keys, now),
@@ -109,11 +152,15 @@ impl Control {
     /// replays records that arrived before it.
     pub(super) fn ensure_dtls(&self, st: &mut State, key: SessionKey, now: Instant) {
         let identity = self.identity.clone();
-        let Some(session) = st.reg.session_mut(key) else { return };
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
         if session.dtls.is_some() {
             return;
         }
-        let Some(fingerprint) = session.remote_fingerprint.clone() else { return };
+        let Some(fingerprint) = session.remote_fingerprint.clone() else {
+            return;
+        };
         let mut dtls = crate::dtls::DtlsTransport::new(identity, fingerprint, session.dtls_role);
         if session.transport.is_some() {
             if let Err(e) = dtls.start(now) {
@@ -124,7 +171,9 @@ impl Control {
         let backlog = std::mem::take(&mut session.dtls_backlog);
         self.flush_dtls(st, key, None);
         for bytes in backlog {
-            let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) else { return };
+            let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) else {
+                return;
+            };
             let result = dtls.handle_datagram(now, &bytes);
             self.flush_dtls(st, key, None);
             if let Ok(Some(keys)) = result {
@@ -136,29 +185,50 @@ impl Control {
     /// Sends what the DTLS transport has queued, through the worker that
     /// owns the session (or the one the record came from).
     fn flush_dtls(&self, st: &mut State, key: SessionKey, via: Option<(WorkerId, SocketAddr)>) {
-        let Some(session) = st.reg.session_mut(key) else { return };
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
         let route = session.transport.map(|t| (t.worker, t.addr)).or(via);
-        let Some(dtls) = session.dtls.as_mut() else { return };
+        let Some(dtls) = session.dtls.as_mut() else {
+            return;
+        };
         while let Some(datagram) = dtls.poll_transmit() {
             tracing::debug!(session = key.0, len = datagram.len(), to = ?route, "DTLS send");
             if let Some((worker, to)) = route {
-                self.workers[worker.0].send(WorkerCommand::Send { to, bytes: datagram.to_vec() });
+                self.workers[worker.0].send(WorkerCommand::Send {
+                    to,
+                    bytes: datagram.to_vec(),
+                });
             }
         }
     }
 
-    fn on_connected(&self, st: &mut State, key: SessionKey, keys: crate::dtls::SrtpKeys, now: Instant) {
-        let Some((app, session)) = st.reg.sessions.get_mut(&key) else { return };
+    fn on_connected(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        keys: crate::dtls::SrtpKeys,
+        now: Instant,
+    ) {
+        let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
+            return;
+        };
         let app = app.clone();
         tracing::info!(session = %session.id, profile = ?keys.profile, "DTLS connected");
         session.srtp_keys = Some(keys.clone());
+        session.connected_at = Some(now);
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
         }
         let pulled: Vec<TrackKey> = session
             .transceivers
             .iter()
-            .filter_map(|t| t.subscription.as_ref().filter(|s| s.active).map(|s| s.track))
+            .filter_map(|t| {
+                t.subscription
+                    .as_ref()
+                    .filter(|s| s.active)
+                    .map(|s| s.track)
+            })
             .collect();
         self.sync(st, &app);
         // Forwarding starts now: ask each source for a keyframe.
@@ -170,15 +240,23 @@ impl Control {
     /// Sends a PLI upstream for `track`, at most once per 500 ms; a request
     /// inside the window is sent when it ends.
     pub(super) fn request_keyframe(&self, st: &mut State, track: TrackKey, now: Instant) {
-        let entry = st.keyframes.entry(track).or_insert((now - KEYFRAME_INTERVAL * 2, false));
+        let entry = st
+            .keyframes
+            .entry(track)
+            .or_insert((now - KEYFRAME_INTERVAL * 2, false));
         if now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL {
             entry.1 = true;
             return;
         }
         *entry = (now, false);
-        let Some((publisher, _)) = st.reg.track_owner(track) else { return };
+        let Some((publisher, _)) = st.reg.track_owner(track) else {
+            return;
+        };
         if let Some(t) = publisher.transport {
-            self.workers[t.worker.0].send(WorkerCommand::RequestKeyframe { key: publisher.key, track });
+            self.workers[t.worker.0].send(WorkerCommand::RequestKeyframe {
+                key: publisher.key,
+                track,
+            });
         }
     }
 
@@ -189,19 +267,33 @@ impl Control {
             .reg
             .sessions
             .iter()
-            .filter(|(_, (_, s))| s.dtls.as_ref().and_then(|d| d.poll_timeout()).is_some_and(|t| t <= now))
+            .filter(|(_, (_, s))| {
+                s.dtls
+                    .as_ref()
+                    .and_then(|d| d.poll_timeout())
+                    .is_some_and(|t| t <= now)
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in due {
-            if let Some(d) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) {
-                let _ = d.handle_timeout(now);
+            let Some(session) = st.reg.session_mut(key) else {
+                continue;
+            };
+            if let Some(Err(e)) = session.dtls.as_mut().map(|d| d.handle_timeout(now)) {
+                // Retransmissions exhausted: the handshake timed out. Start
+                // over if the client tries again; the session expires if not.
+                tracing::warn!(session = %session.id, error = %e, "DTLS handshake timed out");
+                session.dtls = None;
+                self.ensure_dtls(&mut st, key, now);
             }
             self.flush_dtls(&mut st, key, None);
         }
         let waiting: Vec<TrackKey> = st
             .keyframes
             .iter()
-            .filter(|(_, (at, pending))| *pending && now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL)
+            .filter(|(_, (at, pending))| {
+                *pending && now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL
+            })
             .map(|(t, _)| *t)
             .collect();
         for track in waiting {
@@ -211,17 +303,79 @@ impl Control {
             .reg
             .sessions
             .iter()
-            .filter(|(_, (_, s))| !s.is_connected() && now.saturating_duration_since(s.created) > NEVER_CONNECTED_TIMEOUT)
+            .filter(|(_, (_, s))| {
+                !s.is_connected()
+                    && now.saturating_duration_since(s.created) > NEVER_CONNECTED_TIMEOUT
+            })
             .map(|(k, _)| *k)
             .collect();
         for key in expired {
             self.remove_session(&mut st, key);
         }
+        self.check_liveness(&mut st, now);
+    }
+
+    /// Consent freshness and idle tracks: a connected session with no valid
+    /// ICE check for 30 s stops receiving media, and is removed 30 s later;
+    /// a pushed track with no media for 30 s becomes inactive.
+    fn check_liveness(&self, st: &mut State, now: Instant) {
+        let mut lost = Vec::new();
+        let mut gone = Vec::new();
+        let mut idle = Vec::new();
+        for (key, (app, s)) in &st.reg.sessions {
+            let Some(connected_at) = s.connected_at else {
+                continue;
+            };
+            let silent = now.saturating_duration_since(s.last_check.unwrap_or(connected_at));
+            if silent > CONSENT_TIMEOUT + RECONNECT_WINDOW {
+                gone.push(*key);
+            } else if silent > CONSENT_TIMEOUT && s.transport.is_some() {
+                lost.push(*key);
+            }
+            for p in s.pushed.iter().filter(|p| p.active) {
+                let last = st
+                    .media_seen
+                    .get(&p.key)
+                    .copied()
+                    .unwrap_or(connected_at)
+                    .max(connected_at);
+                if now.saturating_duration_since(last) > TRACK_IDLE_TIMEOUT {
+                    idle.push((app.clone(), *key, p.key));
+                }
+            }
+        }
+        for key in gone {
+            tracing::info!(session = key.0, "session expired after losing consent");
+            self.remove_session(st, key);
+        }
+        for key in lost {
+            let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
+                continue;
+            };
+            let app = app.clone();
+            tracing::info!(session = %session.id, "consent lost: no ICE check for 30 s");
+            if let Some(t) = session.transport.take() {
+                self.workers[t.worker.0].send(WorkerCommand::Detach { key });
+            }
+            st.synced.forget(key);
+            self.sync(st, &app);
+        }
+        for (app, key, track) in idle {
+            if let Some(session) = st.reg.session_mut(key) {
+                for p in session.pushed.iter_mut().filter(|p| p.key == track) {
+                    tracing::info!(session = %session.id, track = %p.name, "track idle for 30 s: inactive");
+                    p.active = false;
+                }
+            }
+            self.sync(st, &app);
+        }
     }
 
     /// Removes a session: its ICE credentials, its worker state, its tracks.
     pub(super) fn remove_session(&self, st: &mut State, key: SessionKey) {
-        let Some((app, session)) = st.reg.remove_session(key) else { return };
+        let Some((app, session)) = st.reg.remove_session(key) else {
+            return;
+        };
         self.directory.remove(&session.ice.ufrag);
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Detach { key });

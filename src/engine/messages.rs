@@ -60,7 +60,7 @@ pub enum WorkerCommand {
 /// From a worker to the control thread.
 #[derive(Debug)]
 pub enum EngineEvent {
-    /// A valid ICE check arrived from `addr` for a session.
+    /// A valid ICE check arrived from `addr` for a session (binding and consent).
     Bound {
         /// The session.
         key: SessionKey,

@@ -25,9 +25,9 @@ use bytes::BytesMut;
 
 use crate::ice::BindingRequest;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
+use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
-use crate::session::SessionMedia;
 use crate::srtp::SrtpSession;
 use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
@@ -148,16 +148,20 @@ impl Engine {
             None => self.counters.count_drop(DropReason::UnknownUfrag),
             Some(None) => self.counters.count_drop(DropReason::BadIntegrity),
             Some(Some(key)) => {
-                self.transmits.push_back(Transmit { to: from, bytes: out });
-                let known = self.bindings.insert(from, key) == Some(key);
-                if !known || check.use_candidate {
-                    self.events.push_back(EngineEvent::Bound {
-                        key,
-                        worker: self.id,
-                        addr: from,
-                        nominated: check.use_candidate,
-                    });
-                }
+                self.transmits.push_back(Transmit {
+                    to: from,
+                    bytes: out,
+                });
+                // Every valid check is reported: it binds the 5-tuple and
+                // refreshes consent (RFC 7675). Checks are a few per second
+                // per session at most.
+                self.bindings.insert(from, key);
+                self.events.push_back(EngineEvent::Bound {
+                    key,
+                    worker: self.id,
+                    addr: from,
+                    nominated: check.use_candidate,
+                });
             }
         }
     }
@@ -205,7 +209,9 @@ impl Engine {
         session
             .inbound
             .entry(ssrc)
-            .or_insert_with(|| ReceptionStats::new(route_index, clock_rate, header.sequence_number()))
+            .or_insert_with(|| {
+                ReceptionStats::new(route_index, clock_rate, header.sequence_number())
+            })
             .handle_packet(epoch, now, header.sequence_number(), header.timestamp());
         let track = fanout.key;
         self.note_media(now, track);
@@ -276,7 +282,14 @@ impl Engine {
         let layout = header.layout();
         self.scratch.clear();
         self.scratch.extend_from_slice(plain);
-        rtp::rewrite_in_place(&mut self.scratch, layout, Rewrite { ssrc: outlet.ssrc, payload_type: pt });
+        rtp::rewrite_in_place(
+            &mut self.scratch,
+            layout,
+            Rewrite {
+                ssrc: outlet.ssrc,
+                payload_type: pt,
+            },
+        );
         rtp::set_sequence_number(&mut self.scratch, seq);
         rtp::set_timestamp(&mut self.scratch, ts);
         match srtp.protect_rtp(&self.scratch) {
@@ -342,7 +355,8 @@ impl Engine {
             }
         }
         for track in keyframe_tracks {
-            self.events.push_back(EngineEvent::KeyframeRequest { track });
+            self.events
+                .push_back(EngineEvent::KeyframeRequest { track });
         }
         for (track, info) in reports {
             self.fan_out_sender_report(track, info);
@@ -538,7 +552,11 @@ fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
         return Some(i);
     }
     if let Some(mid) = media.mid_extension.and_then(|id| header.extension(id)) {
-        if let Some(i) = media.inbound.iter().position(|r| r.mid.as_str().as_bytes() == mid) {
+        if let Some(i) = media
+            .inbound
+            .iter()
+            .position(|r| r.mid.as_str().as_bytes() == mid)
+        {
             return Some(i);
         }
     }

@@ -22,7 +22,11 @@ pub enum SdpError {
 /// Parses an SDP offer or answer.
 pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     let mut desc = SessionDescription::default();
-    let mut lines = sdp.lines().map(str::trim_end).filter(|l| !l.is_empty()).enumerate();
+    let mut lines = sdp
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .enumerate();
     match lines.next() {
         Some((_, "v=0")) => {}
         _ => return Err(SdpError::NotSdp),
@@ -32,7 +36,9 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
         let bad = |reason| SdpError::Malformed { line: n, reason };
         let (kind, value) = line.split_once('=').ok_or(bad("expected x=value"))?;
         match kind {
-            "m" => desc.media.push(media_line(value).ok_or(bad("malformed m-line"))?),
+            "m" => desc
+                .media
+                .push(media_line(value).ok_or(bad("malformed m-line"))?),
             "a" => {
                 let (name, arg) = value.split_once(':').unwrap_or((value, ""));
                 match desc.media.last_mut() {
@@ -191,7 +197,10 @@ mod tests {
         assert_eq!(audio.direction, Direction::SendOnly);
         assert!(audio.rtcp_mux);
         let opus = audio.codecs.iter().find(|c| c.name == "opus").unwrap();
-        assert_eq!((opus.pt, opus.clock_rate, opus.channels), (111, 48000, Some(2)));
+        assert_eq!(
+            (opus.pt, opus.clock_rate, opus.channels),
+            (111, 48000, Some(2))
+        );
         assert_eq!(opus.fmtp.as_deref(), Some("minptime=10;useinbandfec=1"));
         assert!(opus.rtcp_fb.contains(&"transport-cc".to_owned()));
         assert_eq!(audio.ssrcs.len(), 1);
@@ -209,8 +218,18 @@ mod tests {
         let ff = parse(&fixture("firefox-offer.sdp")).unwrap();
         assert_eq!(ff.media.len(), 2);
         assert_eq!(ff.media[0].direction, Direction::SendRecv);
-        assert!(ff.media[0].codecs.iter().any(|c| c.name == "opus" && c.pt == 109));
-        assert!(ff.media[1].codecs.iter().any(|c| c.name == "VP8" && c.pt == 120));
+        assert!(
+            ff.media[0]
+                .codecs
+                .iter()
+                .any(|c| c.name == "opus" && c.pt == 109)
+        );
+        assert!(
+            ff.media[1]
+                .codecs
+                .iter()
+                .any(|c| c.name == "VP8" && c.pt == 120)
+        );
         assert!(!ff.media[0].ssrcs.is_empty());
         assert!(ff.ice_credentials().is_some());
         assert!(ff.fingerprint().is_some());

@@ -89,7 +89,11 @@ impl SdpWriter {
         let proto = "UDP/TLS/RTP/SAVPF";
         if m.rejected || m.codecs.is_empty() {
             let fmt = m.codecs.first().map_or(0, |c| c.pt);
-            let _ = write!(o, "m={} 0 {proto} {fmt}\r\nc=IN IP4 0.0.0.0\r\n", m.kind.as_str());
+            let _ = write!(
+                o,
+                "m={} 0 {proto} {fmt}\r\nc=IN IP4 0.0.0.0\r\n",
+                m.kind.as_str()
+            );
             let _ = write!(o, "a=mid:{}\r\na=inactive\r\n", m.mid);
             return self;
         }
@@ -126,13 +130,22 @@ impl SdpWriter {
         }
         if let Some(s) = m.send.filter(|_| m.direction.sends()) {
             let _ = write!(o, "a=ssrc:{} cname:switchboard\r\n", s.ssrc);
-            let _ = write!(o, "a=ssrc:{} msid:{} {}\r\n", s.ssrc, s.stream_id, s.track_id);
+            let _ = write!(
+                o,
+                "a=ssrc:{} msid:{} {}\r\n",
+                s.ssrc, s.stream_id, s.track_id
+            );
         }
         self
     }
 
     /// Appends an m=application line: accepted (SCTP over our DTLS) or rejected.
-    pub fn application(&mut self, mid: &Mid, rejected: bool, transport: &Transport<'_>) -> &mut Self {
+    pub fn application(
+        &mut self,
+        mid: &Mid,
+        rejected: bool,
+        transport: &Transport<'_>,
+    ) -> &mut Self {
         let o = &mut self.out;
         if rejected {
             let _ = write!(
@@ -143,7 +156,10 @@ impl SdpWriter {
         }
         o.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
         write_transport(o, transport);
-        let _ = write!(o, "a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n");
+        let _ = write!(
+            o,
+            "a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n"
+        );
         self
     }
 
@@ -162,8 +178,17 @@ fn write_transport(o: &mut String, t: &Transport<'_>) {
             SocketAddr::V6(v6) => format!("IN IP6 {}", v6.ip()),
         });
     let _ = write!(o, "c={c_addr}\r\n");
-    let _ = write!(o, "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n", t.ice_ufrag, t.ice_pwd);
-    let _ = write!(o, "a=fingerprint:{}\r\na=setup:{}\r\n", t.fingerprint.to_sdp(), t.setup);
+    let _ = write!(
+        o,
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n",
+        t.ice_ufrag, t.ice_pwd
+    );
+    let _ = write!(
+        o,
+        "a=fingerprint:{}\r\na=setup:{}\r\n",
+        t.fingerprint.to_sdp(),
+        t.setup
+    );
     for (i, addr) in t.candidates.iter().enumerate() {
         // Host candidates, highest priority first (RFC 8445 §5.1.2.1).
         let priority = (126u32 << 24) | ((65535 - i as u32) << 8) | 255;

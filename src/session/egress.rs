@@ -22,7 +22,13 @@ impl OutboundStream {
     /// The sequence number and timestamp to send for a source packet.
     /// When the source SSRC changes, offsets are chosen so that the
     /// subscriber sees a continuous stream.
-    pub fn translate(&mut self, source_ssrc: u32, seq: u16, ts: u32, payload_len: usize) -> (u16, u32) {
+    pub fn translate(
+        &mut self,
+        source_ssrc: u32,
+        seq: u16,
+        ts: u32,
+        payload_len: usize,
+    ) -> (u16, u32) {
         if self.source_ssrc != Some(source_ssrc) {
             if self.source_ssrc.is_some() {
                 self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
@@ -30,7 +36,10 @@ impl OutboundStream {
             }
             self.source_ssrc = Some(source_ssrc);
         }
-        let out = (seq.wrapping_add(self.seq_offset), ts.wrapping_add(self.ts_offset));
+        let out = (
+            seq.wrapping_add(self.seq_offset),
+            ts.wrapping_add(self.ts_offset),
+        );
         self.last_seq = out.0;
         self.last_ts = out.1;
         self.packets = self.packets.wrapping_add(1);

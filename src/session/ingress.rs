@@ -48,7 +48,8 @@ impl ReceptionStats {
             self.max_seq = ext;
         }
         self.received += 1;
-        let arrival = now.saturating_duration_since(epoch).as_secs_f64() * f64::from(self.clock_rate);
+        let arrival =
+            now.saturating_duration_since(epoch).as_secs_f64() * f64::from(self.clock_rate);
         let transit = arrival as i64 - i64::from(rtp_timestamp);
         if let Some(last) = self.last_transit {
             let d = (transit - last).unsigned_abs() as f64;
@@ -115,7 +116,12 @@ mod tests {
         let t0 = Instant::now();
         let mut s = ReceptionStats::new(0, 90000, 65530);
         for (i, seq) in [65530u16, 65531, 65533, 65535, 0, 1, 3].iter().enumerate() {
-            s.handle_packet(t0, t0 + Duration::from_millis(i as u64 * 33), *seq, i as u32 * 3000);
+            s.handle_packet(
+                t0,
+                t0 + Duration::from_millis(i as u64 * 33),
+                *seq,
+                i as u32 * 3000,
+            );
         }
         let block = s.report_block(t0, 42);
         // Expected 65530..=65539 (10 packets), received 7.
@@ -131,12 +137,22 @@ mod tests {
         let t0 = Instant::now();
         let mut s = ReceptionStats::new(0, 90000, 0);
         for i in 0..50u32 {
-            s.handle_packet(t0, t0 + Duration::from_millis(u64::from(i) * 20), i as u16, i * 1800);
+            s.handle_packet(
+                t0,
+                t0 + Duration::from_millis(u64::from(i) * 20),
+                i as u16,
+                i * 1800,
+            );
         }
         assert!(s.report_block(t0, 1).jitter <= 1);
         for i in 50..100u32 {
             let wobble = if i % 2 == 0 { 5 } else { 0 };
-            s.handle_packet(t0, t0 + Duration::from_millis(u64::from(i) * 20 + wobble), i as u16, i * 1800);
+            s.handle_packet(
+                t0,
+                t0 + Duration::from_millis(u64::from(i) * 20 + wobble),
+                i as u16,
+                i * 1800,
+            );
         }
         assert!(s.report_block(t0, 1).jitter > 100);
     }

@@ -70,6 +70,9 @@ pub struct Outlet {
 impl Outlet {
     /// The subscriber's payload type for a publisher's one.
     pub fn map_payload_type(&self, pt: u8) -> Option<u8> {
-        self.payload_types.iter().find(|(from, _)| *from == pt).map(|(_, to)| *to)
+        self.payload_types
+            .iter()
+            .find(|(from, _)| *from == pt)
+            .map(|(_, to)| *to)
     }
 }

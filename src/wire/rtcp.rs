@@ -263,6 +263,9 @@ mod tests {
         assert_eq!(packets(&[0x81, 0xc9, 0x00, 0x07, 0, 0]).count(), 0);
         assert_eq!(packets(&[0x40, 0xc9, 0x00, 0x00]).count(), 0);
         let short_pli = [0x81, 0xce, 0x00, 0x01, 0, 0, 0, 1];
-        assert_eq!(packets(&short_pli).next().unwrap().keyframe_request_ssrc(), None);
+        assert_eq!(
+            packets(&short_pli).next().unwrap().keyframe_request_ssrc(),
+            None
+        );
     }
 }

@@ -208,7 +208,14 @@ mod tests {
     fn rewrites_in_place_and_keeps_the_payload() {
         let mut p = sample();
         let layout = RtpHeader::new_checked(&p).unwrap().layout();
-        rewrite_in_place(&mut p, layout, Rewrite { ssrc: 0x01020304, payload_type: 100 });
+        rewrite_in_place(
+            &mut p,
+            layout,
+            Rewrite {
+                ssrc: 0x01020304,
+                payload_type: 100,
+            },
+        );
         set_sequence_number(&mut p, 7);
         let h = RtpHeader::new_checked(&p).unwrap();
         assert_eq!(h.payload_type(), 100);

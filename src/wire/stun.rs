@@ -170,9 +170,7 @@ impl<'a> StunMessage<'a> {
     pub fn fingerprint_ok(&self) -> bool {
         match self.attribute(attr::FINGERPRINT) {
             None => true,
-            Some(a) if a.value.len() == 4 => {
-                fingerprint(self.buf, a.offset) == be32(a.value)
-            }
+            Some(a) if a.value.len() == 4 => fingerprint(self.buf, a.offset) == be32(a.value),
             Some(_) => false,
         }
     }
@@ -239,9 +237,11 @@ impl<'b> StunWriter<'b> {
     /// Appends an attribute, zero-padded to four bytes.
     pub fn attribute(&mut self, kind: u16, value: &[u8]) -> &mut Self {
         self.out.extend_from_slice(&kind.to_be_bytes());
-        self.out.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        self.out
+            .extend_from_slice(&(value.len() as u16).to_be_bytes());
         self.out.extend_from_slice(value);
-        self.out.resize(self.out.len() + padded(value.len()) - value.len(), 0);
+        self.out
+            .resize(self.out.len() + padded(value.len()) - value.len(), 0);
         self.set_length();
         self
     }
@@ -337,14 +337,17 @@ mod tests {
     const SAMPLE_REQUEST: [u8; 108] = [
         0x00, 0x01, 0x00, 0x58, // Binding request, length 88
         0x21, 0x12, 0xa4, 0x42, // magic cookie
-        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae, // transaction id
+        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf,
+        0xae, // transaction id
         0x80, 0x22, 0x00, 0x10, // SOFTWARE, 16 bytes
         0x53, 0x54, 0x55, 0x4e, 0x20, 0x74, 0x65, 0x73, 0x74, 0x20, 0x63, 0x6c, 0x69, 0x65, 0x6e,
         0x74, // "STUN test client"
         0x00, 0x24, 0x00, 0x04, 0x6e, 0x00, 0x01, 0xff, // PRIORITY
-        0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b, 0x36, // ICE-CONTROLLED
+        0x80, 0x29, 0x00, 0x08, 0x93, 0x2f, 0xf9, 0xb1, 0x51, 0x26, 0x3b,
+        0x36, // ICE-CONTROLLED
         0x00, 0x06, 0x00, 0x09, // USERNAME, 9 bytes
-        0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76, 0x59, 0x20, 0x20, 0x20, // "evtj:h6vY" + pad
+        0x65, 0x76, 0x74, 0x6a, 0x3a, 0x68, 0x36, 0x76, 0x59, 0x20, 0x20,
+        0x20, // "evtj:h6vY" + pad
         0x00, 0x08, 0x00, 0x14, // MESSAGE-INTEGRITY
         0x9a, 0xea, 0xa7, 0x0c, 0xbf, 0xd8, 0xcb, 0x56, 0x78, 0x1e, 0xf2, 0xb5, 0xb2, 0xd3, 0xf2,
         0x49, 0xc1, 0xb5, 0x71, 0xa2, // HMAC-SHA1
@@ -355,7 +358,8 @@ mod tests {
     const SAMPLE_IPV4_RESPONSE: [u8; 80] = [
         0x01, 0x01, 0x00, 0x3c, // Binding success, length 60
         0x21, 0x12, 0xa4, 0x42, // magic cookie
-        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf, 0xae, // transaction id
+        0xb7, 0xe7, 0xa7, 0x01, 0xbc, 0x34, 0xd6, 0x86, 0xfa, 0x87, 0xdf,
+        0xae, // transaction id
         0x80, 0x22, 0x00, 0x0b, // SOFTWARE, 11 bytes
         0x74, 0x65, 0x73, 0x74, 0x20, 0x76, 0x65, 0x63, 0x74, 0x6f, 0x72, 0x20, // + pad
         0x00, 0x20, 0x00, 0x08, // XOR-MAPPED-ADDRESS
@@ -402,7 +406,10 @@ mod tests {
     fn reads_the_rfc5769_ipv4_response() {
         let msg = StunMessage::new_checked(&SAMPLE_IPV4_RESPONSE).unwrap();
         assert_eq!(msg.message_type(), message_type::BINDING_SUCCESS);
-        assert_eq!(msg.xor_mapped_address(), Some("192.0.2.1:32853".parse().unwrap()));
+        assert_eq!(
+            msg.xor_mapped_address(),
+            Some("192.0.2.1:32853".parse().unwrap())
+        );
         assert!(msg.integrity_ok(PASSWORD));
         assert!(msg.fingerprint_ok());
     }
@@ -429,7 +436,10 @@ mod tests {
         let mut w = StunWriter::new(&mut with_space, message_type::BINDING_SUCCESS, &id);
         w.attribute(attr::SOFTWARE, b"test vector");
         with_space[35] = 0x20;
-        let mut w = StunWriter { out: &mut with_space, start: 0 };
+        let mut w = StunWriter {
+            out: &mut with_space,
+            start: 0,
+        };
         w.xor_mapped_address("192.0.2.1:32853".parse().unwrap());
         w.message_integrity(PASSWORD);
         w.fingerprint();
@@ -453,16 +463,28 @@ mod tests {
 
     #[test]
     fn rejects_malformed_input() {
-        assert_eq!(StunMessage::new_checked(&[0; 4]).unwrap_err(), StunError::Truncated);
+        assert_eq!(
+            StunMessage::new_checked(&[0; 4]).unwrap_err(),
+            StunError::Truncated
+        );
         let mut no_cookie = SAMPLE_REQUEST;
         no_cookie[4] = 0;
-        assert_eq!(StunMessage::new_checked(&no_cookie).unwrap_err(), StunError::NotStun);
+        assert_eq!(
+            StunMessage::new_checked(&no_cookie).unwrap_err(),
+            StunError::NotStun
+        );
         let mut overrun = SAMPLE_REQUEST;
         overrun[22] = 0xff; // SOFTWARE length runs past the end
-        assert_eq!(StunMessage::new_checked(&overrun).unwrap_err(), StunError::Malformed);
+        assert_eq!(
+            StunMessage::new_checked(&overrun).unwrap_err(),
+            StunError::Malformed
+        );
         let mut too_long = SAMPLE_REQUEST;
         too_long[3] = 0x5c;
-        assert_eq!(StunMessage::new_checked(&too_long).unwrap_err(), StunError::Truncated);
+        assert_eq!(
+            StunMessage::new_checked(&too_long).unwrap_err(),
+            StunError::Truncated
+        );
         // Every prefix of a valid message is rejected without a panic.
         for n in 0..SAMPLE_REQUEST.len() {
             let _ = StunMessage::new_checked(&SAMPLE_REQUEST[..n]);

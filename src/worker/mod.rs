@@ -20,10 +20,10 @@ use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::engine::Engine;
 use crate::engine::counters::{Counters, DropReason};
 use crate::engine::directory::IceDirectory;
 use crate::engine::messages::{EngineEvent, Handoff, WorkerCommand};
-use crate::engine::Engine;
 use crate::ids::WorkerId;
 
 const SOCKET: Token = Token(0);
@@ -97,7 +97,11 @@ impl Workers {
                 .collect(),
             wakers: wakers.clone(),
         });
-        let cores = if pin { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+        let cores = if pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let mut handles = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for (i, (poll, socket)) in polls.into_iter().zip(sockets).enumerate() {
@@ -109,7 +113,13 @@ impl Workers {
                 counters: counters.clone(),
             });
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
-            let engine = Engine::new(WorkerId(i), count, directory.clone(), counters, Instant::now());
+            let engine = Engine::new(
+                WorkerId(i),
+                count,
+                directory.clone(),
+                counters,
+                Instant::now(),
+            );
             let worker = Worker {
                 id: i,
                 poll,

@@ -41,11 +41,22 @@ impl Api {
 
     /// Sends a request with the app's bearer token; returns status and JSON.
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        self.call_with(method, &format!("{}{path}", self.base), Some(&self.secret), body)
+        self.call_with(
+            method,
+            &format!("{}{path}", self.base),
+            Some(&self.secret),
+            body,
+        )
     }
 
     /// Sends a request to any URL with any token.
-    pub fn call_with(&self, method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    pub fn call_with(
+        &self,
+        method: &str,
+        url: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let auth = token.map(|t| format!("Bearer {t}"));
         let mut response = match method {
             "GET" => {
@@ -56,11 +67,16 @@ impl Api {
                 r.call()
             }
             "POST" | "PUT" => {
-                let mut r = if method == "POST" { self.agent.post(url) } else { self.agent.put(url) };
+                let mut r = if method == "POST" {
+                    self.agent.post(url)
+                } else {
+                    self.agent.put(url)
+                };
                 if let Some(a) = &auth {
                     r = r.header("Authorization", a);
                 }
-                r.header("Content-Type", "text/plain;charset=UTF-8").send(body.unwrap_or(""))
+                r.header("Content-Type", "text/plain;charset=UTF-8")
+                    .send(body.unwrap_or(""))
             }
             _ => panic!("method {method}"),
         }
@@ -73,7 +89,10 @@ impl Api {
             .unwrap_or("")
             .to_owned();
         let text = response.body_mut().read_to_string().expect("body");
-        assert_eq!(content_type, "application/json", "{method} {url}: {status} {text}");
+        assert_eq!(
+            content_type, "application/json",
+            "{method} {url}: {status} {text}"
+        );
         (status, serde_json::from_str(&text).expect("JSON body"))
     }
 
@@ -86,13 +105,21 @@ impl Api {
 
     /// POST tracks/new.
     pub fn tracks_new(&self, session: &str, body: Value) -> (u16, Value) {
-        self.call("POST", &format!("/sessions/{session}/tracks/new"), Some(&body.to_string()))
+        self.call(
+            "POST",
+            &format!("/sessions/{session}/tracks/new"),
+            Some(&body.to_string()),
+        )
     }
 
     /// PUT renegotiate with an answer.
     pub fn renegotiate(&self, session: &str, sdp: &str) -> (u16, Value) {
         let body = json!({"sessionDescription": {"type": "answer", "sdp": sdp}});
-        self.call("PUT", &format!("/sessions/{session}/renegotiate"), Some(&body.to_string()))
+        self.call(
+            "PUT",
+            &format!("/sessions/{session}/renegotiate"),
+            Some(&body.to_string()),
+        )
     }
 
     /// GET sessions/{id}.
@@ -200,7 +227,10 @@ impl Peer {
     }
 
     /// Makes an offer with the given changes applied.
-    pub fn offer(&mut self, f: impl FnOnce(&mut str0m::change::SdpApi) ) -> (String, SdpPendingOffer) {
+    pub fn offer(
+        &mut self,
+        f: impl FnOnce(&mut str0m::change::SdpApi),
+    ) -> (String, SdpPendingOffer) {
         let mut api = self.rtc.sdp_api();
         f(&mut api);
         let (offer, pending) = api.apply().expect("offer");
@@ -211,21 +241,32 @@ impl Peer {
     /// Applies the server's answer.
     pub fn accept_answer(&mut self, pending: SdpPendingOffer, sdp: &str) {
         let answer = SdpAnswer::from_sdp_string(sdp).expect("answer parses");
-        self.rtc.sdp_api().accept_answer(pending, answer).expect("answer accepted");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .expect("answer accepted");
         self.drain();
     }
 
     /// Answers the server's offer.
     pub fn accept_offer(&mut self, sdp: &str) -> String {
         let offer = SdpOffer::from_sdp_string(sdp).expect("offer parses");
-        let answer = self.rtc.sdp_api().accept_offer(offer).expect("offer accepted");
+        let answer = self
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .expect("offer accepted");
         self.drain();
         answer.to_sdp_string()
     }
 }
 
 /// Drives peers until `done` or the deadline; returns whether `done` held.
-pub fn drive(peers: &mut [&mut Peer], limit: Duration, mut done: impl FnMut(&mut [&mut Peer]) -> bool) -> bool {
+pub fn drive(
+    peers: &mut [&mut Peer],
+    limit: Duration,
+    mut done: impl FnMut(&mut [&mut Peer]) -> bool,
+) -> bool {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         let mut busy = false;
@@ -244,7 +285,13 @@ pub fn drive(peers: &mut [&mut Peer], limit: Duration, mut done: impl FnMut(&mut
 
 /// Writes `count` Opus frames tagged `tag` from `peer` on `mid`, driving
 /// `others` meanwhile (20 ms apart).
-pub fn send_opus(peer: &mut Peer, mid: str0m::media::Mid, tag: &[u8], count: u64, others: &mut [&mut Peer]) {
+pub fn send_opus(
+    peer: &mut Peer,
+    mid: str0m::media::Mid,
+    tag: &[u8],
+    count: u64,
+    others: &mut [&mut Peer],
+) {
     let pt = peer
         .rtc
         .writer(mid)
@@ -256,7 +303,11 @@ pub fn send_opus(peer: &mut Peer, mid: str0m::media::Mid, tag: &[u8], count: u64
     for i in 0..count {
         let frame = [tag, &i.to_be_bytes()].concat();
         let t = str0m::media::MediaTime::from_micros(i * 20_000);
-        peer.rtc.writer(mid).expect("writer").write(pt, Instant::now(), t, frame).expect("write");
+        peer.rtc
+            .writer(mid)
+            .expect("writer")
+            .write(pt, Instant::now(), t, frame)
+            .expect("write");
         peer.drain();
         let deadline = Instant::now() + Duration::from_millis(20);
         while Instant::now() < deadline {
@@ -281,15 +332,27 @@ pub fn received(peer: &Peer, mid: str0m::media::Mid, tag: &[u8]) -> usize {
 
 /// A str0m peer that pushes one audio track (connected); returns it, its
 /// session, its mid and the API's result items.
-pub fn push_audio(api: &Api, tracks: Value, auto_discover: bool) -> (Peer, String, str0m::media::Mid, Value) {
+pub fn push_audio(
+    api: &Api,
+    tracks: Value,
+    auto_discover: bool,
+) -> (Peer, String, str0m::media::Mid, Value) {
     let mut peer = Peer::new("publisher");
     let mut mid = None;
     let (offer, pending) = peer.offer(|s| {
-        mid = Some(s.add_media(str0m::media::MediaKind::Audio, str0m::media::Direction::SendOnly, None, None, None))
+        mid = Some(s.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendOnly,
+            None,
+            None,
+            None,
+        ))
     });
     let mid = mid.expect("mid");
     let tracks = match tracks {
-        Value::String(name) => json!([{"location": "local", "mid": mid.to_string(), "trackName": name}]),
+        Value::String(name) => {
+            json!([{"location": "local", "mid": mid.to_string(), "trackName": name}])
+        }
         other => other,
     };
     let session = api.new_session();
@@ -298,8 +361,15 @@ pub fn push_audio(api: &Api, tracks: Value, auto_discover: bool) -> (Peer, Strin
         json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": tracks, "autoDiscover": auto_discover}),
     );
     assert_eq!(status, 200, "{body}");
-    peer.accept_answer(pending, body["sessionDescription"]["sdp"].as_str().expect("answer"));
-    assert!(drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0].connected), "publisher connects");
+    peer.accept_answer(
+        pending,
+        body["sessionDescription"]["sdp"].as_str().expect("answer"),
+    );
+    assert!(
+        drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0]
+            .connected),
+        "publisher connects"
+    );
     (peer, session, mid, body["tracks"].clone())
 }
 
