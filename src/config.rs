@@ -193,10 +193,11 @@ fn default_announce(bind: IpAddr) -> Vec<IpAddr> {
     let lan = UdpSocket::bind("0.0.0.0:0")
         .and_then(|s| s.connect("192.0.2.1:9").map(|_| s))
         .and_then(|s| s.local_addr());
-    if let Ok(addr) = lan {
-        if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
-            out.push(addr.ip());
-        }
+    if let Ok(addr) = lan
+        && !addr.ip().is_loopback()
+        && !addr.ip().is_unspecified()
+    {
+        out.push(addr.ip());
     }
     out
 }

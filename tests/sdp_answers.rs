@@ -52,7 +52,7 @@ fn check_transport(sdp: &str, media_port: u16, setup: &str) {
     let live: Vec<&str> = all
         .iter()
         .copied()
-        .filter(|l| l.starts_with("m=") && !l.split(' ').nth(1).is_some_and(|p| p == "0"))
+        .filter(|l| l.starts_with("m=") && l.split(' ').nth(1).is_none_or(|p| p != "0"))
         .collect();
     assert!(!live.is_empty());
     let blocks: Vec<Vec<&str>> = sdp

@@ -266,14 +266,13 @@ pub fn apply_offer(
                 .collect();
         }
         t.rtcp_rsize = m.rtcp_rsize;
-        if let Some(name) = t.recv.clone() {
-            if let Some(p) = session
+        if let Some(name) = t.recv.clone()
+            && let Some(p) = session
                 .pushed
                 .iter_mut()
                 .find(|p| p.name == name && p.active)
-            {
-                p.ssrcs = m.ssrcs.clone();
-            }
+        {
+            p.ssrcs = m.ssrcs.clone();
         }
     }
     Ok(write_answer(session, offer, ctx))

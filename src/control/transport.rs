@@ -162,10 +162,10 @@ impl Control {
             return;
         };
         let mut dtls = crate::dtls::DtlsTransport::new(identity, fingerprint, session.dtls_role);
-        if session.transport.is_some() {
-            if let Err(e) = dtls.start(now) {
-                tracing::warn!(session = key.0, error = %e, "DTLS client start");
-            }
+        if session.transport.is_some()
+            && let Err(e) = dtls.start(now)
+        {
+            tracing::warn!(session = key.0, error = %e, "DTLS client start");
         }
         session.dtls = Some(dtls);
         let backlog = std::mem::take(&mut session.dtls_backlog);

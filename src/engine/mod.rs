@@ -345,12 +345,12 @@ impl Engine {
                 if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
                     keyframe_tracks.push(o.track);
                 }
-            } else if let Some(info) = packet.sender_info() {
-                if let Some(stats) = session.inbound.get_mut(&info.ssrc) {
-                    stats.handle_sender_report(now, info.ntp);
-                    if let Some(route) = session.media.inbound.get(stats.route) {
-                        reports.push((route.fanout.key, info));
-                    }
+            } else if let Some(info) = packet.sender_info()
+                && let Some(stats) = session.inbound.get_mut(&info.ssrc)
+            {
+                stats.handle_sender_report(now, info.ntp);
+                if let Some(route) = session.media.inbound.get(stats.route) {
+                    reports.push((route.fanout.key, info));
                 }
             }
         }
@@ -481,10 +481,10 @@ impl Engine {
             .filter(|(_, st)| Some(st.route) == route)
             .map(|(ssrc, _)| *ssrc)
             .collect();
-        if ssrcs.is_empty() {
-            if let Some(r) = route.and_then(|i| s.media.inbound.get(i)) {
-                ssrcs.extend(r.ssrcs.iter().take(1));
-            }
+        if ssrcs.is_empty()
+            && let Some(r) = route.and_then(|i| s.media.inbound.get(i))
+        {
+            ssrcs.extend(r.ssrcs.iter().take(1));
         }
         for ssrc in ssrcs {
             self.scratch.clear();
@@ -551,14 +551,13 @@ fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
     if let Some(i) = media.inbound.iter().position(|r| r.ssrcs.contains(&ssrc)) {
         return Some(i);
     }
-    if let Some(mid) = media.mid_extension.and_then(|id| header.extension(id)) {
-        if let Some(i) = media
+    if let Some(mid) = media.mid_extension.and_then(|id| header.extension(id))
+        && let Some(i) = media
             .inbound
             .iter()
             .position(|r| r.mid.as_str().as_bytes() == mid)
-        {
-            return Some(i);
-        }
+    {
+        return Some(i);
     }
     let pt = header.payload_type();
     let mut candidates = media

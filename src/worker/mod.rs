@@ -180,10 +180,10 @@ impl Worker {
         loop {
             let now = Instant::now();
             let timeout = self.engine.poll_timeout().saturating_duration_since(now);
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e);
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                return Err(e);
             }
             // Level-triggered in effect: read until the socket is drained,
             // turning to the other inputs between batches.

@@ -130,6 +130,9 @@ impl Api {
     }
 }
 
+/// Decides which received datagrams a peer drops.
+pub type DropFilter = Box<dyn FnMut(&[u8]) -> bool>;
+
 /// A str0m peer on a loopback UDP socket.
 pub struct Peer {
     pub name: &'static str,
@@ -139,7 +142,7 @@ pub struct Peer {
     pub events: Vec<Event>,
     pub connected: bool,
     /// Received datagrams for which this returns true are dropped (loss injection).
-    pub drop_incoming: Option<Box<dyn FnMut(&[u8]) -> bool>>,
+    pub drop_incoming: Option<DropFilter>,
     timeout: Instant,
 }
 
@@ -193,29 +196,23 @@ impl Peer {
     pub fn step(&mut self) -> bool {
         let mut buf = [0u8; 2000];
         let mut busy = false;
-        loop {
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    busy = true;
-                    if self.drop_incoming.as_mut().is_some_and(|f| f(&buf[..n])) {
-                        continue;
-                    }
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive {
-                            proto: Protocol::Udp,
-                            source: from,
-                            destination: self.addr,
-                            contents: (&buf[..n]).try_into().expect("datagram"),
-                        },
-                    );
-                    if self.rtc.accepts(&input) {
-                        self.rtc.handle_input(input).expect("handle_input");
-                        self.drain();
-                    }
-                    busy = true;
-                }
-                Err(_) => break,
+        while let Ok((n, from)) = self.socket.recv_from(&mut buf) {
+            busy = true;
+            if self.drop_incoming.as_mut().is_some_and(|f| f(&buf[..n])) {
+                continue;
+            }
+            let input = Input::Receive(
+                Instant::now(),
+                Receive {
+                    proto: Protocol::Udp,
+                    source: from,
+                    destination: self.addr,
+                    contents: (&buf[..n]).try_into().expect("datagram"),
+                },
+            );
+            if self.rtc.accepts(&input) {
+                self.rtc.handle_input(input).expect("handle_input");
+                self.drain();
             }
         }
         let now = Instant::now();
