@@ -165,22 +165,24 @@ pub fn report_blocks<'a>(packet: &RtcpPacket<'a>) -> impl Iterator<Item = Report
     let start = match packet.packet_type {
         packet_type::RR => 8,
         packet_type::SR => 28,
-        _ => usize::MAX,
+        _ => packet.bytes.len(), // no blocks
     };
-    let bytes = packet.bytes;
-    (0..usize::from(packet.count)).map_while(move |i| {
-        let b = bytes.get(start.checked_add(i * 24)?..start + i * 24 + 24)?;
-        let lost = be32(&b[4..8])?;
-        Some(ReportBlock {
-            ssrc: be32(&b[0..4])?,
-            fraction_lost: (lost >> 24) as u8,
-            cumulative_lost: ((lost << 8) as i32) >> 8,
-            extended_highest_seq: be32(&b[8..12])?,
-            jitter: be32(&b[12..16])?,
-            last_sr: be32(&b[16..20])?,
-            delay_since_last_sr: be32(&b[20..24])?,
+    let blocks = packet.bytes.get(start..).unwrap_or_default();
+    blocks
+        .chunks_exact(24)
+        .take(usize::from(packet.count))
+        .filter_map(|b| {
+            let lost = be32(&b[4..8])?;
+            Some(ReportBlock {
+                ssrc: be32(&b[0..4])?,
+                fraction_lost: (lost >> 24) as u8,
+                cumulative_lost: ((lost << 8) as i32) >> 8,
+                extended_highest_seq: be32(&b[8..12])?,
+                jitter: be32(&b[12..16])?,
+                last_sr: be32(&b[16..20])?,
+                delay_since_last_sr: be32(&b[20..24])?,
+            })
         })
-    })
 }
 
 fn be32(b: &[u8]) -> Option<u32> {
