@@ -111,7 +111,15 @@ impl Server {
                     let events_ctl = ctl.clone();
                     tokio::spawn(async move {
                         while let Some(event) = events_rx.recv().await {
-                            events_ctl.handle_event(event, Instant::now());
+                            // A bug in handling one event must not stop
+                            // ICE and DTLS for every other session.
+                            let handled =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    events_ctl.handle_event(event, Instant::now())
+                                }));
+                            if handled.is_err() {
+                                tracing::error!("panic while handling a media worker event");
+                            }
                         }
                     });
                     let tick_ctl = ctl.clone();
@@ -119,7 +127,13 @@ impl Server {
                         let mut interval = tokio::time::interval(TICK);
                         loop {
                             interval.tick().await;
-                            tick_ctl.handle_tick(Instant::now());
+                            let ticked =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    tick_ctl.handle_tick(Instant::now())
+                                }));
+                            if ticked.is_err() {
+                                tracing::error!("panic in the control timers");
+                            }
                         }
                     });
                     let serve =

@@ -188,6 +188,42 @@ fn negotiation_errors_and_item_errors() {
     assert_eq!(body["tracks"][0]["errorCode"], "update_track_error");
     assert_eq!(body["requiresImmediateRenegotiation"], false);
 
+    // An offer whose m-lines changed order: 406, and nothing changed.
+    let offer = std::fs::read_to_string(format!(
+        "{}/tests/data/chrome-offer.sdp",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let pusher = api.new_session();
+    let (status, _) = api.tracks_new(&pusher, json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": [{"location": "local", "mid": "0", "trackName": "mic"}]}));
+    assert_eq!(status, 200);
+    let swapped = offer
+        .replace("a=mid:0", "a=mid:X")
+        .replace("a=mid:1", "a=mid:0")
+        .replace("a=mid:X", "a=mid:1");
+    let (status, body) = api.tracks_new(&pusher, json!({"sessionDescription": {"type": "offer", "sdp": swapped}, "tracks": [{"location": "local", "mid": "1", "trackName": "cam"}]}));
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_session_description")),
+        "{body}"
+    );
+    assert_eq!(
+        api.get_session(&pusher)["tracks"].as_array().unwrap().len(),
+        1
+    );
+
+    // A track name that is not an SDP token cannot break or inject SDP.
+    let hostile = api.new_session();
+    let bad = "a b\r\na=inject:1";
+    let (status, body) = api.tracks_new(&hostile, json!({"tracks": [{"location": "local", "trackName": bad, "kind": "audio", "bidirectionalMediaStream": true}]}));
+    assert_eq!(status, 200, "{body}");
+    let sdp = body["sessionDescription"]["sdp"].as_str().unwrap();
+    assert!(!sdp.contains("a=inject"), "{sdp}");
+    assert!(
+        sdp.contains("a=msid:") && sdp.contains(" a-b--a-inject-1\r\n"),
+        "{sdp}"
+    );
+
     // An answer when none is pending (on the publisher, which offered itself): 406.
     let (status, body) = api.renegotiate(
         &publisher,

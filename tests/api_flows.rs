@@ -20,7 +20,7 @@ fn auto_discover_names_the_track_and_it_can_be_pulled() {
     let name = items[0]["trackName"].as_str().unwrap().to_owned();
     assert!(!name.is_empty());
 
-    let (mut b, _, pulled) = pull(
+    let (mut b, b_session, pulled) = pull(
         &api,
         json!([{"location": "remote", "sessionId": a_session, "trackName": name}]),
         &mut [&mut a],
@@ -31,6 +31,40 @@ fn auto_discover_names_the_track_and_it_can_be_pulled() {
         received(&b, b_mid, b"auto") >= 25,
         "frames received: {}",
         received(&b, b_mid, b"auto")
+    );
+
+    // The publisher closes its track: the pull becomes inactive too.
+    let (status, body) = api.call(
+        "PUT",
+        &format!("/sessions/{a_session}/tracks/close"),
+        Some(&json!({"tracks": [{"mid": a_mid.to_string()}], "force": true}).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracks"][0]["trackName"], name);
+    let got = api.get_session(&b_session);
+    assert_eq!(got["tracks"][0]["status"], "inactive", "{got}");
+}
+
+#[test]
+fn one_session_can_pull_the_same_track_twice() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let (mut a, a_session, a_mid, _) = push_audio(&api, json!("mic"), false);
+    let item = json!({"location": "remote", "sessionId": a_session, "trackName": "mic"});
+    let (mut b, _, pulled) = pull(&api, json!([item.clone(), item]), &mut [&mut a]);
+    let first: Mid = pulled[0]["mid"].as_str().unwrap().into();
+    let second: Mid = pulled[1]["mid"].as_str().unwrap().into();
+    assert_ne!(first, second);
+    send_opus(&mut a, a_mid, b"twice", 20, &mut [&mut b]);
+    assert!(
+        received(&b, first, b"twice") >= 15,
+        "first: {}",
+        received(&b, first, b"twice")
+    );
+    assert!(
+        received(&b, second, b"twice") >= 15,
+        "second: {}",
+        received(&b, second, b"twice")
     );
 }
 

@@ -20,12 +20,15 @@ use super::session::{
     PushedTrack, Session, Subscription, Transceiver, default_codecs, supported_feedback,
 };
 
-/// What every SDP needs besides the session: our certificate and candidates.
+/// What every SDP needs besides the session: our certificate and
+/// candidates, and the time of the request.
 pub struct Context<'a> {
     /// Our DTLS identity.
     pub identity: &'a DtlsIdentity,
     /// Host candidates.
     pub candidates: &'a [std::net::SocketAddr],
+    /// Now.
+    pub now: std::time::Instant,
 }
 
 /// Parses a client SDP of the expected type.
@@ -71,6 +74,11 @@ fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), 
         session.remote_fingerprint = Some(fingerprint);
     }
     session.extmap_allow_mixed |= desc.extmap_allow_mixed;
+    for c in desc.media.iter().flat_map(|m| m.codecs.iter()) {
+        if !session.client_payload_types.iter().any(|k| k.pt == c.pt) {
+            session.client_payload_types.push(c.clone());
+        }
+    }
     if session.extmaps.is_empty() {
         for m in &desc.media {
             for e in &m.extmaps {
@@ -83,6 +91,76 @@ fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Checks a client offer against the session before anything changes: no
+/// offer of ours is pending, every m-line has a unique mid, and the m-lines
+/// the session knows keep their positions (a stopped one may be recycled
+/// under a new mid).
+pub fn check_offer(
+    session: &Session,
+    offer: &SessionDescription,
+    now: std::time::Instant,
+) -> Result<(), ApiError> {
+    if session.offer_pending(now) {
+        return Err(ApiError::invalid_session_description(
+            "an offer from the server is awaiting its answer (renegotiate first)",
+        ));
+    }
+    let mut seen: Vec<&Mid> = Vec::new();
+    for (i, m) in offer.media.iter().enumerate() {
+        let Some(mid) = &m.mid else {
+            return Err(ApiError::invalid_session_description(
+                "every m-line needs a=mid",
+            ));
+        };
+        if seen.contains(&mid) {
+            return Err(ApiError::invalid_session_description(format!(
+                "mid {mid} appears twice"
+            )));
+        }
+        seen.push(mid);
+        match session.transceivers.get(i) {
+            Some(t) if &t.mid == mid || t.stopped => {}
+            Some(t) => {
+                return Err(ApiError::invalid_session_description(format!(
+                    "m-line {i} has mid {mid} but was {}: m-lines must keep their order",
+                    t.mid
+                )));
+            }
+            None if session.transceiver(mid).is_some() => {
+                return Err(ApiError::invalid_session_description(format!(
+                    "mid {mid} moved"
+                )));
+            }
+            None => {}
+        }
+    }
+    if offer.media.len() < session.transceivers.len() {
+        return Err(ApiError::invalid_session_description(
+            "the offer lacks m-lines the session already has",
+        ));
+    }
+    Ok(())
+}
+
+/// Gives every offered m-line its transceiver at the same position:
+/// known mids stay, a stopped slot offered under a new mid is recycled, new
+/// m-lines are appended. `check_offer` must have passed.
+fn align_transceivers(session: &mut Session, offer: &SessionDescription) {
+    for (i, m) in offer.media.iter().enumerate() {
+        let Some(mid) = &m.mid else { continue };
+        match session.transceivers.get(i).map(|t| t.mid.clone()) {
+            Some(existing) if &existing == mid => {}
+            Some(existing) => {
+                session.close_transceiver(&existing);
+                session.transceivers[i] = Transceiver::new(mid.clone(), m.kind);
+            }
+            None => session
+                .transceivers
+                .push(Transceiver::new(mid.clone(), m.kind)),
+        }
+    }
 }
 
 /// Applies a client offer to a session and returns our answer. `items` are
@@ -114,12 +192,15 @@ pub fn apply_offer(
         (keys, session_mut(reg, key)?)
     };
     let mut new_tracks = next_track_keys.into_iter();
-    if session.pending_offer {
-        return Err(ApiError::invalid_session_description(
-            "an offer from the server is awaiting its answer (renegotiate first)",
-        ));
-    }
+    check_offer(session, offer, ctx.now)?;
     learn_remote(session, offer)?;
+    let known: Vec<Mid> = session
+        .transceivers
+        .iter()
+        .filter(|t| !t.stopped)
+        .map(|t| t.mid.clone())
+        .collect();
+    align_transceivers(session, offer);
 
     // Match pulls to offered receiving m-lines not yet in use, by kind and order.
     let mut claimed: Vec<Mid> = Vec::new();
@@ -130,12 +211,13 @@ pub fn apply_offer(
                 && m.direction.receives()
                 && m.mid.as_ref().is_some_and(|mid| {
                     !claimed.contains(mid)
-                        && session
-                            .transceiver(mid)
-                            .is_none_or(|t| t.subscription.is_none() && t.recv.is_none())
+                        && session.transceiver(mid).is_none_or(|t| {
+                            !t.stopped && t.subscription.is_none() && t.recv.is_none()
+                        })
                 })
         });
         let Some(m) = slot else {
+            items[*i].mid = Some(String::new());
             items[*i].fail(
                 "not_found_track_error",
                 "No receiving m-line of this kind in the offer",
@@ -160,6 +242,7 @@ pub fn apply_offer(
             }
         }
         if payload_types.is_empty() {
+            items[*i].mid = Some(String::new());
             items[*i].fail(
                 "not_found_track_error",
                 "The offer has no codec the track uses",
@@ -187,14 +270,14 @@ pub fn apply_offer(
         }
         let Some(mid) = item.mid.clone().map(Mid) else {
             item.fail(
-                "invalid_params",
+                "empty_track_error",
                 "A local track with an offer needs its mid",
             );
             continue;
         };
         let Some(m) = offer
             .section(&mid)
-            .filter(|m| m.is_active() && m.direction.sends())
+            .filter(|m| m.is_active() && m.direction.sends() && m.kind != MediaKind::Application)
         else {
             item.fail(
                 "not_found_track_error",
@@ -203,10 +286,13 @@ pub fn apply_offer(
             continue;
         };
         let name = TrackName(item.track_name.clone().unwrap_or_else(random_track_name));
-        if session.pushed_track(&name).is_some_and(|t| t.mid != mid) {
+        let carried = session.transceiver(&mid).and_then(|t| t.recv.clone());
+        if session.pushed_track(&name).is_some_and(|t| t.mid != mid)
+            || carried.is_some_and(|c| c != name)
+        {
             item.fail(
                 "repeated_local_track_error",
-                "A track with this name is already pushed",
+                "A track with this name is already pushed, or this mid carries another track",
             );
             continue;
         }
@@ -225,7 +311,9 @@ pub fn apply_offer(
             .filter(|m| m.is_active() && m.direction.sends())
         {
             let Some(mid) = &m.mid else { continue };
+            // Only m-lines new in this offer: known ones keep what they carry.
             if m.kind == MediaKind::Application
+                || known.contains(mid)
                 || session.transceiver(mid).is_some_and(|t| t.recv.is_some())
             {
                 continue;
@@ -246,11 +334,7 @@ pub fn apply_offer(
 
     // Every offered m-line gets a transceiver and an answer.
     for m in &offer.media {
-        let Some(mid) = &m.mid else {
-            return Err(ApiError::invalid_session_description(
-                "every m-line needs a=mid",
-            ));
-        };
+        let Some(mid) = &m.mid else { continue };
         get_or_create(session, mid, m.kind);
         if !m.is_active() {
             session.close_transceiver(mid);
@@ -300,9 +384,27 @@ fn random_track_name() -> String {
 fn send_stream(stream_id: &str, track: &TrackName) -> SendStream {
     SendStream {
         ssrc: u32::from_be_bytes(random_bytes::<4>()) | 1,
-        stream_id: stream_id.to_owned(),
-        track_id: track.0.clone(),
+        stream_id: msid_token(stream_id),
+        track_id: msid_token(&track.0),
     }
+}
+
+/// An msid id (RFC 8830 §2: a token) from an application-chosen name:
+/// anything else becomes `-`, so that no name can break or inject SDP.
+fn msid_token(name: &str) -> String {
+    const TOKEN: &str = "!#$%&'*+-.^_`{|}~";
+    let out: String = name
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || TOKEN.contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if out.is_empty() { "-".to_owned() } else { out }
 }
 
 fn get_or_create<'a>(session: &'a mut Session, mid: &Mid, kind: MediaKind) -> &'a mut Transceiver {
@@ -386,7 +488,11 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
         &bundle,
         offer.extmap_allow_mixed,
     );
-    let tr = transport(session, ctx, "passive");
+    let setup = match session.dtls_role {
+        crate::dtls::DtlsRole::Server => "passive",
+        crate::dtls::DtlsRole::Client => "active",
+    };
+    let tr = transport(session, ctx, setup);
     for m in &offer.media {
         let Some(mid) = &m.mid else { continue };
         let t = session.transceiver(mid);
@@ -441,7 +547,7 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
 /// Writes our offer with every transceiver of the session, and marks it pending.
 pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     session.version += 1;
-    session.pending_offer = true;
+    session.offer_made = Some(ctx.now);
     let extmaps = session.extmaps_for_offer();
     let live =
         |t: &Transceiver| !t.stopped && t.kind != MediaKind::Application && !t.codecs.is_empty();
@@ -537,8 +643,12 @@ pub fn add_bidirectional_push(
 }
 
 /// Applies the client's answer to our pending offer.
-pub fn apply_answer(session: &mut Session, answer: &SessionDescription) -> Result<(), ApiError> {
-    if !session.pending_offer {
+pub fn apply_answer(
+    session: &mut Session,
+    answer: &SessionDescription,
+    now: std::time::Instant,
+) -> Result<(), ApiError> {
+    if !session.offer_pending(now) {
         return Err(ApiError::invalid_session_description(
             "no offer from the server is pending",
         ));
@@ -591,6 +701,6 @@ pub fn apply_answer(session: &mut Session, answer: &SessionDescription) -> Resul
             }
         }
     }
-    session.pending_offer = false;
+    session.offer_made = None;
     Ok(())
 }

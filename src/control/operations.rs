@@ -33,10 +33,11 @@ fn answer_json(sdp: String) -> SessionDescriptionJson {
 }
 
 impl Control {
-    fn context(&self) -> Context<'_> {
+    fn context(&self, now: Instant) -> Context<'_> {
         Context {
             identity: &self.identity,
             candidates: &self.candidates,
+            now,
         }
     }
 
@@ -73,7 +74,7 @@ impl Control {
         self.directory.insert(&ufrag, key, &pwd);
         let answer = match offer {
             Some(offer) => {
-                let ctx = self.context();
+                let ctx = self.context(now);
                 let mut items = Vec::new();
                 match negotiate::apply_offer(&mut st.reg, app, key, &offer, &mut items, false, &ctx)
                 {
@@ -98,6 +99,8 @@ impl Control {
         mut req: TracksNewRequest,
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
+        let mut st = self.lock();
+        let key = Self::session_key(&mut st, app, session_id, now)?;
         if req.tracks.len() > MAX_ITEMS {
             return Err(ApiError::invalid_params(format!(
                 "at most {MAX_ITEMS} tracks per call"
@@ -132,9 +135,7 @@ impl Control {
                 "no tracks and no sessionDescription",
             ));
         }
-        let mut st = self.lock();
-        let key = Self::session_key(&mut st, app, session_id, now)?;
-        let ctx = self.context();
+        let ctx = self.context(now);
         let mut tracks = std::mem::take(&mut req.tracks);
         let response = if let Some(offer) = offer {
             let sdp = negotiate::apply_offer(
@@ -164,9 +165,9 @@ impl Control {
             }
         } else {
             let added = if remote {
-                self.add_pulls(&mut st, app, key, &mut tracks)?
+                self.add_pulls(now, &mut st, app, key, &mut tracks)?
             } else {
-                self.add_bidirectional(&mut st, key, &mut tracks)?
+                self.add_bidirectional(now, &mut st, key, &mut tracks)?
             };
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             let sdp = added.then(|| negotiate::write_offer(session, &ctx));
@@ -181,9 +182,9 @@ impl Control {
         Ok(response)
     }
 
-    fn ensure_no_pending(st: &State, key: SessionKey) -> Result<(), ApiError> {
+    fn ensure_no_pending(st: &State, key: SessionKey, now: Instant) -> Result<(), ApiError> {
         match st.reg.session(key) {
-            Some(s) if s.pending_offer => Err(ApiError::invalid_session_description(
+            Some(s) if s.offer_pending(now) => Err(ApiError::invalid_session_description(
                 "an offer from the server is awaiting its answer (renegotiate first)",
             )),
             Some(_) => Ok(()),
@@ -193,12 +194,13 @@ impl Control {
 
     fn add_pulls(
         &self,
+        now: Instant,
         st: &mut State,
         app: &AppId,
         key: SessionKey,
         items: &mut [TrackObject],
     ) -> Result<bool, ApiError> {
-        Self::ensure_no_pending(st, key)?;
+        Self::ensure_no_pending(st, key, now)?;
         let mut added = false;
         for item in items.iter_mut() {
             let found = match (&item.session_id, &item.track_name) {
@@ -227,11 +229,12 @@ impl Control {
 
     fn add_bidirectional(
         &self,
+        now: Instant,
         st: &mut State,
         key: SessionKey,
         items: &mut [TrackObject],
     ) -> Result<bool, ApiError> {
-        Self::ensure_no_pending(st, key)?;
+        Self::ensure_no_pending(st, key, now)?;
         let mut added = false;
         for item in items.iter_mut() {
             let kind = item
@@ -239,8 +242,10 @@ impl Control {
                 .as_deref()
                 .and_then(MediaKind::parse)
                 .filter(|k| *k != MediaKind::Application);
-            let (Some(kind), Some(name)) = (kind, item.track_name.clone()) else {
-                item.fail("invalid_params", "Without an offer, a local track needs kind, trackName and bidirectionalMediaStream");
+            let bidirectional = item.bidirectional_media_stream == Some(true);
+            let (Some(kind), Some(name), true) = (kind, item.track_name.clone(), bidirectional)
+            else {
+                item.fail("empty_track_error", "Without an offer, a local track needs kind, trackName and bidirectionalMediaStream: true");
                 continue;
             };
             let name = TrackName(name);
@@ -312,6 +317,13 @@ impl Control {
                         .map(|c| (pc.pt, c.pt))
                 })
                 .collect();
+            if payload_types.is_empty() {
+                item.fail(
+                    "not_found_track_error",
+                    "The track uses no codec negotiated on that transceiver",
+                );
+                continue;
+            }
             item.mid = Some(t.mid.0.clone());
             t.subscription = Some(super::session::Subscription {
                 session_id: crate::ids::SessionId(item.session_id.clone().unwrap_or_default()),
@@ -357,7 +369,7 @@ impl Control {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
-        negotiate::apply_answer(session, &answer)?;
+        negotiate::apply_answer(session, &answer, now)?;
         self.finish(&mut st, app, key, now);
         self.request_new_keyframes(&mut st, key, now);
         Ok(())
@@ -461,6 +473,10 @@ impl Control {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        // Validate the offer before anything is closed.
+        if let Some(offer) = &offer {
+            negotiate::check_offer(session, offer, now)?;
+        }
         for item in req.tracks.iter_mut() {
             let mid = Mid(item.mid.clone().unwrap_or_default());
             let live = session
@@ -473,14 +489,22 @@ impl Control {
                 );
                 continue;
             }
-            if let Some(name) = session.transceiver(&mid).and_then(|t| t.recv.clone()) {
-                item.track_name.get_or_insert(name.0);
+            if let Some(t) = session.transceiver(&mid) {
+                if let Some(name) = &t.recv {
+                    item.track_name.get_or_insert(name.0.clone());
+                    item.location.get_or_insert("local".into());
+                }
+                if let Some(sub) = &t.subscription {
+                    item.track_name.get_or_insert(sub.track_name.0.clone());
+                    item.session_id.get_or_insert(sub.session_id.0.clone());
+                    item.location.get_or_insert("remote".into());
+                }
             }
             session.close_transceiver(&mid);
         }
         let sdp = match offer {
             Some(offer) => {
-                let ctx = self.context();
+                let ctx = self.context(now);
                 let mut none = Vec::new();
                 Some(answer_json(negotiate::apply_offer(
                     &mut st.reg,
@@ -524,7 +548,10 @@ impl Control {
         }
         for t in &session.transceivers {
             if let Some(s) = &t.subscription {
-                let active = s.active && !t.stopped;
+                // A pull is active while its source is: closing or expiring
+                // a pushed track stops it for every subscriber.
+                let source_active = st.reg.track_owner(s.track).is_some_and(|(_, p)| p.active);
+                let active = s.active && !t.stopped && source_active;
                 tracks.push(TrackObject {
                     location: Some("remote".into()),
                     mid: Some(t.mid.0.clone()),

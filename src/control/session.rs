@@ -13,6 +13,9 @@ use crate::ice::IceCredentials;
 use crate::ids::{Mid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
 use crate::sdp::{Codec, Direction, Extmap, MediaKind, SendStream, extension};
 
+/// How long our offer waits for its answer before it is abandoned.
+const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where a session's media flows: the worker and client address chosen by ICE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransportBinding {
@@ -141,8 +144,11 @@ pub struct Session {
     pub extmaps: Vec<Extmap>,
     /// `a=extmap-allow-mixed` from the client.
     pub extmap_allow_mixed: bool,
-    /// Our offer awaits the client's answer.
-    pub pending_offer: bool,
+    /// When our offer, still awaiting the client's answer, was made.
+    pub offer_made: Option<Instant>,
+    /// Every payload type the client has used in this session (BUNDLE
+    /// requires one meaning per number), forwardable or not.
+    pub client_payload_types: Vec<Codec>,
     /// The SSRC of our RTCP.
     pub rtcp_ssrc: u32,
     /// When it was created.
@@ -177,7 +183,8 @@ impl Session {
             pushed: Vec::new(),
             extmaps: Vec::new(),
             extmap_allow_mixed: false,
-            pending_offer: false,
+            offer_made: None,
+            client_payload_types: Vec::new(),
             rtcp_ssrc: u32::from_be_bytes(seed[8..12].try_into().unwrap_or_default()) | 1,
             created: now,
             connected_at: None,
@@ -212,6 +219,14 @@ impl Session {
             }
         }
         had
+    }
+
+    /// Whether our offer awaits an answer. An offer unanswered for 30 s is
+    /// abandoned (our rule), so that a client that failed to apply it can
+    /// negotiate again.
+    pub fn offer_pending(&self, now: Instant) -> bool {
+        self.offer_made
+            .is_some_and(|at| now.saturating_duration_since(at) < OFFER_ANSWER_TIMEOUT)
     }
 
     /// Whether DTLS completed.
@@ -285,6 +300,7 @@ impl Session {
             .transceivers
             .iter()
             .flat_map(|t| t.codecs.iter())
+            .chain(self.client_payload_types.iter())
             .map(|c| (c.pt, c.clone()))
             .collect();
         let mut out = Vec::new();

@@ -84,7 +84,9 @@ impl Synced {
                         per_worker: vec![Vec::new(); workers.len()],
                     });
                     if let Some(list) = table.per_worker.get_mut(binding.worker.0) {
-                        list.push(*key);
+                        if !list.contains(key) {
+                            list.push(*key);
+                        }
                     }
                 }
             }

@@ -240,15 +240,13 @@ impl Control {
     /// Sends a PLI upstream for `track`, at most once per 500 ms; a request
     /// inside the window is sent when it ends.
     pub(super) fn request_keyframe(&self, st: &mut State, track: TrackKey, now: Instant) {
-        let entry = st
-            .keyframes
-            .entry(track)
-            .or_insert((now - KEYFRAME_INTERVAL * 2, false));
-        if now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL {
-            entry.1 = true;
-            return;
+        if let Some(entry) = st.keyframes.get_mut(&track) {
+            if now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL {
+                entry.1 = true;
+                return;
+            }
         }
-        *entry = (now, false);
+        st.keyframes.insert(track, (now, false));
         let Some((publisher, _)) = st.reg.track_owner(track) else {
             return;
         };
@@ -377,11 +375,14 @@ impl Control {
             return;
         };
         self.directory.remove(&session.ice.ufrag);
-        if let Some(t) = session.transport {
-            self.workers[t.worker.0].send(WorkerCommand::Detach { key });
+        // Every worker may hold bindings of its 5-tuples, not only the owner.
+        for w in &self.workers {
+            w.send(WorkerCommand::Detach { key });
         }
         for p in &session.pushed {
             p.fanout.store(Default::default());
+            st.keyframes.remove(&p.key);
+            st.media_seen.remove(&p.key);
         }
         st.synced.forget(key);
         self.sync(st, &app);

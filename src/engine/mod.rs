@@ -257,10 +257,7 @@ impl Engine {
             counters.count_drop(DropReason::NotReady);
             return;
         };
-        let (Some(srtp), Some(outlet)) = (
-            s.srtp.as_mut(),
-            s.media.outlets.iter().find(|o| o.track == track),
-        ) else {
+        let Some(srtp) = s.srtp.as_mut() else {
             counters.count_drop(DropReason::NotReady);
             return;
         };
@@ -268,36 +265,38 @@ impl Engine {
             counters.count_drop(DropReason::Malformed);
             return;
         };
-        let Some(pt) = outlet.map_payload_type(header.payload_type()) else {
-            counters.count_drop(DropReason::UnmappedPayloadType);
-            return;
-        };
-        let stream = s.outbound.entry(outlet.ssrc).or_default();
-        let (seq, ts) = stream.translate(
-            header.ssrc(),
-            header.sequence_number(),
-            header.timestamp(),
-            plain.len() - header.payload_offset(),
-        );
-        let layout = header.layout();
-        self.scratch.clear();
-        self.scratch.extend_from_slice(plain);
-        rtp::rewrite_in_place(
-            &mut self.scratch,
-            layout,
-            Rewrite {
-                ssrc: outlet.ssrc,
-                payload_type: pt,
-            },
-        );
-        rtp::set_sequence_number(&mut self.scratch, seq);
-        rtp::set_timestamp(&mut self.scratch, ts);
-        match srtp.protect_rtp(&self.scratch) {
-            Ok(bytes) => {
-                Counters::add(&counters.rtp_forwarded, 1);
-                self.transmits.push_back(Transmit { to: s.addr, bytes });
+        // A session may pull the same track into several transceivers.
+        for outlet in s.media.outlets.iter().filter(|o| o.track == track) {
+            let Some(pt) = outlet.map_payload_type(header.payload_type()) else {
+                counters.count_drop(DropReason::UnmappedPayloadType);
+                continue;
+            };
+            let stream = s.outbound.entry(outlet.ssrc).or_default();
+            let (seq, ts) = stream.translate(
+                header.ssrc(),
+                header.sequence_number(),
+                header.timestamp(),
+                plain.len() - header.payload_offset(),
+            );
+            self.scratch.clear();
+            self.scratch.extend_from_slice(plain);
+            rtp::rewrite_in_place(
+                &mut self.scratch,
+                header.layout(),
+                Rewrite {
+                    ssrc: outlet.ssrc,
+                    payload_type: pt,
+                },
+            );
+            rtp::set_sequence_number(&mut self.scratch, seq);
+            rtp::set_timestamp(&mut self.scratch, ts);
+            match srtp.protect_rtp(&self.scratch) {
+                Ok(bytes) => {
+                    Counters::add(&counters.rtp_forwarded, 1);
+                    self.transmits.push_back(Transmit { to: s.addr, bytes });
+                }
+                Err(_) => counters.count_drop(DropReason::SrtpFailure),
             }
-            Err(_) => counters.count_drop(DropReason::SrtpFailure),
         }
     }
 

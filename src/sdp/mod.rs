@@ -140,17 +140,25 @@ impl Codec {
             .filter(|(k, _)| IDENTIFYING.contains(&k.as_str()))
             .map(|(k, v)| {
                 // profile-level-id: only the profile (first 4 hex digits) must agree.
-                if k == "profile-level-id" && v.len() == 6 {
-                    (k, v[..4].to_owned())
-                } else {
-                    (k, v)
+                match v.get(..4) {
+                    Some(profile) if k == "profile-level-id" && v.len() == 6 => {
+                        (k, profile.to_owned())
+                    }
+                    _ => (k, v),
                 }
             })
             .collect();
-        if self.name.eq_ignore_ascii_case("h264")
-            && !out.iter().any(|(k, _)| k == "packetization-mode")
-        {
-            out.push(("packetization-mode".into(), "0".into()));
+        // Defaults of absent parameters (RFC 6184, VP9 and AV1 RTP payload specs).
+        let defaults: &[(&str, &str)] = match self.name.to_ascii_lowercase().as_str() {
+            "h264" => &[("packetization-mode", "0"), ("profile-level-id", "4200")],
+            "vp9" => &[("profile-id", "0")],
+            "av1" => &[("profile", "0")],
+            _ => &[],
+        };
+        for (k, v) in defaults {
+            if !out.iter().any(|(key, _)| key == k) {
+                out.push(((*k).into(), (*v).into()));
+            }
         }
         out.sort();
         out

@@ -266,5 +266,17 @@ mod tests {
         let c = h264("profile-level-id=42e01f;packetization-mode=0");
         assert!(a.same_format(&b));
         assert!(!a.same_format(&c));
+        // Absent parameters take their defaults; odd values never panic.
+        let bare = h264("");
+        assert!(bare.same_format(&h264("packetization-mode=0;profile-level-id=42001f")));
+        let hostile = h264("profile-level-id=424\u{e9}1;packetization-mode=1");
+        assert!(!hostile.same_format(&a));
+        let vp9 = |fmtp: Option<&str>| Codec {
+            name: "VP9".into(),
+            fmtp: fmtp.map(str::to_owned),
+            ..h264("")
+        };
+        assert!(vp9(None).same_format(&vp9(Some("profile-id=0"))));
+        assert!(!vp9(None).same_format(&vp9(Some("profile-id=2"))));
     }
 }
