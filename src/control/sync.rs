@@ -83,10 +83,10 @@ impl Synced {
                     let table = tables.entry(o.track).or_insert_with(|| FanoutTable {
                         per_worker: vec![Vec::new(); workers.len()],
                     });
-                    if let Some(list) = table.per_worker.get_mut(binding.worker.0) {
-                        if !list.contains(key) {
-                            list.push(*key);
-                        }
+                    if let Some(list) = table.per_worker.get_mut(binding.worker.0)
+                        && !list.contains(key)
+                    {
+                        list.push(*key);
                     }
                 }
             }

@@ -240,11 +240,11 @@ impl Control {
     /// Sends a PLI upstream for `track`, at most once per 500 ms; a request
     /// inside the window is sent when it ends.
     pub(super) fn request_keyframe(&self, st: &mut State, track: TrackKey, now: Instant) {
-        if let Some(entry) = st.keyframes.get_mut(&track) {
-            if now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL {
-                entry.1 = true;
-                return;
-            }
+        if let Some(entry) = st.keyframes.get_mut(&track)
+            && now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL
+        {
+            entry.1 = true;
+            return;
         }
         st.keyframes.insert(track, (now, false));
         let Some((publisher, _)) = st.reg.track_owner(track) else {
