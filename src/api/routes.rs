@@ -222,76 +222,74 @@ async fn new_session(
     )
 }
 
-async fn tracks_new(
-    State(s): State<ApiState>,
-    Path((app, session)): Path<(String, String)>,
+/// A session operation: authorize, read the JSON body, run `op` on the
+/// control plane, answer 200 with its result.
+async fn session_op<Req, Res, F>(
+    s: ApiState,
+    (app, session): (String, String),
     headers: HeaderMap,
     body: Body,
-) -> Response {
+    op: F,
+) -> Response
+where
+    Req: DeserializeOwned,
+    Res: Serialize,
+    F: FnOnce(&Control, &AppId, &str, Req, Instant) -> Result<Res, ApiError>,
+{
     reply(
         async {
             let app = authorize(&s, &app, &headers)?;
             let req = read_json(body).await?;
-            let r = s.control.tracks_new(&app, &session, req, Instant::now())?;
-            Ok(json(StatusCode::OK, &r))
+            let result = op(&s.control, &app, &session, req, Instant::now())?;
+            Ok(json(StatusCode::OK, &result))
         }
         .await,
     )
+}
+
+async fn tracks_new(
+    State(s): State<ApiState>,
+    Path(p): Path<(String, String)>,
+    h: HeaderMap,
+    b: Body,
+) -> Response {
+    session_op(s, p, h, b, Control::tracks_new).await
 }
 
 async fn renegotiate(
     State(s): State<ApiState>,
-    Path((app, session)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    Path(p): Path<(String, String)>,
+    h: HeaderMap,
+    b: Body,
 ) -> Response {
-    reply(
-        async {
-            let app = authorize(&s, &app, &headers)?;
-            let req = read_json(body).await?;
-            s.control.renegotiate(&app, &session, req, Instant::now())?;
-            Ok(json(StatusCode::OK, &json!({})))
-        }
-        .await,
+    session_op(
+        s,
+        p,
+        h,
+        b,
+        |c: &Control, app: &AppId, id: &str, req, now| {
+            c.renegotiate(app, id, req, now).map(|()| json!({}))
+        },
     )
+    .await
 }
 
 async fn tracks_update(
     State(s): State<ApiState>,
-    Path((app, session)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    Path(p): Path<(String, String)>,
+    h: HeaderMap,
+    b: Body,
 ) -> Response {
-    reply(
-        async {
-            let app = authorize(&s, &app, &headers)?;
-            let req = read_json(body).await?;
-            let r = s
-                .control
-                .tracks_update(&app, &session, req, Instant::now())?;
-            Ok(json(StatusCode::OK, &r))
-        }
-        .await,
-    )
+    session_op(s, p, h, b, Control::tracks_update).await
 }
 
 async fn tracks_close(
     State(s): State<ApiState>,
-    Path((app, session)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: Body,
+    Path(p): Path<(String, String)>,
+    h: HeaderMap,
+    b: Body,
 ) -> Response {
-    reply(
-        async {
-            let app = authorize(&s, &app, &headers)?;
-            let req = read_json(body).await?;
-            let r = s
-                .control
-                .tracks_close(&app, &session, req, Instant::now())?;
-            Ok(json(StatusCode::OK, &r))
-        }
-        .await,
-    )
+    session_op(s, p, h, b, Control::tracks_close).await
 }
 
 async fn get_session(

@@ -253,13 +253,7 @@ pub fn apply_offer(
         let t = get_or_create(session, &mid, m.kind);
         t.codecs = codecs;
         t.send = Some(send_stream(sid, &track.name));
-        t.subscription = Some(Subscription {
-            session_id: crate::ids::SessionId(sid.clone()),
-            track_name: track.name.clone(),
-            track: track.key,
-            payload_types,
-            active: true,
-        });
+        t.subscription = Some(Subscription::new(sid, track, payload_types));
         items[*i].mid = Some(mid.0.clone());
     }
 
@@ -362,7 +356,8 @@ pub fn apply_offer(
     Ok(write_answer(session, offer, ctx))
 }
 
-fn not_found(item: &mut TrackObject) {
+/// Marks a pull item whose track does not exist.
+pub fn not_found(item: &mut TrackObject) {
     item.mid = Some(String::new());
     item.fail(
         "not_found_track_error",
@@ -370,7 +365,12 @@ fn not_found(item: &mut TrackObject) {
     );
 }
 
-fn resolve_pull(reg: &Registry, app: &AppId, item: &TrackObject) -> Option<(PushedTrack, String)> {
+/// The track a pull item names, and its publisher's session id.
+pub fn resolve_pull(
+    reg: &Registry,
+    app: &AppId,
+    item: &TrackObject,
+) -> Option<(PushedTrack, String)> {
     let sid = item.session_id.clone()?;
     let name = TrackName(item.track_name.clone()?);
     let track = reg.find_track(app, &sid, &name)?.clone();
@@ -590,13 +590,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
 /// idle one of the same kind. Returns its mid.
 pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> Mid {
     let (codecs, payload_types) = session.map_codecs(&track.codecs);
-    let subscription = Subscription {
-        session_id: crate::ids::SessionId(publisher.to_owned()),
-        track_name: track.name.clone(),
-        track: track.key,
-        payload_types,
-        active: true,
-    };
+    let subscription = Subscription::new(publisher, track, payload_types);
     let reuse = session
         .transceivers
         .iter()

@@ -13,6 +13,7 @@ use crate::ids::{AppId, Mid, SessionKey, TrackName};
 use crate::sdp::MediaKind;
 
 use super::negotiate::{self, Context, parse_description};
+use super::session::{Subscription, map_payload_types};
 use super::{Control, State};
 
 /// Most items in one tracks/new call.
@@ -203,19 +204,9 @@ impl Control {
         Self::ensure_no_pending(st, key, now)?;
         let mut added = false;
         for item in items.iter_mut() {
-            let found = match (&item.session_id, &item.track_name) {
-                (Some(sid), Some(name)) => st
-                    .reg
-                    .find_track(app, sid, &TrackName(name.clone()))
-                    .cloned(),
-                _ => None,
-            };
+            let found = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let Some(track) = found else {
-                item.mid = Some(String::new());
-                item.fail(
-                    "not_found_track_error",
-                    "Track not found on remote peer (unknown session or track name)",
-                );
+                negotiate::not_found(item);
                 continue;
             };
             let publisher = item.session_id.clone().unwrap_or_default();
@@ -282,19 +273,9 @@ impl Control {
                     .trim_start_matches('#')
                     .to_owned(),
             );
-            let found = match (&item.session_id, &item.track_name) {
-                (Some(sid), Some(name)) => st
-                    .reg
-                    .find_track(app, sid, &TrackName(name.clone()))
-                    .cloned(),
-                _ => None,
-            };
+            let found = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let Some(track) = found else {
-                item.mid = Some(String::new());
-                item.fail(
-                    "not_found_track_error",
-                    "Track not found on remote peer (unknown session or track name)",
-                );
+                negotiate::not_found(item);
                 continue;
             };
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
@@ -307,16 +288,7 @@ impl Control {
                 );
                 continue;
             };
-            let payload_types: Vec<(u8, u8)> = track
-                .codecs
-                .iter()
-                .filter_map(|pc| {
-                    t.codecs
-                        .iter()
-                        .find(|c| c.same_format(pc))
-                        .map(|c| (pc.pt, c.pt))
-                })
-                .collect();
+            let payload_types = map_payload_types(&track.codecs, &t.codecs);
             if payload_types.is_empty() {
                 item.fail(
                     "not_found_track_error",
@@ -325,35 +297,13 @@ impl Control {
                 continue;
             }
             item.mid = Some(t.mid.0.clone());
-            t.subscription = Some(super::session::Subscription {
-                session_id: crate::ids::SessionId(item.session_id.clone().unwrap_or_default()),
-                track_name: track.name.clone(),
-                track: track.key,
+            t.subscription = Some(Subscription::new(
+                item.session_id.as_deref().unwrap_or_default(),
+                &track,
                 payload_types,
-                active: true,
-            });
+            ));
         }
         Ok(())
-    }
-
-    /// Keyframes for every active pull of a connected session.
-    fn request_new_keyframes(&self, st: &mut State, key: SessionKey, now: Instant) {
-        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else {
-            return;
-        };
-        let tracks: Vec<_> = session
-            .transceivers
-            .iter()
-            .filter_map(|t| {
-                t.subscription
-                    .as_ref()
-                    .filter(|s| s.active)
-                    .map(|s| s.track)
-            })
-            .collect();
-        for track in tracks {
-            self.request_keyframe(st, track, now);
-        }
     }
 
     /// PUT sessions/{id}/renegotiate.
@@ -386,13 +336,7 @@ impl Control {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
         for item in req.tracks.iter_mut() {
-            let target = match (&item.session_id, &item.track_name) {
-                (Some(sid), Some(name)) => st
-                    .reg
-                    .find_track(app, sid, &TrackName(name.clone()))
-                    .cloned(),
-                _ => None,
-            };
+            let target = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             let mid = Mid(item.mid.clone().unwrap_or_default());
             let Some(t) = session
@@ -415,16 +359,7 @@ impl Control {
                     "The track's kind differs from the transceiver's",
                 ),
                 Some(track) => {
-                    let payload_types: Vec<(u8, u8)> = track
-                        .codecs
-                        .iter()
-                        .filter_map(|pc| {
-                            t.codecs
-                                .iter()
-                                .find(|c| c.same_format(pc))
-                                .map(|c| (pc.pt, c.pt))
-                        })
-                        .collect();
+                    let payload_types = map_payload_types(&track.codecs, &t.codecs);
                     if payload_types.is_empty() {
                         item.fail(
                             "update_track_error",
@@ -432,15 +367,11 @@ impl Control {
                         );
                         continue;
                     }
-                    t.subscription = Some(super::session::Subscription {
-                        session_id: crate::ids::SessionId(
-                            item.session_id.clone().unwrap_or_default(),
-                        ),
-                        track_name: track.name.clone(),
-                        track: track.key,
+                    t.subscription = Some(Subscription::new(
+                        item.session_id.as_deref().unwrap_or_default(),
+                        &track,
                         payload_types,
-                        active: true,
-                    });
+                    ));
                 }
             }
         }

@@ -63,6 +63,33 @@ pub struct Subscription {
     pub active: bool,
 }
 
+impl Subscription {
+    /// An active subscription to `track` of session `publisher`.
+    pub fn new(publisher: &str, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
+        Subscription {
+            session_id: SessionId(publisher.to_owned()),
+            track_name: track.name.clone(),
+            track: track.key,
+            payload_types,
+            active: true,
+        }
+    }
+}
+
+/// Maps a track's payload types onto the codecs a transceiver negotiated
+/// (same format); empty when none matches.
+pub fn map_payload_types(track: &[Codec], negotiated: &[Codec]) -> Vec<(u8, u8)> {
+    track
+        .iter()
+        .filter_map(|pc| {
+            negotiated
+                .iter()
+                .find(|c| c.same_format(pc))
+                .map(|c| (pc.pt, c.pt))
+        })
+        .collect()
+}
+
 /// One m-line of the session.
 #[derive(Debug, Clone)]
 pub struct Transceiver {
@@ -227,6 +254,19 @@ impl Session {
     pub fn offer_pending(&self, now: Instant) -> bool {
         self.offer_made
             .is_some_and(|at| now.saturating_duration_since(at) < OFFER_ANSWER_TIMEOUT)
+    }
+
+    /// The source tracks of its active pulls.
+    pub fn active_pulls(&self) -> Vec<TrackKey> {
+        self.transceivers
+            .iter()
+            .filter_map(|t| {
+                t.subscription
+                    .as_ref()
+                    .filter(|s| s.active)
+                    .map(|s| s.track)
+            })
+            .collect()
     }
 
     /// Whether DTLS completed.

@@ -220,19 +220,17 @@ impl Control {
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
         }
-        let pulled: Vec<TrackKey> = session
-            .transceivers
-            .iter()
-            .filter_map(|t| {
-                t.subscription
-                    .as_ref()
-                    .filter(|s| s.active)
-                    .map(|s| s.track)
-            })
-            .collect();
         self.sync(st, &app);
         // Forwarding starts now: ask each source for a keyframe.
-        for track in pulled {
+        self.request_new_keyframes(st, key, now);
+    }
+
+    /// Keyframes for every active pull of a connected session.
+    pub(super) fn request_new_keyframes(&self, st: &mut State, key: SessionKey, now: Instant) {
+        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else {
+            return;
+        };
+        for track in session.active_pulls() {
             self.request_keyframe(st, track, now);
         }
     }
