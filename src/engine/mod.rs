@@ -166,25 +166,45 @@ impl Engine {
         }
     }
 
-    fn owned_session(&mut self, from: SocketAddr) -> Option<(SessionKey, &mut MediaSession)> {
-        let key = *self.bindings.get(&from)?;
-        let s = self.sessions.get_mut(&key).filter(|s| s.addr == from)?;
-        Some((key, s))
+    /// The session that owns `from` on this worker, and the datagram
+    /// unprotected with its SRTP context; drops are counted.
+    fn unprotect(
+        &mut self,
+        from: SocketAddr,
+        datagram: &[u8],
+        kind: PacketKind,
+    ) -> Option<(&mut MediaSession, BytesMut)> {
+        let counters = &self.counters;
+        let owned = self
+            .bindings
+            .get(&from)
+            .and_then(|key| self.sessions.get_mut(key))
+            .filter(|s| s.addr == from);
+        let Some(session) = owned else {
+            counters.count_drop(DropReason::UnboundAddress);
+            return None;
+        };
+        let Some(srtp) = session.srtp.as_mut() else {
+            counters.count_drop(DropReason::NotReady);
+            return None;
+        };
+        let plain = match kind {
+            PacketKind::Rtcp => srtp.unprotect_rtcp(datagram),
+            _ => srtp.unprotect_rtp(datagram),
+        };
+        match plain {
+            Ok(plain) => Some((session, plain)),
+            Err(_) => {
+                counters.count_drop(DropReason::SrtpFailure);
+                None
+            }
+        }
     }
 
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let epoch = self.epoch;
         let counters = self.counters.clone();
-        let Some((_, session)) = self.owned_session(from) else {
-            counters.count_drop(DropReason::UnboundAddress);
-            return;
-        };
-        let Some(srtp) = session.srtp.as_mut() else {
-            counters.count_drop(DropReason::NotReady);
-            return;
-        };
-        let Ok(plain) = srtp.unprotect_rtp(datagram) else {
-            counters.count_drop(DropReason::SrtpFailure);
+        let Some((session, plain)) = self.unprotect(from, datagram, PacketKind::Rtp) else {
             return;
         };
         let Ok(header) = RtpHeader::new_checked(&plain) else {
@@ -324,17 +344,7 @@ impl Engine {
     }
 
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let counters = self.counters.clone();
-        let Some((_, session)) = self.owned_session(from) else {
-            counters.count_drop(DropReason::UnboundAddress);
-            return;
-        };
-        let Some(srtp) = session.srtp.as_mut() else {
-            counters.count_drop(DropReason::NotReady);
-            return;
-        };
-        let Ok(plain) = srtp.unprotect_rtcp(datagram) else {
-            counters.count_drop(DropReason::SrtpFailure);
+        let Some((session, plain)) = self.unprotect(from, datagram, PacketKind::Rtcp) else {
             return;
         };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
