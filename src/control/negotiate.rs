@@ -527,21 +527,28 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
             .filter(|e| extension::ACCEPTED.contains(&e.uri.as_str()))
             .cloned()
             .collect();
-        w.media(
-            &MediaOut {
-                kind: t.kind,
-                mid,
-                rejected: false,
-                direction,
-                codecs: &t.codecs,
-                extmaps: &extmaps,
-                rtcp_rsize: t.rtcp_rsize,
-                send: t.send.as_ref(),
-            },
-            &tr,
-        );
+        w.media(&media_out(t, false, direction, &extmaps), &tr);
     }
     w.finish()
+}
+
+/// The m-line a transceiver becomes in an SDP we write.
+fn media_out<'a>(
+    t: &'a Transceiver,
+    rejected: bool,
+    direction: Direction,
+    extmaps: &'a [crate::sdp::Extmap],
+) -> MediaOut<'a> {
+    MediaOut {
+        kind: t.kind,
+        mid: &t.mid,
+        rejected,
+        direction,
+        codecs: &t.codecs,
+        extmaps,
+        rtcp_rsize: t.rtcp_rsize,
+        send: t.send.as_ref(),
+    }
 }
 
 /// Writes our offer with every transceiver of the session, and marks it pending.
@@ -569,19 +576,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
             w.application(&t.mid, true, &tr);
             continue;
         }
-        w.media(
-            &MediaOut {
-                kind: t.kind,
-                mid: &t.mid,
-                rejected: !live(t),
-                direction: t.direction(),
-                codecs: &t.codecs,
-                extmaps: &extmaps,
-                rtcp_rsize: t.rtcp_rsize,
-                send: t.send.as_ref(),
-            },
-            &tr,
-        );
+        w.media(&media_out(t, !live(t), t.direction(), &extmaps), &tr);
     }
     w.finish()
 }
