@@ -189,6 +189,30 @@ fn a_pushed_track_reaches_a_puller_byte_for_byte() {
         start.elapsed()
     );
 
+    // RTCP both ways: the server's receiver reports reach A (str0m reads
+    // them into its egress stats), and the sender reports it writes for B
+    // carry B's own stream counters.
+    let rr_seen = a.events.iter().any(|e| {
+        matches!(e, Event::MediaEgressStats(s) if s.mid == audio && s.remote.as_ref().is_some_and(|r| r.packets_lost == 0))
+    });
+    assert!(
+        rr_seen,
+        "a receiver report from the server reached the publisher"
+    );
+    let sr_packets = b
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaIngressStats(s) => s.remote.as_ref().map(|r| r.packets),
+            _ => None,
+        })
+        .max();
+    // (str0m sends sender reports for its video stream.)
+    assert!(
+        sr_packets.is_some_and(|p| p > 0),
+        "sender report packet count: {sr_packets:?}"
+    );
+
     // B asks for a keyframe; A hears it (past the 500 ms throttle window).
     a.events.clear();
     let mut w = b.rtc.writer(video_mid).expect("subscriber writer");

@@ -156,6 +156,7 @@ impl Peer {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .set_stats_interval(Some(Duration::from_millis(250)))
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Peer {
