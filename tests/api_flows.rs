@@ -231,3 +231,59 @@ fn legacy_sessions_new_with_an_offer_answers_it() {
     );
     webrtc_sdp::parse_sdp(answer, false).expect("webrtc-sdp parses the answer");
 }
+
+#[test]
+fn audio_level_is_forwarded_end_to_end() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let (mut a, a_session, a_mid, _) = push_audio(&api, json!("mic"), false);
+    let (mut b, _, pulled) = pull(
+        &api,
+        json!([{"location": "remote", "sessionId": a_session, "trackName": "mic"}]),
+        &mut [&mut a],
+    );
+    let b_mid: Mid = pulled[0]["mid"].as_str().unwrap().into();
+    let pt = a
+        .rtc
+        .writer(a_mid)
+        .unwrap()
+        .payload_params()
+        .find(|p| p.spec().codec == str0m::format::Codec::Opus)
+        .unwrap()
+        .pt();
+    for i in 0..20u64 {
+        let w = a
+            .rtc
+            .writer(a_mid)
+            .unwrap()
+            .audio_level(-(i as i8) - 10, true);
+        w.write(
+            pt,
+            std::time::Instant::now(),
+            str0m::media::MediaTime::from_micros(i * 20_000),
+            vec![1, 2, 3],
+        )
+        .unwrap();
+        a.drain();
+        common::drive(
+            &mut [&mut a, &mut b],
+            std::time::Duration::from_millis(20),
+            |_| false,
+        );
+    }
+    common::drive(
+        &mut [&mut a, &mut b],
+        std::time::Duration::from_millis(200),
+        |_| false,
+    );
+    let levels: Vec<i8> = b
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            str0m::Event::MediaData(d) if d.mid == b_mid => d.ext_vals.audio_level,
+            _ => None,
+        })
+        .collect();
+    assert!(levels.len() >= 15, "audio levels received: {levels:?}");
+    assert!(levels.iter().all(|l| (-29..=-10).contains(l)), "{levels:?}");
+}

@@ -79,15 +79,15 @@ fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), 
             session.client_payload_types.push(c.clone());
         }
     }
-    if session.extmaps.is_empty() {
-        for m in &desc.media {
-            for e in &m.extmaps {
-                if extension::ACCEPTED.contains(&e.uri.as_str())
-                    && !session.extmaps.iter().any(|x| x.uri == e.uri)
-                {
-                    session.extmaps.push(e.clone());
-                }
-            }
+    // The bundle's extension ids: the client's, where it named them.
+    for e in desc.media.iter().flat_map(|m| m.extmaps.iter()) {
+        if extension::is_accepted(&e.uri)
+            && !session
+                .extmaps
+                .iter()
+                .any(|x| x.uri == e.uri || x.id == e.id)
+        {
+            session.extmaps.push(e.clone());
         }
     }
     Ok(())
@@ -344,6 +344,7 @@ pub fn apply_offer(
                 .collect();
         }
         t.rtcp_rsize = m.rtcp_rsize;
+        t.extmaps = accepted_extmaps(m);
         if let Some(name) = t.recv.clone()
             && let Some(p) = session
                 .pushed
@@ -351,9 +352,28 @@ pub fn apply_offer(
                 .find(|p| p.name == name && p.active)
         {
             p.ssrcs = m.ssrcs.clone();
+            p.extmaps = forwarded_extmaps(m);
         }
     }
     Ok(write_answer(session, offer, ctx))
+}
+
+/// The extensions of an offered m-line that switchboard accepts.
+fn accepted_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
+    m.extmaps
+        .iter()
+        .filter(|e| extension::is_accepted(&e.uri))
+        .cloned()
+        .collect()
+}
+
+/// The extensions of a publisher's m-line that are forwarded end to end.
+fn forwarded_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
+    m.extmaps
+        .iter()
+        .filter(|e| extension::is_forwarded(&e.uri))
+        .cloned()
+        .collect()
 }
 
 /// Marks a pull item whose track does not exist.
@@ -442,6 +462,7 @@ fn push_track(
     {
         existing.codecs = codecs;
         existing.ssrcs = m.ssrcs.clone();
+        existing.extmaps = forwarded_extmaps(m);
         return;
     }
     let t = get_or_create(session, mid, m.kind);
@@ -455,6 +476,7 @@ fn push_track(
         fanout,
         codecs,
         ssrcs: m.ssrcs.clone(),
+        extmaps: forwarded_extmaps(m),
         active: true,
     });
 }
@@ -521,31 +543,20 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
             t.send.is_some() && m.direction.receives(),
             t.recv.is_some() && m.direction.sends(),
         );
-        let extmaps: Vec<_> = m
-            .extmaps
-            .iter()
-            .filter(|e| extension::ACCEPTED.contains(&e.uri.as_str()))
-            .cloned()
-            .collect();
-        w.media(&media_out(t, false, direction, &extmaps), &tr);
+        w.media(&media_out(t, false, direction), &tr);
     }
     w.finish()
 }
 
 /// The m-line a transceiver becomes in an SDP we write.
-fn media_out<'a>(
-    t: &'a Transceiver,
-    rejected: bool,
-    direction: Direction,
-    extmaps: &'a [crate::sdp::Extmap],
-) -> MediaOut<'a> {
+fn media_out(t: &Transceiver, rejected: bool, direction: Direction) -> MediaOut<'_> {
     MediaOut {
         kind: t.kind,
         mid: &t.mid,
         rejected,
         direction,
         codecs: &t.codecs,
-        extmaps,
+        extmaps: &t.extmaps,
         rtcp_rsize: t.rtcp_rsize,
         send: t.send.as_ref(),
     }
@@ -555,7 +566,6 @@ fn media_out<'a>(
 pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     session.version += 1;
     session.offer_made = Some(ctx.now);
-    let extmaps = session.extmaps_for_offer();
     let live =
         |t: &Transceiver| !t.stopped && t.kind != MediaKind::Application && !t.codecs.is_empty();
     let bundle: Vec<&Mid> = session
@@ -576,7 +586,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
             w.application(&t.mid, true, &tr);
             continue;
         }
-        w.media(&media_out(t, !live(t), t.direction(), &extmaps), &tr);
+        w.media(&media_out(t, !live(t), t.direction()), &tr);
     }
     w.finish()
 }
@@ -586,17 +596,22 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
 pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> Mid {
     let (codecs, payload_types) = session.map_codecs(&track.codecs);
     let subscription = Subscription::new(publisher, track, payload_types);
-    let reuse = session
+    let uris: Vec<&str> = track.extmaps.iter().map(|e| e.uri.as_str()).collect();
+    let extmaps = session.extmaps_for(&uris);
+    // A stopped m-line is recycled in place, under a new mid (JSEP §5.2.2).
+    let mid = session.next_mid();
+    let slot = Transceiver::new(mid.clone(), track.kind);
+    match session
         .transceivers
         .iter()
-        .position(|t| t.stopped && t.is_reusable_for(track.kind));
-    let mid = match reuse {
-        Some(i) => session.transceivers[i].mid.clone(),
-        None => session.next_mid(),
-    };
+        .position(|t| t.stopped && t.is_reusable_for(track.kind))
+    {
+        Some(i) => session.transceivers[i] = slot,
+        None => session.transceivers.push(slot),
+    }
     let t = get_or_create(session, &mid, track.kind);
-    *t = Transceiver::new(mid.clone(), track.kind);
     t.codecs = codecs;
+    t.extmaps = extmaps;
     t.send = Some(send_stream(publisher, &track.name));
     t.subscription = Some(subscription);
     mid
@@ -613,9 +628,11 @@ pub fn add_bidirectional_push(
 ) -> Mid {
     let mid = session.next_mid();
     let (codecs, _) = session.map_codecs(&default_codecs(kind));
+    let extmaps = session.extmaps_for(extension::FORWARDED);
     let session_id = session.id.0.clone();
     let t = get_or_create(session, &mid, kind);
     t.codecs = codecs.clone();
+    t.extmaps = extmaps.clone();
     t.recv = Some(name.clone());
     t.send = Some(send_stream(&session_id, &name));
     session.pushed.push(PushedTrack {
@@ -626,6 +643,10 @@ pub fn add_bidirectional_push(
         fanout,
         codecs,
         ssrcs: Vec::new(),
+        extmaps: extmaps
+            .into_iter()
+            .filter(|e| extension::is_forwarded(&e.uri))
+            .collect(),
         active: true,
     });
     mid
@@ -676,8 +697,16 @@ pub fn apply_answer(
                 if let Some(s) = t.subscription.as_mut() {
                     s.payload_types.retain(|(_, to)| accepted.contains(to));
                 }
+                // And the header extensions it accepted, with our ids.
+                t.extmaps.retain(|e| m.extmaps.contains(e));
                 if let Some(name) = t.recv.clone() {
                     let codecs = t.codecs.clone();
+                    let forwarded: Vec<_> = t
+                        .extmaps
+                        .iter()
+                        .filter(|e| extension::is_forwarded(&e.uri))
+                        .cloned()
+                        .collect();
                     if let Some(p) = session
                         .pushed
                         .iter_mut()
@@ -685,6 +714,7 @@ pub fn apply_answer(
                     {
                         p.ssrcs = m.ssrcs.clone();
                         p.codecs = codecs;
+                        p.extmaps = forwarded;
                     }
                 }
             }

@@ -44,6 +44,8 @@ pub struct PushedTrack {
     pub codecs: Vec<Codec>,
     /// SSRCs signalled for it.
     pub ssrcs: Vec<u32>,
+    /// Forwarded header extensions, with the publisher's ids.
+    pub extmaps: Vec<Extmap>,
     /// False once closed.
     pub active: bool,
 }
@@ -101,6 +103,8 @@ pub struct Transceiver {
     pub codecs: Vec<Codec>,
     /// `a=rtcp-rsize` negotiated.
     pub rtcp_rsize: bool,
+    /// Header extensions negotiated on this m-line (ids of the bundle).
+    pub extmaps: Vec<Extmap>,
     /// The pushed track received on it.
     pub recv: Option<TrackName>,
     /// What we send on it (SSRC and msid), allocated when it first sends.
@@ -119,6 +123,7 @@ impl Transceiver {
             kind,
             codecs: Vec::new(),
             rtcp_rsize: true,
+            extmaps: Vec::new(),
             recv: None,
             send: None,
             subscription: None,
@@ -297,26 +302,45 @@ impl Session {
             .map(|e| e.id)
     }
 
-    /// The bundle's header extensions, defaulting to Chrome's ids for the
-    /// ones we read when the client has not told us yet.
-    pub fn extmaps_for_offer(&mut self) -> Vec<Extmap> {
-        if self.extmaps.is_empty() {
-            self.extmaps = vec![
-                Extmap {
-                    id: 4,
-                    uri: extension::MID.into(),
-                },
-                Extmap {
-                    id: 10,
-                    uri: extension::RTP_STREAM_ID.into(),
-                },
-                Extmap {
-                    id: 11,
-                    uri: extension::REPAIRED_RTP_STREAM_ID.into(),
-                },
-            ];
+    /// The bundle's id for an extension, allocating a free one (1..=14,
+    /// one-byte headers) the first time. `None` when all are taken.
+    pub fn extmap_id(&mut self, uri: &str) -> Option<u8> {
+        if let Some(e) = self.extmaps.iter().find(|e| e.uri == uri) {
+            return Some(e.id);
         }
-        self.extmaps.clone()
+        // Chrome's ids for the ones it knows, so that a browser's later
+        // offer agrees with ours; else the first free one.
+        let preferred: u8 = match uri {
+            extension::MID => 4,
+            extension::RTP_STREAM_ID => 10,
+            extension::REPAIRED_RTP_STREAM_ID => 11,
+            extension::AUDIO_LEVEL => 1,
+            extension::VIDEO_ORIENTATION => 13,
+            _ => 0,
+        };
+        let free = |id: &u8| !self.extmaps.iter().any(|e| e.id == *id);
+        let id = std::iter::once(preferred)
+            .filter(|p| *p != 0)
+            .chain(1..=14)
+            .find(free)?;
+        self.extmaps.push(Extmap {
+            id,
+            uri: uri.to_owned(),
+        });
+        Some(id)
+    }
+
+    /// Extmaps for a new m-line of ours: MID, plus the given URIs.
+    pub fn extmaps_for(&mut self, uris: &[&str]) -> Vec<Extmap> {
+        std::iter::once(extension::MID)
+            .chain(uris.iter().copied())
+            .filter_map(|uri| {
+                Some(Extmap {
+                    id: self.extmap_id(uri)?,
+                    uri: uri.to_owned(),
+                })
+            })
+            .collect()
     }
 
     /// A mid not used by any transceiver.

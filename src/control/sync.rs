@@ -15,7 +15,7 @@ use super::registry::Registry;
 use super::session::Session;
 
 /// The media a session's worker needs.
-pub fn session_media(session: &Session) -> SessionMedia {
+pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
     let inbound = session
         .pushed
         .iter()
@@ -34,10 +34,20 @@ pub fn session_media(session: &Session) -> SessionMedia {
         .filter(|t| !t.stopped)
         .filter_map(|t| {
             let s = t.subscription.as_ref().filter(|s| s.active)?;
+            // Forwarded extensions negotiated on both sides: ids remapped.
+            let mut extensions = [0u8; 16];
+            if let Some((_, track)) = reg.track_owner(s.track) {
+                for e in &track.extmaps {
+                    if let Some(ours) = t.extmaps.iter().find(|x| x.uri == e.uri) {
+                        extensions[usize::from(e.id & 15)] = ours.id;
+                    }
+                }
+            }
             Some(Outlet {
                 track: s.track,
                 ssrc: t.send.as_ref()?.ssrc,
                 payload_types: s.payload_types.clone(),
+                extensions,
             })
         })
         .collect();
@@ -77,7 +87,7 @@ impl Synced {
             let Some(binding) = session.transport else {
                 continue;
             };
-            let media = session_media(session);
+            let media = session_media(session, reg);
             if session.is_connected() {
                 for o in &media.outlets {
                     let table = tables.entry(o.track).or_insert_with(|| FanoutTable {

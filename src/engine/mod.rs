@@ -306,6 +306,7 @@ impl Engine {
                 Rewrite {
                     ssrc: outlet.ssrc,
                     payload_type: pt,
+                    extensions: &outlet.extensions,
                 },
             );
             rtp::set_sequence_number(&mut self.scratch, seq);

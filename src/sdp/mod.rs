@@ -191,14 +191,33 @@ pub mod extension {
     /// RFC 8852 RepairedRtpStreamId.
     pub const REPAIRED_RTP_STREAM_ID: &str =
         "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id";
-    /// Absolute send time.
-    pub const ABS_SEND_TIME: &str = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time";
-    /// Transport-wide congestion control.
-    pub const TRANSPORT_CC: &str =
-        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
+    /// RFC 6464 client-to-mixer audio level.
+    pub const AUDIO_LEVEL: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+    /// 3GPP coordination of video orientation.
+    pub const VIDEO_ORIENTATION: &str = "urn:3gpp:video-orientation";
+    /// Absolute capture time.
+    pub const ABS_CAPTURE_TIME: &str =
+        "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
+    /// The load generator's send time and sequence (12 bytes).
+    pub const SEND_TIME: &str = "urn:switchboard:params:rtp-hdrext:send-time";
 
-    /// Those a publisher's packets may carry and that switchboard reads.
-    pub const ACCEPTED: &[&str] = &[MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID, ABS_SEND_TIME];
+    /// Read by switchboard to demultiplex; never forwarded (each session
+    /// has its own mids).
+    pub const READ: &[&str] = &[MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID];
+    /// End to end: forwarded from publisher to subscribers, ids remapped.
+    /// (Hop-by-hop ones such as abs-send-time and transport-cc are not
+    /// negotiated until switchboard answers them with feedback.)
+    pub const FORWARDED: &[&str] = &[AUDIO_LEVEL, VIDEO_ORIENTATION, ABS_CAPTURE_TIME, SEND_TIME];
+
+    /// Whether switchboard negotiates this extension.
+    pub fn is_accepted(uri: &str) -> bool {
+        READ.contains(&uri) || FORWARDED.contains(&uri)
+    }
+
+    /// Whether it is forwarded end to end.
+    pub fn is_forwarded(uri: &str) -> bool {
+        FORWARDED.contains(&uri)
+    }
 }
 
 /// One m-line of a parsed description.

@@ -65,6 +65,9 @@ pub struct Outlet {
     pub ssrc: u32,
     /// Publisher payload type → subscriber payload type.
     pub payload_types: Vec<(u8, u8)>,
+    /// Header extension ids, publisher → subscriber; any other extension
+    /// is blanked. Indexed by the publisher's one-byte id (0..=15); 0 = drop.
+    pub extensions: [u8; 16],
 }
 
 impl Outlet {

@@ -134,23 +134,45 @@ fn one_byte_elements(data: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + 
 
 /// The per-subscriber rewrite of a forwarded packet's header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rewrite {
+pub struct Rewrite<'a> {
     /// The SSRC the subscriber knows the stream by.
     pub ssrc: u32,
     /// The payload type in the subscriber's session.
     pub payload_type: u8,
+    /// One-byte extension ids, publisher's → subscriber's (0: blank it).
+    pub extensions: &'a [u8; 16],
 }
 
-/// Rewrites SSRC and payload type in place and blanks header extensions that
-/// the subscriber has not negotiated, keeping the packet's length: every
-/// extension element becomes one-byte padding (RFC 8285 §4.2), which
-/// receivers skip. `layout` must come from the view of `packet`.
-pub fn rewrite_in_place(packet: &mut [u8], layout: RtpLayout, rewrite: Rewrite) {
+/// Rewrites SSRC and payload type in place, and the ids of one-byte header
+/// extensions: those the subscriber negotiated get its id, the others
+/// become padding (RFC 8285 §4.2: zero bytes, which receivers skip). The
+/// packet keeps its length. `layout` must come from the view of `packet`.
+pub fn rewrite_in_place(packet: &mut [u8], layout: RtpLayout, rewrite: Rewrite<'_>) {
     packet[1] = (packet[1] & 0x80) | (rewrite.payload_type & 0x7f);
     packet[field::SSRC].copy_from_slice(&rewrite.ssrc.to_be_bytes());
     if let Some((offset, len, profile)) = layout.extension {
         if profile == ONE_BYTE_PROFILE {
-            packet[offset..offset + len].fill(0);
+            let block = &mut packet[offset..offset + len];
+            let mut at = 0;
+            while at < block.len() {
+                let b = block[at];
+                if b == 0 {
+                    at += 1;
+                    continue;
+                }
+                let id = b >> 4;
+                let end = (at + 2 + usize::from(b & 0x0f)).min(block.len());
+                if id == 15 {
+                    // Reserved: nothing after it is read; blank the rest.
+                    block[at..].fill(0);
+                    break;
+                }
+                match rewrite.extensions[usize::from(id)] {
+                    0 => block[at..end].fill(0),
+                    to => block[at] = (to << 4) | (b & 0x0f),
+                }
+                at = end;
+            }
         } else {
             // Two-byte or unknown profile: turn the block into an unknown
             // profile that receivers ignore.
@@ -208,12 +230,15 @@ mod tests {
     fn rewrites_in_place_and_keeps_the_payload() {
         let mut p = sample();
         let layout = RtpHeader::new_checked(&p).unwrap().layout();
+        let mut map = [0u8; 16];
+        map[2] = 3; // abs-send-time kept, as id 3; mid (id 4) blanked
         rewrite_in_place(
             &mut p,
             layout,
             Rewrite {
                 ssrc: 0x01020304,
                 payload_type: 100,
+                extensions: &map,
             },
         );
         set_sequence_number(&mut p, 7);
@@ -224,6 +249,7 @@ mod tests {
         assert_eq!(h.sequence_number(), 7);
         assert_eq!(h.extension(4), None);
         assert_eq!(h.extension(2), None);
+        assert_eq!(h.extension(3), Some(&[1u8, 2, 3][..]));
         assert_eq!(&p[h.payload_offset()..], &[0xaa, 0xbb, 0xcc]);
         assert_eq!(p.len(), sample().len());
     }
