@@ -1,0 +1,187 @@
+//! One simulated client's transport, sans-IO: ICE checks as the controlling
+//! agent (USE-CANDIDATE on the one pair), then a DTLS handshake as client,
+//! then SRTP. Consent checks keep the pair alive during a run.
+//!
+//! Inputs: `handle_datagram`, `handle_timeout`; output: `poll_transmit`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, Fingerprint};
+use switchboard::ice::{IceCredentials, write_binding_request};
+use switchboard::ids::random_bytes;
+use switchboard::srtp::SrtpSession;
+use switchboard::wire::stun::{StunMessage, message_type};
+use switchboard::wire::{PacketKind, classify};
+
+/// How often checks repeat until the first answer.
+const CHECK_INTERVAL: Duration = Duration::from_millis(50);
+/// Consent checks once connected (RFC 7675 asks for about every 5 s).
+const CONSENT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What the far side told us in its SDP.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// Its ice-ufrag.
+    pub ufrag: String,
+    /// Its ice-pwd.
+    pub pwd: String,
+    /// Its certificate fingerprint.
+    pub fingerprint: Fingerprint,
+}
+
+/// Where the endpoint is in connecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Sending ICE checks.
+    Checking,
+    /// ICE answered; DTLS handshake running.
+    Handshaking,
+    /// SRTP ready.
+    Connected,
+    /// The handshake failed.
+    Failed,
+}
+
+/// One client endpoint.
+pub struct Endpoint {
+    /// Our ICE credentials (what our SDP says).
+    pub ice: IceCredentials,
+    remote: Remote,
+    dtls: DtlsTransport,
+    srtp: Option<SrtpSession>,
+    phase: Phase,
+    next_check: Instant,
+    transmits: VecDeque<Vec<u8>>,
+    /// When SRTP became ready.
+    pub connected_at: Option<Instant>,
+}
+
+impl Endpoint {
+    /// An endpoint that will connect to `remote` as ICE controlling agent and DTLS client.
+    pub fn new(
+        identity: Arc<DtlsIdentity>,
+        ice: IceCredentials,
+        remote: Remote,
+        now: Instant,
+    ) -> Self {
+        let dtls = DtlsTransport::new(identity, remote.fingerprint.clone(), DtlsRole::Client);
+        Endpoint {
+            ice,
+            remote,
+            dtls,
+            srtp: None,
+            phase: Phase::Checking,
+            next_check: now,
+            transmits: VecDeque::new(),
+            connected_at: None,
+        }
+    }
+
+    /// The connection phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    fn send_check(&mut self, now: Instant) {
+        let mut out = Vec::with_capacity(128);
+        let username = format!("{}:{}", self.remote.ufrag, self.ice.ufrag);
+        write_binding_request(
+            &mut out,
+            &random_bytes::<12>(),
+            &username,
+            &self.remote.pwd,
+            true,
+        );
+        self.transmits.push_back(out);
+        let interval = if self.phase == Phase::Checking {
+            CHECK_INTERVAL
+        } else {
+            CONSENT_INTERVAL
+        };
+        self.next_check = now + interval;
+    }
+
+    /// Runs timers: ICE checks, consent, DTLS retransmissions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.next_check && self.phase != Phase::Failed {
+            self.send_check(now);
+        }
+        if self.dtls.poll_timeout().is_some_and(|t| t <= now)
+            && self.dtls.handle_timeout(now).is_err()
+        {
+            self.phase = Phase::Failed;
+        }
+        self.drain_dtls();
+    }
+
+    /// Takes a datagram from the server. Returns RTP (still protected) for
+    /// the caller to measure.
+    pub fn handle_datagram<'a>(&mut self, now: Instant, datagram: &'a [u8]) -> Option<&'a [u8]> {
+        match classify(datagram) {
+            PacketKind::Stun => {
+                let ok = StunMessage::new_checked(datagram).is_ok_and(|m| {
+                    m.message_type() == message_type::BINDING_SUCCESS
+                        && m.integrity_ok(self.remote.pwd.as_bytes())
+                });
+                if ok && self.phase == Phase::Checking {
+                    self.phase = Phase::Handshaking;
+                    self.next_check = now + CONSENT_INTERVAL;
+                    if self.dtls.start(now).is_err() {
+                        self.phase = Phase::Failed;
+                    }
+                    self.drain_dtls();
+                }
+                None
+            }
+            PacketKind::Dtls => {
+                match self.dtls.handle_datagram(now, datagram) {
+                    Ok(Some(keys)) => match SrtpSession::new(&keys) {
+                        Ok(srtp) => {
+                            self.srtp = Some(srtp);
+                            self.phase = Phase::Connected;
+                            self.connected_at = Some(now);
+                        }
+                        Err(_) => self.phase = Phase::Failed,
+                    },
+                    Ok(None) => {}
+                    Err(_) => self.phase = Phase::Failed,
+                }
+                self.drain_dtls();
+                None
+            }
+            PacketKind::Rtp => Some(datagram),
+            _ => None,
+        }
+    }
+
+    fn drain_dtls(&mut self) {
+        while let Some(d) = self.dtls.poll_transmit() {
+            self.transmits.push_back(d.to_vec());
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.transmits.pop_front()
+    }
+
+    /// Protects an RTP packet for sending (None before SRTP is ready).
+    pub fn protect(&mut self, rtp: &[u8]) -> Option<Vec<u8>> {
+        self.srtp
+            .as_mut()?
+            .protect_rtp(rtp)
+            .ok()
+            .map(|b| b.to_vec())
+    }
+
+    /// Unprotects a received SRTP packet.
+    pub fn unprotect(&mut self, srtp: &[u8]) -> Option<Vec<u8>> {
+        self.srtp
+            .as_mut()?
+            .unprotect_rtp(srtp)
+            .ok()
+            .map(|b| b.to_vec())
+    }
+}

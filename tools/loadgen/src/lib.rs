@@ -1,0 +1,19 @@
+//! switchboard-loadgen: simulated WebRTC publishers and subscribers that
+//! measure an SFU's forwarding (loss, latency, payload integrity, server
+//! CPU per packet). Each simulated client is a real WebRTC endpoint (ICE as
+//! the controlling agent, DTLS client, SRTP) on its own UDP socket.
+//!
+//! Modules: [`endpoint`] (one client's transport, sans-IO), [`sdp`] (the
+//! client side's offers and answers), [`media`] (packets with a send-time
+//! header extension and a checkable payload), [`stats`] (histograms and the
+//! report), [`target`] (setting sessions up through an SFU's API),
+//! [`run`] (threads with mio loops), [`procstat`] (CPU time from /proc).
+
+pub mod endpoint;
+pub mod media;
+pub mod procstat;
+pub mod run;
+pub mod scenario;
+pub mod sdp;
+pub mod stats;
+pub mod target;

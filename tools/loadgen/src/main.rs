@@ -1,0 +1,127 @@
+//! `switchboard-loadgen`: see `--help`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Parser, ValueEnum};
+use switchboard_loadgen::scenario::{self, Scenario};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Target {
+    Switchboard,
+    Janus,
+}
+
+/// Simulated WebRTC publishers and subscribers against an SFU.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard-loadgen", version)]
+struct Cli {
+    /// The SFU under test.
+    #[arg(long, value_enum, default_value = "switchboard")]
+    target: Target,
+    /// The SFU's HTTP base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// App id (switchboard).
+    #[arg(long, default_value = "")]
+    app_id: String,
+    /// App secret (switchboard).
+    #[arg(long, default_value = "")]
+    app_secret: String,
+    /// Publishers.
+    #[arg(long, default_value_t = 1)]
+    publishers: usize,
+    /// Subscribers per publisher (the first step with --ramp).
+    #[arg(long, default_value_t = 10)]
+    subscribers: usize,
+    /// Video bitrate per publisher, kbit/s.
+    #[arg(long, default_value_t = 1500)]
+    video_kbps: u32,
+    /// Video packet size on the wire (SRTP datagram), bytes.
+    #[arg(long, default_value_t = 1200)]
+    packet_size: usize,
+    /// Also send audio (Opus-like, 50 packets/s).
+    #[arg(long)]
+    audio: bool,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Warm-up seconds before measuring.
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
+    /// Server process id, to report its CPU per packet.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Write the JSON report here (with --ramp: one report per step, in an array).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
+    /// Seed of SSRCs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Loop threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Address the clients bind.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: IpAddr,
+    /// Increase subscribers step by step until loss > 1 % or p99 > 10 ms.
+    #[arg(long)]
+    ramp: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if cli.target == Target::Janus {
+        bail!("--target janus is not implemented yet: only switchboard can be driven for now");
+    }
+    let mut scenario = Scenario {
+        url: cli.url.clone(),
+        app_id: cli.app_id.clone(),
+        app_secret: cli.app_secret.clone(),
+        publishers: cli.publishers,
+        subscribers: cli.subscribers,
+        video_kbps: cli.video_kbps,
+        packet_size: cli.packet_size,
+        audio: cli.audio,
+        duration: Duration::from_secs(cli.duration),
+        warmup: Duration::from_secs(cli.warmup),
+        server_pid: cli.server_pid,
+        threads: cli.threads,
+        seed: cli.seed,
+        bind: cli.bind,
+        progress: true,
+    };
+    if !cli.ramp {
+        let report = scenario::run(&scenario)?;
+        println!("{}", report.summary());
+        if let Some(path) = &cli.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+        }
+        return Ok(());
+    }
+    let mut reports = Vec::new();
+    let mut held = None;
+    let mut step = cli.subscribers.max(1);
+    loop {
+        scenario.subscribers = step;
+        scenario.seed = cli.seed + step as u64;
+        let report = scenario::run(&scenario)?;
+        println!("--- {step} subscribers per publisher\n{}", report.summary());
+        let ok = report.loss_ratio <= 0.01 && report.latency_us.p99 <= 10_000;
+        reports.push(report);
+        if !ok {
+            break;
+        }
+        held = Some(step);
+        step = if step < 50 { step * 2 } else { step + step / 2 };
+    }
+    match held {
+        Some(s) => println!("largest subscriber count that held (loss <= 1 %, p99 <= 10 ms): {s}"),
+        None => println!("no step held (loss <= 1 %, p99 <= 10 ms)"),
+    }
+    if let Some(path) = &cli.json {
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)?;
+    }
+    Ok(())
+}

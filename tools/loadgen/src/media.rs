@@ -1,0 +1,116 @@
+//! The packets publishers send: RTP with a one-byte header extension that
+//! carries the send time, the stream and a sequence (header extensions are
+//! not encrypted by SRTP, so subscribers measure without decrypting), and a
+//! payload derived from stream and sequence, so that a sample can be
+//! decrypted and checked byte for byte.
+
+use switchboard::wire::rtp::RtpHeader;
+
+/// Fixed header (12) + extension header (4) + element (1 + 16) + padding (3).
+pub const HEADER_LEN: usize = 36;
+/// The SRTP tag of AEAD_AES_128_GCM.
+pub const SRTP_OVERHEAD: usize = 16;
+
+/// What the send-time extension carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendTime {
+    /// Microseconds since the load generator's epoch.
+    pub sent_us: u64,
+    /// The stream's index in the run.
+    pub stream: u32,
+    /// The packet's sequence within its stream.
+    pub seq: u32,
+}
+
+/// Writes one RTP packet into `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn write_packet(
+    out: &mut Vec<u8>,
+    pt: u8,
+    marker: bool,
+    rtp_seq: u16,
+    timestamp: u32,
+    ssrc: u32,
+    ext_id: u8,
+    send: SendTime,
+    payload_len: usize,
+) {
+    out.clear();
+    out.push(0x90); // V=2, X=1
+    out.push(if marker { 0x80 | pt } else { pt });
+    out.extend_from_slice(&rtp_seq.to_be_bytes());
+    out.extend_from_slice(&timestamp.to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(&[0xbe, 0xde, 0x00, 0x05]); // one-byte extensions, 5 words
+    out.push((ext_id << 4) | 15); // 16 bytes
+    out.extend_from_slice(&send.sent_us.to_be_bytes());
+    out.extend_from_slice(&send.stream.to_be_bytes());
+    out.extend_from_slice(&send.seq.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0]);
+    let start = out.len();
+    out.resize(start + payload_len, 0);
+    fill_payload(&mut out[start..], send.stream, send.seq);
+}
+
+/// The payload of a packet: a function of stream and sequence.
+pub fn fill_payload(payload: &mut [u8], stream: u32, seq: u32) {
+    let mut x = (u64::from(stream) << 32 | u64::from(seq)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    for b in payload.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+}
+
+/// Reads the send-time extension (id `ext_id`) of an RTP or SRTP packet.
+pub fn read_send_time(packet: &[u8], ext_id: u8) -> Option<SendTime> {
+    let header = RtpHeader::new_checked(packet).ok()?;
+    let v = header.extension(ext_id)?;
+    if v.len() != 16 {
+        return None;
+    }
+    Some(SendTime {
+        sent_us: u64::from_be_bytes(v[0..8].try_into().ok()?),
+        stream: u32::from_be_bytes(v[8..12].try_into().ok()?),
+        seq: u32::from_be_bytes(v[12..16].try_into().ok()?),
+    })
+}
+
+/// Whether a decrypted packet's payload is the one its extension says.
+pub fn payload_matches(plain: &[u8], send: &SendTime) -> bool {
+    let Ok(header) = RtpHeader::new_checked(plain) else {
+        return false;
+    };
+    let payload = &plain[header.payload_offset()..];
+    let mut expected = vec![0u8; payload.len()];
+    fill_payload(&mut expected, send.stream, send.seq);
+    expected == payload
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packets_round_trip() {
+        let mut p = Vec::new();
+        let send = SendTime {
+            sent_us: 123_456_789,
+            stream: 3,
+            seq: 77,
+        };
+        write_packet(&mut p, 96, true, 9, 90_000, 0xabcd, 5, send, 1000);
+        assert_eq!(p.len(), HEADER_LEN + 1000);
+        let h = RtpHeader::new_checked(&p).unwrap();
+        assert_eq!(
+            (h.payload_type(), h.marker(), h.sequence_number(), h.ssrc()),
+            (96, true, 9, 0xabcd)
+        );
+        assert_eq!(read_send_time(&p, 5), Some(send));
+        assert_eq!(read_send_time(&p, 6), None);
+        assert!(payload_matches(&p, &send));
+        p[HEADER_LEN + 10] ^= 1;
+        assert!(!payload_matches(&p, &send));
+    }
+}

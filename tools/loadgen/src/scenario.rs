@@ -1,0 +1,301 @@
+//! One measured run against switchboard: set up P publishers and S
+//! subscribers per publisher through the API, let them connect, warm up,
+//! measure a window, and report.
+
+use std::net::{IpAddr, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use indicatif::ProgressBar;
+use switchboard::dtls::DtlsIdentity;
+use switchboard::ice::IceCredentials;
+use switchboard::sdp::{self, MediaKind, extension};
+
+use crate::endpoint::Endpoint;
+use crate::media::{HEADER_LEN, SRTP_OVERHEAD};
+use crate::procstat;
+use crate::run::{self, Client, Role, Shared, StreamTx, phase};
+use crate::sdp::{AUDIO_PT, Sending, VIDEO_PT, publisher_offer, remote_of, subscriber_answer};
+use crate::stats::{Report, Setup, Stats};
+use crate::target::Switchboard;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Server base URL.
+    pub url: String,
+    /// App id.
+    pub app_id: String,
+    /// App secret.
+    pub app_secret: String,
+    /// Publishers.
+    pub publishers: usize,
+    /// Subscribers per publisher.
+    pub subscribers: usize,
+    /// Video bitrate per publisher, kbit/s.
+    pub video_kbps: u32,
+    /// SRTP datagram size of video packets, bytes.
+    pub packet_size: usize,
+    /// Also send Opus-like audio (50 pps).
+    pub audio: bool,
+    /// Measured window.
+    pub duration: Duration,
+    /// Warm-up before the window.
+    pub warmup: Duration,
+    /// Server process to charge CPU to.
+    pub server_pid: Option<u32>,
+    /// Loop threads.
+    pub threads: usize,
+    /// Seed of SSRCs.
+    pub seed: u64,
+    /// Local address the clients bind.
+    pub bind: IpAddr,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+const FPS: u32 = 30;
+const AUDIO_PAYLOAD: usize = 80;
+
+fn ssrc(seed: u64, stream: u32) -> u32 {
+    let x = (seed ^ u64::from(stream).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    ((x >> 32) as u32) | 1
+}
+
+/// The streams of publisher `i`.
+fn streams(s: &Scenario, i: usize) -> Vec<(Sending, StreamTx)> {
+    let per = if s.audio { 2 } else { 1 };
+    let payload = s
+        .packet_size
+        .saturating_sub(HEADER_LEN + SRTP_OVERHEAD)
+        .max(16);
+    let frame_bytes = (s.video_kbps as usize * 1000 / 8) / FPS as usize;
+    let packets = frame_bytes.div_ceil(payload).max(1);
+    let video_index = (i * per) as u32;
+    let mut out = vec![(
+        Sending {
+            kind: MediaKind::Video,
+            ssrc: ssrc(s.seed, video_index),
+        },
+        StreamTx::new(
+            video_index,
+            VIDEO_PT,
+            ssrc(s.seed, video_index),
+            Duration::from_secs(1) / FPS,
+            packets,
+            payload,
+            90_000 / FPS,
+        ),
+    )];
+    if s.audio {
+        let index = video_index + 1;
+        out.push((
+            Sending {
+                kind: MediaKind::Audio,
+                ssrc: ssrc(s.seed, index),
+            },
+            StreamTx::new(
+                index,
+                AUDIO_PT,
+                ssrc(s.seed, index),
+                Duration::from_millis(20),
+                1,
+                AUDIO_PAYLOAD,
+                960,
+            ),
+        ));
+    }
+    out
+}
+
+fn bar(progress: bool, len: usize, message: &'static str) -> ProgressBar {
+    let bar = if progress {
+        ProgressBar::new(len as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_message(message);
+    bar
+}
+
+fn wait_connected(
+    shared: &Shared,
+    want: usize,
+    limit: Duration,
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let connected = shared.connected.load(Ordering::Acquire);
+        bar.set_position(connected as u64);
+        if connected >= want {
+            return Ok(());
+        }
+        let failed = shared.failed.load(Ordering::Acquire);
+        if failed > 0 {
+            bail!("{failed} client(s) failed to connect");
+        }
+        if Instant::now() > deadline {
+            bail!("only {connected} of {want} clients connected within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs one scenario against switchboard.
+pub fn run(s: &Scenario) -> anyhow::Result<Report> {
+    let identity = Arc::new(DtlsIdentity::generate().context("DTLS certificate")?);
+    let api = Switchboard::new(&s.url, &s.app_id, &s.app_secret);
+    let per = if s.audio { 2 } else { 1 };
+    let shared = Shared::new(s.publishers * per);
+    let (senders, handles) = run::spawn(s.threads, &shared);
+    let mut next_thread = 0;
+    let mut hand_off = |client: Client| {
+        let _ = senders[next_thread % senders.len()].send(client);
+        next_thread += 1;
+    };
+    type Measured = (
+        Duration,
+        Option<(Duration, Duration)>,
+        Option<(Duration, Duration)>,
+    );
+    let result = (|| -> anyhow::Result<Measured> {
+        let total = s.publishers * (1 + s.subscribers);
+        let setup = bar(s.progress, total, "connecting");
+        let mut publishers = Vec::new();
+        for i in 0..s.publishers {
+            let socket = UdpSocket::bind((s.bind, 0)).context("bind")?;
+            socket.set_nonblocking(true)?;
+            let ice = IceCredentials::random();
+            let tx = streams(s, i);
+            let sending: Vec<Sending> = tx.iter().map(|(s, _)| *s).collect();
+            let offer = publisher_offer(&sending, &ice.ufrag, &ice.pwd, &identity.fingerprint);
+            let names: Vec<(String, String)> = sending
+                .iter()
+                .enumerate()
+                .map(|(mid, st)| (mid.to_string(), st.kind.as_str().to_owned()))
+                .collect();
+            let (session, answer) = api.publish(&offer, &names)?;
+            let (remote, addr) = remote_of(&answer)?;
+            let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
+            let streams = tx.into_iter().map(|(_, t)| t).collect();
+            hand_off(Client::new(
+                endpoint,
+                socket,
+                addr,
+                Role::Publisher(streams),
+            ));
+            publishers.push((
+                session,
+                names.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
+            ));
+        }
+        wait_connected(&shared, s.publishers, Duration::from_secs(30), &setup)?;
+        for (session, names) in &publishers {
+            for _ in 0..s.subscribers {
+                let created = Instant::now();
+                let socket = UdpSocket::bind((s.bind, 0)).context("bind")?;
+                socket.set_nonblocking(true)?;
+                let ice = IceCredentials::random();
+                let (sub_session, offer) = api.subscribe(session, names)?;
+                let answer =
+                    subscriber_answer(&offer, &ice.ufrag, &ice.pwd, &identity.fingerprint)?;
+                api.renegotiate(&sub_session, &answer)?;
+                let (remote, addr) = remote_of(&offer)?;
+                let send_time_id = sdp::parse(&offer)
+                    .ok()
+                    .and_then(|d| {
+                        d.media
+                            .iter()
+                            .flat_map(|m| m.extmaps.clone())
+                            .find(|e| e.uri == extension::SEND_TIME)
+                    })
+                    .map(|e| e.id)
+                    .context("the server did not offer the send-time extension")?;
+                let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
+                hand_off(Client::new(
+                    endpoint,
+                    socket,
+                    addr,
+                    Role::Subscriber {
+                        send_time_id,
+                        created,
+                        got_media: false,
+                    },
+                ));
+            }
+        }
+        let limit = Duration::from_secs(30) + Duration::from_millis(20 * total as u64);
+        wait_connected(&shared, total, limit, &setup)?;
+        setup.finish_and_clear();
+
+        shared.phase.store(phase::WARMUP, Ordering::Release);
+        std::thread::sleep(s.warmup);
+        let server_cpu0 = s.server_pid.and_then(procstat::cpu_time);
+        let own_cpu0 = procstat::cpu_time(std::process::id());
+        shared.phase.store(phase::MEASURE, Ordering::Release);
+        let t0 = Instant::now();
+        let run_bar = bar(s.progress, s.duration.as_secs() as usize, "measuring (s)");
+        while t0.elapsed() < s.duration {
+            std::thread::sleep(
+                Duration::from_millis(100).min(s.duration.saturating_sub(t0.elapsed())),
+            );
+            run_bar.set_position(t0.elapsed().as_secs());
+        }
+        shared.phase.store(phase::DRAIN, Ordering::Release);
+        let window = t0.elapsed();
+        let server_cpu1 = s.server_pid.and_then(procstat::cpu_time);
+        let own_cpu1 = procstat::cpu_time(std::process::id());
+        run_bar.finish_and_clear();
+        std::thread::sleep(Duration::from_millis(500));
+        Ok((window, server_cpu0.zip(server_cpu1), own_cpu0.zip(own_cpu1)))
+    })();
+    shared.phase.store(phase::STOP, Ordering::Release);
+    let mut stats = Stats::default();
+    for h in handles {
+        if let Ok(s) = h.join() {
+            stats.merge(&s);
+        }
+    }
+    let (window, server_cpu, own_cpu) = result?;
+
+    let sent: u64 = shared
+        .windows
+        .iter()
+        .map(|w| w.sent.load(Ordering::Acquire))
+        .sum();
+    let expected = sent * s.subscribers as u64;
+    let received = stats.received;
+    let server_cpu_s = server_cpu.map(|(a, b)| b.saturating_sub(a).as_secs_f64());
+    Ok(Report {
+        target: "switchboard".into(),
+        publishers: s.publishers,
+        subscribers_per_publisher: s.subscribers,
+        duration_s: window.as_secs_f64(),
+        sent_packets: sent,
+        expected_packets: expected,
+        received_packets: received,
+        loss_ratio: if expected == 0 {
+            0.0
+        } else {
+            1.0 - received as f64 / expected as f64
+        },
+        forwarded_pps: received as f64 / window.as_secs_f64(),
+        latency_us: Report::latency(&stats.latency_us),
+        setup_ms: Setup {
+            p50: stats.setup_ms.value_at_quantile(0.5),
+            p99: stats.setup_ms.value_at_quantile(0.99),
+        },
+        server_cpu_us_per_packet: server_cpu_s
+            .filter(|_| received > 0)
+            .map(|c| c * 1e6 / received as f64),
+        server_cpu_s,
+        loadgen_cpu_s: own_cpu.map_or(0.0, |(a, b)| b.saturating_sub(a).as_secs_f64()),
+        payload_mismatches: stats.mismatches,
+        payload_checked: stats.sampled,
+        machine: procstat::machine(),
+    })
+}

@@ -1,0 +1,229 @@
+//! The client side's SDP: a publisher's offer (sendonly audio and video with
+//! the send-time extension), a subscriber's answer to a server offer, and
+//! reading the server's ICE credentials, fingerprint and candidates.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use anyhow::{Context as _, bail};
+use switchboard::dtls::Fingerprint;
+use switchboard::sdp::{self, Direction, MediaKind, extension};
+
+use crate::endpoint::Remote;
+
+/// The payload types and extension id the publisher uses.
+pub const VIDEO_PT: u8 = 96;
+/// Opus.
+pub const AUDIO_PT: u8 = 111;
+/// The send-time extension's id in our offers.
+pub const SEND_TIME_ID: u8 = 5;
+
+/// One m-line the publisher offers.
+#[derive(Debug, Clone, Copy)]
+pub struct Sending {
+    /// Audio or video.
+    pub kind: MediaKind,
+    /// Its SSRC.
+    pub ssrc: u32,
+}
+
+fn session_header(
+    out: &mut String,
+    mids: &[String],
+    ufrag: &str,
+    pwd: &str,
+    fingerprint: &Fingerprint,
+    setup: &str,
+) {
+    let _ = write!(
+        out,
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n\
+         a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=fingerprint:{}\r\na=setup:{setup}\r\n",
+        mids.join(" "),
+        fingerprint.to_sdp()
+    );
+}
+
+/// A publisher's offer: one sendonly m-line per stream, mids 0, 1, ….
+pub fn publisher_offer(
+    streams: &[Sending],
+    ufrag: &str,
+    pwd: &str,
+    fingerprint: &Fingerprint,
+) -> String {
+    let mids: Vec<String> = (0..streams.len()).map(|i| i.to_string()).collect();
+    let mut out = String::new();
+    session_header(&mut out, &mids, ufrag, pwd, fingerprint, "actpass");
+    for (i, s) in streams.iter().enumerate() {
+        let (pt, rtpmap) = match s.kind {
+            MediaKind::Audio => (AUDIO_PT, "opus/48000/2"),
+            _ => (VIDEO_PT, "VP8/90000"),
+        };
+        let _ = write!(
+            out,
+            "m={} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{i}\r\na=sendonly\r\na=rtcp-mux\r\n\
+             a=extmap:{SEND_TIME_ID} {}\r\na=rtpmap:{pt} {rtpmap}\r\na=rtcp-fb:{pt} nack pli\r\n\
+             a=ssrc:{} cname:loadgen\r\n",
+            s.kind.as_str(),
+            extension::SEND_TIME,
+            s.ssrc
+        );
+    }
+    out
+}
+
+/// A subscriber's answer to the server's offer: every live m-line received
+/// with the offered codecs and extensions, DTLS active.
+pub fn subscriber_answer(
+    offer: &str,
+    ufrag: &str,
+    pwd: &str,
+    fingerprint: &Fingerprint,
+) -> anyhow::Result<String> {
+    let desc = sdp::parse(offer).map_err(|e| anyhow::anyhow!("server offer: {e}"))?;
+    let live: Vec<String> = desc
+        .media
+        .iter()
+        .filter(|m| m.is_active() && m.kind != MediaKind::Application)
+        .filter_map(|m| m.mid.as_ref().map(|mid| mid.0.clone()))
+        .collect();
+    let mut out = String::new();
+    session_header(&mut out, &live, ufrag, pwd, fingerprint, "active");
+    for m in &desc.media {
+        let mid = m.mid.as_ref().map(|m| m.0.as_str()).unwrap_or("");
+        let formats = m.formats.join(" ");
+        if !m.is_active() || m.kind == MediaKind::Application {
+            let _ = write!(
+                out,
+                "m={} 0 {} {formats}\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n",
+                m.kind.as_str(),
+                m.proto
+            );
+            continue;
+        }
+        let direction = if m.direction.sends() {
+            Direction::RecvOnly
+        } else {
+            Direction::Inactive
+        };
+        let _ = write!(
+            out,
+            "m={} 9 {} {formats}\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\na={}\r\na=rtcp-mux\r\n",
+            m.kind.as_str(),
+            m.proto,
+            direction.as_str()
+        );
+        for e in &m.extmaps {
+            let _ = write!(out, "a=extmap:{} {}\r\n", e.id, e.uri);
+        }
+        for c in &m.codecs {
+            let _ = write!(out, "a=rtpmap:{} {}/{}", c.pt, c.name, c.clock_rate);
+            if let Some(ch) = c.channels {
+                let _ = write!(out, "/{ch}");
+            }
+            out.push_str("\r\n");
+            if let Some(f) = &c.fmtp {
+                let _ = write!(out, "a=fmtp:{} {f}\r\n", c.pt);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The server's ICE credentials and fingerprint, and its first UDP host
+/// candidate (IPv4 preferred).
+pub fn remote_of(sdp_text: &str) -> anyhow::Result<(Remote, SocketAddr)> {
+    let desc = sdp::parse(sdp_text).map_err(|e| anyhow::anyhow!("server SDP: {e}"))?;
+    let (ufrag, pwd) = desc
+        .ice_credentials()
+        .context("no ICE credentials in the server's SDP")?;
+    let fingerprint = desc
+        .fingerprint()
+        .and_then(Fingerprint::parse)
+        .context("no sha-256 fingerprint in the server's SDP")?;
+    let candidates = candidates(sdp_text);
+    let Some(addr) = candidates
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(candidates.first())
+    else {
+        bail!("no UDP host candidate in the server's SDP");
+    };
+    Ok((
+        Remote {
+            ufrag: ufrag.to_owned(),
+            pwd: pwd.to_owned(),
+            fingerprint,
+        },
+        *addr,
+    ))
+}
+
+/// UDP candidates in an SDP (`a=candidate:` lines), in order.
+pub fn candidates(sdp_text: &str) -> Vec<SocketAddr> {
+    sdp_text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .filter_map(|c| {
+            let f: Vec<&str> = c.split_ascii_whitespace().collect();
+            if f.get(2)?.eq_ignore_ascii_case("udp") {
+                Some(SocketAddr::new(
+                    f.get(4)?.parse().ok()?,
+                    f.get(5)?.parse().ok()?,
+                ))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard::ice::IceCredentials;
+
+    #[test]
+    fn offers_and_answers_parse_back() {
+        let fp = Fingerprint::of(b"cert");
+        let ice = IceCredentials::random();
+        let offer = publisher_offer(
+            &[
+                Sending {
+                    kind: MediaKind::Video,
+                    ssrc: 5,
+                },
+                Sending {
+                    kind: MediaKind::Audio,
+                    ssrc: 6,
+                },
+            ],
+            &ice.ufrag,
+            &ice.pwd,
+            &fp,
+        );
+        let d = sdp::parse(&offer).unwrap();
+        assert_eq!(d.media.len(), 2);
+        assert_eq!(d.media[0].ssrcs, vec![5]);
+        assert_eq!(d.media[1].codecs[0].name, "opus");
+        assert!(
+            d.media[0]
+                .extmaps
+                .iter()
+                .any(|e| e.uri == extension::SEND_TIME && e.id == SEND_TIME_ID)
+        );
+        // Answering an offer mirrors its m-lines as recvonly.
+        let server_offer = offer.replace(
+            "a=sendonly",
+            "a=sendonly\r\na=candidate:1 1 udp 1 127.0.0.1 40000 typ host",
+        );
+        let answer = subscriber_answer(&server_offer, "u", "p", &fp).unwrap();
+        let a = sdp::parse(&answer).unwrap();
+        assert!(a.media.iter().all(|m| m.direction == Direction::RecvOnly));
+        assert!(answer.contains("a=setup:active"));
+        let (remote, addr) = remote_of(&server_offer).unwrap();
+        assert_eq!(addr, "127.0.0.1:40000".parse::<SocketAddr>().unwrap());
+        assert_eq!(remote.fingerprint, fp);
+        assert!(candidates("a=candidate:1 1 tcp 1 1.2.3.4 9 typ host").is_empty());
+    }
+}

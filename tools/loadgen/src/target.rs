@@ -1,0 +1,126 @@
+//! Setting sessions up on the SFU under test through its HTTP API.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+/// A switchboard (Calls API) app.
+pub struct Switchboard {
+    base: String,
+    secret: String,
+    agent: ureq::Agent,
+}
+
+impl Switchboard {
+    /// The app `app_id` on the server at `url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(url: &str, app_id: &str, secret: &str) -> Self {
+        Switchboard {
+            base: format!("{}/v1/apps/{app_id}", url.trim_end_matches('/')),
+            secret: secret.to_owned(),
+            agent: ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build()
+                .into(),
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.secret);
+        let mut response = match method {
+            "POST" => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send(body.to_string()),
+            _ => self
+                .agent
+                .put(&url)
+                .header("Authorization", &auth)
+                .send(body.to_string()),
+        }
+        .with_context(|| format!("{method} {url}"))?;
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string()?;
+        let value: Value =
+            serde_json::from_str(&text).with_context(|| format!("{method} {url}: {text}"))?;
+        if !(200..300).contains(&status) {
+            bail!("{method} {url}: {status} {text}");
+        }
+        Ok(value)
+    }
+
+    fn new_session(&self) -> anyhow::Result<String> {
+        let v = self.call("POST", "/sessions/new", &json!({}))?;
+        Ok(v["sessionId"].as_str().context("sessionId")?.to_owned())
+    }
+
+    /// Pushes the tracks `(mid, trackName)` of `offer`; returns the session and the answer.
+    pub fn publish(
+        &self,
+        offer: &str,
+        tracks: &[(String, String)],
+    ) -> anyhow::Result<(String, String)> {
+        let session = self.new_session()?;
+        let items: Vec<Value> = tracks
+            .iter()
+            .map(|(mid, name)| json!({"location": "local", "mid": mid, "trackName": name}))
+            .collect();
+        let v = self.call(
+            "POST",
+            &format!("/sessions/{session}/tracks/new"),
+            &json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": items}),
+        )?;
+        check_items(&v)?;
+        let answer = v["sessionDescription"]["sdp"]
+            .as_str()
+            .context("answer")?
+            .to_owned();
+        Ok((session, answer))
+    }
+
+    /// Pulls `names` of `publisher` into a new session; returns it and the server's offer.
+    pub fn subscribe(&self, publisher: &str, names: &[String]) -> anyhow::Result<(String, String)> {
+        let session = self.new_session()?;
+        let items: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"location": "remote", "sessionId": publisher, "trackName": n}))
+            .collect();
+        let v = self.call(
+            "POST",
+            &format!("/sessions/{session}/tracks/new"),
+            &json!({ "tracks": items }),
+        )?;
+        check_items(&v)?;
+        let offer = v["sessionDescription"]["sdp"]
+            .as_str()
+            .context("offer")?
+            .to_owned();
+        Ok((session, offer))
+    }
+
+    /// Answers the server's offer.
+    pub fn renegotiate(&self, session: &str, answer: &str) -> anyhow::Result<()> {
+        self.call(
+            "PUT",
+            &format!("/sessions/{session}/renegotiate"),
+            &json!({"sessionDescription": {"type": "answer", "sdp": answer}}),
+        )?;
+        Ok(())
+    }
+}
+
+fn check_items(v: &Value) -> anyhow::Result<()> {
+    for t in v["tracks"].as_array().into_iter().flatten() {
+        if let Some(code) = t["errorCode"].as_str() {
+            bail!(
+                "track {}: {code}: {}",
+                t["trackName"],
+                t["errorDescription"]
+            );
+        }
+    }
+    Ok(())
+}

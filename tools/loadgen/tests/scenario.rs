@@ -1,0 +1,75 @@
+//! A short load run against an in-process switchboard: a few publishers and
+//! subscribers for a few seconds, with zero loss, zero payload mismatches
+//! and sane latency and setup numbers.
+
+use std::time::Duration;
+
+use switchboard::config::Config;
+use switchboard::server::Server;
+use switchboard_loadgen::scenario::{self, Scenario};
+
+#[test]
+fn a_short_run_loses_nothing() {
+    let server = Server::start(Config::loopback(2)).expect("server");
+    let (app, secret) = server.app();
+    let s = Scenario {
+        url: format!("http://{}", server.http_addr),
+        app_id: app.to_owned(),
+        app_secret: secret.to_owned(),
+        publishers: 2,
+        subscribers: 3,
+        video_kbps: 800,
+        packet_size: 1200,
+        audio: true,
+        duration: Duration::from_secs(2),
+        warmup: Duration::from_secs(1),
+        server_pid: Some(std::process::id()),
+        threads: 1,
+        seed: 7,
+        bind: "127.0.0.1".parse().unwrap(),
+        progress: false,
+    };
+    let report = scenario::run(&s).expect("run");
+    eprintln!("{}", report.summary());
+    assert!(report.sent_packets > 100, "{report:?}");
+    assert_eq!(report.expected_packets, report.sent_packets * 3);
+    assert_eq!(
+        report.received_packets, report.expected_packets,
+        "loss: {report:?}"
+    );
+    assert_eq!(report.loss_ratio, 0.0);
+    assert_eq!(report.payload_mismatches, 0);
+    assert!(report.payload_checked > 10, "{report:?}");
+    assert!(
+        report.latency_us.p50 > 0 && report.latency_us.p50 < 50_000,
+        "{report:?}"
+    );
+    assert!(
+        report.setup_ms.p99 > 0 && report.setup_ms.p99 < 10_000,
+        "{report:?}"
+    );
+    assert!(report.server_cpu_s.is_some());
+    let json = serde_json::to_value(&report).unwrap();
+    for field in [
+        "target",
+        "publishers",
+        "subscribers_per_publisher",
+        "duration_s",
+        "sent_packets",
+        "expected_packets",
+        "received_packets",
+        "loss_ratio",
+        "forwarded_pps",
+        "latency_us",
+        "setup_ms",
+        "server_cpu_s",
+        "server_cpu_us_per_packet",
+        "payload_mismatches",
+        "machine",
+    ] {
+        assert!(json.get(field).is_some(), "missing {field}");
+    }
+    for p in ["p50", "p90", "p99", "p999", "max"] {
+        assert!(json["latency_us"].get(p).is_some());
+    }
+}
