@@ -1,6 +1,7 @@
 //! One simulated client's transport, sans-IO: ICE checks as the controlling
-//! agent (USE-CANDIDATE on the one pair), then a DTLS handshake as client,
-//! then SRTP. Consent checks keep the pair alive during a run.
+//! agent (USE-CANDIDATE on the one pair), then a DTLS handshake (as client,
+//! or as server when the SFU answered `a=setup:active`), then SRTP. Consent
+//! checks keep the pair alive during a run.
 //!
 //! Inputs: `handle_datagram`, `handle_timeout`; output: `poll_transmit`.
 
@@ -29,6 +30,8 @@ pub struct Remote {
     pub pwd: String,
     /// Its certificate fingerprint.
     pub fingerprint: Fingerprint,
+    /// Our side of the DTLS handshake, from the SDP's `a=setup`.
+    pub dtls_role: DtlsRole,
 }
 
 /// Where the endpoint is in connecting.
@@ -59,14 +62,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint that will connect to `remote` as ICE controlling agent and DTLS client.
+    /// An endpoint that will connect to `remote` as ICE controlling agent.
     pub fn new(
         identity: Arc<DtlsIdentity>,
         ice: IceCredentials,
         remote: Remote,
         now: Instant,
     ) -> Self {
-        let dtls = DtlsTransport::new(identity, remote.fingerprint.clone(), DtlsRole::Client);
+        let dtls = DtlsTransport::new(identity, remote.fingerprint.clone(), remote.dtls_role);
         Endpoint {
             ice,
             remote,

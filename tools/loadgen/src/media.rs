@@ -48,8 +48,32 @@ pub fn write_packet(
     out.extend_from_slice(&send.seq.to_be_bytes());
     out.extend_from_slice(&[0, 0, 0]);
     let start = out.len();
-    out.resize(start + payload_len, 0);
-    fill_payload(&mut out[start..], send.stream, send.seq);
+    out.resize(start + payload_len.max(SEND_TIME_LEN), 0);
+    write_payload(&mut out[start..], &send);
+}
+
+/// Bytes of the send time at the start of every payload.
+const SEND_TIME_LEN: usize = 16;
+
+/// A payload: the send time (for SFUs that drop unknown header extensions;
+/// then subscribers decrypt every packet), then bytes derived from stream
+/// and sequence.
+fn write_payload(payload: &mut [u8], send: &SendTime) {
+    payload[0..8].copy_from_slice(&send.sent_us.to_be_bytes());
+    payload[8..12].copy_from_slice(&send.stream.to_be_bytes());
+    payload[12..16].copy_from_slice(&send.seq.to_be_bytes());
+    fill_payload(&mut payload[SEND_TIME_LEN..], send.stream, send.seq);
+}
+
+/// The send time at the start of a decrypted packet's payload.
+pub fn payload_send_time(plain: &[u8]) -> Option<SendTime> {
+    let header = RtpHeader::new_checked(plain).ok()?;
+    let p = plain.get(header.payload_offset()..)?.get(..SEND_TIME_LEN)?;
+    Some(SendTime {
+        sent_us: u64::from_be_bytes(p[0..8].try_into().ok()?),
+        stream: u32::from_be_bytes(p[8..12].try_into().ok()?),
+        seq: u32::from_be_bytes(p[12..16].try_into().ok()?),
+    })
 }
 
 /// The payload of a packet: a function of stream and sequence.
@@ -83,8 +107,11 @@ pub fn payload_matches(plain: &[u8], send: &SendTime) -> bool {
         return false;
     };
     let payload = &plain[header.payload_offset()..];
+    if payload.len() < SEND_TIME_LEN {
+        return false;
+    }
     let mut expected = vec![0u8; payload.len()];
-    fill_payload(&mut expected, send.stream, send.seq);
+    write_payload(&mut expected, send);
     expected == payload
 }
 
@@ -110,6 +137,7 @@ mod tests {
         assert_eq!(read_send_time(&p, 5), Some(send));
         assert_eq!(read_send_time(&p, 6), None);
         assert!(payload_matches(&p, &send));
+        assert_eq!(payload_send_time(&p), Some(send));
         p[HEADER_LEN + 10] ^= 1;
         assert!(!payload_matches(&p, &send));
     }

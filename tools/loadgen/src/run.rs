@@ -140,8 +140,9 @@ pub enum Role {
     Publisher(Vec<StreamTx>),
     /// Receives and measures.
     Subscriber {
-        /// The send-time extension's id in this subscriber's session.
-        send_time_id: u8,
+        /// The send-time extension's id in this subscriber's session; without
+        /// it every packet is decrypted to read the send time.
+        send_time_id: Option<u8>,
         /// When its first API call was made.
         created: Instant,
         /// Whether it has received media yet.
@@ -369,9 +370,17 @@ fn receive(live: &mut Live, shared: &Shared, datagram: &[u8], stats: &mut Stats)
     else {
         return;
     };
-    let Some(send) = media::read_send_time(rtp, *send_time_id) else {
-        return;
+    let mut checked = None;
+    let send = match send_time_id {
+        Some(id) => media::read_send_time(rtp, *id),
+        None => {
+            let plain = client.endpoint.unprotect(datagram);
+            let send = plain.as_deref().and_then(media::payload_send_time);
+            checked = Some(plain.zip(send).is_some_and(|(p, s)| media::payload_matches(&p, &s)));
+            send
+        }
     };
+    let Some(send) = send else { return };
     if !*got_media {
         *got_media = true;
         let _ = stats
@@ -388,12 +397,16 @@ fn receive(live: &mut Live, shared: &Shared, datagram: &[u8], stats: &mut Stats)
     stats.received += 1;
     let latency = shared.micros(now).saturating_sub(send.sent_us).max(1);
     let _ = stats.latency_us.record(latency);
-    if send.seq % 64 == 0 {
+    if checked.is_none() && send.seq % 64 == 0 {
+        checked = Some(
+            client
+                .endpoint
+                .unprotect(datagram)
+                .is_some_and(|plain| media::payload_matches(&plain, &send)),
+        );
+    }
+    if let Some(ok) = checked {
         stats.sampled += 1;
-        let ok = client
-            .endpoint
-            .unprotect(datagram)
-            .is_some_and(|plain| media::payload_matches(&plain, &send));
         if !ok {
             stats.mismatches += 1;
         }

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use anyhow::{Context as _, bail};
-use switchboard::dtls::Fingerprint;
+use switchboard::dtls::{DtlsRole, Fingerprint};
 use switchboard::sdp::{self, Direction, MediaKind, extension};
 
 use crate::endpoint::Remote;
@@ -130,8 +130,10 @@ pub fn subscriber_answer(
     Ok(out)
 }
 
-/// The server's ICE credentials and fingerprint, and its first UDP host
-/// candidate (IPv4 preferred).
+/// The server's ICE credentials and fingerprint, our DTLS role, and its
+/// first UDP host candidate (IPv4 preferred). `sdp_text` is the server's
+/// answer to our offer (its `a=setup` decides) or its offer (we answer
+/// `active`).
 pub fn remote_of(sdp_text: &str) -> anyhow::Result<(Remote, SocketAddr)> {
     let desc = sdp::parse(sdp_text).map_err(|e| anyhow::anyhow!("server SDP: {e}"))?;
     let (ufrag, pwd) = desc
@@ -149,11 +151,17 @@ pub fn remote_of(sdp_text: &str) -> anyhow::Result<(Remote, SocketAddr)> {
     else {
         bail!("no UDP host candidate in the server's SDP");
     };
+    let setup = desc.setup.as_deref().or_else(|| desc.media.iter().find_map(|m| m.setup.as_deref()));
+    let dtls_role = match setup {
+        Some("active") => DtlsRole::Server,
+        _ => DtlsRole::Client,
+    };
     Ok((
         Remote {
             ufrag: ufrag.to_owned(),
             pwd: pwd.to_owned(),
             fingerprint,
+            dtls_role,
         },
         *addr,
     ))
