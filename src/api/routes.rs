@@ -22,6 +22,9 @@ use super::error::ApiError;
 
 /// Largest request body accepted.
 const BODY_LIMIT: usize = 1 << 20;
+/// Bodies up to this size are read to the end even when refused, so that
+/// the client gets its 413 rather than a reset connection.
+const BODY_DRAIN_LIMIT: usize = 16 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -122,9 +125,12 @@ fn authorize(state: &ApiState, app: &str, headers: &HeaderMap) -> Result<AppId, 
 
 /// Reads a JSON body whatever its content type; empty means `{}`.
 async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, BODY_LIMIT)
+    let bytes = axum::body::to_bytes(body, BODY_DRAIN_LIMIT)
         .await
         .map_err(|_| ApiError::payload_too_large())?;
+    if bytes.len() > BODY_LIMIT {
+        return Err(ApiError::payload_too_large());
+    }
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {

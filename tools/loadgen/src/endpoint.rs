@@ -122,6 +122,14 @@ impl Endpoint {
     /// Takes a datagram from the server. Returns RTP (still protected) for
     /// the caller to measure.
     pub fn handle_datagram<'a>(&mut self, now: Instant, datagram: &'a [u8]) -> Option<&'a [u8]> {
+        if std::env::var_os("LOADGEN_DEBUG").is_some() {
+            eprintln!(
+                "rx {:?} {} bytes in {:?}",
+                classify(datagram),
+                datagram.len(),
+                self.phase
+            );
+        }
         match classify(datagram) {
             PacketKind::Stun => {
                 let ok = StunMessage::new_checked(datagram).is_ok_and(|m| {

@@ -10,6 +10,7 @@
 //! [`run`] (threads with mio loops), [`procstat`] (CPU time from /proc).
 
 pub mod endpoint;
+pub mod janus;
 pub mod media;
 pub mod procstat;
 pub mod run;

@@ -3,7 +3,6 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use anyhow::bail;
 use clap::{Parser, ValueEnum};
 use switchboard_loadgen::scenario::{self, Scenario};
 
@@ -72,10 +71,11 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if cli.target == Target::Janus {
-        bail!("--target janus is not implemented yet: only switchboard can be driven for now");
-    }
     let mut scenario = Scenario {
+        target: match cli.target {
+            Target::Switchboard => "switchboard".into(),
+            Target::Janus => "janus".into(),
+        },
         url: cli.url.clone(),
         app_id: cli.app_id.clone(),
         app_secret: cli.app_secret.clone(),

@@ -376,7 +376,11 @@ fn receive(live: &mut Live, shared: &Shared, datagram: &[u8], stats: &mut Stats)
         None => {
             let plain = client.endpoint.unprotect(datagram);
             let send = plain.as_deref().and_then(media::payload_send_time);
-            checked = Some(plain.zip(send).is_some_and(|(p, s)| media::payload_matches(&p, &s)));
+            checked = Some(
+                plain
+                    .zip(send)
+                    .is_some_and(|(p, s)| media::payload_matches(&p, &s)),
+            );
             send
         }
     };

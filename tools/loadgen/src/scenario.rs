@@ -14,16 +14,21 @@ use switchboard::ice::IceCredentials;
 use switchboard::sdp::{self, MediaKind, extension};
 
 use crate::endpoint::Endpoint;
+use crate::janus::Janus;
 use crate::media::{HEADER_LEN, SRTP_OVERHEAD};
 use crate::procstat;
 use crate::run::{self, Client, Role, Shared, StreamTx, phase};
-use crate::sdp::{AUDIO_PT, Sending, VIDEO_PT, publisher_offer, remote_of, subscriber_answer};
+use crate::sdp::{
+    AUDIO_PT, Local, Sending, VIDEO_PT, publisher_offer, remote_of, subscriber_answer,
+};
 use crate::stats::{Report, Setup, Stats};
-use crate::target::Switchboard;
+use crate::target::{Sfu, Switchboard};
 
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// `switchboard` or `janus`.
+    pub target: String,
     /// Server base URL.
     pub url: String,
     /// App id.
@@ -148,7 +153,10 @@ fn wait_connected(
 /// Runs one scenario against switchboard.
 pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     let identity = Arc::new(DtlsIdentity::generate().context("DTLS certificate")?);
-    let api = Switchboard::new(&s.url, &s.app_id, &s.app_secret);
+    let mut api: Box<dyn Sfu> = match s.target.as_str() {
+        "janus" => Box::new(Janus::new(&s.url, s.publishers)?),
+        _ => Box::new(Switchboard::new(&s.url, &s.app_id, &s.app_secret)),
+    };
     let per = if s.audio { 2 } else { 1 };
     let shared = Shared::new(s.publishers * per);
     let (senders, handles) = run::spawn(s.threads, &shared);
@@ -172,7 +180,13 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             let ice = IceCredentials::random();
             let tx = streams(s, i);
             let sending: Vec<Sending> = tx.iter().map(|(s, _)| *s).collect();
-            let offer = publisher_offer(&sending, &ice.ufrag, &ice.pwd, &identity.fingerprint);
+            let local = Local {
+                ufrag: &ice.ufrag,
+                pwd: &ice.pwd,
+                fingerprint: &identity.fingerprint,
+                addr: socket.local_addr()?,
+            };
+            let offer = publisher_offer(&sending, &local);
             let names: Vec<(String, String)> = sending
                 .iter()
                 .enumerate()
@@ -201,9 +215,16 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
                 socket.set_nonblocking(true)?;
                 let ice = IceCredentials::random();
                 let (sub_session, offer) = api.subscribe(session, names)?;
-                let answer =
-                    subscriber_answer(&offer, &ice.ufrag, &ice.pwd, &identity.fingerprint)?;
-                api.renegotiate(&sub_session, &answer)?;
+                let answer = subscriber_answer(
+                    &offer,
+                    &Local {
+                        ufrag: &ice.ufrag,
+                        pwd: &ice.pwd,
+                        fingerprint: &identity.fingerprint,
+                        addr: socket.local_addr()?,
+                    },
+                )?;
+                api.answer(&sub_session, &answer)?;
                 let (remote, addr) = remote_of(&offer)?;
                 let send_time_id = sdp::parse(&offer)
                     .ok()
@@ -270,7 +291,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     let received = stats.received;
     let server_cpu_s = server_cpu.map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     Ok(Report {
-        target: "switchboard".into(),
+        target: s.target.clone(),
         publishers: s.publishers,
         subscribers_per_publisher: s.subscribers,
         duration_s: window.as_secs_f64(),

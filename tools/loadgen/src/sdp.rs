@@ -27,33 +27,47 @@ pub struct Sending {
     pub ssrc: u32,
 }
 
-fn session_header(
-    out: &mut String,
-    mids: &[String],
-    ufrag: &str,
-    pwd: &str,
-    fingerprint: &Fingerprint,
-    setup: &str,
-) {
+fn session_header(out: &mut String, mids: &[String]) {
     let _ = write!(
         out,
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n\
-         a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\na=fingerprint:{}\r\na=setup:{setup}\r\n",
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE {}\r\n",
         mids.join(" "),
-        fingerprint.to_sdp()
+    );
+}
+
+/// Transport attributes, written in every m-section as browsers do (some
+/// SFUs read them only there).
+/// Our side of the transport, for every SDP we write.
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    /// Our ice-ufrag.
+    pub ufrag: &'a str,
+    /// Our ice-pwd.
+    pub pwd: &'a str,
+    /// Our certificate's fingerprint.
+    pub fingerprint: &'a Fingerprint,
+    /// Our UDP socket (the host candidate).
+    pub addr: SocketAddr,
+}
+
+fn transport(out: &mut String, local: &Local<'_>, setup: &str) {
+    let _ = write!(
+        out,
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:{setup}\r\n\
+         a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n",
+        local.ufrag,
+        local.pwd,
+        local.fingerprint.to_sdp(),
+        local.addr.ip(),
+        local.addr.port()
     );
 }
 
 /// A publisher's offer: one sendonly m-line per stream, mids 0, 1, ….
-pub fn publisher_offer(
-    streams: &[Sending],
-    ufrag: &str,
-    pwd: &str,
-    fingerprint: &Fingerprint,
-) -> String {
+pub fn publisher_offer(streams: &[Sending], local: &Local<'_>) -> String {
     let mids: Vec<String> = (0..streams.len()).map(|i| i.to_string()).collect();
     let mut out = String::new();
-    session_header(&mut out, &mids, ufrag, pwd, fingerprint, "actpass");
+    session_header(&mut out, &mids);
     for (i, s) in streams.iter().enumerate() {
         let (pt, rtpmap) = match s.kind {
             MediaKind::Audio => (AUDIO_PT, "opus/48000/2"),
@@ -68,18 +82,14 @@ pub fn publisher_offer(
             extension::SEND_TIME,
             s.ssrc
         );
+        transport(&mut out, local, "actpass");
     }
     out
 }
 
 /// A subscriber's answer to the server's offer: every live m-line received
 /// with the offered codecs and extensions, DTLS active.
-pub fn subscriber_answer(
-    offer: &str,
-    ufrag: &str,
-    pwd: &str,
-    fingerprint: &Fingerprint,
-) -> anyhow::Result<String> {
+pub fn subscriber_answer(offer: &str, local: &Local<'_>) -> anyhow::Result<String> {
     let desc = sdp::parse(offer).map_err(|e| anyhow::anyhow!("server offer: {e}"))?;
     let live: Vec<String> = desc
         .media
@@ -88,7 +98,7 @@ pub fn subscriber_answer(
         .filter_map(|m| m.mid.as_ref().map(|mid| mid.0.clone()))
         .collect();
     let mut out = String::new();
-    session_header(&mut out, &live, ufrag, pwd, fingerprint, "active");
+    session_header(&mut out, &live);
     for m in &desc.media {
         let mid = m.mid.as_ref().map(|m| m.0.as_str()).unwrap_or("");
         let formats = m.formats.join(" ");
@@ -113,6 +123,7 @@ pub fn subscriber_answer(
             m.proto,
             direction.as_str()
         );
+        transport(&mut out, local, "active");
         for e in &m.extmaps {
             let _ = write!(out, "a=extmap:{} {}\r\n", e.id, e.uri);
         }
@@ -151,7 +162,10 @@ pub fn remote_of(sdp_text: &str) -> anyhow::Result<(Remote, SocketAddr)> {
     else {
         bail!("no UDP host candidate in the server's SDP");
     };
-    let setup = desc.setup.as_deref().or_else(|| desc.media.iter().find_map(|m| m.setup.as_deref()));
+    let setup = desc
+        .setup
+        .as_deref()
+        .or_else(|| desc.media.iter().find_map(|m| m.setup.as_deref()));
     let dtls_role = match setup {
         Some("active") => DtlsRole::Server,
         _ => DtlsRole::Client,
@@ -225,11 +239,15 @@ mod tests {
             "a=sendonly",
             "a=sendonly\r\na=candidate:1 1 udp 1 127.0.0.1 40000 typ host",
         );
-        let answer = subscriber_answer(&server_offer, "u", "p", &fp).unwrap();
+        let answer = subscriber_answer(&server_offer, &local).unwrap();
         let a = sdp::parse(&answer).unwrap();
         assert!(a.media.iter().all(|m| m.direction == Direction::RecvOnly));
         assert!(answer.contains("a=setup:active"));
-        let (remote, addr) = remote_of(&server_offer).unwrap();
+        let (remote, addr) = remote_of(&server_offer.replace(
+            "a=candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host\r\n",
+            "",
+        ))
+        .unwrap();
         assert_eq!(addr, "127.0.0.1:40000".parse::<SocketAddr>().unwrap());
         assert_eq!(remote.fingerprint, fp);
         assert!(candidates("a=candidate:1 1 tcp 1 1.2.3.4 9 typ host").is_empty());

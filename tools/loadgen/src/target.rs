@@ -1,4 +1,39 @@
-//! Setting sessions up on the SFU under test through its HTTP API.
+//! Setting sessions up on the SFU under test through its HTTP API: the
+//! [`Sfu`] operations a run needs, for switchboard here and for Janus in
+//! `crate::janus`.
+
+/// What a run asks of an SFU.
+pub trait Sfu {
+    /// Pushes the tracks `(mid, trackName)` of `offer`; returns what
+    /// subscribers name the publisher by, and the SFU's answer (with its
+    /// candidates).
+    fn publish(
+        &mut self,
+        offer: &str,
+        tracks: &[(String, String)],
+    ) -> anyhow::Result<(String, String)>;
+    /// Pulls `names` of a publisher into a new subscription; returns its id
+    /// and the SFU's offer (with its candidates).
+    fn subscribe(&mut self, publisher: &str, names: &[String]) -> anyhow::Result<(String, String)>;
+    /// Answers the SFU's offer of a subscription.
+    fn answer(&mut self, subscription: &str, answer: &str) -> anyhow::Result<()>;
+}
+
+impl Sfu for Switchboard {
+    fn publish(
+        &mut self,
+        offer: &str,
+        tracks: &[(String, String)],
+    ) -> anyhow::Result<(String, String)> {
+        Switchboard::publish(self, offer, tracks)
+    }
+    fn subscribe(&mut self, publisher: &str, names: &[String]) -> anyhow::Result<(String, String)> {
+        Switchboard::subscribe(self, publisher, names)
+    }
+    fn answer(&mut self, subscription: &str, answer: &str) -> anyhow::Result<()> {
+        self.renegotiate(subscription, answer)
+    }
+}
 
 use std::time::Duration;
 

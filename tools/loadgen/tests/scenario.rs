@@ -13,6 +13,7 @@ fn a_short_run_loses_nothing() {
     let server = Server::start(Config::loopback(2)).expect("server");
     let (app, secret) = server.app();
     let s = Scenario {
+        target: "switchboard".into(),
         url: format!("http://{}", server.http_addr),
         app_id: app.to_owned(),
         app_secret: secret.to_owned(),
