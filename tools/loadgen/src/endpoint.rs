@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, Fingerprint};
-use switchboard::ice::{IceCredentials, write_binding_request};
+use switchboard::ice::{BindingRequest, IceCredentials, write_binding_request};
 use switchboard::ids::random_bytes;
 use switchboard::srtp::SrtpSession;
 use switchboard::wire::stun::{StunMessage, message_type};
@@ -121,7 +121,12 @@ impl Endpoint {
 
     /// Takes a datagram from the server. Returns RTP (still protected) for
     /// the caller to measure.
-    pub fn handle_datagram<'a>(&mut self, now: Instant, datagram: &'a [u8]) -> Option<&'a [u8]> {
+    pub fn handle_datagram<'a>(
+        &mut self,
+        now: Instant,
+        from: std::net::SocketAddr,
+        datagram: &'a [u8],
+    ) -> Option<&'a [u8]> {
         if std::env::var_os("LOADGEN_DEBUG").is_some() {
             eprintln!(
                 "rx {:?} {} bytes in {:?}",
@@ -132,6 +137,16 @@ impl Endpoint {
         }
         match classify(datagram) {
             PacketKind::Stun => {
+                // Some SFUs check the pair themselves even as ICE-lite
+                // agents (libnice does): answer their checks.
+                if let Ok(check) = BindingRequest::read(datagram) {
+                    if check.local_ufrag == self.ice.ufrag && check.verify(&self.ice.pwd).is_ok() {
+                        let mut out = Vec::with_capacity(96);
+                        check.write_success(from, &self.ice.pwd, &mut out);
+                        self.transmits.push_back(out);
+                    }
+                    return None;
+                }
                 let ok = StunMessage::new_checked(datagram).is_ok_and(|m| {
                     m.message_type() == message_type::BINDING_SUCCESS
                         && m.integrity_ok(self.remote.pwd.as_bytes())

@@ -235,9 +235,6 @@ impl Sfu for Janus {
             .context("publisher feed id")?;
         let answer = event["jsep"]["sdp"].as_str().context("answer sdp")?;
         let candidates = self.candidates(handle)?;
-        if std::env::var_os("LOADGEN_DEBUG").is_some() {
-            eprintln!("Janus answer:\n{}", with_candidates(answer, &candidates));
-        }
         Ok((feed.to_string(), with_candidates(answer, &candidates)))
     }
 

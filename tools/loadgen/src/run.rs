@@ -259,8 +259,8 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
             let Some(live) = clients.get_mut(event.token().0) else {
                 continue;
             };
-            while let Ok((n, _)) = live.socket.recv_from(&mut buf) {
-                receive(live, shared, &buf[..n], &mut stats);
+            while let Ok((n, from)) = live.socket.recv_from(&mut buf) {
+                receive(live, shared, from, &buf[..n], &mut stats);
             }
         }
     }
@@ -356,10 +356,11 @@ fn send_frames(
     next
 }
 
-fn receive(live: &mut Live, shared: &Shared, datagram: &[u8], stats: &mut Stats) {
+fn receive(live: &mut Live, shared: &Shared, from: SocketAddr, datagram: &[u8], stats: &mut Stats) {
     let now = Instant::now();
     let client = &mut live.client;
-    let Some(rtp) = client.endpoint.handle_datagram(now, datagram) else {
+    let Some(rtp) = client.endpoint.handle_datagram(now, from, datagram) else {
+        flush(client, &live.socket);
         return;
     };
     let Role::Subscriber {
