@@ -132,10 +132,10 @@ impl Janus {
         let deadline = Instant::now() + limit;
         let mut events = self.inbox.events.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(queue) = events.get_mut(&handle) {
-                if let Some(i) = queue.iter().position(&want) {
-                    return Ok(queue.remove(i).unwrap_or_default());
-                }
+            if let Some(queue) = events.get_mut(&handle)
+                && let Some(i) = queue.iter().position(&want)
+            {
+                return Ok(queue.remove(i).unwrap_or_default());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -209,6 +209,12 @@ mod tests {
     fn offers_and_answers_parse_back() {
         let fp = Fingerprint::of(b"cert");
         let ice = IceCredentials::random();
+        let local = Local {
+            ufrag: &ice.ufrag,
+            pwd: &ice.pwd,
+            fingerprint: &fp,
+            addr: "127.0.0.1:5000".parse().unwrap(),
+        };
         let offer = publisher_offer(
             &[
                 Sending {
@@ -220,9 +226,7 @@ mod tests {
                     ssrc: 6,
                 },
             ],
-            &ice.ufrag,
-            &ice.pwd,
-            &fp,
+            &local,
         );
         let d = sdp::parse(&offer).unwrap();
         assert_eq!(d.media.len(), 2);
