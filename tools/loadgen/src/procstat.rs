@@ -26,7 +26,8 @@ pub fn machine() -> serde_json::Value {
         .find_map(|l| l.strip_prefix("model name"))
         .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_else(|| "unknown".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    // All the machine's cores, not only those this process may run on.
+    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
     serde_json::json!({ "cpu": model, "cores": cores })
 }
 
