@@ -71,6 +71,7 @@ try:
     a.set_yscale("log")
     b.set_xlabel("subscribers")
     b.set_ylabel("p99 latency (ms)")
+    b.set_yscale("log")
     a.legend()
     a.grid(True, alpha=0.3)
     b.grid(True, alpha=0.3)
