@@ -27,7 +27,10 @@ pub fn machine() -> serde_json::Value {
         .map(|l| l.trim_start_matches([' ', '\t', ':']).to_owned())
         .unwrap_or_else(|| "unknown".into());
     // All the machine's cores, not only those this process may run on.
-    let cores = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cores = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     serde_json::json!({ "cpu": model, "cores": cores })
 }
 
