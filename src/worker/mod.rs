@@ -122,6 +122,8 @@ impl Workers {
             );
             let worker = Worker {
                 id: i,
+                batch: socket::BatchSender::new(),
+                pending: Vec::with_capacity(socket::BATCH),
                 poll,
                 socket: mio::net::UdpSocket::from_std(socket),
                 commands: rx,
@@ -162,6 +164,8 @@ impl Workers {
 
 struct Worker {
     id: usize,
+    batch: socket::BatchSender,
+    pending: Vec<crate::engine::Transmit>,
     poll: Poll,
     socket: mio::net::UdpSocket,
     commands: Receiver<WorkerCommand>,
@@ -231,10 +235,24 @@ impl Worker {
     }
 
     fn flush(&mut self) {
-        while let Some(t) = self.engine.poll_transmit() {
-            match self.socket.send_to(&t.bytes, t.to) {
-                Ok(_) => Counters::add(&self.engine.counters().packets_out, 1),
-                Err(_) => self.engine.counters().count_drop(DropReason::SendFailed),
+        loop {
+            self.pending.clear();
+            while self.pending.len() < socket::BATCH {
+                match self.engine.poll_transmit() {
+                    Some(t) => self.pending.push(t),
+                    None => break,
+                }
+            }
+            if self.pending.is_empty() {
+                break;
+            }
+            let datagrams: Vec<(SocketAddr, &[u8])> =
+                self.pending.iter().map(|t| (t.to, &t.bytes[..])).collect();
+            let sent = self.batch.send(&self.socket, &datagrams);
+            let counters = self.engine.counters();
+            Counters::add(&counters.packets_out, sent as u64);
+            for _ in sent..datagrams.len() {
+                counters.count_drop(DropReason::SendFailed);
             }
         }
         let mut woken = vec![false; self.rings.wakers.len()];
