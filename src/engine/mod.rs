@@ -29,6 +29,8 @@ use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
 use crate::srtp::SrtpSession;
+use crate::srtp::gcm::{self, GcmSender};
+use rtc_srtp::protection_profile::ProtectionProfile;
 use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
@@ -54,6 +56,8 @@ pub struct Transmit {
 struct MediaSession {
     addr: SocketAddr,
     srtp: Option<SrtpSession>,
+    /// In-place protect of forwarded RTP when the profile is AEAD_AES_128_GCM.
+    gcm: Option<GcmSender>,
     media: Arc<SessionMedia>,
     /// SSRC → reception stats (and route index).
     inbound: HashMap<u32, ReceptionStats>,
@@ -298,10 +302,10 @@ impl Engine {
                 header.timestamp(),
                 plain.len() - header.payload_offset(),
             );
-            self.scratch.clear();
-            self.scratch.extend_from_slice(plain);
+            let mut packet = BytesMut::with_capacity(plain.len() + gcm::TAG_LEN);
+            packet.extend_from_slice(plain);
             rtp::rewrite_in_place(
-                &mut self.scratch,
+                &mut packet,
                 header.layout(),
                 Rewrite {
                     ssrc: outlet.ssrc,
@@ -309,14 +313,18 @@ impl Engine {
                     extensions: &outlet.extensions,
                 },
             );
-            rtp::set_sequence_number(&mut self.scratch, seq);
-            rtp::set_timestamp(&mut self.scratch, ts);
-            match srtp.protect_rtp(&self.scratch) {
-                Ok(bytes) => {
+            rtp::set_sequence_number(&mut packet, seq);
+            rtp::set_timestamp(&mut packet, ts);
+            let protected = match s.gcm.as_mut() {
+                Some(g) => g.protect(&mut packet, header.payload_offset()).map(|()| packet).ok(),
+                None => srtp.protect_rtp(&packet).ok(),
+            };
+            match protected {
+                Some(bytes) => {
                     Counters::add(&counters.rtp_forwarded, 1);
                     self.transmits.push_back(Transmit { to: s.addr, bytes });
                 }
-                Err(_) => counters.count_drop(DropReason::SrtpFailure),
+                None => counters.count_drop(DropReason::SrtpFailure),
             }
         }
     }
@@ -430,6 +438,7 @@ impl Engine {
                             MediaSession {
                                 addr,
                                 srtp: None,
+                                gcm: None,
                                 media: Arc::default(),
                                 inbound: HashMap::new(),
                                 outbound: HashMap::new(),
@@ -441,6 +450,9 @@ impl Engine {
             WorkerCommand::Keys { key, keys } => {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     s.srtp = SrtpSession::new(&keys).ok();
+                    s.gcm = matches!(keys.profile, ProtectionProfile::AeadAes128Gcm)
+                        .then(|| GcmSender::new(&keys.local.0, &keys.local.1).ok())
+                        .flatten();
                 }
             }
             WorkerCommand::Media { key, media } => {

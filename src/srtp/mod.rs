@@ -4,6 +4,8 @@
 //! Where it sits: on the media worker that owns the session's 5-tuple,
 //! right after receive (unprotect) and right before send (protect).
 
+pub mod gcm;
+
 use bytes::BytesMut;
 use rtc_srtp::context::Context;
 use rtc_srtp::crypto::default_provider;

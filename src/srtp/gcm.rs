@@ -1,0 +1,177 @@
+//! SRTP protect for AEAD_AES_128_GCM (RFC 7714), in place: the packet is
+//! encrypted where it lies and the tag appended, with no allocation. This
+//! is the per-subscriber half of forwarding, so it runs once per subscriber
+//! per packet; unprotect (once per packet) and SRTCP stay with `rtc-srtp`.
+//!
+//! Session keys are derived from the DTLS-exported master key and salt with
+//! the AES-CM PRF of RFC 3711 §4.3 (key derivation rate 0).
+
+use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
+use aws_lc_rs::iv::FixedLength;
+
+/// The tag GCM appends.
+pub const TAG_LEN: usize = 16;
+
+/// Labels of RFC 3711 §4.3.2.
+const LABEL_RTP_KEY: u8 = 0;
+const LABEL_RTP_SALT: u8 = 2;
+
+/// Why a protect failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GcmError {
+    /// Keys of the wrong length.
+    #[error("bad SRTP master key or salt length")]
+    BadKey,
+    /// Not an RTP packet, or the header is longer than the packet.
+    #[error("malformed RTP packet")]
+    Malformed,
+}
+
+/// RFC 3711 §4.3.1 with kdr = 0: AES-CM keystream of the master key, IV =
+/// (master salt, padded to 14 bytes, XOR label at byte 7) || 0x0000.
+pub fn derive(master_key: &[u8], master_salt: &[u8], label: u8, len: usize) -> Result<Vec<u8>, GcmError> {
+    if master_key.len() != 16 || master_salt.len() > 14 {
+        return Err(GcmError::BadKey);
+    }
+    let mut iv = [0u8; 16];
+    iv[..master_salt.len()].copy_from_slice(master_salt);
+    iv[7] ^= label;
+    let key = UnboundCipherKey::new(&AES_128, master_key).map_err(|_| GcmError::BadKey)?;
+    let ctr = EncryptingKey::ctr(key).map_err(|_| GcmError::BadKey)?;
+    let mut out = vec![0u8; len];
+    ctr.less_safe_encrypt(&mut out, EncryptionContext::Iv128(FixedLength::from(iv)))
+        .map_err(|_| GcmError::BadKey)?;
+    Ok(out)
+}
+
+/// The outbound SRTP context of one session for AEAD_AES_128_GCM.
+pub struct GcmSender {
+    key: LessSafeKey,
+    salt: [u8; 12],
+    /// Per SSRC: rollover counter and highest sequence number sent.
+    rollover: Vec<(u32, u32, u16)>,
+}
+
+impl GcmSender {
+    /// A context from the master key (16 bytes) and salt (12 bytes).
+    pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
+        if master_salt.len() != 12 {
+            return Err(GcmError::BadKey);
+        }
+        let session_key = derive(master_key, master_salt, LABEL_RTP_KEY, 16)?;
+        let session_salt = derive(master_key, master_salt, LABEL_RTP_SALT, 12)?;
+        let key = UnboundKey::new(&AES_128_GCM, &session_key).map_err(|_| GcmError::BadKey)?;
+        let mut salt = [0u8; 12];
+        salt.copy_from_slice(&session_salt);
+        Ok(GcmSender {
+            key: LessSafeKey::new(key),
+            salt,
+            rollover: Vec::new(),
+        })
+    }
+
+    /// The rollover counter for `seq` of `ssrc` (RFC 3711 §3.3.1, sender side).
+    fn roc(&mut self, ssrc: u32, seq: u16) -> u32 {
+        match self.rollover.iter_mut().find(|(s, _, _)| *s == ssrc) {
+            Some((_, roc, highest)) => {
+                if seq < *highest && *highest - seq > 0x8000 {
+                    *roc = roc.wrapping_add(1);
+                    *highest = seq;
+                } else if seq > *highest && seq - *highest < 0x8000 {
+                    *highest = seq;
+                } else if seq > *highest {
+                    // A late packet from before the last wrap.
+                    return roc.wrapping_sub(1);
+                }
+                *roc
+            }
+            None => {
+                self.rollover.push((ssrc, 0, seq));
+                0
+            }
+        }
+    }
+
+    /// Encrypts the RTP packet in `packet` in place and appends the tag.
+    pub fn protect(&mut self, packet: &mut bytes::BytesMut, header_len: usize) -> Result<(), GcmError> {
+        if packet.len() < 12 || header_len > packet.len() {
+            return Err(GcmError::Malformed);
+        }
+        let seq = u16::from_be_bytes([packet[2], packet[3]]);
+        let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        let roc = self.roc(ssrc, seq);
+        // RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt.
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+        iv[6..10].copy_from_slice(&roc.to_be_bytes());
+        iv[10..12].copy_from_slice(&seq.to_be_bytes());
+        for (b, s) in iv.iter_mut().zip(self.salt) {
+            *b ^= s;
+        }
+        let (header, payload) = packet.split_at_mut(header_len);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&*header), payload)
+            .map_err(|_| GcmError::Malformed)?;
+        packet.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtls::SrtpKeys;
+    use crate::srtp::SrtpSession;
+    use rtc_srtp::protection_profile::ProtectionProfile;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// RFC 3711 Appendix B.3: key derivation.
+    #[test]
+    fn derives_the_rfc3711_session_key_and_salt() {
+        let key = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
+        let salt = hex("0EC675AD498AFEEBB6960B3AABE6");
+        assert_eq!(derive(&key, &salt, 0, 16).unwrap(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
+        assert_eq!(derive(&key, &salt, 2, 14).unwrap(), hex("30CBBC08863D8C85D49DB34A9AE1"));
+        assert_eq!(
+            derive(&key, &salt, 1, 20).unwrap(),
+            hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
+        );
+    }
+
+    /// Our in-place protect against an independent implementation (rtc-srtp):
+    /// it must unprotect every packet, across a sequence number wrap.
+    #[test]
+    fn rtc_srtp_unprotects_what_we_protect() {
+        let k = SrtpKeys {
+            profile: ProtectionProfile::AeadAes128Gcm,
+            local: ((1..=16).collect(), (21..=32).collect()),
+            remote: (vec![9; 16], vec![8; 12]),
+        };
+        let mut ours = GcmSender::new(&k.local.0, &k.local.1).unwrap();
+        let peer = SrtpKeys { profile: k.profile, local: k.remote.clone(), remote: k.local.clone() };
+        let mut theirs = SrtpSession::new(&peer).unwrap();
+        for i in 0..200u32 {
+            let seq = 65_500u16.wrapping_add(i as u16);
+            let mut plain = vec![0x90, 96];
+            plain.extend_from_slice(&seq.to_be_bytes());
+            plain.extend_from_slice(&(i * 3000).to_be_bytes());
+            plain.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+            plain.extend_from_slice(&[0xbe, 0xde, 0, 1, 0x10, 0xaa, 0, 0]); // one extension word
+            plain.extend((0..300).map(|j| (j as u8) ^ (i as u8)));
+            let mut packet = bytes::BytesMut::with_capacity(plain.len() + TAG_LEN);
+            packet.extend_from_slice(&plain);
+            ours.protect(&mut packet, 20).unwrap();
+            assert_eq!(packet.len(), plain.len() + TAG_LEN);
+            assert_eq!(&packet[..20], &plain[..20], "the header stays in the clear");
+            assert_ne!(&packet[20..plain.len()], &plain[20..]);
+            let back = theirs.unprotect_rtp(&packet).expect("rtc-srtp accepts it");
+            assert_eq!(&back[..], &plain[..], "packet {i}");
+        }
+    }
+}
