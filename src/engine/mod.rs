@@ -16,7 +16,9 @@ pub mod counters;
 pub mod directory;
 pub mod messages;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,13 +32,13 @@ use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmSender};
-use rtc_srtp::protection_profile::ProtectionProfile;
 use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
+use rtc_srtp::protection_profile::ProtectionProfile;
 
 /// How often receiver reports go out.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -82,7 +84,13 @@ pub struct Engine {
     media_events: HashMap<TrackKey, Instant>,
     next_report: Instant,
     scratch: Vec<u8>,
+    /// Outgoing packets are written here and split off: one allocation
+    /// serves many datagrams.
+    arena: BytesMut,
 }
+
+/// Bytes the arena grows by when it runs out.
+const ARENA_BYTES: usize = 128 * 1024;
 
 impl Engine {
     /// Worker `id` of `workers`, sharing the ICE directory.
@@ -99,14 +107,15 @@ impl Engine {
             epoch: now,
             directory,
             counters,
-            bindings: HashMap::new(),
-            sessions: HashMap::new(),
+            bindings: HashMap::default(),
+            sessions: HashMap::default(),
             transmits: VecDeque::new(),
             handoffs: VecDeque::new(),
             events: VecDeque::new(),
-            media_events: HashMap::new(),
+            media_events: HashMap::default(),
             next_report: now + REPORT_INTERVAL,
             scratch: Vec::with_capacity(1500),
+            arena: BytesMut::new(),
         }
     }
 
@@ -302,10 +311,14 @@ impl Engine {
                 header.timestamp(),
                 plain.len() - header.payload_offset(),
             );
-            let mut packet = BytesMut::with_capacity(plain.len() + gcm::TAG_LEN);
+            let need = plain.len() + gcm::TAG_LEN;
+            if self.arena.capacity() < need {
+                self.arena.reserve(ARENA_BYTES.max(need));
+            }
+            let packet = &mut self.arena;
             packet.extend_from_slice(plain);
             rtp::rewrite_in_place(
-                &mut packet,
+                packet,
                 header.layout(),
                 Rewrite {
                     ssrc: outlet.ssrc,
@@ -313,11 +326,18 @@ impl Engine {
                     extensions: &outlet.extensions,
                 },
             );
-            rtp::set_sequence_number(&mut packet, seq);
-            rtp::set_timestamp(&mut packet, ts);
+            rtp::set_sequence_number(packet, seq);
+            rtp::set_timestamp(packet, ts);
             let protected = match s.gcm.as_mut() {
-                Some(g) => g.protect(&mut packet, header.payload_offset()).map(|()| packet).ok(),
-                None => srtp.protect_rtp(&packet).ok(),
+                Some(g) => g
+                    .protect(packet, header.payload_offset())
+                    .map(|()| packet.split())
+                    .ok(),
+                None => {
+                    let p = srtp.protect_rtp(packet).ok();
+                    packet.clear();
+                    p
+                }
             };
             match protected {
                 Some(bytes) => {
@@ -440,8 +460,8 @@ impl Engine {
                                 srtp: None,
                                 gcm: None,
                                 media: Arc::default(),
-                                inbound: HashMap::new(),
-                                outbound: HashMap::new(),
+                                inbound: HashMap::default(),
+                                outbound: HashMap::default(),
                             },
                         );
                     }

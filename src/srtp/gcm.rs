@@ -30,7 +30,12 @@ pub enum GcmError {
 
 /// RFC 3711 §4.3.1 with kdr = 0: AES-CM keystream of the master key, IV =
 /// (master salt, padded to 14 bytes, XOR label at byte 7) || 0x0000.
-pub fn derive(master_key: &[u8], master_salt: &[u8], label: u8, len: usize) -> Result<Vec<u8>, GcmError> {
+pub fn derive(
+    master_key: &[u8],
+    master_salt: &[u8],
+    label: u8,
+    len: usize,
+) -> Result<Vec<u8>, GcmError> {
     if master_key.len() != 16 || master_salt.len() > 14 {
         return Err(GcmError::BadKey);
     }
@@ -94,7 +99,11 @@ impl GcmSender {
     }
 
     /// Encrypts the RTP packet in `packet` in place and appends the tag.
-    pub fn protect(&mut self, packet: &mut bytes::BytesMut, header_len: usize) -> Result<(), GcmError> {
+    pub fn protect(
+        &mut self,
+        packet: &mut bytes::BytesMut,
+        header_len: usize,
+    ) -> Result<(), GcmError> {
         if packet.len() < 12 || header_len > packet.len() {
             return Err(GcmError::Malformed);
         }
@@ -112,7 +121,11 @@ impl GcmSender {
         let (header, payload) = packet.split_at_mut(header_len);
         let tag = self
             .key
-            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(iv), Aad::from(&*header), payload)
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(iv),
+                Aad::from(&*header),
+                payload,
+            )
             .map_err(|_| GcmError::Malformed)?;
         packet.extend_from_slice(tag.as_ref());
         Ok(())
@@ -128,7 +141,10 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     /// RFC 3711 Appendix B.3: key derivation.
@@ -136,8 +152,14 @@ mod tests {
     fn derives_the_rfc3711_session_key_and_salt() {
         let key = hex("E1F97A0D3E018BE0D64FA32C06DE4139");
         let salt = hex("0EC675AD498AFEEBB6960B3AABE6");
-        assert_eq!(derive(&key, &salt, 0, 16).unwrap(), hex("C61E7A93744F39EE10734AFE3FF7A087"));
-        assert_eq!(derive(&key, &salt, 2, 14).unwrap(), hex("30CBBC08863D8C85D49DB34A9AE1"));
+        assert_eq!(
+            derive(&key, &salt, 0, 16).unwrap(),
+            hex("C61E7A93744F39EE10734AFE3FF7A087")
+        );
+        assert_eq!(
+            derive(&key, &salt, 2, 14).unwrap(),
+            hex("30CBBC08863D8C85D49DB34A9AE1")
+        );
         assert_eq!(
             derive(&key, &salt, 1, 20).unwrap(),
             hex("CEBE321F6FF7716B6FD4AB49AF256A156D38BAA4")
@@ -154,7 +176,11 @@ mod tests {
             remote: (vec![9; 16], vec![8; 12]),
         };
         let mut ours = GcmSender::new(&k.local.0, &k.local.1).unwrap();
-        let peer = SrtpKeys { profile: k.profile, local: k.remote.clone(), remote: k.local.clone() };
+        let peer = SrtpKeys {
+            profile: k.profile,
+            local: k.remote.clone(),
+            remote: k.local.clone(),
+        };
         let mut theirs = SrtpSession::new(&peer).unwrap();
         for i in 0..200u32 {
             let seq = 65_500u16.wrapping_add(i as u16);

@@ -41,11 +41,16 @@ impl BatchSender {
 
     /// Sends `datagrams` (destination, bytes) from `socket`.
     #[cfg(target_os = "linux")]
-    pub fn send(&mut self, socket: &impl std::os::fd::AsRawFd, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+    pub fn send(
+        &mut self,
+        socket: &impl std::os::fd::AsRawFd,
+        datagrams: &[(SocketAddr, &[u8])],
+    ) -> usize {
         let mut sent = 0;
         for chunk in datagrams.chunks(BATCH) {
             self.addrs.clear();
-            self.addrs.extend(chunk.iter().map(|(to, _)| socket2::SockAddr::from(*to)));
+            self.addrs
+                .extend(chunk.iter().map(|(to, _)| socket2::SockAddr::from(*to)));
             let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
             let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             for (i, (_, bytes)) in chunk.iter().enumerate() {
@@ -89,7 +94,11 @@ impl BatchSender {
 
     /// Sends `datagrams` (destination, bytes) from `socket`.
     #[cfg(not(target_os = "linux"))]
-    pub fn send(&mut self, socket: &mio::net::UdpSocket, datagrams: &[(SocketAddr, &[u8])]) -> usize {
+    pub fn send(
+        &mut self,
+        socket: &mio::net::UdpSocket,
+        datagrams: &[(SocketAddr, &[u8])],
+    ) -> usize {
         let mut sent = 0;
         for (to, bytes) in datagrams {
             if socket.send_to(bytes, *to).is_err() {
@@ -108,7 +117,9 @@ mod tests {
     #[test]
     fn a_batch_reaches_every_destination() {
         let sender_socket = bind_reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
-        let receivers: Vec<UdpSocket> = (0..3).map(|_| UdpSocket::bind("127.0.0.1:0").unwrap()).collect();
+        let receivers: Vec<UdpSocket> = (0..3)
+            .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+            .collect();
         let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
         let datagrams: Vec<(SocketAddr, &[u8])> = payloads
             .iter()
@@ -120,7 +131,8 @@ mod tests {
         let mut buf = [0u8; 512];
         for (i, p) in payloads.iter().enumerate() {
             let r = &receivers[i % 3];
-            r.set_read_timeout(Some(std::time::Duration::from_secs(1))).unwrap();
+            r.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+                .unwrap();
             let (n, from) = r.recv_from(&mut buf).unwrap();
             assert_eq!(&buf[..n], &p[..]);
             assert_eq!(from, sender_socket.local_addr().unwrap());
