@@ -201,8 +201,8 @@ fn fanout(c: &mut Criterion) {
                         .expect("protect")
                         .to_vec()
                 },
-                |p| {
-                    engine.handle_datagram(Instant::now(), from, &p);
+                |mut p| {
+                    engine.handle_datagram(Instant::now(), from, &mut p);
                     let mut sent = 0;
                     while let Some(t) = engine.poll_transmit() {
                         sent += t.bytes.len();

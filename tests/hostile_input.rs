@@ -157,7 +157,7 @@ fn the_engine_counts_hostile_datagrams_and_keeps_going() {
             2 => rng.mutate(&rtp),
             _ => [&[0x80u8, 200][..], &rng.bytes(60)].concat(),
         };
-        engine.handle_datagram(now, from, &datagram);
+        engine.handle_datagram(now, from, &mut datagram.clone());
         engine.handle_timeout(now);
         while engine.poll_transmit().is_some() {}
         while engine.poll_event().is_some() {}
@@ -165,7 +165,7 @@ fn the_engine_counts_hostile_datagrams_and_keeps_going() {
     }
     // The valid check still binds and is answered after all that.
     let from: SocketAddr = "127.0.0.1:999".parse().unwrap();
-    engine.handle_datagram(t0, from, &stun);
+    engine.handle_datagram(t0, from, &mut stun.clone());
     let reply = engine.poll_transmit().expect("a binding response");
     assert_eq!(reply.to, from);
     let dropped: u64 = DropReason::ALL.iter().map(|r| counters.drops(*r)).sum();

@@ -31,7 +31,7 @@ use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
 use crate::srtp::SrtpSession;
-use crate::srtp::gcm::{self, GcmSender};
+use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
 use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
@@ -54,12 +54,21 @@ pub struct Transmit {
     pub bytes: BytesMut,
 }
 
+/// An unprotected packet: decrypted in place (its plaintext length), or
+/// into a new buffer.
+enum Plain {
+    InPlace(usize),
+    Owned(BytesMut),
+}
+
 /// One session on the worker that owns its transport.
 struct MediaSession {
     addr: SocketAddr,
     srtp: Option<SrtpSession>,
     /// In-place protect of forwarded RTP when the profile is AEAD_AES_128_GCM.
     gcm: Option<GcmSender>,
+    /// In-place unprotect of received RTP, same profile.
+    gcm_rx: Option<GcmReceiver>,
     media: Arc<SessionMedia>,
     /// SSRC → reception stats (and route index).
     inbound: HashMap<u32, ReceptionStats>,
@@ -125,7 +134,8 @@ impl Engine {
     }
 
     /// Takes one received datagram.
-    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// The datagram is decrypted in place where the profile allows it.
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         Counters::add(&self.counters.packets_in, 1);
         match classify(datagram) {
             PacketKind::Stun => self.handle_stun(from, datagram),
@@ -184,9 +194,9 @@ impl Engine {
     fn unprotect(
         &mut self,
         from: SocketAddr,
-        datagram: &[u8],
+        datagram: &mut [u8],
         kind: PacketKind,
-    ) -> Option<(&mut MediaSession, BytesMut)> {
+    ) -> Option<(&mut MediaSession, Plain)> {
         let counters = &self.counters;
         let owned = self
             .bindings
@@ -201,26 +211,37 @@ impl Engine {
             counters.count_drop(DropReason::NotReady);
             return None;
         };
-        let plain = match kind {
-            PacketKind::Rtcp => srtp.unprotect_rtcp(datagram),
-            _ => srtp.unprotect_rtp(datagram),
+        let plain = match (kind, session.gcm_rx.as_mut()) {
+            (PacketKind::Rtcp, _) => srtp.unprotect_rtcp(datagram).map(Plain::Owned).ok(),
+            (_, Some(rx)) => {
+                // AEAD_AES_128_GCM: in place, no allocation.
+                let header_len = rtp::header_len(datagram);
+                header_len
+                    .and_then(|h| rx.unprotect(datagram, h).ok())
+                    .map(Plain::InPlace)
+            }
+            (_, None) => srtp.unprotect_rtp(datagram).map(Plain::Owned).ok(),
         };
         match plain {
-            Ok(plain) => Some((session, plain)),
-            Err(_) => {
+            Some(plain) => Some((session, plain)),
+            None => {
                 counters.count_drop(DropReason::SrtpFailure);
                 None
             }
         }
     }
 
-    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         let epoch = self.epoch;
         let counters = self.counters.clone();
-        let Some((session, plain)) = self.unprotect(from, datagram, PacketKind::Rtp) else {
+        let Some((session, unprotected)) = self.unprotect(from, datagram, PacketKind::Rtp) else {
             return;
         };
-        let Ok(header) = RtpHeader::new_checked(&plain) else {
+        let plain: &[u8] = match &unprotected {
+            Plain::InPlace(n) => &datagram[..*n],
+            Plain::Owned(b) => b,
+        };
+        let Ok(header) = RtpHeader::new_checked(plain) else {
             counters.count_drop(DropReason::Malformed);
             return;
         };
@@ -372,8 +393,9 @@ impl Engine {
         }
     }
 
-    fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let Some((session, plain)) = self.unprotect(from, datagram, PacketKind::Rtcp) else {
+    fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
+        let Some((session, Plain::Owned(plain))) = self.unprotect(from, datagram, PacketKind::Rtcp)
+        else {
             return;
         };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
@@ -459,6 +481,7 @@ impl Engine {
                                 addr,
                                 srtp: None,
                                 gcm: None,
+                                gcm_rx: None,
                                 media: Arc::default(),
                                 inbound: HashMap::default(),
                                 outbound: HashMap::default(),
@@ -470,9 +493,9 @@ impl Engine {
             WorkerCommand::Keys { key, keys } => {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     s.srtp = SrtpSession::new(&keys).ok();
-                    s.gcm = matches!(keys.profile, ProtectionProfile::AeadAes128Gcm)
-                        .then(|| GcmSender::new(&keys.local.0, &keys.local.1).ok())
-                        .flatten();
+                    let gcm = matches!(keys.profile, ProtectionProfile::AeadAes128Gcm);
+                    s.gcm = gcm.then(|| GcmSender::new(&keys.local.0, &keys.local.1).ok()).flatten();
+                    s.gcm_rx = gcm.then(|| GcmReceiver::new(&keys.remote.0, &keys.remote.1).ok()).flatten();
                 }
             }
             WorkerCommand::Media { key, media } => {

@@ -132,6 +132,114 @@ impl GcmSender {
     }
 }
 
+/// The inbound SRTP context of one session for AEAD_AES_128_GCM: decrypts
+/// in place, estimates the rollover counter (RFC 3711 Appendix A) and
+/// rejects replays with a 128-packet window (RFC 3711 §3.3.2).
+pub struct GcmReceiver {
+    key: LessSafeKey,
+    salt: [u8; 12],
+    /// Per SSRC: rollover counter, highest sequence number, replay bitmap
+    /// (bit i: highest index - i seen).
+    streams: Vec<(u32, u32, u16, u128)>,
+}
+
+/// Why an inbound packet was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UnprotectError {
+    /// Too short, or not RTP.
+    #[error("malformed SRTP packet")]
+    Malformed,
+    /// Already received (or too old for the window).
+    #[error("replayed SRTP packet")]
+    Replay,
+    /// The tag does not authenticate the packet.
+    #[error("SRTP authentication failed")]
+    Authentication,
+}
+
+impl GcmReceiver {
+    /// A context from the master key (16 bytes) and salt (12 bytes).
+    pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
+        if master_salt.len() != 12 {
+            return Err(GcmError::BadKey);
+        }
+        let session_key = derive(master_key, master_salt, LABEL_RTP_KEY, 16)?;
+        let session_salt = derive(master_key, master_salt, LABEL_RTP_SALT, 12)?;
+        let key = UnboundKey::new(&AES_128_GCM, &session_key).map_err(|_| GcmError::BadKey)?;
+        let mut salt = [0u8; 12];
+        salt.copy_from_slice(&session_salt);
+        Ok(GcmReceiver {
+            key: LessSafeKey::new(key),
+            salt,
+            streams: Vec::new(),
+        })
+    }
+
+    /// Decrypts an SRTP packet in place; returns the plaintext RTP length
+    /// (the packet without its tag). `header_len` is the RTP header's length
+    /// with CSRCs and extension, which SRTP leaves in the clear.
+    pub fn unprotect(&mut self, packet: &mut [u8], header_len: usize) -> Result<usize, UnprotectError> {
+        if packet.len() < header_len + TAG_LEN || header_len < 12 {
+            return Err(UnprotectError::Malformed);
+        }
+        let seq = u16::from_be_bytes([packet[2], packet[3]]);
+        let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+        let state = self.streams.iter().position(|s| s.0 == ssrc);
+        // RFC 3711 Appendix A: the ROC this packet most likely has.
+        let (roc, index) = match state.map(|i| self.streams[i]) {
+            None => (0u32, u64::from(seq)),
+            Some((_, roc, highest, _)) => {
+                let v = if highest < 0x8000 {
+                    if seq > highest && seq - highest > 0x8000 { roc.wrapping_sub(1) } else { roc }
+                } else if highest - 0x8000 > seq {
+                    roc.wrapping_add(1)
+                } else {
+                    roc
+                };
+                (v, (u64::from(v) << 16) | u64::from(seq))
+            }
+        };
+        if let Some((_, r, highest, bitmap)) = state.map(|i| self.streams[i]) {
+            let top = (u64::from(r) << 16) | u64::from(highest);
+            if index <= top {
+                let age = top - index;
+                if age >= 128 || bitmap & (1u128 << age) != 0 {
+                    return Err(UnprotectError::Replay);
+                }
+            }
+        }
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+        iv[6..10].copy_from_slice(&roc.to_be_bytes());
+        iv[10..12].copy_from_slice(&seq.to_be_bytes());
+        for (b, s) in iv.iter_mut().zip(self.salt) {
+            *b ^= s;
+        }
+        let len = packet.len();
+        let (header, rest) = packet.split_at_mut(header_len);
+        self.key
+            .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(&*header), rest)
+            .map_err(|_| UnprotectError::Authentication)?;
+        // Authenticated: remember it.
+        match state {
+            None => self.streams.push((ssrc, roc, seq, 1)),
+            Some(i) => {
+                let (_, r, highest, bitmap) = &mut self.streams[i];
+                let top = (u64::from(*r) << 16) | u64::from(*highest);
+                if index > top {
+                    let shift = index - top;
+                    *bitmap = if shift >= 128 { 1 } else { (*bitmap << shift) | 1 };
+                    *r = roc;
+                    *highest = seq;
+                } else {
+                    *bitmap |= 1u128 << (top - index);
+                }
+            }
+        }
+        Ok(len - TAG_LEN)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +307,43 @@ mod tests {
             let back = theirs.unprotect_rtp(&packet).expect("rtc-srtp accepts it");
             assert_eq!(&back[..], &plain[..], "packet {i}");
         }
+    }
+
+    /// rtc-srtp protects, we unprotect in place; replays, forgeries and
+    /// sequence wraps behave.
+    #[test]
+    fn we_unprotect_what_rtc_srtp_protects() {
+        let k = SrtpKeys {
+            profile: ProtectionProfile::AeadAes128Gcm,
+            local: ((1..=16).collect(), (21..=32).collect()),
+            remote: ((41..=56).collect(), (61..=72).collect()),
+        };
+        let mut ours = GcmReceiver::new(&k.remote.0, &k.remote.1).unwrap();
+        let peer = SrtpKeys { profile: k.profile, local: k.remote.clone(), remote: k.local.clone() };
+        let mut theirs = SrtpSession::new(&peer).unwrap();
+        let mut sent = Vec::new();
+        for i in 0..300u32 {
+            let seq = 65_400u16.wrapping_add(i as u16);
+            let mut plain = vec![0x80, 111];
+            plain.extend_from_slice(&seq.to_be_bytes());
+            plain.extend_from_slice(&(i * 960).to_be_bytes());
+            plain.extend_from_slice(&0xfeed_beefu32.to_be_bytes());
+            plain.extend((0..100).map(|j| (j as u8).wrapping_mul(i as u8)));
+            let protected = theirs.protect_rtp(&plain).unwrap().to_vec();
+            sent.push(protected.clone());
+            let mut buf = protected;
+            let n = ours.unprotect(&mut buf, 12).expect("accepted");
+            assert_eq!(&buf[..n], &plain[..], "packet {i}");
+        }
+        // A replay of a recent packet, and of an old one, are refused.
+        let mut again = sent[299].clone();
+        assert_eq!(ours.unprotect(&mut again, 12), Err(UnprotectError::Replay));
+        let mut old = sent[10].clone();
+        assert_eq!(ours.unprotect(&mut old, 12), Err(UnprotectError::Replay));
+        // A flipped bit fails authentication; a truncated packet is malformed.
+        let mut forged = theirs.protect_rtp(&[0x80, 111, 0, 200, 0, 0, 0, 1, 0xfe, 0xed, 0xbe, 0xef, 1, 2, 3]).unwrap().to_vec();
+        forged[13] ^= 1;
+        assert_eq!(ours.unprotect(&mut forged, 12), Err(UnprotectError::Authentication));
+        assert_eq!(ours.unprotect(&mut [0x80u8; 20], 12), Err(UnprotectError::Malformed));
     }
 }

@@ -106,6 +106,21 @@ impl<'a> RtpHeader<'a> {
     }
 }
 
+/// The length of an RTP header (fixed part, CSRCs, extension) without
+/// looking at padding: for SRTP packets, whose last bytes are the tag.
+pub fn header_len(packet: &[u8]) -> Option<usize> {
+    let first = *packet.first()?;
+    if first >> 6 != 2 {
+        return None;
+    }
+    let mut len = 12 + 4 * usize::from(first & 0x0f);
+    if first & 0x10 != 0 {
+        let words = packet.get(len + 2..len + 4)?;
+        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+    }
+    (len <= packet.len()).then_some(len)
+}
+
 /// Iterates one-byte extension elements: (id, value offset, value length).
 fn one_byte_elements(data: &[u8]) -> impl Iterator<Item = (u8, usize, usize)> + '_ {
     let mut at = 0;
@@ -252,6 +267,17 @@ mod tests {
         assert_eq!(h.extension(3), Some(&[1u8, 2, 3][..]));
         assert_eq!(&p[h.payload_offset()..], &[0xaa, 0xbb, 0xcc]);
         assert_eq!(p.len(), sample().len());
+    }
+
+    #[test]
+    fn header_length_ignores_padding() {
+        let p = sample();
+        assert_eq!(header_len(&p), Some(24));
+        let mut padded = p.clone();
+        padded[0] |= 0x20; // P bit, with a last byte that is no padding count
+        assert_eq!(header_len(&padded), Some(24));
+        assert_eq!(header_len(&p[..20]), None);
+        assert_eq!(header_len(&[0x40; 12]), None);
     }
 
     #[test]
