@@ -14,6 +14,7 @@
 
 pub mod counters;
 pub mod directory;
+pub mod fixture;
 pub mod messages;
 
 use std::collections::VecDeque;
@@ -96,10 +97,15 @@ pub struct Engine {
     /// Outgoing packets are written here and split off: one allocation
     /// serves many datagrams.
     arena: BytesMut,
+    /// Exhausted arena blocks, reused once every datagram split from them
+    /// has been sent (in steady state nothing is allocated).
+    spare: VecDeque<BytesMut>,
 }
 
-/// Bytes the arena grows by when it runs out.
-const ARENA_BYTES: usize = 128 * 1024;
+/// Bytes of one arena block.
+const ARENA_BYTES: usize = 256 * 1024;
+/// Blocks kept for reuse.
+const SPARE_BLOCKS: usize = 8;
 
 impl Engine {
     /// Worker `id` of `workers`, sharing the ICE directory.
@@ -125,6 +131,7 @@ impl Engine {
             next_report: now + REPORT_INTERVAL,
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
+            spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
         }
     }
 
@@ -334,7 +341,7 @@ impl Engine {
             );
             let need = plain.len() + gcm::TAG_LEN;
             if self.arena.capacity() < need {
-                self.arena.reserve(ARENA_BYTES.max(need));
+                Self::next_arena(&mut self.arena, &mut self.spare, need);
             }
             let packet = &mut self.arena;
             packet.extend_from_slice(plain);
@@ -368,6 +375,26 @@ impl Engine {
                 None => counters.count_drop(DropReason::SrtpFailure),
             }
         }
+    }
+
+    /// Replaces an exhausted arena block by a spare one whose datagrams have
+    /// all been sent, or by a new block.
+    fn next_arena(arena: &mut BytesMut, spare: &mut VecDeque<BytesMut>, need: usize) {
+        spare.push_back(std::mem::take(arena));
+        for _ in 0..spare.len() {
+            let Some(mut block) = spare.pop_front() else {
+                break;
+            };
+            if block.try_reclaim(ARENA_BYTES.max(need)) {
+                *arena = block;
+                return;
+            }
+            spare.push_back(block);
+        }
+        if spare.len() > SPARE_BLOCKS {
+            spare.pop_front();
+        }
+        *arena = BytesMut::with_capacity(ARENA_BYTES.max(need));
     }
 
     /// Sends a sender report for `track` to subscriber `sub` on this worker.
@@ -494,8 +521,12 @@ impl Engine {
                 if let Some(s) = self.sessions.get_mut(&key) {
                     s.srtp = SrtpSession::new(&keys).ok();
                     let gcm = matches!(keys.profile, ProtectionProfile::AeadAes128Gcm);
-                    s.gcm = gcm.then(|| GcmSender::new(&keys.local.0, &keys.local.1).ok()).flatten();
-                    s.gcm_rx = gcm.then(|| GcmReceiver::new(&keys.remote.0, &keys.remote.1).ok()).flatten();
+                    s.gcm = gcm
+                        .then(|| GcmSender::new(&keys.local.0, &keys.local.1).ok())
+                        .flatten();
+                    s.gcm_rx = gcm
+                        .then(|| GcmReceiver::new(&keys.remote.0, &keys.remote.1).ok())
+                        .flatten();
                 }
             }
             WorkerCommand::Media { key, media } => {

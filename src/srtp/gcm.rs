@@ -178,7 +178,11 @@ impl GcmReceiver {
     /// Decrypts an SRTP packet in place; returns the plaintext RTP length
     /// (the packet without its tag). `header_len` is the RTP header's length
     /// with CSRCs and extension, which SRTP leaves in the clear.
-    pub fn unprotect(&mut self, packet: &mut [u8], header_len: usize) -> Result<usize, UnprotectError> {
+    pub fn unprotect(
+        &mut self,
+        packet: &mut [u8],
+        header_len: usize,
+    ) -> Result<usize, UnprotectError> {
         if packet.len() < header_len + TAG_LEN || header_len < 12 {
             return Err(UnprotectError::Malformed);
         }
@@ -190,7 +194,11 @@ impl GcmReceiver {
             None => (0u32, u64::from(seq)),
             Some((_, roc, highest, _)) => {
                 let v = if highest < 0x8000 {
-                    if seq > highest && seq - highest > 0x8000 { roc.wrapping_sub(1) } else { roc }
+                    if seq > highest && seq - highest > 0x8000 {
+                        roc.wrapping_sub(1)
+                    } else {
+                        roc
+                    }
                 } else if highest - 0x8000 > seq {
                     roc.wrapping_add(1)
                 } else {
@@ -228,7 +236,11 @@ impl GcmReceiver {
                 let top = (u64::from(*r) << 16) | u64::from(*highest);
                 if index > top {
                     let shift = index - top;
-                    *bitmap = if shift >= 128 { 1 } else { (*bitmap << shift) | 1 };
+                    *bitmap = if shift >= 128 {
+                        1
+                    } else {
+                        (*bitmap << shift) | 1
+                    };
                     *r = roc;
                     *highest = seq;
                 } else {
@@ -319,7 +331,11 @@ mod tests {
             remote: ((41..=56).collect(), (61..=72).collect()),
         };
         let mut ours = GcmReceiver::new(&k.remote.0, &k.remote.1).unwrap();
-        let peer = SrtpKeys { profile: k.profile, local: k.remote.clone(), remote: k.local.clone() };
+        let peer = SrtpKeys {
+            profile: k.profile,
+            local: k.remote.clone(),
+            remote: k.local.clone(),
+        };
         let mut theirs = SrtpSession::new(&peer).unwrap();
         let mut sent = Vec::new();
         for i in 0..300u32 {
@@ -341,9 +357,20 @@ mod tests {
         let mut old = sent[10].clone();
         assert_eq!(ours.unprotect(&mut old, 12), Err(UnprotectError::Replay));
         // A flipped bit fails authentication; a truncated packet is malformed.
-        let mut forged = theirs.protect_rtp(&[0x80, 111, 0, 200, 0, 0, 0, 1, 0xfe, 0xed, 0xbe, 0xef, 1, 2, 3]).unwrap().to_vec();
+        let mut forged = theirs
+            .protect_rtp(&[
+                0x80, 111, 0, 200, 0, 0, 0, 1, 0xfe, 0xed, 0xbe, 0xef, 1, 2, 3,
+            ])
+            .unwrap()
+            .to_vec();
         forged[13] ^= 1;
-        assert_eq!(ours.unprotect(&mut forged, 12), Err(UnprotectError::Authentication));
-        assert_eq!(ours.unprotect(&mut [0x80u8; 20], 12), Err(UnprotectError::Malformed));
+        assert_eq!(
+            ours.unprotect(&mut forged, 12),
+            Err(UnprotectError::Authentication)
+        );
+        assert_eq!(
+            ours.unprotect(&mut [0x80u8; 20], 12),
+            Err(UnprotectError::Malformed)
+        );
     }
 }

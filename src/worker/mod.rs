@@ -196,7 +196,8 @@ impl Worker {
                 while read < READ_BATCH {
                     match self.socket.recv_from(&mut buf) {
                         Ok((n, from)) => {
-                            self.engine.handle_datagram(Instant::now(), from, &mut buf[..n]);
+                            self.engine
+                                .handle_datagram(Instant::now(), from, &mut buf[..n]);
                             read += 1;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -1,0 +1,128 @@
+//! A ready-made engine for benches and tests of the forwarding path: one
+//! publisher and `n` subscribers of its track on one worker, with SRTP keys
+//! and routes installed through the engine's own commands. Not used by the
+//! server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtc_srtp::protection_profile::ProtectionProfile;
+
+use crate::dtls::SrtpKeys;
+use crate::fanout::{FanoutTable, TrackFanout};
+use crate::ids::{Mid, SessionKey, TrackKey, WorkerId};
+use crate::session::{InboundRoute, Outlet, SessionMedia};
+use crate::srtp::SrtpSession;
+
+use super::Engine;
+use super::counters::Counters;
+use super::directory::IceDirectory;
+use super::messages::WorkerCommand;
+
+/// Payload bytes of [`rtp_packet`]: a 1200-byte SRTP datagram with GCM.
+pub const PAYLOAD: usize = 1200 - 12 - 16;
+
+/// Deterministic keys for a profile.
+pub fn keys(profile: ProtectionProfile, seed: u8) -> SrtpKeys {
+    let (k, s) = (profile.key_len(), profile.salt_len());
+    SrtpKeys {
+        profile,
+        local: (vec![seed; k], vec![seed ^ 1; s]),
+        remote: (vec![seed ^ 2; k], vec![seed ^ 3; s]),
+    }
+}
+
+/// The client's side of a session with these keys.
+pub fn peer(keys: &SrtpKeys) -> SrtpSession {
+    let swapped = SrtpKeys {
+        profile: keys.profile,
+        local: keys.remote.clone(),
+        remote: keys.local.clone(),
+    };
+    SrtpSession::new(&swapped).expect("SRTP context from fixed keys")
+}
+
+/// A plaintext VP8-like RTP packet.
+pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 96];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xab, PAYLOAD));
+    p
+}
+
+/// The publisher's SSRC in [`fan_out`].
+pub const PUBLISHER_SSRC: u32 = 0xabc;
+
+/// An engine with one publisher (at the returned address, whose client
+/// side is the returned SRTP session) and `n` subscribers of its track,
+/// all AEAD_AES_128_GCM, all on this worker.
+pub fn fan_out(n: usize) -> (Engine, SocketAddr, SrtpSession) {
+    let now = Instant::now();
+    let mut engine = Engine::new(
+        WorkerId(0),
+        1,
+        Arc::new(IceDirectory::default()),
+        Arc::new(Counters::default()),
+        now,
+    );
+    let fanout = Arc::new(TrackFanout::new(TrackKey(1)));
+    let publisher: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 10000));
+    let k = keys(ProtectionProfile::AeadAes128Gcm, 1);
+    engine.handle_command(WorkerCommand::Attach {
+        key: SessionKey(0),
+        addr: publisher,
+    });
+    engine.handle_command(WorkerCommand::Keys {
+        key: SessionKey(0),
+        keys: k.clone(),
+    });
+    let media = SessionMedia {
+        mid_extension: None,
+        rtcp_ssrc: 1,
+        inbound: vec![InboundRoute {
+            mid: Mid("0".into()),
+            ssrcs: vec![PUBLISHER_SSRC],
+            payload_types: vec![96],
+            clock_rate: 90000,
+            fanout: fanout.clone(),
+        }],
+        outlets: Vec::new(),
+    };
+    engine.handle_command(WorkerCommand::Media {
+        key: SessionKey(0),
+        media: Arc::new(media),
+    });
+    let mut subscribers = Vec::new();
+    for i in 1..=n {
+        let key = SessionKey(i as u32);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16));
+        engine.handle_command(WorkerCommand::Attach { key, addr });
+        engine.handle_command(WorkerCommand::Keys {
+            key,
+            keys: keys(ProtectionProfile::AeadAes128Gcm, i as u8),
+        });
+        let media = SessionMedia {
+            mid_extension: None,
+            rtcp_ssrc: 1,
+            inbound: Vec::new(),
+            outlets: vec![Outlet {
+                track: TrackKey(1),
+                ssrc: 0x1000 + i as u32,
+                payload_types: vec![(96, 96)],
+                extensions: [0; 16],
+            }],
+        };
+        engine.handle_command(WorkerCommand::Media {
+            key,
+            media: Arc::new(media),
+        });
+        subscribers.push(key);
+    }
+    fanout.store(FanoutTable {
+        per_worker: vec![subscribers],
+    });
+    (engine, publisher, peer(&k))
+}
