@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use rtc_srtp::protection_profile::ProtectionProfile;
-use switchboard::dtls::SrtpKeys;
 use switchboard::engine::fixture::{self, rtp_packet};
 use switchboard::srtp::SrtpSession;
 use switchboard::wire::rtp::{self, Rewrite, RtpHeader};

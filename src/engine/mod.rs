@@ -284,7 +284,7 @@ impl Engine {
             }
             if w == self.id.0 {
                 for &sub in subscribers {
-                    self.forward_rtp(sub, track, &plain);
+                    self.forward_rtp(sub, track, plain);
                 }
             } else if w < self.workers {
                 let handoff = shared
