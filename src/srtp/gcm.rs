@@ -50,17 +50,15 @@ pub fn derive(
     Ok(out)
 }
 
-/// The outbound SRTP context of one session for AEAD_AES_128_GCM.
-pub struct GcmSender {
+/// The session key and salt of one direction (RFC 7714 §8, §11).
+struct SessionCipher {
     key: LessSafeKey,
     salt: [u8; 12],
-    /// Per SSRC: rollover counter and highest sequence number sent.
-    rollover: Vec<(u32, u32, u16)>,
 }
 
-impl GcmSender {
-    /// A context from the master key (16 bytes) and salt (12 bytes).
-    pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
+impl SessionCipher {
+    /// From the master key (16 bytes) and salt (12 bytes).
+    fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
         if master_salt.len() != 12 {
             return Err(GcmError::BadKey);
         }
@@ -69,9 +67,37 @@ impl GcmSender {
         let key = UnboundKey::new(&AES_128_GCM, &session_key).map_err(|_| GcmError::BadKey)?;
         let mut salt = [0u8; 12];
         salt.copy_from_slice(&session_salt);
-        Ok(GcmSender {
+        Ok(SessionCipher {
             key: LessSafeKey::new(key),
             salt,
+        })
+    }
+
+    /// RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt.
+    fn nonce(&self, ssrc: u32, roc: u32, seq: u16) -> Nonce {
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+        iv[6..10].copy_from_slice(&roc.to_be_bytes());
+        iv[10..12].copy_from_slice(&seq.to_be_bytes());
+        for (b, s) in iv.iter_mut().zip(self.salt) {
+            *b ^= s;
+        }
+        Nonce::assume_unique_for_key(iv)
+    }
+}
+
+/// The outbound SRTP context of one session for AEAD_AES_128_GCM.
+pub struct GcmSender {
+    cipher: SessionCipher,
+    /// Per SSRC: rollover counter and highest sequence number sent.
+    rollover: Vec<(u32, u32, u16)>,
+}
+
+impl GcmSender {
+    /// A context from the master key (16 bytes) and salt (12 bytes).
+    pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
+        Ok(GcmSender {
+            cipher: SessionCipher::new(master_key, master_salt)?,
             rollover: Vec::new(),
         })
     }
@@ -110,22 +136,12 @@ impl GcmSender {
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
         let roc = self.roc(ssrc, seq);
-        // RFC 7714 §8.1: IV = (0x0000 || SSRC || ROC || SEQ) XOR salt.
-        let mut iv = [0u8; 12];
-        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-        iv[6..10].copy_from_slice(&roc.to_be_bytes());
-        iv[10..12].copy_from_slice(&seq.to_be_bytes());
-        for (b, s) in iv.iter_mut().zip(self.salt) {
-            *b ^= s;
-        }
+        let nonce = self.cipher.nonce(ssrc, roc, seq);
         let (header, payload) = packet.split_at_mut(header_len);
         let tag = self
+            .cipher
             .key
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(iv),
-                Aad::from(&*header),
-                payload,
-            )
+            .seal_in_place_separate_tag(nonce, Aad::from(&*header), payload)
             .map_err(|_| GcmError::Malformed)?;
         packet.extend_from_slice(tag.as_ref());
         Ok(())
@@ -136,8 +152,7 @@ impl GcmSender {
 /// in place, estimates the rollover counter (RFC 3711 Appendix A) and
 /// rejects replays with a 128-packet window (RFC 3711 §3.3.2).
 pub struct GcmReceiver {
-    key: LessSafeKey,
-    salt: [u8; 12],
+    cipher: SessionCipher,
     /// Per SSRC: rollover counter, highest sequence number, replay bitmap
     /// (bit i: highest index - i seen).
     streams: Vec<(u32, u32, u16, u128)>,
@@ -160,17 +175,8 @@ pub enum UnprotectError {
 impl GcmReceiver {
     /// A context from the master key (16 bytes) and salt (12 bytes).
     pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
-        if master_salt.len() != 12 {
-            return Err(GcmError::BadKey);
-        }
-        let session_key = derive(master_key, master_salt, LABEL_RTP_KEY, 16)?;
-        let session_salt = derive(master_key, master_salt, LABEL_RTP_SALT, 12)?;
-        let key = UnboundKey::new(&AES_128_GCM, &session_key).map_err(|_| GcmError::BadKey)?;
-        let mut salt = [0u8; 12];
-        salt.copy_from_slice(&session_salt);
         Ok(GcmReceiver {
-            key: LessSafeKey::new(key),
-            salt,
+            cipher: SessionCipher::new(master_key, master_salt)?,
             streams: Vec::new(),
         })
     }
@@ -216,17 +222,12 @@ impl GcmReceiver {
                 }
             }
         }
-        let mut iv = [0u8; 12];
-        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
-        iv[6..10].copy_from_slice(&roc.to_be_bytes());
-        iv[10..12].copy_from_slice(&seq.to_be_bytes());
-        for (b, s) in iv.iter_mut().zip(self.salt) {
-            *b ^= s;
-        }
+        let nonce = self.cipher.nonce(ssrc, roc, seq);
         let len = packet.len();
         let (header, rest) = packet.split_at_mut(header_len);
-        self.key
-            .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(&*header), rest)
+        self.cipher
+            .key
+            .open_in_place(nonce, Aad::from(&*header), rest)
             .map_err(|_| UnprotectError::Authentication)?;
         // Authenticated: remember it.
         match state {
