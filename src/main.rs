@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "switchboard=info".into()),
+                .unwrap_or_else(|_| "switchboard=info,rtc_dtls=warn,rtc_srtp=warn".into()),
         )
         .init();
     let cli = Cli::parse();
