@@ -35,7 +35,16 @@ pub struct TrackFanout {
     table: ArcSwap<FanoutTable>,
 }
 
+/// Track keys are unique in the process.
+static NEXT_TRACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl TrackFanout {
+    /// A new track, with a fresh key and no subscribers.
+    pub fn create() -> Arc<Self> {
+        let key = TrackKey(NEXT_TRACK.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        Arc::new(TrackFanout::new(key))
+    }
+
     /// A track with no subscribers.
     pub fn new(key: TrackKey) -> Self {
         TrackFanout {

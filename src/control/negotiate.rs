@@ -9,6 +9,7 @@
 use crate::api::error::ApiError;
 use crate::api::types::TrackObject;
 use crate::dtls::{DtlsIdentity, Fingerprint};
+use crate::fanout::TrackFanout;
 use crate::ids::{AppId, Mid, SessionKey, TrackName, hex, random_bytes};
 use crate::sdp::{
     self, Codec, Direction, MediaKind, MediaOut, SdpWriter, SendStream, SessionDescription,
@@ -186,12 +187,7 @@ pub fn apply_offer(
             None => not_found(item),
         }
     }
-    let (next_track_keys, session) = {
-        let needed = offer.media.len() + items.len();
-        let keys: Vec<_> = (0..needed).map(|_| reg.new_track()).collect();
-        (keys, session_mut(reg, key)?)
-    };
-    let mut new_tracks = next_track_keys.into_iter();
+    let session = session_mut(reg, key)?;
     check_offer(session, offer, ctx.now)?;
     learn_remote(session, offer)?;
     let known: Vec<Mid> = session
@@ -291,10 +287,7 @@ pub fn apply_offer(
             continue;
         }
         item.track_name = Some(name.0.clone());
-        let (key, fanout) = new_tracks
-            .next()
-            .ok_or_else(|| ApiError::internal("track keys"))?;
-        push_track(session, m, &mid, name, key, fanout);
+        push_track(session, m, &mid, name);
     }
 
     // autoDiscover: every other sending m-line becomes a track.
@@ -313,10 +306,7 @@ pub fn apply_offer(
                 continue;
             }
             let name = TrackName(random_track_name());
-            let (key, fanout) = new_tracks
-                .next()
-                .ok_or_else(|| ApiError::internal("track keys"))?;
-            push_track(session, m, mid, name.clone(), key, fanout);
+            push_track(session, m, mid, name.clone());
             items.push(TrackObject {
                 location: Some("local".into()),
                 mid: Some(mid.0.clone()),
@@ -445,8 +435,6 @@ fn push_track(
     m: &sdp::MediaSection,
     mid: &Mid,
     name: TrackName,
-    key: crate::ids::TrackKey,
-    fanout: std::sync::Arc<crate::fanout::TrackFanout>,
 ) {
     let codecs: Vec<Codec> = m
         .codecs
@@ -472,8 +460,7 @@ fn push_track(
         name,
         mid: mid.clone(),
         kind: m.kind,
-        key,
-        fanout,
+        fanout: TrackFanout::create(),
         codecs,
         ssrcs: m.ssrcs.clone(),
         extmaps: forwarded_extmaps(m),
@@ -623,8 +610,6 @@ pub fn add_bidirectional_push(
     session: &mut Session,
     kind: MediaKind,
     name: TrackName,
-    key: crate::ids::TrackKey,
-    fanout: std::sync::Arc<crate::fanout::TrackFanout>,
 ) -> Mid {
     let mid = session.next_mid();
     let (codecs, _) = session.map_codecs(&default_codecs(kind));
@@ -639,8 +624,7 @@ pub fn add_bidirectional_push(
         name,
         mid: mid.clone(),
         kind,
-        key,
-        fanout,
+        fanout: TrackFanout::create(),
         codecs,
         ssrcs: Vec::new(),
         extmaps: extmaps

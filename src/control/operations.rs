@@ -240,7 +240,6 @@ impl Control {
                 continue;
             };
             let name = TrackName(name);
-            let (track_key, fanout) = st.reg.new_track();
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             if session.pushed_track(&name).is_some() {
                 item.fail(
@@ -249,7 +248,7 @@ impl Control {
                 );
                 continue;
             }
-            let mid = negotiate::add_bidirectional_push(session, kind, name, track_key, fanout);
+            let mid = negotiate::add_bidirectional_push(session, kind, name);
             item.mid = Some(mid.0);
             added = true;
         }

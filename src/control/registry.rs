@@ -2,10 +2,8 @@
 //! the API and the transport events both work on it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::fanout::TrackFanout;
 use crate::ids::{AppId, SessionId, SessionKey, TrackKey, TrackName};
 
 use super::session::{PushedTrack, Session};
@@ -26,7 +24,6 @@ pub struct Registry {
     /// Sessions by key, with their app.
     pub sessions: HashMap<SessionKey, (AppId, Session)>,
     next_session: u32,
-    next_track: u64,
 }
 
 impl Registry {
@@ -88,13 +85,6 @@ impl Registry {
         Some((app, session))
     }
 
-    /// A fresh track key and its empty fan-out.
-    pub fn new_track(&mut self) -> (TrackKey, Arc<TrackFanout>) {
-        self.next_track += 1;
-        let key = TrackKey(self.next_track);
-        (key, Arc::new(TrackFanout::new(key)))
-    }
-
     /// An active pushed track of `app`, by publisher session id and name.
     pub fn find_track(
         &self,
@@ -110,7 +100,7 @@ impl Registry {
     pub fn track_owner(&self, track: TrackKey) -> Option<(&Session, &PushedTrack)> {
         self.sessions
             .values()
-            .find_map(|(_, s)| s.pushed.iter().find(|t| t.key == track).map(|t| (s, t)))
+            .find_map(|(_, s)| s.pushed.iter().find(|t| t.key() == track).map(|t| (s, t)))
     }
 
     /// The keys of an app's sessions.

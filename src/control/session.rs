@@ -36,9 +36,7 @@ pub struct PushedTrack {
     pub mid: Mid,
     /// Audio or video.
     pub kind: MediaKind,
-    /// Process-wide key.
-    pub key: TrackKey,
-    /// Its fan-out, shared with the publisher's worker.
+    /// Its fan-out, shared with the publisher's worker (and its key).
     pub fanout: Arc<TrackFanout>,
     /// Codecs in the publisher's payload type space.
     pub codecs: Vec<Codec>,
@@ -65,13 +63,20 @@ pub struct Subscription {
     pub active: bool,
 }
 
+impl PushedTrack {
+    /// Its process-wide key.
+    pub fn key(&self) -> TrackKey {
+        self.fanout.key
+    }
+}
+
 impl Subscription {
     /// An active subscription to `track` of session `publisher`.
     pub fn new(publisher: &str, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
         Subscription {
             session_id: SessionId(publisher.to_owned()),
             track_name: track.name.clone(),
-            track: track.key,
+            track: track.key(),
             payload_types,
             active: true,
         }

@@ -80,7 +80,7 @@ impl Synced {
                 continue;
             };
             for p in &session.pushed {
-                tables.entry(p.key).or_insert_with(|| FanoutTable {
+                tables.entry(p.key()).or_insert_with(|| FanoutTable {
                     per_worker: vec![Vec::new(); workers.len()],
                 });
             }
@@ -114,7 +114,7 @@ impl Synced {
                 continue;
             };
             for p in &session.pushed {
-                let mut table = tables.remove(&p.key).unwrap_or_default();
+                let mut table = tables.remove(&p.key()).unwrap_or_default();
                 if !p.active {
                     table = FanoutTable::default();
                 }

@@ -331,12 +331,12 @@ impl Control {
             for p in s.pushed.iter().filter(|p| p.active) {
                 let last = st
                     .media_seen
-                    .get(&p.key)
+                    .get(&p.key())
                     .copied()
                     .unwrap_or(connected_at)
                     .max(connected_at);
                 if now.saturating_duration_since(last) > TRACK_IDLE_TIMEOUT {
-                    idle.push((app.clone(), *key, p.key));
+                    idle.push((app.clone(), *key, p.key()));
                 }
             }
         }
@@ -358,7 +358,7 @@ impl Control {
         }
         for (app, key, track) in idle {
             if let Some(session) = st.reg.session_mut(key) {
-                for p in session.pushed.iter_mut().filter(|p| p.key == track) {
+                for p in session.pushed.iter_mut().filter(|p| p.key() == track) {
                     tracing::info!(session = %session.id, track = %p.name, "track idle for 30 s: inactive");
                     p.active = false;
                 }
@@ -379,8 +379,8 @@ impl Control {
         }
         for p in &session.pushed {
             p.fanout.store(Default::default());
-            st.keyframes.remove(&p.key);
-            st.media_seen.remove(&p.key);
+            st.keyframes.remove(&p.key());
+            st.media_seen.remove(&p.key());
         }
         st.synced.forget(key);
         self.sync(st, &app);
