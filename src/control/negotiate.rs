@@ -430,12 +430,7 @@ fn get_or_create<'a>(session: &'a mut Session, mid: &Mid, kind: MediaKind) -> &'
     &mut session.transceivers[i]
 }
 
-fn push_track(
-    session: &mut Session,
-    m: &sdp::MediaSection,
-    mid: &Mid,
-    name: TrackName,
-) {
+fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: TrackName) {
     let codecs: Vec<Codec> = m
         .codecs
         .iter()
@@ -606,11 +601,7 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
 
 /// Adds a sendrecv transceiver for a track the client will push
 /// (`bidirectionalMediaStream` without SDP). Returns its mid.
-pub fn add_bidirectional_push(
-    session: &mut Session,
-    kind: MediaKind,
-    name: TrackName,
-) -> Mid {
+pub fn add_bidirectional_push(session: &mut Session, kind: MediaKind, name: TrackName) -> Mid {
     let mid = session.next_mid();
     let (codecs, _) = session.map_codecs(&default_codecs(kind));
     let extmaps = session.extmaps_for(extension::FORWARDED);

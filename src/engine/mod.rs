@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::fanout::TrackFanout;
 use crate::ice::BindingRequest;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::session::SessionMedia;
@@ -53,6 +54,15 @@ pub struct Transmit {
     pub to: SocketAddr,
     /// The datagram.
     pub bytes: BytesMut,
+}
+
+/// What fans out to a track's subscribers.
+#[derive(Clone, Copy)]
+enum Forwarded<'a> {
+    /// An RTP packet, unprotected.
+    Rtp(&'a [u8]),
+    /// The publisher's sender info.
+    SenderReport(SenderInfo),
 }
 
 /// An unprotected packet: decrypted in place (its plaintext length), or
@@ -274,8 +284,13 @@ impl Engine {
                 ReceptionStats::new(route_index, clock_rate, header.sequence_number())
             })
             .handle_packet(epoch, now, header.sequence_number(), header.timestamp());
-        let track = fanout.key;
-        self.note_media(now, track);
+        self.note_media(now, fanout.key);
+        self.fan_out(&fanout, Forwarded::Rtp(plain));
+    }
+
+    /// Sends a packet of a track to its subscribers on this worker, and hands
+    /// one shared copy to each other worker that has subscribers.
+    fn fan_out(&mut self, fanout: &Arc<TrackFanout>, packet: Forwarded<'_>) {
         let table = fanout.load();
         let mut shared: Option<Arc<Handoff>> = None;
         for (w, subscribers) in table.per_worker.iter().enumerate() {
@@ -284,19 +299,29 @@ impl Engine {
             }
             if w == self.id.0 {
                 for &sub in subscribers {
-                    self.forward_rtp(sub, track, plain);
+                    self.forward(sub, fanout.key, packet);
                 }
             } else if w < self.workers {
                 let handoff = shared
                     .get_or_insert_with(|| {
                         Arc::new(Handoff {
                             fanout: fanout.clone(),
-                            payload: HandoffPayload::Rtp(plain.to_vec()),
+                            payload: match packet {
+                                Forwarded::Rtp(plain) => HandoffPayload::Rtp(plain.to_vec()),
+                                Forwarded::SenderReport(info) => HandoffPayload::SenderReport(info),
+                            },
                         })
                     })
                     .clone();
                 self.handoffs.push_back((WorkerId(w), handoff));
             }
+        }
+    }
+
+    fn forward(&mut self, sub: SessionKey, track: TrackKey, packet: Forwarded<'_>) {
+        match packet {
+            Forwarded::Rtp(plain) => self.forward_rtp(sub, track, plain),
+            Forwarded::SenderReport(info) => self.forward_sender_report(sub, track, &info),
         }
     }
 
@@ -426,7 +451,7 @@ impl Engine {
             return;
         };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
-        let mut reports: Vec<(TrackKey, SenderInfo)> = Vec::new();
+        let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();
         for packet in rtcp::packets(&plain) {
             if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
                 if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
@@ -437,7 +462,7 @@ impl Engine {
             {
                 stats.handle_sender_report(now, info.ntp);
                 if let Some(route) = session.media.inbound.get(stats.route) {
-                    reports.push((route.fanout.key, info));
+                    reports.push((route.fanout.clone(), info));
                 }
             }
         }
@@ -445,36 +470,8 @@ impl Engine {
             self.events
                 .push_back(EngineEvent::KeyframeRequest { track });
         }
-        for (track, info) in reports {
-            self.fan_out_sender_report(track, info);
-        }
-    }
-
-    fn fan_out_sender_report(&mut self, track: TrackKey, info: SenderInfo) {
-        let Some(fanout) = self
-            .sessions
-            .values()
-            .flat_map(|s| s.media.inbound.iter())
-            .find(|r| r.fanout.key == track)
-            .map(|r| r.fanout.clone())
-        else {
-            return;
-        };
-        let table = fanout.load();
-        for (w, subscribers) in table.per_worker.iter().enumerate() {
-            if subscribers.is_empty() {
-                continue;
-            }
-            if w == self.id.0 {
-                for &sub in subscribers {
-                    self.forward_sender_report(sub, track, &info);
-                }
-            } else if w < self.workers {
-                let payload = HandoffPayload::SenderReport(info);
-                let fanout = fanout.clone();
-                self.handoffs
-                    .push_back((WorkerId(w), Arc::new(Handoff { fanout, payload })));
-            }
+        for (fanout, info) in reports {
+            self.fan_out(&fanout, Forwarded::SenderReport(info));
         }
     }
 
@@ -486,11 +483,12 @@ impl Engine {
         let Some(subscribers) = table.per_worker.get(self.id.0) else {
             return;
         };
+        let packet = match &handoff.payload {
+            HandoffPayload::Rtp(plain) => Forwarded::Rtp(plain),
+            HandoffPayload::SenderReport(info) => Forwarded::SenderReport(*info),
+        };
         for &sub in subscribers {
-            match &handoff.payload {
-                HandoffPayload::Rtp(plain) => self.forward_rtp(sub, track, plain),
-                HandoffPayload::SenderReport(info) => self.forward_sender_report(sub, track, info),
-            }
+            self.forward(sub, track, packet);
         }
     }
 

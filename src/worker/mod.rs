@@ -124,6 +124,7 @@ impl Workers {
                 id: i,
                 batch: socket::BatchSender::new(),
                 pending: Vec::with_capacity(socket::BATCH),
+                to_wake: vec![false; count],
                 poll,
                 socket: mio::net::UdpSocket::from_std(socket),
                 commands: rx,
@@ -166,6 +167,8 @@ struct Worker {
     id: usize,
     batch: socket::BatchSender,
     pending: Vec<crate::engine::Transmit>,
+    /// Workers handed packets since the last flush (reused, not reallocated).
+    to_wake: Vec<bool>,
     poll: Poll,
     socket: mio::net::UdpSocket,
     commands: Receiver<WorkerCommand>,
@@ -247,27 +250,25 @@ impl Worker {
             if self.pending.is_empty() {
                 break;
             }
-            let datagrams: Vec<(SocketAddr, &[u8])> =
-                self.pending.iter().map(|t| (t.to, &t.bytes[..])).collect();
-            let sent = self.batch.send(&self.socket, &datagrams);
+            let sent = self.batch.send(&self.socket, &self.pending);
             let counters = self.engine.counters();
             Counters::add(&counters.packets_out, sent as u64);
-            for _ in sent..datagrams.len() {
+            for _ in sent..self.pending.len() {
                 counters.count_drop(DropReason::SendFailed);
             }
         }
-        let mut woken = vec![false; self.rings.wakers.len()];
         while let Some((to, handoff)) = self.engine.poll_handoff() {
             match self.rings.queues[self.id][to.0].push(handoff) {
                 Ok(()) => {
                     Counters::add(&self.engine.counters().handoffs, 1);
-                    woken[to.0] = true;
+                    self.to_wake[to.0] = true;
                 }
                 Err(_) => self.engine.counters().count_drop(DropReason::HandoffFull),
             }
         }
-        for (w, wake) in woken.into_iter().enumerate() {
-            if wake {
+        // One wake-up per worker per flush, however many packets it got.
+        for (w, wake) in self.to_wake.iter_mut().enumerate() {
+            if std::mem::take(wake) {
                 let _ = self.rings.wakers[w].wake();
             }
         }

@@ -6,6 +6,8 @@ use std::net::{SocketAddr, UdpSocket};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::engine::Transmit;
+
 /// Kernel buffer size asked for (the kernel may cap it at rmem_max/wmem_max).
 const BUFFER_BYTES: usize = 4 << 20;
 
@@ -39,24 +41,20 @@ impl BatchSender {
         }
     }
 
-    /// Sends `datagrams` (destination, bytes) from `socket`.
+    /// Sends `datagrams` from `socket`.
     #[cfg(target_os = "linux")]
-    pub fn send(
-        &mut self,
-        socket: &impl std::os::fd::AsRawFd,
-        datagrams: &[(SocketAddr, &[u8])],
-    ) -> usize {
+    pub fn send(&mut self, socket: &impl std::os::fd::AsRawFd, datagrams: &[Transmit]) -> usize {
         let mut sent = 0;
         for chunk in datagrams.chunks(BATCH) {
             self.addrs.clear();
             self.addrs
-                .extend(chunk.iter().map(|(to, _)| socket2::SockAddr::from(*to)));
+                .extend(chunk.iter().map(|t| socket2::SockAddr::from(t.to)));
             let mut iovecs: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
             let mut headers: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
-            for (i, (_, bytes)) in chunk.iter().enumerate() {
+            for (i, t) in chunk.iter().enumerate() {
                 iovecs[i] = libc::iovec {
-                    iov_base: bytes.as_ptr() as *mut libc::c_void,
-                    iov_len: bytes.len(),
+                    iov_base: t.bytes.as_ptr() as *mut libc::c_void,
+                    iov_len: t.bytes.len(),
                 };
                 let h = &mut headers[i].msg_hdr;
                 h.msg_name = self.addrs[i].as_ptr() as *mut libc::c_void;
@@ -92,16 +90,12 @@ impl BatchSender {
         sent
     }
 
-    /// Sends `datagrams` (destination, bytes) from `socket`.
+    /// Sends `datagrams` from `socket`.
     #[cfg(not(target_os = "linux"))]
-    pub fn send(
-        &mut self,
-        socket: &mio::net::UdpSocket,
-        datagrams: &[(SocketAddr, &[u8])],
-    ) -> usize {
+    pub fn send(&mut self, socket: &mio::net::UdpSocket, datagrams: &[Transmit]) -> usize {
         let mut sent = 0;
-        for (to, bytes) in datagrams {
-            if socket.send_to(bytes, *to).is_err() {
+        for t in datagrams {
+            if socket.send_to(&t.bytes, t.to).is_err() {
                 return sent;
             }
             sent += 1;
@@ -121,10 +115,13 @@ mod tests {
             .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
             .collect();
         let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
-        let datagrams: Vec<(SocketAddr, &[u8])> = payloads
+        let datagrams: Vec<Transmit> = payloads
             .iter()
             .enumerate()
-            .map(|(i, p)| (receivers[i % 3].local_addr().unwrap(), &p[..]))
+            .map(|(i, p)| Transmit {
+                to: receivers[i % 3].local_addr().unwrap(),
+                bytes: bytes::BytesMut::from(&p[..]),
+            })
             .collect();
         let mut batch = BatchSender::new();
         assert_eq!(batch.send(&sender_socket, &datagrams), 100);
