@@ -221,11 +221,6 @@ impl DtlsTransport {
         self.role
     }
 
-    /// Whether the handshake has completed.
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
     /// Takes one DTLS datagram. Returns the SRTP keys when this datagram
     /// completed the handshake.
     pub fn handle_datagram(

@@ -19,13 +19,6 @@ pub struct FanoutTable {
     pub per_worker: Vec<Vec<SessionKey>>,
 }
 
-impl FanoutTable {
-    /// Whether no worker has a subscriber.
-    pub fn is_empty(&self) -> bool {
-        self.per_worker.iter().all(Vec::is_empty)
-    }
-}
-
 /// A pushed track's fan-out, shared by the control thread (writer) and the
 /// publisher's worker (reader).
 #[derive(Debug)]

@@ -501,7 +501,7 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
         let Some(mid) = &m.mid else { continue };
         let t = session.transceiver(mid);
         if m.kind == MediaKind::Application {
-            w.application(mid, true, &tr);
+            w.rejected_application(mid);
             continue;
         }
         let Some(t) = t.filter(|_| !rejected(m, t)) else {
@@ -565,7 +565,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     let tr = transport(session, ctx, "actpass");
     for t in &session.transceivers {
         if t.kind == MediaKind::Application {
-            w.application(&t.mid, true, &tr);
+            w.rejected_application(&t.mid);
             continue;
         }
         w.media(&media_out(t, !live(t), t.direction()), &tr);

@@ -139,26 +139,12 @@ impl SdpWriter {
         self
     }
 
-    /// Appends an m=application line: accepted (SCTP over our DTLS) or rejected.
-    pub fn application(
-        &mut self,
-        mid: &Mid,
-        rejected: bool,
-        transport: &Transport<'_>,
-    ) -> &mut Self {
-        let o = &mut self.out;
-        if rejected {
-            let _ = write!(
-                o,
-                "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n"
-            );
-            return self;
-        }
-        o.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
-        write_transport(o, transport);
+    /// Appends a rejected m=application line (data channels are not
+    /// negotiated yet).
+    pub fn rejected_application(&mut self, mid: &Mid) -> &mut Self {
         let _ = write!(
-            o,
-            "a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n"
+            self.out,
+            "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=mid:{mid}\r\n"
         );
         self
     }
