@@ -158,30 +158,70 @@ async fn demo(State(state): State<ApiState>) -> Response {
 async fn metrics(State(state): State<ApiState>) -> Response {
     use crate::engine::counters::{Counters, DropReason};
     use std::fmt::Write as _;
+    use std::sync::atomic::AtomicU64;
     let mut out = String::new();
     let workers = state.control.workers();
-    let series = [
-        ("switchboard_packets_in_total", "Datagrams received"),
-        ("switchboard_packets_out_total", "Datagrams sent"),
+    /// Name, type, help, and where the value is.
+    type Series = (
+        &'static str,
+        &'static str,
+        &'static str,
+        fn(&Counters) -> &AtomicU64,
+    );
+    let series: [Series; 8] = [
+        (
+            "switchboard_packets_in_total",
+            "counter",
+            "Datagrams received",
+            |c| &c.packets_in,
+        ),
+        (
+            "switchboard_packets_out_total",
+            "counter",
+            "Datagrams sent",
+            |c| &c.packets_out,
+        ),
         (
             "switchboard_rtp_forwarded_total",
+            "counter",
             "RTP packets forwarded to subscribers",
+            |c| &c.rtp_forwarded,
         ),
         (
             "switchboard_handoffs_total",
-            "Packets handed to another worker",
+            "counter",
+            "Runs of packets handed to another worker",
+            |c| &c.handoffs,
+        ),
+        (
+            "switchboard_receive_calls_total",
+            "counter",
+            "recvmmsg calls that returned datagrams (packets_in over this: mean receive batch)",
+            |c| &c.receive_calls,
+        ),
+        (
+            "switchboard_send_calls_total",
+            "counter",
+            "Send batches (packets_out over this: mean send batch)",
+            |c| &c.send_calls,
+        ),
+        (
+            "switchboard_ring_occupancy",
+            "gauge",
+            "Hand-offs waiting in the worker's inbound rings, last seen",
+            |c| &c.ring_occupancy,
+        ),
+        (
+            "switchboard_gso_sends_total",
+            "counter",
+            "Messages that carried several datagrams (UDP GSO)",
+            |c| &c.gso_sends,
         ),
     ];
-    for (i, (name, help)) in series.iter().enumerate() {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (name, kind, help, counter) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         for (w, h) in workers.iter().enumerate() {
-            let c = &h.counters;
-            let v = match i {
-                0 => Counters::get(&c.packets_in),
-                1 => Counters::get(&c.packets_out),
-                2 => Counters::get(&c.rtp_forwarded),
-                _ => Counters::get(&c.handoffs),
-            };
+            let v = Counters::get(counter(&h.counters));
             let _ = writeln!(out, "{name}{{worker=\"{w}\"}} {v}");
         }
     }

@@ -1,5 +1,6 @@
-//! Per-worker counters: packets in and out, drops by reason. Written only by
-//! the owning worker (relaxed atomics, no contention), read by anyone.
+//! Per-worker counters: packets in and out, drops by reason, batch sizes
+//! and ring occupancy. Written only by the owning worker (relaxed atomics,
+//! no contention), read by anyone.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -78,8 +79,17 @@ pub struct Counters {
     pub packets_out: AtomicU64,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: AtomicU64,
-    /// Packets handed to other workers.
+    /// Runs of packets handed to other workers.
     pub handoffs: AtomicU64,
+    /// `recvmmsg` calls that returned datagrams (packets_in / this: the
+    /// mean receive batch).
+    pub receive_calls: AtomicU64,
+    /// Batches of transmits sent (packets_out / this: the mean send batch).
+    pub send_calls: AtomicU64,
+    /// Messages that carried several datagrams (UDP GSO).
+    pub gso_sends: AtomicU64,
+    /// Hand-offs waiting in this worker's inbound rings, last seen.
+    pub ring_occupancy: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -87,6 +97,11 @@ impl Counters {
     /// Counts a drop.
     pub fn count_drop(&self, reason: DropReason) {
         self.drops[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` drops.
+    pub fn count_drops(&self, reason: DropReason, n: usize) {
+        self.drops[reason as usize].fetch_add(n as u64, Ordering::Relaxed);
     }
 
     /// Drops so far for a reason.
@@ -97,6 +112,11 @@ impl Counters {
     /// Adds to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets a gauge.
+    pub fn set(gauge: &AtomicU64, value: u64) {
+        gauge.store(value, Ordering::Relaxed);
     }
 
     /// Reads a counter.

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use super::run::OwnedRun;
 use crate::dtls::SrtpKeys;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
@@ -94,9 +95,8 @@ pub enum EngineEvent {
     },
 }
 
-/// A plaintext packet handed from the publisher's worker to a worker that
-/// owns some of the track's subscribers. One per worker, shared by all of
-/// them there.
+/// Plaintext packets handed from the publisher's worker to the workers that
+/// own some of the track's subscribers: one, shared by all of them.
 #[derive(Debug)]
 pub struct Handoff {
     /// The track it belongs to; the receiving worker reads its own
@@ -109,8 +109,8 @@ pub struct Handoff {
 /// The contents of a [`Handoff`].
 #[derive(Debug)]
 pub enum HandoffPayload {
-    /// An RTP packet, unprotected.
-    Rtp(Vec<u8>),
+    /// A run of RTP packets of the track, unprotected.
+    Rtp(OwnedRun),
     /// The publisher's sender info, for subscribers' sender reports.
     SenderReport(SenderInfo),
 }

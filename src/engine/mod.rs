@@ -4,18 +4,26 @@
 //! them).
 //!
 //! Call contract. Inputs: [`Engine::handle_datagram`] for each received
-//! datagram, [`Engine::handle_handoff`] for each packet another worker
-//! handed over, [`Engine::handle_command`] for each control command,
+//! datagram, [`Engine::handle_handoff`] for each run of packets another
+//! worker handed over, [`Engine::handle_command`] for each control command,
 //! [`Engine::handle_timeout`] when [`Engine::poll_timeout`] is due. Outputs,
-//! to drain after every input: [`Engine::poll_transmit`] (datagrams to
-//! send), [`Engine::poll_handoff`] (packets for other workers),
-//! [`Engine::poll_event`] (events for the control thread). The engine never
-//! reads the clock: `now` is an argument.
+//! to drain after every batch of inputs: [`Engine::poll_transmit`]
+//! (datagrams to send), [`Engine::poll_handoff`] (packets for other
+//! workers), [`Engine::poll_event`] (events for the control thread). The
+//! engine never reads the clock: `now` is an argument.
+//!
+//! Batching. Received RTP is unprotected at once but fanned out when the
+//! outputs are polled (or the inbox fills): the packets of one batch are
+//! grouped by track, and each subscriber gets a track's packets back to
+//! back, in one UDP GSO transmit where they have one size.
 
 pub mod counters;
 pub mod directory;
 pub mod fixture;
+mod gso;
+mod handoff_pool;
 pub mod messages;
+pub mod run;
 
 use std::collections::VecDeque;
 
@@ -39,28 +47,59 @@ use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
+use gso::Coalescer;
+use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
 use rtc_srtp::protection_profile::ProtectionProfile;
+use run::{Inbox, PacketRun};
 
 /// How often receiver reports go out.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// At most one MediaReceived event per track per this long.
 const MEDIA_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A datagram to send.
+/// Datagrams to send to one destination.
 #[derive(Debug)]
 pub struct Transmit {
     /// Destination.
     pub to: SocketAddr,
-    /// The datagram.
+    /// One datagram, or several back to back (see `segment_size`).
     pub bytes: BytesMut,
+    /// With several datagrams: the size of each, the last possibly
+    /// shorter (one UDP GSO send).
+    pub segment_size: Option<usize>,
+}
+
+impl Transmit {
+    /// One datagram.
+    pub fn single(to: SocketAddr, bytes: BytesMut) -> Self {
+        Transmit {
+            to,
+            bytes,
+            segment_size: None,
+        }
+    }
+
+    /// The datagrams it carries.
+    pub fn datagrams(&self) -> impl Iterator<Item = &[u8]> {
+        let size = self.segment_size.unwrap_or(self.bytes.len()).max(1);
+        self.bytes.chunks(size)
+    }
+
+    /// How many datagrams it carries.
+    pub fn count(&self) -> usize {
+        match self.segment_size {
+            Some(size) if size > 0 => self.bytes.len().div_ceil(size),
+            _ => 1,
+        }
+    }
 }
 
 /// What fans out to a track's subscribers.
 #[derive(Clone, Copy)]
 enum Forwarded<'a> {
-    /// An RTP packet, unprotected.
-    Rtp(&'a [u8]),
+    /// RTP packets of the track, unprotected.
+    Rtp(PacketRun<'a>),
     /// The publisher's sender info.
     SenderReport(SenderInfo),
 }
@@ -110,6 +149,10 @@ pub struct Engine {
     /// Exhausted arena blocks, reused once every datagram split from them
     /// has been sent (in steady state nothing is allocated).
     spare: VecDeque<BytesMut>,
+    /// Received RTP waiting to be fanned out with the rest of its batch.
+    inbox: Inbox,
+    /// Hand-offs to other workers, recycled.
+    pool: HandoffPool,
 }
 
 /// Bytes of one arena block.
@@ -142,6 +185,8 @@ impl Engine {
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
+            inbox: Inbox::new(),
+            pool: HandoffPool::default(),
         }
     }
 
@@ -188,10 +233,7 @@ impl Engine {
             None => self.counters.count_drop(DropReason::UnknownUfrag),
             Some(None) => self.counters.count_drop(DropReason::BadIntegrity),
             Some(Some(key)) => {
-                self.transmits.push_back(Transmit {
-                    to: from,
-                    bytes: out,
-                });
+                self.transmits.push_back(Transmit::single(from, out));
                 // Every valid check is reported: it binds the 5-tuple and
                 // refreshes consent (RFC 7675). Checks are a few per second
                 // per session at most.
@@ -285,7 +327,20 @@ impl Engine {
             })
             .handle_packet(epoch, now, header.sequence_number(), header.timestamp());
         self.note_media(now, fanout.key);
-        self.fan_out(&fanout, Forwarded::Rtp(plain));
+        self.inbox.push(&fanout, plain);
+        if self.inbox.is_full() {
+            self.forward_inbox();
+        }
+    }
+
+    /// Fans out the received packets waiting in the inbox, a run per track.
+    fn forward_inbox(&mut self) {
+        if self.inbox.is_empty() {
+            return;
+        }
+        let mut inbox = std::mem::take(&mut self.inbox);
+        inbox.drain_runs(|fanout, run| self.fan_out(fanout, Forwarded::Rtp(run)));
+        self.inbox = inbox;
     }
 
     /// Sends a packet of a track to its subscribers on this worker, and hands
@@ -303,14 +358,12 @@ impl Engine {
                 }
             } else if w < self.workers {
                 let handoff = shared
-                    .get_or_insert_with(|| {
-                        Arc::new(Handoff {
+                    .get_or_insert_with(|| match packet {
+                        Forwarded::Rtp(run) => self.pool.rtp(fanout, run),
+                        Forwarded::SenderReport(info) => Arc::new(Handoff {
                             fanout: fanout.clone(),
-                            payload: match packet {
-                                Forwarded::Rtp(plain) => HandoffPayload::Rtp(plain.to_vec()),
-                                Forwarded::SenderReport(info) => HandoffPayload::SenderReport(info),
-                            },
-                        })
+                            payload: HandoffPayload::SenderReport(info),
+                        }),
                     })
                     .clone();
                 self.handoffs.push_back((WorkerId(w), handoff));
@@ -320,7 +373,7 @@ impl Engine {
 
     fn forward(&mut self, sub: SessionKey, track: TrackKey, packet: Forwarded<'_>) {
         match packet {
-            Forwarded::Rtp(plain) => self.forward_rtp(sub, track, plain),
+            Forwarded::Rtp(run) => self.forward_run(sub, track, run),
             Forwarded::SenderReport(info) => self.forward_sender_report(sub, track, &info),
         }
     }
@@ -336,70 +389,79 @@ impl Engine {
         }
     }
 
-    /// Sends a plaintext RTP packet of `track` to subscriber `sub` on this worker.
-    fn forward_rtp(&mut self, sub: SessionKey, track: TrackKey, plain: &[u8]) {
+    /// Sends a run of plaintext RTP packets of `track` to subscriber `sub`
+    /// on this worker: rewritten and protected back to back into the arena,
+    /// queued as few GSO transmits.
+    fn forward_run(&mut self, sub: SessionKey, track: TrackKey, run: PacketRun<'_>) {
         let counters = &self.counters;
         let Some(s) = self.sessions.get_mut(&sub) else {
-            counters.count_drop(DropReason::NotReady);
+            counters.count_drops(DropReason::NotReady, run.len());
             return;
         };
         let Some(srtp) = s.srtp.as_mut() else {
-            counters.count_drop(DropReason::NotReady);
+            counters.count_drops(DropReason::NotReady, run.len());
             return;
         };
-        let Ok(header) = RtpHeader::new_checked(plain) else {
-            counters.count_drop(DropReason::Malformed);
-            return;
-        };
+        let mut forwarded = 0;
         // A session may pull the same track into several transceivers.
         for outlet in s.media.outlets.iter().filter(|o| o.track == track) {
-            let Some(pt) = outlet.map_payload_type(header.payload_type()) else {
-                counters.count_drop(DropReason::UnmappedPayloadType);
-                continue;
-            };
             let stream = s.outbound.entry(outlet.ssrc).or_default();
-            let (seq, ts) = stream.translate(
-                header.ssrc(),
-                header.sequence_number(),
-                header.timestamp(),
-                plain.len() - header.payload_offset(),
-            );
-            let need = plain.len() + gcm::TAG_LEN;
+            // The whole run fits in one block, so its datagrams are contiguous.
+            let need = run.bytes() + run.len() * gcm::TAG_LEN;
             if self.arena.capacity() < need {
                 Self::next_arena(&mut self.arena, &mut self.spare, need);
             }
-            let packet = &mut self.arena;
-            packet.extend_from_slice(plain);
-            rtp::rewrite_in_place(
-                packet,
-                header.layout(),
-                Rewrite {
-                    ssrc: outlet.ssrc,
-                    payload_type: pt,
-                    extensions: &outlet.extensions,
-                },
-            );
-            rtp::set_sequence_number(packet, seq);
-            rtp::set_timestamp(packet, ts);
-            let protected = match s.gcm.as_mut() {
-                Some(g) => g
-                    .protect(packet, header.payload_offset())
-                    .map(|()| packet.split())
-                    .ok(),
-                None => {
-                    let p = srtp.protect_rtp(packet).ok();
-                    packet.clear();
-                    p
+            let mut group = Coalescer::new(s.addr);
+            for plain in run.packets() {
+                let Ok(header) = RtpHeader::new_checked(plain) else {
+                    counters.count_drop(DropReason::Malformed);
+                    continue;
+                };
+                let Some(pt) = outlet.map_payload_type(header.payload_type()) else {
+                    counters.count_drop(DropReason::UnmappedPayloadType);
+                    continue;
+                };
+                let (seq, ts) = stream.translate(
+                    header.ssrc(),
+                    header.sequence_number(),
+                    header.timestamp(),
+                    plain.len() - header.payload_offset(),
+                );
+                let packet = &mut self.arena;
+                packet.extend_from_slice(plain);
+                rtp::rewrite_in_place(
+                    packet,
+                    header.layout(),
+                    Rewrite {
+                        ssrc: outlet.ssrc,
+                        payload_type: pt,
+                        extensions: &outlet.extensions,
+                    },
+                );
+                rtp::set_sequence_number(packet, seq);
+                rtp::set_timestamp(packet, ts);
+                let protected = match s.gcm.as_mut() {
+                    Some(g) => g
+                        .protect(packet, header.payload_offset())
+                        .map(|()| packet.split())
+                        .ok(),
+                    None => {
+                        let p = srtp.protect_rtp(packet).ok();
+                        packet.clear();
+                        p
+                    }
+                };
+                match protected {
+                    Some(bytes) => {
+                        forwarded += 1;
+                        group.push(bytes, &mut self.transmits);
+                    }
+                    None => counters.count_drop(DropReason::SrtpFailure),
                 }
-            };
-            match protected {
-                Some(bytes) => {
-                    Counters::add(&counters.rtp_forwarded, 1);
-                    self.transmits.push_back(Transmit { to: s.addr, bytes });
-                }
-                None => counters.count_drop(DropReason::SrtpFailure),
             }
+            group.finish(&mut self.transmits);
         }
+        Counters::add(&counters.rtp_forwarded, forwarded);
     }
 
     /// Replaces an exhausted arena block by a spare one whose datagrams have
@@ -441,7 +503,7 @@ impl Engine {
         self.scratch.clear();
         rtcp::write_sr(&mut self.scratch, &stream.sender_report(outlet.ssrc, info));
         if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
-            self.transmits.push_back(Transmit { to: s.addr, bytes });
+            self.transmits.push_back(Transmit::single(s.addr, bytes));
         }
     }
 
@@ -478,13 +540,14 @@ impl Engine {
     /// Takes a packet another worker handed over: forwards it to this
     /// worker's subscribers of its track.
     pub fn handle_handoff(&mut self, handoff: &Handoff) {
+        self.forward_inbox();
         let table = handoff.fanout.load();
         let track = handoff.fanout.key;
         let Some(subscribers) = table.per_worker.get(self.id.0) else {
             return;
         };
         let packet = match &handoff.payload {
-            HandoffPayload::Rtp(plain) => Forwarded::Rtp(plain),
+            HandoffPayload::Rtp(run) => Forwarded::Rtp(run.as_run()),
             HandoffPayload::SenderReport(info) => Forwarded::SenderReport(*info),
         };
         for &sub in subscribers {
@@ -494,6 +557,8 @@ impl Engine {
 
     /// Takes a command from the control thread.
     pub fn handle_command(&mut self, command: WorkerCommand) {
+        // Packets received before the command are forwarded as before it.
+        self.forward_inbox();
         match command {
             WorkerCommand::Attach { key, addr } => {
                 self.bindings.insert(addr, key);
@@ -551,10 +616,8 @@ impl Engine {
                 self.bindings.retain(|_, k| *k != key);
             }
             WorkerCommand::Send { to, bytes } => {
-                self.transmits.push_back(Transmit {
-                    to,
-                    bytes: BytesMut::from(&bytes[..]),
-                });
+                self.transmits
+                    .push_back(Transmit::single(to, BytesMut::from(&bytes[..])));
             }
             WorkerCommand::RequestKeyframe { key, track } => self.send_pli(key, track),
             WorkerCommand::Shutdown => {}
@@ -584,7 +647,7 @@ impl Engine {
             self.scratch.clear();
             rtcp::write_pli(&mut self.scratch, s.media.rtcp_ssrc, ssrc);
             if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
-                self.transmits.push_back(Transmit { to: s.addr, bytes });
+                self.transmits.push_back(Transmit::single(s.addr, bytes));
             }
         }
     }
@@ -596,6 +659,7 @@ impl Engine {
 
     /// Sends receiver reports for every inbound stream when due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.forward_inbox();
         if now < self.next_report {
             return;
         }
@@ -617,18 +681,20 @@ impl Engine {
                 rtcp::write_rr(&mut self.scratch, s.media.rtcp_ssrc, chunk);
             }
             if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
-                self.transmits.push_back(Transmit { to: s.addr, bytes });
+                self.transmits.push_back(Transmit::single(s.addr, bytes));
             }
         }
     }
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.forward_inbox();
         self.transmits.pop_front()
     }
 
     /// The next packet for another worker.
     pub fn poll_handoff(&mut self) -> Option<(WorkerId, Arc<Handoff>)> {
+        self.forward_inbox();
         self.handoffs.pop_front()
     }
 

@@ -30,8 +30,6 @@ const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Capacity of one hand-off queue.
 const RING_CAPACITY: usize = 8192;
-/// Datagrams read before the loop turns to its other inputs.
-const READ_BATCH: usize = 64;
 
 /// The control thread's handle on one worker.
 #[derive(Clone)]
@@ -123,6 +121,7 @@ impl Workers {
             let worker = Worker {
                 id: i,
                 batch: socket::BatchSender::new(),
+                receiver: socket::BatchReceiver::new(),
                 pending: Vec::with_capacity(socket::BATCH),
                 to_wake: vec![false; count],
                 poll,
@@ -166,6 +165,7 @@ impl Workers {
 struct Worker {
     id: usize,
     batch: socket::BatchSender,
+    receiver: socket::BatchReceiver,
     pending: Vec<crate::engine::Transmit>,
     /// Workers handed packets since the last flush (reused, not reallocated).
     to_wake: Vec<bool>,
@@ -183,7 +183,6 @@ impl Worker {
             .registry()
             .register(&mut self.socket, SOCKET, Interest::READABLE)?;
         let mut events = Events::with_capacity(16);
-        let mut buf = vec![0u8; 2048];
         loop {
             let now = Instant::now();
             let timeout = self.engine.poll_timeout().saturating_duration_since(now);
@@ -192,27 +191,22 @@ impl Worker {
             {
                 return Err(e);
             }
-            // Level-triggered in effect: read until the socket is drained,
-            // turning to the other inputs between batches.
+            // Read a batch, forward it, turn to the other inputs, until a
+            // batch comes back short (every arrival wakes the poll again).
             loop {
-                let mut read = 0;
-                while read < READ_BATCH {
-                    match self.socket.recv_from(&mut buf) {
-                        Ok((n, from)) => {
-                            self.engine
-                                .handle_datagram(Instant::now(), from, &mut buf[..n]);
-                            read += 1;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        // ICMP errors surface here as ECONNREFUSED; skip them.
-                        Err(_) => break,
-                    }
+                let read = self.receiver.receive(&self.socket);
+                let now = Instant::now();
+                for i in 0..read {
+                    let (from, datagram) = self.receiver.datagram(i);
+                    self.engine.handle_datagram(now, from, datagram);
+                }
+                if read > 0 {
+                    Counters::add(&self.engine.counters().receive_calls, 1);
                 }
                 if self.service()? {
                     return Ok(());
                 }
-                if read < READ_BATCH {
+                if read < socket::BATCH {
                     break;
                 }
             }
@@ -228,6 +222,10 @@ impl Worker {
             }
             self.engine.handle_command(command);
         }
+        let waiting: usize = (0..self.rings.queues.len())
+            .map(|from| self.rings.queues[from][self.id].len())
+            .sum();
+        Counters::set(&self.engine.counters().ring_occupancy, waiting as u64);
         for from in 0..self.rings.queues.len() {
             while let Some(handoff) = self.rings.queues[from][self.id].pop() {
                 self.engine.handle_handoff(&handoff);
@@ -251,11 +249,15 @@ impl Worker {
                 break;
             }
             let sent = self.batch.send(&self.socket, &self.pending);
+            let datagrams: usize = self.pending.iter().map(|t| t.count()).sum();
             let counters = self.engine.counters();
-            Counters::add(&counters.packets_out, sent as u64);
-            for _ in sent..self.pending.len() {
-                counters.count_drop(DropReason::SendFailed);
-            }
+            Counters::add(&counters.packets_out, sent.datagrams as u64);
+            Counters::add(&counters.send_calls, 1);
+            Counters::add(&counters.gso_sends, sent.gso_messages as u64);
+            counters.count_drops(
+                DropReason::SendFailed,
+                datagrams - sent.datagrams.min(datagrams),
+            );
         }
         while let Some((to, handoff)) = self.engine.poll_handoff() {
             match self.rings.queues[self.id][to.0].push(handoff) {
