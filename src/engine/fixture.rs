@@ -1,7 +1,7 @@
-//! A ready-made engine for benches and tests of the forwarding path: one
-//! publisher and `n` subscribers of its track on one worker, with SRTP keys
-//! and routes installed through the engine's own commands. Not used by the
-//! server.
+//! Ready-made engines for benches and tests of the forwarding path: one
+//! publisher and `n` subscribers of its track on one worker or spread over
+//! several, with SRTP keys and routes installed through the engines' own
+//! commands. Not used by the server.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,29 +56,59 @@ pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
 /// The publisher's SSRC in [`fan_out`].
 pub const PUBLISHER_SSRC: u32 = 0xabc;
 
+/// One subscriber of a [`Fixture`].
+pub struct Subscriber {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// The worker that owns it.
+    pub worker: usize,
+    /// The SSRC the server sends it the track on.
+    pub ssrc: u32,
+    /// Its client side of SRTP.
+    pub srtp: SrtpSession,
+}
+
+/// Engines of several workers: one publisher on worker 0, subscribers of
+/// its track spread over the workers.
+pub struct Fixture {
+    /// One engine per worker.
+    pub engines: Vec<Engine>,
+    /// The publisher's address.
+    pub publisher: SocketAddr,
+    /// The publisher's client side of SRTP.
+    pub publisher_srtp: SrtpSession,
+    /// The subscribers.
+    pub subscribers: Vec<Subscriber>,
+}
+
 /// An engine with one publisher (at the returned address, whose client
 /// side is the returned SRTP session) and `n` subscribers of its track,
 /// all AEAD_AES_128_GCM, all on this worker.
 pub fn fan_out(n: usize) -> (Engine, SocketAddr, SrtpSession) {
+    let f = fan_out_across(1, n);
+    let engine = f.engines.into_iter().next().expect("one engine");
+    (engine, f.publisher, f.publisher_srtp)
+}
+
+/// Like [`fan_out`], with `workers` engines; subscriber `i` lives on
+/// worker `i % workers`, the publisher on worker 0.
+pub fn fan_out_across(workers: usize, n: usize) -> Fixture {
     let now = Instant::now();
-    let mut engine = Engine::new(
-        WorkerId(0),
-        1,
-        Arc::new(IceDirectory::default()),
-        Arc::new(Counters::default()),
-        now,
-    );
+    let directory = Arc::new(IceDirectory::default());
+    let mut engines: Vec<Engine> = (0..workers)
+        .map(|w| {
+            Engine::new(
+                WorkerId(w),
+                workers,
+                directory.clone(),
+                Arc::new(Counters::default()),
+                now,
+            )
+        })
+        .collect();
     let fanout = Arc::new(TrackFanout::new(TrackKey(1)));
     let publisher: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 10000));
     let k = keys(ProtectionProfile::AeadAes128Gcm, 1);
-    engine.handle_command(WorkerCommand::Attach {
-        key: SessionKey(0),
-        addr: publisher,
-    });
-    engine.handle_command(WorkerCommand::Keys {
-        key: SessionKey(0),
-        keys: k.clone(),
-    });
     let media = SessionMedia {
         mid_extension: None,
         rtcp_ssrc: 1,
@@ -91,38 +121,56 @@ pub fn fan_out(n: usize) -> (Engine, SocketAddr, SrtpSession) {
         }],
         outlets: Vec::new(),
     };
-    engine.handle_command(WorkerCommand::Media {
-        key: SessionKey(0),
-        media: Arc::new(media),
-    });
+    attach(&mut engines[0], SessionKey(0), publisher, k.clone(), media);
+    let mut per_worker = vec![Vec::new(); workers];
     let mut subscribers = Vec::new();
     for i in 1..=n {
         let key = SessionKey(i as u32);
+        let worker = i % workers;
         let addr = SocketAddr::from(([127, 0, 0, 1], 20000 + i as u16));
-        engine.handle_command(WorkerCommand::Attach { key, addr });
-        engine.handle_command(WorkerCommand::Keys {
-            key,
-            keys: keys(ProtectionProfile::AeadAes128Gcm, i as u8),
-        });
+        let ssrc = 0x1000 + i as u32;
+        let sub_keys = keys(ProtectionProfile::AeadAes128Gcm, i as u8);
         let media = SessionMedia {
             mid_extension: None,
             rtcp_ssrc: 1,
             inbound: Vec::new(),
             outlets: vec![Outlet {
                 track: TrackKey(1),
-                ssrc: 0x1000 + i as u32,
+                ssrc,
                 payload_types: vec![(96, 96)],
                 extensions: [0; 16],
             }],
         };
-        engine.handle_command(WorkerCommand::Media {
-            key,
-            media: Arc::new(media),
+        attach(&mut engines[worker], key, addr, sub_keys.clone(), media);
+        per_worker[worker].push(key);
+        subscribers.push(Subscriber {
+            addr,
+            worker,
+            ssrc,
+            srtp: peer(&sub_keys),
         });
-        subscribers.push(key);
     }
-    fanout.store(FanoutTable {
-        per_worker: vec![subscribers],
+    fanout.store(FanoutTable { per_worker });
+    Fixture {
+        engines,
+        publisher,
+        publisher_srtp: peer(&k),
+        subscribers,
+    }
+}
+
+/// Installs a session on an engine through its commands.
+fn attach(
+    engine: &mut Engine,
+    key: SessionKey,
+    addr: SocketAddr,
+    keys: SrtpKeys,
+    media: SessionMedia,
+) {
+    engine.handle_command(WorkerCommand::Attach { key, addr });
+    engine.handle_command(WorkerCommand::Keys { key, keys });
+    engine.handle_command(WorkerCommand::Media {
+        key,
+        media: Arc::new(media),
     });
-    (engine, publisher, peer(&k))
 }

@@ -7,7 +7,8 @@
 //! client side's offers and answers), [`media`] (packets with a send-time
 //! header extension and a checkable payload), [`stats`] (histograms and the
 //! report), [`target`] (setting sessions up through an SFU's API),
-//! [`run`] (threads with mio loops), [`procstat`] (CPU time from /proc).
+//! [`run`] (threads with mio loops), [`udp`] (reads with UDP GRO),
+//! [`procstat`] (CPU time from /proc).
 
 pub mod endpoint;
 pub mod janus;
@@ -18,3 +19,4 @@ pub mod scenario;
 pub mod sdp;
 pub mod stats;
 pub mod target;
+pub mod udp;

@@ -64,6 +64,15 @@ struct Cli {
     /// Address the clients bind.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// Read with UDP GRO: a burst the SFU sent with GSO arrives as one read
+    /// (as from a NIC with GRO), so on loopback the SFU does not pay for
+    /// splitting it.
+    #[arg(long)]
+    gro: bool,
+    /// Loop threads poll without sleeping (a whole core each), so that on
+    /// loopback the SFU does not pay for waking them.
+    #[arg(long)]
+    busy_poll: bool,
     /// Increase subscribers step by step until loss > 1 % or p99 > 10 ms.
     #[arg(long)]
     ramp: bool,
@@ -91,6 +100,8 @@ fn main() -> anyhow::Result<()> {
         seed: cli.seed,
         bind: cli.bind,
         progress: true,
+        gro: cli.gro,
+        busy_poll: cli.busy_poll,
     };
     if !cli.ramp {
         let report = scenario::run(&scenario)?;

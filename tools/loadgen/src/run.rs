@@ -62,17 +62,20 @@ pub struct Shared {
     pub failed: AtomicUsize,
     /// Time zero of send timestamps.
     pub epoch: Instant,
+    /// Loop threads never sleep (see `Scenario::busy_poll`).
+    pub busy_poll: bool,
 }
 
 impl Shared {
     /// State for `streams` streams.
-    pub fn new(streams: usize) -> Arc<Self> {
+    pub fn new(streams: usize, busy_poll: bool) -> Arc<Self> {
         Arc::new(Shared {
             phase: AtomicU8::new(phase::SETUP),
             windows: (0..streams).map(|_| Window::default()).collect(),
             connected: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             epoch: Instant::now(),
+            busy_poll,
         })
     }
 
@@ -209,7 +212,7 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
     };
     let mut events = Events::with_capacity(1024);
     let mut clients: Vec<Live> = Vec::new();
-    let mut buf = vec![0u8; 2048];
+    let mut reader = crate::udp::Reader::default();
     let mut packet = Vec::with_capacity(2048);
     let mut next_timer = Instant::now();
     loop {
@@ -249,9 +252,13 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
                 note_connected(&mut live.client, shared);
             }
         }
-        let timeout = next_due
-            .min(next_timer)
-            .saturating_duration_since(Instant::now());
+        let timeout = if shared.busy_poll {
+            Duration::ZERO
+        } else {
+            next_due
+                .min(next_timer)
+                .saturating_duration_since(Instant::now())
+        };
         if poll.poll(&mut events, Some(timeout)).is_err() {
             continue;
         }
@@ -259,8 +266,10 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
             let Some(live) = clients.get_mut(event.token().0) else {
                 continue;
             };
-            while let Ok((n, from)) = live.socket.recv_from(&mut buf) {
-                receive(live, shared, from, &buf[..n], &mut stats);
+            while let Ok(from) = reader.read(&live.socket) {
+                for datagram in reader.datagrams() {
+                    receive(live, shared, from, datagram, &mut stats);
+                }
             }
         }
     }

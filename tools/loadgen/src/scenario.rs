@@ -59,9 +59,25 @@ pub struct Scenario {
     pub bind: IpAddr,
     /// Show progress bars.
     pub progress: bool,
+    /// Clients' sockets take UDP GRO: a GSO burst from the SFU is delivered
+    /// as one (as a NIC with GRO would), so the SFU's sends do not pay for
+    /// splitting it on loopback.
+    pub gro: bool,
+    /// Loop threads poll without sleeping: the SFU's sends do not pay for
+    /// waking them (on loopback the sender pays for the receiver's wake-up).
+    pub busy_poll: bool,
 }
 
 const FPS: u32 = 30;
+
+/// A client's UDP socket, with GRO when the scenario asks for it.
+fn client_socket(s: &Scenario) -> anyhow::Result<UdpSocket> {
+    let socket = UdpSocket::bind((s.bind, 0)).context("bind")?;
+    if s.gro {
+        crate::udp::enable_gro(&socket).context("UDP GRO")?;
+    }
+    Ok(socket)
+}
 const AUDIO_PAYLOAD: usize = 80;
 
 fn ssrc(seed: u64, stream: u32) -> u32 {
@@ -158,7 +174,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         _ => Box::new(Switchboard::new(&s.url, &s.app_id, &s.app_secret)),
     };
     let per = if s.audio { 2 } else { 1 };
-    let shared = Shared::new(s.publishers * per);
+    let shared = Shared::new(s.publishers * per, s.busy_poll);
     let (senders, handles) = run::spawn(s.threads, &shared);
     let mut next_thread = 0;
     let mut hand_off = |client: Client| {
@@ -175,7 +191,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         let setup = bar(s.progress, total, "connecting");
         let mut publishers = Vec::new();
         for i in 0..s.publishers {
-            let socket = UdpSocket::bind((s.bind, 0)).context("bind")?;
+            let socket = client_socket(s)?;
             socket.set_nonblocking(true)?;
             let ice = IceCredentials::random();
             let tx = streams(s, i);
@@ -211,7 +227,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         for (session, names) in &publishers {
             for _ in 0..s.subscribers {
                 let created = Instant::now();
-                let socket = UdpSocket::bind((s.bind, 0)).context("bind")?;
+                let socket = client_socket(s)?;
                 socket.set_nonblocking(true)?;
                 let ice = IceCredentials::random();
                 let (sub_session, offer) = api.subscribe(session, names)?;
@@ -317,5 +333,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         payload_mismatches: stats.mismatches,
         payload_checked: stats.sampled,
         machine: procstat::machine(),
+        gro: s.gro,
+        busy_poll: s.busy_poll,
     })
 }

@@ -101,6 +101,10 @@ pub struct Report {
     pub payload_checked: u64,
     /// CPU model and cores.
     pub machine: serde_json::Value,
+    /// Clients read with UDP GRO.
+    pub gro: bool,
+    /// Loop threads polled without sleeping.
+    pub busy_poll: bool,
 }
 
 impl Report {

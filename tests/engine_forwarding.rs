@@ -1,0 +1,120 @@
+//! The forwarding path without sockets, on a virtual clock: a publisher's
+//! burst of packets reaches subscribers on its own worker and, by one shared
+//! hand-off, on other workers. Every subscriber's datagrams are checked by
+//! an independent SRTP implementation (rtc-srtp) with that subscriber's
+//! keys: its SSRC, consecutive sequence numbers, the original payload.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard::engine::Transmit;
+use switchboard::engine::fixture::{self, Fixture, PAYLOAD, PUBLISHER_SSRC};
+use switchboard::wire::rtp::RtpHeader;
+
+/// Feeds `packets` (plaintext) to worker 0 as one batch, delivers its
+/// hand-offs, and returns every transmit by destination.
+fn forward_burst(
+    f: &mut Fixture,
+    packets: &[Vec<u8>],
+    t0: Instant,
+) -> HashMap<SocketAddr, Vec<Transmit>> {
+    for (i, p) in packets.iter().enumerate() {
+        let mut protected = f.publisher_srtp.protect_rtp(p).expect("protect").to_vec();
+        let now = t0 + Duration::from_micros(10 * i as u64);
+        f.engines[0].handle_datagram(now, f.publisher, &mut protected);
+    }
+    let mut handoffs = Vec::new();
+    while let Some(h) = f.engines[0].poll_handoff() {
+        handoffs.push(h);
+    }
+    if f.engines.len() > 1 {
+        // One run, shared by every other worker.
+        assert_eq!(handoffs.len(), f.engines.len() - 1);
+        assert!(handoffs.iter().all(|(_, h)| Arc::ptr_eq(h, &handoffs[0].1)));
+    }
+    for (to, h) in &handoffs {
+        f.engines[to.0].handle_handoff(h);
+    }
+    let mut by_destination: HashMap<SocketAddr, Vec<Transmit>> = HashMap::new();
+    for engine in &mut f.engines {
+        while let Some(t) = engine.poll_transmit() {
+            by_destination.entry(t.to).or_default().push(t);
+        }
+        while engine.poll_event().is_some() {}
+    }
+    by_destination
+}
+
+/// Decrypts what one subscriber got and checks it against `packets`.
+fn check_subscriber(sub: &mut fixture::Subscriber, got: &[Transmit], packets: &[Vec<u8>]) {
+    let datagrams: Vec<&[u8]> = got.iter().flat_map(|t| t.datagrams()).collect();
+    assert_eq!(datagrams.len(), packets.len(), "subscriber {}", sub.addr);
+    let mut last_seq = None::<u16>;
+    for (d, original) in datagrams.iter().zip(packets) {
+        let plain = sub
+            .srtp
+            .unprotect_rtp(d)
+            .expect("the subscriber's keys open it");
+        let header = RtpHeader::new_checked(&plain).expect("RTP");
+        assert_eq!(header.ssrc(), sub.ssrc);
+        if let Some(prev) = last_seq {
+            assert_eq!(header.sequence_number(), prev.wrapping_add(1));
+        }
+        last_seq = Some(header.sequence_number());
+        let offset = RtpHeader::new_checked(original).unwrap().payload_offset();
+        assert_eq!(&plain[header.payload_offset()..], &original[offset..]);
+    }
+}
+
+#[test]
+fn a_burst_reaches_subscribers_on_every_worker_in_one_gso_send_each() {
+    let mut f = fixture::fan_out_across(3, 9);
+    let packets: Vec<Vec<u8>> = (1..=5u16)
+        .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
+        .collect();
+    let mut got = forward_burst(&mut f, &packets, Instant::now());
+    assert_eq!(got.len(), 9);
+    for sub in &mut f.subscribers {
+        let transmits = got.remove(&sub.addr).expect("the subscriber got the burst");
+        // Five datagrams of one size: one transmit, split by the kernel.
+        assert_eq!(transmits.len(), 1, "subscriber on worker {}", sub.worker);
+        assert_eq!(transmits[0].segment_size, Some(12 + PAYLOAD + 16));
+        assert_eq!(transmits[0].count(), 5);
+        check_subscriber(sub, &transmits, &packets);
+    }
+}
+
+#[test]
+fn a_shorter_packet_ends_a_gso_group_and_later_bursts_continue_the_sequence() {
+    let mut f = fixture::fan_out_across(2, 4);
+    let t0 = Instant::now();
+    let mut packets: Vec<Vec<u8>> = (1..=4u16)
+        .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
+        .collect();
+    packets[2].truncate(400);
+    let first = forward_burst(&mut f, &packets, t0);
+    let second_burst: Vec<Vec<u8>> = (5..=6u16)
+        .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
+        .collect();
+    let second = forward_burst(&mut f, &second_burst, t0 + Duration::from_millis(33));
+    for sub in &mut f.subscribers {
+        let a = &first[&sub.addr];
+        // [1200, 1200, 416] in one send, then [1200] alone.
+        let shape: Vec<(usize, Option<usize>)> =
+            a.iter().map(|t| (t.count(), t.segment_size)).collect();
+        assert_eq!(shape, vec![(3, Some(1200)), (1, None)]);
+        let all: Vec<Vec<u8>> = packets.iter().chain(&second_burst).cloned().collect();
+        let transmits: Vec<Transmit> = first[&sub.addr]
+            .iter()
+            .chain(&second[&sub.addr])
+            .map(|t| Transmit {
+                to: t.to,
+                bytes: t.bytes.clone(),
+                segment_size: t.segment_size,
+            })
+            .collect();
+        check_subscriber(sub, &transmits, &all);
+    }
+}
