@@ -2,7 +2,9 @@
 //! the per-subscriber RTP header rewrite, and one publisher packet fanned
 //! out through a media worker's engine to 1, 10, 100 and 1000 subscribers
 //! (unprotect once, rewrite and protect per subscriber, queue the
-//! datagrams). Throughput is declared in forwarded packets.
+//! datagrams); a burst of 5 packets read in one batch (one GSO transmit per
+//! subscriber); and the hand-off of a packet to a second worker.
+//! Throughput is declared in forwarded packets.
 //!
 //! Run: `cargo bench --bench forwarding`. Report the machine with the numbers.
 
@@ -109,5 +111,75 @@ fn fanout(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, srtp, rewrite, fanout);
+/// A video frame's burst of 5 packets, read in one batch, to 100
+/// subscribers on this worker (one GSO transmit per subscriber); and one
+/// packet handed to a second worker that owns the 100 subscribers.
+fn burst_and_handoff(c: &mut Criterion) {
+    let mut g = c.benchmark_group("batch_1200B_gcm");
+    let mut f = fixture::fan_out_across(1, 100);
+    let mut seq = 0u16;
+    g.throughput(Throughput::Elements(500));
+    g.bench_function("burst_of_5/subscribers/100", |b| {
+        b.iter_batched(
+            || {
+                (0..5)
+                    .map(|_| {
+                        seq = seq.wrapping_add(1);
+                        f.publisher_srtp
+                            .protect_rtp(&rtp_packet(seq, 0xabc))
+                            .expect("protect")
+                            .to_vec()
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |burst| {
+                let engine = &mut f.engines[0];
+                for mut p in burst {
+                    engine.handle_datagram(Instant::now(), f.publisher, &mut p);
+                }
+                let mut sent = 0;
+                while let Some(t) = engine.poll_transmit() {
+                    sent += t.count();
+                }
+                while engine.poll_event().is_some() {}
+                black_box(sent)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Subscriber i lives on worker i % 2: 200 subscribers, 100 on worker 1.
+    let mut f = fixture::fan_out_across(2, 200);
+    let mut seq = 0u16;
+    g.throughput(Throughput::Elements(200));
+    g.bench_function("handoff/subscribers/100+100", |b| {
+        b.iter_batched(
+            || {
+                seq = seq.wrapping_add(1);
+                f.publisher_srtp
+                    .protect_rtp(&rtp_packet(seq, 0xabc))
+                    .expect("protect")
+                    .to_vec()
+            },
+            |mut p| {
+                let (first, rest) = f.engines.split_at_mut(1);
+                first[0].handle_datagram(Instant::now(), f.publisher, &mut p);
+                while let Some((_, h)) = first[0].poll_handoff() {
+                    rest[0].handle_handoff(&h);
+                }
+                let mut sent = 0;
+                for engine in f.engines.iter_mut() {
+                    while let Some(t) = engine.poll_transmit() {
+                        sent += t.count();
+                    }
+                    while engine.poll_event().is_some() {}
+                }
+                black_box(sent)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, srtp, rewrite, fanout, burst_and_handoff);
 criterion_main!(benches);

@@ -317,8 +317,13 @@ impl DtlsTransport {
         self.endpoint.as_mut()?.poll_transmit().map(|t| t.message)
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    /// When [`handle_timeout`](Self::handle_timeout) is next due. None once
+    /// connected: a peer that lost our last flight sends its own again, and
+    /// that is answered from `handle_datagram`, not from a timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.connected {
+            return None;
+        }
         self.endpoint.as_ref()?.poll_timeout(&ASSOCIATION)
     }
 
