@@ -43,7 +43,7 @@ use crate::session::ingress::ReceptionStats;
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
 use crate::wire::rtcp::{self, SenderInfo};
-use crate::wire::rtp::{self, Rewrite, RtpHeader};
+use crate::wire::rtp::{self, Rewrite, RtpHeader, RtpLayout};
 use crate::wire::{PacketKind, classify};
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
@@ -104,6 +104,36 @@ enum Forwarded<'a> {
     SenderReport(SenderInfo),
 }
 
+/// What forwarding needs of a packet's RTP header: read once per run, used
+/// for every subscriber.
+#[derive(Clone, Copy)]
+struct RunHeader {
+    layout: RtpLayout,
+    payload_type: u8,
+    ssrc: u32,
+    sequence_number: u16,
+    timestamp: u32,
+}
+
+/// Reads the headers of a run's packets into `out` (None for a malformed
+/// one, counted once).
+fn read_headers(run: PacketRun<'_>, out: &mut Vec<Option<RunHeader>>, counters: &Counters) {
+    out.clear();
+    out.extend(run.packets().map(|p| match RtpHeader::new_checked(p) {
+        Ok(h) => Some(RunHeader {
+            layout: h.layout(),
+            payload_type: h.payload_type(),
+            ssrc: h.ssrc(),
+            sequence_number: h.sequence_number(),
+            timestamp: h.timestamp(),
+        }),
+        Err(_) => {
+            counters.count_drop(DropReason::Malformed);
+            None
+        }
+    }));
+}
+
 /// An unprotected packet: decrypted in place (its plaintext length), or
 /// into a new buffer.
 enum Plain {
@@ -153,6 +183,8 @@ pub struct Engine {
     inbox: Inbox,
     /// Hand-offs to other workers, recycled.
     pool: HandoffPool,
+    /// The headers of the run being fanned out (reused).
+    headers: Vec<Option<RunHeader>>,
 }
 
 /// Bytes of one arena block.
@@ -187,6 +219,7 @@ impl Engine {
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
             inbox: Inbox::new(),
             pool: HandoffPool::default(),
+            headers: Vec::with_capacity(run::INBOX_PACKETS),
         }
     }
 
@@ -353,9 +386,7 @@ impl Engine {
                 continue;
             }
             if w == self.id.0 {
-                for &sub in subscribers {
-                    self.forward(sub, fanout.key, packet);
-                }
+                self.deliver(subscribers, fanout.key, packet);
             } else if w < self.workers {
                 let handoff = shared
                     .get_or_insert_with(|| match packet {
@@ -371,10 +402,22 @@ impl Engine {
         }
     }
 
-    fn forward(&mut self, sub: SessionKey, track: TrackKey, packet: Forwarded<'_>) {
+    /// Sends a packet of `track` to `subscribers`, all on this worker.
+    fn deliver(&mut self, subscribers: &[SessionKey], track: TrackKey, packet: Forwarded<'_>) {
         match packet {
-            Forwarded::Rtp(run) => self.forward_run(sub, track, run),
-            Forwarded::SenderReport(info) => self.forward_sender_report(sub, track, &info),
+            Forwarded::Rtp(run) => {
+                let mut headers = std::mem::take(&mut self.headers);
+                read_headers(run, &mut headers, &self.counters);
+                for &sub in subscribers {
+                    self.forward_run(sub, track, run, &headers);
+                }
+                self.headers = headers;
+            }
+            Forwarded::SenderReport(info) => {
+                for &sub in subscribers {
+                    self.forward_sender_report(sub, track, &info);
+                }
+            }
         }
     }
 
@@ -392,7 +435,13 @@ impl Engine {
     /// Sends a run of plaintext RTP packets of `track` to subscriber `sub`
     /// on this worker: rewritten and protected back to back into the arena,
     /// queued as few GSO transmits.
-    fn forward_run(&mut self, sub: SessionKey, track: TrackKey, run: PacketRun<'_>) {
+    fn forward_run(
+        &mut self,
+        sub: SessionKey,
+        track: TrackKey,
+        run: PacketRun<'_>,
+        headers: &[Option<RunHeader>],
+    ) {
         let counters = &self.counters;
         let Some(s) = self.sessions.get_mut(&sub) else {
             counters.count_drops(DropReason::NotReady, run.len());
@@ -412,26 +461,25 @@ impl Engine {
                 Self::next_arena(&mut self.arena, &mut self.spare, need);
             }
             let mut group = Coalescer::new(s.addr);
-            for plain in run.packets() {
-                let Ok(header) = RtpHeader::new_checked(plain) else {
-                    counters.count_drop(DropReason::Malformed);
+            for (plain, header) in run.packets().zip(headers) {
+                let Some(header) = header else {
                     continue;
                 };
-                let Some(pt) = outlet.map_payload_type(header.payload_type()) else {
+                let Some(pt) = outlet.map_payload_type(header.payload_type) else {
                     counters.count_drop(DropReason::UnmappedPayloadType);
                     continue;
                 };
                 let (seq, ts) = stream.translate(
-                    header.ssrc(),
-                    header.sequence_number(),
-                    header.timestamp(),
-                    plain.len() - header.payload_offset(),
+                    header.ssrc,
+                    header.sequence_number,
+                    header.timestamp,
+                    plain.len() - header.layout.payload_offset,
                 );
                 let packet = &mut self.arena;
                 packet.extend_from_slice(plain);
                 rtp::rewrite_in_place(
                     packet,
-                    header.layout(),
+                    header.layout,
                     Rewrite {
                         ssrc: outlet.ssrc,
                         payload_type: pt,
@@ -442,7 +490,7 @@ impl Engine {
                 rtp::set_timestamp(packet, ts);
                 let protected = match s.gcm.as_mut() {
                     Some(g) => g
-                        .protect(packet, header.payload_offset())
+                        .protect(packet, header.layout.payload_offset)
                         .map(|()| packet.split())
                         .ok(),
                     None => {
@@ -550,9 +598,7 @@ impl Engine {
             HandoffPayload::Rtp(run) => Forwarded::Rtp(run.as_run()),
             HandoffPayload::SenderReport(info) => Forwarded::SenderReport(*info),
         };
-        for &sub in subscribers {
-            self.forward(sub, track, packet);
-        }
+        self.deliver(subscribers, track, packet);
     }
 
     /// Takes a command from the control thread.

@@ -25,6 +25,7 @@ def fmt(v, spec):
 
 rows = []
 machine = None
+modes = set()
 for s in counts:
     for name, label in servers:
         r = load(name, s)
@@ -32,6 +33,7 @@ for s in counts:
             rows.append(f"| {s} | {label} | failed | | | | | | |")
             continue
         machine = machine or r.get("machine")
+        modes.add((r.get("gro", False), r.get("busy_poll", False)))
         lat = r["latency_us"]
         rows.append(
             f"| {s} | {label} | {r['forwarded_pps']:.0f} | {fmt(r.get('server_cpu_us_per_packet'), '.2f')} "
@@ -47,6 +49,8 @@ with open(os.path.join(out, "compare.md"), "w") as f:
     if machine:
         f.write(f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores. Server pinned to core 0, load generator to core 1, "
                 "inside a network namespace on loopback addresses.\n\n")
+    for gro, busy in sorted(modes):
+        f.write(f"Load generator: UDP GRO {'on' if gro else 'off'}, busy polling {'on' if busy else 'off'}.\n\n")
     f.write("| subscribers | server | forwarded pps | server CPU µs/packet | p50 latency µs | p99 latency µs | loss | payload mismatches | loadgen CPU |\n")
     f.write("|---|---|---|---|---|---|---|---|---|\n")
     f.write("\n".join(rows) + "\n")
