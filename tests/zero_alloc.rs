@@ -44,54 +44,24 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-#[test]
-fn forwarding_to_100_subscribers_allocates_nothing() {
-    let (mut engine, from, mut publisher) = fixture::fan_out(100);
-    let packets: Vec<Vec<u8>> = (1..=1500u16)
-        .map(|seq| {
-            publisher
-                .protect_rtp(&fixture::rtp_packet(seq, PUBLISHER_SSRC))
-                .expect("protect")
-                .to_vec()
-        })
-        .collect();
-    let forward = |engine: &mut switchboard::engine::Engine, packet: &[u8]| {
-        let mut buf = packet.to_vec();
-        COUNTING.with(|on| on.set(true));
-        engine.handle_datagram(Instant::now(), from, &mut buf);
-        let mut sent = 0;
-        while let Some(t) = engine.poll_transmit() {
-            sent += 1;
-            drop(t);
-        }
-        while engine.poll_event().is_some() {}
-        COUNTING.with(|on| on.set(false));
-        sent
-    };
-    // Warm up: queues, arena and per-stream state reach their steady size.
-    for p in &packets[..500] {
-        assert_eq!(forward(&mut engine, p), 100);
-    }
-    COUNT.with(|c| c.set(0));
-    for p in &packets[500..] {
-        assert_eq!(forward(&mut engine, p), 100);
-    }
-    let allocations = COUNT.with(|c| c.get());
-    assert_eq!(
-        allocations, 0,
-        "heap allocations while forwarding 1000 packets to 100 subscribers"
-    );
-}
-
-#[test]
-fn forwarding_bursts_across_two_workers_allocates_nothing() {
-    let mut f = fixture::fan_out_across(2, 100);
-    let bursts: Vec<Vec<Vec<u8>>> = (0..600u16)
+/// Forwards `warm_up` then `measured` bursts of `burst` packets from the
+/// publisher on worker 0 to `subscribers` spread over `workers` (hand-offs
+/// delivered, every datagram drained, each burst checked to reach every
+/// subscriber); returns the heap allocations of the measured bursts.
+fn allocations_in_steady_state(
+    workers: usize,
+    subscribers: usize,
+    burst: u16,
+    warm_up: u16,
+    measured: u16,
+) -> u64 {
+    let mut f = fixture::fan_out_across(workers, subscribers);
+    let bursts: Vec<Vec<Vec<u8>>> = (0..warm_up + measured)
         .map(|b| {
-            (0..5u16)
+            (0..burst)
                 .map(|i| {
                     f.publisher_srtp
-                        .protect_rtp(&fixture::rtp_packet(b * 5 + i + 1, PUBLISHER_SSRC))
+                        .protect_rtp(&fixture::rtp_packet(b * burst + i + 1, PUBLISHER_SSRC))
                         .expect("protect")
                         .to_vec()
                 })
@@ -118,16 +88,32 @@ fn forwarding_bursts_across_two_workers_allocates_nothing() {
         COUNTING.with(|on| on.set(false));
         sent
     };
-    for burst in &bursts[..100] {
-        assert_eq!(forward(&mut f, burst), 500);
+    let expected = usize::from(burst) * subscribers;
+    // Warm up: queues, arena, pools and per-stream state reach their size.
+    for b in &bursts[..usize::from(warm_up)] {
+        assert_eq!(forward(&mut f, b), expected);
     }
     COUNT.with(|c| c.set(0));
-    for burst in &bursts[100..] {
-        assert_eq!(forward(&mut f, burst), 500);
+    for b in &bursts[usize::from(warm_up)..] {
+        assert_eq!(forward(&mut f, b), expected);
     }
-    let allocations = COUNT.with(|c| c.get());
+    COUNT.with(|c| c.get())
+}
+
+#[test]
+fn forwarding_to_100_subscribers_allocates_nothing() {
     assert_eq!(
-        allocations, 0,
+        allocations_in_steady_state(1, 100, 1, 500, 1000),
+        0,
+        "heap allocations while forwarding 1000 packets to 100 subscribers"
+    );
+}
+
+#[test]
+fn forwarding_bursts_across_two_workers_allocates_nothing() {
+    assert_eq!(
+        allocations_in_steady_state(2, 100, 5, 100, 500),
+        0,
         "heap allocations while forwarding 500 bursts of 5 packets to 100 subscribers on 2 workers"
     );
 }

@@ -64,24 +64,26 @@ impl HandoffPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::run::Span;
+    use crate::engine::fixture::rtp_packet;
+    use crate::engine::run::owned_run;
     use crate::ids::TrackKey;
 
     #[test]
     fn a_returned_hand_off_is_reused() {
         let fanout = Arc::new(TrackFanout::new(TrackKey(1)));
         let mut pool = HandoffPool::default();
-        let mut span = [Span::default()];
-        let first = pool.rtp(&fanout, PacketRun::single(&[1, 2, 3], &mut span));
-        let second = pool.rtp(&fanout, PacketRun::single(&[4, 5], &mut span));
+        let (p1, p2, p3) = (rtp_packet(1, 9), rtp_packet(2, 9), rtp_packet(3, 9));
+        let first = pool.rtp(&fanout, owned_run(&[&p1]).as_run());
+        let second = pool.rtp(&fanout, owned_run(&[&p2]).as_run());
         assert!(!Arc::ptr_eq(&first, &second), "the first is still held");
         let first_ptr = Arc::as_ptr(&first);
         drop(first);
-        let third = pool.rtp(&fanout, PacketRun::single(&[6], &mut span));
+        let third = pool.rtp(&fanout, owned_run(&[&p3]).as_run());
         assert_eq!(Arc::as_ptr(&third), first_ptr);
         let HandoffPayload::Rtp(run) = &third.payload else {
             panic!("an RTP hand-off");
         };
-        assert_eq!(run.as_run().packets().collect::<Vec<_>>(), vec![&[6u8][..]]);
+        let packets: Vec<&[u8]> = run.as_run().packets().map(|(p, _)| p).collect();
+        assert_eq!(packets, vec![&p3[..]]);
     }
 }

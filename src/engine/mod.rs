@@ -43,7 +43,7 @@ use crate::session::ingress::ReceptionStats;
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
 use crate::wire::rtcp::{self, SenderInfo};
-use crate::wire::rtp::{self, Rewrite, RtpHeader, RtpLayout};
+use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
@@ -51,7 +51,7 @@ use gso::Coalescer;
 use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
 use rtc_srtp::protection_profile::ProtectionProfile;
-use run::{Inbox, PacketRun};
+use run::{Inbox, PacketRun, RunHeader};
 
 /// How often receiver reports go out.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
@@ -104,36 +104,6 @@ enum Forwarded<'a> {
     SenderReport(SenderInfo),
 }
 
-/// What forwarding needs of a packet's RTP header: read once per run, used
-/// for every subscriber.
-#[derive(Clone, Copy)]
-struct RunHeader {
-    layout: RtpLayout,
-    payload_type: u8,
-    ssrc: u32,
-    sequence_number: u16,
-    timestamp: u32,
-}
-
-/// Reads the headers of a run's packets into `out` (None for a malformed
-/// one, counted once).
-fn read_headers(run: PacketRun<'_>, out: &mut Vec<Option<RunHeader>>, counters: &Counters) {
-    out.clear();
-    out.extend(run.packets().map(|p| match RtpHeader::new_checked(p) {
-        Ok(h) => Some(RunHeader {
-            layout: h.layout(),
-            payload_type: h.payload_type(),
-            ssrc: h.ssrc(),
-            sequence_number: h.sequence_number(),
-            timestamp: h.timestamp(),
-        }),
-        Err(_) => {
-            counters.count_drop(DropReason::Malformed);
-            None
-        }
-    }));
-}
-
 /// An unprotected packet: decrypted in place (its plaintext length), or
 /// into a new buffer.
 enum Plain {
@@ -183,8 +153,6 @@ pub struct Engine {
     inbox: Inbox,
     /// Hand-offs to other workers, recycled.
     pool: HandoffPool,
-    /// The headers of the run being fanned out (reused).
-    headers: Vec<Option<RunHeader>>,
 }
 
 /// Bytes of one arena block.
@@ -219,7 +187,6 @@ impl Engine {
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
             inbox: Inbox::new(),
             pool: HandoffPool::default(),
-            headers: Vec::with_capacity(run::INBOX_PACKETS),
         }
     }
 
@@ -282,18 +249,19 @@ impl Engine {
     }
 
     /// The session that owns `from` on this worker, and the datagram
-    /// unprotected with its SRTP context; drops are counted.
-    fn unprotect(
-        &mut self,
+    /// unprotected with its SRTP context; drops are counted. Takes the
+    /// fields it needs, so that the caller keeps using the others.
+    fn unprotect<'s>(
+        bindings: &HashMap<SocketAddr, SessionKey>,
+        sessions: &'s mut HashMap<SessionKey, MediaSession>,
+        counters: &Counters,
         from: SocketAddr,
         datagram: &mut [u8],
         kind: PacketKind,
-    ) -> Option<(&mut MediaSession, Plain)> {
-        let counters = &self.counters;
-        let owned = self
-            .bindings
+    ) -> Option<(&'s mut MediaSession, Plain)> {
+        let owned = bindings
             .get(&from)
-            .and_then(|key| self.sessions.get_mut(key))
+            .and_then(|key| sessions.get_mut(key))
             .filter(|s| s.addr == from);
         let Some(session) = owned else {
             counters.count_drop(DropReason::UnboundAddress);
@@ -325,8 +293,15 @@ impl Engine {
 
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         let epoch = self.epoch;
-        let counters = self.counters.clone();
-        let Some((session, unprotected)) = self.unprotect(from, datagram, PacketKind::Rtp) else {
+        let counters = &self.counters;
+        let Some((session, unprotected)) = Self::unprotect(
+            &self.bindings,
+            &mut self.sessions,
+            counters,
+            from,
+            datagram,
+            PacketKind::Rtp,
+        ) else {
             return;
         };
         let plain: &[u8] = match &unprotected {
@@ -350,7 +325,9 @@ impl Engine {
             counters.count_drop(DropReason::UnknownSsrc);
             return;
         };
-        let fanout = route.fanout.clone();
+        let track = route.fanout.key;
+        self.inbox
+            .push(&route.fanout, RunHeader::of(&header), plain);
         let clock_rate = route.clock_rate;
         session
             .inbound
@@ -359,8 +336,7 @@ impl Engine {
                 ReceptionStats::new(route_index, clock_rate, header.sequence_number())
             })
             .handle_packet(epoch, now, header.sequence_number(), header.timestamp());
-        self.note_media(now, fanout.key);
-        self.inbox.push(&fanout, plain);
+        self.note_media(now, track);
         if self.inbox.is_full() {
             self.forward_inbox();
         }
@@ -406,12 +382,9 @@ impl Engine {
     fn deliver(&mut self, subscribers: &[SessionKey], track: TrackKey, packet: Forwarded<'_>) {
         match packet {
             Forwarded::Rtp(run) => {
-                let mut headers = std::mem::take(&mut self.headers);
-                read_headers(run, &mut headers, &self.counters);
                 for &sub in subscribers {
-                    self.forward_run(sub, track, run, &headers);
+                    self.forward_run(sub, track, run);
                 }
-                self.headers = headers;
             }
             Forwarded::SenderReport(info) => {
                 for &sub in subscribers {
@@ -435,13 +408,7 @@ impl Engine {
     /// Sends a run of plaintext RTP packets of `track` to subscriber `sub`
     /// on this worker: rewritten and protected back to back into the arena,
     /// queued as few GSO transmits.
-    fn forward_run(
-        &mut self,
-        sub: SessionKey,
-        track: TrackKey,
-        run: PacketRun<'_>,
-        headers: &[Option<RunHeader>],
-    ) {
+    fn forward_run(&mut self, sub: SessionKey, track: TrackKey, run: PacketRun<'_>) {
         let counters = &self.counters;
         let Some(s) = self.sessions.get_mut(&sub) else {
             counters.count_drops(DropReason::NotReady, run.len());
@@ -461,10 +428,7 @@ impl Engine {
                 Self::next_arena(&mut self.arena, &mut self.spare, need);
             }
             let mut group = Coalescer::new(s.addr);
-            for (plain, header) in run.packets().zip(headers) {
-                let Some(header) = header else {
-                    continue;
-                };
+            for (plain, header) in run.packets() {
                 let Some(pt) = outlet.map_payload_type(header.payload_type) else {
                     counters.count_drop(DropReason::UnmappedPayloadType);
                     continue;
@@ -556,8 +520,14 @@ impl Engine {
     }
 
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
-        let Some((session, Plain::Owned(plain))) = self.unprotect(from, datagram, PacketKind::Rtcp)
-        else {
+        let Some((session, Plain::Owned(plain))) = Self::unprotect(
+            &self.bindings,
+            &mut self.sessions,
+            &self.counters,
+            from,
+            datagram,
+            PacketKind::Rtcp,
+        ) else {
             return;
         };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
@@ -588,7 +558,6 @@ impl Engine {
     /// Takes a packet another worker handed over: forwards it to this
     /// worker's subscribers of its track.
     pub fn handle_handoff(&mut self, handoff: &Handoff) {
-        self.forward_inbox();
         let table = handoff.fanout.load();
         let track = handoff.fanout.key;
         let Some(subscribers) = table.per_worker.get(self.id.0) else {
@@ -705,7 +674,6 @@ impl Engine {
 
     /// Sends receiver reports for every inbound stream when due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.forward_inbox();
         if now < self.next_report {
             return;
         }

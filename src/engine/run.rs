@@ -10,19 +10,51 @@
 use std::sync::Arc;
 
 use crate::fanout::TrackFanout;
+use crate::wire::rtp::{RtpHeader, RtpLayout};
 
-/// Where one packet lies in a run's buffer.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What forwarding needs of a packet's RTP header: read once when the packet
+/// arrives, used for every subscriber.
+#[derive(Debug, Clone, Copy)]
+pub struct RunHeader {
+    /// Offsets of the extension block and payload.
+    pub layout: RtpLayout,
+    /// Payload type.
+    pub payload_type: u8,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Sequence number.
+    pub sequence_number: u16,
+    /// RTP timestamp.
+    pub timestamp: u32,
+}
+
+impl RunHeader {
+    /// The fields of a checked header.
+    pub fn of(h: &RtpHeader<'_>) -> Self {
+        RunHeader {
+            layout: h.layout(),
+            payload_type: h.payload_type(),
+            ssrc: h.ssrc(),
+            sequence_number: h.sequence_number(),
+            timestamp: h.timestamp(),
+        }
+    }
+}
+
+/// Where one packet lies in a run's buffer, and its header.
+#[derive(Debug, Clone, Copy)]
 pub struct Span {
     start: u32,
     len: u32,
+    header: RunHeader,
 }
 
 impl Span {
-    fn of(start: usize, len: usize) -> Self {
+    fn of(start: usize, len: usize, header: RunHeader) -> Self {
         Span {
             start: start as u32,
             len: len as u32,
+            header,
         }
     }
 
@@ -39,19 +71,12 @@ pub struct PacketRun<'a> {
 }
 
 impl<'a> PacketRun<'a> {
-    /// A run of one packet.
-    pub fn single(packet: &'a [u8], span: &'a mut [Span; 1]) -> Self {
-        span[0] = Span::of(0, packet.len());
-        PacketRun {
-            data: packet,
-            spans: &span[..],
-        }
-    }
-
-    /// The packets.
-    pub fn packets(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+    /// The packets, with their headers.
+    pub fn packets(&self) -> impl Iterator<Item = (&'a [u8], &'a RunHeader)> + 'a {
         let data = self.data;
-        self.spans.iter().map(move |s| &data[s.range()])
+        self.spans
+            .iter()
+            .map(move |s| (&data[s.range()], &s.header))
     }
 
     /// How many packets.
@@ -84,8 +109,8 @@ impl OwnedRun {
     pub fn copy_from(&mut self, run: PacketRun<'_>) {
         self.data.clear();
         self.spans.clear();
-        for p in run.packets() {
-            self.spans.push(Span::of(self.data.len(), p.len()));
+        for (p, header) in run.packets() {
+            self.spans.push(Span::of(self.data.len(), p.len(), *header));
             self.data.extend_from_slice(p);
         }
     }
@@ -130,11 +155,11 @@ impl Inbox {
         }
     }
 
-    /// Keeps a copy of a packet of `fanout`'s track.
-    pub fn push(&mut self, fanout: &Arc<TrackFanout>, plain: &[u8]) {
+    /// Keeps a copy of a packet of `fanout`'s track, with its header.
+    pub fn push(&mut self, fanout: &Arc<TrackFanout>, header: RunHeader, plain: &[u8]) {
         self.waiting.push(Waiting {
             fanout: fanout.clone(),
-            span: Span::of(self.data.len(), plain.len()),
+            span: Span::of(self.data.len(), plain.len(), header),
         });
         self.data.extend_from_slice(plain);
     }
@@ -179,9 +204,23 @@ impl Inbox {
     }
 }
 
+/// A run of RTP packets, owned (tests).
+#[cfg(test)]
+pub(crate) fn owned_run(packets: &[&[u8]]) -> OwnedRun {
+    let mut run = OwnedRun::default();
+    for p in packets {
+        let header = RtpHeader::new_checked(p).expect("an RTP packet");
+        run.spans
+            .push(Span::of(run.data.len(), p.len(), RunHeader::of(&header)));
+        run.data.extend_from_slice(p);
+    }
+    run
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::fixture::rtp_packet;
     use crate::ids::TrackKey;
 
     #[test]
@@ -189,28 +228,33 @@ mod tests {
         let a = Arc::new(TrackFanout::new(TrackKey(2)));
         let b = Arc::new(TrackFanout::new(TrackKey(1)));
         let mut inbox = Inbox::new();
-        for (f, p) in [(&a, 1u8), (&b, 2), (&a, 3), (&a, 4), (&b, 5)] {
-            inbox.push(f, &[p; 3][..usize::from(p % 3) + 1]);
+        // Packet i has sequence number i and is 20 + i bytes long.
+        for (f, seq) in [(&a, 1u16), (&b, 2), (&a, 3), (&a, 4), (&b, 5)] {
+            let p = &rtp_packet(seq, 7)[..20 + usize::from(seq)];
+            let header = RunHeader::of(&RtpHeader::new_checked(p).unwrap());
+            inbox.push(f, header, p);
         }
         let mut seen = Vec::new();
+        let mut owned = OwnedRun::default();
         inbox.drain_runs(|f, run| {
-            let firsts: Vec<u8> = run.packets().map(|p| p[0]).collect();
-            seen.push((f.key, firsts, run.bytes()));
+            let seqs: Vec<u16> = run.packets().map(|(_, h)| h.sequence_number).collect();
+            seen.push((f.key, seqs, run.bytes()));
+            owned.copy_from(run);
         });
         assert_eq!(
             seen,
             vec![
-                (TrackKey(1), vec![2, 5], 6),
-                (TrackKey(2), vec![1, 3, 4], 5)
+                (TrackKey(1), vec![2, 5], 47),
+                (TrackKey(2), vec![1, 3, 4], 68)
             ]
         );
         assert!(inbox.is_empty());
-        let mut owned = OwnedRun::default();
-        let mut one = [Span::default()];
-        owned.copy_from(PacketRun::single(&[9, 8, 7], &mut one));
-        assert_eq!(
-            owned.as_run().packets().collect::<Vec<_>>(),
-            vec![&[9, 8, 7]]
-        );
+        // A copy keeps packets and headers together.
+        let copied: Vec<(usize, u16)> = owned
+            .as_run()
+            .packets()
+            .map(|(p, h)| (p.len(), h.sequence_number))
+            .collect();
+        assert_eq!(copied, vec![(21, 1), (23, 3), (24, 4)]);
     }
 }
