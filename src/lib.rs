@@ -13,6 +13,7 @@ pub mod engine;
 pub mod fanout;
 pub mod ice;
 pub mod ids;
+pub mod logging;
 pub mod sdp;
 pub mod server;
 pub mod session;

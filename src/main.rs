@@ -26,15 +26,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    use std::io::IsTerminal as _;
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "switchboard=info,rtc_dtls=warn,rtc_srtp=warn".into()),
-        )
-        .init();
+    switchboard::logging::init("switchboard=info,rtc_dtls=warn,rtc_srtp=warn");
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
