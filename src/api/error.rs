@@ -66,6 +66,16 @@ impl ApiError {
         )
     }
 
+    /// 410: the session's transport failed for good (e.g. its DTLS
+    /// handshake); the client must start a new session.
+    pub fn session_failed(reason: &str) -> Self {
+        Self::new(
+            StatusCode::GONE,
+            "session_error",
+            format!("Session transport failed: {reason}"),
+        )
+    }
+
     /// 413: body too large.
     pub fn payload_too_large() -> Self {
         Self::new(

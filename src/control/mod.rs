@@ -132,6 +132,9 @@ impl Control {
             .session_key(app, id)
             .ok_or_else(ApiError::session_gone)?;
         let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        if let Some(reason) = &session.failure {
+            return Err(ApiError::session_failed(reason));
+        }
         let (start, count) = &mut session.rate_window;
         if now.saturating_duration_since(*start).as_secs() >= 1 {
             *start = now;

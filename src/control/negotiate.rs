@@ -58,21 +58,26 @@ fn session_mut(reg: &mut Registry, key: SessionKey) -> Result<&mut Session, ApiE
 
 /// Records the client's fingerprint and bundle extensions from its SDP.
 fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), ApiError> {
-    let fingerprint = desc
-        .fingerprint()
-        .and_then(Fingerprint::parse)
-        .ok_or_else(|| {
-            ApiError::invalid_session_description(
-                "missing or unsupported a=fingerprint (sha-256 required)",
-            )
-        })?;
-    if desc.ice_credentials().is_none() {
+    let fingerprints: Vec<Fingerprint> = desc
+        .fingerprints()
+        .iter()
+        .filter_map(|f| Fingerprint::parse(f))
+        .collect();
+    if fingerprints.is_empty() {
+        return Err(ApiError::invalid_session_description(
+            "missing or unsupported a=fingerprint (one of sha-1, sha-224, sha-256, sha-384, sha-512 required)",
+        ));
+    }
+    let Some((ufrag, pwd)) = desc.ice_credentials() else {
         return Err(ApiError::invalid_session_description(
             "missing a=ice-ufrag / a=ice-pwd",
         ));
+    };
+    if session.handle_remote_ice(ufrag, pwd) {
+        tracing::info!(session = %session.id, "ICE restart");
     }
-    if session.remote_fingerprint.is_none() {
-        session.remote_fingerprint = Some(fingerprint);
+    if session.remote_fingerprints.is_empty() {
+        session.remote_fingerprints = fingerprints;
     }
     session.extmap_allow_mixed |= desc.extmap_allow_mixed;
     for c in desc.media.iter().flat_map(|m| m.codecs.iter()) {
@@ -154,7 +159,7 @@ fn align_transceivers(session: &mut Session, offer: &SessionDescription) {
         match session.transceivers.get(i).map(|t| t.mid.clone()) {
             Some(existing) if &existing == mid => {}
             Some(existing) => {
-                session.close_transceiver(&existing);
+                session.stop_transceiver(&existing);
                 session.transceivers[i] = Transceiver::new(mid.clone(), m.kind);
             }
             None => session
@@ -239,10 +244,7 @@ pub fn apply_offer(
         }
         if payload_types.is_empty() {
             items[*i].mid = Some(String::new());
-            items[*i].fail(
-                "not_found_track_error",
-                "The offer has no codec the track uses",
-            );
+            incompatible_codec(&mut items[*i], track, &offered);
             continue;
         }
         claimed.push(mid.clone());
@@ -287,6 +289,14 @@ pub fn apply_offer(
             continue;
         }
         item.track_name = Some(name.0.clone());
+        item.kind = Some(m.kind.as_str().to_owned());
+        if item.bidirectional_media_stream == Some(true) {
+            // Answered sendrecv: a pull may land on it with mid "#name".
+            let session_id = session.id.0.clone();
+            let stream = send_stream(&session_id, &name);
+            let t = get_or_create(session, &mid, m.kind);
+            t.send.get_or_insert(stream);
+        }
         push_track(session, m, &mid, name);
     }
 
@@ -311,6 +321,7 @@ pub fn apply_offer(
                 location: Some("local".into()),
                 mid: Some(mid.0.clone()),
                 track_name: Some(name.0),
+                kind: Some(m.kind.as_str().to_owned()),
                 ..TrackObject::default()
             });
         }
@@ -321,7 +332,7 @@ pub fn apply_offer(
         let Some(mid) = &m.mid else { continue };
         get_or_create(session, mid, m.kind);
         if !m.is_active() {
-            session.close_transceiver(mid);
+            session.stop_transceiver(mid);
             continue;
         }
         let t = get_or_create(session, mid, m.kind);
@@ -362,6 +373,39 @@ fn forwarded_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
     m.extmaps
         .iter()
         .filter(|e| extension::is_forwarded(&e.uri))
+        .cloned()
+        .collect()
+}
+
+/// The item code of a pull whose subscriber cannot decode any codec the
+/// track is sent with (our rule: the service documents no code for it).
+pub const INCOMPATIBLE_CODEC: &str = "incompatible_codec_error";
+
+/// Marks a pull item whose subscriber's codecs (`decodable`) include none
+/// of the track's, naming both.
+pub fn incompatible_codec(item: &mut TrackObject, track: &PushedTrack, decodable: &[Codec]) {
+    let names = |codecs: &[Codec]| {
+        let mut names: Vec<String> = codecs.iter().map(|c| c.name.to_uppercase()).collect();
+        names.dedup();
+        names.join(", ")
+    };
+    item.fail(
+        INCOMPATIBLE_CODEC,
+        &format!(
+            "The subscriber cannot decode the track's codec ({}); it accepts {}",
+            names(&track.codecs),
+            names(decodable)
+        ),
+    );
+}
+
+/// The forwardable formats of `kind` a client has declared in this
+/// session's SDP so far (empty before its first SDP).
+pub fn decodable_formats(session: &Session, kind: MediaKind) -> Vec<Codec> {
+    session
+        .client_payload_types
+        .iter()
+        .filter(|c| c.is_forwardable() && c.kind() == kind)
         .cloned()
         .collect()
 }
@@ -475,21 +519,42 @@ fn transport<'a>(session: &'a Session, ctx: &'a Context<'_>, setup: &'static str
 
 fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context<'_>) -> String {
     session.version += 1;
-    let rejected = |m: &sdp::MediaSection, t: Option<&Transceiver>| {
+    // Rejected (port 0, outside the group): what the offer stopped, data
+    // channels (not negotiated yet) and m-lines with no codec we forward.
+    // An m-line whose track the API closed while the offer keeps it is not
+    // rejected but inactive inside the group, so that the group's tagged
+    // (first) mid never moves under the client's transport.
+    let rejected = |m: &sdp::MediaSection| {
         !m.is_active()
             || m.kind == MediaKind::Application
-            || t.is_none_or(|t| t.stopped || t.codecs.is_empty())
+            || m.mid
+                .as_ref()
+                .and_then(|mid| session.transceiver(mid))
+                .is_none_or(|t| t.stopped || t.codecs.is_empty())
     };
-    let bundle: Vec<&Mid> = offer
+    let accepted: Vec<&Mid> = offer
         .media
         .iter()
-        .filter(|m| !rejected(m, m.mid.as_ref().and_then(|mid| session.transceiver(mid))))
+        .filter(|m| !rejected(m))
         .filter_map(|m| m.mid.as_ref())
         .collect();
+    // The offer's group order first (its first mid is the offerer's tag).
+    let mut bundle: Vec<&Mid> = offer
+        .bundle
+        .iter()
+        .flatten()
+        .filter(|mid| accepted.contains(mid))
+        .collect();
+    for mid in &accepted {
+        if !bundle.contains(mid) {
+            bundle.push(mid);
+        }
+    }
+    let group = (offer.bundle.is_some() || !bundle.is_empty()).then_some(bundle.as_slice());
     let mut w = SdpWriter::new(
         session.origin,
         session.version,
-        &bundle,
+        group,
         offer.extmap_allow_mixed,
     );
     let setup = match session.dtls_role {
@@ -499,12 +564,12 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
     let tr = transport(session, ctx, setup);
     for m in &offer.media {
         let Some(mid) = &m.mid else { continue };
-        let t = session.transceiver(mid);
         if m.kind == MediaKind::Application {
             w.rejected_application(mid);
             continue;
         }
-        let Some(t) = t.filter(|_| !rejected(m, t)) else {
+        let t = session.transceiver(mid);
+        let Some(t) = t.filter(|_| !rejected(m)) else {
             let codecs = &m.codecs[..m.codecs.len().min(1)];
             w.media(
                 &MediaOut {
@@ -559,7 +624,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     let mut w = SdpWriter::new(
         session.origin,
         session.version,
-        &bundle,
+        Some(&bundle),
         session.extmap_allow_mixed,
     );
     let tr = transport(session, ctx, "actpass");
@@ -599,9 +664,15 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
     mid
 }
 
-/// Adds a sendrecv transceiver for a track the client will push
-/// (`bidirectionalMediaStream` without SDP). Returns its mid.
-pub fn add_bidirectional_push(session: &mut Session, kind: MediaKind, name: TrackName) -> Mid {
+/// Adds a transceiver for a track the client will push (a push without
+/// SDP): sendrecv with `bidirectionalMediaStream`, so that a pull can later
+/// land on it (`mid: "#name"`), else recvonly. Returns its mid.
+pub fn add_push_without_sdp(
+    session: &mut Session,
+    kind: MediaKind,
+    name: TrackName,
+    bidirectional: bool,
+) -> Mid {
     let mid = session.next_mid();
     let (codecs, _) = session.map_codecs(&default_codecs(kind));
     let extmaps = session.extmaps_for(extension::FORWARDED);
@@ -610,7 +681,7 @@ pub fn add_bidirectional_push(session: &mut Session, kind: MediaKind, name: Trac
     t.codecs = codecs.clone();
     t.extmaps = extmaps.clone();
     t.recv = Some(name.clone());
-    t.send = Some(send_stream(&session_id, &name));
+    t.send = bidirectional.then(|| send_stream(&session_id, &name));
     session.pushed.push(PushedTrack {
         name,
         mid: mid.clone(),
@@ -660,8 +731,10 @@ pub fn apply_answer(
     session.dtls_role = role;
     for m in &answer.media {
         let Some(mid) = &m.mid else { continue };
-        if !m.is_active() {
-            session.close_transceiver(mid);
+        // In an answer, a port-0 m-line inside the BUNDLE group is bundled
+        // (RFC 8843 §7.3.3 removes rejected ones from the group).
+        if !m.is_active() && !answer.in_bundle(mid) {
+            session.stop_transceiver(mid);
             continue;
         }
         if let Some(t) = session.transceiver_mut(mid) {

@@ -45,6 +45,13 @@ impl Control {
     /// After an operation: DTLS can start if the fingerprint is now known,
     /// and the workers learn the new state.
     fn finish(&self, st: &mut State, app: &AppId, key: SessionKey, now: Instant) {
+        if let Some(s) = st.reg.session_mut(key)
+            && let Some(old) = s.retired_ufrag.take()
+        {
+            // ICE restarted: checks with the new credentials bind from now on.
+            self.directory.remove(&old);
+            self.directory.insert(&s.ice.ufrag, key, &s.ice.pwd);
+        }
         self.ensure_dtls(st, key, now);
         self.sync(st, app);
     }
@@ -168,7 +175,7 @@ impl Control {
             let added = if remote {
                 self.add_pulls(now, &mut st, app, key, &mut tracks)?
             } else {
-                self.add_bidirectional(now, &mut st, key, &mut tracks)?
+                self.add_pushes(now, &mut st, key, &mut tracks)?
             };
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             let sdp = added.then(|| negotiate::write_offer(session, &ctx));
@@ -211,6 +218,19 @@ impl Control {
             };
             let publisher = item.session_id.clone().unwrap_or_default();
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            // A client that already told us what it decodes (in an earlier
+            // SDP) gets the error now rather than a dead m-line.
+            let decodable = negotiate::decodable_formats(session, track.kind);
+            if !decodable.is_empty()
+                && !track
+                    .codecs
+                    .iter()
+                    .any(|c| decodable.iter().any(|d| d.same_format(c)))
+            {
+                item.mid = Some(String::new());
+                negotiate::incompatible_codec(item, &track, &decodable);
+                continue;
+            }
             let mid = negotiate::add_pull(session, &track, &publisher);
             item.mid = Some(mid.0);
             added = true;
@@ -218,7 +238,7 @@ impl Control {
         Ok(added)
     }
 
-    fn add_bidirectional(
+    fn add_pushes(
         &self,
         now: Instant,
         st: &mut State,
@@ -234,9 +254,11 @@ impl Control {
                 .and_then(MediaKind::parse)
                 .filter(|k| *k != MediaKind::Application);
             let bidirectional = item.bidirectional_media_stream == Some(true);
-            let (Some(kind), Some(name), true) = (kind, item.track_name.clone(), bidirectional)
-            else {
-                item.fail("empty_track_error", "Without an offer, a local track needs kind, trackName and bidirectionalMediaStream: true");
+            let (Some(kind), Some(name)) = (kind, item.track_name.clone()) else {
+                item.fail(
+                    "empty_track_error",
+                    "Without an offer, a local track needs kind (audio or video) and trackName",
+                );
                 continue;
             };
             let name = TrackName(name);
@@ -248,7 +270,7 @@ impl Control {
                 );
                 continue;
             }
-            let mid = negotiate::add_bidirectional_push(session, kind, name);
+            let mid = negotiate::add_push_without_sdp(session, kind, name, bidirectional);
             item.mid = Some(mid.0);
             added = true;
         }
@@ -289,10 +311,7 @@ impl Control {
             };
             let payload_types = map_payload_types(&track.codecs, &t.codecs);
             if payload_types.is_empty() {
-                item.fail(
-                    "not_found_track_error",
-                    "The track uses no codec negotiated on that transceiver",
-                );
+                negotiate::incompatible_codec(item, &track, &t.codecs);
                 continue;
             }
             item.mid = Some(t.mid.0.clone());

@@ -116,7 +116,10 @@ pub struct Transceiver {
     pub send: Option<SendStream>,
     /// The pulled track sent on it.
     pub subscription: Option<Subscription>,
-    /// Rejected or stopped (port 0).
+    /// Rejected or stopped in the SDP (port 0): it may be recycled under a
+    /// new mid. A transceiver whose track the API closed while the client
+    /// keeps its m-line is not stopped: it carries nothing and is written
+    /// `a=inactive` inside the BUNDLE group.
     pub stopped: bool,
 }
 
@@ -157,18 +160,27 @@ pub struct Session {
     pub key: SessionKey,
     /// Our ICE credentials for it.
     pub ice: IceCredentials,
+    /// The client's ICE credentials (ufrag, pwd), from its last SDP: new
+    /// ones in an offer are an ICE restart (RFC 8839 §4.4.1.1.1).
+    pub remote_ice: Option<(String, String)>,
+    /// Our ufrag before an ICE restart, until the ICE directory forgets it.
+    pub retired_ufrag: Option<String>,
     /// SDP origin session id.
     pub origin: u64,
     /// SDP origin version, bumped per description we write.
     pub version: u64,
-    /// The client's certificate fingerprint, from its first SDP.
-    pub remote_fingerprint: Option<Fingerprint>,
+    /// The client's certificate fingerprints (any may match), from its
+    /// first SDP; empty until then.
+    pub remote_fingerprints: Vec<Fingerprint>,
     /// Our DTLS role (client when the client answered `a=setup:passive`).
     pub dtls_role: DtlsRole,
     /// The DTLS association, once the fingerprint is known.
     pub dtls: Option<DtlsTransport>,
     /// DTLS records that arrived before the fingerprint did.
     pub dtls_backlog: Vec<Vec<u8>>,
+    /// Why its transport failed for good (a refused DTLS handshake): API
+    /// calls then answer 410 with it, and it receives no more media.
+    pub failure: Option<String>,
     /// SRTP keys once DTLS completed.
     pub srtp_keys: Option<SrtpKeys>,
     /// Where its media flows.
@@ -208,12 +220,15 @@ impl Session {
             id: SessionId::random(),
             key,
             ice: IceCredentials::random(),
+            remote_ice: None,
+            retired_ufrag: None,
             origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
             version: 1,
-            remote_fingerprint: None,
+            remote_fingerprints: Vec::new(),
             dtls_role: DtlsRole::Server,
             dtls: None,
             dtls_backlog: Vec::new(),
+            failure: None,
             srtp_keys: None,
             transport: None,
             transceivers: Vec::new(),
@@ -231,14 +246,23 @@ impl Session {
         }
     }
 
-    /// Stops a transceiver: its pull is closed (and remembered for GET), its
-    /// pushed track becomes inactive. Returns whether it carried anything.
+    /// Stops a transceiver that the SDP rejected or stopped (port 0): what it
+    /// carried is closed and the slot may be recycled.
+    pub fn stop_transceiver(&mut self, mid: &Mid) {
+        self.close_transceiver(mid);
+        if let Some(t) = self.transceiver_mut(mid) {
+            t.stopped = true;
+        }
+    }
+
+    /// Closes what a transceiver carries: its pull is closed (and
+    /// remembered for GET), its pushed track becomes inactive; the m-line
+    /// itself stays (inactive). Returns whether it carried anything.
     pub fn close_transceiver(&mut self, mid: &Mid) -> bool {
         let Some(t) = self.transceivers.iter_mut().find(|t| &t.mid == mid) else {
             return false;
         };
         let had = t.recv.is_some() || t.subscription.is_some();
-        t.stopped = true;
         t.send = None;
         if let Some(s) = t.subscription.take() {
             self.closed_pulls.push(TrackObject {
@@ -256,6 +280,21 @@ impl Session {
             }
         }
         had
+    }
+
+    /// Takes the client's ICE credentials from an offer; new ones restart
+    /// ICE: we answer with new credentials of ours too, and the old ufrag is
+    /// retired (the caller updates the ICE directory). Returns whether ICE
+    /// restarted. The DTLS association, tracks and subscriptions stay.
+    pub fn handle_remote_ice(&mut self, ufrag: &str, pwd: &str) -> bool {
+        let new = (ufrag.to_owned(), pwd.to_owned());
+        let restart = self.remote_ice.as_ref().is_some_and(|old| *old != new);
+        self.remote_ice = Some(new);
+        if restart {
+            let old = std::mem::replace(&mut self.ice, IceCredentials::random());
+            self.retired_ufrag = Some(old.ufrag);
+        }
+        restart
     }
 
     /// Whether our offer awaits an answer. An offer unanswered for 30 s is

@@ -60,7 +60,7 @@ impl Control {
         nominated: bool,
         now: Instant,
     ) {
-        let Some(session) = st.reg.session_mut(key) else {
+        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
             return;
         };
         session.last_check = Some(now);
@@ -120,7 +120,7 @@ impl Control {
         bytes: Vec<u8>,
         now: Instant,
     ) {
-        let Some(session) = st.reg.session_mut(key) else {
+        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
             return;
         };
         let Some(dtls) = session.dtls.as_mut() else {
@@ -144,7 +144,25 @@ impl Control {
         match result {
             Ok(Some(keys)) => self.on_connected(st, key, keys, now),
             Ok(None) => {}
-            Err(e) => tracing::warn!(session = key.0, error = %e, "DTLS failed"),
+            Err(e) => self.fail_session(st, key, e.to_string()),
+        }
+    }
+
+    /// A session whose transport failed for good (its DTLS handshake was
+    /// refused, e.g. a certificate matching none of its fingerprints): it
+    /// stops receiving and sending media, its API calls answer 410 with the
+    /// reason, and it expires as any unconnected session. Other sessions
+    /// are untouched.
+    fn fail_session(&self, st: &mut State, key: SessionKey, reason: String) {
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
+        tracing::warn!(session = %session.id, reason = %reason, "session transport failed");
+        session.dtls = None;
+        session.dtls_backlog.clear();
+        session.failure = Some(reason);
+        for w in &self.workers {
+            w.send(WorkerCommand::Detach { key });
         }
     }
 
@@ -155,13 +173,14 @@ impl Control {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        if session.dtls.is_some() {
+        if session.dtls.is_some() || session.failure.is_some() {
             return;
         }
-        let Some(fingerprint) = session.remote_fingerprint.clone() else {
+        if session.remote_fingerprints.is_empty() {
             return;
-        };
-        let mut dtls = crate::dtls::DtlsTransport::new(identity, fingerprint, session.dtls_role);
+        }
+        let fingerprints = session.remote_fingerprints.clone();
+        let mut dtls = crate::dtls::DtlsTransport::new(identity, fingerprints, session.dtls_role);
         if session.transport.is_some()
             && let Err(e) = dtls.start(now)
         {
@@ -176,8 +195,10 @@ impl Control {
             };
             let result = dtls.handle_datagram(now, &bytes);
             self.flush_dtls(st, key, None);
-            if let Ok(Some(keys)) = result {
-                self.on_connected(st, key, keys, now);
+            match result {
+                Ok(Some(keys)) => self.on_connected(st, key, keys, now),
+                Ok(None) => {}
+                Err(e) => return self.fail_session(st, key, e.to_string()),
             }
         }
     }

@@ -22,6 +22,10 @@ use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
+mod fingerprint;
+
+pub use fingerprint::{Fingerprint, HashFunction, matches_any};
+
 /// The label of the DTLS-SRTP exporter (RFC 5764 §4.2).
 const SRTP_EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
 /// The use_srtp extension type (RFC 5764 §4.1.1).
@@ -46,42 +50,6 @@ pub enum DtlsError {
     /// The SRTP keys could not be exported.
     #[error("keying material: {0}")]
     Export(String),
-}
-
-/// A SHA-256 certificate fingerprint (RFC 8122 §5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint(pub [u8; 32]);
-
-impl Fingerprint {
-    /// The fingerprint of a DER certificate.
-    pub fn of(der: &[u8]) -> Self {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
-        let mut out = [0u8; 32];
-        out.copy_from_slice(digest.as_ref());
-        Fingerprint(out)
-    }
-
-    /// Parses the value of `a=fingerprint:sha-256 AB:CD:…` (hash name and
-    /// hex case-insensitive). Other hash functions are not accepted.
-    pub fn parse(value: &str) -> Option<Self> {
-        let (alg, hex) = value.trim().split_once(' ')?;
-        if !alg.eq_ignore_ascii_case("sha-256") {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        let mut n = 0;
-        for part in hex.trim().split(':') {
-            *out.get_mut(n)? = u8::from_str_radix(part, 16).ok()?;
-            n += 1;
-        }
-        (n == 32).then_some(Fingerprint(out))
-    }
-
-    /// The SDP form: `sha-256 AB:CD:…`.
-    pub fn to_sdp(&self) -> String {
-        let hex: Vec<String> = self.0.iter().map(|b| format!("{b:02X}")).collect();
-        format!("sha-256 {}", hex.join(":"))
-    }
 }
 
 /// The server's certificate, made once at start and shared by all sessions.
@@ -110,13 +78,13 @@ impl DtlsIdentity {
     fn config(
         &self,
         profiles: Vec<SrtpProtectionProfile>,
-        remote: Fingerprint,
+        remote: Vec<Fingerprint>,
         is_client: bool,
     ) -> Result<HandshakeConfig, DtlsError> {
         let verify = Arc::new(move |certs: &[Vec<u8>], _: &[_]| match certs.first() {
-            Some(der) if Fingerprint::of(der) == remote => Ok(()),
+            Some(der) if matches_any(&remote, der) => Ok(()),
             _ => Err(rtc_shared::error::Error::Other(
-                "client certificate does not match a=fingerprint".into(),
+                "the peer's certificate matches none of its a=fingerprint lines".into(),
             )),
         });
         ConfigBuilder::default()
@@ -158,7 +126,7 @@ impl std::fmt::Debug for SrtpKeys {
 pub struct DtlsTransport {
     identity: Arc<DtlsIdentity>,
     role: DtlsRole,
-    remote_fingerprint: Fingerprint,
+    remote_fingerprints: Vec<Fingerprint>,
     endpoint: Option<Endpoint>,
     /// Before the endpoint exists: the ClientHello being reassembled and
     /// the datagrams that carried it, replayed into the endpoint.
@@ -177,16 +145,17 @@ pub enum DtlsRole {
 }
 
 impl DtlsTransport {
-    /// A transport whose peer's certificate must have `remote_fingerprint`.
+    /// A transport whose peer's certificate must match one of
+    /// `remote_fingerprints`.
     pub fn new(
         identity: Arc<DtlsIdentity>,
-        remote_fingerprint: Fingerprint,
+        remote_fingerprints: Vec<Fingerprint>,
         role: DtlsRole,
     ) -> Self {
         DtlsTransport {
             identity,
             role,
-            remote_fingerprint,
+            remote_fingerprints,
             endpoint: None,
             hello: ClientHello::default(),
             early: Vec::new(),
@@ -205,7 +174,7 @@ impl DtlsTransport {
                 SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm,
                 SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80,
             ],
-            self.remote_fingerprint.clone(),
+            self.remote_fingerprints.clone(),
             true,
         )?;
         let mut endpoint = Endpoint::new(ASSOCIATION, rtc_shared::TransportProtocol::UDP, None);
@@ -246,7 +215,7 @@ impl DtlsTransport {
             let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
             let config =
                 self.identity
-                    .config(vec![profile], self.remote_fingerprint.clone(), false)?;
+                    .config(vec![profile], self.remote_fingerprints.clone(), false)?;
             self.endpoint = Some(Endpoint::new(
                 ASSOCIATION,
                 rtc_shared::TransportProtocol::UDP,
@@ -470,18 +439,6 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fingerprints_parse_and_print() {
-        let f = Fingerprint::of(b"certificate");
-        let sdp = f.to_sdp();
-        assert!(sdp.starts_with("sha-256 "));
-        assert_eq!(Fingerprint::parse(&sdp), Some(f.clone()));
-        assert_eq!(Fingerprint::parse(&sdp.to_lowercase()), Some(f));
-        assert_eq!(Fingerprint::parse("sha-1 AB:CD"), None);
-        assert_eq!(Fingerprint::parse("sha-256 AB:CD"), None);
-        assert_eq!(Fingerprint::parse("sha-256 zz"), None);
-    }
 
     #[test]
     fn the_server_prefers_gcm_whatever_the_client_order() {

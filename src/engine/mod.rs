@@ -578,7 +578,14 @@ impl Engine {
             WorkerCommand::Attach { key, addr } => {
                 self.bindings.insert(addr, key);
                 match self.sessions.get_mut(&key) {
-                    Some(s) => s.addr = addr,
+                    Some(s) => {
+                        // A new nominated 5-tuple (ICE restart, network
+                        // change) releases the old one.
+                        let old = std::mem::replace(&mut s.addr, addr);
+                        if old != addr && self.bindings.get(&old) == Some(&key) {
+                            self.bindings.remove(&old);
+                        }
+                    }
                     None => {
                         self.sessions.insert(
                             key,

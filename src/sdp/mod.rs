@@ -164,6 +164,25 @@ impl Codec {
         out
     }
 
+    /// Audio or video, from the encoding name (audio: Opus, PCMU, PCMA, G722,
+    /// telephone-event and others with a channel count; video otherwise).
+    pub fn kind(&self) -> MediaKind {
+        const AUDIO: &[&str] = &[
+            "opus",
+            "pcmu",
+            "pcma",
+            "g722",
+            "telephone-event",
+            "cn",
+            "red",
+        ];
+        if AUDIO.contains(&self.name.to_ascii_lowercase().as_str()) || self.channels.is_some() {
+            MediaKind::Audio
+        } else {
+            MediaKind::Video
+        }
+    }
+
     /// Whether switchboard forwards this format: Opus, PCMU, PCMA for audio;
     /// VP8, VP9, H.264, H.265, AV1 for video. RTX, RED and FEC are not
     /// negotiated yet.
@@ -253,16 +272,22 @@ pub struct MediaSection {
     pub ice_ufrag: Option<String>,
     /// Media-level `a=ice-pwd`.
     pub ice_pwd: Option<String>,
-    /// Media-level `a=fingerprint` value.
-    pub fingerprint: Option<String>,
+    /// Media-level `a=fingerprint` values, in order.
+    pub fingerprints: Vec<String>,
     /// Media-level `a=setup`.
     pub setup: Option<String>,
+    /// `a=bundle-only` on an m-line of the description's BUNDLE group
+    /// (RFC 8843 §6): port 0 then means "bundled", not "rejected". Cleared
+    /// by the parser when the mid is not in the group.
+    pub bundle_only: bool,
 }
 
 impl MediaSection {
-    /// Whether the m-line is live (port not zero).
+    /// Whether the m-line is live: a port other than zero, or port zero
+    /// with `a=bundle-only` inside the BUNDLE group (what Firefox offers
+    /// for every m-line but the first with `bundlePolicy: "max-bundle"`).
     pub fn is_active(&self) -> bool {
-        self.port != 0
+        self.port != 0 || self.bundle_only
     }
 }
 
@@ -273,12 +298,15 @@ pub struct SessionDescription {
     pub ice_ufrag: Option<String>,
     /// Session-level `a=ice-pwd`.
     pub ice_pwd: Option<String>,
-    /// Session-level `a=fingerprint` value.
-    pub fingerprint: Option<String>,
+    /// Session-level `a=fingerprint` values, in order.
+    pub fingerprints: Vec<String>,
     /// Session-level `a=setup`.
     pub setup: Option<String>,
     /// `a=extmap-allow-mixed` present.
     pub extmap_allow_mixed: bool,
+    /// The mids of the first `a=group:BUNDLE` line, in order (the first is
+    /// the offerer's tagged m-line); `None` without a BUNDLE group.
+    pub bundle: Option<Vec<Mid>>,
     /// The m-lines in order.
     pub media: Vec<MediaSection>,
 }
@@ -297,11 +325,22 @@ impl SessionDescription {
         Some((ufrag, pwd))
     }
 
-    /// The certificate fingerprint: session level, else the first m-line's.
-    pub fn fingerprint(&self) -> Option<&str> {
-        self.fingerprint
-            .as_deref()
-            .or_else(|| self.media.iter().find_map(|m| m.fingerprint.as_deref()))
+    /// The certificate fingerprints: session level, else the first
+    /// m-line's that has any (one transport: the bundle's).
+    pub fn fingerprints(&self) -> &[String] {
+        if !self.fingerprints.is_empty() {
+            return &self.fingerprints;
+        }
+        self.media
+            .iter()
+            .map(|m| m.fingerprints.as_slice())
+            .find(|f| !f.is_empty())
+            .unwrap_or_default()
+    }
+
+    /// Whether `mid` is in the BUNDLE group.
+    pub fn in_bundle(&self, mid: &Mid) -> bool {
+        self.bundle.as_ref().is_some_and(|g| g.contains(mid))
     }
 
     /// The m-line with this mid.

@@ -50,6 +50,14 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
             _ => return Err(bad("expected a one-letter type")),
         }
     }
+    // bundle-only means "bundled" only inside the BUNDLE group.
+    for i in 0..desc.media.len() {
+        let bundled = desc.media[i]
+            .mid
+            .as_ref()
+            .is_some_and(|mid| desc.in_bundle(mid));
+        desc.media[i].bundle_only &= bundled;
+    }
     Ok(desc)
 }
 
@@ -91,8 +99,9 @@ fn media_line(value: &str) -> Option<MediaSection> {
         rtcp_rsize: false,
         ice_ufrag: None,
         ice_pwd: None,
-        fingerprint: None,
+        fingerprints: Vec::new(),
         setup: None,
+        bundle_only: false,
     })
 }
 
@@ -100,9 +109,15 @@ fn session_attribute(desc: &mut SessionDescription, name: &str, arg: &str) {
     match name {
         "ice-ufrag" => desc.ice_ufrag = Some(arg.to_owned()),
         "ice-pwd" => desc.ice_pwd = Some(arg.to_owned()),
-        "fingerprint" => desc.fingerprint = Some(arg.to_owned()),
+        "fingerprint" => desc.fingerprints.push(arg.trim().to_owned()),
         "setup" => desc.setup = Some(arg.to_owned()),
         "extmap-allow-mixed" => desc.extmap_allow_mixed = true,
+        "group" => {
+            let mut parts = arg.split_ascii_whitespace();
+            if parts.next() == Some("BUNDLE") && desc.bundle.is_none() {
+                desc.bundle = Some(parts.map(|m| Mid(m.to_owned())).collect());
+            }
+        }
         _ => {}
     }
 }
@@ -119,8 +134,9 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
         "rtcp-rsize" => m.rtcp_rsize = true,
         "ice-ufrag" => m.ice_ufrag = Some(arg.to_owned()),
         "ice-pwd" => m.ice_pwd = Some(arg.to_owned()),
-        "fingerprint" => m.fingerprint = Some(arg.to_owned()),
+        "fingerprint" => m.fingerprints.push(arg.trim().to_owned()),
         "setup" => m.setup = Some(arg.to_owned()),
+        "bundle-only" => m.bundle_only = true,
         "msid" => m.msid = Some(arg.to_owned()),
         "rtpmap" => {
             let (pt, rest) = arg.split_once(' ')?;
@@ -209,7 +225,8 @@ mod tests {
         assert!(video.codecs.iter().any(|c| c.name == "VP8"));
         assert!(video.codecs.iter().any(|c| c.name == "rtx"));
         assert_eq!(d.ice_credentials().map(|c| c.0), Some("kdj6"));
-        assert!(d.fingerprint().unwrap().starts_with("sha-256 "));
+        assert!(d.fingerprints()[0].starts_with("sha-256 "));
+        assert_eq!(d.bundle, Some(vec![Mid("0".into()), Mid("1".into())]));
         assert!(d.extmap_allow_mixed);
     }
 
@@ -232,7 +249,7 @@ mod tests {
         );
         assert!(!ff.media[0].ssrcs.is_empty());
         assert!(ff.ice_credentials().is_some());
-        assert!(ff.fingerprint().is_some());
+        assert_eq!(ff.fingerprints().len(), 1);
 
         let safari = parse(&fixture("safari-offer.sdp")).unwrap();
         assert_eq!(safari.media[0].kind, MediaKind::Video);

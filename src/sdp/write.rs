@@ -61,14 +61,22 @@ pub struct SdpWriter {
 }
 
 impl SdpWriter {
-    /// Starts an SDP with origin `session_id` and `version`.
-    pub fn new(session_id: u64, version: u64, bundle: &[&Mid], extmap_allow_mixed: bool) -> Self {
+    /// Starts an SDP with origin `session_id` and `version`, and the BUNDLE
+    /// group `bundle` (written even when empty: a client with
+    /// `bundlePolicy: "max-bundle"` refuses a description without one;
+    /// `None` writes no group).
+    pub fn new(
+        session_id: u64,
+        version: u64,
+        bundle: Option<&[&Mid]>,
+        extmap_allow_mixed: bool,
+    ) -> Self {
         let mut out = String::with_capacity(2048);
         let _ = write!(
             out,
             "v=0\r\no=- {session_id} {version} IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
         );
-        if !bundle.is_empty() {
+        if let Some(bundle) = bundle {
             out.push_str("a=group:BUNDLE");
             for mid in bundle {
                 out.push(' ');
