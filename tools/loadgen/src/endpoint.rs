@@ -69,7 +69,7 @@ impl Endpoint {
         remote: Remote,
         now: Instant,
     ) -> Self {
-        let dtls = DtlsTransport::new(identity, remote.fingerprint.clone(), remote.dtls_role);
+        let dtls = DtlsTransport::new(identity, vec![remote.fingerprint.clone()], remote.dtls_role);
         Endpoint {
             ice,
             remote,

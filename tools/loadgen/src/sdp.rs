@@ -151,9 +151,10 @@ pub fn remote_of(sdp_text: &str) -> anyhow::Result<(Remote, SocketAddr)> {
         .ice_credentials()
         .context("no ICE credentials in the server's SDP")?;
     let fingerprint = desc
-        .fingerprint()
-        .and_then(Fingerprint::parse)
-        .context("no sha-256 fingerprint in the server's SDP")?;
+        .fingerprints()
+        .iter()
+        .find_map(|f| Fingerprint::parse(f))
+        .context("no supported fingerprint in the server's SDP")?;
     let candidates = candidates(sdp_text);
     let Some(addr) = candidates
         .iter()
