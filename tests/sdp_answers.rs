@@ -4,79 +4,9 @@
 
 mod common;
 
+use common::sdp_text::{check_transport, fixture, lines, push, section};
 use common::{Api, server};
-use serde_json::{Value, json};
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-fn lines(sdp: &str) -> Vec<&str> {
-    sdp.split("\r\n").filter(|l| !l.is_empty()).collect()
-}
-
-/// The lines of the m-section with this mid.
-fn section<'a>(sdp: &'a str, mid: &str) -> Vec<&'a str> {
-    let all = lines(sdp);
-    let starts: Vec<usize> = all
-        .iter()
-        .enumerate()
-        .filter(|(_, l)| l.starts_with("m="))
-        .map(|(i, _)| i)
-        .collect();
-    for (n, &s) in starts.iter().enumerate() {
-        let end = starts.get(n + 1).copied().unwrap_or(all.len());
-        if all[s..end].contains(&format!("a=mid:{mid}").as_str()) {
-            return all[s..end].to_vec();
-        }
-    }
-    panic!("no m-section with mid {mid} in\n{sdp}");
-}
-
-fn push(api: &Api, offer: &str, tracks: Value) -> (String, Value) {
-    let session = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session,
-        json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": tracks}),
-    );
-    assert_eq!(status, 200, "{body}");
-    (session, body)
-}
-
-/// Session-level and transport lines every answer must have.
-fn check_transport(sdp: &str, media_port: u16, setup: &str) {
-    let all = lines(sdp);
-    assert_eq!(all[0], "v=0");
-    assert!(all.contains(&"a=ice-lite"));
-    let candidate = format!("127.0.0.1 {media_port} typ host");
-    let live: Vec<&str> = all
-        .iter()
-        .copied()
-        .filter(|l| l.starts_with("m=") && l.split(' ').nth(1).is_none_or(|p| p != "0"))
-        .collect();
-    assert!(!live.is_empty());
-    let blocks: Vec<Vec<&str>> = sdp
-        .split("\r\nm=")
-        .skip(1)
-        .map(|b| b.split("\r\n").collect())
-        .collect();
-    for b in blocks
-        .iter()
-        .filter(|b| b[0].split(' ').nth(1) != Some("0"))
-    {
-        assert!(b.iter().any(|l| l.starts_with("a=ice-ufrag:")), "{b:?}");
-        assert!(b.iter().any(|l| l.starts_with("a=ice-pwd:")));
-        assert!(b.iter().any(|l| l.starts_with("a=fingerprint:sha-256 ")));
-        assert!(b.contains(&format!("a=setup:{setup}").as_str()));
-        assert!(b.contains(&"a=rtcp-mux"));
-        assert!(
-            b.iter()
-                .any(|l| l.starts_with("a=candidate:") && l.ends_with(&candidate)),
-            "{b:?}"
-        );
-    }
-    webrtc_sdp::parse_sdp(sdp, false).expect("webrtc-sdp parses our SDP");
-}
+use serde_json::json;
 
 #[test]
 fn firefox_offer_is_answered_line_by_line() {

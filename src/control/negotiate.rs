@@ -234,7 +234,7 @@ pub fn apply_offer(
             .collect();
         let mut payload_types = Vec::new();
         let mut codecs = Vec::new();
-        for pc in &track.codecs {
+        for pc in track.sent_codecs() {
             if let Some(oc) = offered.iter().find(|oc| oc.same_format(pc)) {
                 if !codecs.iter().any(|c: &Codec| c.pt == oc.pt) {
                     codecs.push(supported_feedback(oc));
@@ -393,7 +393,7 @@ pub fn incompatible_codec(item: &mut TrackObject, track: &PushedTrack, decodable
         INCOMPATIBLE_CODEC,
         &format!(
             "The subscriber cannot decode the track's codec ({}); it accepts {}",
-            names(&track.codecs),
+            names(track.sent_codecs()),
             names(decodable)
         ),
     );
@@ -641,7 +641,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
 /// Adds a transceiver that sends `track` (a pull without SDP), recycling an
 /// idle one of the same kind. Returns its mid.
 pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> Mid {
-    let (codecs, payload_types) = session.map_codecs(&track.codecs);
+    let (codecs, payload_types) = session.map_codecs(track.sent_codecs());
     let subscription = Subscription::new(publisher, track, payload_types);
     let uris: Vec<&str> = track.extmaps.iter().map(|e| e.uri.as_str()).collect();
     let extmaps = session.extmaps_for(&uris);

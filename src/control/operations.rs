@@ -223,7 +223,7 @@ impl Control {
             let decodable = negotiate::decodable_formats(session, track.kind);
             if !decodable.is_empty()
                 && !track
-                    .codecs
+                    .sent_codecs()
                     .iter()
                     .any(|c| decodable.iter().any(|d| d.same_format(c)))
             {

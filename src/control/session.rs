@@ -68,6 +68,13 @@ impl PushedTrack {
     pub fn key(&self) -> TrackKey {
         self.fanout.key
     }
+
+    /// The codec the publisher sends: the first of the negotiated list
+    /// (answers keep the offer's order, and a client sends its first
+    /// negotiated format). A pulled m-line offers exactly this.
+    pub fn sent_codecs(&self) -> &[Codec] {
+        &self.codecs[..self.codecs.len().min(1)]
+    }
 }
 
 impl Subscription {

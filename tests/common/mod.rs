@@ -3,6 +3,8 @@
 //! driven over a real UDP socket.
 #![allow(dead_code)]
 
+pub mod sdp_text;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
