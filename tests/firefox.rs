@@ -1,0 +1,101 @@
+//! Real headless Firefox against the demo page, and mixed Firefox/Chromium
+//! pairs: Firefox echo (publish a fake camera + mic and pull them back), a
+//! second Firefox tab pulling the first one's tracks, Chromium → Firefox and
+//! Firefox → Chromium. The pulled video must decode more than 60 frames.
+//!
+//!   tools/test --test firefox     (or, with its prerequisites: cargo test --test firefox)
+//!
+//! Firefox gathers no UDP candidate on a loopback-only host, so each test
+//! runs the server binary and the browsers (tests/browser/firefox.mjs,
+//! puppeteer-core) in a network namespace of its own with one veth address
+//! and a default route; an nftables rule drops everything sent out of the
+//! veth, so no packet leaves. Needs root, iproute2, nftables, Firefox ESR,
+//! Chromium and tests/browser/node_modules: tools/test installs them. Without
+//! them the tests fail, they do not skip.
+
+mod netns;
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use netns::{Netns, NsServer};
+
+/// Browsers take both cores: one scenario at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn check_prerequisites(need_chromium: bool) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    assert!(
+        Path::new(&firefox).exists(),
+        "Firefox not found at {firefox}: run the tests with tools/test, which installs firefox-esr"
+    );
+    if need_chromium {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        assert!(
+            Path::new(&chromium).exists(),
+            "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
+        );
+    }
+    assert!(
+        Path::new(root)
+            .join("tests/browser/node_modules/puppeteer-core")
+            .exists(),
+        "tests/browser/node_modules/puppeteer-core missing: run the tests with tools/test (it runs npm ci there)"
+    );
+    netns::check_tools();
+}
+
+/// Runs one scenario of tests/browser/firefox.mjs in a fresh namespace with
+/// its own server; returns the decoded frame count.
+fn scenario(name: &str) -> u64 {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    check_prerequisites(name != "echo" && name != "firefox-to-firefox");
+    let ns = Netns::create();
+    let server = NsServer::start(&ns, env!("CARGO_BIN_EXE_switchboard"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firefox.mjs");
+    let mut node = ns.command("node");
+    node.arg(&script).arg(&server.url).arg(name);
+    let (status, stdout, stderr) = netns::output_within(node, 120);
+    let logs = server.logs();
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("{name}: no JSON result ({e}, {status}): {stdout}\n--- browsers ---\n{stderr}\n--- server ---\n{logs}")
+    });
+    let frames = result["framesDecoded"].as_u64().unwrap_or(0);
+    assert!(
+        status.success() && result["ok"] == true && frames > 60,
+        "{name} failed: {stdout}\n--- browsers ---\n{stderr}\n--- server ---\n{logs}"
+    );
+    // Normal handshakes of real browsers log nothing above INFO.
+    let loud: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(
+        loud.is_empty(),
+        "{name}: the server logged above INFO:\n{}",
+        loud.join("\n")
+    );
+    eprintln!("{name}: {}", stdout.trim());
+    frames
+}
+
+#[test]
+fn firefox_echo_decodes_video() {
+    scenario("echo");
+}
+
+#[test]
+fn firefox_second_tab_pulls_first_tabs_tracks() {
+    scenario("firefox-to-firefox");
+}
+
+#[test]
+fn chromium_publishes_firefox_pulls() {
+    scenario("chromium-to-firefox");
+}
+
+#[test]
+fn firefox_publishes_chromium_pulls() {
+    scenario("firefox-to-chromium");
+}
