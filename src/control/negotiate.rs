@@ -391,7 +391,7 @@ pub fn incompatible_codec(item: &mut TrackObject, track: &PushedTrack, decodable
     };
     item.fail(
         INCOMPATIBLE_CODEC,
-        &format!(
+        format!(
             "The subscriber cannot decode the track's codec ({}); it accepts {}",
             names(track.sent_codecs()),
             names(decodable)
