@@ -172,6 +172,10 @@ pub struct Session {
     pub remote_ice: Option<(String, String)>,
     /// Our ufrag before an ICE restart, until the ICE directory forgets it.
     pub retired_ufrag: Option<String>,
+    /// ICE restarted and no new pair is nominated yet: the first valid
+    /// check (necessarily with the new credentials) moves the 5-tuple,
+    /// since browsers send media on a new pair before nominating it.
+    pub ice_restarting: bool,
     /// SDP origin session id.
     pub origin: u64,
     /// SDP origin version, bumped per description we write.
@@ -229,6 +233,7 @@ impl Session {
             ice: IceCredentials::random(),
             remote_ice: None,
             retired_ufrag: None,
+            ice_restarting: false,
             origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
             version: 1,
             remote_fingerprints: Vec::new(),
@@ -300,6 +305,7 @@ impl Session {
         if restart {
             let old = std::mem::replace(&mut self.ice, IceCredentials::random());
             self.retired_ufrag = Some(old.ufrag);
+            self.ice_restarting = true;
         }
         restart
     }

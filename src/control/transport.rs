@@ -70,17 +70,32 @@ impl Control {
             addr,
             nominated,
         };
+        let mut upgraded = false;
         let switch = match current {
             None => true,
             Some(cur) if cur.worker == worker && cur.addr == addr => {
                 if nominated && !cur.nominated {
                     session.transport = Some(new);
+                    // The client now sends its media on this pair (after an
+                    // ICE restart it may have used the old one until now):
+                    // what was lost on the way is repaired by keyframes.
+                    session.ice_restarting = false;
+                    upgraded = true;
                 }
                 false
             }
-            Some(cur) => nominated && !(cur.nominated && cur.worker == worker && cur.addr == addr),
+            Some(cur) => {
+                session.ice_restarting
+                    || (nominated && !(cur.nominated && cur.worker == worker && cur.addr == addr))
+            }
         };
+        if nominated {
+            session.ice_restarting = false;
+        }
         if !switch {
+            if upgraded {
+                self.request_keyframes_around(st, key, now);
+            }
             return;
         }
         session.transport = Some(new);
@@ -108,6 +123,10 @@ impl Control {
             .map(|(a, s)| (a.clone(), s.id.clone()))
         {
             self.sync(st, &app);
+        }
+        if current.is_some() {
+            // Packets were lost while the path moved (no NACK yet).
+            self.request_keyframes_around(st, key, now);
         }
     }
 
@@ -235,15 +254,38 @@ impl Control {
             return;
         };
         let app = app.clone();
-        tracing::info!(session = %session.id, profile = ?keys.profile, "DTLS connected");
+        let again = session.srtp_keys.is_some();
+        tracing::info!(session = %session.id, profile = ?keys.profile, again, "DTLS connected");
         session.srtp_keys = Some(keys.clone());
         session.connected_at = Some(now);
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
         }
         self.sync(st, &app);
-        // Forwarding starts now: ask each source for a keyframe.
-        self.request_new_keyframes(st, key, now);
+        if again {
+            // New keys (a new handshake): what was in flight is lost.
+            self.request_keyframes_around(st, key, now);
+        } else {
+            // Forwarding starts now: ask each source for a keyframe.
+            self.request_new_keyframes(st, key, now);
+        }
+    }
+
+    /// Keyframes for what a session pulls and for what it pushes (its
+    /// subscribers), after its transport lost packets (a path or key change).
+    fn request_keyframes_around(&self, st: &mut State, key: SessionKey, now: Instant) {
+        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else {
+            return;
+        };
+        let pushed: Vec<TrackKey> = session
+            .pushed
+            .iter()
+            .filter(|p| p.active)
+            .map(|p| p.key())
+            .collect();
+        for track in session.active_pulls().into_iter().chain(pushed) {
+            self.request_keyframe(st, track, now);
+        }
     }
 
     /// Keyframes for every active pull of a connected session.

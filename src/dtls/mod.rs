@@ -133,6 +133,9 @@ pub struct DtlsTransport {
     hello: ClientHello,
     early: Vec<Vec<u8>>,
     connected: bool,
+    /// The client random of the ClientHello that started the association:
+    /// a ClientHello with another one is a new handshake.
+    hello_random: Option<[u8; 32]>,
 }
 
 /// Which side of the DTLS handshake we are.
@@ -160,6 +163,7 @@ impl DtlsTransport {
             hello: ClientHello::default(),
             early: Vec::new(),
             connected: false,
+            hello_random: None,
         }
     }
 
@@ -200,6 +204,19 @@ impl DtlsTransport {
         if self.endpoint.is_none() && self.role == DtlsRole::Client {
             return Ok(None);
         }
+        if self.role == DtlsRole::Server
+            && self.endpoint.is_some()
+            && client_hello_random(datagram).is_some_and(|r| self.hello_random != Some(r))
+        {
+            // A new handshake on the same transport: Chromium replaces its
+            // DTLS transport when the bundle's tagged m-line is stopped.
+            // Start over; its keys replace the old ones when it completes.
+            // (A retransmitted ClientHello has the same random.)
+            self.endpoint = None;
+            self.hello = ClientHello::default();
+            self.early.clear();
+            self.connected = false;
+        }
         if self.endpoint.is_none() {
             // The first ClientHello decides the SRTP profile (server's
             // preference: GCM) before the association exists. Browsers may
@@ -209,9 +226,11 @@ impl DtlsTransport {
             }
             self.early.push(datagram.to_vec());
             self.hello.add_datagram(datagram);
-            let Some(offered) = self.hello.complete().map(client_hello_srtp_profiles) else {
+            let Some(body) = self.hello.complete() else {
                 return Ok(None);
             };
+            self.hello_random = body.get(2..34).and_then(|r| r.try_into().ok());
+            let offered = client_hello_srtp_profiles(body);
             let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
             let config =
                 self.identity
@@ -382,6 +401,28 @@ impl ClientHello {
     }
 }
 
+/// The client random of a datagram's first-fragment ClientHello (epoch 0,
+/// fragment offset 0), if it carries one.
+fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
+    let mut r = Reader(datagram);
+    while let Some(header) = r.take(13) {
+        let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
+        let record = r.take(len)?;
+        let epoch = u16::from_be_bytes([header[3], header[4]]);
+        if header[0] != 22 || epoch != 0 {
+            continue;
+        }
+        let mut rec = Reader(record);
+        while let Some(hs) = rec.take(12) {
+            let fragment = rec.take(be24(&hs[9..12]))?;
+            if hs[0] == 1 && be24(&hs[6..9]) == 0 {
+                return fragment.get(2..34).and_then(|r| r.try_into().ok());
+            }
+        }
+    }
+    None
+}
+
 fn be24(b: &[u8]) -> usize {
     (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2])
 }
@@ -500,6 +541,12 @@ mod tests {
             d.extend_from_slice(&body[from..to]);
             d
         };
+        // The client random, which tells a new handshake from a retransmission.
+        assert_eq!(client_hello_random(&dgram), Some([0xab; 32]));
+        assert_eq!(client_hello_random(&fragment(0, split)), Some([0xab; 32]));
+        assert_eq!(client_hello_random(&fragment(split, body.len())), None);
+        assert_eq!(client_hello_random(&fragment(0, 20)), None);
+
         let mut parts = ClientHello::default();
         parts.add_datagram(&fragment(split, body.len()));
         assert!(parts.complete().is_none());

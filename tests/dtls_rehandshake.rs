@@ -1,0 +1,92 @@
+//! DTLS, sans-IO: a client that starts a second handshake on a connected
+//! transport (Chromium replaces its DTLS transport when the bundle's tagged
+//! m-line is stopped) gets a new association with new SRTP keys, while a
+//! retransmitted ClientHello of the first handshake changes nothing.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, SrtpKeys};
+
+/// Passes datagrams between the two until both completed (or 50 rounds);
+/// returns the keys each side exported. `tap` sees every datagram the
+/// client sends.
+fn handshake(
+    server: &mut DtlsTransport,
+    client: &mut DtlsTransport,
+    now: &mut Instant,
+    mut tap: impl FnMut(&[u8]),
+) -> (Option<SrtpKeys>, Option<SrtpKeys>) {
+    let (mut server_keys, mut client_keys) = (None, None);
+    client.start(*now).expect("client starts");
+    for _ in 0..50 {
+        let mut moved = false;
+        while let Some(d) = client.poll_transmit() {
+            tap(&d);
+            moved = true;
+            if let Some(k) = server.handle_datagram(*now, &d).expect("server takes it") {
+                server_keys = Some(k);
+            }
+        }
+        while let Some(d) = server.poll_transmit() {
+            moved = true;
+            if let Some(k) = client.handle_datagram(*now, &d).expect("client takes it") {
+                client_keys = Some(k);
+            }
+        }
+        if server_keys.is_some() && client_keys.is_some() {
+            break;
+        }
+        if !moved {
+            *now += Duration::from_millis(100);
+            let _ = client.handle_timeout(*now);
+            let _ = server.handle_timeout(*now);
+        }
+    }
+    (server_keys, client_keys)
+}
+
+#[test]
+fn a_second_handshake_replaces_the_keys_and_a_repeated_hello_does_not() {
+    let server_id = Arc::new(DtlsIdentity::generate().unwrap());
+    let client_id = Arc::new(DtlsIdentity::generate().unwrap());
+    let mut now = Instant::now();
+    let mut server = DtlsTransport::new(
+        server_id.clone(),
+        vec![client_id.fingerprint.clone()],
+        DtlsRole::Server,
+    );
+
+    let mut first_hello = None;
+    let mut client = DtlsTransport::new(
+        client_id.clone(),
+        vec![server_id.fingerprint.clone()],
+        DtlsRole::Client,
+    );
+    let (s1, c1) = handshake(&mut server, &mut client, &mut now, |d| {
+        first_hello.get_or_insert_with(|| d.to_vec());
+    });
+    let (s1, c1) = (s1.expect("server keys"), c1.expect("client keys"));
+    assert_eq!(s1.remote, c1.local);
+
+    // The first ClientHello again (a retransmission): no new association.
+    let hello = first_hello.expect("a ClientHello was sent");
+    assert!(
+        server
+            .handle_datagram(now, &hello)
+            .expect("ignored")
+            .is_none()
+    );
+
+    // A new client transport with the same certificate: a new handshake.
+    let mut again = DtlsTransport::new(
+        client_id,
+        vec![server_id.fingerprint.clone()],
+        DtlsRole::Client,
+    );
+    let (s2, c2) = handshake(&mut server, &mut again, &mut now, |_| {});
+    let (s2, c2) = (s2.expect("new server keys"), c2.expect("new client keys"));
+    assert_eq!(s2.remote, c2.local);
+    assert_eq!(s2.local, c2.remote);
+    assert_ne!(s2.remote, s1.remote, "new keys, not the old ones");
+}
