@@ -1,0 +1,102 @@
+//! Renegotiations with real headless Chromium peers that drive the Calls API
+//! from the page (tests/browser/renegotiation.mjs):
+//!
+//! - closing two pushed tracks with one `tracks/close` carrying the
+//!   publisher's offer (`force: false`) when only the first transceiver was
+//!   stopped: Chromium must accept the answer (one BUNDLE group kept), stay
+//!   connected, and a subscriber of the third track keeps decoding (no
+//!   stall over 1 s) while the closed one stops;
+//! - the same for two pulled tracks of a subscriber session;
+//! - an ICE restart of the publisher (`restartIce()`, offer sent with
+//!   `tracks/new` and no tracks): new server credentials in the answer, ICE
+//!   connected again on them, the subscriber keeps decoding (no stall over
+//!   1 s), tracks active.
+//!
+//! Run with `tools/test`, or `cargo test --test chromium_renegotiation` once
+//! Chromium (`CHROMIUM`, default /usr/bin/chromium) and
+//! tests/browser/node_modules are installed; without them these tests fail,
+//! they do not skip.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+/// One browser at a time: two encoders on two cores are slow enough already.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+/// Runs one scenario of renegotiation.mjs against a fresh server and panics
+/// with its evidence unless it passed.
+fn scenario(name: &str) -> Value {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
+    );
+    assert!(
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
+        "tests/browser/node_modules missing: run the tests with tools/test (it runs npm ci there)"
+    );
+    let server = common::server(2);
+    let (app, secret) = server.app();
+    let output = Command::new("node")
+        .arg(root.join("tests/browser/renegotiation.mjs"))
+        .arg(server.http_addr.to_string())
+        .args([app, secret, name])
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs (install Node.js, or use tools/test)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let log = String::from_utf8_lossy(&output.stderr);
+    let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!("{name}: no JSON result ({e}): {stdout}\n--- page log ---\n{log}")
+    });
+    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
+    let found = &result["scenarios"][0];
+    assert!(
+        result["ok"] == true && found["name"] == name && found["ok"] == true,
+        "{name} failed: {}\n--- result ---\n{pretty}\n--- page log ---\n{log}",
+        if found.is_null() {
+            &result["reason"]
+        } else {
+            &found["reason"]
+        }
+    );
+    eprintln!("{pretty}");
+    found.clone()
+}
+
+#[test]
+fn closing_two_pushed_tracks_with_an_offer_keeps_the_third_flowing() {
+    let r = scenario("close-push");
+    assert!(
+        r["kept"]["end"].as_u64() > r["kept"]["start"].as_u64(),
+        "{r}"
+    );
+}
+
+#[test]
+fn closing_two_pulled_tracks_with_an_offer_keeps_the_third_flowing() {
+    let r = scenario("close-pull");
+    assert!(
+        r["kept"]["end"].as_u64() > r["kept"]["start"].as_u64(),
+        "{r}"
+    );
+}
+
+#[test]
+fn ice_restart_of_the_publisher_keeps_media_flowing() {
+    let r = scenario("ice-restart");
+    let server = &r["ufrags"]["server"];
+    assert_ne!(server[0], server[1], "{r}");
+    assert!(
+        r["video"]["end"].as_u64() > r["video"]["start"].as_u64(),
+        "{r}"
+    );
+}
