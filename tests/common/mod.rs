@@ -151,13 +151,18 @@ pub struct Peer {
 impl Peer {
     /// A peer that speaks Opus and VP8.
     pub fn new(name: &'static str) -> Self {
+        Self::with_codecs(name, |c| c.enable_opus(true, false).enable_vp8(true))
+    }
+
+    /// A peer that speaks the codecs `codecs` enables on an empty list.
+    pub fn with_codecs(
+        name: &'static str,
+        codecs: impl FnOnce(str0m::RtcConfig) -> str0m::RtcConfig,
+    ) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
         socket.set_nonblocking(true).expect("nonblocking");
         let addr = socket.local_addr().expect("addr");
-        let mut rtc = Rtc::builder()
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
+        let mut rtc = codecs(Rtc::builder().clear_codecs())
             .set_stats_interval(Some(Duration::from_millis(250)))
             .build(Instant::now());
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
