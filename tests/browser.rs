@@ -7,34 +7,15 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use common::browser::run_node;
 
 fn run_page(url: &str, extra: &[&str]) -> String {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let mut args = vec![url];
+    args.extend_from_slice(extra);
+    let (ok, stdout, log) = run_node("echo.mjs", &args);
     assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
-    );
-    assert!(
-        Path::new(root)
-            .join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "tests/browser/node_modules missing: run the tests with tools/test (it runs npm ci there)"
-    );
-    let output = Command::new("node")
-        .arg(Path::new(root).join("tests/browser/echo.mjs"))
-        .arg(url)
-        .args(extra)
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (install Node.js, or use tools/test)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "browser scenario {extra:?} failed: {stdout}\n--- page log ---\n{}",
-        String::from_utf8_lossy(&output.stderr)
+        ok,
+        "browser scenario {extra:?} failed: {stdout}\n--- page log ---\n{log}"
     );
     stdout
 }

@@ -15,45 +15,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use serde_json::Value;
-
-/// Runs a script of tests/browser against the server; returns its JSON
-/// result and the page log.
-fn run_script(script: &str, server: &switchboard::server::Server) -> (Value, String) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
-    );
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "tests/browser/node_modules missing: run the tests with tools/test (it runs npm ci there)"
-    );
-    let (app, secret) = server.app();
-    let output = Command::new("node")
-        .arg(root.join("tests/browser").join(script))
-        .arg(server.http_addr.to_string())
-        .args([app, secret])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (install Node.js, or use tools/test)");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let log = String::from_utf8_lossy(&output.stderr).into_owned();
-    let result = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("{script}: no JSON result ({e}): {stdout}\n--- page log ---\n{log}")
-    });
-    (result, log)
-}
+use common::browser::run_api_script;
 
 #[test]
 fn chromium_sends_and_receives_every_codec_through_the_server() {
     let server = common::server(2);
-    let (result, log) = run_script("codecs.mjs", &server);
+    let (result, log) = run_api_script("codecs.mjs", &server, &[]);
     let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
     let cases = result["scenarios"].as_array().cloned().unwrap_or_default();
     let failed: Vec<String> = cases

@@ -19,9 +19,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Mutex;
+
+use common::browser::run_api_script;
 
 use serde_json::Value;
 
@@ -32,31 +32,8 @@ static BROWSER: Mutex<()> = Mutex::new(());
 /// with its evidence unless it passed.
 fn scenario(name: &str) -> Value {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
-    );
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "tests/browser/node_modules missing: run the tests with tools/test (it runs npm ci there)"
-    );
     let server = common::server(2);
-    let (app, secret) = server.app();
-    let output = Command::new("node")
-        .arg(root.join("tests/browser/renegotiation.mjs"))
-        .arg(server.http_addr.to_string())
-        .args([app, secret, name])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs (install Node.js, or use tools/test)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let log = String::from_utf8_lossy(&output.stderr);
-    let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("{name}: no JSON result ({e}): {stdout}\n--- page log ---\n{log}")
-    });
+    let (result, log) = run_api_script("renegotiation.mjs", &server, &[name]);
     let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
     let found = &result["scenarios"][0];
     assert!(

@@ -13,36 +13,23 @@
 //! Chromium and tests/browser/node_modules: tools/test installs them. Without
 //! them the tests fail, they do not skip.
 
+mod common;
 mod netns;
 
-use std::path::Path;
 use std::sync::Mutex;
 
+use common::browser;
 use netns::{Netns, NsServer};
 
 /// Browsers take both cores: one scenario at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn check_prerequisites(need_chromium: bool) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
-    assert!(
-        Path::new(&firefox).exists(),
-        "Firefox not found at {firefox}: run the tests with tools/test, which installs firefox-esr"
-    );
+    browser::firefox();
     if need_chromium {
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        assert!(
-            Path::new(&chromium).exists(),
-            "Chromium not found at {chromium}: run the tests with tools/test, which installs it"
-        );
+        browser::chromium();
     }
-    assert!(
-        Path::new(root)
-            .join("tests/browser/node_modules/puppeteer-core")
-            .exists(),
-        "tests/browser/node_modules/puppeteer-core missing: run the tests with tools/test (it runs npm ci there)"
-    );
+    browser::require_node_module("puppeteer-core");
     netns::check_tools();
 }
 
@@ -53,7 +40,7 @@ fn scenario(name: &str) -> u64 {
     check_prerequisites(name != "echo" && name != "firefox-to-firefox");
     let ns = Netns::create();
     let server = NsServer::start(&ns, env!("CARGO_BIN_EXE_switchboard"));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firefox.mjs");
+    let script = browser::script("firefox.mjs");
     let mut node = ns.command("node");
     node.arg(&script).arg(&server.url).arg(name);
     let (status, stdout, stderr) = netns::output_within(node, 120);

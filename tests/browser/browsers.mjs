@@ -10,6 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import puppeteer from "puppeteer-core";
+import { CHROMIUM_ARGS } from "./chromium-args.mjs";
 
 export const FIREFOX = process.env.FIREFOX || "/usr/bin/firefox-esr";
 export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -25,19 +26,6 @@ const FIREFOX_PREFS = {
   "toolkit.telemetry.enabled": false,
 };
 
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -15,6 +15,7 @@
 // Page console messages and errors go to stderr. Exit 2 on bad usage.
 
 import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS } from "./chromium-args.mjs";
 
 const FRAMES = 60;
 const POLL_MS = 250;
@@ -31,19 +32,6 @@ const timeoutMs = Number(process.env.ECHO_TIMEOUT_MS) || 15000;
 const hardTimeoutMs = Math.max(40000, timeoutMs + 25000);
 const scenario = twoTabs ? "two-tabs" : "echo";
 
-const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 const t0 = Date.now();
 let browser = null;

@@ -12,20 +12,8 @@
 
 import { chromium } from "playwright-core";
 import { installHelpers } from "./page.mjs";
+import { CHROMIUM_ARGS } from "./chromium-args.mjs";
 
-export const CHROMIUM_ARGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-ui-for-media-stream",
-  "--use-fake-device-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

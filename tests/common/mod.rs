@@ -3,6 +3,7 @@
 //! driven over a real UDP socket.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod sdp_text;
 
 use std::net::{SocketAddr, UdpSocket};
