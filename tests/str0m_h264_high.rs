@@ -10,11 +10,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Peer, drive, server};
+use common::{Api, Peer, drive, push_one, server};
 use serde_json::json;
 use str0m::Event;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime};
+use str0m::media::{MediaKind, MediaTime};
 
 /// H.264 High, level 3.1, packetization mode 1 (what Chrome offers for High).
 const HIGH: u32 = 0x64001f;
@@ -92,19 +92,7 @@ fn h264_high_frames_arrive_unchanged() {
     let server = server(2);
     let api = Api::new(&server);
     let mut a = high_peer("publisher");
-    let mut mid = None;
-    let (offer, pending) = a.offer(|s| {
-        mid = Some(s.add_media(MediaKind::Video, Direction::SendOnly, None, None, None))
-    });
-    let mid = mid.unwrap();
-    let session = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session,
-        json!({"sessionDescription": {"type": "offer", "sdp": offer},
-               "tracks": [{"location": "local", "mid": mid.to_string(), "trackName": "cam"}]}),
-    );
-    assert_eq!(status, 200, "{body}");
-    a.accept_answer(pending, body["sessionDescription"]["sdp"].as_str().unwrap());
+    let (session, mid, _) = push_one(&api, &mut a, MediaKind::Video, "cam", |o| o);
     assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
 
     // The subscriber: the server's offer names exactly the High format.
@@ -166,7 +154,7 @@ fn h264_high_frames_arrive_unchanged() {
         .iter()
         .filter(|data| {
             let units = nal_units(data);
-            sent.iter().any(|f| *f == units)
+            sent.contains(&units)
         })
         .count();
     eprintln!("{intact} of {} received frames intact", received.len());

@@ -9,10 +9,10 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use common::{Api, Peer, drive, pull, received, send_opus, server};
+use common::{Api, Peer, drive, pull, push_one, received, send_opus, server};
 use serde_json::json;
 use str0m::Candidate;
-use str0m::media::{Direction, MediaKind};
+use str0m::media::MediaKind;
 
 /// Adds two fingerprint lines of another certificate (sha-512, sha-384)
 /// before each of the peer's own.
@@ -81,40 +81,22 @@ fn three_fingerprints_connect_and_a_certificate_matching_none_is_refused() {
 
     // A: its real sha-256 listed after sha-512 and sha-384 of another certificate.
     let mut a = Peer::new("publisher");
-    let mut mid = None;
-    let (offer, pending) = a.offer(|s| {
-        mid = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None))
+    let (session_a, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |offer| {
+        let offer = with_extra_fingerprints(&offer);
+        assert_eq!(offer.matches("a=fingerprint:").count(), 3, "{offer}");
+        offer
     });
-    let mid = mid.unwrap();
-    let offer = with_extra_fingerprints(&offer);
-    assert_eq!(offer.matches("a=fingerprint:").count(), 3, "{offer}");
-    let session_a = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session_a,
-        json!({"sessionDescription": {"type": "offer", "sdp": offer},
-               "tracks": [{"location": "local", "mid": mid.to_string(), "trackName": "mic"}]}),
-    );
-    assert_eq!(status, 200, "{body}");
-    a.accept_answer(pending, body["sessionDescription"]["sdp"].as_str().unwrap());
     assert!(
         drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected),
         "A connects"
     );
 
     // B: a fingerprint that its certificate does not match.
+    // (The SDP itself is fine: the push succeeds.)
     let mut b = Peer::new("impostor");
-    let mut b_mid = None;
-    let (offer, pending) = b.offer(|s| {
-        b_mid = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None))
+    let (session_b, _, _) = push_one(&api, &mut b, MediaKind::Audio, "mic", |offer| {
+        with_wrong_fingerprint(&offer)
     });
-    let session_b = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session_b,
-        json!({"sessionDescription": {"type": "offer", "sdp": with_wrong_fingerprint(&offer)},
-               "tracks": [{"location": "local", "mid": b_mid.unwrap().to_string(), "trackName": "mic"}]}),
-    );
-    assert_eq!(status, 200, "the SDP itself is fine: {body}");
-    b.accept_answer(pending, body["sessionDescription"]["sdp"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(4);
     let mut b_connected = false;
     let mut refused = false;
@@ -190,23 +172,7 @@ fn ufrag(sdp: &str) -> String {
 /// session, its mid and our answer.
 fn publish_audio(api: &Api) -> (Peer, String, str0m::media::Mid, String) {
     let mut peer = Peer::new("publisher");
-    let mut mid = None;
-    let (offer, pending) = peer.offer(|s| {
-        mid = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None))
-    });
-    let mid = mid.expect("mid");
-    let session = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session,
-        json!({"sessionDescription": {"type": "offer", "sdp": offer},
-               "tracks": [{"location": "local", "mid": mid.to_string(), "trackName": "mic"}]}),
-    );
-    assert_eq!(status, 200, "{body}");
-    let answer = body["sessionDescription"]["sdp"]
-        .as_str()
-        .expect("answer")
-        .to_owned();
-    peer.accept_answer(pending, &answer);
+    let (session, mid, answer) = push_one(api, &mut peer, MediaKind::Audio, "mic", |o| o);
     assert!(drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0]
         .connected));
     (peer, session, mid, answer)

@@ -336,6 +336,36 @@ pub fn received(peer: &Peer, mid: str0m::media::Mid, tag: &[u8]) -> usize {
         .count()
 }
 
+/// Offers one sendonly `kind` m-line from `peer` (its SDP passed through
+/// `edit`), pushes it as `name` in a new session and applies the answer
+/// (not yet connected). Returns the session, the mid and our answer.
+pub fn push_one(
+    api: &Api,
+    peer: &mut Peer,
+    kind: str0m::media::MediaKind,
+    name: &str,
+    edit: impl FnOnce(String) -> String,
+) -> (String, str0m::media::Mid, String) {
+    let mut mid = None;
+    let (offer, pending) = peer.offer(|s| {
+        mid = Some(s.add_media(kind, str0m::media::Direction::SendOnly, None, None, None))
+    });
+    let mid = mid.expect("mid");
+    let session = api.new_session();
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"sessionDescription": {"type": "offer", "sdp": edit(offer)},
+               "tracks": [{"location": "local", "mid": mid.to_string(), "trackName": name}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let answer = body["sessionDescription"]["sdp"]
+        .as_str()
+        .expect("answer")
+        .to_owned();
+    peer.accept_answer(pending, &answer);
+    (session, mid, answer)
+}
+
 /// A str0m peer that pushes one audio track (connected); returns it, its
 /// session, its mid and the API's result items.
 pub fn push_audio(
