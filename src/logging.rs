@@ -34,11 +34,21 @@ pub fn library_level(target: &str, message: &str, level: Level) -> Level {
 struct LibraryLog;
 
 impl Log for LibraryLog {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+        let level = match metadata.level() {
+            Level::Error => tracing::Level::ERROR,
+            Level::Warn => tracing::Level::WARN,
+            Level::Info => tracing::Level::INFO,
+            Level::Debug => tracing::Level::DEBUG,
+            Level::Trace => tracing::Level::TRACE,
+        };
+        tracing::level_filters::LevelFilter::current() >= level
     }
 
     fn log(&self, record: &Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
         let message = record.args().to_string();
         let level = library_level(record.target(), &message, record.level());
         let _ = tracing_log::format_trace(

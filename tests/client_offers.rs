@@ -300,8 +300,8 @@ fn auto_discover_items_carry_kind() {
     assert_eq!(kinds, ["audio", "video"], "{body}");
 }
 
-/// A subscriber whose SDP so far offers only VP9 cannot pull a VP8 track:
-/// the pull item fails at once with `incompatible_codec_error`.
+/// A subscriber whose SDP so far receives only VP9 cannot pull a VP8
+/// track: the pull item fails at once with `incompatible_codec_error`.
 #[test]
 fn a_pull_the_subscriber_cannot_decode_fails_with_a_clear_item_error() {
     let server = server(1);
@@ -311,14 +311,26 @@ fn a_pull_the_subscriber_cannot_decode_fails_with_a_clear_item_error() {
         &fixture("chrome-offer.sdp"),
         json!([{"location": "local", "mid": "1", "trackName": "cam"}]),
     );
-    let chrome = fixture("chrome-offer.sdp");
-    let vp9_only = vp9_only(&chrome);
-    let (subscriber, body) = push(
+    // What a client sends says nothing of what it decodes: a session that
+    // only pushed VP9 may still pull VP8.
+    let (sender, _) = push(
         &api,
-        &vp9_only,
+        &vp9_only(&fixture("chrome-offer.sdp")),
         json!([{"location": "local", "mid": "1", "trackName": "vp9-cam"}]),
     );
+    let (status, body) = api.tracks_new(
+        &sender,
+        json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "cam"}]}),
+    );
+    assert_eq!(status, 200, "{body}");
     assert!(body["tracks"][0]["errorCode"].is_null(), "{body}");
+
+    // A session whose receiving video m-line offers only VP9.
+    let (subscriber, _) = push(
+        &api,
+        &vp9_only(&fixture("chrome-offer-recvonly.sdp")),
+        json!([]),
+    );
     let (status, body) = api.tracks_new(
         &subscriber,
         json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "cam"}]}),
@@ -336,7 +348,7 @@ fn a_pull_the_subscriber_cannot_decode_fails_with_a_clear_item_error() {
     assert_eq!(body["requiresImmediateRenegotiation"], false);
 }
 
-/// Chrome's offer with its video m-line reduced to VP9 (and its RTX).
+/// A Chrome offer with its video m-line reduced to VP9 (profile 0).
 fn vp9_only(offer: &str) -> String {
     let desc = switchboard::sdp::parse(offer).unwrap();
     let video = &desc.media[1];
@@ -368,4 +380,43 @@ fn vp9_only(offer: &str) -> String {
         out.push(line.to_owned());
     }
     out.join("\r\n")
+}
+
+/// Pull, force-close, pull again, many times: the closed m-line (which the
+/// client keeps) carries the next pull under its mid, so the SDP does not
+/// grow.
+#[test]
+fn force_closed_pulls_reuse_their_m_line() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let (publisher, _) = push(
+        &api,
+        &fixture("chrome-offer.sdp"),
+        json!([{"location": "local", "mid": "1", "trackName": "cam"}]),
+    );
+    let mut peer = common::Peer::new("subscriber");
+    let session = api.new_session();
+    let mut mids = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = api.tracks_new(
+            &session,
+            json!({"tracks": [{"location": "remote", "sessionId": publisher, "trackName": "cam"}]}),
+        );
+        assert_eq!(status, 200, "{body}");
+        let offer = sdp_of(&body);
+        assert_eq!(offer.matches("\r\nm=").count(), 1, "one m-line: {offer}");
+        let answer = peer.accept_offer(offer);
+        let (status, r) = api.renegotiate(&session, &answer);
+        assert_eq!(status, 200, "{r}");
+        let mid = body["tracks"][0]["mid"].as_str().unwrap().to_owned();
+        let (status, body) = api.call(
+            "PUT",
+            &format!("/sessions/{session}/tracks/close"),
+            Some(&json!({"tracks": [{"mid": mid}], "force": true}).to_string()),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert!(body["tracks"][0]["errorCode"].is_null(), "{body}");
+        mids.push(mid);
+    }
+    assert!(mids.iter().all(|m| *m == mids[0]), "{mids:?}");
 }

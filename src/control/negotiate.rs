@@ -57,11 +57,15 @@ fn session_mut(reg: &mut Registry, key: SessionKey) -> Result<&mut Session, ApiE
 }
 
 /// Records the client's fingerprint and bundle extensions from its SDP.
-fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), ApiError> {
+fn learn_remote(
+    session: &mut Session,
+    desc: &SessionDescription,
+    in_offer: bool,
+) -> Result<(), ApiError> {
     let fingerprints: Vec<Fingerprint> = desc
         .fingerprints()
-        .iter()
-        .filter_map(|f| Fingerprint::parse(f))
+        .into_iter()
+        .filter_map(Fingerprint::parse)
         .collect();
     if fingerprints.is_empty() {
         return Err(ApiError::invalid_session_description(
@@ -73,7 +77,7 @@ fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), 
             "missing a=ice-ufrag / a=ice-pwd",
         ));
     };
-    if session.handle_remote_ice(ufrag, pwd) {
+    if session.handle_remote_ice(ufrag, pwd, in_offer) {
         tracing::info!(session = %session.id, "ICE restart");
     }
     if session.remote_fingerprints.is_empty() {
@@ -83,6 +87,15 @@ fn learn_remote(session: &mut Session, desc: &SessionDescription) -> Result<(), 
     for c in desc.media.iter().flat_map(|m| m.codecs.iter()) {
         if !session.client_payload_types.iter().any(|k| k.pt == c.pt) {
             session.client_payload_types.push(c.clone());
+        }
+    }
+    let receiving = desc
+        .media
+        .iter()
+        .filter(|m| m.is_active() && m.direction.receives());
+    for c in receiving.flat_map(|m| m.codecs.iter()) {
+        if c.is_forwardable() && !session.decodable.iter().any(|d| d.same_format(c)) {
+            session.decodable.push(c.clone());
         }
     }
     // The bundle's extension ids: the client's, where it named them.
@@ -194,7 +207,7 @@ pub fn apply_offer(
     }
     let session = session_mut(reg, key)?;
     check_offer(session, offer, ctx.now)?;
-    learn_remote(session, offer)?;
+    learn_remote(session, offer, true)?;
     let known: Vec<Mid> = session
         .transceivers
         .iter()
@@ -399,13 +412,13 @@ pub fn incompatible_codec(item: &mut TrackObject, track: &PushedTrack, decodable
     );
 }
 
-/// The forwardable formats of `kind` a client has declared in this
-/// session's SDP so far (empty before its first SDP).
+/// The formats of `kind` a client has said it receives in this session's
+/// SDP so far (empty before it had a receiving m-line of that kind).
 pub fn decodable_formats(session: &Session, kind: MediaKind) -> Vec<Codec> {
     session
-        .client_payload_types
+        .decodable
         .iter()
-        .filter(|c| c.is_forwardable() && c.kind() == kind)
+        .filter(|c| c.kind() == kind)
         .cloned()
         .collect()
 }
@@ -645,22 +658,36 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
     let subscription = Subscription::new(publisher, track, payload_types);
     let uris: Vec<&str> = track.extmaps.iter().map(|e| e.uri.as_str()).collect();
     let extmaps = session.extmaps_for(&uris);
-    // A stopped m-line is recycled in place, under a new mid (JSEP §5.2.2).
-    let mid = session.next_mid();
-    let slot = Transceiver::new(mid.clone(), track.kind);
-    match session
+    // An m-line whose pull the API closed while the client kept it (a
+    // force close) carries the new pull under its mid; else a stopped
+    // m-line is recycled in place under a new mid (JSEP §5.2.2); else one
+    // is appended. So pulls and closes never grow the SDP without bound.
+    let idle = session
         .transceivers
         .iter()
-        .position(|t| t.stopped && t.is_reusable_for(track.kind))
-    {
-        Some(i) => session.transceivers[i] = slot,
-        None => session.transceivers.push(slot),
-    }
+        .position(|t| !t.stopped && t.pulled_before && t.is_reusable_for(track.kind));
+    let mid = match idle {
+        Some(i) => session.transceivers[i].mid.clone(),
+        None => {
+            let mid = session.next_mid();
+            let slot = Transceiver::new(mid.clone(), track.kind);
+            match session
+                .transceivers
+                .iter()
+                .position(|t| t.stopped && t.is_reusable_for(track.kind))
+            {
+                Some(i) => session.transceivers[i] = slot,
+                None => session.transceivers.push(slot),
+            }
+            mid
+        }
+    };
     let t = get_or_create(session, &mid, track.kind);
     t.codecs = codecs;
     t.extmaps = extmaps;
     t.send = Some(send_stream(publisher, &track.name));
     t.subscription = Some(subscription);
+    t.pulled_before = false;
     mid
 }
 
@@ -727,7 +754,7 @@ pub fn apply_answer(
             "the DTLS role cannot change",
         ));
     }
-    learn_remote(session, answer)?;
+    learn_remote(session, answer, false)?;
     session.dtls_role = role;
     for m in &answer.media {
         let Some(mid) = &m.mid else { continue };

@@ -309,7 +309,7 @@ impl Control {
                 );
                 continue;
             };
-            let payload_types = map_payload_types(&track.codecs, &t.codecs);
+            let payload_types = map_payload_types(track.sent_codecs(), &t.codecs);
             if payload_types.is_empty() {
                 negotiate::incompatible_codec(item, &track, &t.codecs);
                 continue;
@@ -377,7 +377,7 @@ impl Control {
                     "The track's kind differs from the transceiver's",
                 ),
                 Some(track) => {
-                    let payload_types = map_payload_types(&track.codecs, &t.codecs);
+                    let payload_types = map_payload_types(track.sent_codecs(), &t.codecs);
                     if payload_types.is_empty() {
                         item.fail(
                             "update_track_error",

@@ -128,6 +128,9 @@ pub struct Transceiver {
     /// keeps its m-line is not stopped: it carries nothing and is written
     /// `a=inactive` inside the BUNDLE group.
     pub stopped: bool,
+    /// It carried a pull that the API closed while the m-line stayed (the
+    /// client receives on it): a later pull may reuse it under its mid.
+    pub pulled_before: bool,
 }
 
 impl Transceiver {
@@ -143,6 +146,7 @@ impl Transceiver {
             send: None,
             subscription: None,
             stopped: false,
+            pulled_before: false,
         }
     }
 
@@ -209,6 +213,9 @@ pub struct Session {
     /// Every payload type the client has used in this session (BUNDLE
     /// requires one meaning per number), forwardable or not.
     pub client_payload_types: Vec<Codec>,
+    /// The forwardable formats the client said it receives (its receiving
+    /// m-lines: recvonly, sendrecv), to refuse pulls it cannot decode.
+    pub decodable: Vec<Codec>,
     /// The SSRC of our RTCP.
     pub rtcp_ssrc: u32,
     /// When it was created.
@@ -249,6 +256,7 @@ impl Session {
             extmap_allow_mixed: false,
             offer_made: None,
             client_payload_types: Vec::new(),
+            decodable: Vec::new(),
             rtcp_ssrc: u32::from_be_bytes(seed[8..12].try_into().unwrap_or_default()) | 1,
             created: now,
             connected_at: None,
@@ -277,6 +285,7 @@ impl Session {
         let had = t.recv.is_some() || t.subscription.is_some();
         t.send = None;
         if let Some(s) = t.subscription.take() {
+            t.pulled_before = true;
             self.closed_pulls.push(TrackObject {
                 location: Some("remote".into()),
                 mid: Some(mid.0.clone()),
@@ -294,13 +303,15 @@ impl Session {
         had
     }
 
-    /// Takes the client's ICE credentials from an offer; new ones restart
+    /// Takes the client's ICE credentials from its SDP; new ones in an offer restart
     /// ICE: we answer with new credentials of ours too, and the old ufrag is
     /// retired (the caller updates the ICE directory). Returns whether ICE
     /// restarted. The DTLS association, tracks and subscriptions stay.
-    pub fn handle_remote_ice(&mut self, ufrag: &str, pwd: &str) -> bool {
+    pub fn handle_remote_ice(&mut self, ufrag: &str, pwd: &str, in_offer: bool) -> bool {
         let new = (ufrag.to_owned(), pwd.to_owned());
-        let restart = self.remote_ice.as_ref().is_some_and(|old| *old != new);
+        // Only an offer restarts ICE (RFC 8839 §4.4.1.1.1): new credentials
+        // in an answer are recorded, ours stay.
+        let restart = in_offer && self.remote_ice.as_ref().is_some_and(|old| *old != new);
         self.remote_ice = Some(new);
         if restart {
             let old = std::mem::replace(&mut self.ice, IceCredentials::random());
@@ -490,4 +501,28 @@ pub fn supported_feedback(codec: &Codec) -> Codec {
     let mut c = codec.clone();
     c.rtcp_fb.retain(|fb| fb == "nack pli" || fb == "ccm fir");
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_offer_with_new_credentials_restarts_ice() {
+        let mut s = Session::new(SessionKey(1), Instant::now());
+        let ours = s.ice.clone();
+        assert!(!s.handle_remote_ice("abcd", "p".repeat(22).as_str(), true));
+        assert!(!s.handle_remote_ice("abcd", "p".repeat(22).as_str(), true));
+        assert_eq!(s.ice, ours, "the same credentials again: no restart");
+        // New credentials in an answer: recorded, ours stay.
+        assert!(!s.handle_remote_ice("efgh", "q".repeat(22).as_str(), false));
+        assert_eq!(s.ice, ours);
+        assert!(s.retired_ufrag.is_none());
+        // In an offer: a restart, with new credentials of ours.
+        assert!(s.handle_remote_ice("ijkl", "r".repeat(22).as_str(), true));
+        assert_ne!(s.ice.ufrag, ours.ufrag);
+        assert_ne!(s.ice.pwd, ours.pwd);
+        assert_eq!(s.retired_ufrag.as_deref(), Some(ours.ufrag.as_str()));
+        assert!(s.ice_restarting);
+    }
 }

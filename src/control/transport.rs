@@ -85,7 +85,8 @@ impl Control {
                 false
             }
             Some(cur) => {
-                session.ice_restarting
+                let restart = std::mem::take(&mut session.ice_restarting);
+                restart
                     || (nominated && !(cur.nominated && cur.worker == worker && cur.addr == addr))
             }
         };
@@ -167,22 +168,37 @@ impl Control {
         }
     }
 
-    /// A session whose transport failed for good (its DTLS handshake was
-    /// refused, e.g. a certificate matching none of its fingerprints): it
-    /// stops receiving and sending media, its API calls answer 410 with the
-    /// reason, and it expires as any unconnected session. Other sessions
-    /// are untouched.
+    /// A session whose transport failed for good before it ever connected
+    /// (its DTLS handshake was refused, e.g. a certificate matching none of
+    /// its fingerprints): it stops receiving and sending media, its tracks
+    /// become inactive, its ICE credentials are forgotten, its API calls
+    /// answer 410 with the reason, and it expires as any unconnected
+    /// session. Other sessions are untouched.
     fn fail_session(&self, st: &mut State, key: SessionKey, reason: String) {
-        let Some(session) = st.reg.session_mut(key) else {
+        let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
             return;
         };
+        if session.srtp_keys.is_some() {
+            // A connected association is never failed by a later record:
+            // whoever can send from its 5-tuple must not end it.
+            tracing::debug!(session = %session.id, reason = %reason, "DTLS record refused");
+            return;
+        }
+        let app = app.clone();
         tracing::warn!(session = %session.id, reason = %reason, "session transport failed");
         session.dtls = None;
         session.dtls_backlog.clear();
         session.failure = Some(reason);
+        session.transport = None;
+        for p in &mut session.pushed {
+            p.active = false;
+        }
+        self.directory.remove(&session.ice.ufrag);
         for w in &self.workers {
             w.send(WorkerCommand::Detach { key });
         }
+        st.synced.forget(key);
+        self.sync(st, &app);
     }
 
     /// Creates the DTLS transport once the client's fingerprint is known and

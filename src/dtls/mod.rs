@@ -133,10 +133,23 @@ pub struct DtlsTransport {
     hello: ClientHello,
     early: Vec<Vec<u8>>,
     connected: bool,
-    /// The client random of the ClientHello that started the association:
-    /// a ClientHello with another one is a new handshake.
+    /// The client random of the ClientHello that started the association.
     hello_random: Option<[u8; 32]>,
+    /// Once connected, a second handshake the client started (a ClientHello
+    /// with a new random): it runs beside the current association, which
+    /// keeps its keys until the new one completes, and is dropped if it
+    /// fails. Chromium replaces its DTLS transport when the bundle's tagged
+    /// m-line is stopped.
+    rehandshake: Option<(Instant, Box<DtlsTransport>)>,
+    /// Randoms of handshakes that completed (late retransmissions of their
+    /// ClientHello start nothing).
+    completed: Vec<[u8; 32]>,
 }
+
+/// At most one new second handshake per this long.
+const REHANDSHAKE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Randoms of completed handshakes remembered.
+const COMPLETED_KEPT: usize = 4;
 
 /// Which side of the DTLS handshake we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,6 +177,8 @@ impl DtlsTransport {
             early: Vec::new(),
             connected: false,
             hello_random: None,
+            rehandshake: None,
+            completed: Vec::new(),
         }
     }
 
@@ -204,18 +219,8 @@ impl DtlsTransport {
         if self.endpoint.is_none() && self.role == DtlsRole::Client {
             return Ok(None);
         }
-        if self.role == DtlsRole::Server
-            && self.endpoint.is_some()
-            && client_hello_random(datagram).is_some_and(|r| self.hello_random != Some(r))
-        {
-            // A new handshake on the same transport: Chromium replaces its
-            // DTLS transport when the bundle's tagged m-line is stopped.
-            // Start over; its keys replace the old ones when it completes.
-            // (A retransmitted ClientHello has the same random.)
-            self.endpoint = None;
-            self.hello = ClientHello::default();
-            self.early.clear();
-            self.connected = false;
+        if self.role == DtlsRole::Server && self.connected {
+            return Ok(self.handle_rehandshake(now, datagram));
         }
         if self.endpoint.is_none() {
             // The first ClientHello decides the SRTP profile (server's
@@ -257,9 +262,63 @@ impl DtlsTransport {
         }
         if completed && !self.connected {
             self.connected = true;
+            if let Some(random) = self.hello_random {
+                self.completed.push(random);
+            }
             return self.export_keys().map(Some);
         }
         Ok(None)
+    }
+
+    /// A datagram after the association connected: records of the current
+    /// association (a repeated last flight), or of a second handshake the
+    /// client started. Returns the new keys when the second one completes;
+    /// its failures are logged and change nothing.
+    fn handle_rehandshake(&mut self, now: Instant, datagram: &[u8]) -> Option<SrtpKeys> {
+        let random = client_hello_random(datagram);
+        let pending_random = self.rehandshake.as_ref().and_then(|(_, p)| p.hello_random);
+        let starts =
+            random.is_some_and(|r| !self.completed.contains(&r) && pending_random != Some(r))
+                && self.rehandshake.as_ref().is_none_or(|(at, _)| {
+                    now.saturating_duration_since(*at) >= REHANDSHAKE_INTERVAL
+                });
+        if starts {
+            let fresh = DtlsTransport::new(
+                self.identity.clone(),
+                self.remote_fingerprints.clone(),
+                DtlsRole::Server,
+            );
+            self.rehandshake = Some((now, Box::new(fresh)));
+        }
+        let Some((_, pending)) = self.rehandshake.as_mut() else {
+            // The current association (e.g. the client repeating its last
+            // flight because ours was lost); its errors change nothing now.
+            let endpoint = self.endpoint.as_mut()?;
+            if let Err(e) = endpoint.read(now, ASSOCIATION, None, BytesMut::from(datagram)) {
+                tracing::debug!(error = %e, "DTLS record after the handshake");
+            }
+            return None;
+        };
+        match pending.handle_datagram(now, datagram) {
+            Ok(Some(keys)) => {
+                let (_, done) = self.rehandshake.take()?;
+                let done = *done;
+                self.endpoint = done.endpoint;
+                self.hello_random = done.hello_random;
+                if let Some(r) = done.hello_random {
+                    self.completed.push(r);
+                    let excess = self.completed.len().saturating_sub(COMPLETED_KEPT);
+                    self.completed.drain(..excess);
+                }
+                Some(keys)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::info!(error = %e, "a second DTLS handshake failed; the association stays");
+                self.rehandshake = None;
+                None
+            }
+        }
     }
 
     fn export_keys(&self) -> Result<SrtpKeys, DtlsError> {
@@ -302,7 +361,10 @@ impl DtlsTransport {
 
     /// The next datagram to send to the client.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
-        self.endpoint.as_mut()?.poll_transmit().map(|t| t.message)
+        if let Some(t) = self.endpoint.as_mut().and_then(|e| e.poll_transmit()) {
+            return Some(t.message);
+        }
+        self.rehandshake.as_mut()?.1.poll_transmit()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due. None once
@@ -310,13 +372,21 @@ impl DtlsTransport {
     /// that is answered from `handle_datagram`, not from a timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.connected {
-            return None;
+            return self.rehandshake.as_ref()?.1.poll_timeout();
         }
         self.endpoint.as_ref()?.poll_timeout(&ASSOCIATION)
     }
 
     /// Retransmits the last flight if its timer expired.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), DtlsError> {
+        if self.connected {
+            if let Some((_, pending)) = self.rehandshake.as_mut()
+                && pending.handle_timeout(now).is_err()
+            {
+                self.rehandshake = None;
+            }
+            return Ok(());
+        }
         match self.endpoint.as_mut() {
             Some(e) => e
                 .handle_timeout(ASSOCIATION, now)

@@ -312,30 +312,36 @@ pub struct SessionDescription {
 }
 
 impl SessionDescription {
-    /// The ICE credentials of the bundle: session level, else the first m-line's.
+    /// The ICE credentials of the bundle: session level, else those of the
+    /// first live m-line (the bundle's), else of any m-line.
     pub fn ice_credentials(&self) -> Option<(&str, &str)> {
-        let ufrag = self
-            .ice_ufrag
-            .as_deref()
-            .or_else(|| self.media.iter().find_map(|m| m.ice_ufrag.as_deref()))?;
-        let pwd = self
-            .ice_pwd
-            .as_deref()
-            .or_else(|| self.media.iter().find_map(|m| m.ice_pwd.as_deref()))?;
-        Some((ufrag, pwd))
+        fn of(m: &MediaSection) -> Option<(&str, &str)> {
+            Some((m.ice_ufrag.as_deref()?, m.ice_pwd.as_deref()?))
+        }
+        let media = || {
+            let live = self.media.iter().filter(|m| m.is_active()).find_map(of);
+            live.or_else(|| self.media.iter().find_map(of))
+        };
+        match (self.ice_ufrag.as_deref(), self.ice_pwd.as_deref()) {
+            (Some(ufrag), Some(pwd)) => Some((ufrag, pwd)),
+            _ => media(),
+        }
     }
 
-    /// The certificate fingerprints: session level, else the first
-    /// m-line's that has any (one transport: the bundle's).
-    pub fn fingerprints(&self) -> &[String] {
-        if !self.fingerprints.is_empty() {
-            return &self.fingerprints;
-        }
-        self.media
+    /// Every certificate fingerprint listed, session level first, then each
+    /// m-line's (one transport, the bundle's: any of them may match).
+    pub fn fingerprints(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        let all = self
+            .fingerprints
             .iter()
-            .map(|m| m.fingerprints.as_slice())
-            .find(|f| !f.is_empty())
-            .unwrap_or_default()
+            .chain(self.media.iter().flat_map(|m| m.fingerprints.iter()));
+        for f in all {
+            if !out.contains(&f.as_str()) {
+                out.push(f);
+            }
+        }
+        out
     }
 
     /// Whether `mid` is in the BUNDLE group.

@@ -249,7 +249,11 @@ mod tests {
         );
         assert!(!ff.media[0].ssrcs.is_empty());
         assert!(ff.ice_credentials().is_some());
-        assert_eq!(ff.fingerprints().len(), 1);
+        assert_eq!(
+            ff.fingerprints().len(),
+            1,
+            "the same line in every m-line counts once"
+        );
 
         let safari = parse(&fixture("safari-offer.sdp")).unwrap();
         assert_eq!(safari.media[0].kind, MediaKind::Video);
