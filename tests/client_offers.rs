@@ -11,6 +11,12 @@ use common::sdp_text::{check_transport, fixture, lines, push, section};
 use common::{Api, server};
 use serde_json::json;
 
+/// A session pushing the m-line `mid` of Chrome's captured offer as `name`.
+fn chrome_publisher(api: &Api, mid: &str, name: &str) -> String {
+    let tracks = json!([{"location": "local", "mid": mid, "trackName": name}]);
+    push(api, &fixture("chrome-offer.sdp"), tracks).0
+}
+
 fn sdp_of(body: &serde_json::Value) -> &str {
     body["sessionDescription"]["sdp"].as_str().expect("an SDP")
 }
@@ -222,11 +228,7 @@ fn closing_with_an_offer_keeps_the_bundle_and_its_tagged_mid() {
 fn push_with_an_offer_and_bidirectional_is_sendrecv_and_takes_a_pull() {
     let server = server(1);
     let api = Api::new(&server);
-    let (publisher, _) = push(
-        &api,
-        &fixture("chrome-offer.sdp"),
-        json!([{"location": "local", "mid": "0", "trackName": "mic"}]),
-    );
+    let publisher = chrome_publisher(&api, "0", "mic");
     // Firefox's offer has a sendrecv audio m-line.
     let (session, body) = push(
         &api,
@@ -306,11 +308,7 @@ fn auto_discover_items_carry_kind() {
 fn a_pull_the_subscriber_cannot_decode_fails_with_a_clear_item_error() {
     let server = server(1);
     let api = Api::new(&server);
-    let (publisher, _) = push(
-        &api,
-        &fixture("chrome-offer.sdp"),
-        json!([{"location": "local", "mid": "1", "trackName": "cam"}]),
-    );
+    let publisher = chrome_publisher(&api, "1", "cam");
     // What a client sends says nothing of what it decodes: a session that
     // only pushed VP9 may still pull VP8.
     let (sender, _) = push(
@@ -389,11 +387,7 @@ fn vp9_only(offer: &str) -> String {
 fn force_closed_pulls_reuse_their_m_line() {
     let server = server(1);
     let api = Api::new(&server);
-    let (publisher, _) = push(
-        &api,
-        &fixture("chrome-offer.sdp"),
-        json!([{"location": "local", "mid": "1", "trackName": "cam"}]),
-    );
+    let publisher = chrome_publisher(&api, "1", "cam");
     let mut peer = common::Peer::new("subscriber");
     let session = api.new_session();
     let mut mids = Vec::new();
