@@ -5,6 +5,7 @@
 //! duration of one operation and never across an await; the control thread
 //! is a single-threaded runtime, so it is uncontended.
 
+mod limits;
 pub mod negotiate;
 mod operations;
 pub mod registry;

@@ -44,6 +44,7 @@ pub fn parse_description(
         )));
     }
     let desc = sdp::parse(sdp).map_err(|e| ApiError::invalid_session_description(e.to_string()))?;
+    super::limits::check_mlines(&desc)?;
     if desc.media.is_empty() {
         return Err(ApiError::invalid_session_description(
             "the SDP has no m-lines",

@@ -14,10 +14,7 @@ use crate::sdp::MediaKind;
 
 use super::negotiate::{self, Context, parse_description};
 use super::session::{Subscription, map_payload_types};
-use super::{Control, State};
-
-/// Most items in one tracks/new call.
-const MAX_ITEMS: usize = 64;
+use super::{Control, State, limits};
 
 fn offer_json(sdp: String) -> SessionDescriptionJson {
     SessionDescriptionJson {
@@ -109,11 +106,8 @@ impl Control {
     ) -> Result<TracksResponse, ApiError> {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
-        if req.tracks.len() > MAX_ITEMS {
-            return Err(ApiError::invalid_params(format!(
-                "at most {MAX_ITEMS} tracks per call"
-            )));
-        }
+        limits::check_items(req.tracks.len(), "tracks")?;
+        limits::check_simulcast(&req.tracks)?;
         let remote = match req.tracks.first().map(|t| t.location.as_deref()) {
             _ if req.tracks.is_empty() => false,
             Some(Some("remote")) => true,
@@ -142,6 +136,17 @@ impl Control {
             return Err(ApiError::invalid_params(
                 "no tracks and no sessionDescription",
             ));
+        }
+        {
+            let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
+            match &offer {
+                Some(offer) if req.auto_discover => {
+                    limits::check_auto_discover(session, offer, req.tracks.len())?
+                }
+                Some(_) => {}
+                // Without SDP each item may add an m-line.
+                None => limits::check_room(session, req.tracks.len())?,
+            }
         }
         let ctx = self.context(now);
         let mut tracks = std::mem::take(&mut req.tracks);
@@ -353,6 +358,8 @@ impl Control {
     ) -> Result<TracksResponse, ApiError> {
         let mut st = self.lock();
         let key = Self::session_key(&mut st, app, session_id, now)?;
+        limits::check_items(req.tracks.len(), "tracks")?;
+        limits::check_simulcast(&req.tracks)?;
         for item in req.tracks.iter_mut() {
             let target = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
@@ -410,6 +417,7 @@ impl Control {
         mut req: TracksCloseRequest,
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
+        limits::check_items(req.tracks.len(), "tracks")?;
         let offer = match (&req.session_description, req.force) {
             (Some(sd), false) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
             (None, false) => {

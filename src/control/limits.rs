@@ -1,0 +1,149 @@
+//! Caps and value checks on API requests, applied before anything changes:
+//! a single request cannot make the control thread (every app's API) work
+//! for long, nor leave a negotiation whose answer could not be sent back.
+//!
+//! Where it sits: the control thread, at the start of each operation.
+
+use serde_json::Value;
+
+use crate::api::error::ApiError;
+use crate::api::types::TrackObject;
+use crate::sdp::{MediaKind, SessionDescription};
+
+use super::session::Session;
+
+/// Most items in one tracks/new (autoDiscover included), tracks/update or
+/// tracks/close call (calls-api.md, "Limits and timers").
+pub const MAX_ITEMS: usize = 64;
+
+/// Most m-lines in one session. Our offers carry one codec per pulled
+/// m-line, so the client's answer to an offer of this size stays far below
+/// the 1 MiB body limit (about 1.5 KiB per m-line).
+pub const MAX_MLINES: usize = 256;
+
+/// Longest `preferredRid` (RFC 8851 rid-ids are short tokens).
+const MAX_RID_LEN: usize = 32;
+
+/// Refuses a call with more than [`MAX_ITEMS`] items.
+pub fn check_items(count: usize, what: &str) -> Result<(), ApiError> {
+    if count > MAX_ITEMS {
+        return Err(ApiError::invalid_params(format!(
+            "at most {MAX_ITEMS} {what} per call (got {count})"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses an SDP with more m-lines than a session may have.
+pub fn check_mlines(desc: &SessionDescription) -> Result<(), ApiError> {
+    if desc.media.len() > MAX_MLINES {
+        return Err(ApiError::invalid_params(format!(
+            "at most {MAX_MLINES} m-lines per session (the SDP has {})",
+            desc.media.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses adding `added` m-lines to a session that would then have more
+/// than [`MAX_MLINES`].
+pub fn check_room(session: &Session, added: usize) -> Result<(), ApiError> {
+    let total = session.transceivers.len() + added;
+    if total > MAX_MLINES {
+        return Err(ApiError::invalid_params(format!(
+            "at most {MAX_MLINES} m-lines per session (this call would make {total})"
+        )));
+    }
+    Ok(())
+}
+
+/// With autoDiscover, every new sending m-line of the offer becomes a
+/// track: together with the named items they count against [`MAX_ITEMS`].
+pub fn check_auto_discover(
+    session: &Session,
+    offer: &SessionDescription,
+    items: usize,
+) -> Result<(), ApiError> {
+    let discovered = offer
+        .media
+        .iter()
+        .filter(|m| m.is_active() && m.direction.sends() && m.kind != MediaKind::Application)
+        .filter(|m| {
+            m.mid
+                .as_ref()
+                .is_none_or(|mid| session.transceiver(mid).is_none())
+        })
+        .count();
+    check_items(items + discovered, "tracks (autoDiscover included)")
+}
+
+/// Every item's `simulcast` must be the documented object:
+/// `{preferredRid?: string, priorityOrdering?: "none" | "asciibetical",
+/// ridNotAvailable?: "none" | "asciibetical"}`.
+pub fn check_simulcast(items: &[TrackObject]) -> Result<(), ApiError> {
+    for value in items.iter().filter_map(|t| t.simulcast.as_ref()) {
+        simulcast(value).map_err(|why| ApiError::invalid_params(format!("simulcast: {why}")))?;
+    }
+    Ok(())
+}
+
+fn simulcast(value: &Value) -> Result<(), String> {
+    let Value::Object(fields) = value else {
+        return Err("must be an object".into());
+    };
+    for (name, v) in fields {
+        match (name.as_str(), v) {
+            ("preferredRid", Value::String(rid)) => {
+                let token = rid
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if rid.is_empty() || rid.len() > MAX_RID_LEN || !token {
+                    return Err(format!(
+                        "preferredRid must be 1 to {MAX_RID_LEN} letters, digits, '-' or '_'"
+                    ));
+                }
+            }
+            ("priorityOrdering" | "ridNotAvailable", Value::String(s))
+                if s == "none" || s == "asciibetical" => {}
+            ("preferredRid" | "priorityOrdering" | "ridNotAvailable", _) => {
+                return Err(format!("{name} has a wrong type or value"));
+            }
+            // Unknown fields are ignored, as everywhere in the API.
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn simulcast_must_be_the_documented_object() {
+        let ok = [
+            json!({}),
+            json!({"preferredRid": "f"}),
+            json!({"preferredRid": "q-1", "priorityOrdering": "asciibetical", "ridNotAvailable": "none"}),
+            json!({"preferredRid": "h", "extra": [1, 2, 3]}),
+        ];
+        for v in ok {
+            assert_eq!(simulcast(&v), Ok(()), "{v}");
+        }
+        let bad = [
+            json!("f"),
+            json!(["f"]),
+            json!(null),
+            json!({"preferredRid": 7}),
+            json!({"preferredRid": ""}),
+            json!({"preferredRid": "a b"}),
+            json!({"preferredRid": "x".repeat(33)}),
+            json!({"priorityOrdering": "random"}),
+            json!({"ridNotAvailable": true}),
+        ];
+        for v in bad {
+            assert!(simulcast(&v).is_err(), "{v}");
+        }
+    }
+}
