@@ -165,11 +165,64 @@ fn the_engine_counts_hostile_datagrams_and_keeps_going() {
     }
     // The valid check still binds and is answered after all that.
     let from: SocketAddr = "127.0.0.1:999".parse().unwrap();
-    engine.handle_datagram(t0, from, &mut stun.clone());
+    let later = t0 + Duration::from_secs(21);
+    engine.handle_datagram(later, from, &mut stun.clone());
     let reply = engine.poll_transmit().expect("a binding response");
     assert_eq!(reply.to, from);
     let dropped: u64 = DropReason::ALL.iter().map(|r| counters.drops(*r)).sum();
     assert!(dropped > 10_000, "drops counted: {dropped}");
     assert!(counters.drops(DropReason::UnboundAddress) > 0);
     assert!(counters.drops(DropReason::BadStun) > 0);
+}
+
+/// DTLS junk at a high rate from a bound address (finding: 9 million
+/// datagrams in 20 s grew the worker → control queue and the log without
+/// bound): per second, only the session's budget of events reaches the
+/// control thread; the rest is counted; another session's checks still
+/// bind and are answered.
+#[test]
+fn dtls_junk_from_a_bound_address_reaches_the_control_thread_in_bounded_amounts() {
+    use switchboard::engine::control_budget::EVENTS_PER_WINDOW;
+    let directory = Arc::new(IceDirectory::default());
+    directory.insert("abcdefgh", SessionKey(1), "0123456789012345678901");
+    let counters = Arc::new(Counters::default());
+    let t0 = Instant::now();
+    let mut engine = Engine::new(WorkerId(0), 1, directory.clone(), counters.clone(), t0);
+    let attacker: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    engine.handle_datagram(t0, attacker, &mut stun_request());
+    while engine.poll_transmit().is_some() {}
+    while engine.poll_event().is_some() {}
+
+    let mut rng = Rng(11);
+    let mut events = 0u64;
+    let seconds = 3u64;
+    for i in 0..(seconds * 100_000) {
+        let now = t0 + Duration::from_micros(i * 10);
+        // A DTLS-looking record (content type 20..=63) of random bytes.
+        let mut junk = [&[22u8, 0xfe, 0xfd][..], &rng.bytes(100)].concat();
+        engine.handle_datagram(now, attacker, &mut junk);
+        while engine.poll_event().is_some() {
+            events += 1;
+        }
+    }
+    assert!(
+        events <= seconds * u64::from(EVENTS_PER_WINDOW) + u64::from(EVENTS_PER_WINDOW),
+        "{events} events reached the control thread"
+    );
+    assert!(counters.drops(DropReason::ControlBudget) >= seconds * 100_000 - events);
+
+    // Another session is unaffected.
+    directory.insert("ijklmnop", SessionKey(2), "9876543210987654321098");
+    let mut other = Vec::new();
+    write_binding_request(
+        &mut other,
+        &[4; 12],
+        "ijklmnop:peer",
+        "9876543210987654321098",
+        true,
+    );
+    let from: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    engine.handle_datagram(t0 + Duration::from_secs(seconds), from, &mut other);
+    assert!(engine.poll_transmit().is_some(), "its check is answered");
+    assert!(engine.poll_event().is_some(), "and bound");
 }

@@ -46,6 +46,29 @@ struct State {
     keyframes: HashMap<TrackKey, (Instant, bool)>,
     /// Per track: when media last arrived.
     media_seen: HashMap<TrackKey, Instant>,
+    /// The last worker event handled: when the worker saw it, and when the
+    /// control thread handled it.
+    last_event: Option<(Instant, Instant)>,
+}
+
+/// The control thread is behind the workers when the event it handled last
+/// (within this long) had waited longer than this in the queue.
+const EVENT_LAG: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl State {
+    /// Records that an event the worker saw at `at` was handled at `now`.
+    fn note_event(&mut self, at: Instant, now: Instant) {
+        self.last_event = Some((at, now));
+    }
+
+    /// Whether worker events are still queued behind a stall: liveness must
+    /// not be judged until they are handled.
+    fn behind_workers(&self, now: Instant) -> bool {
+        self.last_event.is_some_and(|(at, handled)| {
+            now.saturating_duration_since(handled) < EVENT_LAG
+                && handled.saturating_duration_since(at) > EVENT_LAG
+        })
+    }
 }
 
 impl Control {
@@ -63,6 +86,7 @@ impl Control {
                 synced: Synced::default(),
                 keyframes: HashMap::new(),
                 media_seen: HashMap::new(),
+                last_event: None,
             }),
             workers,
             identity,
@@ -151,5 +175,33 @@ impl Control {
     fn sync(&self, st: &mut State, app: &AppId) {
         let State { reg, synced, .. } = st;
         synced.sync_app(reg, app, &self.workers);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn liveness_waits_while_worker_events_are_queued_behind_a_stall() {
+        let t0 = Instant::now();
+        let mut st = State {
+            reg: Registry::new(Vec::new()),
+            synced: Synced::default(),
+            keyframes: HashMap::new(),
+            media_seen: HashMap::new(),
+            last_event: None,
+        };
+        assert!(!st.behind_workers(t0), "no events yet");
+        // A check seen by a worker at t0 handled 5 s later: behind.
+        let t5 = t0 + std::time::Duration::from_secs(5);
+        st.note_event(t0, t5);
+        assert!(st.behind_workers(t5));
+        // Caught up: an event handled as soon as it was seen.
+        st.note_event(t5, t5);
+        assert!(!st.behind_workers(t5));
+        // A stale lag with nothing handled since (the queue is empty).
+        st.note_event(t0, t5);
+        assert!(!st.behind_workers(t5 + EVENT_LAG));
     }
 }

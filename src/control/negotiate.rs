@@ -518,6 +518,7 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
         ssrcs: m.ssrcs.clone(),
         extmaps: forwarded_extmaps(m),
         active: true,
+        idle: false,
     });
 }
 
@@ -722,6 +723,7 @@ pub fn add_push_without_sdp(
             .filter(|e| extension::is_forwarded(&e.uri))
             .collect(),
         active: true,
+        idle: false,
     });
     mid
 }

@@ -44,8 +44,10 @@ pub struct PushedTrack {
     pub ssrcs: Vec<u32>,
     /// Forwarded header extensions, with the publisher's ids.
     pub extmaps: Vec<Extmap>,
-    /// False once closed.
+    /// False once closed, or while idle.
     pub active: bool,
+    /// Inactive only for lack of media: active again when media resumes.
+    pub idle: bool,
 }
 
 /// A track this session pulls into one of its transceivers.
@@ -298,6 +300,7 @@ impl Session {
         if let Some(name) = t.recv.take() {
             for p in self.pushed.iter_mut().filter(|p| p.name == name) {
                 p.active = false;
+                p.idle = false;
             }
         }
         had

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::engine::messages::{EngineEvent, WorkerCommand};
-use crate::ids::{SessionKey, TrackKey, WorkerId};
+use crate::ids::{AppId, SessionKey, TrackKey, WorkerId};
 
 use super::session::TransportBinding;
 use super::{Control, State};
@@ -37,7 +37,16 @@ impl Control {
                 worker,
                 addr,
                 nominated,
-            } => self.handle_bound(&mut st, key, worker, addr, nominated, now),
+                at,
+            } => {
+                st.note_event(at, now);
+                let binding = TransportBinding {
+                    worker,
+                    addr,
+                    nominated,
+                };
+                self.handle_bound(&mut st, key, binding, at, now)
+            }
             EngineEvent::Dtls {
                 key,
                 worker,
@@ -45,31 +54,53 @@ impl Control {
                 bytes,
             } => self.handle_dtls(&mut st, key, worker, addr, bytes, now),
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
-            EngineEvent::MediaReceived { track } => {
-                st.media_seen.insert(track, now);
+            EngineEvent::MediaReceived { track, at } => {
+                st.note_event(at, now);
+                let seen = st.media_seen.entry(track).or_insert(at);
+                *seen = (*seen).max(at);
+                self.reactivate_if_idle(&mut st, track);
             }
         }
+    }
+
+    /// A track marked inactive for lack of media whose media came back is
+    /// active again (a track the API closed stays closed).
+    fn reactivate_if_idle(&self, st: &mut State, track: TrackKey) {
+        let Some((app, session)) = st
+            .reg
+            .sessions
+            .values_mut()
+            .find(|(_, s)| s.pushed.iter().any(|p| p.key() == track && p.idle))
+        else {
+            return;
+        };
+        let app = app.clone();
+        for p in session.pushed.iter_mut().filter(|p| p.key() == track) {
+            tracing::info!(session = %session.id, track = %p.name, "media resumed: track active again");
+            p.idle = false;
+            p.active = true;
+        }
+        self.sync(st, &app);
     }
 
     fn handle_bound(
         &self,
         st: &mut State,
         key: SessionKey,
-        worker: WorkerId,
-        addr: SocketAddr,
-        nominated: bool,
+        new: TransportBinding,
+        at: Instant,
         now: Instant,
     ) {
-        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
-            return;
-        };
-        session.last_check = Some(now);
-        let current = session.transport;
-        let new = TransportBinding {
+        let TransportBinding {
             worker,
             addr,
             nominated,
+        } = new;
+        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
+            return;
         };
+        session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
+        let current = session.transport;
         let mut upgraded = false;
         let switch = match current {
             None => true,
@@ -192,6 +223,7 @@ impl Control {
         session.transport = None;
         for p in &mut session.pushed {
             p.active = false;
+            p.idle = false;
         }
         self.directory.remove(&session.ice.ufrag);
         for w in &self.workers {
@@ -384,9 +416,7 @@ impl Control {
             })
             .map(|(k, _)| *k)
             .collect();
-        for key in expired {
-            self.remove_session(&mut st, key);
-        }
+        self.remove_sessions(&mut st, expired);
         self.check_liveness(&mut st, now);
     }
 
@@ -394,6 +424,11 @@ impl Control {
     /// ICE check for 30 s stops receiving media, and is removed 30 s later;
     /// a pushed track with no media for 30 s becomes inactive.
     fn check_liveness(&self, st: &mut State, now: Instant) {
+        if st.behind_workers(now) {
+            // Events wait in the queue (the control thread stalled): what
+            // they say is newer than what the registry says. Judge later.
+            return;
+        }
         let mut lost = Vec::new();
         let mut gone = Vec::new();
         let mut idle = Vec::new();
@@ -419,38 +454,67 @@ impl Control {
                 }
             }
         }
-        for key in gone {
+        for key in &gone {
             tracing::info!(session = key.0, "session expired after losing consent");
-            self.remove_session(st, key);
         }
+        self.remove_sessions(st, gone);
+        let mut changed: Vec<AppId> = Vec::new();
         for key in lost {
             let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
                 continue;
             };
-            let app = app.clone();
             tracing::info!(session = %session.id, "consent lost: no ICE check for 30 s");
             if let Some(t) = session.transport.take() {
                 self.workers[t.worker.0].send(WorkerCommand::Detach { key });
             }
+            if !changed.contains(app) {
+                changed.push(app.clone());
+            }
             st.synced.forget(key);
-            self.sync(st, &app);
         }
         for (app, key, track) in idle {
             if let Some(session) = st.reg.session_mut(key) {
                 for p in session.pushed.iter_mut().filter(|p| p.key() == track) {
                     tracing::info!(session = %session.id, track = %p.name, "track idle for 30 s: inactive");
                     p.active = false;
+                    p.idle = true;
                 }
             }
+            if !changed.contains(&app) {
+                changed.push(app);
+            }
+        }
+        for app in changed {
             self.sync(st, &app);
         }
     }
 
     /// Removes a session: its ICE credentials, its worker state, its tracks.
     pub(super) fn remove_session(&self, st: &mut State, key: SessionKey) {
-        let Some((app, session)) = st.reg.remove_session(key) else {
-            return;
-        };
+        if let Some(app) = self.remove_unsynced(st, key) {
+            self.sync(st, &app);
+        }
+    }
+
+    /// Removes sessions, then tells the workers once per app: expiring N
+    /// sessions costs O(N), not N syncs of the whole app.
+    fn remove_sessions(&self, st: &mut State, keys: Vec<SessionKey>) {
+        let mut apps: Vec<AppId> = Vec::new();
+        for key in keys {
+            if let Some(app) = self.remove_unsynced(st, key)
+                && !apps.contains(&app)
+            {
+                apps.push(app);
+            }
+        }
+        for app in apps {
+            self.sync(st, &app);
+        }
+    }
+
+    /// Removes a session without syncing its app; returns the app.
+    fn remove_unsynced(&self, st: &mut State, key: SessionKey) -> Option<AppId> {
+        let (app, session) = st.reg.remove_session(key)?;
         self.directory.remove(&session.ice.ufrag);
         // Every worker may hold bindings of its 5-tuples, not only the owner.
         for w in &self.workers {
@@ -462,6 +526,6 @@ impl Control {
             st.media_seen.remove(&p.key());
         }
         st.synced.forget(key);
-        self.sync(st, &app);
+        Some(app)
     }
 }

@@ -32,11 +32,14 @@ pub enum DropReason {
     HandoffFull,
     /// The socket refused a send.
     SendFailed,
+    /// A DTLS record or ICE binding for a session that already sent the
+    /// control thread its budget of events for this second.
+    ControlBudget,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 13] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::UnknownUfrag,
@@ -49,6 +52,7 @@ impl DropReason {
         DropReason::UnmappedPayloadType,
         DropReason::HandoffFull,
         DropReason::SendFailed,
+        DropReason::ControlBudget,
     ];
 
     /// A metric label.
@@ -66,6 +70,7 @@ impl DropReason {
             DropReason::UnmappedPayloadType => "unmapped_payload_type",
             DropReason::HandoffFull => "handoff_full",
             DropReason::SendFailed => "send_failed",
+            DropReason::ControlBudget => "control_budget",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::run::OwnedRun;
 use crate::dtls::SrtpKeys;
@@ -71,6 +72,9 @@ pub enum EngineEvent {
         addr: SocketAddr,
         /// USE-CANDIDATE was set.
         nominated: bool,
+        /// When the worker received it (consent is judged on this, not on
+        /// when the control thread gets to the event).
+        at: Instant,
     },
     /// A DTLS record for a session.
     Dtls {
@@ -92,6 +96,8 @@ pub enum EngineEvent {
     MediaReceived {
         /// The track.
         track: TrackKey,
+        /// When the worker received it.
+        at: Instant,
     },
 }
 

@@ -17,6 +17,7 @@
 //! grouped by track, and each subscriber gets a track's packets back to
 //! back, in one UDP GSO transmit where they have one size.
 
+pub mod control_budget;
 pub mod counters;
 pub mod directory;
 pub mod fixture;
@@ -141,6 +142,7 @@ pub struct Engine {
     handoffs: VecDeque<(WorkerId, Arc<Handoff>)>,
     events: VecDeque<EngineEvent>,
     media_events: HashMap<TrackKey, Instant>,
+    control_budget: control_budget::ControlBudget,
     next_report: Instant,
     scratch: Vec<u8>,
     /// Outgoing packets are written here and split off: one allocation
@@ -181,6 +183,7 @@ impl Engine {
             handoffs: VecDeque::new(),
             events: VecDeque::new(),
             media_events: HashMap::default(),
+            control_budget: Default::default(),
             next_report: now + REPORT_INTERVAL,
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
@@ -200,14 +203,17 @@ impl Engine {
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         Counters::add(&self.counters.packets_in, 1);
         match classify(datagram) {
-            PacketKind::Stun => self.handle_stun(from, datagram),
+            PacketKind::Stun => self.handle_stun(now, from, datagram),
             PacketKind::Dtls => match self.bindings.get(&from) {
-                Some(&key) => self.events.push_back(EngineEvent::Dtls {
-                    key,
-                    worker: self.id,
-                    addr: from,
-                    bytes: datagram.to_vec(),
-                }),
+                Some(&key) if self.control_budget.allow(key, now) => {
+                    self.events.push_back(EngineEvent::Dtls {
+                        key,
+                        worker: self.id,
+                        addr: from,
+                        bytes: datagram.to_vec(),
+                    })
+                }
+                Some(_) => self.counters.count_drop(DropReason::ControlBudget),
                 None => self.counters.count_drop(DropReason::UnboundAddress),
             },
             PacketKind::Rtp => self.handle_rtp(now, from, datagram),
@@ -216,7 +222,7 @@ impl Engine {
         }
     }
 
-    fn handle_stun(&mut self, from: SocketAddr, datagram: &[u8]) {
+    fn handle_stun(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let Ok(check) = BindingRequest::read(datagram) else {
             self.counters.count_drop(DropReason::BadStun);
             return;
@@ -232,6 +238,11 @@ impl Engine {
         match found {
             None => self.counters.count_drop(DropReason::UnknownUfrag),
             Some(None) => self.counters.count_drop(DropReason::BadIntegrity),
+            Some(Some(key)) if !self.control_budget.allow(key, now) => {
+                // Answered neither: a flood of valid checks costs the
+                // control thread nothing past the budget.
+                self.counters.count_drop(DropReason::ControlBudget)
+            }
             Some(Some(key)) => {
                 self.transmits.push_back(Transmit::single(from, out));
                 // Every valid check is reported: it binds the 5-tuple and
@@ -243,6 +254,7 @@ impl Engine {
                     worker: self.id,
                     addr: from,
                     nominated: check.use_candidate,
+                    at: now,
                 });
             }
         }
@@ -401,7 +413,8 @@ impl Engine {
             .is_none_or(|last| now.saturating_duration_since(*last) >= MEDIA_EVENT_INTERVAL);
         if due {
             self.media_events.insert(track, now);
-            self.events.push_back(EngineEvent::MediaReceived { track });
+            self.events
+                .push_back(EngineEvent::MediaReceived { track, at: now });
         }
     }
 
@@ -634,6 +647,7 @@ impl Engine {
                 }
             }
             WorkerCommand::Detach { key } => {
+                self.control_budget.forget(key);
                 self.sessions.remove(&key);
                 self.bindings.retain(|_, k| *k != key);
             }
