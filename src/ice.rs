@@ -93,6 +93,11 @@ impl<'a> BindingRequest<'a> {
         })
     }
 
+    /// Its transaction id.
+    pub fn transaction_id(&self) -> [u8; 12] {
+        self.message.transaction_id()
+    }
+
     /// Checks MESSAGE-INTEGRITY against our password for this ufrag.
     pub fn verify(&self, local_pwd: &str) -> Result<(), IceError> {
         if self.message.integrity_ok(local_pwd.as_bytes()) {

@@ -8,6 +8,7 @@
 mod limits;
 pub mod negotiate;
 mod operations;
+pub mod path;
 pub mod registry;
 pub mod session;
 pub mod sync;

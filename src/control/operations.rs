@@ -42,12 +42,15 @@ impl Control {
     /// After an operation: DTLS can start if the fingerprint is now known,
     /// and the workers learn the new state.
     fn finish(&self, st: &mut State, app: &AppId, key: SessionKey, now: Instant) {
-        if let Some(s) = st.reg.session_mut(key)
-            && let Some(old) = s.retired_ufrag.take()
-        {
-            // ICE restarted: checks with the new credentials bind from now on.
-            self.directory.remove(&old);
-            self.directory.insert(&s.ice.ufrag, key, &s.ice.pwd);
+        if let Some(s) = st.reg.session_mut(key) {
+            if let Some(old) = s.retired_ufrag.take() {
+                // ICE restarted: checks with the new credentials bind from now on.
+                self.directory.remove(&old);
+                self.directory.insert(&s.ice.ufrag, key, &s.ice.pwd);
+            }
+            if let Some((remote, _)) = &s.remote_ice {
+                self.directory.set_remote_ufrag(&s.ice.ufrag, remote);
+            }
         }
         self.ensure_dtls(st, key, now);
         self.sync(st, app);

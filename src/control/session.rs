@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::api::types::TrackObject;
+
+use super::path::PathSelector;
 use crate::dtls::{DtlsRole, DtlsTransport, Fingerprint, SrtpKeys};
 use crate::fanout::TrackFanout;
 use crate::ice::IceCredentials;
@@ -178,10 +180,8 @@ pub struct Session {
     pub remote_ice: Option<(String, String)>,
     /// Our ufrag before an ICE restart, until the ICE directory forgets it.
     pub retired_ufrag: Option<String>,
-    /// ICE restarted and no new pair is nominated yet: the first valid
-    /// check (necessarily with the new credentials) moves the 5-tuple,
-    /// since browsers send media on a new pair before nominating it.
-    pub ice_restarting: bool,
+    /// The checks its client sent, as far as the media path is concerned.
+    pub path: PathSelector,
     /// SDP origin session id.
     pub origin: u64,
     /// SDP origin version, bumped per description we write.
@@ -242,7 +242,7 @@ impl Session {
             ice: IceCredentials::random(),
             remote_ice: None,
             retired_ufrag: None,
-            ice_restarting: false,
+            path: PathSelector::default(),
             origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
             version: 1,
             remote_fingerprints: Vec::new(),
@@ -319,7 +319,9 @@ impl Session {
         if restart {
             let old = std::mem::replace(&mut self.ice, IceCredentials::random());
             self.retired_ufrag = Some(old.ufrag);
-            self.ice_restarting = true;
+            // The first valid check with the new credentials moves the
+            // path: browsers send media on a new pair before nominating it.
+            self.path.restart();
         }
         restart
     }
@@ -526,6 +528,6 @@ mod tests {
         assert_ne!(s.ice.ufrag, ours.ufrag);
         assert_ne!(s.ice.pwd, ours.pwd);
         assert_eq!(s.retired_ufrag.as_deref(), Some(ours.ufrag.as_str()));
-        assert!(s.ice_restarting);
+        assert!(s.path.is_restarting());
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{AppId, SessionKey, TrackKey, WorkerId};
 
+use super::path::PathDecision;
 use super::session::TransportBinding;
 use super::{Control, State};
 
@@ -37,6 +38,7 @@ impl Control {
                 worker,
                 addr,
                 nominated,
+                txid,
                 at,
             } => {
                 st.note_event(at, now);
@@ -45,7 +47,7 @@ impl Control {
                     addr,
                     nominated,
                 };
-                self.handle_bound(&mut st, key, binding, at, now)
+                self.handle_bound(&mut st, key, binding, txid, at, now)
             }
             EngineEvent::Dtls {
                 key,
@@ -87,49 +89,49 @@ impl Control {
         &self,
         st: &mut State,
         key: SessionKey,
-        new: TransportBinding,
+        seen: TransportBinding,
+        txid: [u8; 12],
         at: Instant,
         now: Instant,
     ) {
-        let TransportBinding {
-            worker,
-            addr,
-            nominated,
-        } = new;
         let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
             return;
         };
-        session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
         let current = session.transport;
-        let mut upgraded = false;
-        let switch = match current {
-            None => true,
-            Some(cur) if cur.worker == worker && cur.addr == addr => {
-                if nominated && !cur.nominated {
-                    session.transport = Some(new);
+        let decision =
+            session
+                .path
+                .handle_check(current, txid, seen.worker, seen.addr, seen.nominated, at);
+        let new = match decision {
+            // Only checks on the media path count as consent (RFC 7675).
+            PathDecision::Replay | PathDecision::Elsewhere => return,
+            PathDecision::Current { nominated } => {
+                session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
+                if nominated {
+                    if let Some(t) = session.transport.as_mut() {
+                        t.nominated = true;
+                    }
                     // The client now sends its media on this pair (after an
                     // ICE restart it may have used the old one until now):
                     // what was lost on the way is repaired by keyframes.
-                    session.ice_restarting = false;
-                    upgraded = true;
+                    self.request_keyframes_around(st, key, now);
                 }
-                false
+                return;
             }
-            Some(cur) => {
-                let restart = std::mem::take(&mut session.ice_restarting);
-                restart
-                    || (nominated && !(cur.nominated && cur.worker == worker && cur.addr == addr))
-            }
+            PathDecision::Switch(new) => new,
         };
-        if nominated {
-            session.ice_restarting = false;
-        }
-        if !switch {
-            if upgraded {
-                self.request_keyframes_around(st, key, now);
-            }
+        session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
+        self.switch_path(st, key, new, now);
+    }
+
+    /// Moves a session's media to `new`: the worker that owns it gets the
+    /// session (and its keys), the old one lets it go.
+    fn switch_path(&self, st: &mut State, key: SessionKey, new: TransportBinding, now: Instant) {
+        let Some(session) = st.reg.session_mut(key) else {
             return;
-        }
+        };
+        let current = session.transport;
+        let TransportBinding { worker, addr, .. } = new;
         session.transport = Some(new);
         let keys = session.srtp_keys.clone();
         if let Some(old) = current.filter(|c| c.worker != worker) {
@@ -193,7 +195,25 @@ impl Control {
         );
         self.flush_dtls(st, key, Some((worker, addr)));
         match result {
-            Ok(Some(keys)) => self.on_connected(st, key, keys, now),
+            Ok(Some(keys)) => {
+                // A second handshake completed from another address (a
+                // client that replaced its transport): the client's own
+                // certificate proves it is there; its media moves with it.
+                let moved = st.reg.session_mut(key).and_then(|s| {
+                    let cur = s.transport?;
+                    let again = s.srtp_keys.is_some() && cur.addr != addr;
+                    again.then(|| s.path.proven(addr, now))
+                });
+                if moved.is_some() {
+                    let new = TransportBinding {
+                        worker,
+                        addr,
+                        nominated: true,
+                    };
+                    self.switch_path(st, key, new, now);
+                }
+                self.on_connected(st, key, keys, now)
+            }
             Ok(None) => {}
             Err(e) => self.fail_session(st, key, e.to_string()),
         }
@@ -276,7 +296,9 @@ impl Control {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        let route = session.transport.map(|t| (t.worker, t.addr)).or(via);
+        // A handshake is answered where its record came from (a client
+        // may start a new one from a new address); timers use the path.
+        let route = via.or(session.transport.map(|t| (t.worker, t.addr)));
         let Some(dtls) = session.dtls.as_mut() else {
             return;
         };

@@ -16,6 +16,9 @@ pub enum DropReason {
     UnknownUfrag,
     /// STUN whose MESSAGE-INTEGRITY fails.
     BadIntegrity,
+    /// STUN whose USERNAME names another client ufrag than the session's
+    /// SDP (`ours:theirs` must match exactly).
+    WrongUsername,
     /// DTLS, RTP or RTCP from an address no ICE check bound.
     UnboundAddress,
     /// RTP or RTCP before SRTP keys were installed, or on a non-owner worker.
@@ -39,11 +42,12 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 13] = [
+    pub const ALL: [DropReason; 14] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::UnknownUfrag,
         DropReason::BadIntegrity,
+        DropReason::WrongUsername,
         DropReason::UnboundAddress,
         DropReason::NotReady,
         DropReason::SrtpFailure,
@@ -62,6 +66,7 @@ impl DropReason {
             DropReason::BadStun => "bad_stun",
             DropReason::UnknownUfrag => "unknown_ufrag",
             DropReason::BadIntegrity => "bad_integrity",
+            DropReason::WrongUsername => "wrong_username",
             DropReason::UnboundAddress => "unbound_address",
             DropReason::NotReady => "not_ready",
             DropReason::SrtpFailure => "srtp_failure",

@@ -7,17 +7,42 @@ use std::sync::RwLock;
 
 use crate::ids::SessionKey;
 
-/// ufrag → (session, ice-pwd).
+/// One session's credentials as checks are verified against them.
+#[derive(Debug)]
+struct Entry {
+    key: SessionKey,
+    pwd: String,
+    /// The client's ufrag from its SDP, once known: a check's USERNAME
+    /// must be `ours:theirs` exactly.
+    remote_ufrag: Option<String>,
+}
+
+/// ufrag → (session, ice-pwd, the client's ufrag).
 #[derive(Debug, Default)]
 pub struct IceDirectory {
-    entries: RwLock<HashMap<String, (SessionKey, String)>>,
+    entries: RwLock<HashMap<String, Entry>>,
 }
 
 impl IceDirectory {
     /// Registers a session's credentials.
     pub fn insert(&self, ufrag: &str, key: SessionKey, pwd: &str) {
         if let Ok(mut e) = self.entries.write() {
-            e.insert(ufrag.to_owned(), (key, pwd.to_owned()));
+            let entry = Entry {
+                key,
+                pwd: pwd.to_owned(),
+                remote_ufrag: None,
+            };
+            e.insert(ufrag.to_owned(), entry);
+        }
+    }
+
+    /// Records the client's ufrag for our `ufrag`.
+    pub fn set_remote_ufrag(&self, ufrag: &str, remote: &str) {
+        if let Ok(mut e) = self.entries.write()
+            && let Some(entry) = e.get_mut(ufrag)
+            && entry.remote_ufrag.as_deref() != Some(remote)
+        {
+            entry.remote_ufrag = Some(remote.to_owned());
         }
     }
 
@@ -28,10 +53,15 @@ impl IceDirectory {
         }
     }
 
-    /// Looks a ufrag up, calling `f` with the session and password.
-    pub fn with<R>(&self, ufrag: &str, f: impl FnOnce(SessionKey, &str) -> R) -> Option<R> {
+    /// Looks a ufrag up, calling `f` with the session, its password and
+    /// the client's ufrag (when known).
+    pub fn with<R>(
+        &self,
+        ufrag: &str,
+        f: impl FnOnce(SessionKey, &str, Option<&str>) -> R,
+    ) -> Option<R> {
         let e = self.entries.read().ok()?;
-        let (key, pwd) = e.get(ufrag)?;
-        Some(f(*key, pwd))
+        let entry = e.get(ufrag)?;
+        Some(f(entry.key, &entry.pwd, entry.remote_ufrag.as_deref()))
     }
 }

@@ -72,6 +72,8 @@ pub enum EngineEvent {
         addr: SocketAddr,
         /// USE-CANDIDATE was set.
         nominated: bool,
+        /// Its STUN transaction id (replays are told apart by it).
+        txid: [u8; 12],
         /// When the worker received it (consent is judged on this, not on
         /// when the control thread gets to the event).
         at: Instant,

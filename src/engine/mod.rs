@@ -228,22 +228,25 @@ impl Engine {
             return;
         };
         let mut out = BytesMut::new();
-        let found = self.directory.with(check.local_ufrag, |key, pwd| {
-            check.verify(pwd).ok()?;
+        let found = self.directory.with(check.local_ufrag, |key, pwd, remote| {
+            if remote.is_some_and(|r| r != check.remote_ufrag) {
+                return Err(DropReason::WrongUsername);
+            }
+            check.verify(pwd).map_err(|_| DropReason::BadIntegrity)?;
             let mut buf = Vec::with_capacity(64);
             check.write_success(from, pwd, &mut buf);
             out.extend_from_slice(&buf);
-            Some(key)
+            Ok(key)
         });
         match found {
             None => self.counters.count_drop(DropReason::UnknownUfrag),
-            Some(None) => self.counters.count_drop(DropReason::BadIntegrity),
-            Some(Some(key)) if !self.control_budget.allow(key, now) => {
+            Some(Err(reason)) => self.counters.count_drop(reason),
+            Some(Ok(key)) if !self.control_budget.allow(key, now) => {
                 // Answered neither: a flood of valid checks costs the
                 // control thread nothing past the budget.
                 self.counters.count_drop(DropReason::ControlBudget)
             }
-            Some(Some(key)) => {
+            Some(Ok(key)) => {
                 self.transmits.push_back(Transmit::single(from, out));
                 // Every valid check is reported: it binds the 5-tuple and
                 // refreshes consent (RFC 7675). Checks are a few per second
@@ -254,6 +257,7 @@ impl Engine {
                     worker: self.id,
                     addr: from,
                     nominated: check.use_candidate,
+                    txid: check.transaction_id(),
                     at: now,
                 });
             }
