@@ -226,3 +226,60 @@ fn dtls_junk_from_a_bound_address_reaches_the_control_thread_in_bounded_amounts(
     assert!(engine.poll_transmit().is_some(), "its check is answered");
     assert!(engine.poll_event().is_some(), "and bound");
 }
+
+/// A publisher that sends a new random SSRC on every packet (finding: each
+/// was forwarded and kept ~490 bytes of state forever): only a few learned
+/// SSRCs per track are accepted, the rest are dropped and counted, and the
+/// state of SSRCs that stopped is freed, so a later stream is learned again.
+#[test]
+fn random_ssrcs_are_bounded_per_track_and_forgotten_when_silent() {
+    use switchboard::engine::fixture;
+    let mut f = fixture::fan_out_learning(1);
+    let t0 = Instant::now();
+    let mut rng = Rng(5);
+    let send = |f: &mut fixture::Fixture, now: Instant, seq: u16, ssrc: u32| -> usize {
+        let plain = fixture::rtp_packet(seq, ssrc);
+        let mut p = f
+            .publisher_srtp
+            .protect_rtp(&plain)
+            .expect("protect")
+            .to_vec();
+        f.engines[0].handle_datagram(now, f.publisher, &mut p);
+        let mut n = 0;
+        while let Some(t) = f.engines[0].poll_transmit() {
+            if t.to == f.subscribers[0].addr {
+                n += 1;
+            }
+        }
+        n
+    };
+    let mut forwarded = 0;
+    for seq in 0..10_000u16 {
+        let ssrc = rng.below(u32::MAX as usize) as u32 | 1;
+        forwarded += send(
+            &mut f,
+            t0 + Duration::from_micros(u64::from(seq)),
+            seq,
+            ssrc,
+        );
+    }
+    assert!(forwarded <= 8, "{forwarded} random SSRCs forwarded");
+    let counters = f.engines[0].counters();
+    assert!(counters.drops(DropReason::SsrcLimit) >= 10_000 - 8);
+
+    // Ten silent seconds later their state is gone: a new stream is learned.
+    let later = t0 + Duration::from_secs(11);
+    f.engines[0].handle_timeout(later);
+    while f.engines[0].poll_transmit().is_some() {}
+    let fresh: usize = (0..20u16)
+        .map(|i| {
+            send(
+                &mut f,
+                later + Duration::from_millis(u64::from(i)),
+                i,
+                0x5eed,
+            )
+        })
+        .sum();
+    assert_eq!(fresh, 20, "a new stream flows");
+}

@@ -29,6 +29,9 @@ pub enum DropReason {
     Malformed,
     /// RTP on an SSRC no pushed track claims.
     UnknownSsrc,
+    /// RTP on one SSRC too many for its track (those its SDP declares plus
+    /// a few learned, for simulcast layers and RTX).
+    SsrcLimit,
     /// A payload type the subscriber did not negotiate.
     UnmappedPayloadType,
     /// A hand-off ring to another worker was full.
@@ -42,7 +45,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 14] = [
+    pub const ALL: [DropReason; 15] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::UnknownUfrag,
@@ -53,6 +56,7 @@ impl DropReason {
         DropReason::SrtpFailure,
         DropReason::Malformed,
         DropReason::UnknownSsrc,
+        DropReason::SsrcLimit,
         DropReason::UnmappedPayloadType,
         DropReason::HandoffFull,
         DropReason::SendFailed,
@@ -72,6 +76,7 @@ impl DropReason {
             DropReason::SrtpFailure => "srtp_failure",
             DropReason::Malformed => "malformed",
             DropReason::UnknownSsrc => "unknown_ssrc",
+            DropReason::SsrcLimit => "ssrc_limit",
             DropReason::UnmappedPayloadType => "unmapped_payload_type",
             DropReason::HandoffFull => "handoff_full",
             DropReason::SendFailed => "send_failed",

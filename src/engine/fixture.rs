@@ -93,6 +93,16 @@ pub fn fan_out(n: usize) -> (Engine, SocketAddr, SrtpSession) {
 /// Like [`fan_out`], with `workers` engines; subscriber `i` lives on
 /// worker `i % workers`, the publisher on worker 0.
 pub fn fan_out_across(workers: usize, n: usize) -> Fixture {
+    fan_out_with(workers, n, vec![PUBLISHER_SSRC])
+}
+
+/// Like [`fan_out`], for a publisher whose SDP declares no SSRC: its
+/// SSRCs are learned from the packets (by payload type).
+pub fn fan_out_learning(n: usize) -> Fixture {
+    fan_out_with(1, n, Vec::new())
+}
+
+fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
     let now = Instant::now();
     let directory = Arc::new(IceDirectory::default());
     let mut engines: Vec<Engine> = (0..workers)
@@ -114,7 +124,7 @@ pub fn fan_out_across(workers: usize, n: usize) -> Fixture {
         rtcp_ssrc: 1,
         inbound: vec![InboundRoute {
             mid: Mid("0".into()),
-            ssrcs: vec![PUBLISHER_SSRC],
+            ssrcs: declared,
             payload_types: vec![96],
             clock_rate: 90000,
             fanout: fanout.clone(),

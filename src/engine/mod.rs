@@ -56,6 +56,13 @@ use run::{Inbox, PacketRun, RunHeader};
 
 /// How often receiver reports go out.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// SSRCs a pushed track may use beyond those its SDP declares (simulcast
+/// layers and their RTX, learned from the first packets).
+const LEARNED_SSRCS: usize = 8;
+/// The reception state of an SSRC silent this long is freed.
+const SSRC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Receiver reports are sent in SRTCP packets of at most this many bytes.
+const REPORT_MTU: usize = 1200;
 /// At most one MediaReceived event per track per this long.
 const MEDIA_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -329,10 +336,8 @@ impl Engine {
             return;
         };
         let ssrc = header.ssrc();
-        let route = match session.inbound.get(&ssrc) {
-            Some(stats) => Some(stats.route),
-            None => find_route(&session.media, &header),
-        };
+        let known = session.inbound.get(&ssrc).map(|stats| stats.route);
+        let route = known.or_else(|| find_route(&session.media, &header));
         let Some(route_index) = route else {
             counters.count_drop(DropReason::UnknownSsrc);
             return;
@@ -341,6 +346,19 @@ impl Engine {
             counters.count_drop(DropReason::UnknownSsrc);
             return;
         };
+        if known.is_none() {
+            // A new SSRC: within the track's allowance (a publisher that
+            // sends a random SSRC per packet keeps no state for each).
+            let used = session
+                .inbound
+                .values()
+                .filter(|s| s.route == route_index)
+                .count();
+            if used >= route.ssrcs.len() + LEARNED_SSRCS {
+                counters.count_drop(DropReason::SsrcLimit);
+                return;
+            }
+        }
         let track = route.fanout.key;
         self.inbox
             .push(&route.fanout, RunHeader::of(&header), plain);
@@ -707,6 +725,9 @@ impl Engine {
             let Some(srtp) = s.srtp.as_mut() else {
                 continue;
             };
+            // Streams that stopped are forgotten.
+            s.inbound
+                .retain(|_, stats| !stats.is_silent(now, SSRC_TIMEOUT));
             if s.inbound.is_empty() {
                 continue;
             }
@@ -715,9 +736,18 @@ impl Engine {
                 .iter_mut()
                 .map(|(ssrc, stats)| stats.report_block(now, *ssrc))
                 .collect();
+            // Up to 31 blocks per RR, RRs joined while they fit the MTU.
             self.scratch.clear();
             for chunk in blocks.chunks(31) {
+                let before = self.scratch.len();
                 rtcp::write_rr(&mut self.scratch, s.media.rtcp_ssrc, chunk);
+                if self.scratch.len() > REPORT_MTU && before > 0 {
+                    let last = self.scratch.split_off(before);
+                    if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
+                        self.transmits.push_back(Transmit::single(s.addr, bytes));
+                    }
+                    self.scratch = last;
+                }
             }
             if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
                 self.transmits.push_back(Transmit::single(s.addr, bytes));

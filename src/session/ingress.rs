@@ -22,6 +22,8 @@ pub struct ReceptionStats {
     jitter: f64,
     last_transit: Option<i64>,
     last_sr: Option<(u32, Instant)>,
+    /// When its last packet arrived.
+    last_packet: Option<Instant>,
 }
 
 impl ReceptionStats {
@@ -38,7 +40,15 @@ impl ReceptionStats {
             jitter: 0.0,
             last_transit: None,
             last_sr: None,
+            last_packet: None,
         }
+    }
+
+    /// Whether no packet arrived for `timeout` before `now` (its state may
+    /// be freed).
+    pub fn is_silent(&self, now: Instant, timeout: std::time::Duration) -> bool {
+        self.last_packet
+            .is_none_or(|at| now.saturating_duration_since(at) >= timeout)
     }
 
     /// Records a packet: `seq`, `rtp_timestamp`, arrival `now` relative to `epoch`.
@@ -48,6 +58,7 @@ impl ReceptionStats {
             self.max_seq = ext;
         }
         self.received += 1;
+        self.last_packet = Some(now);
         let arrival =
             now.saturating_duration_since(epoch).as_secs_f64() * f64::from(self.clock_rate);
         let transit = arrival as i64 - i64::from(rtp_timestamp);
