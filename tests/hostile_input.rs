@@ -283,3 +283,60 @@ fn random_ssrcs_are_bounded_per_track_and_forgotten_when_silent() {
         .sum();
     assert_eq!(fresh, 20, "a new stream flows");
 }
+
+/// A flood of valid checks with the attacker's own credentials from one
+/// source (finding: ~630k/s starved a healthy stream on one core): past
+/// the per-source rate they are dropped before any HMAC or response, and a
+/// real client's checks from another source are still answered.
+#[test]
+fn a_valid_check_flood_from_one_source_is_cut_before_the_hmac() {
+    use switchboard::engine::stun_limit::CHECKS_PER_WINDOW;
+    let directory = Arc::new(IceDirectory::default());
+    directory.insert("abcdefgh", SessionKey(1), "0123456789012345678901");
+    directory.insert("ijklmnop", SessionKey(2), "9876543210987654321098");
+    let counters = Arc::new(Counters::default());
+    let t0 = Instant::now();
+    let mut engine = Engine::new(WorkerId(0), 1, directory, counters.clone(), t0);
+    let attacker: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let client: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    let mut real = Vec::new();
+    write_binding_request(
+        &mut real,
+        &[4; 12],
+        "ijklmnop:peer",
+        "9876543210987654321098",
+        true,
+    );
+    let (mut flood_answers, mut real_answers) = (0, 0);
+    for i in 0..100_000u32 {
+        let now = t0 + Duration::from_micros(u64::from(i) * 10);
+        let mut check = Vec::new();
+        let mut id = [0u8; 12];
+        id[..4].copy_from_slice(&i.to_be_bytes());
+        write_binding_request(
+            &mut check,
+            &id,
+            "abcdefgh:me",
+            "0123456789012345678901",
+            true,
+        );
+        engine.handle_datagram(now, attacker, &mut check);
+        if i % 10_000 == 0 {
+            engine.handle_datagram(now, client, &mut real.clone());
+        }
+        while let Some(t) = engine.poll_transmit() {
+            if t.to == attacker {
+                flood_answers += 1;
+            } else {
+                real_answers += 1;
+            }
+        }
+        while engine.poll_event().is_some() {}
+    }
+    assert!(
+        flood_answers <= usize::from(CHECKS_PER_WINDOW),
+        "{flood_answers} flood checks answered in one second"
+    );
+    assert_eq!(real_answers, 10, "every real check answered");
+    assert!(counters.drops(DropReason::StunRate) >= 100_000 - u64::from(CHECKS_PER_WINDOW));
+}

@@ -12,6 +12,8 @@ pub enum DropReason {
     UnknownProtocol,
     /// Malformed STUN, or not a binding request.
     BadStun,
+    /// STUN from a source past its rate (checks a second).
+    StunRate,
     /// STUN for a ufrag no session has.
     UnknownUfrag,
     /// STUN whose MESSAGE-INTEGRITY fails.
@@ -45,9 +47,10 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 15] = [
+    pub const ALL: [DropReason; 16] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
+        DropReason::StunRate,
         DropReason::UnknownUfrag,
         DropReason::BadIntegrity,
         DropReason::WrongUsername,
@@ -68,6 +71,7 @@ impl DropReason {
         match self {
             DropReason::UnknownProtocol => "unknown_protocol",
             DropReason::BadStun => "bad_stun",
+            DropReason::StunRate => "stun_rate",
             DropReason::UnknownUfrag => "unknown_ufrag",
             DropReason::BadIntegrity => "bad_integrity",
             DropReason::WrongUsername => "wrong_username",

@@ -25,6 +25,7 @@ mod gso;
 mod handoff_pool;
 pub mod messages;
 pub mod run;
+pub mod stun_limit;
 
 use std::collections::VecDeque;
 
@@ -150,6 +151,7 @@ pub struct Engine {
     events: VecDeque<EngineEvent>,
     media_events: HashMap<TrackKey, Instant>,
     control_budget: control_budget::ControlBudget,
+    stun_limit: stun_limit::StunLimit,
     next_report: Instant,
     scratch: Vec<u8>,
     /// Outgoing packets are written here and split off: one allocation
@@ -191,6 +193,7 @@ impl Engine {
             events: VecDeque::new(),
             media_events: HashMap::default(),
             control_budget: Default::default(),
+            stun_limit: stun_limit::StunLimit::new(now),
             next_report: now + REPORT_INTERVAL,
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
@@ -230,6 +233,10 @@ impl Engine {
     }
 
     fn handle_stun(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        if !self.stun_limit.allow(from, now) {
+            self.counters.count_drop(DropReason::StunRate);
+            return;
+        }
         let Ok(check) = BindingRequest::read(datagram) else {
             self.counters.count_drop(DropReason::BadStun);
             return;
