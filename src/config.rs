@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// Do not serve the demo page.
     #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
     pub no_demo: bool,
+    /// Most HTTP connections open at once; more wait in the listen queue
+    /// [default: 1024, less when the open-file limit is lower].
+    #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
 }
 
 /// The TOML file.
@@ -54,6 +58,7 @@ struct FileConfig {
     workers: Option<usize>,
     pin: Option<bool>,
     demo: Option<bool>,
+    http_max_connections: Option<usize>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -87,6 +92,9 @@ pub struct Config {
     pub dev_app: bool,
     /// Serve the demo page (only with the dev app).
     pub demo: bool,
+    /// Most HTTP connections served at once; further ones wait, unaccepted,
+    /// in the listen queue until one closes.
+    pub http_max_connections: usize,
 }
 
 /// Why the configuration could not be loaded.
@@ -152,6 +160,11 @@ impl Config {
             demo: dev_app && !args.no_demo && file.demo.unwrap_or(true),
             apps,
             dev_app,
+            http_max_connections: args
+                .http_max_connections
+                .or(file.http_max_connections)
+                .unwrap_or_else(default_http_max_connections)
+                .max(1),
         })
     }
 
@@ -169,6 +182,7 @@ impl Config {
             }],
             dev_app: true,
             demo: true,
+            http_max_connections: default_http_max_connections(),
         }
     }
 
@@ -179,6 +193,33 @@ impl Config {
             .map(|a| (AppId(a.id.clone()), a.secret.clone()))
             .collect()
     }
+}
+
+/// The HTTP connection cap when none is configured.
+const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 1024;
+
+/// File descriptors kept out of the HTTP connection cap's reach: the
+/// listener, media sockets, the runtime's and workers' own descriptors,
+/// logs, and room to spare.
+const RESERVED_FDS: usize = 128;
+
+/// [`DEFAULT_HTTP_MAX_CONNECTIONS`], lowered when the process's open-file
+/// limit (RLIMIT_NOFILE, soft) leaves less than that beside
+/// [`RESERVED_FDS`], so HTTP clients can never take every descriptor.
+pub fn default_http_max_connections() -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0
+        && limit.rlim_cur != libc::RLIM_INFINITY
+    {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    DEFAULT_HTTP_MAX_CONNECTIONS.min(soft.saturating_sub(RESERVED_FDS).max(16))
 }
 
 /// Loopback plus the address of the interface with the default route, when
@@ -200,4 +241,24 @@ fn default_announce(bind: IpAddr) -> Vec<IpAddr> {
         out.push(addr.ip());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_max_connections_from_flag_file_or_file_limit() {
+        let flag = ServeArgs {
+            http_max_connections: Some(7),
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::load(&flag).unwrap().http_max_connections, 7);
+        let file: FileConfig = toml::from_str("http-max-connections = 5").unwrap();
+        assert_eq!(file.http_max_connections, Some(5));
+        let default = Config::load(&ServeArgs::default())
+            .unwrap()
+            .http_max_connections;
+        assert!((16..=DEFAULT_HTTP_MAX_CONNECTIONS).contains(&default));
+    }
 }

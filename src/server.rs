@@ -1,12 +1,14 @@
 //! Starting and stopping a whole server: media workers, the control
-//! thread (a tokio current-thread runtime serving the HTTP API and
-//! handling worker events and timers).
+//! thread (a tokio current-thread runtime serving the HTTP API, within the
+//! limits of [`crate::api::limits`], and handling worker events and
+//! timers).
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::api::listener;
 use crate::api::routes::{ApiState, DEMO_TEMPLATE, router};
 use crate::config::Config;
 use crate::control::Control;
@@ -93,6 +95,7 @@ impl Server {
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
+        let max_connections = config.http_max_connections;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -136,13 +139,10 @@ impl Server {
                             }
                         }
                     });
-                    let serve =
-                        axum::serve(listener, router(state)).with_graceful_shutdown(async {
-                            let _ = shutdown_rx.await;
-                        });
-                    if let Err(e) = serve.await {
-                        tracing::error!(error = %e, "HTTP server stopped");
-                    }
+                    listener::serve(listener, router(state), max_connections, async {
+                        let _ = shutdown_rx.await;
+                    })
+                    .await;
                 });
             })
             .map_err(StartError::Runtime)?;

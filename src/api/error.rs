@@ -1,6 +1,6 @@
 //! API errors: an HTTP status and the Calls `errorCode` / `errorDescription`.
 
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 /// A request-level failure.
@@ -85,6 +85,25 @@ impl ApiError {
         )
     }
 
+    /// 408: the request body did not arrive in time (our rule: the
+    /// contract has no code for it).
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "The request body did not arrive in time",
+        )
+    }
+
+    /// Whether the connection must end with this answer: the rest of the
+    /// request's body was not read.
+    fn ends_connection(&self) -> bool {
+        matches!(
+            self.status,
+            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::REQUEST_TIMEOUT
+        )
+    }
+
     /// 429: more than the per-session request rate.
     pub fn rate_limited() -> Self {
         Self::new(
@@ -110,6 +129,14 @@ impl IntoResponse for ApiError {
             "errorCode": self.code,
             "errorDescription": self.description,
         });
-        super::routes::json(self.status, &body)
+        let close = self.ends_connection();
+        let mut response = super::routes::json(self.status, &body);
+        if close {
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }

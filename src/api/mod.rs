@@ -1,7 +1,13 @@
 //! The HTTP API (calls-api.md) on the control thread: routes under
 //! `/v1/apps/{appId}` and `/apps/{appId}`, bearer auth, CORS, JSON bodies
-//! whatever their content type, and the demo page at `/`.
+//! whatever their content type, and the demo page at `/`; served with
+//! limits on every client's time, head, body and connections.
 
+pub mod body;
+pub mod connection;
 pub mod error;
+pub mod limits;
+pub mod listener;
+pub mod phase;
 pub mod routes;
 pub mod types;

@@ -18,13 +18,8 @@ use serde_json::json;
 use crate::control::Control;
 use crate::ids::AppId;
 
+use super::body::read_limited;
 use super::error::ApiError;
-
-/// Largest request body accepted.
-const BODY_LIMIT: usize = 1 << 20;
-/// Bodies up to this size are read to the end even when refused, so that
-/// the client gets its 413 rather than a reset connection.
-const BODY_DRAIN_LIMIT: usize = 16 << 20;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -125,12 +120,7 @@ fn authorize(state: &ApiState, app: &str, headers: &HeaderMap) -> Result<AppId, 
 
 /// Reads a JSON body whatever its content type; empty means `{}`.
 async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
-    let bytes = axum::body::to_bytes(body, BODY_DRAIN_LIMIT)
-        .await
-        .map_err(|_| ApiError::payload_too_large())?;
-    if bytes.len() > BODY_LIMIT {
-        return Err(ApiError::payload_too_large());
-    }
+    let bytes = read_limited(body).await?;
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {

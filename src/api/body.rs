@@ -1,0 +1,37 @@
+//! Reading a request body within [`BODY_LIMIT`] and [`BODY_READ_TIMEOUT`]:
+//! a declared length over the limit is refused before any of the body is
+//! read, a streamed one as soon as it passes the limit, and nothing more
+//! than the limit is ever buffered.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+
+use axum::body::{Body, HttpBody as _};
+use bytes::{Bytes, BytesMut};
+
+use super::error::ApiError;
+use super::limits::{BODY_LIMIT, BODY_READ_TIMEOUT};
+
+/// The whole body, or 413 `payload_too_large`, or 408 when it does not
+/// arrive within [`BODY_READ_TIMEOUT`].
+pub async fn read_limited(mut body: Body) -> Result<Bytes, ApiError> {
+    if body.size_hint().lower() > BODY_LIMIT as u64 {
+        return Err(ApiError::payload_too_large());
+    }
+    let collect = async {
+        let mut out = BytesMut::new();
+        while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+            let frame = frame.map_err(|e| ApiError::decoding(format!("Reading the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > BODY_LIMIT {
+                    return Err(ApiError::payload_too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(out.freeze())
+    };
+    tokio::time::timeout(BODY_READ_TIMEOUT, collect)
+        .await
+        .unwrap_or_else(|_| Err(ApiError::request_timeout()))
+}

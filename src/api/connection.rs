@@ -1,0 +1,101 @@
+//! Serving one HTTP/1.1 connection: hyper with the head size limit, the
+//! deadlines of [`super::phase`], graceful shutdown, and a bounded linger
+//! after the server ends a connection whose client may still be sending.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::{Service as _, service_fn};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::limits::{LINGER_BYTES, LINGER_TIME, MAX_HEADER_BYTES};
+use super::phase::{Phase, Phases, Watched};
+
+/// Serves `stream` until the client or the server ends it, a phase
+/// deadline passes, or `stop` fires (then a request in progress is
+/// answered first; a connection between requests ends at once).
+pub async fn serve(stream: TcpStream, router: Router, mut stop: watch::Receiver<()>) {
+    let phases = Arc::new(Phases::new(Instant::now()));
+    let io = TokioIo::new(Watched::new(stream, phases.clone()));
+    let routes = TowerToHyperService::new(router);
+    let service_phases = phases.clone();
+    let service = service_fn(move |request: hyper::Request<Incoming>| {
+        service_phases.request_started();
+        let answer = routes.call(request);
+        let phases = service_phases.clone();
+        Box::pin(async move {
+            let response = answer.await;
+            phases.answered();
+            response
+        })
+    });
+    let mut connection = http1::Builder::new()
+        // The deadlines of `Phases` replace hyper's own header timer, which
+        // would also close idle keep-alive connections.
+        .header_read_timeout(None)
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_header_size(MAX_HEADER_BYTES)
+        .serve_connection(io, service);
+    let mut stopping = false;
+    let ended = loop {
+        let deadline = phases.deadline();
+        tokio::select! {
+            ended = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break ended,
+            () = tokio::time::sleep_until(deadline.into()) => {
+                if phases.deadline() <= Instant::now() {
+                    tracing::debug!(phase = ?phases.phase(), "HTTP connection timed out");
+                    return;
+                }
+            }
+            _ = stop.changed(), if !stopping => {
+                // Only a request in progress is finished.
+                if phases.phase() != Phase::Request {
+                    return;
+                }
+                stopping = true;
+                std::pin::Pin::new(&mut connection).graceful_shutdown();
+            }
+        }
+    };
+    match ended {
+        Ok(()) => linger(connection.into_parts().io.into_inner().into_inner()).await,
+        Err(e) => tracing::debug!(error = %e, "HTTP connection"),
+    }
+}
+
+/// Ends a connection the server is done with: sends its end, then discards
+/// what the client still sends (at most [`LINGER_BYTES`] for at most
+/// [`LINGER_TIME`]) until the client ends too. Closing with unread bytes
+/// would reset the connection, and a client still writing a refused body
+/// would see the reset instead of the answer.
+async fn linger(stream: TcpStream) {
+    if socket2::SockRef::from(&stream)
+        .shutdown(std::net::Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    let mut left = LINGER_BYTES;
+    let mut sink = vec![0u8; 16 << 10];
+    let discard = async {
+        while left > 0 {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut sink) {
+                Ok(0) => return,
+                Ok(n) => left = left.saturating_sub(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
+}
