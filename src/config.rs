@@ -95,7 +95,13 @@ pub struct Config {
     /// Most HTTP connections served at once; further ones wait, unaccepted,
     /// in the listen queue until one closes.
     pub http_max_connections: usize,
+    /// A session that never connected is removed after this long
+    /// (calls-api.md, our rule: 60 s). Settable in code (tests).
+    pub never_connected_timeout: std::time::Duration,
 }
+
+/// The default of [`Config::never_connected_timeout`].
+pub const NEVER_CONNECTED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -165,6 +171,7 @@ impl Config {
                 .or(file.http_max_connections)
                 .unwrap_or_else(default_http_max_connections)
                 .max(1),
+            never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
         })
     }
 
@@ -183,6 +190,7 @@ impl Config {
             dev_app: true,
             demo: true,
             http_max_connections: default_http_max_connections(),
+            never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
         }
     }
 

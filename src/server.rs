@@ -18,6 +18,11 @@ use crate::worker::Workers;
 
 /// How often the control thread runs its timers.
 const TICK: Duration = Duration::from_millis(20);
+/// Events the workers may have waiting for the control thread (ICE
+/// bindings, DTLS records, keyframe requests); past it they are dropped and
+/// counted (`control_queue_full`). Each session's share is bounded too (see
+/// `engine::control_budget`).
+const EVENT_QUEUE: usize = 65_536;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +58,7 @@ impl Server {
     pub fn start(config: Config) -> Result<Server, StartError> {
         let identity = Arc::new(DtlsIdentity::generate()?);
         let directory = Arc::new(IceDirectory::default());
-        let (events_tx, mut events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
         let workers = Workers::spawn(
             config.workers,
             config.media_bind,
@@ -74,6 +79,7 @@ impl Server {
             identity,
             directory,
             candidates,
+            config.never_connected_timeout,
         );
         let listener = TcpListener::bind(config.http_bind)
             .map_err(|e| StartError::Bind(config.http_bind, e))?;

@@ -38,6 +38,8 @@ pub struct Control {
     identity: Arc<DtlsIdentity>,
     directory: Arc<IceDirectory>,
     candidates: Vec<SocketAddr>,
+    /// A session that never connected is removed after this long.
+    never_connected_timeout: std::time::Duration,
 }
 
 struct State {
@@ -80,6 +82,7 @@ impl Control {
         identity: Arc<DtlsIdentity>,
         directory: Arc<IceDirectory>,
         candidates: Vec<SocketAddr>,
+        never_connected_timeout: std::time::Duration,
     ) -> Arc<Self> {
         Arc::new(Control {
             state: Mutex::new(State {
@@ -93,6 +96,7 @@ impl Control {
             identity,
             directory,
             candidates,
+            never_connected_timeout,
         })
     }
 

@@ -95,7 +95,11 @@ impl Control {
             }
             None => None,
         };
-        self.finish(&mut st, app, key, now);
+        if answer.is_some() {
+            // A session without an offer has nothing for the workers yet:
+            // creating it costs no sync of its app.
+            self.finish(&mut st, app, key, now);
+        }
         Ok((id, answer))
     }
 

@@ -18,8 +18,6 @@ use super::{Control, State};
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// DTLS records kept while the client's fingerprint is not yet known.
 const DTLS_BACKLOG: usize = 32;
-/// A session that never connected is removed after this long.
-const NEVER_CONNECTED_TIMEOUT: Duration = Duration::from_secs(60);
 /// No valid ICE check for this long: consent lost, forwarding to it stops.
 const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// After losing consent, the session may come back within this long; then
@@ -434,7 +432,7 @@ impl Control {
             .iter()
             .filter(|(_, (_, s))| {
                 !s.is_connected()
-                    && now.saturating_duration_since(s.created) > NEVER_CONNECTED_TIMEOUT
+                    && now.saturating_duration_since(s.created) > self.never_connected_timeout
             })
             .map(|(k, _)| *k)
             .collect();

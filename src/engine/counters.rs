@@ -43,11 +43,13 @@ pub enum DropReason {
     /// A DTLS record or ICE binding for a session that already sent the
     /// control thread its budget of events for this second.
     ControlBudget,
+    /// An event for the control thread while its queue was full.
+    ControlQueueFull,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 17] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -64,6 +66,7 @@ impl DropReason {
         DropReason::HandoffFull,
         DropReason::SendFailed,
         DropReason::ControlBudget,
+        DropReason::ControlQueueFull,
     ];
 
     /// A metric label.
@@ -85,6 +88,7 @@ impl DropReason {
             DropReason::HandoffFull => "handoff_full",
             DropReason::SendFailed => "send_failed",
             DropReason::ControlBudget => "control_budget",
+            DropReason::ControlQueueFull => "control_queue_full",
         }
     }
 }

@@ -18,7 +18,8 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 use crossbeam_queue::ArrayQueue;
 use mio::{Events, Interest, Poll, Token, Waker};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender as EventSender;
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::engine::Engine;
 use crate::engine::counters::{Counters, DropReason};
@@ -72,7 +73,7 @@ impl Workers {
         bind: SocketAddr,
         pin: bool,
         directory: Arc<IceDirectory>,
-        events: UnboundedSender<EngineEvent>,
+        events: EventSender<EngineEvent>,
     ) -> io::Result<Self> {
         let count = count.max(1);
         let mut sockets = Vec::with_capacity(count);
@@ -173,7 +174,7 @@ struct Worker {
     socket: mio::net::UdpSocket,
     commands: Receiver<WorkerCommand>,
     rings: Arc<Rings>,
-    events: UnboundedSender<EngineEvent>,
+    events: EventSender<EngineEvent>,
     engine: Engine,
 }
 
@@ -275,7 +276,14 @@ impl Worker {
             }
         }
         while let Some(event) = self.engine.poll_event() {
-            let _ = self.events.send(event);
+            // The queue to the control thread is bounded: when it is full
+            // (the control thread is behind), events are dropped and
+            // counted; ICE and DTLS recover by their own retransmissions.
+            if let Err(TrySendError::Full(_)) = self.events.try_send(event) {
+                self.engine
+                    .counters()
+                    .count_drop(DropReason::ControlQueueFull);
+            }
         }
     }
 }
