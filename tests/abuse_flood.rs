@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Api, Peer, drive, pull, push_one, received};
+use common::{Api, Peer, drive, payload_type, pull, push_one, received, write_frame};
 use serde_json::json;
 use str0m::media::{MediaKind, MediaTime};
 use switchboard::config::{AppConfig, Config};
@@ -70,14 +70,7 @@ fn a_session_flood_in_one_app_does_not_stop_another_apps_media() {
 
     // Meanwhile A sends 20 ms audio frames for 7 s (the flood, then its
     // expiry 2 s later), and A's API is asked every 100 ms.
-    let pt = a
-        .rtc
-        .writer(mid)
-        .expect("writer")
-        .payload_params()
-        .find(|p| p.spec().codec == str0m::format::Codec::Opus)
-        .expect("opus")
-        .pt();
+    let pt = payload_type(&mut a, mid, str0m::format::Codec::Opus);
     let mut latencies = Vec::new();
     let start = Instant::now();
     let mut next_call = start;
@@ -85,12 +78,7 @@ fn a_session_flood_in_one_app_does_not_stop_another_apps_media() {
     for i in 0..frames {
         let frame = [&b"flood"[..], &i.to_be_bytes()].concat();
         let t = MediaTime::from_micros(i * 20_000);
-        a.rtc
-            .writer(mid)
-            .expect("writer")
-            .write(pt, Instant::now(), t, frame)
-            .expect("write");
-        a.drain();
+        write_frame(&mut a, mid, pt, t, frame);
         let due = start + Duration::from_millis(20 * (i + 1));
         drive(
             &mut [&mut a, &mut c],

@@ -8,9 +8,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Api, Peer, drive, push_one, server};
+use common::{Api, Peer, drive, payload_type, push_one, server, write_frame};
 use serde_json::json;
 use str0m::Event;
 use str0m::format::Codec;
@@ -120,23 +120,11 @@ fn h264_high_frames_arrive_unchanged() {
     let b_mid: str0m::media::Mid = body["tracks"][0]["mid"].as_str().unwrap().into();
 
     // Twice through the 30 frames at 15 fps.
-    let pt = a
-        .rtc
-        .writer(mid)
-        .expect("writer")
-        .payload_params()
-        .find(|p| p.spec().codec == Codec::H264)
-        .expect("H.264 negotiated")
-        .pt();
+    let pt = payload_type(&mut a, mid, Codec::H264);
     for i in 0..60u64 {
         let frame = annex_b(&frames[(i % 30) as usize]);
         let t = MediaTime::from_micros(i * 66_667);
-        a.rtc
-            .writer(mid)
-            .expect("writer")
-            .write(pt, Instant::now(), t, frame)
-            .expect("write");
-        a.drain();
+        write_frame(&mut a, mid, pt, t, frame);
         drive(&mut [&mut a, &mut b], Duration::from_millis(66), |_| false);
     }
     drive(&mut [&mut a, &mut b], Duration::from_millis(300), |_| false);

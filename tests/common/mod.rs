@@ -298,23 +298,11 @@ pub fn send_opus(
     count: u64,
     others: &mut [&mut Peer],
 ) {
-    let pt = peer
-        .rtc
-        .writer(mid)
-        .expect("writer")
-        .payload_params()
-        .find(|p| p.spec().codec == str0m::format::Codec::Opus)
-        .expect("opus")
-        .pt();
+    let pt = payload_type(peer, mid, str0m::format::Codec::Opus);
     for i in 0..count {
         let frame = [tag, &i.to_be_bytes()].concat();
         let t = str0m::media::MediaTime::from_micros(i * 20_000);
-        peer.rtc
-            .writer(mid)
-            .expect("writer")
-            .write(pt, Instant::now(), t, frame)
-            .expect("write");
-        peer.drain();
+        write_frame(peer, mid, pt, t, frame);
         let deadline = Instant::now() + Duration::from_millis(20);
         while Instant::now() < deadline {
             let mut busy = peer.step();
@@ -326,6 +314,37 @@ pub fn send_opus(
             }
         }
     }
+}
+
+/// The payload type `peer` negotiated for `codec` on `mid`.
+pub fn payload_type(
+    peer: &mut Peer,
+    mid: str0m::media::Mid,
+    codec: str0m::format::Codec,
+) -> str0m::media::Pt {
+    peer.rtc
+        .writer(mid)
+        .expect("writer")
+        .payload_params()
+        .find(|p| p.spec().codec == codec)
+        .unwrap_or_else(|| panic!("{codec:?} negotiated"))
+        .pt()
+}
+
+/// Writes one frame on `mid` at media time `t` and sends what it makes.
+pub fn write_frame(
+    peer: &mut Peer,
+    mid: str0m::media::Mid,
+    pt: str0m::media::Pt,
+    t: str0m::media::MediaTime,
+    frame: Vec<u8>,
+) {
+    peer.rtc
+        .writer(mid)
+        .expect("writer")
+        .write(pt, Instant::now(), t, frame)
+        .expect("write");
+    peer.drain();
 }
 
 /// Frames received on `mid` whose payload starts with `tag`.
