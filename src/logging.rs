@@ -30,6 +30,32 @@ pub fn library_level(target: &str, message: &str, level: Level) -> Level {
     }
 }
 
+/// One line that network input can repeat, written at most once per
+/// interval with the count of those left out since: a client cannot grow
+/// the log faster than one line per interval per cause.
+#[derive(Debug, Default, Clone)]
+pub struct Repeats {
+    last: Option<std::time::Instant>,
+    left_out: u64,
+}
+
+impl Repeats {
+    /// Whether to write the line at `now`; `Some(n)`: write it, noting `n`
+    /// occurrences left out since the last line.
+    pub fn allow(&mut self, now: std::time::Instant, interval: std::time::Duration) -> Option<u64> {
+        match self.last {
+            Some(at) if now.saturating_duration_since(at) < interval => {
+                self.left_out += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.left_out))
+            }
+        }
+    }
+}
+
 /// Passes `log` records to `tracing` at the level [`library_level`] gives.
 struct LibraryLog;
 
@@ -88,6 +114,20 @@ pub fn init(default_filter: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_repeating_line_is_written_once_per_interval_with_a_count() {
+        let t0 = std::time::Instant::now();
+        let second = std::time::Duration::from_secs(1);
+        let mut r = Repeats::default();
+        let written: Vec<(u64, u64)> = (0..3000u64)
+            .filter_map(|ms| {
+                let now = t0 + std::time::Duration::from_millis(ms);
+                r.allow(now, second).map(|n| (ms, n))
+            })
+            .collect();
+        assert_eq!(written, vec![(0, 0), (1000, 999), (2000, 999)]);
+    }
 
     #[test]
     fn normal_handshake_warnings_are_demoted_and_others_kept() {

@@ -182,6 +182,9 @@ pub struct Session {
     pub retired_ufrag: Option<String>,
     /// The checks its client sent, as far as the media path is concerned.
     pub path: PathSelector,
+    /// When its client last flooded the control thread, and for how many
+    /// consecutive windows.
+    pub flooding: Option<(Instant, u32)>,
     /// SDP origin session id.
     pub origin: u64,
     /// SDP origin version, bumped per description we write.
@@ -243,6 +246,7 @@ impl Session {
             remote_ice: None,
             retired_ufrag: None,
             path: PathSelector::default(),
+            flooding: None,
             origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
             version: 1,
             remote_fingerprints: Vec::new(),

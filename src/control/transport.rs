@@ -23,6 +23,11 @@ const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// After losing consent, the session may come back within this long; then
 /// it and its tracks are gone.
 const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
+/// A session that floods (past its event budget) this many seconds in a
+/// row is closed.
+const FLOOD_WINDOWS: u32 = 5;
+/// Flooding reports further apart than this start a new streak.
+const FLOOD_GAP: Duration = Duration::from_millis(2500);
 /// A pushed track with no media for this long becomes inactive.
 const TRACK_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -54,12 +59,36 @@ impl Control {
                 bytes,
             } => self.handle_dtls(&mut st, key, worker, addr, bytes, now),
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
+            EngineEvent::Flooding { key, at } => {
+                st.note_event(at, now);
+                self.handle_flooding(&mut st, key, at);
+            }
             EngineEvent::MediaReceived { track, at } => {
                 st.note_event(at, now);
                 let seen = st.media_seen.entry(track).or_insert(at);
                 *seen = (*seen).max(at);
                 self.reactivate_if_idle(&mut st, track);
             }
+        }
+    }
+
+    /// A session past its budget of events: one that floods for
+    /// [`FLOOD_WINDOWS`] windows in a row is closed (its address unbound,
+    /// its tracks gone), with one WARN line.
+    fn handle_flooding(&self, st: &mut State, key: SessionKey, at: Instant) {
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
+        let (last, streak) = session.flooding.get_or_insert((at, 0));
+        *streak = if at.saturating_duration_since(*last) <= FLOOD_GAP {
+            *streak + 1
+        } else {
+            1
+        };
+        *last = at;
+        if *streak >= FLOOD_WINDOWS {
+            tracing::warn!(session = %session.id, seconds = FLOOD_WINDOWS, "session closed: it flooded the server with DTLS records or ICE checks");
+            self.remove_session(st, key);
         }
     }
 

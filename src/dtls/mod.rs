@@ -144,7 +144,12 @@ pub struct DtlsTransport {
     /// Randoms of handshakes that completed (late retransmissions of their
     /// ClientHello start nothing).
     completed: Vec<[u8; 32]>,
+    /// Failed second handshakes, logged once per [`LOG_INTERVAL`].
+    failed_rehandshakes: crate::logging::Repeats,
 }
+
+/// A repeating log line of one transport is written at most this often.
+const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// At most one new second handshake per this long.
 const REHANDSHAKE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -179,6 +184,7 @@ impl DtlsTransport {
             hello_random: None,
             rehandshake: None,
             completed: Vec::new(),
+            failed_rehandshakes: Default::default(),
         }
     }
 
@@ -314,7 +320,9 @@ impl DtlsTransport {
             }
             Ok(None) => None,
             Err(e) => {
-                tracing::info!(error = %e, "a second DTLS handshake failed; the association stays");
+                if let Some(left_out) = self.failed_rehandshakes.allow(now, LOG_INTERVAL) {
+                    tracing::info!(error = %e, left_out, "a second DTLS handshake failed; the association stays");
+                }
                 self.rehandshake = None;
                 None
             }

@@ -7,8 +7,9 @@
 //!
 //! Where it sits: in the engine, on the path from a received DTLS or STUN
 //! datagram to an `EngineEvent`. Call contract: [`allow`](ControlBudget::allow)
-//! before pushing such an event; [`forget`](ControlBudget::forget) when the
-//! session leaves the worker.
+//! before pushing such an event (on [`Budget::JustSpent`] push
+//! `EngineEvent::Flooding` instead, once per window);
+//! [`forget`](ControlBudget::forget) when the session leaves the worker.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,25 @@ pub const EVENTS_PER_WINDOW: u32 = 64;
 /// The window.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
+/// What a session's budget says of one more event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// Within the budget: send it.
+    Within,
+    /// The first event past the budget in this window: drop it, and tell
+    /// the control thread that the session floods (once per window).
+    JustSpent,
+    /// Past the budget: drop it.
+    Spent,
+}
+
+impl Budget {
+    /// Whether the event may go.
+    pub fn allows(self) -> bool {
+        self == Budget::Within
+    }
+}
+
 /// Per session: when its window started and how many events it sent in it.
 #[derive(Debug, Default)]
 pub struct ControlBudget {
@@ -29,14 +49,18 @@ pub struct ControlBudget {
 
 impl ControlBudget {
     /// Whether `key` may send one more event at `now` (and counts it).
-    pub fn allow(&mut self, key: SessionKey, now: Instant) -> bool {
+    pub fn allow(&mut self, key: SessionKey, now: Instant) -> Budget {
         let (start, count) = self.windows.entry(key).or_insert((now, 0));
         if now < *start || now.saturating_duration_since(*start) >= WINDOW {
             *start = now;
             *count = 0;
         }
-        *count += 1;
-        *count <= EVENTS_PER_WINDOW
+        *count = count.saturating_add(1);
+        match (*count).cmp(&(EVENTS_PER_WINDOW + 1)) {
+            std::cmp::Ordering::Less => Budget::Within,
+            std::cmp::Ordering::Equal => Budget::JustSpent,
+            std::cmp::Ordering::Greater => Budget::Spent,
+        }
     }
 
     /// Forgets a session.
@@ -54,11 +78,17 @@ mod tests {
         let mut b = ControlBudget::default();
         let t0 = Instant::now();
         let (flood, calm) = (SessionKey(1), SessionKey(2));
-        let allowed = (0..10_000).filter(|_| b.allow(flood, t0)).count();
+        let verdicts: Vec<Budget> = (0..10_000).map(|_| b.allow(flood, t0)).collect();
+        let allowed = verdicts.iter().filter(|v| v.allows()).count();
         assert_eq!(allowed, EVENTS_PER_WINDOW as usize);
-        assert!(b.allow(calm, t0), "another session keeps its own budget");
-        assert!(!b.allow(flood, t0 + WINDOW / 2));
-        assert!(b.allow(flood, t0 + WINDOW), "a new window");
+        let told = verdicts.iter().filter(|v| **v == Budget::JustSpent).count();
+        assert_eq!(told, 1, "the control thread hears of it once per window");
+        assert!(
+            b.allow(calm, t0).allows(),
+            "another session keeps its own budget"
+        );
+        assert_eq!(b.allow(flood, t0 + WINDOW / 2), Budget::Spent);
+        assert!(b.allow(flood, t0 + WINDOW).allows(), "a new window");
         b.forget(flood);
         assert!(!b.windows.contains_key(&flood));
     }

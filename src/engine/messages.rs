@@ -94,6 +94,14 @@ pub enum EngineEvent {
         /// The track.
         track: TrackKey,
     },
+    /// A session sent more DTLS records and ICE checks this second than its
+    /// budget (once per window in which it does).
+    Flooding {
+        /// The session.
+        key: SessionKey,
+        /// When the worker saw it.
+        at: Instant,
+    },
     /// Media arrived on a pushed track (sent at most once a second per track).
     MediaReceived {
         /// The track.

@@ -214,8 +214,8 @@ impl Engine {
         Counters::add(&self.counters.packets_in, 1);
         match classify(datagram) {
             PacketKind::Stun => self.handle_stun(now, from, datagram),
-            PacketKind::Dtls => match self.bindings.get(&from) {
-                Some(&key) if self.control_budget.allow(key, now) => {
+            PacketKind::Dtls => match self.bindings.get(&from).copied() {
+                Some(key) if self.within_budget(key, now) => {
                     self.events.push_back(EngineEvent::Dtls {
                         key,
                         worker: self.id,
@@ -223,7 +223,7 @@ impl Engine {
                         bytes: datagram.to_vec(),
                     })
                 }
-                Some(_) => self.counters.count_drop(DropReason::ControlBudget),
+                Some(_) => {}
                 None => self.counters.count_drop(DropReason::UnboundAddress),
             },
             PacketKind::Rtp => self.handle_rtp(now, from, datagram),
@@ -255,11 +255,9 @@ impl Engine {
         match found {
             None => self.counters.count_drop(DropReason::UnknownUfrag),
             Some(Err(reason)) => self.counters.count_drop(reason),
-            Some(Ok(key)) if !self.control_budget.allow(key, now) => {
-                // Answered neither: a flood of valid checks costs the
-                // control thread nothing past the budget.
-                self.counters.count_drop(DropReason::ControlBudget)
-            }
+            // Answered neither: a flood of valid checks costs the control
+            // thread nothing past the budget.
+            Some(Ok(key)) if !self.within_budget(key, now) => {}
             Some(Ok(key)) => {
                 self.transmits.push_back(Transmit::single(from, out));
                 // Every valid check is reported: it binds the 5-tuple and
@@ -276,6 +274,21 @@ impl Engine {
                 });
             }
         }
+    }
+
+    /// Whether `key` may send the control thread one more event; past its
+    /// budget the event is counted as dropped and, once per window, the
+    /// control thread hears that the session floods.
+    fn within_budget(&mut self, key: SessionKey, now: Instant) -> bool {
+        match self.control_budget.allow(key, now) {
+            control_budget::Budget::Within => return true,
+            control_budget::Budget::JustSpent => self
+                .events
+                .push_back(EngineEvent::Flooding { key, at: now }),
+            control_budget::Budget::Spent => {}
+        }
+        self.counters.count_drop(DropReason::ControlBudget);
+        false
     }
 
     /// The session that owns `from` on this worker, and the datagram
