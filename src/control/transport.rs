@@ -23,6 +23,9 @@ const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// After losing consent, the session may come back within this long; then
 /// it and its tracks are gone.
 const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
+/// Never-connected sessions removed per control tick (20 ms) at most, so
+/// that a burst of expiries never holds the control thread for long.
+const EXPIRE_PER_TICK: usize = 500;
 /// A session that floods (past its event budget) this many seconds in a
 /// row is closed.
 const FLOOD_WINDOWS: u32 = 5;
@@ -464,6 +467,8 @@ impl Control {
                     && now.saturating_duration_since(s.created) > self.never_connected_timeout
             })
             .map(|(k, _)| *k)
+            // Bounded work per turn: a burst of expiries is spread over ticks.
+            .take(EXPIRE_PER_TICK)
             .collect();
         self.remove_sessions(&mut st, expired);
         self.check_liveness(&mut st, now);
