@@ -49,6 +49,9 @@ struct State {
     keyframes: HashMap<TrackKey, (Instant, bool)>,
     /// Per track: when media last arrived.
     media_seen: HashMap<TrackKey, Instant>,
+    /// Tracks marked inactive for lack of media (media events for other
+    /// tracks need no look at the registry).
+    idle_tracks: std::collections::HashSet<TrackKey>,
     /// The last worker event handled: when the worker saw it, and when the
     /// control thread handled it.
     last_event: Option<(Instant, Instant)>,
@@ -90,6 +93,7 @@ impl Control {
                 synced: Synced::default(),
                 keyframes: HashMap::new(),
                 media_seen: HashMap::new(),
+                idle_tracks: Default::default(),
                 last_event: None,
             }),
             workers,
@@ -195,6 +199,7 @@ mod tests {
             synced: Synced::default(),
             keyframes: HashMap::new(),
             media_seen: HashMap::new(),
+            idle_tracks: Default::default(),
             last_event: None,
         };
         assert!(!st.behind_workers(t0), "no events yet");

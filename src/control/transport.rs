@@ -98,6 +98,9 @@ impl Control {
     /// A track marked inactive for lack of media whose media came back is
     /// active again (a track the API closed stays closed).
     fn reactivate_if_idle(&self, st: &mut State, track: TrackKey) {
+        if !st.idle_tracks.remove(&track) {
+            return;
+        }
         let Some((app, session)) = st
             .reg
             .sessions
@@ -532,6 +535,7 @@ impl Control {
                     tracing::info!(session = %session.id, track = %p.name, "track idle for 30 s: inactive");
                     p.active = false;
                     p.idle = true;
+                    st.idle_tracks.insert(track);
                 }
             }
             if !changed.contains(&app) {
@@ -578,6 +582,7 @@ impl Control {
             p.fanout.store(Default::default());
             st.keyframes.remove(&p.key());
             st.media_seen.remove(&p.key());
+            st.idle_tracks.remove(&p.key());
         }
         st.synced.forget(key);
         Some(app)

@@ -430,45 +430,30 @@ struct ClientHello {
 impl ClientHello {
     /// Takes the ClientHello fragments of a datagram's epoch-0 handshake records.
     fn add_datagram(&mut self, datagram: &[u8]) {
-        let mut r = Reader(datagram);
-        while let Some(header) = r.take(13) {
-            let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-            let Some(record) = r.take(len) else { return };
-            let epoch = u16::from_be_bytes([header[3], header[4]]);
-            if header[0] != 22 || epoch != 0 {
+        for f in hello_fragments(datagram) {
+            let (total, offset, fragment) = (f.total, f.offset, f.bytes);
+            let frag_len = fragment.len();
+            if f.seq != 0 || offset + frag_len > total || total > 1 << 16 {
                 continue;
             }
-            let mut rec = Reader(record);
-            while let Some(hs) = rec.take(12) {
-                let total = be24(&hs[1..4]);
-                let seq = u16::from_be_bytes([hs[4], hs[5]]);
-                let offset = be24(&hs[6..9]);
-                let frag_len = be24(&hs[9..12]);
-                let Some(fragment) = rec.take(frag_len) else {
-                    return;
+            if self.length.is_none_or(|l| l != total) {
+                *self = ClientHello {
+                    length: Some(total),
+                    body: vec![0; total],
+                    received: Vec::new(),
                 };
-                if hs[0] != 1 || seq != 0 || offset + frag_len > total || total > 1 << 16 {
-                    continue;
-                }
-                if self.length.is_none_or(|l| l != total) {
-                    *self = ClientHello {
-                        length: Some(total),
-                        body: vec![0; total],
-                        received: Vec::new(),
-                    };
-                }
-                self.body[offset..offset + frag_len].copy_from_slice(fragment);
-                self.received.push((offset, offset + frag_len));
-                self.received.sort_unstable();
-                let mut merged: Vec<(usize, usize)> = Vec::new();
-                for &(a, b) in &self.received {
-                    match merged.last_mut() {
-                        Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                        _ => merged.push((a, b)),
-                    }
-                }
-                self.received = merged;
             }
+            self.body[offset..offset + frag_len].copy_from_slice(fragment);
+            self.received.push((offset, offset + frag_len));
+            self.received.sort_unstable();
+            let mut merged: Vec<(usize, usize)> = Vec::new();
+            for &(a, b) in &self.received {
+                match merged.last_mut() {
+                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
+                    _ => merged.push((a, b)),
+                }
+            }
+            self.received = merged;
         }
     }
 
@@ -482,23 +467,55 @@ impl ClientHello {
 /// The client random of a datagram's first-fragment ClientHello (epoch 0,
 /// fragment offset 0), if it carries one.
 fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
-    let mut r = Reader(datagram);
-    while let Some(header) = r.take(13) {
-        let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-        let record = r.take(len)?;
-        let epoch = u16::from_be_bytes([header[3], header[4]]);
-        if header[0] != 22 || epoch != 0 {
-            continue;
-        }
-        let mut rec = Reader(record);
-        while let Some(hs) = rec.take(12) {
-            let fragment = rec.take(be24(&hs[9..12]))?;
-            if hs[0] == 1 && be24(&hs[6..9]) == 0 {
-                return fragment.get(2..34).and_then(|r| r.try_into().ok());
+    let first = hello_fragments(datagram).find(|f| f.offset == 0)?;
+    first.bytes.get(2..34).and_then(|r| r.try_into().ok())
+}
+
+/// One ClientHello fragment (handshake type 1) of an epoch-0 handshake
+/// record (RFC 6347 §4.2.2).
+struct HelloFragment<'a> {
+    /// The whole ClientHello's length.
+    total: usize,
+    /// message_seq.
+    seq: u16,
+    /// Where the fragment sits in the ClientHello.
+    offset: usize,
+    /// The fragment.
+    bytes: &'a [u8],
+}
+
+/// The ClientHello fragments of a datagram, in order; ends at a truncated
+/// record or fragment.
+fn hello_fragments(datagram: &[u8]) -> impl Iterator<Item = HelloFragment<'_>> {
+    let mut records = Reader(datagram);
+    let mut record = Reader(&[]);
+    std::iter::from_fn(move || {
+        loop {
+            if let Some(hs) = record.take(12) {
+                let Some(bytes) = record.take(be24(&hs[9..12])) else {
+                    records = Reader(&[]);
+                    record = Reader(&[]);
+                    return None;
+                };
+                if hs[0] == 1 {
+                    return Some(HelloFragment {
+                        total: be24(&hs[1..4]),
+                        seq: u16::from_be_bytes([hs[4], hs[5]]),
+                        offset: be24(&hs[6..9]),
+                        bytes,
+                    });
+                }
+                continue;
+            }
+            let header = records.take(13)?;
+            let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
+            let body = records.take(len)?;
+            let epoch = u16::from_be_bytes([header[3], header[4]]);
+            if header[0] == 22 && epoch == 0 {
+                record = Reader(body);
             }
         }
-    }
-    None
+    })
 }
 
 fn be24(b: &[u8]) -> usize {
