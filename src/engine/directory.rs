@@ -38,6 +38,15 @@ impl IceDirectory {
 
     /// Records the client's ufrag for our `ufrag`.
     pub fn set_remote_ufrag(&self, ufrag: &str, remote: &str) {
+        // Called after every negotiation: the write lock (which holds off
+        // the workers' check lookups) only when something changes.
+        let known = self.entries.read().is_ok_and(|e| {
+            e.get(ufrag)
+                .is_none_or(|x| x.remote_ufrag.as_deref() == Some(remote))
+        });
+        if known {
+            return;
+        }
         if let Ok(mut e) = self.entries.write()
             && let Some(entry) = e.get_mut(ufrag)
             && entry.remote_ufrag.as_deref() != Some(remote)
