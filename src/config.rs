@@ -45,6 +45,29 @@ pub struct ServeArgs {
     /// [default: 1024, less when the open-file limit is lower].
     #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// Threads that run DTLS handshakes [default: a quarter of the cores, at
+    /// least one].
+    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_THREADS")]
+    pub handshake_threads: Option<usize>,
+    /// Most sessions in one app; sessions/new beyond answers 503
+    /// [default: 200000].
+    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS_PER_APP")]
+    pub max_sessions_per_app: Option<usize>,
+    /// Most sessions of one app that never connected; sessions/new beyond
+    /// answers 503 [default: 100000].
+    #[arg(long, env = "SWITCHBOARD_MAX_NEVER_CONNECTED_PER_APP")]
+    pub max_never_connected_per_app: Option<usize>,
+    /// Most m-lines (tracks) in one session [default: 256].
+    #[arg(long, env = "SWITCHBOARD_MAX_TRACKS_PER_SESSION")]
+    pub max_tracks_per_session: Option<usize>,
+    /// Most API requests per second on one session; more answer 429
+    /// [default: 50].
+    #[arg(long, env = "SWITCHBOARD_MAX_REQUESTS_PER_SECOND")]
+    pub max_requests_per_second: Option<u32>,
+    /// Most sessions/new per second from one client address; more answer
+    /// 429 [default: no limit].
+    #[arg(long, env = "SWITCHBOARD_MAX_NEW_SESSIONS_PER_ADDRESS")]
+    pub max_new_sessions_per_address: Option<u32>,
 }
 
 /// The TOML file.
@@ -59,6 +82,12 @@ struct FileConfig {
     pin: Option<bool>,
     demo: Option<bool>,
     http_max_connections: Option<usize>,
+    handshake_threads: Option<usize>,
+    max_sessions_per_app: Option<usize>,
+    max_never_connected_per_app: Option<usize>,
+    max_tracks_per_session: Option<usize>,
+    max_requests_per_second: Option<u32>,
+    max_new_sessions_per_address: Option<u32>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -95,9 +124,48 @@ pub struct Config {
     /// Most HTTP connections served at once; further ones wait, unaccepted,
     /// in the listen queue until one closes.
     pub http_max_connections: usize,
+    /// Threads that run DTLS handshakes.
+    pub handshake_threads: usize,
+    /// Caps on apps and sessions.
+    pub limits: Limits,
+}
+
+/// Caps on what apps and sessions may hold and do (calls-api.md, "Limits
+/// and timers"); each answers with its documented error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions per app (503 `temporarily_unavailable_error`).
+    pub sessions_per_app: usize,
+    /// Never-connected sessions per app (503 `temporarily_unavailable_error`).
+    pub never_connected_per_app: usize,
+    /// M-lines (tracks) per session (406 `invalid_params`).
+    pub tracks_per_session: usize,
+    /// API requests per second per session (429 `rate_limited`).
+    pub requests_per_second: u32,
+    /// sessions/new per second per client address (429 `rate_limited`);
+    /// `None`: not limited.
+    pub new_sessions_per_address: Option<u32>,
     /// A session that never connected is removed after this long
     /// (calls-api.md, our rule: 60 s). Settable in code (tests).
     pub never_connected_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            sessions_per_app: 200_000,
+            never_connected_per_app: 100_000,
+            tracks_per_session: 256,
+            requests_per_second: 50,
+            new_sessions_per_address: None,
+            never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
+        }
+    }
+}
+
+/// Handshake threads when none are configured: a quarter of the cores.
+fn default_handshake_threads() -> usize {
+    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 4).max(1)
 }
 
 /// The default of [`Config::never_connected_timeout`].
@@ -171,7 +239,38 @@ impl Config {
                 .or(file.http_max_connections)
                 .unwrap_or_else(default_http_max_connections)
                 .max(1),
-            never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
+            handshake_threads: args
+                .handshake_threads
+                .or(file.handshake_threads)
+                .unwrap_or_else(default_handshake_threads)
+                .max(1),
+            limits: {
+                let d = Limits::default();
+                Limits {
+                    sessions_per_app: args
+                        .max_sessions_per_app
+                        .or(file.max_sessions_per_app)
+                        .unwrap_or(d.sessions_per_app),
+                    never_connected_per_app: args
+                        .max_never_connected_per_app
+                        .or(file.max_never_connected_per_app)
+                        .unwrap_or(d.never_connected_per_app),
+                    tracks_per_session: args
+                        .max_tracks_per_session
+                        .or(file.max_tracks_per_session)
+                        .unwrap_or(d.tracks_per_session)
+                        .max(1),
+                    requests_per_second: args
+                        .max_requests_per_second
+                        .or(file.max_requests_per_second)
+                        .unwrap_or(d.requests_per_second)
+                        .max(1),
+                    new_sessions_per_address: args
+                        .max_new_sessions_per_address
+                        .or(file.max_new_sessions_per_address),
+                    never_connected_timeout: d.never_connected_timeout,
+                }
+            },
         })
     }
 
@@ -190,7 +289,8 @@ impl Config {
             dev_app: true,
             demo: true,
             http_max_connections: default_http_max_connections(),
-            never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
+            handshake_threads: 1,
+            limits: Limits::default(),
         }
     }
 

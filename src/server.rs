@@ -13,6 +13,7 @@ use crate::api::routes::{ApiState, DEMO_TEMPLATE, router};
 use crate::config::Config;
 use crate::control::Control;
 use crate::dtls::DtlsIdentity;
+use crate::dtls::pool::HandshakePool;
 use crate::engine::directory::IceDirectory;
 use crate::worker::Workers;
 
@@ -64,9 +65,16 @@ impl Server {
             config.media_bind,
             config.pin,
             directory.clone(),
-            events_tx,
+            events_tx.clone(),
         )
         .map_err(|e| StartError::Bind(config.media_bind, e))?;
+        let handshakes = HandshakePool::spawn(
+            config.handshake_threads,
+            identity.clone(),
+            workers.handles.clone(),
+            events_tx,
+        )
+        .map_err(StartError::Runtime)?;
         let media_addr = workers.local_addr;
         let candidates: Vec<SocketAddr> = config
             .announce_ip
@@ -77,9 +85,10 @@ impl Server {
             config.app_list(),
             workers.handles.clone(),
             identity,
+            handshakes,
             directory,
             candidates,
-            config.never_connected_timeout,
+            config.limits,
         );
         let listener = TcpListener::bind(config.http_bind)
             .map_err(|e| StartError::Bind(config.http_bind, e))?;
@@ -131,6 +140,7 @@ impl Server {
                             }
                         }
                     });
+                    tokio::spawn(ctl.clone().run_fanout_flush());
                     let tick_ctl = ctl.clone();
                     tokio::spawn(async move {
                         let mut interval = tokio::time::interval(TICK);
@@ -187,6 +197,7 @@ impl Server {
         if let Some(t) = self.control_thread.take() {
             let _ = t.join();
         }
+        self.control.shutdown();
         if let Some(w) = self.workers.take() {
             w.shutdown();
         }

@@ -32,7 +32,7 @@ fn a_session_flood_in_one_app_does_not_stop_another_apps_media() {
         secret: hex(&random_bytes::<32>()),
     };
     config.apps.push(app_b.clone());
-    config.never_connected_timeout = Duration::from_secs(2);
+    config.limits.never_connected_timeout = Duration::from_secs(2);
     let server = Server::start(config).expect("server starts");
     let api = Api::new(&server);
 

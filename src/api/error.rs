@@ -113,6 +113,15 @@ impl ApiError {
         )
     }
 
+    /// 503: a cap of the server or the app was reached; retry later.
+    pub fn temporarily_unavailable(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable_error",
+            description,
+        )
+    }
+
     /// 500.
     pub fn internal(description: impl Into<String>) -> Self {
         Self::new(

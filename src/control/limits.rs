@@ -10,16 +10,13 @@ use crate::api::error::ApiError;
 use crate::api::types::TrackObject;
 use crate::sdp::{MediaKind, SessionDescription};
 
+use super::registry::App;
 use super::session::Session;
+use crate::config::Limits;
 
 /// Most items in one tracks/new (autoDiscover included), tracks/update or
 /// tracks/close call (calls-api.md, "Limits and timers").
 pub const MAX_ITEMS: usize = 64;
-
-/// Most m-lines in one session. Our offers carry one codec per pulled
-/// m-line, so the client's answer to an offer of this size stays far below
-/// the 1 MiB body limit (about 1.5 KiB per m-line).
-pub const MAX_MLINES: usize = 256;
 
 /// Longest `preferredRid` (RFC 8851 rid-ids are short tokens).
 const MAX_RID_LEN: usize = 32;
@@ -34,11 +31,13 @@ pub fn check_items(count: usize, what: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses an SDP with more m-lines than a session may have.
-pub fn check_mlines(desc: &SessionDescription) -> Result<(), ApiError> {
-    if desc.media.len() > MAX_MLINES {
+/// Refuses an SDP with more m-lines than a session may have (the cap,
+/// 256 by default, keeps the answer to an offer of ours far below the 1 MiB
+/// body limit: our offers carry one codec per pulled m-line, about 1.5 KiB).
+pub fn check_mlines(desc: &SessionDescription, max: usize) -> Result<(), ApiError> {
+    if desc.media.len() > max {
         return Err(ApiError::invalid_params(format!(
-            "at most {MAX_MLINES} m-lines per session (the SDP has {})",
+            "at most {max} m-lines per session (the SDP has {})",
             desc.media.len()
         )));
     }
@@ -46,12 +45,30 @@ pub fn check_mlines(desc: &SessionDescription) -> Result<(), ApiError> {
 }
 
 /// Refuses adding `added` m-lines to a session that would then have more
-/// than [`MAX_MLINES`].
-pub fn check_room(session: &Session, added: usize) -> Result<(), ApiError> {
+/// than `max`.
+pub fn check_room(session: &Session, added: usize, max: usize) -> Result<(), ApiError> {
     let total = session.transceivers.len() + added;
-    if total > MAX_MLINES {
+    if total > max {
         return Err(ApiError::invalid_params(format!(
-            "at most {MAX_MLINES} m-lines per session (this call would make {total})"
+            "at most {max} m-lines per session (this call would make {total})"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a new session in an app at its caps: sessions, or sessions that
+/// never connected (503: clients retry later, when some have expired).
+pub fn check_app_room(app: &App, limits: &Limits) -> Result<(), ApiError> {
+    if app.sessions.len() >= limits.sessions_per_app {
+        return Err(ApiError::temporarily_unavailable(format!(
+            "the app has {} sessions, its limit",
+            app.sessions.len()
+        )));
+    }
+    if app.never_connected() >= limits.never_connected_per_app {
+        return Err(ApiError::temporarily_unavailable(format!(
+            "the app has {} sessions that never connected, its limit",
+            app.never_connected()
         )));
     }
     Ok(())

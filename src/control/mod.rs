@@ -10,6 +10,8 @@ pub mod negotiate;
 mod operations;
 pub mod path;
 pub mod registry;
+#[cfg(test)]
+mod scale_tests;
 pub mod session;
 pub mod sync;
 mod transport;
@@ -20,7 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::api::error::ApiError;
+use crate::config::Limits;
 use crate::dtls::DtlsIdentity;
+use crate::dtls::pool::HandshakePool;
 use crate::engine::directory::IceDirectory;
 use crate::ids::{AppId, SessionKey, TrackKey};
 use crate::worker::WorkerHandle;
@@ -28,18 +32,18 @@ use crate::worker::WorkerHandle;
 use registry::Registry;
 use sync::Synced;
 
-/// Requests per second allowed on one session.
-const RATE_LIMIT: u32 = 50;
-
 /// The control plane shared by the HTTP handlers and the event loop.
 pub struct Control {
     state: Mutex<State>,
     workers: Vec<WorkerHandle>,
     identity: Arc<DtlsIdentity>,
+    handshakes: HandshakePool,
     directory: Arc<IceDirectory>,
     candidates: Vec<SocketAddr>,
-    /// A session that never connected is removed after this long.
-    never_connected_timeout: std::time::Duration,
+    /// Caps on apps and sessions, and the never-connected timeout.
+    limits: Limits,
+    /// Set when fan-out tables wait for a flush.
+    flush_due: tokio::sync::Notify,
 }
 
 struct State {
@@ -55,6 +59,8 @@ struct State {
     /// The last worker event handled: when the worker saw it, and when the
     /// control thread handled it.
     last_event: Option<(Instant, Instant)>,
+    /// When consent and idle tracks are judged next.
+    next_liveness: Instant,
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -83,9 +89,10 @@ impl Control {
         apps: Vec<(AppId, String)>,
         workers: Vec<WorkerHandle>,
         identity: Arc<DtlsIdentity>,
+        handshakes: HandshakePool,
         directory: Arc<IceDirectory>,
         candidates: Vec<SocketAddr>,
-        never_connected_timeout: std::time::Duration,
+        limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Control {
             state: Mutex::new(State {
@@ -95,12 +102,15 @@ impl Control {
                 media_seen: HashMap::new(),
                 idle_tracks: Default::default(),
                 last_event: None,
+                next_liveness: Instant::now(),
             }),
             workers,
             identity,
+            handshakes,
             directory,
             candidates,
-            never_connected_timeout,
+            limits,
+            flush_due: tokio::sync::Notify::new(),
         })
     }
 
@@ -124,6 +134,11 @@ impl Control {
     /// How many sessions exist.
     pub fn session_count(&self) -> usize {
         self.lock().reg.sessions.len()
+    }
+
+    /// Ends the handshake threads.
+    pub fn shutdown(&self) {
+        self.handshakes.shutdown();
     }
 
     /// The worker handles (for metrics).
@@ -156,6 +171,7 @@ impl Control {
 
     /// A session of `app` by id, counting the request against its rate.
     fn session_key(
+        &self,
         st: &mut State,
         app: &AppId,
         id: &str,
@@ -175,15 +191,42 @@ impl Control {
             *count = 0;
         }
         *count += 1;
-        if *count > RATE_LIMIT {
+        if *count > self.limits.requests_per_second {
             return Err(ApiError::rate_limited());
         }
         Ok(key)
     }
 
-    fn sync(&self, st: &mut State, app: &AppId) {
+    /// Tells the workers what changed for these sessions; their fan-out
+    /// tables follow at the end of this control-loop turn.
+    fn sync(&self, st: &mut State, changed: &[SessionKey]) {
         let State { reg, synced, .. } = st;
-        synced.sync_app(reg, app, &self.workers);
+        synced.sync(reg, changed, &self.workers);
+        if synced.has_dirty_tables() {
+            self.flush_due.notify_one();
+        }
+    }
+
+    /// Stores the fan-out tables that changed since the last flush.
+    pub fn flush_fanout(&self) -> usize {
+        let mut st = self.lock();
+        let State { reg, synced, .. } = &mut *st;
+        synced.flush(reg)
+    }
+
+    /// Flushes fan-out tables whenever a sync marked some, after the tasks
+    /// ready in the same turn (e.g. many pulls of one track) have run.
+    pub async fn run_fanout_flush(self: Arc<Self>) {
+        loop {
+            self.flush_due.notified().await;
+            tokio::task::yield_now().await;
+            self.flush_fanout();
+        }
+    }
+
+    /// What the sync sent so far.
+    pub fn sync_counts(&self) -> sync::SyncCounts {
+        self.lock().synced.counts
     }
 }
 
@@ -201,6 +244,7 @@ mod tests {
             media_seen: HashMap::new(),
             idle_tracks: Default::default(),
             last_event: None,
+            next_liveness: t0,
         };
         assert!(!st.behind_workers(t0), "no events yet");
         // A check seen by a worker at t0 handled 5 s later: behind.

@@ -37,6 +37,7 @@ pub fn parse_description(
     kind: &str,
     expected: &str,
     sdp: &str,
+    max_mlines: usize,
 ) -> Result<SessionDescription, ApiError> {
     if kind != expected {
         return Err(ApiError::invalid_session_description(format!(
@@ -44,7 +45,7 @@ pub fn parse_description(
         )));
     }
     let desc = sdp::parse(sdp).map_err(|e| ApiError::invalid_session_description(e.to_string()))?;
-    super::limits::check_mlines(&desc)?;
+    super::limits::check_mlines(&desc, max_mlines)?;
     if desc.media.is_empty() {
         return Err(ApiError::invalid_session_description(
             "the SDP has no m-lines",
@@ -752,7 +753,7 @@ pub fn apply_answer(
             )));
         }
     };
-    if session.dtls.as_ref().is_some_and(|d| d.role() != role) {
+    if session.dtls_open && session.dtls_role != role {
         return Err(ApiError::invalid_session_description(
             "the DTLS role cannot change",
         ));

@@ -41,7 +41,7 @@ impl Control {
 
     /// After an operation: DTLS can start if the fingerprint is now known,
     /// and the workers learn the new state.
-    fn finish(&self, st: &mut State, app: &AppId, key: SessionKey, now: Instant) {
+    fn finish(&self, st: &mut State, key: SessionKey) {
         if let Some(s) = st.reg.session_mut(key) {
             if let Some(old) = s.retired_ufrag.take() {
                 // ICE restarted: checks with the new credentials bind from now on.
@@ -52,8 +52,8 @@ impl Control {
                 self.directory.set_remote_ufrag(&s.ice.ufrag, remote);
             }
         }
-        self.ensure_dtls(st, key, now);
-        self.sync(st, app);
+        self.ensure_dtls(st, key);
+        self.sync(st, &[key]);
     }
 
     /// POST sessions/new.
@@ -64,10 +64,21 @@ impl Control {
         now: Instant,
     ) -> Result<(String, Option<SessionDescriptionJson>), ApiError> {
         let offer = match &req.session_description {
-            Some(sd) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
+            Some(sd) => Some(parse_description(
+                &sd.kind,
+                "offer",
+                &sd.sdp,
+                self.limits.tracks_per_session,
+            )?),
             None => None,
         };
         let mut st = self.lock();
+        let room = st
+            .reg
+            .apps
+            .get(app)
+            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        limits::check_app_room(room, &self.limits)?;
         let key = st
             .reg
             .create_session(app, now)
@@ -98,7 +109,7 @@ impl Control {
         if answer.is_some() {
             // A session without an offer has nothing for the workers yet:
             // creating it costs no sync of its app.
-            self.finish(&mut st, app, key, now);
+            self.finish(&mut st, key);
         }
         Ok((id, answer))
     }
@@ -112,7 +123,7 @@ impl Control {
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
         let mut st = self.lock();
-        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
         limits::check_simulcast(&req.tracks)?;
         let remote = match req.tracks.first().map(|t| t.location.as_deref()) {
@@ -136,7 +147,12 @@ impl Control {
             ));
         }
         let offer = match &req.session_description {
-            Some(sd) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
+            Some(sd) => Some(parse_description(
+                &sd.kind,
+                "offer",
+                &sd.sdp,
+                self.limits.tracks_per_session,
+            )?),
             None => None,
         };
         if offer.is_none() && req.tracks.is_empty() {
@@ -152,7 +168,9 @@ impl Control {
                 }
                 Some(_) => {}
                 // Without SDP each item may add an m-line.
-                None => limits::check_room(session, req.tracks.len())?,
+                None => {
+                    limits::check_room(session, req.tracks.len(), self.limits.tracks_per_session)?
+                }
             }
         }
         let ctx = self.context(now);
@@ -197,7 +215,7 @@ impl Control {
                 tracks,
             }
         };
-        self.finish(&mut st, app, key, now);
+        self.finish(&mut st, key);
         self.request_new_keyframes(&mut st, key, now);
         Ok(response)
     }
@@ -345,12 +363,13 @@ impl Control {
         now: Instant,
     ) -> Result<(), ApiError> {
         let sd = &req.session_description;
-        let answer = parse_description(&sd.kind, "answer", &sd.sdp)?;
+        let answer =
+            parse_description(&sd.kind, "answer", &sd.sdp, self.limits.tracks_per_session)?;
         let mut st = self.lock();
-        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let key = self.session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
         negotiate::apply_answer(session, &answer, now)?;
-        self.finish(&mut st, app, key, now);
+        self.finish(&mut st, key);
         self.request_new_keyframes(&mut st, key, now);
         Ok(())
     }
@@ -364,7 +383,7 @@ impl Control {
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
         let mut st = self.lock();
-        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
         limits::check_simulcast(&req.tracks)?;
         for item in req.tracks.iter_mut() {
@@ -407,7 +426,7 @@ impl Control {
                 }
             }
         }
-        self.sync(&mut st, app);
+        self.sync(&mut st, &[key]);
         self.request_new_keyframes(&mut st, key, now);
         Ok(TracksResponse {
             requires_immediate_renegotiation: false,
@@ -426,7 +445,12 @@ impl Control {
     ) -> Result<TracksResponse, ApiError> {
         limits::check_items(req.tracks.len(), "tracks")?;
         let offer = match (&req.session_description, req.force) {
-            (Some(sd), false) => Some(parse_description(&sd.kind, "offer", &sd.sdp)?),
+            (Some(sd), false) => Some(parse_description(
+                &sd.kind,
+                "offer",
+                &sd.sdp,
+                self.limits.tracks_per_session,
+            )?),
             (None, false) => {
                 return Err(ApiError::invalid_params(
                     "tracks/close without force needs the client's offer",
@@ -435,7 +459,7 @@ impl Control {
             (_, true) => None,
         };
         let mut st = self.lock();
-        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let key = self.session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
         // Validate the offer before anything is closed.
         if let Some(offer) = &offer {
@@ -482,7 +506,7 @@ impl Control {
             }
             None => None,
         };
-        self.finish(&mut st, app, key, now);
+        self.finish(&mut st, key);
         Ok(TracksResponse {
             requires_immediate_renegotiation: false,
             session_description: sdp,
@@ -498,7 +522,7 @@ impl Control {
         now: Instant,
     ) -> Result<Value, ApiError> {
         let mut st = self.lock();
-        let key = Self::session_key(&mut st, app, session_id, now)?;
+        let key = self.session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
         let mut tracks = Vec::new();
         for p in &session.pushed {

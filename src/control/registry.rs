@@ -1,7 +1,7 @@
 //! The registry of apps, sessions and tracks. Owned by the control thread;
 //! the API and the transport events both work on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use crate::ids::{AppId, SessionId, SessionKey, TrackKey, TrackName};
@@ -14,6 +14,15 @@ pub struct App {
     pub secret: String,
     /// Its sessions by id.
     pub sessions: HashMap<SessionId, SessionKey>,
+    /// How many of them completed DTLS at least once.
+    pub connected: usize,
+}
+
+impl App {
+    /// Its sessions that never connected.
+    pub fn never_connected(&self) -> usize {
+        self.sessions.len().saturating_sub(self.connected)
+    }
 }
 
 /// Everything the control thread knows about sessions and tracks.
@@ -23,6 +32,12 @@ pub struct Registry {
     pub apps: HashMap<AppId, App>,
     /// Sessions by key, with their app.
     pub sessions: HashMap<SessionKey, (AppId, Session)>,
+    /// The session that pushes each track (kept by the sync, which sees
+    /// every session whose pushed tracks changed).
+    pub tracks: HashMap<TrackKey, SessionKey>,
+    /// Sessions in creation order, for the never-connected expiry: the
+    /// oldest is first, so expiry looks only at what is due.
+    pub created: VecDeque<(Instant, SessionKey)>,
     next_session: u32,
 }
 
@@ -38,6 +53,7 @@ impl Registry {
                         App {
                             secret,
                             sessions: HashMap::new(),
+                            connected: 0,
                         },
                     )
                 })
@@ -54,7 +70,20 @@ impl Registry {
         let session = Session::new(key, now);
         a.sessions.insert(session.id.clone(), key);
         self.sessions.insert(key, (app.clone(), session));
+        self.created.push_back((now, key));
         Some(key)
+    }
+
+    /// The app of a session.
+    pub fn app_of(&self, key: SessionKey) -> Option<&AppId> {
+        self.sessions.get(&key).map(|(app, _)| app)
+    }
+
+    /// Counts a session's first DTLS completion in its app.
+    pub fn count_connected(&mut self, app: &AppId) {
+        if let Some(a) = self.apps.get_mut(app) {
+            a.connected += 1;
+        }
     }
 
     /// The key of a session of `app`.
@@ -81,6 +110,12 @@ impl Registry {
         let (app, session) = self.sessions.remove(&key)?;
         if let Some(a) = self.apps.get_mut(&app) {
             a.sessions.remove(&session.id);
+            if session.connected_at.is_some() {
+                a.connected = a.connected.saturating_sub(1);
+            }
+        }
+        for p in &session.pushed {
+            self.tracks.remove(&p.key());
         }
         Some((app, session))
     }
@@ -98,16 +133,13 @@ impl Registry {
 
     /// The session that pushes a track, and the track.
     pub fn track_owner(&self, track: TrackKey) -> Option<(&Session, &PushedTrack)> {
-        self.sessions
-            .values()
-            .find_map(|(_, s)| s.pushed.iter().find(|t| t.key() == track).map(|t| (s, t)))
+        let s = self.session(*self.tracks.get(&track)?)?;
+        s.pushed.iter().find(|t| t.key() == track).map(|t| (s, t))
     }
 
-    /// The keys of an app's sessions.
-    pub fn app_sessions(&self, app: &AppId) -> Vec<SessionKey> {
-        self.apps
-            .get(app)
-            .map(|a| a.sessions.values().copied().collect())
-            .unwrap_or_default()
+    /// The session that pushes a track, mutably.
+    pub fn track_owner_mut(&mut self, track: TrackKey) -> Option<&mut Session> {
+        let key = *self.tracks.get(&track)?;
+        self.session_mut(key)
     }
 }

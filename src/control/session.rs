@@ -9,7 +9,8 @@ use std::time::Instant;
 use crate::api::types::TrackObject;
 
 use super::path::PathSelector;
-use crate::dtls::{DtlsRole, DtlsTransport, Fingerprint, SrtpKeys};
+use crate::dtls::pool::Route;
+use crate::dtls::{DtlsRole, Fingerprint, SrtpKeys};
 use crate::fanout::TrackFanout;
 use crate::ice::IceCredentials;
 use crate::ids::{Mid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
@@ -194,10 +195,12 @@ pub struct Session {
     pub remote_fingerprints: Vec<Fingerprint>,
     /// Our DTLS role (client when the client answered `a=setup:passive`).
     pub dtls_role: DtlsRole,
-    /// The DTLS association, once the fingerprint is known.
-    pub dtls: Option<DtlsTransport>,
-    /// DTLS records that arrived before the fingerprint did.
-    pub dtls_backlog: Vec<Vec<u8>>,
+    /// Its DTLS handshake was handed to the handshake threads (once the
+    /// fingerprint is known).
+    pub dtls_open: bool,
+    /// DTLS records that arrived before the fingerprint did, with the
+    /// worker and address each came from.
+    pub dtls_backlog: Vec<(Route, Vec<u8>)>,
     /// Why its transport failed for good (a refused DTLS handshake): API
     /// calls then answer 410 with it, and it receives no more media.
     pub failure: Option<String>,
@@ -251,7 +254,7 @@ impl Session {
             version: 1,
             remote_fingerprints: Vec::new(),
             dtls_role: DtlsRole::Server,
-            dtls: None,
+            dtls_open: false,
             dtls_backlog: Vec::new(),
             failure: None,
             srtp_keys: None,

@@ -1,13 +1,22 @@
 //! Tells the media workers what the registry now says: each session's
 //! routes and outlets (`SessionMedia`) to the worker that owns it, and each
-//! pushed track's fan-out table. Sends only what changed.
+//! pushed track's fan-out table.
+//!
+//! Work follows the change, not the app: an operation names the sessions it
+//! changed; only their media is recomputed (and sent if it differs), and a
+//! fan-out table is rebuilt only when its subscribers or its state changed,
+//! from that track's own subscriber lists. Tables are marked here and
+//! stored by [`Synced::flush`], once per control-loop turn, so that many
+//! pulls of one track in one turn make one swap.
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::engine::messages::WorkerCommand;
 use crate::fanout::FanoutTable;
-use crate::ids::{AppId, SessionKey, TrackKey};
+use crate::ids::{SessionKey, TrackKey};
+use crate::sdp::Extmap;
 use crate::session::{InboundRoute, Outlet, SessionMedia};
 use crate::worker::WorkerHandle;
 
@@ -62,67 +71,189 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
 /// What was last sent to workers, to send only changes.
 #[derive(Default)]
 pub struct Synced {
-    media: HashMap<SessionKey, Arc<SessionMedia>>,
+    sessions: FxHashMap<SessionKey, SyncedSession>,
+    /// Per track: its connected subscribers, by worker, each list sorted:
+    /// what its fan-out table holds while the track is active.
+    tables: FxHashMap<TrackKey, Vec<Vec<SessionKey>>>,
+    /// Tracks whose table [`Synced::flush`] must store.
+    dirty: FxHashSet<TrackKey>,
+    /// What was sent, for tests and metrics.
+    pub counts: SyncCounts,
+}
+
+/// What the workers were told about one session.
+#[derive(Default)]
+struct SyncedSession {
+    /// The media last sent to its worker; `None` when none was, or after a
+    /// Detach (a re-attach resends it).
+    media: Option<Arc<SessionMedia>>,
+    /// The worker whose fan-out lists hold it, and the tracks it is listed
+    /// under (it is listed while connected).
+    listed: Option<(usize, Vec<TrackKey>)>,
+    /// Its pushed tracks as last seen: key, active, forwarded extensions.
+    pushed: Vec<(TrackKey, bool, Vec<Extmap>)>,
+}
+
+/// Counts of what the sync did since the start.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncCounts {
+    /// Sessions whose media was recomputed.
+    pub sessions_examined: u64,
+    /// `WorkerCommand::Media` sent.
+    pub media_commands: u64,
+    /// Fan-out tables swapped in.
+    pub table_swaps: u64,
 }
 
 impl Synced {
-    /// Forgets a session (after Detach), so that a re-attach resends its media.
+    /// Forgets what a session's worker was told (after a Detach), so that
+    /// the next sync resends its media.
     pub fn forget(&mut self, key: SessionKey) {
-        self.media.remove(&key);
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.media = None;
+        }
     }
 
-    /// Brings the workers up to date for every session and track of `app`.
-    pub fn sync_app(&mut self, reg: &Registry, app: &AppId, workers: &[WorkerHandle]) {
-        let keys = reg.app_sessions(app);
-        let mut tables: HashMap<TrackKey, FanoutTable> = HashMap::new();
-        for key in &keys {
-            let Some(session) = reg.session(*key) else {
-                continue;
-            };
-            for p in &session.pushed {
-                tables.entry(p.key()).or_insert_with(|| FanoutTable {
-                    per_worker: vec![Vec::new(); workers.len()],
-                });
-            }
-            let Some(binding) = session.transport else {
-                continue;
-            };
-            let media = session_media(session, reg);
-            if session.is_connected() {
-                for o in &media.outlets {
-                    let table = tables.entry(o.track).or_insert_with(|| FanoutTable {
-                        per_worker: vec![Vec::new(); workers.len()],
-                    });
-                    if let Some(list) = table.per_worker.get_mut(binding.worker.0)
-                        && !list.contains(key)
-                    {
-                        list.push(*key);
+    /// Whether fan-out tables wait for [`Synced::flush`].
+    pub fn has_dirty_tables(&self) -> bool {
+        !self.dirty.is_empty()
+    }
+
+    /// Brings the workers up to date for the sessions in `changed` (present
+    /// or removed), and for the subscribers of any of their tracks whose
+    /// forwarded extensions changed. Keeps the registry's track index.
+    pub fn sync(&mut self, reg: &mut Registry, changed: &[SessionKey], workers: &[WorkerHandle]) {
+        let mut queue: Vec<SessionKey> = changed.to_vec();
+        while let Some(key) = queue.pop() {
+            self.counts.sessions_examined += 1;
+            match reg.session(key) {
+                None => self.removed(key),
+                Some(session) => {
+                    let media = session_media(session, reg);
+                    let pushed: Vec<(TrackKey, bool, Vec<Extmap>)> = session
+                        .pushed
+                        .iter()
+                        .map(|p| (p.key(), p.active, p.extmaps.clone()))
+                        .collect();
+                    let binding = session.transport;
+                    let listed = binding
+                        .filter(|_| session.is_connected())
+                        .map(|b| (b.worker.0, listed_tracks(&media)));
+                    for (track, _, _) in &pushed {
+                        reg.tracks.insert(*track, key);
                     }
+                    let prev = self.sessions.entry(key).or_default();
+                    for (track, active, extmaps) in &pushed {
+                        let old = prev.pushed.iter().find(|(t, _, _)| t == track);
+                        if old.is_none_or(|(_, a, _)| a != active) {
+                            self.dirty.insert(*track);
+                        }
+                        if old.is_some_and(|(_, _, e)| e != extmaps) {
+                            // Its subscribers map its extensions anew.
+                            for list in self.tables.get(track).into_iter().flatten() {
+                                queue.extend(list.iter().copied());
+                            }
+                        }
+                        self.tables
+                            .entry(*track)
+                            .or_insert_with(|| vec![Vec::new(); workers.len()]);
+                    }
+                    prev.pushed = pushed;
+                    if let Some(binding) = binding
+                        && prev.media.as_deref() != Some(&media)
+                    {
+                        let media = Arc::new(media);
+                        prev.media = Some(media.clone());
+                        if let Some(w) = workers.get(binding.worker.0) {
+                            self.counts.media_commands += 1;
+                            w.send(WorkerCommand::Media { key, media });
+                        }
+                    }
+                    self.relist(key, listed);
                 }
-            }
-            let changed = self.media.get(key).is_none_or(|m| **m != media);
-            if changed {
-                let media = Arc::new(media);
-                self.media.insert(*key, media.clone());
-                if let Some(w) = workers.get(binding.worker.0) {
-                    w.send(WorkerCommand::Media { key: *key, media });
-                }
-            }
-        }
-        for key in &keys {
-            let Some(session) = reg.session(*key) else {
-                continue;
-            };
-            for p in &session.pushed {
-                let mut table = tables.remove(&p.key()).unwrap_or_default();
-                if !p.active {
-                    table = FanoutTable::default();
-                }
-                for list in &mut table.per_worker {
-                    list.sort();
-                }
-                p.fanout.store(table);
             }
         }
     }
+
+    /// A session gone from the registry: out of every fan-out list, its own
+    /// tracks forgotten (their tables were emptied by the removal).
+    fn removed(&mut self, key: SessionKey) {
+        self.relist(key, None);
+        if let Some(s) = self.sessions.remove(&key) {
+            for (track, _, _) in s.pushed {
+                self.tables.remove(&track);
+                self.dirty.remove(&track);
+            }
+        }
+    }
+
+    /// Moves a session's entries in the fan-out lists from where they were
+    /// to `listed`, marking the tables that change.
+    fn relist(&mut self, key: SessionKey, listed: Option<(usize, Vec<TrackKey>)>) {
+        let prev = self
+            .sessions
+            .get_mut(&key)
+            .map(|s| std::mem::replace(&mut s.listed, listed.clone()))
+            .unwrap_or_default();
+        if prev == listed {
+            return;
+        }
+        if let Some((worker, tracks)) = &prev {
+            for track in tracks {
+                let unchanged = listed
+                    .as_ref()
+                    .is_some_and(|(w, t)| w == worker && t.contains(track));
+                if unchanged {
+                    continue;
+                }
+                if let Some(list) = self.tables.get_mut(track).and_then(|l| l.get_mut(*worker))
+                    && let Ok(i) = list.binary_search(&key)
+                {
+                    list.remove(i);
+                    self.dirty.insert(*track);
+                }
+            }
+        }
+        if let Some((worker, tracks)) = &listed {
+            for track in tracks {
+                // A track whose publisher is gone has no table.
+                if let Some(list) = self.tables.get_mut(track).and_then(|l| l.get_mut(*worker))
+                    && let Err(i) = list.binary_search(&key)
+                {
+                    list.insert(i, key);
+                    self.dirty.insert(*track);
+                }
+            }
+        }
+    }
+
+    /// Stores the fan-out tables marked since the last flush: each copies
+    /// that track's subscriber lists once. Returns how many were swapped.
+    pub fn flush(&mut self, reg: &Registry) -> usize {
+        let mut swaps = 0;
+        for track in self.dirty.drain() {
+            let Some((_, pushed)) = reg.track_owner(track) else {
+                continue;
+            };
+            let table = match self.tables.get(&track) {
+                Some(lists) if pushed.active => FanoutTable {
+                    per_worker: lists.clone(),
+                },
+                _ => FanoutTable::default(),
+            };
+            if pushed.fanout.store(table) {
+                swaps += 1;
+            }
+        }
+        self.counts.table_swaps += swaps as u64;
+        swaps
+    }
+}
+
+/// The tracks a session's outlets receive, each once.
+fn listed_tracks(media: &SessionMedia) -> Vec<TrackKey> {
+    let mut tracks: Vec<TrackKey> = media.outlets.iter().map(|o| o.track).collect();
+    tracks.sort_unstable();
+    tracks.dedup();
+    tracks
 }

@@ -8,11 +8,12 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::engine::messages::{EngineEvent, WorkerCommand};
-use crate::ids::{AppId, SessionKey, TrackKey, WorkerId};
+use crate::ids::{SessionKey, TrackKey, WorkerId};
 
 use super::path::PathDecision;
 use super::session::TransportBinding;
 use super::{Control, State};
+use crate::dtls::pool::Job;
 
 /// At most one keyframe request upstream per track per this long.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
@@ -31,6 +32,8 @@ const EXPIRE_PER_TICK: usize = 500;
 const FLOOD_WINDOWS: u32 = 5;
 /// Flooding reports further apart than this start a new streak.
 const FLOOD_GAP: Duration = Duration::from_millis(2500);
+/// Consent and idle tracks are judged this often (a scan of the sessions).
+const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 /// A pushed track with no media for this long becomes inactive.
 const TRACK_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -60,7 +63,10 @@ impl Control {
                 worker,
                 addr,
                 bytes,
-            } => self.handle_dtls(&mut st, key, worker, addr, bytes, now),
+            } => self.handle_dtls(&mut st, key, worker, addr, bytes),
+            EngineEvent::Handshake { key, from, result } => {
+                self.handle_handshake(&mut st, key, from, result, now)
+            }
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
             EngineEvent::Flooding { key, at } => {
                 st.note_event(at, now);
@@ -101,21 +107,20 @@ impl Control {
         if !st.idle_tracks.remove(&track) {
             return;
         }
-        let Some((app, session)) = st
-            .reg
-            .sessions
-            .values_mut()
-            .find(|(_, s)| s.pushed.iter().any(|p| p.key() == track && p.idle))
-        else {
+        let Some(session) = st.reg.track_owner_mut(track) else {
             return;
         };
-        let app = app.clone();
-        for p in session.pushed.iter_mut().filter(|p| p.key() == track) {
+        let key = session.key;
+        for p in session
+            .pushed
+            .iter_mut()
+            .filter(|p| p.key() == track && p.idle)
+        {
             tracing::info!(session = %session.id, track = %p.name, "media resumed: track active again");
             p.idle = false;
             p.active = true;
         }
-        self.sync(st, &app);
+        self.sync(st, &[key]);
     }
 
     fn handle_bound(
@@ -176,27 +181,23 @@ impl Control {
         if let Some(keys) = keys {
             w.send(WorkerCommand::Keys { key, keys });
         }
-        // As DTLS client, the handshake starts once ICE found the path.
-        if let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) {
-            if let Err(e) = dtls.start(now) {
-                tracing::warn!(session = key.0, error = %e, "DTLS client start");
-            }
-            self.flush_dtls(st, key, None);
+        // Retransmissions follow the path; as DTLS client, the handshake
+        // starts once ICE found it.
+        if st.reg.session(key).is_some_and(|s| s.dtls_open) {
+            self.handshakes.send(Job::Path {
+                key,
+                path: (worker, addr),
+            });
         }
-        if let Some((app, _)) = st
-            .reg
-            .sessions
-            .get(&key)
-            .map(|(a, s)| (a.clone(), s.id.clone()))
-        {
-            self.sync(st, &app);
-        }
+        self.sync(st, &[key]);
         if current.is_some() {
             // Packets were lost while the path moved (no NACK yet).
             self.request_keyframes_around(st, key, now);
         }
     }
 
+    /// A DTLS record: to the session's handshake thread, or kept until its
+    /// client's fingerprint is known.
     fn handle_dtls(
         &self,
         st: &mut State,
@@ -204,52 +205,60 @@ impl Control {
         worker: WorkerId,
         addr: SocketAddr,
         bytes: Vec<u8>,
-        now: Instant,
     ) {
         let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
             return;
         };
-        let Some(dtls) = session.dtls.as_mut() else {
+        if !session.dtls_open {
             tracing::debug!(
                 session = key.0,
                 "DTLS record before the fingerprint is known"
             );
             if session.dtls_backlog.len() < DTLS_BACKLOG {
-                session.dtls_backlog.push(bytes);
+                session.dtls_backlog.push(((worker, addr), bytes));
             }
             return;
-        };
-        let result = dtls.handle_datagram(now, &bytes);
-        tracing::debug!(
-            session = key.0,
-            len = bytes.len(),
-            ok = result.is_ok(),
-            "DTLS record"
-        );
-        self.flush_dtls(st, key, Some((worker, addr)));
-        match result {
-            Ok(Some(keys)) => {
-                // A second handshake completed from another address (a
-                // client that replaced its transport): the client's own
-                // certificate proves it is there; its media moves with it.
-                let moved = st.reg.session_mut(key).and_then(|s| {
-                    let cur = s.transport?;
-                    let again = s.srtp_keys.is_some() && cur.addr != addr;
-                    again.then(|| s.path.proven(addr, now))
-                });
-                if moved.is_some() {
-                    let new = TransportBinding {
-                        worker,
-                        addr,
-                        nominated: true,
-                    };
-                    self.switch_path(st, key, new, now);
-                }
-                self.on_connected(st, key, keys, now)
-            }
-            Ok(None) => {}
-            Err(e) => self.fail_session(st, key, e.to_string()),
         }
+        self.handshakes.send(Job::Record {
+            key,
+            from: (worker, addr),
+            bytes,
+        });
+    }
+
+    /// A handshake thread finished a session's handshake.
+    fn handle_handshake(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        (worker, addr): (WorkerId, SocketAddr),
+        result: Result<crate::dtls::SrtpKeys, String>,
+        now: Instant,
+    ) {
+        if st.reg.session(key).is_none_or(|s| s.failure.is_some()) {
+            return;
+        }
+        let keys = match result {
+            Ok(keys) => keys,
+            Err(reason) => return self.fail_session(st, key, reason),
+        };
+        // A second handshake completed from another address (a client that
+        // replaced its transport): the client's own certificate proves it
+        // is there; its media moves with it.
+        let moved = st.reg.session_mut(key).and_then(|s| {
+            let cur = s.transport?;
+            let again = s.srtp_keys.is_some() && cur.addr != addr;
+            again.then(|| s.path.proven(addr, now))
+        });
+        if moved.is_some() {
+            let new = TransportBinding {
+                worker,
+                addr,
+                nominated: true,
+            };
+            self.switch_path(st, key, new, now);
+        }
+        self.on_connected(st, key, keys, now)
     }
 
     /// A session whose transport failed for good before it ever connected
@@ -259,7 +268,7 @@ impl Control {
     /// answer 410 with the reason, and it expires as any unconnected
     /// session. Other sessions are untouched.
     fn fail_session(&self, st: &mut State, key: SessionKey, reason: String) {
-        let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
+        let Some(session) = st.reg.session_mut(key) else {
             return;
         };
         if session.srtp_keys.is_some() {
@@ -268,11 +277,11 @@ impl Control {
             tracing::debug!(session = %session.id, reason = %reason, "DTLS record refused");
             return;
         }
-        let app = app.clone();
         tracing::warn!(session = %session.id, reason = %reason, "session transport failed");
-        session.dtls = None;
+        session.dtls_open = false;
         session.dtls_backlog.clear();
         session.failure = Some(reason);
+        self.handshakes.send(Job::Close { key });
         session.transport = None;
         for p in &mut session.pushed {
             p.active = false;
@@ -283,70 +292,30 @@ impl Control {
             w.send(WorkerCommand::Detach { key });
         }
         st.synced.forget(key);
-        self.sync(st, &app);
+        self.sync(st, &[key]);
     }
 
-    /// Creates the DTLS transport once the client's fingerprint is known and
-    /// replays records that arrived before it.
-    pub(super) fn ensure_dtls(&self, st: &mut State, key: SessionKey, now: Instant) {
-        let identity = self.identity.clone();
+    /// Hands the session's handshake to its handshake thread once the
+    /// client's fingerprint is known, with the records that came before.
+    pub(super) fn ensure_dtls(&self, st: &mut State, key: SessionKey) {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        if session.dtls.is_some() || session.failure.is_some() {
-            return;
-        }
-        if session.remote_fingerprints.is_empty() {
-            return;
-        }
-        let fingerprints = session.remote_fingerprints.clone();
-        let mut dtls = crate::dtls::DtlsTransport::new(identity, fingerprints, session.dtls_role);
-        if session.transport.is_some()
-            && let Err(e) = dtls.start(now)
+        if session.dtls_open || session.failure.is_some() || session.remote_fingerprints.is_empty()
         {
-            tracing::warn!(session = key.0, error = %e, "DTLS client start");
+            return;
         }
-        session.dtls = Some(dtls);
-        let backlog = std::mem::take(&mut session.dtls_backlog);
-        self.flush_dtls(st, key, None);
-        for bytes in backlog {
-            let Some(dtls) = st.reg.session_mut(key).and_then(|s| s.dtls.as_mut()) else {
-                return;
-            };
-            let result = dtls.handle_datagram(now, &bytes);
-            self.flush_dtls(st, key, None);
-            match result {
-                Ok(Some(keys)) => self.on_connected(st, key, keys, now),
-                Ok(None) => {}
-                Err(e) => return self.fail_session(st, key, e.to_string()),
-            }
-        }
+        session.dtls_open = true;
+        self.handshakes.send(Job::Open {
+            key,
+            fingerprints: session.remote_fingerprints.clone(),
+            role: session.dtls_role,
+            path: session.transport.map(|t| (t.worker, t.addr)),
+            backlog: std::mem::take(&mut session.dtls_backlog),
+        });
     }
 
-    /// Sends what the DTLS transport has queued, through the worker that
-    /// owns the session (or the one the record came from).
-    fn flush_dtls(&self, st: &mut State, key: SessionKey, via: Option<(WorkerId, SocketAddr)>) {
-        let Some(session) = st.reg.session_mut(key) else {
-            return;
-        };
-        // A handshake is answered where its record came from (a client
-        // may start a new one from a new address); timers use the path.
-        let route = via.or(session.transport.map(|t| (t.worker, t.addr)));
-        let Some(dtls) = session.dtls.as_mut() else {
-            return;
-        };
-        while let Some(datagram) = dtls.poll_transmit() {
-            tracing::debug!(session = key.0, len = datagram.len(), to = ?route, "DTLS send");
-            if let Some((worker, to)) = route {
-                self.workers[worker.0].send(WorkerCommand::Send {
-                    to,
-                    bytes: datagram.to_vec(),
-                });
-            }
-        }
-    }
-
-    fn on_connected(
+    pub(super) fn on_connected(
         &self,
         st: &mut State,
         key: SessionKey,
@@ -356,15 +325,19 @@ impl Control {
         let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
             return;
         };
-        let app = app.clone();
         let again = session.srtp_keys.is_some();
         tracing::info!(session = %session.id, profile = ?keys.profile, again, "DTLS connected");
         session.srtp_keys = Some(keys.clone());
+        let first = session.connected_at.is_none();
         session.connected_at = Some(now);
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
         }
-        self.sync(st, &app);
+        if first {
+            let app = app.clone();
+            st.reg.count_connected(&app);
+        }
+        self.sync(st, &[key]);
         if again {
             // New keys (a new handshake): what was in flight is lost.
             self.request_keyframes_around(st, key, now);
@@ -422,34 +395,10 @@ impl Control {
         }
     }
 
-    /// Timers: DTLS retransmissions, deferred keyframe requests, expiry.
+    /// Timers: deferred keyframe requests, expiry, liveness (DTLS
+    /// retransmissions run on the handshake threads).
     pub fn handle_tick(&self, now: Instant) {
         let mut st = self.lock();
-        let due: Vec<SessionKey> = st
-            .reg
-            .sessions
-            .iter()
-            .filter(|(_, (_, s))| {
-                s.dtls
-                    .as_ref()
-                    .and_then(|d| d.poll_timeout())
-                    .is_some_and(|t| t <= now)
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for key in due {
-            let Some(session) = st.reg.session_mut(key) else {
-                continue;
-            };
-            if let Some(Err(e)) = session.dtls.as_mut().map(|d| d.handle_timeout(now)) {
-                // Retransmissions exhausted: the handshake timed out. Start
-                // over if the client tries again; the session expires if not.
-                tracing::warn!(session = %session.id, error = %e, "DTLS handshake timed out");
-                session.dtls = None;
-                self.ensure_dtls(&mut st, key, now);
-            }
-            self.flush_dtls(&mut st, key, None);
-        }
         let waiting: Vec<TrackKey> = st
             .keyframes
             .iter()
@@ -461,20 +410,32 @@ impl Control {
         for track in waiting {
             self.request_keyframe(&mut st, track, now);
         }
-        let expired: Vec<SessionKey> = st
-            .reg
-            .sessions
-            .iter()
-            .filter(|(_, (_, s))| {
-                !s.is_connected()
-                    && now.saturating_duration_since(s.created) > self.never_connected_timeout
-            })
-            .map(|(k, _)| *k)
-            // Bounded work per turn: a burst of expiries is spread over ticks.
-            .take(EXPIRE_PER_TICK)
-            .collect();
+        let expired = self.never_connected_due(&mut st, now);
         self.remove_sessions(&mut st, expired);
-        self.check_liveness(&mut st, now);
+        if now >= st.next_liveness {
+            st.next_liveness = now + LIVENESS_INTERVAL;
+            self.check_liveness(&mut st, now);
+        }
+    }
+
+    /// Sessions that never connected and are past their time, oldest
+    /// first, at most [`EXPIRE_PER_TICK`]: only the front of the creation
+    /// queue is looked at, so the cost follows what expires.
+    fn never_connected_due(&self, st: &mut State, now: Instant) -> Vec<SessionKey> {
+        let mut due = Vec::new();
+        while due.len() < EXPIRE_PER_TICK {
+            let Some(&(created, key)) = st.reg.created.front() else {
+                break;
+            };
+            if now.saturating_duration_since(created) <= self.limits.never_connected_timeout {
+                break;
+            }
+            st.reg.created.pop_front();
+            if st.reg.session(key).is_some_and(|s| !s.is_connected()) {
+                due.push(key);
+            }
+        }
+        due
     }
 
     /// Consent freshness and idle tracks: a connected session with no valid
@@ -489,7 +450,7 @@ impl Control {
         let mut lost = Vec::new();
         let mut gone = Vec::new();
         let mut idle = Vec::new();
-        for (key, (app, s)) in &st.reg.sessions {
+        for (key, (_, s)) in &st.reg.sessions {
             let Some(connected_at) = s.connected_at else {
                 continue;
             };
@@ -507,7 +468,7 @@ impl Control {
                     .unwrap_or(connected_at)
                     .max(connected_at);
                 if now.saturating_duration_since(last) > TRACK_IDLE_TIMEOUT {
-                    idle.push((app.clone(), *key, p.key()));
+                    idle.push((*key, p.key()));
                 }
             }
         }
@@ -515,21 +476,19 @@ impl Control {
             tracing::info!(session = key.0, "session expired after losing consent");
         }
         self.remove_sessions(st, gone);
-        let mut changed: Vec<AppId> = Vec::new();
+        let mut changed: Vec<SessionKey> = Vec::new();
         for key in lost {
-            let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
+            let Some(session) = st.reg.session_mut(key) else {
                 continue;
             };
             tracing::info!(session = %session.id, "consent lost: no ICE check for 30 s");
             if let Some(t) = session.transport.take() {
                 self.workers[t.worker.0].send(WorkerCommand::Detach { key });
             }
-            if !changed.contains(app) {
-                changed.push(app.clone());
-            }
+            changed.push(key);
             st.synced.forget(key);
         }
-        for (app, key, track) in idle {
+        for (key, track) in idle {
             if let Some(session) = st.reg.session_mut(key) {
                 for p in session.pushed.iter_mut().filter(|p| p.key() == track) {
                     tracing::info!(session = %session.id, track = %p.name, "track idle for 30 s: inactive");
@@ -538,41 +497,31 @@ impl Control {
                     st.idle_tracks.insert(track);
                 }
             }
-            if !changed.contains(&app) {
-                changed.push(app);
-            }
+            changed.push(key);
         }
-        for app in changed {
-            self.sync(st, &app);
-        }
+        self.sync(st, &changed);
     }
 
     /// Removes a session: its ICE credentials, its worker state, its tracks.
     pub(super) fn remove_session(&self, st: &mut State, key: SessionKey) {
-        if let Some(app) = self.remove_unsynced(st, key) {
-            self.sync(st, &app);
-        }
+        self.remove_sessions(st, vec![key]);
     }
 
-    /// Removes sessions, then tells the workers once per app: expiring N
-    /// sessions costs O(N), not N syncs of the whole app.
+    /// Removes sessions, then tells the workers: their fan-out entries go,
+    /// nothing else is looked at.
     fn remove_sessions(&self, st: &mut State, keys: Vec<SessionKey>) {
-        let mut apps: Vec<AppId> = Vec::new();
-        for key in keys {
-            if let Some(app) = self.remove_unsynced(st, key)
-                && !apps.contains(&app)
-            {
-                apps.push(app);
-            }
-        }
-        for app in apps {
-            self.sync(st, &app);
-        }
+        let removed: Vec<SessionKey> = keys
+            .into_iter()
+            .filter(|key| self.remove_unsynced(st, *key))
+            .collect();
+        self.sync(st, &removed);
     }
 
-    /// Removes a session without syncing its app; returns the app.
-    fn remove_unsynced(&self, st: &mut State, key: SessionKey) -> Option<AppId> {
-        let (app, session) = st.reg.remove_session(key)?;
+    /// Removes a session without telling the sync; whether it existed.
+    fn remove_unsynced(&self, st: &mut State, key: SessionKey) -> bool {
+        let Some((_, session)) = st.reg.remove_session(key) else {
+            return false;
+        };
         self.directory.remove(&session.ice.ufrag);
         // Every worker may hold bindings of its 5-tuples, not only the owner.
         for w in &self.workers {
@@ -584,7 +533,8 @@ impl Control {
             st.media_seen.remove(&p.key());
             st.idle_tracks.remove(&p.key());
         }
+        self.handshakes.send(Job::Close { key });
         st.synced.forget(key);
-        Some(app)
+        true
     }
 }

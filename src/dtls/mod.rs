@@ -23,6 +23,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
 mod fingerprint;
+pub mod pool;
 
 pub use fingerprint::{Fingerprint, HashFunction, matches_any};
 

@@ -109,6 +109,16 @@ pub enum EngineEvent {
         /// When the worker received it.
         at: Instant,
     },
+    /// From a handshake thread (not a worker): a session's DTLS handshake
+    /// ended, with its SRTP keys or why it failed.
+    Handshake {
+        /// The session.
+        key: SessionKey,
+        /// The worker and client address of the record that ended it.
+        from: (WorkerId, SocketAddr),
+        /// The keys, or the reason.
+        result: Result<SrtpKeys, String>,
+    },
 }
 
 /// Plaintext packets handed from the publisher's worker to the workers that

@@ -287,3 +287,20 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+impl WorkerHandle {
+    /// A handle on no thread, and the receiving end of its commands: what
+    /// the control thread sends can be counted.
+    pub fn detached() -> (Self, Receiver<WorkerCommand>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let poll = Poll::new().expect("epoll");
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).expect("eventfd"));
+        let handle = WorkerHandle {
+            commands: tx,
+            waker,
+            counters: Arc::new(Counters::default()),
+        };
+        (handle, rx)
+    }
+}
