@@ -369,4 +369,30 @@ mod tests {
             .http_max_connections;
         assert!((16..=DEFAULT_HTTP_MAX_CONNECTIONS).contains(&default));
     }
+
+    #[test]
+    fn limits_from_flags_or_file_over_defaults() {
+        let flag = ServeArgs {
+            max_sessions_per_app: Some(10),
+            max_new_sessions_per_address: Some(3),
+            handshake_threads: Some(2),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&flag).unwrap();
+        assert_eq!(c.limits.sessions_per_app, 10);
+        assert_eq!(c.limits.new_sessions_per_address, Some(3));
+        assert_eq!(c.limits.never_connected_per_app, 100_000);
+        assert_eq!(c.handshake_threads, 2);
+        let file: FileConfig = toml::from_str(
+            "max-tracks-per-session = 8\nmax-requests-per-second = 9\nmax-never-connected-per-app = 7",
+        )
+        .unwrap();
+        assert_eq!(file.max_tracks_per_session, Some(8));
+        assert_eq!(file.max_requests_per_second, Some(9));
+        assert_eq!(file.max_never_connected_per_app, Some(7));
+        let d = Config::load(&ServeArgs::default()).unwrap();
+        assert_eq!(d.limits, Limits::default());
+        assert_eq!(d.limits.new_sessions_per_address, None);
+        assert!(d.handshake_threads >= 1);
+    }
 }

@@ -23,11 +23,17 @@ use super::phase::{Phase, Phases, Watched};
 /// answered first; a connection between requests ends at once).
 pub async fn serve(stream: TcpStream, router: Router, mut stop: watch::Receiver<()>) {
     let phases = Arc::new(Phases::new(Instant::now()));
+    let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched::new(stream, phases.clone()));
     let routes = TowerToHyperService::new(router);
     let service_phases = phases.clone();
-    let service = service_fn(move |request: hyper::Request<Incoming>| {
+    let service = service_fn(move |mut request: hyper::Request<Incoming>| {
         service_phases.request_started();
+        if let Some(peer) = peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         let answer = routes.call(request);
         let phases = service_phases.clone();
         Box::pin(async move {

@@ -240,6 +240,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
 async fn new_session(
     State(s): State<ApiState>,
     Path(app): Path<String>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -247,7 +248,8 @@ async fn new_session(
         async {
             let app = authorize(&s, &app, &headers)?;
             let req = read_json(body).await?;
-            let (id, answer) = s.control.new_session(&app, req, Instant::now())?;
+            let client = peer.map(|p| p.0.0.ip());
+            let (id, answer) = s.control.new_session(&app, client, req, Instant::now())?;
             let mut out = json!({ "sessionId": id });
             if let Some(a) = answer {
                 out["sessionDescription"] = serde_json::to_value(a).unwrap_or_default();

@@ -4,6 +4,10 @@
 //!
 //! Where it sits: the control thread, at the start of each operation.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::api::error::ApiError;
@@ -93,6 +97,39 @@ pub fn check_auto_discover(
         .count();
     check_items(items + discovered, "tracks (autoDiscover included)")
 }
+
+/// Requests per client address in the current one-second window (for the
+/// optional sessions/new limit per address).
+#[derive(Default)]
+pub struct AddressRate {
+    windows: HashMap<IpAddr, (Instant, u32)>,
+}
+
+/// Addresses remembered before stale windows are dropped.
+const ADDRESSES_KEPT: usize = 65_536;
+
+impl AddressRate {
+    /// Counts a request from `ip`; 429 past `max` in its window.
+    pub fn check(&mut self, ip: IpAddr, max: u32, now: Instant) -> Result<(), ApiError> {
+        if self.windows.len() >= ADDRESSES_KEPT {
+            self.windows
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
+        }
+        let (start, count) = self.windows.entry(ip).or_insert((now, 0));
+        if now.saturating_duration_since(*start) >= WINDOW {
+            *start = now;
+            *count = 0;
+        }
+        *count += 1;
+        if *count > max {
+            return Err(ApiError::rate_limited());
+        }
+        Ok(())
+    }
+}
+
+/// A rate window.
+const WINDOW: Duration = Duration::from_secs(1);
 
 /// Every item's `simulcast` must be the documented object:
 /// `{preferredRid?: string, priorityOrdering?: "none" | "asciibetical",

@@ -61,6 +61,8 @@ struct State {
     last_event: Option<(Instant, Instant)>,
     /// When consent and idle tracks are judged next.
     next_liveness: Instant,
+    /// sessions/new per client address, when limited.
+    new_sessions: limits::AddressRate,
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -103,6 +105,7 @@ impl Control {
                 idle_tracks: Default::default(),
                 last_event: None,
                 next_liveness: Instant::now(),
+                new_sessions: Default::default(),
             }),
             workers,
             identity,
@@ -245,6 +248,7 @@ mod tests {
             idle_tracks: Default::default(),
             last_event: None,
             next_liveness: t0,
+            new_sessions: Default::default(),
         };
         assert!(!st.behind_workers(t0), "no events yet");
         // A check seen by a worker at t0 handled 5 s later: behind.

@@ -60,6 +60,7 @@ impl Control {
     pub fn new_session(
         &self,
         app: &AppId,
+        client: Option<std::net::IpAddr>,
         req: NewSessionRequest,
         now: Instant,
     ) -> Result<(String, Option<SessionDescriptionJson>), ApiError> {
@@ -73,6 +74,9 @@ impl Control {
             None => None,
         };
         let mut st = self.lock();
+        if let (Some(max), Some(ip)) = (self.limits.new_sessions_per_address, client) {
+            st.new_sessions.check(ip, max, now)?;
+        }
         let room = st
             .reg
             .apps

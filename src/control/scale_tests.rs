@@ -72,7 +72,7 @@ impl Harness {
     fn session(&self) -> String {
         let (id, _) = self
             .control
-            .new_session(&self.app, Default::default(), self.now)
+            .new_session(&self.app, None, Default::default(), self.now)
             .expect("sessions/new");
         id
     }
