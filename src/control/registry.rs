@@ -30,8 +30,10 @@ impl App {
 pub struct Registry {
     /// Apps by id.
     pub apps: HashMap<AppId, App>,
-    /// Sessions by key, with their app.
-    pub sessions: HashMap<SessionKey, (AppId, Session)>,
+    /// Sessions by key, with their app. Boxed: growing the map moves
+    /// pointers, not sessions (a resize at 100,000 sessions would otherwise
+    /// copy some 70 MB while the API waits).
+    pub sessions: HashMap<SessionKey, (AppId, Box<Session>)>,
     /// The session that pushes each track (kept by the sync, which sees
     /// every session whose pushed tracks changed).
     pub tracks: HashMap<TrackKey, SessionKey>,
@@ -67,7 +69,7 @@ impl Registry {
         let a = self.apps.get_mut(app)?;
         self.next_session += 1;
         let key = SessionKey(self.next_session);
-        let session = Session::new(key, now);
+        let session = Box::new(Session::new(key, now));
         a.sessions.insert(session.id.clone(), key);
         self.sessions.insert(key, (app.clone(), session));
         self.created.push_back((now, key));
@@ -97,16 +99,16 @@ impl Registry {
 
     /// A session by key.
     pub fn session(&self, key: SessionKey) -> Option<&Session> {
-        self.sessions.get(&key).map(|(_, s)| s)
+        self.sessions.get(&key).map(|(_, s)| &**s)
     }
 
     /// A session by key, mutably.
     pub fn session_mut(&mut self, key: SessionKey) -> Option<&mut Session> {
-        self.sessions.get_mut(&key).map(|(_, s)| s)
+        self.sessions.get_mut(&key).map(|(_, s)| &mut **s)
     }
 
     /// Removes a session.
-    pub fn remove_session(&mut self, key: SessionKey) -> Option<(AppId, Session)> {
+    pub fn remove_session(&mut self, key: SessionKey) -> Option<(AppId, Box<Session>)> {
         let (app, session) = self.sessions.remove(&key)?;
         if let Some(a) = self.apps.get_mut(&app) {
             a.sessions.remove(&session.id);

@@ -232,7 +232,7 @@ impl Control {
         st: &mut State,
         key: SessionKey,
         (worker, addr): (WorkerId, SocketAddr),
-        result: Result<crate::dtls::SrtpKeys, String>,
+        result: Result<Box<crate::dtls::SrtpKeys>, String>,
         now: Instant,
     ) {
         if st.reg.session(key).is_none_or(|s| s.failure.is_some()) {
@@ -258,7 +258,7 @@ impl Control {
             };
             self.switch_path(st, key, new, now);
         }
-        self.on_connected(st, key, keys, now)
+        self.on_connected(st, key, *keys, now)
     }
 
     /// A session whose transport failed for good before it ever connected

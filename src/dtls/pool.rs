@@ -248,7 +248,7 @@ impl Handshaker {
         self.flush(key, Some(from));
         let result = match result {
             Ok(None) => return,
-            Ok(Some(keys)) => Ok(keys),
+            Ok(Some(keys)) => Ok(Box::new(keys)),
             Err(e) => Err(e.to_string()),
         };
         // The control thread must hear every end; it waits if its queue is full.

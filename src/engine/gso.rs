@@ -42,7 +42,9 @@ impl Coalescer {
         }
     }
 
-    /// Adds a datagram; a group it cannot join is queued first.
+    /// Adds a datagram; a group it cannot join is queued first. Inlined:
+    /// it runs once per subscriber per packet.
+    #[inline]
     pub fn push(&mut self, datagram: BytesMut, out: &mut VecDeque<Transmit>) {
         let len = datagram.len();
         let joins = self.count > 0

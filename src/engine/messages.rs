@@ -117,7 +117,7 @@ pub enum EngineEvent {
         /// The worker and client address of the record that ended it.
         from: (WorkerId, SocketAddr),
         /// The keys, or the reason.
-        result: Result<SrtpKeys, String>,
+        result: Result<Box<SrtpKeys>, String>,
     },
 }
 
