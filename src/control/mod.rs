@@ -51,6 +51,9 @@ struct State {
     synced: Synced,
     /// Per track: when the last PLI went upstream, and whether one waits.
     keyframes: HashMap<TrackKey, (Instant, bool)>,
+    /// Tracks whose keyframe request waits for the end of its window (the
+    /// tick looks only at these).
+    keyframes_waiting: std::collections::HashSet<TrackKey>,
     /// Per track: when media last arrived.
     media_seen: HashMap<TrackKey, Instant>,
     /// Tracks marked inactive for lack of media (media events for other
@@ -101,6 +104,7 @@ impl Control {
                 reg: Registry::new(apps),
                 synced: Synced::default(),
                 keyframes: HashMap::new(),
+                keyframes_waiting: Default::default(),
                 media_seen: HashMap::new(),
                 idle_tracks: Default::default(),
                 last_event: None,
@@ -210,6 +214,15 @@ impl Control {
         }
     }
 
+    /// Like [`Control::sync`], with the fan-out tables stored at once: for
+    /// changes that detach a session from a worker, so that no table lists
+    /// it where its state is gone.
+    fn sync_now(&self, st: &mut State, changed: &[SessionKey]) {
+        let State { reg, synced, .. } = st;
+        synced.sync(reg, changed, &self.workers);
+        synced.flush(reg);
+    }
+
     /// Stores the fan-out tables that changed since the last flush.
     pub fn flush_fanout(&self) -> usize {
         let mut st = self.lock();
@@ -244,6 +257,7 @@ mod tests {
             reg: Registry::new(Vec::new()),
             synced: Synced::default(),
             keyframes: HashMap::new(),
+            keyframes_waiting: Default::default(),
             media_seen: HashMap::new(),
             idle_tracks: Default::default(),
             last_event: None,

@@ -346,3 +346,36 @@ fn expiry_looks_only_at_what_is_due() {
     let st = h.control.lock();
     assert!(st.reg.session_key(&h.app, &connected).is_some());
 }
+
+#[test]
+fn a_keyframe_request_inside_the_window_is_sent_when_it_ends() {
+    let mut h = Harness::new();
+    let publisher = h.session();
+    h.push(&publisher, "cam");
+    h.connect(&publisher, 0);
+    let cam = h.track(&publisher, "cam");
+    let requests = |h: &Harness| {
+        h.commands
+            .iter()
+            .flat_map(|rx| rx.try_iter())
+            .filter(|c| matches!(c, WorkerCommand::RequestKeyframe { track, .. } if *track == cam))
+            .count()
+    };
+    h.drain();
+    let t0 = h.now + Duration::from_secs(5);
+    {
+        let mut st = h.control.lock();
+        h.control.request_keyframe(&mut st, cam, t0);
+        h.control
+            .request_keyframe(&mut st, cam, t0 + Duration::from_millis(100));
+        h.control
+            .request_keyframe(&mut st, cam, t0 + Duration::from_millis(200));
+    }
+    assert_eq!(requests(&h), 1, "one at once, the others wait");
+    h.control.handle_tick(t0 + Duration::from_millis(400));
+    assert_eq!(requests(&h), 0, "the window has not ended");
+    h.control.handle_tick(t0 + Duration::from_millis(500));
+    assert_eq!(requests(&h), 1, "the waiting ones, as one");
+    h.control.handle_tick(t0 + Duration::from_millis(1200));
+    assert_eq!(requests(&h), 0, "nothing waits any more");
+}

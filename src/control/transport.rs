@@ -189,7 +189,7 @@ impl Control {
                 path: (worker, addr),
             });
         }
-        self.sync(st, &[key]);
+        self.sync_now(st, &[key]);
         if current.is_some() {
             // Packets were lost while the path moved (no NACK yet).
             self.request_keyframes_around(st, key, now);
@@ -292,7 +292,7 @@ impl Control {
             w.send(WorkerCommand::Detach { key });
         }
         st.synced.forget(key);
-        self.sync(st, &[key]);
+        self.sync_now(st, &[key]);
     }
 
     /// Hands the session's handshake to its handshake thread once the
@@ -381,6 +381,7 @@ impl Control {
             && now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL
         {
             entry.1 = true;
+            st.keyframes_waiting.insert(track);
             return;
         }
         st.keyframes.insert(track, (now, false));
@@ -400,15 +401,24 @@ impl Control {
     pub fn handle_tick(&self, now: Instant) {
         let mut st = self.lock();
         let waiting: Vec<TrackKey> = st
-            .keyframes
+            .keyframes_waiting
             .iter()
-            .filter(|(_, (at, pending))| {
-                *pending && now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL
+            .copied()
+            .filter(|t| {
+                st.keyframes
+                    .get(t)
+                    .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL)
             })
-            .map(|(t, _)| *t)
             .collect();
         for track in waiting {
-            self.request_keyframe(&mut st, track, now);
+            st.keyframes_waiting.remove(&track);
+            if st
+                .keyframes
+                .get(&track)
+                .is_some_and(|(_, pending)| *pending)
+            {
+                self.request_keyframe(&mut st, track, now);
+            }
         }
         let expired = self.never_connected_due(&mut st, now);
         self.remove_sessions(&mut st, expired);
@@ -499,7 +509,7 @@ impl Control {
             }
             changed.push(key);
         }
-        self.sync(st, &changed);
+        self.sync_now(st, &changed);
     }
 
     /// Removes a session: its ICE credentials, its worker state, its tracks.
@@ -514,7 +524,7 @@ impl Control {
             .into_iter()
             .filter(|key| self.remove_unsynced(st, *key))
             .collect();
-        self.sync(st, &removed);
+        self.sync_now(st, &removed);
     }
 
     /// Removes a session without telling the sync; whether it existed.
@@ -530,6 +540,7 @@ impl Control {
         for p in &session.pushed {
             p.fanout.store(Default::default());
             st.keyframes.remove(&p.key());
+            st.keyframes_waiting.remove(&p.key());
             st.media_seen.remove(&p.key());
             st.idle_tracks.remove(&p.key());
         }
