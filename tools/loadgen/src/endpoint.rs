@@ -1,7 +1,9 @@
 //! One simulated client's transport, sans-IO: ICE checks as the controlling
 //! agent (USE-CANDIDATE on the one pair), then a DTLS handshake (as client,
 //! or as server when the SFU answered `a=setup:active`), then SRTP. Consent
-//! checks keep the pair alive during a run.
+//! checks keep the pair alive during a run. The CPU time the calling
+//! thread spends on the handshake (DTLS and SRTP keys) is counted, so a run
+//! can tell what joins cost the load generator itself.
 //!
 //! Inputs: `handle_datagram`, `handle_timeout`; output: `poll_transmit`.
 
@@ -15,6 +17,8 @@ use switchboard::ids::random_bytes;
 use switchboard::srtp::SrtpSession;
 use switchboard::wire::stun::{StunMessage, message_type};
 use switchboard::wire::{PacketKind, classify};
+
+use crate::procstat::thread_cpu_time;
 
 /// How often checks repeat until the first answer.
 const CHECK_INTERVAL: Duration = Duration::from_millis(50);
@@ -59,6 +63,8 @@ pub struct Endpoint {
     transmits: VecDeque<Vec<u8>>,
     /// When SRTP became ready.
     pub connected_at: Option<Instant>,
+    /// CPU time spent on the DTLS handshake and the SRTP keys (until connected).
+    pub handshake_cpu: Duration,
 }
 
 impl Endpoint {
@@ -79,7 +85,20 @@ impl Endpoint {
             next_check: now,
             transmits: VecDeque::new(),
             connected_at: None,
+            handshake_cpu: Duration::ZERO,
         }
+    }
+
+    /// Runs `step` of the handshake, adding its CPU time to `handshake_cpu`
+    /// while not connected yet.
+    fn handshake_step<T>(&mut self, step: impl FnOnce(&mut Self) -> T) -> T {
+        if self.phase == Phase::Connected {
+            return step(self);
+        }
+        let t0 = thread_cpu_time();
+        let out = step(self);
+        self.handshake_cpu += thread_cpu_time().saturating_sub(t0);
+        out
     }
 
     /// The connection phase.
@@ -112,7 +131,7 @@ impl Endpoint {
             self.send_check(now);
         }
         if self.dtls.poll_timeout().is_some_and(|t| t <= now)
-            && self.dtls.handle_timeout(now).is_err()
+            && self.handshake_step(|e| e.dtls.handle_timeout(now)).is_err()
         {
             self.phase = Phase::Failed;
         }
@@ -154,7 +173,7 @@ impl Endpoint {
                 if ok && self.phase == Phase::Checking {
                     self.phase = Phase::Handshaking;
                     self.next_check = now + CONSENT_INTERVAL;
-                    if self.dtls.start(now).is_err() {
+                    if self.handshake_step(|e| e.dtls.start(now)).is_err() {
                         self.phase = Phase::Failed;
                     }
                     self.drain_dtls();
@@ -162,23 +181,27 @@ impl Endpoint {
                 None
             }
             PacketKind::Dtls => {
-                match self.dtls.handle_datagram(now, datagram) {
-                    Ok(Some(keys)) => match SrtpSession::new(&keys) {
-                        Ok(srtp) => {
-                            self.srtp = Some(srtp);
-                            self.phase = Phase::Connected;
-                            self.connected_at = Some(now);
-                        }
-                        Err(_) => self.phase = Phase::Failed,
-                    },
-                    Ok(None) => {}
-                    Err(_) => self.phase = Phase::Failed,
-                }
+                self.handshake_step(|e| e.handle_dtls(now, datagram));
                 self.drain_dtls();
                 None
             }
             PacketKind::Rtp => Some(datagram),
             _ => None,
+        }
+    }
+
+    fn handle_dtls(&mut self, now: Instant, datagram: &[u8]) {
+        match self.dtls.handle_datagram(now, datagram) {
+            Ok(Some(keys)) => match SrtpSession::new(&keys) {
+                Ok(srtp) => {
+                    self.srtp = Some(srtp);
+                    self.phase = Phase::Connected;
+                    self.connected_at = Some(now);
+                }
+                Err(_) => self.phase = Phase::Failed,
+            },
+            Ok(None) => {}
+            Err(_) => self.phase = Phase::Failed,
         }
     }
 

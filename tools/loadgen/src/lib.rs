@@ -7,8 +7,9 @@
 //! client side's offers and answers), [`media`] (packets with a send-time
 //! header extension and a checkable payload), [`stats`] (histograms and the
 //! report), [`target`] (setting sessions up through an SFU's API),
-//! [`run`] (threads with mio loops), [`udp`] (reads with UDP GRO),
-//! [`procstat`] (CPU time from /proc).
+//! [`run`] (threads with mio loops), [`storm`] (subscribers joining at a
+//! rate, as a flash crowd), [`udp`] (reads with UDP GRO), [`procstat`] (CPU
+//! time from /proc and of threads).
 
 pub mod endpoint;
 pub mod janus;
@@ -18,5 +19,6 @@ pub mod run;
 pub mod scenario;
 pub mod sdp;
 pub mod stats;
+pub mod storm;
 pub mod target;
 pub mod udp;

@@ -76,6 +76,17 @@ struct Cli {
     /// Increase subscribers step by step until loss > 1 % or p99 > 10 ms.
     #[arg(long)]
     ramp: bool,
+    /// Flash crowd: the subscribers join at this many per second (all
+    /// publishers' together), before the warm-up; the report adds join
+    /// latency (first API call to first media), the API's latency while
+    /// joining, and whether the server or the load generator held the rate
+    /// back (switchboard only).
+    #[arg(long, value_name = "PER_SECOND")]
+    join_rate: Option<f64>,
+    /// Threads making the flash crowd's API calls, each with its own HTTP
+    /// connection [default: one per 10 joins/s, from 4 to 128].
+    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    join_threads: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -102,6 +113,8 @@ fn main() -> anyhow::Result<()> {
         progress: true,
         gro: cli.gro,
         busy_poll: cli.busy_poll,
+        join_rate: cli.join_rate,
+        join_threads: cli.join_threads,
     };
     if !cli.ramp {
         let report = scenario::run(&scenario)?;

@@ -1,5 +1,6 @@
-//! CPU time of a process from /proc/PID/stat (utime + stime), and what
-//! machine this is; used to report CPU per forwarded packet.
+//! CPU time of a process from /proc/PID/stat (utime + stime), of the
+//! calling thread, and what machine this is; used to report CPU per
+//! forwarded packet and per join.
 
 use std::time::Duration;
 
@@ -16,6 +17,45 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some(Duration::from_secs_f64((utime + stime) / TICKS_PER_SECOND))
+}
+
+/// User + system CPU time of the calling thread, in ns resolution (zero
+/// where the clock is missing).
+pub fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Cores this process may run on (its CPU affinity).
+pub fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Cores process `pid` may run on (its CPU affinity; `None` if unreadable).
+pub fn cores_of(pid: u32) -> Option<usize> {
+    // SAFETY: all-zero is an empty cpu_set_t; sched_getaffinity writes at
+    // most the size it is given.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::sched_getaffinity(
+            pid as libc::pid_t,
+            std::mem::size_of::<libc::cpu_set_t>(),
+            &mut set,
+        )
+    };
+    if r != 0 {
+        return None;
+    }
+    // SAFETY: a set the kernel filled.
+    let n = unsafe { libc::CPU_COUNT(&set) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
 /// CPU model and core count.
@@ -45,5 +85,28 @@ mod tests {
         }
         std::hint::black_box(x);
         assert!(super::cpu_time(std::process::id()).unwrap() >= t0);
+    }
+
+    #[test]
+    fn reads_thread_cpu_time() {
+        let t0 = super::thread_cpu_time();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        std::hint::black_box(x);
+        let spent = super::thread_cpu_time() - t0;
+        assert!(spent > std::time::Duration::ZERO, "{spent:?}");
+        // Sleeping costs no CPU.
+        let t1 = super::thread_cpu_time();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(super::thread_cpu_time() - t1 < std::time::Duration::from_millis(20));
+    }
+
+    #[test]
+    fn reads_own_cores() {
+        let own = super::cores_of(std::process::id()).unwrap();
+        assert!(own >= 1);
+        assert_eq!(own, super::usable_cores());
     }
 }

@@ -1,6 +1,7 @@
 //! Loop threads: each runs a mio loop over its share of the simulated
 //! clients (one UDP socket each), sends publishers' frames on time, feeds
 //! received datagrams to the endpoints and measures what subscribers get.
+//! Clients reach the threads in turn through a [`HandOff`].
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -179,6 +180,32 @@ impl Client {
     }
 }
 
+/// Hands clients to the loop threads in turn; any thread that sets clients
+/// up may use it.
+pub struct HandOff {
+    senders: Vec<Sender<Client>>,
+    next: AtomicUsize,
+}
+
+impl HandOff {
+    /// Hands off over `senders` (from [`spawn`]).
+    pub fn new(senders: Vec<Sender<Client>>) -> Self {
+        HandOff {
+            senders,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Gives `client` to the next loop thread.
+    pub fn send(&self, client: Client) {
+        if self.senders.is_empty() {
+            return;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.senders.len();
+        let _ = self.senders[i].send(client);
+    }
+}
+
 /// Starts `threads` loop threads; clients are handed to them over the senders.
 pub fn spawn(
     threads: usize,
@@ -249,7 +276,7 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
             for live in clients.iter_mut() {
                 live.client.endpoint.handle_timeout(now);
                 flush(&mut live.client, &live.socket);
-                note_connected(&mut live.client, shared);
+                note_connected(&mut live.client, shared, &mut stats);
             }
         }
         let timeout = if shared.busy_poll {
@@ -281,7 +308,7 @@ fn flush(client: &mut Client, socket: &mio::net::UdpSocket) {
     }
 }
 
-fn note_connected(client: &mut Client, shared: &Shared) {
+fn note_connected(client: &mut Client, shared: &Shared, stats: &mut Stats) {
     if client.counted {
         return;
     }
@@ -289,6 +316,15 @@ fn note_connected(client: &mut Client, shared: &Shared) {
         Phase::Connected => {
             client.counted = true;
             shared.connected.fetch_add(1, Ordering::AcqRel);
+            if let Role::Subscriber { created, .. } = client.role {
+                stats.handshakes += 1;
+                stats.handshake_cpu += client.endpoint.handshake_cpu;
+                let at = client.endpoint.connected_at.unwrap_or_else(Instant::now);
+                stats.last_connected = stats.last_connected.max(Some(at));
+                let _ = stats
+                    .connect_us
+                    .record(at.saturating_duration_since(created).as_micros().max(1) as u64);
+            }
         }
         Phase::Failed => {
             client.counted = true;
@@ -397,9 +433,9 @@ fn receive(live: &mut Live, shared: &Shared, from: SocketAddr, datagram: &[u8], 
     let Some(send) = send else { return };
     if !*got_media {
         *got_media = true;
-        let _ = stats
-            .setup_ms
-            .record(now.saturating_duration_since(*created).as_millis().max(1) as u64);
+        let setup = now.saturating_duration_since(*created);
+        let _ = stats.setup_ms.record(setup.as_millis().max(1) as u64);
+        let _ = stats.join_us.record(setup.as_micros().max(1) as u64);
     }
     let Some(window) = shared.windows.get(send.stream as usize) else {
         return;

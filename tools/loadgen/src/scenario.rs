@@ -1,6 +1,7 @@
 //! One measured run against switchboard: set up P publishers and S
 //! subscribers per publisher through the API, let them connect, warm up,
-//! measure a window, and report.
+//! measure a window, and report. With a join rate the subscribers come as
+//! a flash crowd (`crate::storm`) before the warm-up.
 
 use std::net::{IpAddr, UdpSocket};
 use std::sync::Arc;
@@ -17,11 +18,12 @@ use crate::endpoint::Endpoint;
 use crate::janus::Janus;
 use crate::media::{HEADER_LEN, SRTP_OVERHEAD};
 use crate::procstat;
-use crate::run::{self, Client, Role, Shared, StreamTx, phase};
+use crate::run::{self, Client, HandOff, Role, Shared, StreamTx, phase};
 use crate::sdp::{
     AUDIO_PT, Local, Sending, VIDEO_PT, publisher_offer, remote_of, subscriber_answer,
 };
 use crate::stats::{Report, Setup, Stats};
+use crate::storm::{self, Joined};
 use crate::target::{Sfu, Switchboard};
 
 /// What to run.
@@ -66,6 +68,12 @@ pub struct Scenario {
     /// Loop threads poll without sleeping: the SFU's sends do not pay for
     /// waking them (on loopback the sender pays for the receiver's wake-up).
     pub busy_poll: bool,
+    /// Subscribers join at this many per second, as a flash crowd, instead
+    /// of one after another before the run (switchboard only).
+    pub join_rate: Option<f64>,
+    /// Threads making a flash crowd's API calls (0: one per 10 joins/s,
+    /// from 4 to 128).
+    pub join_threads: usize,
 }
 
 const FPS: u32 = 30;
@@ -132,7 +140,7 @@ fn streams(s: &Scenario, i: usize) -> Vec<(Sending, StreamTx)> {
     out
 }
 
-fn bar(progress: bool, len: usize, message: &'static str) -> ProgressBar {
+pub(crate) fn bar(progress: bool, len: usize, message: &'static str) -> ProgressBar {
     let bar = if progress {
         ProgressBar::new(len as u64)
     } else {
@@ -166,8 +174,71 @@ fn wait_connected(
     }
 }
 
+/// One subscriber joining the tracks `names` of `publisher`: its socket,
+/// the API calls (the pull, then the answer to the server's offer) and a
+/// client ready for a loop thread. Its setup clock starts at the first
+/// API call.
+pub(crate) fn join(
+    api: &mut dyn Sfu,
+    s: &Scenario,
+    identity: &Arc<DtlsIdentity>,
+    publisher: &str,
+    names: &[String],
+) -> anyhow::Result<Client> {
+    let socket = client_socket(s)?;
+    socket.set_nonblocking(true)?;
+    let ice = IceCredentials::random();
+    let created = Instant::now();
+    let (sub_session, offer) = api.subscribe(publisher, names)?;
+    let answer = subscriber_answer(
+        &offer,
+        &Local {
+            ufrag: &ice.ufrag,
+            pwd: &ice.pwd,
+            fingerprint: &identity.fingerprint,
+            addr: socket.local_addr()?,
+        },
+    )?;
+    api.answer(&sub_session, &answer)?;
+    let (remote, addr) = remote_of(&offer)?;
+    let send_time_id = sdp::parse(&offer)
+        .ok()
+        .and_then(|d| {
+            d.media
+                .iter()
+                .flat_map(|m| m.extmaps.clone())
+                .find(|e| e.uri == extension::SEND_TIME)
+        })
+        .map(|e| e.id);
+    let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
+    Ok(Client::new(
+        endpoint,
+        socket,
+        addr,
+        Role::Subscriber {
+            send_time_id,
+            created,
+            got_media: false,
+        },
+    ))
+}
+
+/// What the orchestrating part of a run measured.
+struct Measured {
+    window: Duration,
+    server_cpu: Option<(Duration, Duration)>,
+    own_cpu: Option<(Duration, Duration)>,
+    joined: Option<Joined>,
+}
+
 /// Runs one scenario against switchboard.
 pub fn run(s: &Scenario) -> anyhow::Result<Report> {
+    if s.join_rate.is_some() && s.target == "janus" {
+        bail!("a join rate (flash crowd) is for switchboard only");
+    }
+    if s.join_rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        bail!("the join rate must be a positive number of joins per second");
+    }
     let identity = Arc::new(DtlsIdentity::generate().context("DTLS certificate")?);
     let mut api: Box<dyn Sfu> = match s.target.as_str() {
         "janus" => Box::new(Janus::new(&s.url, s.publishers)?),
@@ -176,16 +247,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     let per = if s.audio { 2 } else { 1 };
     let shared = Shared::new(s.publishers * per, s.busy_poll);
     let (senders, handles) = run::spawn(s.threads, &shared);
-    let mut next_thread = 0;
-    let mut hand_off = |client: Client| {
-        let _ = senders[next_thread % senders.len()].send(client);
-        next_thread += 1;
-    };
-    type Measured = (
-        Duration,
-        Option<(Duration, Duration)>,
-        Option<(Duration, Duration)>,
-    );
+    let hand_off = HandOff::new(senders);
     let result = (|| -> anyhow::Result<Measured> {
         let total = s.publishers * (1 + s.subscribers);
         let setup = bar(s.progress, total, "connecting");
@@ -212,7 +274,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             let (remote, addr) = remote_of(&answer)?;
             let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
             let streams = tx.into_iter().map(|(_, t)| t).collect();
-            hand_off(Client::new(
+            hand_off.send(Client::new(
                 endpoint,
                 socket,
                 addr,
@@ -224,49 +286,30 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             ));
         }
         wait_connected(&shared, s.publishers, Duration::from_secs(30), &setup)?;
-        for (session, names) in &publishers {
-            for _ in 0..s.subscribers {
-                let created = Instant::now();
-                let socket = client_socket(s)?;
-                socket.set_nonblocking(true)?;
-                let ice = IceCredentials::random();
-                let (sub_session, offer) = api.subscribe(session, names)?;
-                let answer = subscriber_answer(
-                    &offer,
-                    &Local {
-                        ufrag: &ice.ufrag,
-                        pwd: &ice.pwd,
-                        fingerprint: &identity.fingerprint,
-                        addr: socket.local_addr()?,
-                    },
-                )?;
-                api.answer(&sub_session, &answer)?;
-                let (remote, addr) = remote_of(&offer)?;
-                let send_time_id = sdp::parse(&offer)
-                    .ok()
-                    .and_then(|d| {
-                        d.media
-                            .iter()
-                            .flat_map(|m| m.extmaps.clone())
-                            .find(|e| e.uri == extension::SEND_TIME)
-                    })
-                    .map(|e| e.id);
-                let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
-                hand_off(Client::new(
-                    endpoint,
-                    socket,
-                    addr,
-                    Role::Subscriber {
-                        send_time_id,
-                        created,
-                        got_media: false,
-                    },
-                ));
+        let joined = match s.join_rate {
+            Some(rate) => {
+                setup.finish_and_clear();
+                Some(storm::run(
+                    s,
+                    rate,
+                    &identity,
+                    &publishers,
+                    &hand_off,
+                    &shared,
+                )?)
             }
-        }
-        let limit = Duration::from_secs(30) + Duration::from_millis(20 * total as u64);
-        wait_connected(&shared, total, limit, &setup)?;
-        setup.finish_and_clear();
+            None => {
+                for (session, names) in &publishers {
+                    for _ in 0..s.subscribers {
+                        hand_off.send(join(api.as_mut(), s, &identity, session, names)?);
+                    }
+                }
+                let limit = Duration::from_secs(30) + Duration::from_millis(20 * total as u64);
+                wait_connected(&shared, total, limit, &setup)?;
+                setup.finish_and_clear();
+                None
+            }
+        };
 
         shared.phase.store(phase::WARMUP, Ordering::Release);
         std::thread::sleep(s.warmup);
@@ -287,7 +330,12 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         let own_cpu1 = procstat::cpu_time(std::process::id());
         run_bar.finish_and_clear();
         std::thread::sleep(Duration::from_millis(500));
-        Ok((window, server_cpu0.zip(server_cpu1), own_cpu0.zip(own_cpu1)))
+        Ok(Measured {
+            window,
+            server_cpu: server_cpu0.zip(server_cpu1),
+            own_cpu: own_cpu0.zip(own_cpu1),
+            joined,
+        })
     })();
     shared.phase.store(phase::STOP, Ordering::Release);
     let mut stats = Stats::default();
@@ -296,7 +344,12 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             stats.merge(&s);
         }
     }
-    let (window, server_cpu, own_cpu) = result?;
+    let Measured {
+        window,
+        server_cpu,
+        own_cpu,
+        joined,
+    } = result?;
 
     let sent: u64 = shared
         .windows
@@ -335,5 +388,6 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         machine: procstat::machine(),
         gro: s.gro,
         busy_poll: s.busy_poll,
+        storm: joined.map(|j| storm::report(s, j, &stats)),
     })
 }

@@ -1,5 +1,7 @@
 //! What a run measures, per thread then merged, and the JSON report.
 
+use std::time::{Duration, Instant};
+
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
@@ -9,6 +11,16 @@ pub struct Stats {
     pub latency_us: Histogram<u64>,
     /// Setup time (ms): first API call to first media, per subscriber.
     pub setup_ms: Histogram<u64>,
+    /// The same in µs: a join's latency.
+    pub join_us: Histogram<u64>,
+    /// First API call to SRTP ready, µs, per subscriber.
+    pub connect_us: Histogram<u64>,
+    /// When the last subscriber connected.
+    pub last_connected: Option<Instant>,
+    /// Subscribers that connected here.
+    pub handshakes: u64,
+    /// CPU time their handshakes took here (DTLS and SRTP keys).
+    pub handshake_cpu: Duration,
     /// Packets received in the measured window.
     pub received: u64,
     /// Packets decrypted and checked.
@@ -22,6 +34,11 @@ impl Default for Stats {
         Stats {
             latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
             setup_ms: Histogram::new_with_bounds(1, 600_000, 3).expect("histogram bounds"),
+            join_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+            connect_us: Histogram::new_with_bounds(1, 600_000_000, 3).expect("histogram bounds"),
+            last_connected: None,
+            handshakes: 0,
+            handshake_cpu: Duration::ZERO,
             received: 0,
             sampled: 0,
             mismatches: 0,
@@ -34,6 +51,11 @@ impl Stats {
     pub fn merge(&mut self, other: &Stats) {
         let _ = self.latency_us.add(&other.latency_us);
         let _ = self.setup_ms.add(&other.setup_ms);
+        let _ = self.join_us.add(&other.join_us);
+        let _ = self.connect_us.add(&other.connect_us);
+        self.last_connected = self.last_connected.max(other.last_connected);
+        self.handshakes += other.handshakes;
+        self.handshake_cpu += other.handshake_cpu;
         self.received += other.received;
         self.sampled += other.sampled;
         self.mismatches += other.mismatches;
@@ -62,6 +84,151 @@ pub struct Setup {
     pub p50: u64,
     /// 99th percentile.
     pub p99: u64,
+}
+
+/// Percentiles of a flash crowd's times.
+#[derive(Debug, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// Percentiles of `h`, divided by `unit` (1 keeps its unit).
+    pub fn of(h: &Histogram<u64>, unit: f64) -> Self {
+        Spread {
+            p50: h.value_at_quantile(0.5) as f64 / unit,
+            p99: h.value_at_quantile(0.99) as f64 / unit,
+            max: h.max() as f64 / unit,
+        }
+    }
+}
+
+/// A flash crowd (`--join-rate`): subscribers joining at a set rate before
+/// the measured window.
+#[derive(Debug, Serialize)]
+pub struct Storm {
+    /// Joins per second asked for.
+    pub join_rate: f64,
+    /// Joins per second started (the last one's start against the first's).
+    pub achieved_rate: f64,
+    /// Joins per second connected (the last connection against the first
+    /// join's start): below the asked rate when a queue built up.
+    pub completed_rate: f64,
+    /// Joins tried.
+    pub joins: usize,
+    /// Joins whose subscriber received media.
+    pub joins_with_media: u64,
+    /// Joins whose API calls failed.
+    pub api_failures: usize,
+    /// Joins whose API calls succeeded but that did not connect (ICE or DTLS).
+    pub connect_failures: usize,
+    /// What the first failed join's API call said.
+    pub first_error: Option<String>,
+    /// Join latency: a join's first API call to its first media packet, ms
+    /// (with the wait for the publisher's next packet: up to a frame).
+    pub join_latency_ms: Spread,
+    /// A join's first API call to its SRTP being ready (ICE and DTLS done), ms.
+    pub connect_latency_ms: Spread,
+    /// Round trips of the HTTP calls made while joining, µs.
+    pub api_latency_us: Spread,
+    /// HTTP calls made while joining.
+    pub api_calls: usize,
+    /// The most a join started after its scheduled time, ms.
+    pub max_start_lag_ms: f64,
+    /// Threads making the joins' API calls.
+    pub join_threads: usize,
+    /// From the first join until every joined subscriber connected (or gave up), s.
+    pub storm_s: f64,
+    /// The server's CPU over `storm_s` (with --server-pid).
+    pub server_cpu_s: Option<f64>,
+    /// The server's CPU per join, µs (the media it forwarded meanwhile
+    /// included).
+    pub server_cpu_us_per_join: Option<f64>,
+    /// How busy the server's cores were over the storm (1: all of them).
+    pub server_busy: Option<f64>,
+    /// The load generator's CPU per join over the storm, µs (all of it:
+    /// the media it received meanwhile included).
+    pub loadgen_cpu_us_per_join: f64,
+    /// The load generator's own CPU per join in its DTLS handshake and SRTP keys, µs.
+    pub loadgen_dtls_us_per_join: f64,
+    /// Its CPU per join in the API calls and the SDP (the joiner threads), µs.
+    pub loadgen_api_us_per_join: f64,
+    /// Cores the load generator may use.
+    pub loadgen_cores: usize,
+    /// How busy its cores were over the storm (1: all of them).
+    pub loadgen_busy: Option<f64>,
+    /// Joins per second the load generator's own work per join (its DTLS
+    /// and API calls) allows on its cores, its DTLS on no more cores than
+    /// it has loop threads.
+    pub loadgen_join_capacity: Option<f64>,
+    /// What held the rate back: `none` (joins started and connected at
+    /// the asked rate, and all got media); `loadgen` (its own capacity is
+    /// below the rate, or only its cores were saturated, 85 % busy or
+    /// more); `both` (both sides' cores were); else `server`.
+    pub limited_by: String,
+}
+
+impl Storm {
+    /// A human summary.
+    pub fn summary(&self) -> String {
+        let busy = |b: Option<f64>| b.map_or("n/a".to_owned(), |b| format!("{:.0} %", b * 100.0));
+        let server = match (self.server_cpu_s, self.server_cpu_us_per_join) {
+            (Some(s), Some(per)) => format!(
+                "server CPU {s:.2} s ({} busy), {per:.0} µs per join",
+                busy(self.server_busy)
+            ),
+            _ => "server CPU n/a".to_owned(),
+        };
+        let capacity = self
+            .loadgen_join_capacity
+            .map_or("n/a".to_owned(), |c| format!("{c:.0}"));
+        let error = self
+            .first_error
+            .as_ref()
+            .map_or(String::new(), |e| format!("\nfirst API failure: {e}"));
+        format!(
+            "joins {} at {:.0}/s asked: {:.0}/s started (max lag {:.1} ms, {} threads), \
+             {:.0}/s connected  with media {}  API failures {}  connect failures {}\n\
+             join latency ms  p50 {:.1}  p99 {:.1}  max {:.1}  (first API call to first media)\n\
+             connect latency ms  p50 {:.1}  p99 {:.1}  max {:.1}  (first API call to SRTP ready)\n\
+             API latency µs  p50 {:.0}  p99 {:.0}  max {:.0}  over {} calls\n\
+             storm {:.2} s  {server}\n\
+             loadgen CPU {:.0} µs per join ({} busy); its own work per join: DTLS {:.0} µs, \
+             API calls and SDP {:.0} µs: up to {capacity} joins/s on {} core(s)\n\
+             limited by {}{error}",
+            self.joins,
+            self.join_rate,
+            self.achieved_rate,
+            self.max_start_lag_ms,
+            self.join_threads,
+            self.completed_rate,
+            self.joins_with_media,
+            self.api_failures,
+            self.connect_failures,
+            self.join_latency_ms.p50,
+            self.join_latency_ms.p99,
+            self.join_latency_ms.max,
+            self.connect_latency_ms.p50,
+            self.connect_latency_ms.p99,
+            self.connect_latency_ms.max,
+            self.api_latency_us.p50,
+            self.api_latency_us.p99,
+            self.api_latency_us.max,
+            self.api_calls,
+            self.storm_s,
+            self.loadgen_cpu_us_per_join,
+            busy(self.loadgen_busy),
+            self.loadgen_dtls_us_per_join,
+            self.loadgen_api_us_per_join,
+            self.loadgen_cores,
+            self.limited_by,
+        )
+    }
 }
 
 /// The JSON report (field names are relied on by scripts).
@@ -105,6 +272,9 @@ pub struct Report {
     pub gro: bool,
     /// Loop threads polled without sleeping.
     pub busy_poll: bool,
+    /// The flash crowd, with --join-rate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storm: Option<Storm>,
 }
 
 impl Report {
@@ -121,6 +291,10 @@ impl Report {
 
     /// A human summary.
     pub fn summary(&self) -> String {
+        let storm = self
+            .storm
+            .as_ref()
+            .map_or(String::new(), |s| format!("\n{}", s.summary()));
         let cpu = self
             .server_cpu_us_per_packet
             .map_or("n/a".to_owned(), |c| format!("{c:.2} µs"));
@@ -129,7 +303,7 @@ impl Report {
              sent {}  expected {}  received {}  loss {:.4} %  forwarded {:.0} pps\n\
              latency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
              setup ms  p50 {}  p99 {}\n\
-             server CPU {}  per packet {}  loadgen CPU {:.2} s  payload checked {} mismatches {}",
+             server CPU {}  per packet {}  loadgen CPU {:.2} s  payload checked {} mismatches {}{storm}",
             self.target,
             self.publishers,
             self.subscribers_per_publisher,

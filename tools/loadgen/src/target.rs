@@ -35,16 +35,28 @@ impl Sfu for Switchboard {
     }
 }
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
+
+/// The HTTP calls an API client made: each one's round trip (request
+/// written to answer read), and how many failed.
+#[derive(Debug, Default, Clone)]
+pub struct Calls {
+    /// Round trips in µs, in call order.
+    pub us: Vec<u64>,
+    /// Calls that got no answer or an error status.
+    pub failed: u64,
+}
 
 /// A switchboard (Calls API) app.
 pub struct Switchboard {
     base: String,
     secret: String,
     agent: ureq::Agent,
+    calls: RefCell<Calls>,
 }
 
 impl Switchboard {
@@ -58,10 +70,25 @@ impl Switchboard {
                 .timeout_global(Some(Duration::from_secs(10)))
                 .build()
                 .into(),
+            calls: RefCell::default(),
         }
     }
 
+    /// The calls made so far (they are forgotten here).
+    pub fn take_calls(&self) -> Calls {
+        self.calls.take()
+    }
+
     fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let started = Instant::now();
+        let result = self.round_trip(method, path, body);
+        let mut calls = self.calls.borrow_mut();
+        calls.us.push(started.elapsed().as_micros().max(1) as u64);
+        calls.failed += u64::from(result.is_err());
+        result
+    }
+
+    fn round_trip(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.secret);
         let mut response = match method {

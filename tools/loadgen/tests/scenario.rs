@@ -32,6 +32,8 @@ fn a_short_run_loses_nothing() {
         // Bursts the server sends with GSO arrive whole and are split here.
         gro: true,
         busy_poll: false,
+        join_rate: None,
+        join_threads: 0,
     };
     let report = scenario::run(&s).expect("run");
     eprintln!("{}", report.summary());
@@ -76,4 +78,6 @@ fn a_short_run_loses_nothing() {
     for p in ["p50", "p90", "p99", "p999", "max"] {
         assert!(json["latency_us"].get(p).is_some());
     }
+    // Without a join rate there is no storm in the report.
+    assert!(report.storm.is_none() && json.get("storm").is_none());
 }
