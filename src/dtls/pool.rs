@@ -99,6 +99,7 @@ impl HandshakePool {
                 events: events.clone(),
                 sessions: FxHashMap::default(),
                 timers: BinaryHeap::new(),
+                timeouts: Default::default(),
             };
             let handle = std::thread::Builder::new()
                 .name(format!("dtls-{i}"))
@@ -154,7 +155,12 @@ struct Handshaker {
     /// Retransmission deadlines; an entry whose transport no longer has
     /// that deadline is skipped.
     timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
+    /// Handshakes that timed out, logged once per [`LOG_INTERVAL`].
+    timeouts: crate::logging::Repeats,
 }
+
+/// A repeating log line of a handshake thread is written at most this often.
+const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Handshaker {
     fn run(mut self, jobs: &Receiver<Job>) {
@@ -273,7 +279,9 @@ impl Handshaker {
                 continue;
             }
             if let Err(e) = h.dtls.handle_timeout(now) {
-                tracing::warn!(session = key.0, error = %e, "DTLS handshake timed out");
+                if let Some(left_out) = self.timeouts.allow(now, LOG_INTERVAL) {
+                    tracing::warn!(session = key.0, error = %e, left_out, "DTLS handshake timed out (its client stopped answering); it starts over if the client tries again");
+                }
                 h.dtls = DtlsTransport::new(self.identity.clone(), h.fingerprints.clone(), h.role);
                 if h.path.is_some()
                     && let Err(e) = h.dtls.start(now)
