@@ -56,6 +56,15 @@ impl Control {
         self.sync(st, &[key]);
     }
 
+    /// The client's offer, if the request has one.
+    fn parse_offer(
+        &self,
+        sd: Option<&SessionDescriptionJson>,
+    ) -> Result<Option<crate::sdp::SessionDescription>, ApiError> {
+        sd.map(|sd| parse_description(&sd.kind, "offer", &sd.sdp, self.limits.tracks_per_session))
+            .transpose()
+    }
+
     /// POST sessions/new.
     pub fn new_session(
         &self,
@@ -64,15 +73,7 @@ impl Control {
         req: NewSessionRequest,
         now: Instant,
     ) -> Result<(String, Option<SessionDescriptionJson>), ApiError> {
-        let offer = match &req.session_description {
-            Some(sd) => Some(parse_description(
-                &sd.kind,
-                "offer",
-                &sd.sdp,
-                self.limits.tracks_per_session,
-            )?),
-            None => None,
-        };
+        let offer = self.parse_offer(req.session_description.as_ref())?;
         let mut st = self.lock();
         if let (Some(max), Some(ip)) = (self.limits.new_sessions_per_address, client) {
             st.new_sessions.check(ip, max, now)?;
@@ -150,15 +151,7 @@ impl Control {
                 "all tracks of one call must have the same location",
             ));
         }
-        let offer = match &req.session_description {
-            Some(sd) => Some(parse_description(
-                &sd.kind,
-                "offer",
-                &sd.sdp,
-                self.limits.tracks_per_session,
-            )?),
-            None => None,
-        };
+        let offer = self.parse_offer(req.session_description.as_ref())?;
         if offer.is_none() && req.tracks.is_empty() {
             return Err(ApiError::invalid_params(
                 "no tracks and no sessionDescription",

@@ -138,6 +138,20 @@ impl Harness {
         item.mid.expect("mid")
     }
 
+    /// tracks/close with force of one transceiver.
+    fn close(&self, id: &str, mid: String) {
+        let req = TracksCloseRequest {
+            tracks: vec![TrackObject {
+                mid: Some(mid),
+                ..TrackObject::default()
+            }],
+            session_description: None,
+            force: true,
+        };
+        let r = self.control.tracks_close(&self.app, id, req, self.now);
+        assert!(r.expect("close").tracks[0].error_code.is_none());
+    }
+
     fn track(&self, publisher: &str, name: &str) -> TrackKey {
         let st = self.control.lock();
         st.reg
@@ -243,19 +257,7 @@ fn each_operation_sends_only_what_it_changed_among_20000_sessions() {
             .0
             .clone()
     };
-    let sent = h.measure(|h| {
-        let req = TracksCloseRequest {
-            tracks: vec![TrackObject {
-                mid: Some(mid),
-                ..TrackObject::default()
-            }],
-            session_description: None,
-            force: true,
-        };
-        h.control
-            .tracks_close(&h.app, &leaving, req, h.now)
-            .expect("close");
-    });
+    let sent = h.measure(|h| h.close(&leaving, mid));
     assert_eq!((sent.media, sent.table_swaps), (1, 1), "{sent:?}");
     assert_eq!(sent.sessions_examined, 1);
 
@@ -284,19 +286,7 @@ fn each_operation_sends_only_what_it_changed_among_20000_sessions() {
         let st = h.control.lock();
         st.reg.track_owner(cam).expect("owner").1.mid.0.clone()
     };
-    let sent = h.measure(|h| {
-        let req = TracksCloseRequest {
-            tracks: vec![TrackObject {
-                mid: Some(cam_mid),
-                ..TrackObject::default()
-            }],
-            session_description: None,
-            force: true,
-        };
-        h.control
-            .tracks_close(&h.app, &publisher, req, h.now)
-            .expect("close");
-    });
+    let sent = h.measure(|h| h.close(&publisher, cam_mid));
     assert_eq!((sent.media, sent.table_swaps), (1, 1), "{sent:?}");
     assert_eq!(sent.sessions_examined, 1);
     assert!(h.table(cam).is_empty(), "a closed track forwards to no one");

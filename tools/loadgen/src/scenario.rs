@@ -3,7 +3,7 @@
 //! measure a window, and report. With a join rate the subscribers come as
 //! a flash crowd (`crate::storm`) before the warm-up.
 
-use std::net::{IpAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -74,6 +74,36 @@ pub struct Scenario {
     /// Threads making a flash crowd's API calls (0: one per 10 joins/s,
     /// from 4 to 128).
     pub join_threads: usize,
+}
+
+impl Scenario {
+    /// A short run against a switchboard app from this process (tests):
+    /// 1 publisher × 1 subscriber, 300 kbit/s video in 1200-byte packets,
+    /// 1 s measured after 200 ms, one loop thread, on 127.0.0.1.
+    pub fn local(url: String, app_id: &str, app_secret: &str) -> Self {
+        Scenario {
+            target: "switchboard".into(),
+            url,
+            app_id: app_id.to_owned(),
+            app_secret: app_secret.to_owned(),
+            publishers: 1,
+            subscribers: 1,
+            video_kbps: 300,
+            packet_size: 1200,
+            audio: false,
+            duration: Duration::from_secs(1),
+            warmup: Duration::from_millis(200),
+            server_pid: Some(std::process::id()),
+            threads: 1,
+            seed: 1,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            progress: false,
+            gro: false,
+            busy_poll: false,
+            join_rate: None,
+            join_threads: 0,
+        }
+    }
 }
 
 const FPS: u32 = 30;

@@ -13,27 +13,16 @@ fn a_short_run_loses_nothing() {
     let server = Server::start(Config::loopback(2)).expect("server");
     let (app, secret) = server.app();
     let s = Scenario {
-        target: "switchboard".into(),
-        url: format!("http://{}", server.http_addr),
-        app_id: app.to_owned(),
-        app_secret: secret.to_owned(),
         publishers: 2,
         subscribers: 3,
         video_kbps: 800,
-        packet_size: 1200,
         audio: true,
         duration: Duration::from_secs(2),
         warmup: Duration::from_secs(1),
-        server_pid: Some(std::process::id()),
-        threads: 1,
         seed: 7,
-        bind: "127.0.0.1".parse().unwrap(),
-        progress: false,
         // Bursts the server sends with GSO arrive whole and are split here.
         gro: true,
-        busy_poll: false,
-        join_rate: None,
-        join_threads: 0,
+        ..Scenario::local(format!("http://{}", server.http_addr), app, secret)
     };
     let report = scenario::run(&s).expect("run");
     eprintln!("{}", report.summary());

@@ -2,8 +2,6 @@
 //! joining at 20 per second all get media, and the report carries the join
 //! and API latencies and what the joins cost each side.
 
-use std::time::Duration;
-
 use switchboard::config::Config;
 use switchboard::server::Server;
 use switchboard_loadgen::scenario::{self, Scenario};
@@ -13,26 +11,10 @@ fn a_flash_crowd_gets_media_and_reports_its_latencies() {
     let server = Server::start(Config::loopback(1)).expect("server");
     let (app, secret) = server.app();
     let s = Scenario {
-        target: "switchboard".into(),
-        url: format!("http://{}", server.http_addr),
-        app_id: app.to_owned(),
-        app_secret: secret.to_owned(),
-        publishers: 1,
         subscribers: 20,
-        video_kbps: 300,
-        packet_size: 1200,
-        audio: false,
-        duration: Duration::from_secs(1),
-        warmup: Duration::from_millis(200),
-        server_pid: Some(std::process::id()),
-        threads: 1,
         seed: 11,
-        bind: "127.0.0.1".parse().unwrap(),
-        progress: false,
-        gro: false,
-        busy_poll: false,
         join_rate: Some(20.0),
-        join_threads: 0,
+        ..Scenario::local(format!("http://{}", server.http_addr), app, secret)
     };
     let report = scenario::run(&s).expect("run");
     eprintln!("{}", report.summary());
