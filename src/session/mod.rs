@@ -10,5 +10,6 @@
 pub mod egress;
 pub mod ingress;
 pub mod media;
+pub mod twcc;
 
 pub use media::{InboundRoute, Outlet, SessionMedia};
