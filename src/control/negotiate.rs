@@ -252,7 +252,7 @@ pub fn apply_offer(
         for pc in track.sent_codecs() {
             if let Some(oc) = offered.iter().find(|oc| oc.same_format(pc)) {
                 if !codecs.iter().any(|c: &Codec| c.pt == oc.pt) {
-                    codecs.push(supported_feedback(oc));
+                    codecs.push(supported_feedback(oc, false));
                 }
                 payload_types.push((pc.pt, oc.pt));
             }
@@ -356,11 +356,12 @@ pub fn apply_offer(
                 .codecs
                 .iter()
                 .filter(|c| c.is_forwardable())
-                .map(supported_feedback)
+                .map(|c| supported_feedback(c, false))
                 .collect();
         }
         t.rtcp_rsize = m.rtcp_rsize;
-        t.extmaps = accepted_extmaps(m);
+        let receiving = t.recv.is_some() && m.direction.sends();
+        t.extmaps = accepted_extmaps(m, receiving);
         if let Some(name) = t.recv.clone()
             && let Some(p) = session
                 .pushed
@@ -374,11 +375,12 @@ pub fn apply_offer(
     Ok(write_answer(session, offer, ctx))
 }
 
-/// The extensions of an offered m-line that switchboard accepts.
-fn accepted_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
+/// The extensions of an offered m-line that switchboard accepts, on an
+/// m-line it receives on or only sends on.
+fn accepted_extmaps(m: &sdp::MediaSection, receiving: bool) -> Vec<crate::sdp::Extmap> {
     m.extmaps
         .iter()
-        .filter(|e| extension::is_accepted(&e.uri))
+        .filter(|e| extension::is_accepted_on(&e.uri, receiving))
         .cloned()
         .collect()
 }
@@ -494,7 +496,7 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
         .codecs
         .iter()
         .filter(|c| c.is_forwardable())
-        .map(supported_feedback)
+        .map(|c| supported_feedback(c, true))
         .collect();
     // A renegotiation of an already pushed track keeps its key.
     if let Some(existing) = session
@@ -705,7 +707,12 @@ pub fn add_push_without_sdp(
 ) -> Mid {
     let mid = session.next_mid();
     let (codecs, _) = session.map_codecs(&default_codecs(kind));
-    let extmaps = session.extmaps_for(extension::FORWARDED);
+    let uris: Vec<&str> = extension::FORWARDED
+        .iter()
+        .chain(extension::FEEDBACK)
+        .copied()
+        .collect();
+    let extmaps = session.extmaps_for(&uris);
     let session_id = session.id.0.clone();
     let t = get_or_create(session, &mid, kind);
     t.codecs = codecs.clone();

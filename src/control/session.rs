@@ -374,6 +374,17 @@ impl Session {
         self.pushed.iter().find(|t| &t.name == name && t.active)
     }
 
+    /// The id of the transport-wide sequence number extension, if an
+    /// m-line we receive on negotiated it.
+    pub fn twcc_extension(&self) -> Option<u8> {
+        self.transceivers
+            .iter()
+            .filter(|t| t.recv.is_some() && !t.stopped)
+            .flat_map(|t| t.extmaps.iter())
+            .find(|e| e.uri == extension::TRANSPORT_CC)
+            .map(|e| e.id)
+    }
+
     /// The id of the MID header extension in this session.
     pub fn mid_extension(&self) -> Option<u8> {
         self.extmaps
@@ -396,6 +407,7 @@ impl Session {
             extension::REPAIRED_RTP_STREAM_ID => 11,
             extension::AUDIO_LEVEL => 1,
             extension::VIDEO_ORIENTATION => 13,
+            extension::TRANSPORT_CC => 3,
             _ => 0,
         };
         let free = |id: &u8| !self.extmaps.iter().any(|e| e.id == *id);
@@ -481,7 +493,7 @@ pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
             clock_rate: 48000,
             channels: Some(2),
             fmtp: Some("minptime=10;useinbandfec=1".into()),
-            rtcp_fb: Vec::new(),
+            rtcp_fb: fb(&["transport-cc"]),
         }],
         MediaKind::Video => {
             let video = |pt, name: &str, fmtp: Option<&str>| Codec {
@@ -490,7 +502,7 @@ pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
                 clock_rate: 90000,
                 channels: None,
                 fmtp: fmtp.map(str::to_owned),
-                rtcp_fb: fb(&["nack pli", "ccm fir"]),
+                rtcp_fb: fb(&["nack pli", "ccm fir", "transport-cc"]),
             };
             vec![
                 video(96, "VP8", None),
@@ -507,11 +519,13 @@ pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
     }
 }
 
-/// The rtcp-fb values we honour: keyframe requests. (NACK, TWCC and REMB
-/// are not negotiated yet, so browsers do not rely on them.)
-pub fn supported_feedback(codec: &Codec) -> Codec {
+/// The rtcp-fb values we honour: keyframe requests, and on m-lines we
+/// receive on (`receiving`) transport-cc, answered with feedback. (NACK
+/// and REMB are not negotiated yet, so browsers do not rely on them.)
+pub fn supported_feedback(codec: &Codec, receiving: bool) -> Codec {
     let mut c = codec.clone();
-    c.rtcp_fb.retain(|fb| fb == "nack pli" || fb == "ccm fir");
+    c.rtcp_fb
+        .retain(|fb| fb == "nack pli" || fb == "ccm fir" || (receiving && fb == "transport-cc"));
     c
 }
 

@@ -62,6 +62,7 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
         .collect();
     SessionMedia {
         mid_extension: session.mid_extension(),
+        twcc_extension: session.twcc_extension(),
         rtcp_ssrc: session.rtcp_ssrc,
         inbound,
         outlets,

@@ -121,6 +121,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
     let k = keys(ProtectionProfile::AeadAes128Gcm, 1);
     let media = SessionMedia {
         mid_extension: None,
+        twcc_extension: None,
         rtcp_ssrc: 1,
         inbound: vec![InboundRoute {
             mid: Mid("0".into()),
@@ -142,6 +143,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
         let sub_keys = keys(ProtectionProfile::AeadAes128Gcm, i as u8);
         let media = SessionMedia {
             mid_extension: None,
+            twcc_extension: None,
             rtcp_ssrc: 1,
             inbound: Vec::new(),
             outlets: vec![Outlet {

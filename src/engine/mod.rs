@@ -42,6 +42,7 @@ use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
+use crate::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
 use crate::wire::rtcp::{self, SenderInfo};
@@ -134,6 +135,8 @@ struct MediaSession {
     /// Our SSRC towards the client → outbound stream. Keyed by SSRC, not by
     /// source track, so that re-pointing an outlet continues its sequence.
     outbound: HashMap<u32, OutboundStream>,
+    /// Arrivals of its transport-wide sequence numbers, while negotiated.
+    twcc: Option<TwccReceiver>,
 }
 
 /// One media worker's state.
@@ -153,6 +156,7 @@ pub struct Engine {
     control_budget: control_budget::ControlBudget,
     stun_limit: stun_limit::StunLimit,
     next_report: Instant,
+    next_feedback: Instant,
     scratch: Vec<u8>,
     /// Outgoing packets are written here and split off: one allocation
     /// serves many datagrams.
@@ -195,6 +199,7 @@ impl Engine {
             control_budget: Default::default(),
             stun_limit: stun_limit::StunLimit::new(now),
             next_report: now + REPORT_INTERVAL,
+            next_feedback: now + FEEDBACK_INTERVAL,
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
@@ -355,6 +360,13 @@ impl Engine {
             counters.count_drop(DropReason::Malformed);
             return;
         };
+        // Every packet that carries a transport-wide number counts, media,
+        // retransmissions and padding alike.
+        if let (Some(id), Some(twcc)) = (session.media.twcc_extension, session.twcc.as_mut())
+            && let Some(&[hi, lo, ..]) = header.extension(id)
+        {
+            twcc.record(u16::from_be_bytes([hi, lo]), now);
+        }
         let ssrc = header.ssrc();
         let known = session.inbound.get(&ssrc).map(|stats| stats.route);
         let route = known.or_else(|| find_route(&session.media, &header));
@@ -652,6 +664,7 @@ impl Engine {
                                 media: Arc::default(),
                                 inbound: HashMap::default(),
                                 outbound: HashMap::default(),
+                                twcc: None,
                             },
                         );
                     }
@@ -686,6 +699,11 @@ impl Engine {
                     });
                     let live: Vec<u32> = s.media.outlets.iter().map(|o| o.ssrc).collect();
                     s.outbound.retain(|ssrc, _| live.contains(ssrc));
+                    match (s.media.twcc_extension, &s.twcc) {
+                        (Some(_), None) => s.twcc = Some(TwccReceiver::new(self.epoch)),
+                        (None, Some(_)) => s.twcc = None,
+                        _ => {}
+                    }
                 }
             }
             WorkerCommand::Detach { key } => {
@@ -732,14 +750,42 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_report
+        self.next_report.min(self.next_feedback)
     }
 
-    /// Sends receiver reports for every inbound stream when due.
+    /// Sends transport-cc feedback and receiver reports when due.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now < self.next_report {
-            return;
+        if now >= self.next_feedback {
+            self.next_feedback = now + FEEDBACK_INTERVAL;
+            self.send_feedback();
         }
+        if now >= self.next_report {
+            self.send_reports(now);
+        }
+    }
+
+    /// Reports the arrivals of transport-wide numbered packets to each
+    /// publisher that negotiated transport-cc.
+    fn send_feedback(&mut self) {
+        for s in self.sessions.values_mut() {
+            let (Some(twcc), Some(srtp)) = (s.twcc.as_mut(), s.srtp.as_mut()) else {
+                continue;
+            };
+            let media_ssrc = s.inbound.keys().next().copied().unwrap_or(0);
+            loop {
+                self.scratch.clear();
+                if !twcc.poll_feedback(s.media.rtcp_ssrc, media_ssrc, &mut self.scratch) {
+                    break;
+                }
+                if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
+                    self.transmits.push_back(Transmit::single(s.addr, bytes));
+                }
+            }
+        }
+    }
+
+    /// Sends receiver reports for every inbound stream.
+    fn send_reports(&mut self, now: Instant) {
         self.next_report = now + REPORT_INTERVAL;
         for s in self.sessions.values_mut() {
             let Some(srtp) = s.srtp.as_mut() else {

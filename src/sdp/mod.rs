@@ -219,18 +219,29 @@ pub mod extension {
         "http://www.webrtc.org/experiments/rtp-hdrext/abs-capture-time";
     /// The load generator's send time and sequence (12 bytes).
     pub const SEND_TIME: &str = "urn:switchboard:params:rtp-hdrext:send-time";
+    /// Transport-wide sequence number (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+    pub const TRANSPORT_CC: &str =
+        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
     /// Read by switchboard to demultiplex; never forwarded (each session
     /// has its own mids).
     pub const READ: &[&str] = &[MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID];
     /// End to end: forwarded from publisher to subscribers, ids remapped.
-    /// (Hop-by-hop ones such as abs-send-time and transport-cc are not
-    /// negotiated until switchboard answers them with feedback.)
     pub const FORWARDED: &[&str] = &[AUDIO_LEVEL, VIDEO_ORIENTATION, ABS_CAPTURE_TIME, SEND_TIME];
+    /// Hop by hop, answered with feedback: negotiated only on m-lines
+    /// switchboard receives on (a publisher's), never forwarded.
+    /// (abs-send-time is not negotiated: transport-cc replaces it.)
+    pub const FEEDBACK: &[&str] = &[TRANSPORT_CC];
 
-    /// Whether switchboard negotiates this extension.
+    /// Whether switchboard negotiates this extension (on some m-lines).
     pub fn is_accepted(uri: &str) -> bool {
-        READ.contains(&uri) || FORWARDED.contains(&uri)
+        READ.contains(&uri) || FORWARDED.contains(&uri) || FEEDBACK.contains(&uri)
+    }
+
+    /// Whether switchboard negotiates this extension on an m-line it
+    /// receives on (`receiving`) or only sends on.
+    pub fn is_accepted_on(uri: &str, receiving: bool) -> bool {
+        is_accepted(uri) && (receiving || !FEEDBACK.contains(&uri))
     }
 
     /// Whether it is forwarded end to end.

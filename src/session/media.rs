@@ -12,6 +12,9 @@ use crate::ids::{Mid, TrackKey};
 pub struct SessionMedia {
     /// The id of the MID header extension in this session, if negotiated.
     pub mid_extension: Option<u8>,
+    /// The id of the transport-wide sequence number extension on what it
+    /// pushes, if negotiated: arrivals are reported back (transport-cc).
+    pub twcc_extension: Option<u8>,
     /// The SSRC our RTCP (RR, PLI) is sent from.
     pub rtcp_ssrc: u32,
     /// Tracks this session pushes.
@@ -23,6 +26,7 @@ pub struct SessionMedia {
 impl PartialEq for SessionMedia {
     fn eq(&self, other: &Self) -> bool {
         self.mid_extension == other.mid_extension
+            && self.twcc_extension == other.twcc_extension
             && self.rtcp_ssrc == other.rtcp_ssrc
             && self.inbound == other.inbound
             && self.outlets == other.outlets
