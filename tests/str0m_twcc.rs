@@ -57,7 +57,7 @@ fn a_publishers_estimate_rises_on_our_transport_cc_feedback() {
         let due = start + Duration::from_millis(frame * 33);
         if Instant::now() >= due {
             // A VP8 payload descriptor (start of a partition), then filler.
-            let mut data = vec![0x10u8, if frame % 30 == 0 { 0x00 } else { 0x01 }];
+            let mut data = vec![0x10u8, if frame.is_multiple_of(30) { 0x00 } else { 0x01 }];
             data.resize(5000, (frame % 251) as u8);
             write_frame(
                 &mut publisher,
