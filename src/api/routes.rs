@@ -158,7 +158,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         &'static str,
         fn(&Counters) -> &AtomicU64,
     );
-    let series: [Series; 8] = [
+    let series: [Series; 10] = [
         (
             "switchboard_packets_in_total",
             "counter",
@@ -176,6 +176,18 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "counter",
             "RTP packets forwarded to subscribers",
             |c| &c.rtp_forwarded,
+        ),
+        (
+            "switchboard_nacked_packets_total",
+            "counter",
+            "Sequence numbers subscribers reported lost (generic NACK)",
+            |c| &c.nacked_packets,
+        ),
+        (
+            "switchboard_rtp_retransmitted_total",
+            "counter",
+            "RTP packets sent again in answer to a subscriber's NACK",
+            |c| &c.rtp_retransmitted,
         ),
         (
             "switchboard_handoffs_total",

@@ -18,7 +18,8 @@ use crate::sdp::{
 
 use super::registry::Registry;
 use super::session::{
-    PushedTrack, Session, Subscription, Transceiver, default_codecs, supported_feedback,
+    PushedTrack, Session, Subscription, Transceiver, default_codecs, sending_feedback,
+    supported_feedback,
 };
 
 /// What every SDP needs besides the session: our certificate and
@@ -253,10 +254,18 @@ pub fn apply_offer(
             if let Some(oc) = offered.iter().find(|oc| oc.same_format(pc)) {
                 if !codecs.iter().any(|c: &Codec| c.pt == oc.pt) {
                     codecs.push(supported_feedback(oc, false));
+                    // Its retransmission format, where the client offers one.
+                    if let Some(rtx) = m.codecs.iter().find(|c| c.rtx_of() == Some(oc.pt)) {
+                        codecs.push(Codec {
+                            rtcp_fb: Vec::new(),
+                            ..rtx.clone()
+                        });
+                    }
                 }
                 payload_types.push((pc.pt, oc.pt));
             }
         }
+        let rtx = codecs.iter().any(|c| c.rtx_of().is_some());
         if payload_types.is_empty() {
             items[*i].mid = Some(String::new());
             incompatible_codec(&mut items[*i], track, &offered);
@@ -265,7 +274,7 @@ pub fn apply_offer(
         claimed.push(mid.clone());
         let t = get_or_create(session, &mid, m.kind);
         t.codecs = codecs;
-        t.send = Some(send_stream(sid, &track.name));
+        t.send = Some(send_stream(sid, &track.name, rtx));
         t.subscription = Some(Subscription::new(sid, track, payload_types));
         items[*i].mid = Some(mid.0.clone());
     }
@@ -308,7 +317,7 @@ pub fn apply_offer(
         if item.bidirectional_media_stream == Some(true) {
             // Answered sendrecv: a pull may land on it with mid "#name".
             let session_id = session.id.0.clone();
-            let stream = send_stream(&session_id, &name);
+            let stream = send_stream(&session_id, &name, false);
             let t = get_or_create(session, &mid, m.kind);
             t.send.get_or_insert(stream);
         }
@@ -452,9 +461,12 @@ fn random_track_name() -> String {
     hex(&random_bytes::<8>())
 }
 
-fn send_stream(stream_id: &str, track: &TrackName) -> SendStream {
+/// What we send on an m-line: a random SSRC, and one for retransmissions
+/// when RTX is negotiated (`rtx`).
+fn send_stream(stream_id: &str, track: &TrackName, rtx: bool) -> SendStream {
     SendStream {
         ssrc: u32::from_be_bytes(random_bytes::<4>()) | 1,
+        rtx_ssrc: rtx.then(|| u32::from_be_bytes(random_bytes::<4>()) | 1),
         stream_id: msid_token(stream_id),
         track_id: msid_token(&track.0),
     }
@@ -660,6 +672,21 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
 /// idle one of the same kind. Returns its mid.
 pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> Mid {
     let (codecs, payload_types) = session.map_codecs(track.sent_codecs());
+    let mut codecs: Vec<Codec> = codecs
+        .into_iter()
+        .map(|c| sending_feedback(c, track.kind))
+        .collect();
+    if track.kind == MediaKind::Video {
+        // A retransmission format (RFC 4588) for each.
+        let mut taken: Vec<Codec> = codecs.clone();
+        for main in codecs.clone() {
+            if let Some(pt) = session.free_payload_type(&taken) {
+                let rtx = Codec::rtx(pt, main.pt, main.clock_rate);
+                taken.push(rtx.clone());
+                codecs.push(rtx);
+            }
+        }
+    }
     let subscription = Subscription::new(publisher, track, payload_types);
     let uris: Vec<&str> = track.extmaps.iter().map(|e| e.uri.as_str()).collect();
     let extmaps = session.extmaps_for(&uris);
@@ -690,7 +717,8 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
     let t = get_or_create(session, &mid, track.kind);
     t.codecs = codecs;
     t.extmaps = extmaps;
-    t.send = Some(send_stream(publisher, &track.name));
+    let rtx = t.codecs.iter().any(|c| c.rtx_of().is_some());
+    t.send = Some(send_stream(publisher, &track.name, rtx));
     t.subscription = Some(subscription);
     t.pulled_before = false;
     mid
@@ -718,7 +746,7 @@ pub fn add_push_without_sdp(
     t.codecs = codecs.clone();
     t.extmaps = extmaps.clone();
     t.recv = Some(name.clone());
-    t.send = bidirectional.then(|| send_stream(&session_id, &name));
+    t.send = bidirectional.then(|| send_stream(&session_id, &name, false));
     session.pushed.push(PushedTrack {
         name,
         mid: mid.clone(),

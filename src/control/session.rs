@@ -447,6 +447,20 @@ impl Session {
         }
     }
 
+    /// A dynamic payload type no m-line of this session uses, nor any of
+    /// `also`.
+    pub fn free_payload_type(&self, also: &[Codec]) -> Option<u8> {
+        let used = |pt: u8| {
+            self.transceivers
+                .iter()
+                .flat_map(|t| t.codecs.iter())
+                .chain(self.client_payload_types.iter())
+                .chain(also.iter())
+                .any(|c| c.pt == pt)
+        };
+        (96..=127u8).chain(35..=63).find(|pt| !used(*pt))
+    }
+
     /// Maps codecs into this session's payload type space: a format the
     /// session already has keeps its payload type; otherwise the
     /// publisher's number if free, else a free dynamic one. Returns the
@@ -519,13 +533,31 @@ pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
     }
 }
 
-/// The rtcp-fb values we honour: keyframe requests, and on m-lines we
-/// receive on (`receiving`) transport-cc, answered with feedback. (NACK
-/// and REMB are not negotiated yet, so browsers do not rely on them.)
+/// A codec as our offer of a pulled m-line (one we send on) carries it:
+/// video with keyframe requests and generic NACK, audio with neither.
+pub fn sending_feedback(codec: Codec, kind: MediaKind) -> Codec {
+    let fb: &[&str] = match kind {
+        MediaKind::Video => &["nack", "nack pli", "ccm fir"],
+        _ => &[],
+    };
+    Codec {
+        rtcp_fb: fb.iter().map(|f| (*f).to_owned()).collect(),
+        ..codec
+    }
+}
+
+/// The rtcp-fb values we honour: keyframe requests; on m-lines we receive
+/// on (`receiving`) transport-cc, answered with feedback; on m-lines we
+/// only send on generic NACK, answered with resends. (NACK towards
+/// publishers and REMB are not negotiated yet.)
 pub fn supported_feedback(codec: &Codec, receiving: bool) -> Codec {
     let mut c = codec.clone();
-    c.rtcp_fb
-        .retain(|fb| fb == "nack pli" || fb == "ccm fir" || (receiving && fb == "transport-cc"));
+    c.rtcp_fb.retain(|fb| {
+        fb == "nack pli"
+            || fb == "ccm fir"
+            || (receiving && fb == "transport-cc")
+            || (!receiving && fb == "nack")
+    });
     c
 }
 

@@ -17,7 +17,7 @@ use crate::engine::messages::WorkerCommand;
 use crate::fanout::FanoutTable;
 use crate::ids::{SessionKey, TrackKey};
 use crate::sdp::Extmap;
-use crate::session::{InboundRoute, Outlet, SessionMedia};
+use crate::session::{InboundRoute, Outlet, RtxStream, SessionMedia};
 use crate::worker::WorkerHandle;
 
 use super::registry::Registry;
@@ -52,9 +52,27 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
                     }
                 }
             }
+            let send = t.send.as_ref()?;
+            let rtx_types: Vec<(u8, u8)> = t
+                .codecs
+                .iter()
+                .filter_map(|c| c.rtx_of().map(|apt| (apt, c.pt)))
+                .collect();
+            let rtx = send
+                .rtx_ssrc
+                .filter(|_| !rtx_types.is_empty())
+                .map(|ssrc| RtxStream {
+                    ssrc,
+                    payload_types: rtx_types,
+                });
             Some(Outlet {
+                rtx,
+                nack: t
+                    .codecs
+                    .iter()
+                    .any(|c| c.rtcp_fb.iter().any(|f| f == "nack")),
                 track: s.track,
-                ssrc: t.send.as_ref()?.ssrc,
+                ssrc: send.ssrc,
                 payload_types: s.payload_types.clone(),
                 extensions,
             })

@@ -64,8 +64,17 @@ impl Control {
                 addr,
                 bytes,
             } => self.handle_dtls(&mut st, key, worker, addr, bytes),
-            EngineEvent::Handshake { key, from, result } => {
-                self.handle_handshake(&mut st, key, from, result, now)
+            EngineEvent::Handshake {
+                key,
+                from,
+                result,
+                flight,
+            } => {
+                self.handle_handshake(&mut st, key, from, result, now);
+                // The client learns that the handshake is done only now.
+                for bytes in flight {
+                    self.workers[from.0.0].send(WorkerCommand::Send { to: from.1, bytes });
+                }
             }
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
             EngineEvent::Flooding { key, at } => {
@@ -337,7 +346,9 @@ impl Control {
             let app = app.clone();
             st.reg.count_connected(&app);
         }
-        self.sync(st, &[key]);
+        // Its media starts at once: the keyframe asked for below must find
+        // it in the fan-out tables.
+        self.sync_now(st, &[key]);
         if again {
             // New keys (a new handshake): what was in flight is lost.
             self.request_keyframes_around(st, key, now);

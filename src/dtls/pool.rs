@@ -251,16 +251,32 @@ impl Handshaker {
             ok = result.is_ok(),
             "DTLS record"
         );
-        self.flush(key, Some(from));
-        let result = match result {
-            Ok(None) => return,
-            Ok(Some(keys)) => Ok(Box::new(keys)),
-            Err(e) => Err(e.to_string()),
+        let (result, flight) = match result {
+            Ok(None) => return self.flush(key, Some(from)),
+            Ok(Some(keys)) => {
+                // Our last flight tells the client the handshake is done:
+                // it goes out only once the control thread has installed
+                // the keys and the session's fan-out, so that the client's
+                // first media finds them.
+                let mut flight = Vec::new();
+                while let Some(d) = h.dtls.poll_transmit() {
+                    flight.push(d.to_vec());
+                }
+                self.flush(key, Some(from));
+                (Ok(Box::new(keys)), flight)
+            }
+            Err(e) => {
+                self.flush(key, Some(from));
+                (Err(e.to_string()), Vec::new())
+            }
         };
         // The control thread must hear every end; it waits if its queue is full.
-        let _ = self
-            .events
-            .blocking_send(EngineEvent::Handshake { key, from, result });
+        let _ = self.events.blocking_send(EngineEvent::Handshake {
+            key,
+            from,
+            result,
+            flight,
+        });
     }
 
     /// Retransmits the flights whose timers are due; a handshake whose

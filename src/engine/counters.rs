@@ -45,11 +45,16 @@ pub enum DropReason {
     ControlBudget,
     /// An event for the control thread while its queue was full.
     ControlQueueFull,
+    /// A NACKed packet no longer (or never) in the track's history, or of
+    /// a stream without NACK.
+    NackUnavailable,
+    /// A NACKed packet past its subscriber's resend budget.
+    ResendBudget,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 17] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -67,6 +72,8 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::ControlBudget,
         DropReason::ControlQueueFull,
+        DropReason::NackUnavailable,
+        DropReason::ResendBudget,
     ];
 
     /// A metric label.
@@ -89,6 +96,8 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::ControlBudget => "control_budget",
             DropReason::ControlQueueFull => "control_queue_full",
+            DropReason::NackUnavailable => "nack_unavailable",
+            DropReason::ResendBudget => "resend_budget",
         }
     }
 }
@@ -102,6 +111,10 @@ pub struct Counters {
     pub packets_out: AtomicU64,
     /// RTP packets forwarded to subscribers.
     pub rtp_forwarded: AtomicU64,
+    /// Sequence numbers subscribers reported lost (generic NACK).
+    pub nacked_packets: AtomicU64,
+    /// RTP packets sent again in answer to a NACK.
+    pub rtp_retransmitted: AtomicU64,
     /// Runs of packets handed to other workers.
     pub handoffs: AtomicU64,
     /// `recvmmsg` calls that returned datagrams (packets_in / this: the

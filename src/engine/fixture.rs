@@ -151,6 +151,9 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
                 ssrc,
                 payload_types: vec![(96, 96)],
                 extensions: [0; 16],
+                // Subscribers NACK: the track's history is kept.
+                nack: true,
+                rtx: None,
             }],
         };
         attach(&mut engines[worker], key, addr, sub_keys.clone(), media);

@@ -118,6 +118,9 @@ pub enum EngineEvent {
         from: (WorkerId, SocketAddr),
         /// The keys, or the reason.
         result: Result<Box<SrtpKeys>, String>,
+        /// With the keys: our last flight, to send (through `from`) once
+        /// they are installed.
+        flight: Vec<Vec<u8>>,
     },
 }
 

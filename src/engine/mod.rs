@@ -24,6 +24,7 @@ pub mod fixture;
 mod gso;
 mod handoff_pool;
 pub mod messages;
+mod retransmit;
 pub mod run;
 pub mod stun_limit;
 
@@ -42,6 +43,7 @@ use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
+use crate::session::resend::ResendLimiter;
 use crate::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
@@ -53,6 +55,7 @@ use directory::IceDirectory;
 use gso::Coalescer;
 use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
+use retransmit::{Histories, Subscriber};
 use rtc_srtp::protection_profile::ProtectionProfile;
 use run::{Inbox, PacketRun, RunHeader};
 
@@ -137,6 +140,8 @@ struct MediaSession {
     outbound: HashMap<u32, OutboundStream>,
     /// Arrivals of its transport-wide sequence numbers, while negotiated.
     twcc: Option<TwccReceiver>,
+    /// How much its NACKs may make us resend.
+    resend: ResendLimiter,
 }
 
 /// One media worker's state.
@@ -157,6 +162,10 @@ pub struct Engine {
     stun_limit: stun_limit::StunLimit,
     next_report: Instant,
     next_feedback: Instant,
+    /// The latest time the engine was given (for what is stored without one).
+    clock: Instant,
+    /// Retransmission histories of the tracks NACK-capable subscribers here receive.
+    histories: Histories,
     scratch: Vec<u8>,
     /// Outgoing packets are written here and split off: one allocation
     /// serves many datagrams.
@@ -200,6 +209,8 @@ impl Engine {
             stun_limit: stun_limit::StunLimit::new(now),
             next_report: now + REPORT_INTERVAL,
             next_feedback: now + FEEDBACK_INTERVAL,
+            clock: now,
+            histories: Histories::default(),
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
@@ -217,6 +228,7 @@ impl Engine {
     /// The datagram is decrypted in place where the profile allows it.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         Counters::add(&self.counters.packets_in, 1);
+        self.clock = self.clock.max(now);
         match classify(datagram) {
             PacketKind::Stun => self.handle_stun(now, from, datagram),
             PacketKind::Dtls => match self.bindings.get(&from).copied() {
@@ -448,6 +460,7 @@ impl Engine {
     fn deliver(&mut self, subscribers: &[SessionKey], track: TrackKey, packet: Forwarded<'_>) {
         match packet {
             Forwarded::Rtp(run) => {
+                self.histories.store(track, run, self.clock);
                 for &sub in subscribers {
                     self.forward_run(sub, track, run);
                 }
@@ -600,7 +613,26 @@ impl Engine {
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
         let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();
         for packet in rtcp::packets(&plain) {
-            if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
+            if let Some((media_ssrc, lost)) = packet.nack() {
+                if let Some(srtp) = session.srtp.as_mut() {
+                    let sub = Subscriber {
+                        addr: session.addr,
+                        media: &session.media,
+                        outbound: &mut session.outbound,
+                        srtp,
+                        gcm: session.gcm.as_mut(),
+                        limiter: &mut session.resend,
+                    };
+                    self.histories.answer_nack(
+                        sub,
+                        media_ssrc,
+                        lost,
+                        now,
+                        &mut self.transmits,
+                        &self.counters,
+                    );
+                }
+            } else if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
                 if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
                     keyframe_tracks.push(o.track);
                 }
@@ -665,6 +697,7 @@ impl Engine {
                                 inbound: HashMap::default(),
                                 outbound: HashMap::default(),
                                 twcc: None,
+                                resend: ResendLimiter::new(self.clock),
                             },
                         );
                     }
@@ -687,6 +720,7 @@ impl Engine {
                     // Learned SSRCs stay only if their route still exists
                     // with the same mid.
                     let old = std::mem::replace(&mut s.media, media);
+                    self.histories.follow(&old, &s.media, self.clock);
                     s.inbound.retain(|_, stats| {
                         let mid = old.inbound.get(stats.route).map(|r| &r.mid);
                         match s.media.inbound.iter().position(|r| Some(&r.mid) == mid) {
@@ -708,7 +742,10 @@ impl Engine {
             }
             WorkerCommand::Detach { key } => {
                 self.control_budget.forget(key);
-                self.sessions.remove(&key);
+                if let Some(s) = self.sessions.remove(&key) {
+                    self.histories
+                        .follow(&s.media, &SessionMedia::default(), self.clock);
+                }
                 self.bindings.retain(|_, k| *k != key);
             }
             WorkerCommand::Send { to, bytes } => {
@@ -755,6 +792,7 @@ impl Engine {
 
     /// Sends transport-cc feedback and receiver reports when due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
         if now >= self.next_feedback {
             self.next_feedback = now + FEEDBACK_INTERVAL;
             self.send_feedback();

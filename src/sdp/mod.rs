@@ -183,9 +183,34 @@ impl Codec {
         }
     }
 
+    /// The payload type this retransmission format (RFC 4588 `rtx`) repairs.
+    pub fn rtx_of(&self) -> Option<u8> {
+        if !self.name.eq_ignore_ascii_case("rtx") {
+            return None;
+        }
+        self.fmtp
+            .as_deref()?
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("apt="))?
+            .parse()
+            .ok()
+    }
+
+    /// A retransmission format on `pt` for payload type `apt`.
+    pub fn rtx(pt: u8, apt: u8, clock_rate: u32) -> Codec {
+        Codec {
+            pt,
+            name: "rtx".into(),
+            clock_rate,
+            channels: None,
+            fmtp: Some(format!("apt={apt}")),
+            rtcp_fb: Vec::new(),
+        }
+    }
+
     /// Whether switchboard forwards this format: Opus, PCMU, PCMA for audio;
-    /// VP8, VP9, H.264, H.265, AV1 for video. RTX, RED and FEC are not
-    /// negotiated yet.
+    /// VP8, VP9, H.264, H.265, AV1 for video. (RTX is negotiated towards
+    /// subscribers, not forwarded; RED and FEC are not negotiated yet.)
     pub fn is_forwardable(&self) -> bool {
         const NAMES: &[&str] = &["opus", "pcmu", "pcma", "vp8", "vp9", "h264", "h265", "av1"];
         NAMES.contains(&self.name.to_ascii_lowercase().as_str())

@@ -28,6 +28,8 @@ pub struct Transport<'a> {
 pub struct SendStream {
     /// Our SSRC towards this client.
     pub ssrc: u32,
+    /// Our SSRC for retransmissions (RFC 4588), when we offer RTX.
+    pub rtx_ssrc: Option<u32>,
     /// MediaStream id.
     pub stream_id: String,
     /// MediaStreamTrack id.
@@ -137,12 +139,13 @@ impl SdpWriter {
             }
         }
         if let Some(s) = m.send.filter(|_| m.direction.sends()) {
-            let _ = write!(o, "a=ssrc:{} cname:switchboard\r\n", s.ssrc);
-            let _ = write!(
-                o,
-                "a=ssrc:{} msid:{} {}\r\n",
-                s.ssrc, s.stream_id, s.track_id
-            );
+            if let Some(rtx) = s.rtx_ssrc {
+                let _ = write!(o, "a=ssrc-group:FID {} {rtx}\r\n", s.ssrc);
+            }
+            for ssrc in std::iter::once(s.ssrc).chain(s.rtx_ssrc) {
+                let _ = write!(o, "a=ssrc:{ssrc} cname:switchboard\r\n");
+                let _ = write!(o, "a=ssrc:{ssrc} msid:{} {}\r\n", s.stream_id, s.track_id);
+            }
         }
         self
     }

@@ -8,10 +8,14 @@ use crate::wire::rtcp::SenderInfo;
 #[derive(Debug, Clone, Default)]
 pub struct OutboundStream {
     source_ssrc: Option<u32>,
+    /// The first sequence number sent from the current source.
+    source_first: u16,
     seq_offset: u16,
     ts_offset: u32,
     last_seq: u16,
     last_ts: u32,
+    /// The next sequence number of its retransmission stream, once used.
+    rtx_seq: Option<u16>,
     /// Packets sent.
     pub packets: u32,
     /// Payload octets sent.
@@ -35,6 +39,7 @@ impl OutboundStream {
                 self.ts_offset = self.last_ts.wrapping_add(1).wrapping_sub(ts);
             }
             self.source_ssrc = Some(source_ssrc);
+            self.source_first = seq.wrapping_add(self.seq_offset);
         }
         let out = (
             seq.wrapping_add(self.seq_offset),
@@ -45,6 +50,32 @@ impl OutboundStream {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload_len as u32);
         out
+    }
+
+    /// The source packet (SSRC, sequence number) that was sent as `seq`,
+    /// if it came from the current source and was sent already.
+    pub fn source_of(&self, seq: u16) -> Option<(u32, u16)> {
+        let ssrc = self.source_ssrc?;
+        let since_first = seq.wrapping_sub(self.source_first);
+        let sent = self.last_seq.wrapping_sub(self.source_first);
+        (since_first <= sent).then(|| (ssrc, seq.wrapping_sub(self.seq_offset)))
+    }
+
+    /// The sequence number and timestamp a source packet was sent with
+    /// (for a resend), without counting it.
+    pub fn sent_as(&self, seq: u16, ts: u32) -> (u16, u32) {
+        (
+            seq.wrapping_add(self.seq_offset),
+            ts.wrapping_add(self.ts_offset),
+        )
+    }
+
+    /// The next sequence number of the retransmission stream `rtx_ssrc`
+    /// (it starts from the SSRC's low bits, not from zero).
+    pub fn next_rtx_seq(&mut self, rtx_ssrc: u32) -> u16 {
+        let seq = self.rtx_seq.unwrap_or(rtx_ssrc as u16);
+        self.rtx_seq = Some(seq.wrapping_add(1));
+        seq
     }
 
     /// A sender report for this stream from the publisher's one: its clock
@@ -73,5 +104,21 @@ mod tests {
         assert_eq!(s.translate(2, 5000, 777, 10), (102, 12001));
         assert_eq!(s.translate(2, 5001, 3777, 10), (103, 15001));
         assert_eq!((s.packets, s.octets), (4, 40));
+    }
+
+    #[test]
+    fn a_sent_number_maps_back_to_its_source_packet_of_the_current_source() {
+        let mut s = OutboundStream::default();
+        assert_eq!(s.source_of(0), None, "nothing sent");
+        s.translate(1, 65_535, 0, 10);
+        s.translate(1, 0, 3000, 10);
+        assert_eq!(s.source_of(65_535), Some((1, 65_535)));
+        assert_eq!(s.source_of(0), Some((1, 0)));
+        assert_eq!(s.source_of(1), None, "not sent yet");
+        // After a switch only the new source's packets map back.
+        s.translate(2, 500, 9, 10); // sent as 1
+        assert_eq!(s.source_of(1), Some((2, 500)));
+        assert_eq!(s.source_of(0), None);
+        assert_eq!(s.sent_as(500, 9), (1, 3001));
     }
 }

@@ -72,6 +72,20 @@ pub struct Outlet {
     /// Header extension ids, publisher → subscriber; any other extension
     /// is blanked. Indexed by the publisher's one-byte id (0..=15); 0 = drop.
     pub extensions: [u8; 16],
+    /// The subscriber negotiated generic NACK: its NACKs are answered.
+    pub nack: bool,
+    /// Where resends go when RTX (RFC 4588) is negotiated; else they are
+    /// sent again in the original stream.
+    pub rtx: Option<RtxStream>,
+}
+
+/// Our retransmission stream towards a subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtxStream {
+    /// Its SSRC (`a=ssrc-group:FID` with the outlet's).
+    pub ssrc: u32,
+    /// Subscriber payload type → its RTX payload type.
+    pub payload_types: Vec<(u8, u8)>,
 }
 
 impl Outlet {

@@ -8,8 +8,10 @@
 //! that here as a [`SessionMedia`].
 
 pub mod egress;
+pub mod history;
 pub mod ingress;
 pub mod media;
+pub mod resend;
 pub mod twcc;
 
-pub use media::{InboundRoute, Outlet, SessionMedia};
+pub use media::{InboundRoute, Outlet, RtxStream, SessionMedia};

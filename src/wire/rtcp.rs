@@ -21,6 +21,8 @@ pub mod packet_type {
     pub const PSFB: u8 = 206;
 }
 
+/// RTPFB format: generic NACK (RFC 4585 §6.2.1).
+pub const FMT_NACK: u8 = 1;
 /// PSFB format: picture loss indication (RFC 4585 §6.3.1).
 pub const FMT_PLI: u8 = 1;
 /// PSFB format: full intra request (RFC 5104 §4.3.1).
@@ -73,6 +75,27 @@ impl<'a> RtcpPacket<'a> {
             FMT_FIR => be32(self.bytes.get(12..16)?),
             _ => None,
         }
+    }
+
+    /// A generic NACK: the media SSRC it is about, and the sequence
+    /// numbers it reports lost (each FCI entry: a number and a bitmask of
+    /// the 16 after it).
+    pub fn nack(&self) -> Option<(u32, impl Iterator<Item = u16> + 'a)> {
+        if self.packet_type != packet_type::RTPFB || self.count != FMT_NACK {
+            return None;
+        }
+        let media_ssrc = be32(self.bytes.get(8..12)?)?;
+        let fci = self.bytes.get(12..)?;
+        let lost = fci.chunks_exact(4).flat_map(|entry| {
+            let pid = u16::from_be_bytes([entry[0], entry[1]]);
+            let blp = u16::from_be_bytes([entry[2], entry[3]]);
+            std::iter::once(pid).chain(
+                (0..16u16)
+                    .filter(move |i| blp & (1 << i) != 0)
+                    .map(move |i| pid.wrapping_add(i + 1)),
+            )
+        });
+        Some((media_ssrc, lost))
     }
 
     /// The sender info of an SR.
@@ -192,6 +215,32 @@ fn be32(b: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_generic_nack_written_by_an_independent_stack_reads_back() {
+        use rtc_rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
+        use rtc_shared::marshal::Marshal;
+        let nack = TransportLayerNack {
+            sender_ssrc: 1,
+            media_ssrc: 0xabcd,
+            nacks: vec![
+                NackPair {
+                    packet_id: 65_534,
+                    lost_packets: 0b101,
+                }, // 65534, 65535, 1
+                NackPair {
+                    packet_id: 100,
+                    lost_packets: 0,
+                },
+            ],
+        };
+        let bytes = nack.marshal().expect("marshal");
+        let packet = packets(&bytes).next().expect("one packet");
+        let (ssrc, lost) = packet.nack().expect("a NACK");
+        assert_eq!(ssrc, 0xabcd);
+        assert_eq!(lost.collect::<Vec<_>>(), vec![65_534, 65_535, 1, 100]);
+        assert!(packet.keyframe_request_ssrc().is_none());
+    }
 
     #[test]
     fn reads_a_compound_rr_and_pli() {
