@@ -1,21 +1,27 @@
-//! Generic NACK from an independent stack as the subscriber: str0m pulls a
-//! VP8 track through our offer (which negotiates `nack`), drops a seeded
-//! 5 % of the media datagrams that reach it, and NACKs them; our resends
-//! from the track's history repair every frame. Without the resends frames
-//! with a lost packet never complete.
+//! Losses repaired on both hops, with an independent stack (str0m) at both
+//! ends: a VP8 track pushed by one str0m peer and pulled by another, with a
+//! seeded 5 % of the media datagrams dropped on the way to the subscriber,
+//! on the way from the publisher, or both. The subscriber NACKs what it
+//! misses and we resend it as RTX from the track's history; we NACK what
+//! the publisher's stream misses and unwrap its RTX back into the stream.
+//! Every frame arrives complete. Without the resends frames are lost.
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Api, Peer, drive, payload_type, pull, push_one, server, write_frame};
+use common::{Api, DropFilter, Peer, drive, payload_type, pull, push_one, server, write_frame};
 use serde_json::json;
 use str0m::Event;
 use str0m::format::Codec;
 use str0m::media::{MediaKind, MediaTime};
 
 const FRAMES: u64 = 150;
-/// Frames sent before the loss starts; the rest must all arrive complete.
+/// Frames sent before the loss starts; the rest must all arrive complete
+/// (a loss before the first packet a receiver gets is one it cannot know
+/// of, and str0m does not deliver the very first frame even on a lossless
+/// path).
 const WARM_UP: u64 = 10;
 const TAG: &[u8] = b"nack-frame";
 
@@ -24,12 +30,54 @@ fn is_media(d: &[u8]) -> bool {
     d.len() > 12 && (128..192).contains(&d[0]) && !(200..=206).contains(&d[1])
 }
 
-#[test]
-fn a_subscriber_that_loses_5_percent_receives_every_frame_complete() {
+/// Drops a seeded 5 % of media datagrams after the first `3 * WARM_UP`.
+fn seeded_loss(seed: u64) -> DropFilter {
+    let mut x = seed;
+    let mut media = 0u64;
+    Box::new(move |d: &[u8]| {
+        if !is_media(d) {
+            return false;
+        }
+        media += 1;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        media > 3 * WARM_UP && x % 100 < 5
+    })
+}
+
+/// Frame numbers the subscriber received complete.
+fn complete_frames(peer: &Peer) -> Vec<u64> {
+    let mut seen: Vec<u64> = peer
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) if d.data.len() == 3000 => {
+                let at = d.data.windows(TAG.len()).position(|w| w == TAG)?;
+                let n = d.data.get(at + TAG.len()..at + TAG.len() + 8)?;
+                Some(u64::from_be_bytes(n.try_into().ok()?))
+            }
+            _ => None,
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen
+}
+
+/// Pushes and pulls one VP8 track with the given losses, sends FRAMES
+/// frames, and returns the frames missing at the subscriber and the
+/// server's counters (NACKed by subscribers, resent, NACKed upstream,
+/// repaired upstream).
+fn run(to_subscriber: bool, from_publisher: bool) -> (Vec<u64>, [u64; 4]) {
     let server = server(1);
     let api = Api::new(&server);
     let mut publisher = Peer::new("publisher");
-    let (session, mid, _) = push_one(&api, &mut publisher, MediaKind::Video, "cam", |o| o);
+    let (session, mid, answer) = push_one(&api, &mut publisher, MediaKind::Video, "cam", |o| o);
+    assert!(
+        answer.contains("rtx/90000"),
+        "RTX is taken from the publisher:\n{answer}"
+    );
     assert!(
         drive(&mut [&mut publisher], Duration::from_secs(10), |p| p[0]
             .connected),
@@ -41,23 +89,12 @@ fn a_subscriber_that_loses_5_percent_receives_every_frame_complete() {
         &mut [&mut publisher],
     );
     assert!(items[0]["errorCode"].is_null(), "{items}");
-    // Seeded loss of media datagrams on the way to the subscriber, once
-    // its stream has started: after the first ten frames (a loss before
-    // the first packet it receives is one it cannot know of, and str0m
-    // does not deliver the very first frame even on a lossless path).
-    let mut x: u64 = 0x5eed_1234;
-    let mut media = 0u32;
-    subscriber.drop_incoming = Some(Box::new(move |d: &[u8]| {
-        if !is_media(d) {
-            return false;
-        }
-        media += 1;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        media > 3 * WARM_UP as u32 && x % 100 < 5
-    }));
-
+    if to_subscriber {
+        subscriber.drop_incoming = Some(seeded_loss(0x5eed_1234));
+    }
+    if from_publisher {
+        publisher.drop_outgoing = Some(seeded_loss(0xfeed_5678));
+    }
     // Frames of three packets each (3 KB), 30 per second; the first a keyframe.
     let pt = payload_type(&mut publisher, mid, Codec::Vp8);
     let start = Instant::now();
@@ -65,8 +102,7 @@ fn a_subscriber_that_loses_5_percent_receives_every_frame_complete() {
     while sent < FRAMES {
         if Instant::now() >= start + Duration::from_millis(sent * 33) {
             // A VP8 frame tag (bit 0 clear: a keyframe) and start code.
-            let keyframe = sent == 0;
-            let mut data = vec![u8::from(!keyframe), 0, 0, 0x9d, 0x01, 0x2a];
+            let mut data = vec![u8::from(sent != 0), 0, 0, 0x9d, 0x01, 0x2a];
             data.extend_from_slice(TAG);
             data.extend_from_slice(&sent.to_be_bytes());
             data.resize(3000, (sent % 251) as u8);
@@ -79,61 +115,66 @@ fn a_subscriber_that_loses_5_percent_receives_every_frame_complete() {
             );
             sent += 1;
         }
-        let busy = publisher.step() | subscriber.step();
-        if !busy {
+        if !(publisher.step() | subscriber.step()) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
-    let complete = |p: &mut [&mut Peer]| {
-        let mut seen: Vec<u64> = p[1]
-            .events
-            .iter()
-            .filter_map(|e| match e {
-                Event::MediaData(d) => {
-                    let at = d.data.windows(TAG.len()).position(|w| w == TAG)?;
-                    let n = d.data.get(at + TAG.len()..at + TAG.len() + 8)?;
-                    (d.data.len() == 3000)
-                        .then(|| u64::from_be_bytes(n.try_into().unwrap_or_default()))
-                }
-                _ => None,
-            })
-            .collect();
-        seen.retain(|n| *n >= WARM_UP);
-        seen.sort_unstable();
-        seen.dedup();
-        seen.len() as u64 == FRAMES - WARM_UP
-    };
-    let all = drive(
+    let wanted = FRAMES - WARM_UP;
+    drive(
         &mut [&mut publisher, &mut subscriber],
         Duration::from_secs(5),
-        complete,
+        |p| {
+            complete_frames(p[1])
+                .iter()
+                .filter(|n| **n >= WARM_UP)
+                .count() as u64
+                == wanted
+        },
     );
-    let counters = &server.control.workers()[0].counters;
-    let resent = counters
-        .rtp_retransmitted
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let nacked = counters
-        .nacked_packets
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let frames: Vec<u64> = subscriber
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MediaData(d) => {
-                let at = d.data.windows(TAG.len()).position(|w| w == TAG)?;
-                let n = d.data.get(at + TAG.len()..at + TAG.len() + 8)?;
-                Some(u64::from_be_bytes(n.try_into().unwrap_or_default()))
-            }
-            _ => None,
-        })
-        .collect();
-    let missing: Vec<u64> = (WARM_UP..FRAMES).filter(|n| !frames.contains(n)).collect();
+    let got = complete_frames(&subscriber);
+    let missing = (WARM_UP..FRAMES).filter(|n| !got.contains(n)).collect();
+    let c = &server.control.workers()[0].counters;
+    let counts = [
+        c.nacked_packets.load(Ordering::Relaxed),
+        c.rtp_retransmitted.load(Ordering::Relaxed),
+        c.upstream_nacked.load(Ordering::Relaxed),
+        c.upstream_recovered.load(Ordering::Relaxed),
+    ];
+    (missing, counts)
+}
+
+#[test]
+fn a_subscriber_that_loses_5_percent_receives_every_frame_complete() {
+    let (missing, [nacked, resent, ..]) = run(true, false);
     assert!(
-        all,
-        "every frame complete at the subscriber (missing {missing:?} of {FRAMES}, NACKed {nacked}, resent {resent})"
+        missing.is_empty(),
+        "missing {missing:?} (NACKed {nacked}, resent {resent})"
     );
     assert!(
         resent > 0 && nacked >= resent,
         "NACKed {nacked}, resent {resent}"
     );
+}
+
+#[test]
+fn a_publisher_that_loses_5_percent_reaches_the_subscriber_complete() {
+    let (missing, [_, _, upstream_nacked, recovered]) = run(false, true);
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?} (NACKed upstream {upstream_nacked}, repaired {recovered})"
+    );
+    assert!(
+        recovered > 0 && upstream_nacked >= recovered,
+        "{upstream_nacked} {recovered}"
+    );
+}
+
+#[test]
+fn five_percent_lost_on_both_hops_every_frame_arrives_complete() {
+    let (missing, counts) = run(true, true);
+    assert!(
+        missing.is_empty(),
+        "missing {missing:?} (counts {counts:?})"
+    );
+    assert!(counts.iter().all(|c| *c > 0), "{counts:?}");
 }

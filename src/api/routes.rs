@@ -158,7 +158,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         &'static str,
         fn(&Counters) -> &AtomicU64,
     );
-    let series: [Series; 10] = [
+    let series: [Series; 13] = [
         (
             "switchboard_packets_in_total",
             "counter",
@@ -188,6 +188,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "counter",
             "RTP packets sent again in answer to a subscriber's NACK",
             |c| &c.rtp_retransmitted,
+        ),
+        (
+            "switchboard_upstream_nacked_total",
+            "counter",
+            "Sequence numbers NACKed to publishers (each try)",
+            |c| &c.upstream_nacked,
+        ),
+        (
+            "switchboard_upstream_recovered_total",
+            "counter",
+            "Publishers' lost packets repaired (in the stream or by RTX)",
+            |c| &c.upstream_recovered,
+        ),
+        (
+            "switchboard_upstream_unrecovered_total",
+            "counter",
+            "Publishers' lost packets given up (a keyframe request instead)",
+            |c| &c.upstream_unrecovered,
         ),
         (
             "switchboard_handoffs_total",

@@ -523,7 +523,20 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
     }
     let t = get_or_create(session, mid, m.kind);
     t.recv = Some(name.clone());
-    t.codecs = codecs.clone();
+    // The publisher's retransmission formats of what we take: its RTX is
+    // unwrapped on the way in (the track's codecs stay the forwardable ones).
+    let rtx = m
+        .codecs
+        .iter()
+        .filter(|c| {
+            c.rtx_of()
+                .is_some_and(|apt| codecs.iter().any(|k| k.pt == apt))
+        })
+        .map(|c| Codec {
+            rtcp_fb: Vec::new(),
+            ..c.clone()
+        });
+    t.codecs = codecs.iter().cloned().chain(rtx).collect();
     session.pushed.push(PushedTrack {
         name,
         mid: mid.clone(),

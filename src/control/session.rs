@@ -553,10 +553,7 @@ pub fn sending_feedback(codec: Codec, kind: MediaKind) -> Codec {
 pub fn supported_feedback(codec: &Codec, receiving: bool) -> Codec {
     let mut c = codec.clone();
     c.rtcp_fb.retain(|fb| {
-        fb == "nack pli"
-            || fb == "ccm fir"
-            || (receiving && fb == "transport-cc")
-            || (!receiving && fb == "nack")
+        fb == "nack pli" || fb == "ccm fir" || fb == "nack" || (receiving && fb == "transport-cc")
     });
     c
 }

@@ -30,6 +30,19 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
         .iter()
         .filter(|p| p.active)
         .map(|p| InboundRoute {
+            nack: p
+                .codecs
+                .iter()
+                .any(|c| c.rtcp_fb.iter().any(|f| f == "nack")),
+            rtx: session
+                .transceiver(&p.mid)
+                .map(|t| {
+                    t.codecs
+                        .iter()
+                        .filter_map(|c| c.rtx_of().map(|apt| (c.pt, apt)))
+                        .collect()
+                })
+                .unwrap_or_default(),
             mid: p.mid.clone(),
             ssrcs: p.ssrcs.clone(),
             payload_types: p.codecs.iter().map(|c| c.pt).collect(),

@@ -50,11 +50,13 @@ pub enum DropReason {
     NackUnavailable,
     /// A NACKed packet past its subscriber's resend budget.
     ResendBudget,
+    /// A publisher's packet received twice (a late repair), or RTX padding.
+    Duplicate,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -74,6 +76,7 @@ impl DropReason {
         DropReason::ControlQueueFull,
         DropReason::NackUnavailable,
         DropReason::ResendBudget,
+        DropReason::Duplicate,
     ];
 
     /// A metric label.
@@ -98,6 +101,7 @@ impl DropReason {
             DropReason::ControlQueueFull => "control_queue_full",
             DropReason::NackUnavailable => "nack_unavailable",
             DropReason::ResendBudget => "resend_budget",
+            DropReason::Duplicate => "duplicate",
         }
     }
 }
@@ -115,6 +119,12 @@ pub struct Counters {
     pub nacked_packets: AtomicU64,
     /// RTP packets sent again in answer to a NACK.
     pub rtp_retransmitted: AtomicU64,
+    /// Sequence numbers NACKed to publishers (each try counted).
+    pub upstream_nacked: AtomicU64,
+    /// Publishers' lost packets repaired (in their stream or by RTX).
+    pub upstream_recovered: AtomicU64,
+    /// Publishers' lost packets given up (a keyframe request instead).
+    pub upstream_unrecovered: AtomicU64,
     /// Runs of packets handed to other workers.
     pub handoffs: AtomicU64,
     /// `recvmmsg` calls that returned datagrams (packets_in / this: the

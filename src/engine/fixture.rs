@@ -129,6 +129,9 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
             payload_types: vec![96],
             clock_rate: 90000,
             fanout: fanout.clone(),
+            // Its gaps are tracked (and NACKed) as a browser's would be.
+            nack: true,
+            rtx: Vec::new(),
         }],
         outlets: Vec::new(),
     };

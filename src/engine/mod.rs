@@ -24,6 +24,7 @@ pub mod fixture;
 mod gso;
 mod handoff_pool;
 pub mod messages;
+mod repair;
 mod retransmit;
 pub mod run;
 pub mod stun_limit;
@@ -55,6 +56,7 @@ use directory::IceDirectory;
 use gso::Coalescer;
 use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
+use repair::{Repairs, Verdict};
 use retransmit::{Histories, Subscriber};
 use rtc_srtp::protection_profile::ProtectionProfile;
 use run::{Inbox, PacketRun, RunHeader};
@@ -142,6 +144,8 @@ struct MediaSession {
     twcc: Option<TwccReceiver>,
     /// How much its NACKs may make us resend.
     resend: ResendLimiter,
+    /// The gaps of what it pushes, NACKed to it.
+    repairs: Repairs,
 }
 
 /// One media worker's state.
@@ -403,6 +407,29 @@ impl Engine {
                 return;
             }
         }
+        let verdict =
+            session
+                .repairs
+                .check(route_index, route, &header, plain, now, &mut self.scratch);
+        let (header, plain) = match verdict {
+            Verdict::Drop => {
+                counters.count_drop(DropReason::Duplicate);
+                return;
+            }
+            Verdict::Forward => (header, plain),
+            Verdict::Repaired => {
+                Counters::add(&counters.upstream_recovered, 1);
+                (header, plain)
+            }
+            Verdict::Unwrapped => {
+                Counters::add(&counters.upstream_recovered, 1);
+                let Ok(h) = RtpHeader::new_checked(&self.scratch) else {
+                    return;
+                };
+                (h, &self.scratch[..])
+            }
+        };
+        let ssrc = header.ssrc();
         let track = route.fanout.key;
         self.inbox
             .push(&route.fanout, RunHeader::of(&header), plain);
@@ -698,6 +725,7 @@ impl Engine {
                                 outbound: HashMap::default(),
                                 twcc: None,
                                 resend: ResendLimiter::new(self.clock),
+                                repairs: Repairs::default(),
                             },
                         );
                     }
@@ -731,6 +759,9 @@ impl Engine {
                             None => false,
                         }
                     });
+                    let inbound = &s.inbound;
+                    s.repairs
+                        .remap(|ssrc| inbound.get(&ssrc).map(|st| st.route));
                     let live: Vec<u32> = s.media.outlets.iter().map(|o| o.ssrc).collect();
                     s.outbound.retain(|ssrc, _| live.contains(ssrc));
                     match (s.media.twcc_extension, &s.twcc) {
@@ -796,9 +827,28 @@ impl Engine {
         if now >= self.next_feedback {
             self.next_feedback = now + FEEDBACK_INTERVAL;
             self.send_feedback();
+            self.send_nacks(now);
         }
         if now >= self.next_report {
             self.send_reports(now);
+        }
+    }
+
+    /// NACKs to publishers for the gaps in what they push (and keyframe
+    /// requests for gaps given up).
+    fn send_nacks(&mut self, now: Instant) {
+        for s in self.sessions.values_mut() {
+            let Some(srtp) = s.srtp.as_mut() else {
+                continue;
+            };
+            let (nacked, given_up) = s.repairs.poll(now, s.media.rtcp_ssrc, &mut self.scratch);
+            Counters::add(&self.counters.upstream_nacked, nacked as u64);
+            Counters::add(&self.counters.upstream_unrecovered, given_up as u64);
+            if !self.scratch.is_empty()
+                && let Ok(bytes) = srtp.protect_rtcp(&self.scratch)
+            {
+                self.transmits.push_back(Transmit::single(s.addr, bytes));
+            }
         }
     }
 

@@ -47,6 +47,10 @@ pub struct InboundRoute {
     pub clock_rate: u32,
     /// Where its packets go.
     pub fanout: Arc<TrackFanout>,
+    /// Generic NACK negotiated: its losses are NACKed to the publisher.
+    pub nack: bool,
+    /// Its RTX payload types and the ones they repair (RFC 4588 `apt`).
+    pub rtx: Vec<(u8, u8)>,
 }
 
 impl PartialEq for InboundRoute {
@@ -55,6 +59,8 @@ impl PartialEq for InboundRoute {
             && self.ssrcs == other.ssrcs
             && self.payload_types == other.payload_types
             && self.clock_rate == other.clock_rate
+            && self.nack == other.nack
+            && self.rtx == other.rtx
             && Arc::ptr_eq(&self.fanout, &other.fanout)
     }
 }

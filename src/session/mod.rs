@@ -11,6 +11,7 @@ pub mod egress;
 pub mod history;
 pub mod ingress;
 pub mod media;
+pub mod nack;
 pub mod resend;
 pub mod twcc;
 

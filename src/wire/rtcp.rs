@@ -155,6 +155,34 @@ pub fn write_pli(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32) {
     out.extend_from_slice(&media_ssrc.to_be_bytes());
 }
 
+/// Appends generic NACKs (RFC 4585 §6.2.1) for `lost` sequence numbers of
+/// `media_ssrc` (in increasing order, wrapping): each FCI entry a number
+/// and a bitmask of the 16 after it.
+pub fn write_nack(out: &mut Vec<u8>, sender_ssrc: u32, media_ssrc: u32, lost: &[u16]) {
+    let start = out.len();
+    out.extend_from_slice(&[0x80 | FMT_NACK, packet_type::RTPFB, 0, 0]);
+    out.extend_from_slice(&sender_ssrc.to_be_bytes());
+    out.extend_from_slice(&media_ssrc.to_be_bytes());
+    let mut i = 0;
+    while i < lost.len() {
+        let pid = lost[i];
+        let mut blp: u16 = 0;
+        i += 1;
+        while let Some(next) = lost.get(i) {
+            let d = next.wrapping_sub(pid);
+            if d == 0 || d > 16 {
+                break;
+            }
+            blp |= 1 << (d - 1);
+            i += 1;
+        }
+        out.extend_from_slice(&pid.to_be_bytes());
+        out.extend_from_slice(&blp.to_be_bytes());
+    }
+    let words = ((out.len() - start) / 4 - 1) as u16;
+    out[start + 2..start + 4].copy_from_slice(&words.to_be_bytes());
+}
+
 /// Appends a sender report with no report blocks.
 pub fn write_sr(out: &mut Vec<u8>, info: &SenderInfo) {
     out.extend_from_slice(&[0x80, packet_type::SR, 0, 6]);
@@ -215,6 +243,22 @@ fn be32(b: &[u8]) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nack_we_write_is_read_by_an_independent_stack() {
+        use rtc_rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+        use rtc_shared::marshal::Unmarshal;
+        let lost = [65_530u16, 65_531, 65_535, 3, 40, 41];
+        let mut out = Vec::new();
+        write_nack(&mut out, 9, 0x1234, &lost);
+        let mut buf = &out[..];
+        let nack = TransportLayerNack::unmarshal(&mut buf).expect("a NACK");
+        assert_eq!((nack.sender_ssrc, nack.media_ssrc), (9, 0x1234));
+        let read: Vec<u16> = nack.nacks.iter().flat_map(|p| p.packet_list()).collect();
+        assert_eq!(read, lost);
+        let ours: Vec<u16> = packets(&out).next().unwrap().nack().unwrap().1.collect();
+        assert_eq!(ours, lost);
+    }
 
     #[test]
     fn a_generic_nack_written_by_an_independent_stack_reads_back() {

@@ -146,6 +146,8 @@ pub struct Peer {
     pub connected: bool,
     /// Received datagrams for which this returns true are dropped (loss injection).
     pub drop_incoming: Option<DropFilter>,
+    /// Datagrams to send for which this returns true are not sent (loss injection).
+    pub drop_outgoing: Option<DropFilter>,
     timeout: Instant,
 }
 
@@ -175,6 +177,7 @@ impl Peer {
             events: Vec::new(),
             connected: false,
             drop_incoming: None,
+            drop_outgoing: None,
             timeout: Instant::now(),
         }
     }
@@ -188,6 +191,9 @@ impl Peer {
                     return;
                 }
                 Ok(Output::Transmit(t)) => {
+                    if self.drop_outgoing.as_mut().is_some_and(|f| f(&t.contents)) {
+                        continue;
+                    }
                     let _ = self.socket.send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Event(e)) => {
