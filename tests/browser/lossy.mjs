@@ -1,0 +1,92 @@
+// The demo page's echo (publish camera and microphone, pull them back
+// through the server) in headless Chromium, measured for a while:
+//
+//   node tests/browser/lossy.mjs <demo-url> <seconds>
+//
+// From the moment the echo peer decodes video, its inbound video is
+// watched for <seconds>: frames decoded, total freeze time
+// (totalFreezesDuration), NACKs it sent (nackCount), and the publisher's
+// retransmitted packets. Run it on a clean path and through a lossy one
+// (the caller drops datagrams with nftables) to compare.
+//
+// Prints one JSON line: {"ok", framesDecoded, freezeSeconds, nackCount,
+// publisherRetransmitted, reason?}. Env: CHROMIUM.
+
+import { chromium } from "playwright-core";
+import { CHROMIUM_ARGS } from "./chromium-args.mjs";
+
+const [url, secondsArg] = process.argv.slice(2);
+const seconds = Number(secondsArg);
+if (!url || !seconds) {
+  console.error("usage: node tests/browser/lossy.mjs <demo-url> <seconds>");
+  process.exit(2);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+let browser = null;
+const hard = setTimeout(() => {
+  process.stdout.write(JSON.stringify({ ok: false, reason: "hard timeout" }) + "\n");
+  process.exit(1);
+}, (seconds + 60) * 1000);
+
+async function sample(page) {
+  return page.evaluate(async () => {
+    const out = { framesDecoded: 0, freezeSeconds: 0, nackCount: 0, publisherRetransmitted: 0 };
+    const pc2 = window.demo.pc2;
+    if (pc2) {
+      (await pc2.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp" && r.kind === "video") {
+          out.framesDecoded += r.framesDecoded || 0;
+          out.freezeSeconds += r.totalFreezesDuration || 0;
+          out.nackCount += r.nackCount || 0;
+        }
+      });
+    }
+    const pc1 = window.demo.pc1;
+    if (pc1) {
+      (await pc1.getStats()).forEach((r) => {
+        if (r.type === "outbound-rtp" && r.kind === "video") out.publisherRetransmitted += r.retransmittedPacketsSent || 0;
+      });
+    }
+    return out;
+  });
+}
+
+let result;
+try {
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 20000,
+  });
+  const page = await (await browser.newContext()).newPage();
+  page.on("console", (m) => console.error(`[console.${m.type()}] ${m.text()}`));
+  await page.goto(url, { waitUntil: "load", timeout: 10000 });
+  await page.click("#start");
+  const deadline = Date.now() + 20000;
+  let first = await sample(page);
+  while (first.framesDecoded === 0 && Date.now() < deadline) {
+    await sleep(250);
+    first = await sample(page);
+  }
+  if (first.framesDecoded === 0) {
+    result = { ok: false, reason: "no video decoded within 20 s" };
+  } else {
+    await sleep(seconds * 1000);
+    const last = await sample(page);
+    result = {
+      ok: true,
+      framesDecoded: last.framesDecoded - first.framesDecoded,
+      freezeSeconds: Math.round((last.freezeSeconds - first.freezeSeconds) * 1000) / 1000,
+      nackCount: last.nackCount - first.nackCount,
+      publisherRetransmitted: last.publisherRetransmitted - first.publisherRetransmitted,
+    };
+  }
+} catch (e) {
+  result = { ok: false, reason: `exception: ${e && e.message ? e.message : e}` };
+} finally {
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exitCode = result && result.ok ? 0 : 1;
+  if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
+  clearTimeout(hard);
+}
