@@ -11,7 +11,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::{Api, DropFilter, Peer, drive, payload_type, pull, push_one, server, write_frame};
+use common::{
+    Api, DropFilter, Peer, drive, payload_type, pull, push_one, server, vp8_frame, write_frame,
+};
 use serde_json::json;
 use str0m::Event;
 use str0m::format::Codec;
@@ -101,11 +103,7 @@ fn run(to_subscriber: bool, from_publisher: bool) -> (Vec<u64>, [u64; 4]) {
     let mut sent = 0u64;
     while sent < FRAMES {
         if Instant::now() >= start + Duration::from_millis(sent * 33) {
-            // A VP8 frame tag (bit 0 clear: a keyframe) and start code.
-            let mut data = vec![u8::from(sent != 0), 0, 0, 0x9d, 0x01, 0x2a];
-            data.extend_from_slice(TAG);
-            data.extend_from_slice(&sent.to_be_bytes());
-            data.resize(3000, (sent % 251) as u8);
+            let data = vp8_frame(sent, sent == 0, TAG, 3000);
             write_frame(
                 &mut publisher,
                 mid,

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Api, Peer, drive, payload_type, push_one, server, write_frame};
+use common::{Api, Peer, drive, payload_type, push_one, server, vp8_frame, write_frame};
 use str0m::Event;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::format::Codec;
@@ -56,9 +56,7 @@ fn a_publishers_estimate_rises_on_our_transport_cc_feedback() {
     while start.elapsed() < Duration::from_secs(6) {
         let due = start + Duration::from_millis(frame * 33);
         if Instant::now() >= due {
-            // A VP8 payload descriptor (start of a partition), then filler.
-            let mut data = vec![0x10u8, if frame.is_multiple_of(30) { 0x00 } else { 0x01 }];
-            data.resize(5000, (frame % 251) as u8);
+            let data = vp8_frame(frame, frame.is_multiple_of(30), b"", 5000);
             write_frame(
                 &mut publisher,
                 mid,

@@ -353,6 +353,17 @@ pub fn write_frame(
     peer.drain();
 }
 
+/// A VP8 frame of `len` bytes as str0m's writer takes it: the frame tag
+/// (a keyframe when `key`) and start code, then `tag` and the frame number
+/// `n`, then filler.
+pub fn vp8_frame(n: u64, key: bool, tag: &[u8], len: usize) -> Vec<u8> {
+    let mut data = vec![u8::from(!key), 0, 0, 0x9d, 0x01, 0x2a];
+    data.extend_from_slice(tag);
+    data.extend_from_slice(&n.to_be_bytes());
+    data.resize(len, (n % 251) as u8);
+    data
+}
+
 /// Frames received on `mid` whose payload starts with `tag`.
 pub fn received(peer: &Peer, mid: str0m::media::Mid, tag: &[u8]) -> usize {
     peer.events
