@@ -98,11 +98,45 @@ pub fn check_auto_discover(
     check_items(items + discovered, "tracks (autoDiscover included)")
 }
 
-/// Requests per client address in the current one-second window (for the
-/// optional sessions/new limit per address).
+/// Requests counted in one-second windows: 429 past a maximum.
+#[derive(Debug, Clone, Copy)]
+pub struct RateWindow {
+    start: Instant,
+    count: u32,
+}
+
+impl RateWindow {
+    /// A window starting at `now`, with nothing counted.
+    pub fn new(now: Instant) -> Self {
+        RateWindow {
+            start: now,
+            count: 0,
+        }
+    }
+
+    /// Counts a request at `now`; 429 past `max` in its window.
+    pub fn count(&mut self, max: u32, now: Instant) -> Result<(), ApiError> {
+        if now.saturating_duration_since(self.start) >= WINDOW {
+            *self = RateWindow::new(now);
+        }
+        self.count += 1;
+        if self.count > max {
+            return Err(ApiError::rate_limited());
+        }
+        Ok(())
+    }
+
+    /// Whether its window ended before `now`.
+    fn ended(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.start) >= WINDOW
+    }
+}
+
+/// A [`RateWindow`] per client address (the optional sessions/new limit
+/// per address).
 #[derive(Default)]
 pub struct AddressRate {
-    windows: HashMap<IpAddr, (Instant, u32)>,
+    windows: HashMap<IpAddr, RateWindow>,
 }
 
 /// Addresses remembered before stale windows are dropped.
@@ -112,19 +146,12 @@ impl AddressRate {
     /// Counts a request from `ip`; 429 past `max` in its window.
     pub fn check(&mut self, ip: IpAddr, max: u32, now: Instant) -> Result<(), ApiError> {
         if self.windows.len() >= ADDRESSES_KEPT {
-            self.windows
-                .retain(|_, (start, _)| now.saturating_duration_since(*start) < WINDOW);
+            self.windows.retain(|_, w| !w.ended(now));
         }
-        let (start, count) = self.windows.entry(ip).or_insert((now, 0));
-        if now.saturating_duration_since(*start) >= WINDOW {
-            *start = now;
-            *count = 0;
-        }
-        *count += 1;
-        if *count > max {
-            return Err(ApiError::rate_limited());
-        }
-        Ok(())
+        self.windows
+            .entry(ip)
+            .or_insert_with(|| RateWindow::new(now))
+            .count(max, now)
     }
 }
 

@@ -73,6 +73,21 @@ struct State {
 const EVENT_LAG: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl State {
+    /// The state of a control plane over `reg`, starting at `now`.
+    fn new(reg: Registry, now: Instant) -> Self {
+        State {
+            reg,
+            synced: Synced::default(),
+            keyframes: HashMap::new(),
+            keyframes_waiting: Default::default(),
+            media_seen: HashMap::new(),
+            idle_tracks: Default::default(),
+            last_event: None,
+            next_liveness: now,
+            new_sessions: Default::default(),
+        }
+    }
+
     /// Records that an event the worker saw at `at` was handled at `now`.
     fn note_event(&mut self, at: Instant, now: Instant) {
         self.last_event = Some((at, now));
@@ -100,17 +115,7 @@ impl Control {
         limits: Limits,
     ) -> Arc<Self> {
         Arc::new(Control {
-            state: Mutex::new(State {
-                reg: Registry::new(apps),
-                synced: Synced::default(),
-                keyframes: HashMap::new(),
-                keyframes_waiting: Default::default(),
-                media_seen: HashMap::new(),
-                idle_tracks: Default::default(),
-                last_event: None,
-                next_liveness: Instant::now(),
-                new_sessions: Default::default(),
-            }),
+            state: Mutex::new(State::new(Registry::new(apps), Instant::now())),
             workers,
             identity,
             handshakes,
@@ -192,15 +197,9 @@ impl Control {
         if let Some(reason) = &session.failure {
             return Err(ApiError::session_failed(reason));
         }
-        let (start, count) = &mut session.rate_window;
-        if now.saturating_duration_since(*start).as_secs() >= 1 {
-            *start = now;
-            *count = 0;
-        }
-        *count += 1;
-        if *count > self.limits.requests_per_second {
-            return Err(ApiError::rate_limited());
-        }
+        session
+            .rate_window
+            .count(self.limits.requests_per_second, now)?;
         Ok(key)
     }
 
@@ -253,17 +252,7 @@ mod tests {
     #[test]
     fn liveness_waits_while_worker_events_are_queued_behind_a_stall() {
         let t0 = Instant::now();
-        let mut st = State {
-            reg: Registry::new(Vec::new()),
-            synced: Synced::default(),
-            keyframes: HashMap::new(),
-            keyframes_waiting: Default::default(),
-            media_seen: HashMap::new(),
-            idle_tracks: Default::default(),
-            last_event: None,
-            next_liveness: t0,
-            new_sessions: Default::default(),
-        };
+        let mut st = State::new(Registry::new(Vec::new()), t0);
         assert!(!st.behind_workers(t0), "no events yet");
         // A check seen by a worker at t0 handled 5 s later: behind.
         let t5 = t0 + std::time::Duration::from_secs(5);

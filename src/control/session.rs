@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use crate::api::types::TrackObject;
 
+use super::limits::RateWindow;
 use super::path::PathSelector;
 use crate::dtls::pool::Route;
 use crate::dtls::{DtlsRole, Fingerprint, SrtpKeys};
@@ -233,7 +234,7 @@ pub struct Session {
     /// When the last valid ICE check arrived (consent freshness).
     pub last_check: Option<Instant>,
     /// Requests in the current rate-limit window.
-    pub rate_window: (Instant, u32),
+    pub rate_window: RateWindow,
     /// Pulls that were closed, as GET lists them (status inactive).
     pub closed_pulls: Vec<TrackObject>,
 }
@@ -270,7 +271,7 @@ impl Session {
             created: now,
             connected_at: None,
             last_check: None,
-            rate_window: (now, 0),
+            rate_window: RateWindow::new(now),
             closed_pulls: Vec::new(),
         }
     }

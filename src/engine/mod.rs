@@ -826,48 +826,42 @@ impl Engine {
         self.clock = self.clock.max(now);
         if now >= self.next_feedback {
             self.next_feedback = now + FEEDBACK_INTERVAL;
-            self.send_feedback();
-            self.send_nacks(now);
+            self.send_feedback(now);
         }
         if now >= self.next_report {
             self.send_reports(now);
         }
     }
 
-    /// NACKs to publishers for the gaps in what they push (and keyframe
-    /// requests for gaps given up).
-    fn send_nacks(&mut self, now: Instant) {
+    /// The feedback due to publishers every [`FEEDBACK_INTERVAL`], in one
+    /// pass over the sessions: transport-cc reports of what arrived, and
+    /// NACKs for the gaps in what they push (with keyframe requests for
+    /// gaps given up).
+    fn send_feedback(&mut self, now: Instant) {
         for s in self.sessions.values_mut() {
             let Some(srtp) = s.srtp.as_mut() else {
                 continue;
             };
+            let mut send = |bytes: &[u8]| {
+                if let Ok(bytes) = srtp.protect_rtcp(bytes) {
+                    self.transmits.push_back(Transmit::single(s.addr, bytes));
+                }
+            };
+            if let Some(twcc) = s.twcc.as_mut() {
+                let media_ssrc = s.inbound.keys().next().copied().unwrap_or(0);
+                loop {
+                    self.scratch.clear();
+                    if !twcc.poll_feedback(s.media.rtcp_ssrc, media_ssrc, &mut self.scratch) {
+                        break;
+                    }
+                    send(&self.scratch);
+                }
+            }
             let (nacked, given_up) = s.repairs.poll(now, s.media.rtcp_ssrc, &mut self.scratch);
             Counters::add(&self.counters.upstream_nacked, nacked as u64);
             Counters::add(&self.counters.upstream_unrecovered, given_up as u64);
-            if !self.scratch.is_empty()
-                && let Ok(bytes) = srtp.protect_rtcp(&self.scratch)
-            {
-                self.transmits.push_back(Transmit::single(s.addr, bytes));
-            }
-        }
-    }
-
-    /// Reports the arrivals of transport-wide numbered packets to each
-    /// publisher that negotiated transport-cc.
-    fn send_feedback(&mut self) {
-        for s in self.sessions.values_mut() {
-            let (Some(twcc), Some(srtp)) = (s.twcc.as_mut(), s.srtp.as_mut()) else {
-                continue;
-            };
-            let media_ssrc = s.inbound.keys().next().copied().unwrap_or(0);
-            loop {
-                self.scratch.clear();
-                if !twcc.poll_feedback(s.media.rtcp_ssrc, media_ssrc, &mut self.scratch) {
-                    break;
-                }
-                if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
-                    self.transmits.push_back(Transmit::single(s.addr, bytes));
-                }
+            if !self.scratch.is_empty() {
+                send(&self.scratch);
             }
         }
     }

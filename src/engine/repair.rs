@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap as HashMap;
 use crate::session::InboundRoute;
 use crate::session::nack::{Arrival, NackGenerator};
 use crate::wire::rtcp;
-use crate::wire::rtp::RtpHeader;
+use crate::wire::rtp::{self, RtpHeader};
 
 /// A NACK is repeated this long after the last one (no RTT measured yet).
 pub const RETRY: Duration = Duration::from_millis(100);
@@ -85,7 +85,7 @@ impl Repairs {
             scratch.extend_from_slice(&payload[2..]);
             scratch[0] &= !0x20; // its padding is not the original's
             scratch[1] = (scratch[1] & 0x80) | (apt & 0x7f);
-            scratch[2..4].copy_from_slice(&osn.to_be_bytes());
+            rtp::set_sequence_number(scratch, osn);
             scratch[8..12].copy_from_slice(&main_ssrc.to_be_bytes());
             return Verdict::Unwrapped;
         }

@@ -41,10 +41,7 @@ impl OutboundStream {
             self.source_ssrc = Some(source_ssrc);
             self.source_first = seq.wrapping_add(self.seq_offset);
         }
-        let out = (
-            seq.wrapping_add(self.seq_offset),
-            ts.wrapping_add(self.ts_offset),
-        );
+        let out = self.sent_as(seq, ts);
         self.last_seq = out.0;
         self.last_ts = out.1;
         self.packets = self.packets.wrapping_add(1);
