@@ -146,7 +146,7 @@ async fn demo(State(state): State<ApiState>) -> Response {
 
 /// Prometheus text: per-worker packet counters and drops by reason.
 async fn metrics(State(state): State<ApiState>) -> Response {
-    use crate::engine::counters::{Counters, DropReason};
+    use crate::engine::counters::{Counters, DropReason, Histogram};
     use std::fmt::Write as _;
     use std::sync::atomic::AtomicU64;
     let mut out = String::new();
@@ -258,6 +258,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
                 h.counters.drops(r)
             );
         }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_rtt_seconds Round-trip times measured for sessions (RTCP echoes)\n# TYPE switchboard_rtt_seconds histogram"
+    );
+    for (w, h) in workers.iter().enumerate() {
+        let (buckets, count, sum) = h.counters.rtt.read();
+        for (bound, n) in Histogram::BOUNDS_MS.iter().zip(buckets) {
+            let le = *bound as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "switchboard_rtt_seconds_bucket{{worker=\"{w}\",le=\"{le}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "switchboard_rtt_seconds_bucket{{worker=\"{w}\",le=\"+Inf\"}} {count}\nswitchboard_rtt_seconds_sum{{worker=\"{w}\"}} {sum}\nswitchboard_rtt_seconds_count{{worker=\"{w}\"}} {count}"
+        );
     }
     let _ = writeln!(
         out,

@@ -15,7 +15,13 @@
 //!   is followed once its old path fell silent. Back to the old path works
 //!   the same way, if it is the one that keeps checking;
 //! - after an ICE restart (new credentials only the client has), the first
-//!   valid check moves the path at once.
+//!   valid check moves the path at once;
+//! - SRTP or SRTCP authenticated with the session's keys from an address
+//!   the client nominated moves the path at once: the client switched its
+//!   selected pair (Chrome does under loss) while the old one still
+//!   answers its consent checks. A check proves knowledge of the ICE
+//!   credentials, which travel in signalling; media proves the SRTP keys,
+//!   which only the client and we hold.
 //!
 //! Where it sits: on the control thread, in `transport::handle_bound`.
 //! Call contract: [`PathSelector::handle_check`] for every valid check, in
@@ -90,6 +96,26 @@ impl PathSelector {
     /// handshake with the client's certificate) at `at`.
     pub fn proven(&mut self, addr: SocketAddr, at: Instant) {
         self.note(addr, true, at);
+    }
+
+    /// Authenticated media arrived from `addr` at `at`: the path it should
+    /// move to, if the client nominated that address (and it is not the
+    /// current path).
+    pub fn handle_media(
+        &mut self,
+        current: Option<TransportBinding>,
+        worker: WorkerId,
+        addr: SocketAddr,
+        at: Instant,
+    ) -> Option<TransportBinding> {
+        let seen = self.paths.iter_mut().find(|p| p.addr == addr)?;
+        seen.last = seen.last.max(at);
+        let moved = current.is_none_or(|c| c.addr != addr || c.worker != worker);
+        (seen.nominated && moved && !self.restarting).then_some(TransportBinding {
+            worker,
+            addr,
+            nominated: true,
+        })
     }
 
     /// Takes a valid check (`txid`, from `addr` via `worker`, USE-CANDIDATE
@@ -316,6 +342,34 @@ mod tests {
         }
         assert!(back, "the path returns to the tuple whose checks continue");
         assert_eq!(c.port(), Some(1000));
+    }
+
+    #[test]
+    fn authenticated_media_from_a_nominated_address_moves_a_live_path() {
+        let t0 = Instant::now();
+        let mut c = Client::new();
+        c.check(1000, true, t0);
+        // The client switches pairs: it nominates 2000 and sends its media
+        // there, while 1000 keeps answering consent.
+        let t1 = t0 + Duration::from_millis(300);
+        assert_eq!(c.check(2000, true, t1), PathDecision::Elsewhere);
+        c.check(1000, false, t1);
+        // Media from an address checked but never nominated moves nothing.
+        c.check(3000, false, t1);
+        assert_eq!(c.sel.handle_media(c.current, W, addr(3000), t1), None);
+        // Nor from an address never checked.
+        assert_eq!(c.sel.handle_media(c.current, W, addr(4000), t1), None);
+        let moved = c.sel.handle_media(c.current, W, addr(2000), t1);
+        assert_eq!(moved.map(|b| b.addr), Some(addr(2000)));
+        c.current = moved;
+        // Media on the path itself: nothing to do.
+        assert_eq!(c.sel.handle_media(c.current, W, addr(2000), t1), None);
+        // The old pair's consent checks do not take it back while the new
+        // one is alive.
+        assert_eq!(
+            c.check(1000, false, t1 + Duration::from_secs(2)),
+            PathDecision::Elsewhere
+        );
     }
 
     #[test]

@@ -64,6 +64,13 @@ impl Control {
                 addr,
                 bytes,
             } => self.handle_dtls(&mut st, key, worker, addr, bytes),
+            EngineEvent::OffPath {
+                key,
+                worker,
+                addr,
+                at,
+                bytes,
+            } => self.handle_off_path(&mut st, key, (worker, addr), at, bytes, now),
             EngineEvent::Handshake {
                 key,
                 from,
@@ -169,6 +176,43 @@ impl Control {
         };
         session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
         self.switch_path(st, key, new, now);
+    }
+
+    /// Media of `key` from `from`, an address its ICE checks bound that is
+    /// not its path: authenticated already (`bytes` is `None`), it may move
+    /// the path; else the worker that holds the session's SRTP context
+    /// authenticates it first.
+    fn handle_off_path(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        from: (WorkerId, SocketAddr),
+        at: Instant,
+        bytes: Option<Vec<u8>>,
+        now: Instant,
+    ) {
+        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
+            return;
+        };
+        let Some(current) = session.transport else {
+            return;
+        };
+        let (worker, addr) = from;
+        if let Some(bytes) = bytes {
+            if current.worker != worker {
+                self.workers[current.worker.0].send(WorkerCommand::Verify {
+                    key,
+                    worker,
+                    addr,
+                    bytes,
+                });
+            }
+            return;
+        }
+        if let Some(new) = session.path.handle_media(Some(current), worker, addr, at) {
+            tracing::info!(session = %session.id, from = %current.addr, to = %addr, "media path moved: the client sends from its newly nominated address");
+            self.switch_path(st, key, new, now);
+        }
     }
 
     /// Moves a session's media to `new`: the worker that owns it gets the

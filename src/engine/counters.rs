@@ -136,7 +136,45 @@ pub struct Counters {
     pub gso_sends: AtomicU64,
     /// Hand-offs waiting in this worker's inbound rings, last seen.
     pub ring_occupancy: AtomicU64,
+    /// Round-trip times measured for its sessions.
+    pub rtt: Histogram,
     drops: [AtomicU64; DropReason::ALL.len()],
+}
+
+/// A histogram of durations (Prometheus style: cumulative at read time).
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; Histogram::BOUNDS_MS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    /// Upper bounds of the buckets, in milliseconds (then +Inf).
+    pub const BOUNDS_MS: [u64; 9] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+
+    /// Counts one observation.
+    pub fn observe(&self, d: std::time::Duration) {
+        let ms = d.as_micros().div_ceil(1000) as u64;
+        if let Some(i) = Self::BOUNDS_MS.iter().position(|&b| ms <= b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Observations at or below each bound (cumulative), then the total
+    /// count, and the sum in seconds.
+    pub fn read(&self) -> ([u64; Self::BOUNDS_MS.len()], u64, f64) {
+        let mut acc = 0;
+        let cumulative = std::array::from_fn(|i| {
+            acc += self.buckets[i].load(Ordering::Relaxed);
+            acc
+        });
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (cumulative, self.count.load(Ordering::Relaxed), sum)
+    }
 }
 
 impl Counters {

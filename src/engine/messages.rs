@@ -50,6 +50,19 @@ pub enum WorkerCommand {
     },
     /// Stop the worker.
     Shutdown,
+    /// Authenticate a datagram another worker received off the session's
+    /// path (see `off_path`); authentic, it is reported back as
+    /// [`EngineEvent::OffPath`] without bytes.
+    Verify {
+        /// The session.
+        key: SessionKey,
+        /// The worker that received it.
+        worker: WorkerId,
+        /// Where it came from.
+        addr: SocketAddr,
+        /// The protected datagram.
+        bytes: Vec<u8>,
+    },
     /// Ask the publisher for a keyframe of one of its tracks (PLI).
     RequestKeyframe {
         /// The publisher's session.
@@ -77,6 +90,22 @@ pub enum EngineEvent {
         /// When the worker received it (consent is judged on this, not on
         /// when the control thread gets to the event).
         at: Instant,
+    },
+    /// SRTP or SRTCP of a session from an address that passed its ICE
+    /// checks but is not its media path: authenticated by the session's
+    /// worker (`bytes` is `None`), or, received by a worker the session
+    /// does not live on, to be authenticated there.
+    OffPath {
+        /// The session.
+        key: SessionKey,
+        /// The worker that received it.
+        worker: WorkerId,
+        /// The client's address.
+        addr: SocketAddr,
+        /// When it was received.
+        at: Instant,
+        /// The datagram, when not authenticated yet.
+        bytes: Option<Vec<u8>>,
     },
     /// A DTLS record for a session.
     Dtls {

@@ -24,6 +24,7 @@ pub mod fixture;
 mod gso;
 mod handoff_pool;
 pub mod messages;
+pub mod off_path;
 mod repair;
 mod retransmit;
 pub mod run;
@@ -45,6 +46,7 @@ use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
 use crate::session::resend::ResendLimiter;
+use crate::session::rtt::{self, RoundTrip};
 use crate::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
@@ -56,6 +58,7 @@ use directory::IceDirectory;
 use gso::Coalescer;
 use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
+use off_path::OffPath;
 use repair::{Repairs, Verdict};
 use retransmit::{Histories, Subscriber};
 use rtc_srtp::protection_profile::ProtectionProfile;
@@ -127,6 +130,17 @@ enum Plain {
 }
 
 /// One session on the worker that owns its transport.
+/// Who sent a protected datagram, as [`Engine::unprotect`] found.
+enum Sender<'s> {
+    /// The session, the plaintext, and the session's key when the address
+    /// is not its media path (but passed its ICE checks).
+    Session(&'s mut MediaSession, Plain, Option<SessionKey>),
+    /// An address checked for this session, which lives on another worker.
+    Elsewhere(SessionKey),
+    /// Dropped (counted).
+    Dropped,
+}
+
 struct MediaSession {
     addr: SocketAddr,
     srtp: Option<SrtpSession>,
@@ -146,6 +160,8 @@ struct MediaSession {
     resend: ResendLimiter,
     /// The gaps of what it pushes, NACKed to it.
     repairs: Repairs,
+    /// Its round-trip time, from the reports it echoes.
+    rtt: RoundTrip,
 }
 
 /// One media worker's state.
@@ -158,6 +174,8 @@ pub struct Engine {
     /// 5-tuples bound by ICE checks on this worker.
     bindings: HashMap<SocketAddr, SessionKey>,
     sessions: HashMap<SessionKey, MediaSession>,
+    /// Reports of media off a session's path.
+    off_path: OffPath,
     transmits: VecDeque<Transmit>,
     handoffs: VecDeque<(WorkerId, Arc<Handoff>)>,
     events: VecDeque<EngineEvent>,
@@ -215,6 +233,7 @@ impl Engine {
             next_feedback: now + FEEDBACK_INTERVAL,
             clock: now,
             histories: Histories::default(),
+            off_path: OffPath::default(),
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
@@ -312,9 +331,9 @@ impl Engine {
         false
     }
 
-    /// The session that owns `from` on this worker, and the datagram
-    /// unprotected with its SRTP context; drops are counted. Takes the
-    /// fields it needs, so that the caller keeps using the others.
+    /// The session whose ICE checks bound `from` on this worker, and the
+    /// datagram unprotected with its SRTP context; drops are counted.
+    /// Takes the fields it needs, so that the caller keeps using the others.
     fn unprotect<'s>(
         bindings: &HashMap<SocketAddr, SessionKey>,
         sessions: &'s mut HashMap<SessionKey, MediaSession>,
@@ -322,18 +341,18 @@ impl Engine {
         from: SocketAddr,
         datagram: &mut [u8],
         kind: PacketKind,
-    ) -> Option<(&'s mut MediaSession, Plain)> {
-        let owned = bindings
-            .get(&from)
-            .and_then(|key| sessions.get_mut(key))
-            .filter(|s| s.addr == from);
-        let Some(session) = owned else {
+    ) -> Sender<'s> {
+        let Some(&key) = bindings.get(&from) else {
             counters.count_drop(DropReason::UnboundAddress);
-            return None;
+            return Sender::Dropped;
         };
+        let Some(session) = sessions.get_mut(&key) else {
+            return Sender::Elsewhere(key);
+        };
+        let off_path = (session.addr != from).then_some(key);
         let Some(srtp) = session.srtp.as_mut() else {
             counters.count_drop(DropReason::NotReady);
-            return None;
+            return Sender::Dropped;
         };
         let plain = match (kind, session.gcm_rx.as_mut()) {
             (PacketKind::Rtcp, _) => srtp.unprotect_rtcp(datagram).map(Plain::Owned).ok(),
@@ -347,10 +366,10 @@ impl Engine {
             (_, None) => srtp.unprotect_rtp(datagram).map(Plain::Owned).ok(),
         };
         match plain {
-            Some(plain) => Some((session, plain)),
+            Some(plain) => Sender::Session(session, plain, off_path),
             None => {
                 counters.count_drop(DropReason::SrtpFailure);
-                None
+                Sender::Dropped
             }
         }
     }
@@ -358,15 +377,27 @@ impl Engine {
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         let epoch = self.epoch;
         let counters = &self.counters;
-        let Some((session, unprotected)) = Self::unprotect(
+        let (session, unprotected) = match Self::unprotect(
             &self.bindings,
             &mut self.sessions,
             counters,
             from,
             datagram,
             PacketKind::Rtp,
-        ) else {
-            return;
+        ) {
+            Sender::Session(s, plain, off_path) => {
+                if let Some(key) = off_path {
+                    (self.off_path).authenticated(key, self.id, from, now, &mut self.events);
+                }
+                (s, plain)
+            }
+            Sender::Elsewhere(key) => {
+                let events = &mut self.events;
+                return self
+                    .off_path
+                    .elsewhere(key, self.id, from, datagram, now, events);
+            }
+            Sender::Dropped => return,
         };
         let plain: &[u8] = match &unprotected {
             Plain::InPlace(n) => &datagram[..*n],
@@ -620,26 +651,55 @@ impl Engine {
             return;
         };
         self.scratch.clear();
-        rtcp::write_sr(&mut self.scratch, &stream.sender_report(outlet.ssrc, info));
+        let report = stream.sender_report(outlet.ssrc, info);
+        rtcp::write_sr(&mut self.scratch, &report);
+        s.rtt.sent(report.ntp, self.clock);
         if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
             self.transmits.push_back(Transmit::single(s.addr, bytes));
         }
     }
 
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
-        let Some((session, Plain::Owned(plain))) = Self::unprotect(
+        let (session, plain) = match Self::unprotect(
             &self.bindings,
             &mut self.sessions,
             &self.counters,
             from,
             datagram,
             PacketKind::Rtcp,
-        ) else {
-            return;
+        ) {
+            Sender::Session(s, Plain::Owned(plain), off_path) => {
+                if let Some(key) = off_path {
+                    (self.off_path).authenticated(key, self.id, from, now, &mut self.events);
+                }
+                (s, plain)
+            }
+            Sender::Elsewhere(key) => {
+                let events = &mut self.events;
+                return self
+                    .off_path
+                    .elsewhere(key, self.id, from, datagram, now, events);
+            }
+            Sender::Session(..) | Sender::Dropped => return,
         };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
         let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();
         for packet in rtcp::packets(&plain) {
+            let media = &session.media;
+            let echoes = rtcp::report_blocks(&packet)
+                .filter(|b| media.outlets.iter().any(|o| o.ssrc == b.ssrc))
+                .map(|b| (b.last_sr, b.delay_since_last_sr))
+                .chain(
+                    packet
+                        .dlrr()
+                        .filter(|d| d.ssrc == media.rtcp_ssrc)
+                        .map(|d| (d.last_rr, d.delay)),
+                );
+            for (last, delay) in echoes {
+                if let Some(sample) = session.rtt.echoed(last, delay, now) {
+                    self.counters.rtt.observe(sample);
+                }
+            }
             if let Some((media_ssrc, lost)) = packet.nack() {
                 if let Some(srtp) = session.srtp.as_mut() {
                     let sub = Subscriber {
@@ -649,6 +709,7 @@ impl Engine {
                         srtp,
                         gcm: session.gcm.as_mut(),
                         limiter: &mut session.resend,
+                        rtt: session.rtt.get(),
                     };
                     self.histories.answer_nack(
                         sub,
@@ -726,6 +787,7 @@ impl Engine {
                                 twcc: None,
                                 resend: ResendLimiter::new(self.clock),
                                 repairs: Repairs::default(),
+                                rtt: RoundTrip::new(self.clock),
                             },
                         );
                     }
@@ -784,7 +846,36 @@ impl Engine {
                     .push_back(Transmit::single(to, BytesMut::from(&bytes[..])));
             }
             WorkerCommand::RequestKeyframe { key, track } => self.send_pli(key, track),
+            WorkerCommand::Verify {
+                key,
+                worker,
+                addr,
+                mut bytes,
+            } => self.verify(key, worker, addr, &mut bytes),
             WorkerCommand::Shutdown => {}
+        }
+    }
+
+    /// Authenticates a datagram of `key` that `worker` received from
+    /// `addr`, off the session's path; reports it when authentic. It is
+    /// not processed further (a repair covers it).
+    fn verify(&mut self, key: SessionKey, worker: WorkerId, addr: SocketAddr, bytes: &mut [u8]) {
+        let Some(srtp) = self.sessions.get_mut(&key).and_then(|s| s.srtp.as_mut()) else {
+            return;
+        };
+        let authentic = match classify(bytes) {
+            PacketKind::Rtp => srtp.unprotect_rtp(bytes).is_ok(),
+            PacketKind::Rtcp => srtp.unprotect_rtcp(bytes).is_ok(),
+            _ => false,
+        };
+        if authentic {
+            self.events.push_back(EngineEvent::OffPath {
+                key,
+                worker,
+                addr,
+                at: self.clock,
+                bytes: None,
+            });
         }
     }
 
@@ -857,7 +948,9 @@ impl Engine {
                     send(&self.scratch);
                 }
             }
-            let (nacked, given_up) = s.repairs.poll(now, s.media.rtcp_ssrc, &mut self.scratch);
+            let (nacked, given_up) =
+                s.repairs
+                    .poll(now, s.rtt.get(), s.media.rtcp_ssrc, &mut self.scratch);
             Counters::add(&self.counters.upstream_nacked, nacked as u64);
             Counters::add(&self.counters.upstream_unrecovered, given_up as u64);
             if !self.scratch.is_empty() {
@@ -897,6 +990,10 @@ impl Engine {
                     self.scratch = last;
                 }
             }
+            // A reference time the publisher answers (DLRR): its RTT.
+            let ntp = rtt::ntp_since(self.epoch, now);
+            rtcp::write_rrtr(&mut self.scratch, s.media.rtcp_ssrc, ntp);
+            s.rtt.sent(ntp, now);
             if let Ok(bytes) = srtp.protect_rtcp(&self.scratch) {
                 self.transmits.push_back(Transmit::single(s.addr, bytes));
             }

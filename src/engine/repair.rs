@@ -17,8 +17,9 @@ use crate::session::nack::{Arrival, NackGenerator};
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 
-/// A NACK is repeated this long after the last one (no RTT measured yet).
-pub const RETRY: Duration = Duration::from_millis(100);
+/// A NACK is repeated a round trip after the last one, but never sooner
+/// than this (libwebrtc's floor).
+pub const MIN_RETRY: Duration = Duration::from_millis(20);
 /// At most one keyframe request per stream per this long for given-up gaps.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -37,7 +38,8 @@ pub enum Verdict {
     Forward,
     /// Forward it as it is: it repairs a gap (a resend in the stream).
     Repaired,
-    /// Forward the original packet rebuilt in the scratch buffer (from RTX).
+    /// Forward the original packet rebuilt in the scratch buffer (from RTX:
+    /// a repair, or one whose original has not arrived).
     Unwrapped,
     /// Drop it: a duplicate, or RTX with nothing to repair (padding).
     Drop,
@@ -77,7 +79,10 @@ impl Repairs {
                 return Verdict::Drop; // padding only (bandwidth probing)
             };
             let osn = u16::from_be_bytes([hi, lo]);
-            if nacks.on_packet(osn, now) != Arrival::Repaired {
+            // A repair, or a packet not seen yet: Chrome's RTX probes
+            // resend packets just sent, and the original may have been
+            // lost before any later packet showed the gap.
+            if nacks.on_packet(osn, now) == Arrival::Duplicate {
                 return Verdict::Drop;
             }
             scratch.clear();
@@ -117,14 +122,22 @@ impl Repairs {
     }
 
     /// Writes what is due to `out` as RTCP from `sender_ssrc`, one compound
-    /// packet per call: NACKs for the gaps, and a PLI for a stream whose
-    /// gap was given up. Returns (numbers NACKed, numbers given up).
-    pub fn poll(&mut self, now: Instant, sender_ssrc: u32, out: &mut Vec<u8>) -> (usize, usize) {
+    /// packet per call: NACKs for the gaps (repeated a round trip `rtt`
+    /// apart), and a PLI for a stream whose gap was given up. Returns
+    /// (numbers NACKed, numbers given up).
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        rtt: Duration,
+        sender_ssrc: u32,
+        out: &mut Vec<u8>,
+    ) -> (usize, usize) {
         out.clear();
+        let retry = rtt.max(MIN_RETRY);
         let mut nacked = 0;
         let mut given_up = 0;
         for (&ssrc, (_, nacks, last_keyframe)) in self.streams.iter_mut() {
-            let gave_up = nacks.poll(now, RETRY, &mut self.lost);
+            let gave_up = nacks.poll(now, retry, &mut self.lost);
             if !self.lost.is_empty() {
                 rtcp::write_nack(out, sender_ssrc, ssrc, &self.lost);
                 nacked += self.lost.len();
@@ -139,5 +152,79 @@ impl Repairs {
             }
         }
         (nacked, given_up)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fanout::TrackFanout;
+    use crate::ids::{Mid, TrackKey};
+    use std::sync::Arc;
+
+    const MAIN: u32 = 0x1111;
+    const RTX: u32 = 0x2222;
+
+    fn route() -> InboundRoute {
+        InboundRoute {
+            mid: Mid("0".into()),
+            ssrcs: vec![MAIN, RTX],
+            payload_types: vec![96, 97],
+            clock_rate: 90_000,
+            fanout: Arc::new(TrackFanout::new(TrackKey(1))),
+            nack: true,
+            rtx: vec![(97, 96)],
+        }
+    }
+
+    fn media(seq: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 96, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xaa, 0xbb];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[8..12].copy_from_slice(&MAIN.to_be_bytes());
+        p
+    }
+
+    fn rtx(seq: u16, osn: u16) -> Vec<u8> {
+        let mut p = vec![0x80, 97, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[8..12].copy_from_slice(&RTX.to_be_bytes());
+        p.extend_from_slice(&osn.to_be_bytes());
+        p.extend_from_slice(&[0xaa, 0xbb]);
+        p
+    }
+
+    fn check(r: &mut Repairs, packet: &[u8], scratch: &mut Vec<u8>) -> Verdict {
+        let header = RtpHeader::new_checked(packet).expect("rtp");
+        r.check(0, &route(), &header, packet, Instant::now(), scratch)
+    }
+
+    #[test]
+    fn rtx_repairs_a_gap_rtx_ahead_of_the_stream_is_its_packet_and_duplicates_drop() {
+        let mut r = Repairs::default();
+        let mut scratch = Vec::new();
+        assert_eq!(check(&mut r, &media(10), &mut scratch), Verdict::Forward);
+        // 11 lost; its repair arrives by RTX.
+        assert_eq!(check(&mut r, &media(12), &mut scratch), Verdict::Forward);
+        assert_eq!(
+            check(&mut r, &rtx(500, 11), &mut scratch),
+            Verdict::Unwrapped
+        );
+        assert_eq!(scratch, media(11));
+        assert_eq!(check(&mut r, &rtx(501, 11), &mut scratch), Verdict::Drop);
+        // 13 lost, and a probe resends it before 14 shows the gap: it is
+        // the packet, forwarded once.
+        assert_eq!(
+            check(&mut r, &rtx(502, 13), &mut scratch),
+            Verdict::Unwrapped
+        );
+        assert_eq!(scratch, media(13));
+        assert_eq!(check(&mut r, &media(14), &mut scratch), Verdict::Forward);
+        assert_eq!(check(&mut r, &media(13), &mut scratch), Verdict::Drop);
+        // Padding-only RTX is dropped.
+        let mut padding = rtx(503, 0);
+        padding.truncate(12);
+        padding[0] |= 0x20;
+        padding.extend_from_slice(&[0, 0, 0, 4]);
+        assert_eq!(check(&mut r, &padding, &mut scratch), Verdict::Drop);
     }
 }

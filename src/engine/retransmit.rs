@@ -1,8 +1,10 @@
 //! Answering subscribers' generic NACKs (RFC 4585 §6.2.1) on their own
 //! worker: the packet is taken from the track's shared history, rewritten
 //! for the subscriber exactly as it was first sent (SSRC, payload type,
-//! sequence number, timestamp, extension ids), protected and sent again in
-//! the original stream. RTX (RFC 4588) is not negotiated yet.
+//! sequence number, timestamp, extension ids), protected and sent again:
+//! on the outlet's RTX stream (RFC 4588) where negotiated, else in the
+//! original stream. How old a packet may be and how soon it may be resent
+//! again follow the subscriber's round-trip time.
 //!
 //! Where it sits: histories are filled in the fan-out step for tracks
 //! that have NACK-capable subscribers on this worker (counted by the
@@ -11,14 +13,14 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
 use crate::ids::TrackKey;
 use crate::session::egress::OutboundStream;
-use crate::session::history::TrackHistory;
-use crate::session::resend::{Refused, ResendLimiter};
+use crate::session::history::{self, TrackHistory};
+use crate::session::resend::{self, Refused, ResendLimiter};
 use crate::session::{Outlet, SessionMedia};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::GcmSender;
@@ -101,6 +103,8 @@ pub struct Subscriber<'a> {
     pub gcm: Option<&'a mut GcmSender>,
     /// Its resend allowance.
     pub limiter: &'a mut ResendLimiter,
+    /// Its round-trip time.
+    pub rtt: Duration,
 }
 
 impl Histories {
@@ -123,7 +127,9 @@ impl Histories {
             srtp,
             mut gcm,
             limiter,
+            rtt,
         } = sub;
+        let (max_age, repeat) = (history::max_age(rtt), resend::repeat_after(rtt));
         let outlet: Option<&Outlet> = media
             .outlets
             .iter()
@@ -133,13 +139,13 @@ impl Histories {
             let found = outlet.and_then(|o| {
                 let (ssrc, source_seq) = outbound.get(&o.ssrc)?.source_of(seq)?;
                 let (_, history) = self.tracks.get(&o.track)?;
-                Some((o, source_seq, history.get(ssrc, source_seq, now)?))
+                Some((o, source_seq, history.get(ssrc, source_seq, now, max_age)?))
             });
             let Some((outlet, source_seq, plain)) = found else {
                 counters.count_drop(DropReason::NackUnavailable);
                 continue;
             };
-            match limiter.allow(seq, now) {
+            match limiter.allow(seq, now, repeat) {
                 Ok(()) => {}
                 Err(Refused::Budget) => {
                     counters.count_drop(DropReason::ResendBudget);

@@ -13,6 +13,7 @@ pub mod ingress;
 pub mod media;
 pub mod nack;
 pub mod resend;
+pub mod rtt;
 pub mod twcc;
 
 pub use media::{InboundRoute, Outlet, RtxStream, SessionMedia};

@@ -10,7 +10,9 @@
 // (the caller drops datagrams with nftables) to compare.
 //
 // Prints one JSON line: {"ok", framesDecoded, freezeSeconds, nackCount,
-// publisherRetransmitted, reason?}. Env: CHROMIUM.
+// publisherRetransmitted, reason?}, and on stderr a line a second with
+// the running totals (PLIs, keyframes, packets lost, the publisher's
+// availableOutgoingBitrate too). Env: CHROMIUM.
 
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS } from "./chromium-args.mjs";
@@ -30,7 +32,10 @@ const hard = setTimeout(() => {
 
 async function sample(page) {
   return page.evaluate(async () => {
-    const out = { framesDecoded: 0, freezeSeconds: 0, nackCount: 0, publisherRetransmitted: 0 };
+    const out = {
+      framesDecoded: 0, freezeSeconds: 0, nackCount: 0, publisherRetransmitted: 0,
+      pliSent: 0, keyFramesDecoded: 0, packetsLost: 0, keyFramesEncoded: 0, outgoingBitrate: 0,
+    };
     const pc2 = window.demo.pc2;
     if (pc2) {
       (await pc2.getStats()).forEach((r) => {
@@ -38,13 +43,22 @@ async function sample(page) {
           out.framesDecoded += r.framesDecoded || 0;
           out.freezeSeconds += r.totalFreezesDuration || 0;
           out.nackCount += r.nackCount || 0;
+          out.pliSent += r.pliCount || 0;
+          out.keyFramesDecoded += r.keyFramesDecoded || 0;
+          out.packetsLost += r.packetsLost || 0;
         }
       });
     }
     const pc1 = window.demo.pc1;
     if (pc1) {
       (await pc1.getStats()).forEach((r) => {
-        if (r.type === "outbound-rtp" && r.kind === "video") out.publisherRetransmitted += r.retransmittedPacketsSent || 0;
+        if (r.type === "outbound-rtp" && r.kind === "video") {
+          out.publisherRetransmitted += r.retransmittedPacketsSent || 0;
+          out.keyFramesEncoded += r.keyFramesEncoded || 0;
+        }
+        if (r.type === "candidate-pair" && r.nominated && r.availableOutgoingBitrate) {
+          out.outgoingBitrate = r.availableOutgoingBitrate;
+        }
       });
     }
     return out;
@@ -72,8 +86,13 @@ try {
   if (first.framesDecoded === 0) {
     result = { ok: false, reason: "no video decoded within 20 s" };
   } else {
-    await sleep(seconds * 1000);
-    const last = await sample(page);
+    // A line a second on stderr: the timeline behind the totals.
+    let last = first;
+    for (let t = 1; t <= seconds; t++) {
+      await sleep(1000);
+      last = await sample(page);
+      console.error(JSON.stringify({ t, ...last }));
+    }
     result = {
       ok: true,
       framesDecoded: last.framesDecoded - first.framesDecoded,

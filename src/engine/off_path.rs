@@ -1,0 +1,114 @@
+//! Media from a client address that passed ICE checks but is not the
+//! session's media path: a client (Chrome, under loss) that switched its
+//! selected candidate pair while its old pair still answers consent. Such
+//! media is accepted where the session lives (RFC 8445 §12: a controlled
+//! agent receives on any valid pair), and it is reported to the control
+//! thread, which moves the path there when the client had nominated that
+//! address: SRTP authenticated with the session's keys (and its replay
+//! window) proves the client sends from there, which a check alone, whose
+//! credentials travel in signalling, does not.
+//!
+//! Where it sits: in the worker's SRTP unprotect step (`Engine::unprotect`).
+//! A datagram from an address checked on this worker for a session that
+//! lives on another worker is handed over (as bytes) for that worker to
+//! authenticate ([`WorkerCommand::Verify`](super::messages::WorkerCommand)).
+//! Reports are limited to one per address per [`REPORT_INTERVAL`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap as HashMap;
+
+use crate::ids::{SessionKey, WorkerId};
+
+use super::messages::EngineEvent;
+
+/// At most one report per address this often.
+pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
+/// Addresses remembered at most (forgotten all at once past it).
+const REMEMBERED: usize = 1024;
+
+/// The off-path reports of one worker.
+#[derive(Debug, Default)]
+pub struct OffPath {
+    last: HashMap<SocketAddr, Instant>,
+}
+
+impl OffPath {
+    fn due(&mut self, addr: SocketAddr, now: Instant) -> bool {
+        if self.last.len() >= REMEMBERED {
+            self.last.clear();
+        }
+        let last = self.last.entry(addr).or_insert(now - REPORT_INTERVAL);
+        if now.saturating_duration_since(*last) < REPORT_INTERVAL {
+            return false;
+        }
+        *last = now;
+        true
+    }
+
+    /// Authenticated media of `key` arrived from `addr` (received by
+    /// `worker`), off its path.
+    pub fn authenticated(
+        &mut self,
+        key: SessionKey,
+        worker: WorkerId,
+        addr: SocketAddr,
+        now: Instant,
+        events: &mut std::collections::VecDeque<EngineEvent>,
+    ) {
+        if self.due(addr, now) {
+            events.push_back(EngineEvent::OffPath {
+                key,
+                worker,
+                addr,
+                at: now,
+                bytes: None,
+            });
+        }
+    }
+
+    /// A protected datagram from `addr`, checked for `key` on this worker
+    /// (`worker`), whose session lives elsewhere: handed over to be
+    /// authenticated there.
+    pub fn elsewhere(
+        &mut self,
+        key: SessionKey,
+        worker: WorkerId,
+        addr: SocketAddr,
+        datagram: &[u8],
+        now: Instant,
+        events: &mut std::collections::VecDeque<EngineEvent>,
+    ) {
+        if self.due(addr, now) {
+            events.push_back(EngineEvent::OffPath {
+                key,
+                worker,
+                addr,
+                at: now,
+                bytes: Some(datagram.to_vec()),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_are_limited_per_address() {
+        let t0 = Instant::now();
+        let mut o = OffPath::default();
+        let mut events = std::collections::VecDeque::new();
+        let a = SocketAddr::from(([10, 0, 0, 1], 5000));
+        let b = SocketAddr::from(([10, 0, 0, 1], 5001));
+        for i in 0..100u64 {
+            let now = t0 + Duration::from_millis(i * 10);
+            o.authenticated(SessionKey(1), WorkerId(0), a, now, &mut events);
+            o.elsewhere(SessionKey(2), WorkerId(0), b, &[1, 2], now, &mut events);
+        }
+        // A second: four reports per address.
+        assert_eq!(events.len(), 8);
+    }
+}
