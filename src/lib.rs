@@ -6,6 +6,7 @@
 //! clock), `control` (registry, negotiation, DTLS), `api` (HTTP).
 
 pub mod api;
+pub mod bwe;
 pub mod config;
 pub mod control;
 pub mod dtls;

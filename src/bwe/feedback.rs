@@ -1,0 +1,248 @@
+//! Reading transport-cc feedback (draft-holmer-rmcat-transport-wide-cc-
+//! extensions-01 §3.1): which of our transport-wide sequence numbers a
+//! subscriber received, and when, in its clock.
+//!
+//! Where it sits: on the subscriber's worker, when its SRTCP carries an
+//! RTPFB packet of FMT 15; what is read feeds the session's
+//! [`super::BandwidthEstimator`]. Sans-IO, no allocation: the statuses are
+//! written into the caller's buffer.
+
+/// RTCP transport-layer feedback (RFC 4585).
+const RTPFB: u8 = 205;
+/// The transport-cc FMT.
+const FMT_TWCC: u8 = 15;
+/// A receive delta's unit, µs.
+const DELTA_UNIT_US: i64 = 250;
+/// The reference time's unit, µs.
+const REFERENCE_UNIT_US: i64 = 64_000;
+
+/// One reported sequence number: when it arrived (µs in the receiver's
+/// clock), or `None` when reported lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// Our transport-wide sequence number.
+    pub seq: u16,
+    /// Arrival time in the receiver's clock, µs.
+    pub arrival_us: Option<i64>,
+}
+
+/// Whether an RTCP packet (`count` = FMT, `packet_type`) is transport-cc
+/// feedback.
+pub fn is_feedback(count: u8, packet_type: u8) -> bool {
+    count == FMT_TWCC && packet_type == RTPFB
+}
+
+/// Reads one transport-cc feedback packet (whole, header included) into
+/// `out` (cleared first). Returns false, with `out` holding what was read
+/// before the fault, when the packet is malformed or truncated.
+pub fn read(packet: &[u8], out: &mut Vec<Status>) -> bool {
+    out.clear();
+    let Some(fixed) = packet.get(..20) else {
+        return false;
+    };
+    if fixed[0] & 0x1f != FMT_TWCC || fixed[1] != RTPFB {
+        return false;
+    }
+    let base = u16::from_be_bytes([fixed[12], fixed[13]]);
+    let count = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    let reference = i64::from(i32::from_be_bytes([fixed[16], fixed[17], fixed[18], 0]) >> 8);
+    let mut at = 20;
+    // Status symbols first: 0 not received, 1 small delta, 2 large delta.
+    let mut symbols = 0;
+    while symbols < count {
+        let Some(c) = packet.get(at..at + 2) else {
+            return false;
+        };
+        at += 2;
+        let chunk = u16::from_be_bytes([c[0], c[1]]);
+        let mut push = |symbol: u8| {
+            if symbols < count {
+                out.push(Status {
+                    seq: base.wrapping_add(symbols as u16),
+                    // The symbol waits here until its delta is read.
+                    arrival_us: (symbol != 0).then_some(i64::from(symbol)),
+                });
+                symbols += 1;
+            }
+        };
+        if chunk & 0x8000 == 0 {
+            let symbol = ((chunk >> 13) & 0x3) as u8;
+            for _ in 0..(chunk & 0x1fff) {
+                push(symbol);
+            }
+        } else if chunk & 0x4000 == 0 {
+            for i in (0..14).rev() {
+                push(((chunk >> i) & 1) as u8);
+            }
+        } else {
+            for i in (0..7).rev() {
+                push(((chunk >> (2 * i)) & 0x3) as u8);
+            }
+        }
+    }
+    let mut time = reference * REFERENCE_UNIT_US;
+    for s in out.iter_mut() {
+        let Some(symbol) = s.arrival_us else {
+            continue;
+        };
+        let delta = match symbol {
+            1 => packet.get(at).map(|&b| (i64::from(b), 1)),
+            2 => packet
+                .get(at..at + 2)
+                .map(|b| (i64::from(i16::from_be_bytes([b[0], b[1]])), 2)),
+            _ => None,
+        };
+        let Some((delta, len)) = delta else {
+            s.arrival_us = None;
+            return false;
+        };
+        at += len;
+        time += delta * DELTA_UNIT_US;
+        s.arrival_us = Some(time);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::twcc::TwccReceiver;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn what_an_independent_stack_writes_is_read_back() {
+        use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, StatusVectorChunk,
+            SymbolSizeTypeTcc, SymbolTypeTcc, TransportLayerCc,
+        };
+        use rtc_shared::marshal::Marshal;
+        let fb = TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            base_sequence_number: 65_534,
+            packet_status_count: 9,
+            reference_time: 100,
+            fb_pkt_count: 3,
+            packet_chunks: vec![
+                PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                    packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    run_length: 2,
+                }),
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                    symbol_size: SymbolSizeTypeTcc::TwoBit,
+                    symbol_list: vec![
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketReceivedLargeDelta,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                    ],
+                }),
+            ],
+            recv_deltas: vec![
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 1000,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 250,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
+                    delta: -2000,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 0,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 63_750,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 500,
+                },
+            ],
+        };
+        let bytes = fb.marshal().expect("marshal");
+        assert!(is_feedback(bytes[0] & 0x1f, bytes[1]));
+        let mut out = Vec::new();
+        assert!(read(&bytes, &mut out));
+        let base = 100 * REFERENCE_UNIT_US;
+        let got: Vec<(u16, Option<i64>)> = out.iter().map(|s| (s.seq, s.arrival_us)).collect();
+        assert_eq!(
+            got,
+            [
+                (65_534, Some(base + 1000)),
+                (65_535, Some(base + 1250)),
+                (0, None),
+                (1, Some(base - 750)),
+                (2, Some(base - 750)),
+                (3, None),
+                (4, None),
+                (5, Some(base + 63_000)),
+                (6, Some(base + 63_500)),
+            ]
+        );
+    }
+
+    #[test]
+    fn our_own_feedback_writer_round_trips_through_the_reader() {
+        // Seeded arrivals with losses and jitter, written by the publisher
+        // side's writer, read here: every status matches.
+        let t0 = Instant::now();
+        let mut rx = TwccReceiver::new(t0);
+        let mut x: u32 = 7;
+        let mut expect = Vec::new();
+        let mut now = t0;
+        for seq in 65_500u16..=65_535 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            now += Duration::from_micros(u64::from(x % 20_000));
+            if x.is_multiple_of(10) {
+                expect.push((seq, false));
+            } else {
+                rx.record(seq, now);
+                expect.push((seq, true));
+            }
+        }
+        // The writer reports from the first arrival; drop leading losses.
+        while expect.first().is_some_and(|e| !e.1) {
+            expect.remove(0);
+        }
+        // Its writer reports up to the highest arrival; drop trailing losses.
+        while expect.last().is_some_and(|e| !e.1) {
+            expect.pop();
+        }
+        let mut got = Vec::new();
+        let mut packet = Vec::new();
+        let mut statuses = Vec::new();
+        while rx.poll_feedback(1, 2, &mut packet) {
+            assert!(read(&packet, &mut statuses));
+            got.extend(statuses.iter().map(|s| (s.seq, s.arrival_us.is_some())));
+            packet.clear();
+        }
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn truncated_feedback_is_refused_without_panicking() {
+        let mut out = Vec::new();
+        let mut packet = vec![
+            0x8f, 205, 0, 5, 0, 0, 0, 1, 0, 0, 0, 2, 0, 10, 0, 40, 0, 0, 1, 0,
+        ];
+        packet.extend_from_slice(&[0x20, 40]); // a run of 40 small deltas
+        packet.extend_from_slice(&[4, 4, 4]); // only three of them
+        assert!(!read(&packet, &mut out));
+        for len in 0..packet.len() {
+            read(&packet[..len], &mut out);
+        }
+    }
+}
