@@ -70,6 +70,7 @@ fn rewrite(c: &mut Criterion) {
                     ssrc: 9,
                     payload_type: 100,
                     extensions: &map,
+                    transport_cc: None,
                 },
             );
             rtp::set_sequence_number(&mut p, 7);

@@ -52,6 +52,7 @@ fn check_subscriber(sub: &mut fixture::Subscriber, got: &[Transmit], packets: &[
     let datagrams: Vec<&[u8]> = got.iter().flat_map(|t| t.datagrams()).collect();
     assert_eq!(datagrams.len(), packets.len(), "subscriber {}", sub.addr);
     let mut last_seq = None::<u16>;
+    let mut numbers = Vec::new();
     for (d, original) in datagrams.iter().zip(packets) {
         let plain = sub
             .srtp
@@ -65,7 +66,16 @@ fn check_subscriber(sub: &mut fixture::Subscriber, got: &[Transmit], packets: &[
         last_seq = Some(header.sequence_number());
         let offset = RtpHeader::new_checked(original).unwrap().payload_offset();
         assert_eq!(&plain[header.payload_offset()..], &original[offset..]);
+        // The transport-wide number is the subscriber's own, one per packet.
+        let ours = header
+            .extension(fixture::SUBSCRIBER_TWCC)
+            .expect("numbered");
+        numbers.push(u16::from_be_bytes([ours[0], ours[1]]));
     }
+    assert!(
+        numbers.windows(2).all(|w| w[1] == w[0].wrapping_add(1)),
+        "{numbers:?}"
+    );
 }
 
 #[test]
@@ -80,7 +90,7 @@ fn a_burst_reaches_subscribers_on_every_worker_in_one_gso_send_each() {
         let transmits = got.remove(&sub.addr).expect("the subscriber got the burst");
         // Five datagrams of one size: one transmit, split by the kernel.
         assert_eq!(transmits.len(), 1, "subscriber on worker {}", sub.worker);
-        assert_eq!(transmits[0].segment_size, Some(12 + PAYLOAD + 16));
+        assert_eq!(transmits[0].segment_size, Some(12 + 8 + PAYLOAD + 16));
         assert_eq!(transmits[0].count(), 5);
         check_subscriber(sub, &transmits, &packets);
     }

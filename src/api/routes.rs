@@ -146,7 +146,7 @@ async fn demo(State(state): State<ApiState>) -> Response {
 
 /// Prometheus text: per-worker packet counters and drops by reason.
 async fn metrics(State(state): State<ApiState>) -> Response {
-    use crate::engine::counters::{Counters, DropReason, Histogram};
+    use crate::engine::counters::{Counters, DropReason};
     use std::fmt::Write as _;
     use std::sync::atomic::AtomicU64;
     let mut out = String::new();
@@ -158,7 +158,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         &'static str,
         fn(&Counters) -> &AtomicU64,
     );
-    let series: [Series; 13] = [
+    let series: [Series; 16] = [
         (
             "switchboard_packets_in_total",
             "counter",
@@ -206,6 +206,24 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "counter",
             "Publishers' lost packets given up (a keyframe request instead)",
             |c| &c.upstream_unrecovered,
+        ),
+        (
+            "switchboard_paused_video",
+            "gauge",
+            "Subscribers whose video is paused because their bandwidth estimate cannot carry it",
+            |c| &c.paused_video,
+        ),
+        (
+            "switchboard_video_pauses_total",
+            "counter",
+            "Times a subscriber's video was paused for its bandwidth estimate",
+            |c| &c.video_pauses,
+        ),
+        (
+            "switchboard_probe_packets_total",
+            "counter",
+            "Padding packets sent to probe subscribers' bandwidth",
+            |c| &c.probe_packets,
         ),
         (
             "switchboard_handoffs_total",
@@ -259,30 +277,44 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP switchboard_rtt_seconds Round-trip times measured for sessions (RTCP echoes)\n# TYPE switchboard_rtt_seconds histogram"
+    write_histogram(
+        &mut out,
+        "switchboard_rtt_seconds",
+        "Round-trip times measured for sessions (RTCP echoes)",
+        workers.iter().map(|h| h.counters.rtt.read()),
     );
-    for (w, h) in workers.iter().enumerate() {
-        let (buckets, count, sum) = h.counters.rtt.read();
-        for (bound, n) in Histogram::BOUNDS_MS.iter().zip(buckets) {
-            let le = *bound as f64 / 1000.0;
-            let _ = writeln!(
-                out,
-                "switchboard_rtt_seconds_bucket{{worker=\"{w}\",le=\"{le}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "switchboard_rtt_seconds_bucket{{worker=\"{w}\",le=\"+Inf\"}} {count}\nswitchboard_rtt_seconds_sum{{worker=\"{w}\"}} {sum}\nswitchboard_rtt_seconds_count{{worker=\"{w}\"}} {count}"
-        );
-    }
+    write_histogram(
+        &mut out,
+        "switchboard_subscriber_estimate_bps",
+        "Subscribers' bandwidth estimates (transport-cc), sampled once a second each",
+        workers.iter().map(|h| h.counters.estimates.read()),
+    );
     let _ = writeln!(
         out,
         "# HELP switchboard_sessions Sessions\n# TYPE switchboard_sessions gauge\nswitchboard_sessions {}",
         state.control.session_count()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Writes one Prometheus histogram with a series per worker.
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    per_worker: impl Iterator<Item = (Vec<(f64, u64)>, u64, f64)>,
+) {
+    use std::fmt::Write as _;
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (w, (buckets, count, sum)) in per_worker.enumerate() {
+        for (le, n) in buckets {
+            let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{worker=\"{w}\",le=\"+Inf\"}} {count}\n{name}_sum{{worker=\"{w}\"}} {sum}\n{name}_count{{worker=\"{w}\"}} {count}"
+        );
+    }
 }
 
 async fn new_session(

@@ -5,14 +5,15 @@
 //! ([`probe`]) so that the estimate can rise again above what is sent.
 //!
 //! Where it sits: on the subscriber's worker. Every packet we send to the
-//! session carries our transport-wide sequence number, taken from
-//! [`BandwidthEstimator::sent`]; each transport-cc feedback packet from the
+//! session carries our transport-wide sequence number (the worker keeps
+//! the counter) and is reported to [`BandwidthEstimator::sent`]; each transport-cc feedback packet from the
 //! client goes to [`BandwidthEstimator::on_feedback`]; the worker's timer
 //! asks [`BandwidthEstimator::poll_probe`] for probe padding to send. The
 //! engine reads [`BandwidthEstimator::estimate`] to pause and resume the
 //! subscriber's video (and the simulcast allocator will read it to pick
 //! layers). Sans-IO: every call takes `now`; nothing allocates after
-//! construction.
+//! construction. The worker makes one only once the client's first
+//! feedback arrives, so a subscriber that sends none costs nothing.
 
 pub mod delay;
 pub mod feedback;
@@ -28,44 +29,46 @@ use rate::RateControl;
 
 /// Where an estimate starts, bit/s (libwebrtc: 300 kbit/s).
 pub const START_RATE: f64 = 300_000.0;
-/// Sent packets remembered for feedback (a power of two).
-const SENT: usize = 4096;
-/// The acknowledged rate is measured over this, µs.
+/// Sent packets remembered for feedback (a power of two: about 250 ms at
+/// 2000 packets a second, more than a feedback interval).
+const SENT: usize = 512;
+/// Acknowledged packets the acknowledged rate is measured over.
+const ACKED: usize = 128;
+/// ... within at most this, µs.
 const ACKED_WINDOW_US: i64 = 500_000;
 /// Loss is judged over at least this many reported packets.
 const LOSS_PACKETS: u32 = 20;
 
-/// One packet we sent.
+/// One packet we sent (12 bytes).
 #[derive(Debug, Clone, Copy, Default)]
 struct Sent {
-    /// Unwrapped transport-wide sequence number (-1: free).
-    seq: i64,
-    send_us: i64,
-    size: u16,
+    seq: u16,
     /// Its probe cluster (0: none).
-    probe: u16,
-    reported: bool,
+    probe: u8,
+    /// 0: free, 1: sent, 2: reported.
+    state: u8,
+    /// µs since the epoch, wrapping (unwrapped against `now`).
+    send: u32,
+    size: u16,
 }
 
-/// One subscriber session's estimate.
+/// One subscriber session's estimate (about 9 KB).
 #[derive(Debug)]
 pub struct BandwidthEstimator {
     epoch: Instant,
-    next_seq: i64,
-    sent: Box<[Sent]>,
+    sent: Box<[Sent; SENT]>,
     delay: DelayDetector,
     rate: RateControl,
     prober: Prober,
     started: bool,
-    statuses: Vec<Status>,
-    /// (arrival µs in the client's clock, bytes) of recent acknowledged
+    /// (arrival µs in the client's clock, bytes) of the last acknowledged
     /// packets, a ring.
-    acked: Box<[(i64, u32)]>,
+    acked: Box<[(i64, u32); ACKED]>,
     acked_next: usize,
     /// Reported packets and losses since the loss was last judged.
     reported: u32,
     lost: u32,
-    /// Feedback packets read and refused.
+    /// Feedback packets read.
     pub feedback_read: u64,
     /// Feedback packets that were malformed.
     pub feedback_malformed: u64,
@@ -76,21 +79,12 @@ impl BandwidthEstimator {
     pub fn new(now: Instant) -> Self {
         BandwidthEstimator {
             epoch: now,
-            next_seq: 0,
-            sent: vec![
-                Sent {
-                    seq: -1,
-                    ..Sent::default()
-                };
-                SENT
-            ]
-            .into_boxed_slice(),
+            sent: Box::new([Sent::default(); SENT]),
             delay: DelayDetector::default(),
             rate: RateControl::new(START_RATE),
             prober: Prober::default(),
             started: false,
-            statuses: Vec::with_capacity(1024),
-            acked: vec![(0, 0); 1024].into_boxed_slice(),
+            acked: Box::new([(0, 0); ACKED]),
             acked_next: 0,
             reported: 0,
             lost: 0,
@@ -108,36 +102,35 @@ impl BandwidthEstimator {
         self.rate.rate() as u64
     }
 
-    /// A packet of `size` bytes leaves now (a probe's when `probe` is
-    /// set, from [`Self::poll_probe`]): returns the transport-wide
-    /// sequence number it carries.
-    pub fn sent(&mut self, size: usize, now: Instant, probe: Option<u16>) -> u16 {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+    /// A packet of `size` bytes numbered `seq` (our transport-wide
+    /// sequence, which the caller keeps) leaves now; a probe's when
+    /// `probe` is set (from [`Self::poll_probe`]).
+    pub fn sent(&mut self, seq: u16, size: usize, now: Instant, probe: Option<u8>) {
         let send_us = self.us(now);
         if !self.started {
             // Probe at once at 3× and 6× the start (libwebrtc's initial
             // exponential probing).
             self.started = true;
-            self.prober.request(3.0 * START_RATE, send_us, true);
-            self.prober.request(6.0 * START_RATE, send_us, false);
+            let d = probe::CLUSTER_DURATION;
+            self.prober.request(3.0 * START_RATE, d, send_us, true);
+            self.prober.request(6.0 * START_RATE, d, send_us, false);
         }
-        self.sent[(seq as usize) & (SENT - 1)] = Sent {
+        self.sent[usize::from(seq) & (SENT - 1)] = Sent {
             seq,
-            send_us,
-            size: size.min(usize::from(u16::MAX)) as u16,
             probe: probe.unwrap_or(0),
-            reported: false,
+            state: 1,
+            send: send_us as u32,
+            size: size.min(usize::from(u16::MAX)) as u16,
         };
-        seq as u16
     }
 
-    /// Asks for a probe at `rate` bit/s (a paused subscriber whose video
-    /// needs that much), unless one is under way.
-    pub fn request_probe(&mut self, rate: f64, now: Instant) {
+    /// Asks for a probe at `rate` bit/s lasting `duration` (a paused
+    /// subscriber whose video needs that much), unless one is under way.
+    pub fn request_probe(&mut self, rate: f64, duration: Duration, now: Instant) {
         if !self.prober.is_probing() {
             let at = self.us(now);
-            self.prober.request(rate, at, false);
+            let d = duration.as_micros() as i64;
+            self.prober.request(rate, d, at, false);
         }
     }
 
@@ -150,60 +143,58 @@ impl BandwidthEstimator {
 
     /// The cluster of a probe packet to send now, if one is due; the
     /// caller sends about [`probe::PROBE_PACKET`] bytes of padding and
-    /// numbers it with [`Self::sent`].
-    pub fn poll_probe(&mut self, now: Instant) -> Option<u16> {
+    /// reports it with [`Self::sent`].
+    pub fn poll_probe(&mut self, now: Instant) -> Option<u8> {
         let at = self.us(now);
         self.prober.poll(at)
     }
 
     /// Takes one transport-cc feedback packet (whole) from the client,
-    /// received at `now`, with the session's round trip.
-    pub fn on_feedback(&mut self, packet: &[u8], now: Instant, rtt: Duration) {
-        let mut statuses = std::mem::take(&mut self.statuses);
-        if !feedback::read(packet, &mut statuses) {
+    /// received at `now`, with the session's round trip; `statuses` is
+    /// the caller's scratch buffer.
+    pub fn on_feedback(
+        &mut self,
+        packet: &[u8],
+        now: Instant,
+        rtt: Duration,
+        statuses: &mut Vec<Status>,
+    ) {
+        if !feedback::read(packet, statuses) {
             self.feedback_malformed += 1;
         }
         self.feedback_read += 1;
         let now_us = self.us(now);
-        let last = self.next_seq - 1;
-        for s in &statuses {
-            // Unwrapped against the newest number sent.
-            let seq = last + i64::from(s.seq.wrapping_sub(last as u16) as i16);
-            let slot = &mut self.sent[(seq.max(0) as usize) & (SENT - 1)];
-            if slot.seq != seq || seq < 0 {
+        for s in statuses.iter() {
+            let slot = &mut self.sent[usize::from(s.seq) & (SENT - 1)];
+            if slot.state == 0 || slot.seq != s.seq {
                 continue;
             }
-            let Sent {
-                send_us,
-                size,
-                probe,
-                ..
-            } = *slot;
+            let send_us = now_us - i64::from((now_us as u32).wrapping_sub(slot.send));
+            let (size, probe, reported) = (slot.size, slot.probe, slot.state == 2);
             if probe != 0 {
                 self.prober
                     .on_feedback(probe, send_us, usize::from(size), s.arrival_us);
             }
             match s.arrival_us {
                 Some(arrival) => {
-                    if !slot.reported {
+                    if !reported {
                         self.reported += 1;
                     } else if self.lost > 0 {
                         self.lost -= 1; // reported lost before, arrived late
                     }
-                    slot.reported = true;
+                    slot.state = 2;
                     self.acked[self.acked_next] = (arrival, u32::from(size));
-                    self.acked_next = (self.acked_next + 1) % self.acked.len();
+                    self.acked_next = (self.acked_next + 1) % ACKED;
                     self.delay.on_packet(send_us, arrival);
                 }
-                None if !slot.reported => {
-                    slot.reported = true;
+                None if !reported => {
+                    slot.state = 2;
                     self.reported += 1;
                     self.lost += 1;
                 }
                 None => {}
             }
         }
-        self.statuses = statuses;
         let rtt_us = rtt.as_micros() as i64;
         let rate = &mut self.rate;
         self.prober.results(now_us, |r| rate.probed(r));
@@ -217,8 +208,8 @@ impl BandwidthEstimator {
         }
     }
 
-    /// The rate the client acknowledged over the last half second (in its
-    /// clock), bit/s, once there is enough to tell.
+    /// The rate the client acknowledged over its last packets (at most the
+    /// last half second, in its clock), bit/s, once there is enough to tell.
     fn acked_rate(&self) -> Option<f64> {
         let newest = self.acked.iter().map(|(t, _)| *t).max()?;
         let from = newest - ACKED_WINDOW_US;
@@ -229,9 +220,8 @@ impl BandwidthEstimator {
             .fold((0u64, newest), |(sum, oldest), (t, b)| {
                 (sum + u64::from(*b), oldest.min(*t))
             });
-        let span = (newest - oldest).max(ACKED_WINDOW_US / 5);
-        (bytes > 0 && newest - oldest >= ACKED_WINDOW_US / 5)
-            .then(|| bytes as f64 * 8e6 / span as f64)
+        (bytes > 0 && newest - oldest >= ACKED_WINDOW_US / 10)
+            .then(|| bytes as f64 * 8e6 / (newest - oldest) as f64)
     }
 
     /// The delay detector's latest verdict.

@@ -5,8 +5,9 @@
 //! probe controller and bitrate estimator do it: clusters of
 //! [`CLUSTER_DURATION`] with at least [`MIN_PACKETS`] packets; at the start
 //! 3× and 6× the start rate, then 2× each result that got through (≥ 70 %
-//! of the cluster's rate) up to [`MAX_PROBE_RATE`]; on request (a paused
-//! subscriber). A cluster counts when ≥ 80 % of its packets arrived; its
+//! of the cluster's rate) up to [`MAX_PROBE_RATE`]; on request, as long as
+//! asked (a paused subscriber's probe lasts long enough that a policer's
+//! or shaper's burst allowance cannot pass it whole). A cluster counts when ≥ 80 % of its packets arrived; its
 //! result is min(send rate, receive rate), or 0.95 × the receive rate when
 //! the receiver saw it slower than sent (a bottleneck).
 //!
@@ -33,7 +34,7 @@ const FOLLOWED: usize = 8;
 /// One cluster being sent or waited for.
 #[derive(Debug, Clone, Copy, Default)]
 struct Cluster {
-    id: u16,
+    id: u8,
     rate: f64,
     packets: usize,
     sent: usize,
@@ -55,16 +56,17 @@ struct Cluster {
 /// The probe schedule and results of one subscriber.
 #[derive(Debug, Default)]
 pub struct Prober {
-    next_id: u16,
+    next_id: u8,
     queue: VecDeque<Cluster>,
     followed: VecDeque<Cluster>,
 }
 
 impl Prober {
-    /// Asks for a cluster at `rate` bit/s, to start at `now_us`.
-    pub fn request(&mut self, rate: f64, now_us: i64, exponential: bool) {
+    /// Asks for a cluster at `rate` bit/s lasting `duration_us`, to start
+    /// at `now_us`; `exponential` probes further from its result.
+    pub fn request(&mut self, rate: f64, duration_us: i64, now_us: i64, exponential: bool) {
         let rate = rate.min(MAX_PROBE_RATE);
-        let bytes = rate * CLUSTER_DURATION as f64 / 8e6;
+        let bytes = rate * duration_us as f64 / 8e6;
         let packets = ((bytes / PROBE_PACKET as f64).ceil() as usize).max(MIN_PACKETS);
         self.next_id = self.next_id.wrapping_add(1).max(1);
         self.queue.push_back(Cluster {
@@ -90,7 +92,7 @@ impl Prober {
     /// The cluster of a probe packet due at `now_us`, if one is; the
     /// caller sends it (about [`PROBE_PACKET`] bytes) and reports it with
     /// [`Prober::on_sent`].
-    pub fn poll(&mut self, now_us: i64) -> Option<u16> {
+    pub fn poll(&mut self, now_us: i64) -> Option<u8> {
         let c = self.queue.front_mut()?;
         if c.next_us > now_us {
             return None;
@@ -111,8 +113,10 @@ impl Prober {
 
     /// A packet of cluster `id` was sent at `send_us`, `size` bytes, and
     /// arrived at `arrival_us` (receiver's clock) or was lost.
-    pub fn on_feedback(&mut self, id: u16, send_us: i64, size: usize, arrival_us: Option<i64>) {
-        let Some(c) = self.followed.iter_mut().find(|c| c.id == id && !c.done) else {
+    pub fn on_feedback(&mut self, id: u8, send_us: i64, size: usize, arrival_us: Option<i64>) {
+        // A long cluster's first packets are reported while it is sent.
+        let mut all = self.followed.iter_mut().chain(self.queue.iter_mut());
+        let Some(c) = all.find(|c| c.id == id && !c.done) else {
             return;
         };
         let Some(arrival) = arrival_us else {
@@ -168,7 +172,7 @@ impl Prober {
             }
         }
         if let Some(rate) = further {
-            self.request(rate, now_us, true);
+            self.request(rate, CLUSTER_DURATION, now_us, true);
         }
     }
 }
@@ -203,7 +207,7 @@ mod tests {
     #[test]
     fn a_cluster_above_the_bottleneck_measures_the_bottleneck() {
         let mut p = Prober::default();
-        p.request(3_000_000.0, 0, false);
+        p.request(3_000_000.0, CLUSTER_DURATION, 0, false);
         let r = probe_through(&mut p, 1_000_000.0);
         assert_eq!(r.len(), 1);
         assert!((r[0] / 1_000_000.0 - 0.95).abs() < 0.1, "{r:?}");
@@ -212,7 +216,7 @@ mod tests {
     #[test]
     fn a_cluster_below_the_bottleneck_measures_its_own_rate_and_probes_further() {
         let mut p = Prober::default();
-        p.request(900_000.0, 0, true);
+        p.request(900_000.0, CLUSTER_DURATION, 0, true);
         let r = probe_through(&mut p, 10_000_000.0);
         assert!((r[0] / 900_000.0 - 1.0).abs() < 0.15, "{r:?}");
         assert!(p.is_probing(), "a further cluster at twice the result");
@@ -221,9 +225,32 @@ mod tests {
     }
 
     #[test]
+    fn a_long_cluster_reported_while_it_is_sent_gives_a_result() {
+        let mut p = Prober::default();
+        p.request(1_000_000.0, 250_000, 0, false);
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut results = Vec::new();
+        for now in (0..400_000).step_by(1000) {
+            while let Some(id) = p.poll(now) {
+                in_flight.push_back((id, now));
+            }
+            // Feedback every 50 ms reports what arrived 20 ms after sending.
+            if now % 50_000 == 0 {
+                while in_flight.front().is_some_and(|(_, at)| at + 20_000 <= now) {
+                    let (id, at) = in_flight.pop_front().expect("front");
+                    p.on_feedback(id, at, PROBE_PACKET, Some(at + 20_000));
+                }
+                p.results(now, |r| results.push(r));
+            }
+        }
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert!((results[0] / 1_000_000.0 - 1.0).abs() < 0.1, "{results:?}");
+    }
+
+    #[test]
     fn a_cluster_mostly_lost_gives_no_result() {
         let mut p = Prober::default();
-        p.request(1_000_000.0, 0, false);
+        p.request(1_000_000.0, CLUSTER_DURATION, 0, false);
         let mut now = 0;
         let mut sent = Vec::new();
         while let Some(next) = p.next_at() {

@@ -48,13 +48,17 @@ fn simulate(phases: &[(u64, f64, u32)]) -> Vec<(f64, f64)> {
     let mut next_sample = t0;
     let mut samples = Vec::new();
     let mut packet = Vec::new();
+    let mut statuses = Vec::new();
+    let mut next_seq = 0u16;
     let mut phase_end = t0;
     for &(seconds, capacity, loss) in phases {
         phase_end += Duration::from_secs(seconds);
         while now < phase_end {
             // What leaves us now: media at the estimate, and probes.
-            let mut send = |size: usize, probe: Option<u16>, est: &mut BandwidthEstimator| {
-                let seq = est.sent(size, now, probe);
+            let mut send = |size: usize, probe: Option<u8>, est: &mut BandwidthEstimator| {
+                let seq = next_seq;
+                next_seq = next_seq.wrapping_add(1);
+                est.sent(seq, size, now, probe);
                 let start = link.free_at.max(now);
                 if start.saturating_duration_since(now) > QUEUE_LIMIT
                     || rand() % 1000 < u64::from(loss)
@@ -90,7 +94,7 @@ fn simulate(phases: &[(u64, f64, u32)]) -> Vec<(f64, f64)> {
             }
             while link.to_sender.front().is_some_and(|(at, _)| *at <= now) {
                 let (_, fb) = link.to_sender.pop_front().expect("front");
-                est.on_feedback(&fb, now, ONE_WAY * 2);
+                est.on_feedback(&fb, now, ONE_WAY * 2, &mut statuses);
             }
             if now >= next_sample {
                 next_sample += Duration::from_millis(100);

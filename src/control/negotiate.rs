@@ -253,7 +253,7 @@ pub fn apply_offer(
         for pc in track.sent_codecs() {
             if let Some(oc) = offered.iter().find(|oc| oc.same_format(pc)) {
                 if !codecs.iter().any(|c: &Codec| c.pt == oc.pt) {
-                    codecs.push(supported_feedback(oc, false));
+                    codecs.push(supported_feedback(oc));
                     // Its retransmission format, where the client offers one.
                     if let Some(rtx) = m.codecs.iter().find(|c| c.rtx_of() == Some(oc.pt)) {
                         codecs.push(Codec {
@@ -365,12 +365,11 @@ pub fn apply_offer(
                 .codecs
                 .iter()
                 .filter(|c| c.is_forwardable())
-                .map(|c| supported_feedback(c, false))
+                .map(supported_feedback)
                 .collect();
         }
         t.rtcp_rsize = m.rtcp_rsize;
-        let receiving = t.recv.is_some() && m.direction.sends();
-        t.extmaps = accepted_extmaps(m, receiving);
+        t.extmaps = accepted_extmaps(m);
         if let Some(name) = t.recv.clone()
             && let Some(p) = session
                 .pushed
@@ -384,12 +383,11 @@ pub fn apply_offer(
     Ok(write_answer(session, offer, ctx))
 }
 
-/// The extensions of an offered m-line that switchboard accepts, on an
-/// m-line it receives on or only sends on.
-fn accepted_extmaps(m: &sdp::MediaSection, receiving: bool) -> Vec<crate::sdp::Extmap> {
+/// The extensions of an offered m-line that switchboard accepts.
+fn accepted_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
     m.extmaps
         .iter()
-        .filter(|e| extension::is_accepted_on(&e.uri, receiving))
+        .filter(|e| extension::is_accepted(&e.uri))
         .cloned()
         .collect()
 }
@@ -508,7 +506,7 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
         .codecs
         .iter()
         .filter(|c| c.is_forwardable())
-        .map(|c| supported_feedback(c, true))
+        .map(supported_feedback)
         .collect();
     // A renegotiation of an already pushed track keeps its key.
     if let Some(existing) = session
@@ -701,7 +699,14 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
         }
     }
     let subscription = Subscription::new(publisher, track, payload_types);
-    let uris: Vec<&str> = track.extmaps.iter().map(|e| e.uri.as_str()).collect();
+    // The track's forwarded extensions, and our transport-wide numbers
+    // (the subscriber's feedback on them drives its bandwidth estimate).
+    let uris: Vec<&str> = track
+        .extmaps
+        .iter()
+        .map(|e| e.uri.as_str())
+        .chain(extension::FEEDBACK.iter().copied())
+        .collect();
     let extmaps = session.extmaps_for(&uris);
     // An m-line whose pull the API closed while the client kept it (a
     // force close) carries the new pull under its mid; else a stopped

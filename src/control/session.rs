@@ -376,11 +376,11 @@ impl Session {
     }
 
     /// The id of the transport-wide sequence number extension, if an
-    /// m-line we receive on negotiated it.
+    /// m-line negotiated it (one id per session: the m-lines are bundled).
     pub fn twcc_extension(&self) -> Option<u8> {
         self.transceivers
             .iter()
-            .filter(|t| t.recv.is_some() && !t.stopped)
+            .filter(|t| !t.stopped)
             .flat_map(|t| t.extmaps.iter())
             .find(|e| e.uri == extension::TRANSPORT_CC)
             .map(|e| e.id)
@@ -535,11 +535,12 @@ pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
 }
 
 /// A codec as our offer of a pulled m-line (one we send on) carries it:
-/// video with keyframe requests and generic NACK, audio with neither.
+/// video with keyframe requests and generic NACK; both kinds with
+/// transport-cc (the subscriber's bandwidth estimate).
 pub fn sending_feedback(codec: Codec, kind: MediaKind) -> Codec {
     let fb: &[&str] = match kind {
-        MediaKind::Video => &["nack", "nack pli", "ccm fir"],
-        _ => &[],
+        MediaKind::Video => &["nack", "nack pli", "ccm fir", "transport-cc"],
+        _ => &["transport-cc"],
     };
     Codec {
         rtcp_fb: fb.iter().map(|f| (*f).to_owned()).collect(),
@@ -547,15 +548,13 @@ pub fn sending_feedback(codec: Codec, kind: MediaKind) -> Codec {
     }
 }
 
-/// The rtcp-fb values we honour: keyframe requests; on m-lines we receive
-/// on (`receiving`) transport-cc, answered with feedback; on m-lines we
-/// only send on generic NACK, answered with resends. (NACK towards
-/// publishers and REMB are not negotiated yet.)
-pub fn supported_feedback(codec: &Codec, receiving: bool) -> Codec {
+/// The rtcp-fb values we honour: keyframe requests, generic NACK (answered
+/// with resends, and sent to publishers) and transport-cc (our feedback to
+/// publishers; subscribers' feedback to us). REMB is not negotiated.
+pub fn supported_feedback(codec: &Codec) -> Codec {
     let mut c = codec.clone();
-    c.rtcp_fb.retain(|fb| {
-        fb == "nack pli" || fb == "ccm fir" || fb == "nack" || (receiving && fb == "transport-cc")
-    });
+    c.rtcp_fb
+        .retain(|fb| fb == "nack pli" || fb == "ccm fir" || fb == "nack" || fb == "transport-cc");
     c
 }
 

@@ -16,7 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::engine::messages::WorkerCommand;
 use crate::fanout::FanoutTable;
 use crate::ids::{SessionKey, TrackKey};
-use crate::sdp::Extmap;
+use crate::sdp::{Extmap, MediaKind, extension};
 use crate::session::{InboundRoute, Outlet, RtxStream, SessionMedia};
 use crate::worker::WorkerHandle;
 
@@ -58,11 +58,16 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
             let s = t.subscription.as_ref().filter(|s| s.active)?;
             // Forwarded extensions negotiated on both sides: ids remapped.
             let mut extensions = [0u8; 16];
-            if let Some((_, track)) = reg.track_owner(s.track) {
+            if let Some((publisher, track)) = reg.track_owner(s.track) {
                 for e in &track.extmaps {
                     if let Some(ours) = t.extmaps.iter().find(|x| x.uri == e.uri) {
                         extensions[usize::from(e.id & 15)] = ours.id;
                     }
+                }
+                // The publisher's transport-wide number's place carries ours.
+                let ours = t.extmaps.iter().find(|x| x.uri == extension::TRANSPORT_CC);
+                if let (Some(theirs), Some(ours)) = (publisher.twcc_extension(), ours) {
+                    extensions[usize::from(theirs & 15)] = ours.id;
                 }
             }
             let send = t.send.as_ref()?;
@@ -85,6 +90,7 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
                     .iter()
                     .any(|c| c.rtcp_fb.iter().any(|f| f == "nack")),
                 track: s.track,
+                video: t.kind == MediaKind::Video,
                 ssrc: send.ssrc,
                 payload_types: s.payload_types.clone(),
                 extensions,

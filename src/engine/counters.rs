@@ -137,43 +137,81 @@ pub struct Counters {
     /// Hand-offs waiting in this worker's inbound rings, last seen.
     pub ring_occupancy: AtomicU64,
     /// Round-trip times measured for its sessions.
-    pub rtt: Histogram,
+    pub rtt: Histogram<Milliseconds>,
+    /// Subscribers' bandwidth estimates, sampled once a second each.
+    pub estimates: Histogram<Kilobits>,
+    /// Subscribers whose video is paused (their estimate cannot carry it).
+    pub paused_video: AtomicU64,
+    /// Times a subscriber's video was paused.
+    pub video_pauses: AtomicU64,
+    /// Probe packets sent.
+    pub probe_packets: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
-/// A histogram of durations (Prometheus style: cumulative at read time).
-#[derive(Debug, Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; Histogram::BOUNDS_MS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+/// The buckets of a [`Histogram`]: upper bounds in whole units, and what
+/// one unit is in the metric's base unit (seconds, bits per second).
+pub trait Bounds {
+    /// Upper bounds (then +Inf), at most [`MAX_BUCKETS`].
+    const BOUNDS: &'static [u64];
+    /// One unit in the base unit.
+    const UNIT: f64;
 }
 
-impl Histogram {
-    /// Upper bounds of the buckets, in milliseconds (then +Inf).
-    pub const BOUNDS_MS: [u64; 9] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+/// Buckets a histogram has at most.
+pub const MAX_BUCKETS: usize = 12;
 
-    /// Counts one observation.
-    pub fn observe(&self, d: std::time::Duration) {
-        let ms = d.as_micros().div_ceil(1000) as u64;
-        if let Some(i) = Self::BOUNDS_MS.iter().position(|&b| ms <= b) {
+/// Round-trip times, in milliseconds.
+#[derive(Debug, Default)]
+pub struct Milliseconds;
+
+impl Bounds for Milliseconds {
+    const BOUNDS: &'static [u64] = &[5, 10, 25, 50, 100, 250, 500, 1000, 2500];
+    const UNIT: f64 = 1e-3;
+}
+
+/// Bandwidth estimates, in kbit/s.
+#[derive(Debug, Default)]
+pub struct Kilobits;
+
+impl Bounds for Kilobits {
+    const BOUNDS: &'static [u64] = &[100, 250, 500, 1000, 1500, 2500, 4000, 8000, 16000];
+    const UNIT: f64 = 1e3;
+}
+
+/// A histogram (Prometheus style: cumulative at read time).
+#[derive(Debug, Default)]
+pub struct Histogram<B: Bounds> {
+    buckets: [AtomicU64; MAX_BUCKETS],
+    count: AtomicU64,
+    sum: AtomicU64,
+    bounds: std::marker::PhantomData<B>,
+}
+
+impl<B: Bounds> Histogram<B> {
+    /// Counts one observation of `value` units.
+    pub fn observe(&self, value: u64) {
+        if let Some(i) = B::BOUNDS.iter().position(|&b| value <= b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.sum.fetch_add(value, Ordering::Relaxed);
     }
 
-    /// Observations at or below each bound (cumulative), then the total
-    /// count, and the sum in seconds.
-    pub fn read(&self) -> ([u64; Self::BOUNDS_MS.len()], u64, f64) {
+    /// (bound in base units, observations at or below it) for each
+    /// bucket, then the total count and the sum in base units.
+    pub fn read(&self) -> (Vec<(f64, u64)>, u64, f64) {
         let mut acc = 0;
-        let cumulative = std::array::from_fn(|i| {
-            acc += self.buckets[i].load(Ordering::Relaxed);
-            acc
-        });
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        (cumulative, self.count.load(Ordering::Relaxed), sum)
+        let buckets = B::BOUNDS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(b, n)| {
+                acc += n.load(Ordering::Relaxed);
+                (*b as f64 * B::UNIT, acc)
+            })
+            .collect();
+        let sum = self.sum.load(Ordering::Relaxed) as f64 * B::UNIT;
+        (buckets, self.count.load(Ordering::Relaxed), sum)
     }
 }
 

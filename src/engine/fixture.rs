@@ -21,7 +21,7 @@ use super::directory::IceDirectory;
 use super::messages::WorkerCommand;
 
 /// Payload bytes of [`rtp_packet`]: a 1200-byte SRTP datagram with GCM.
-pub const PAYLOAD: usize = 1200 - 12 - 16;
+pub const PAYLOAD: usize = 1200 - 12 - 8 - 16;
 
 /// Deterministic keys for a profile.
 pub fn keys(profile: ProtectionProfile, seed: u8) -> SrtpKeys {
@@ -43,12 +43,21 @@ pub fn peer(keys: &SrtpKeys) -> SrtpSession {
     SrtpSession::new(&swapped).expect("SRTP context from fixed keys")
 }
 
-/// A plaintext VP8-like RTP packet.
+/// The publisher's transport-wide sequence number extension id.
+pub const PUBLISHER_TWCC: u8 = 3;
+/// The subscribers' one.
+pub const SUBSCRIBER_TWCC: u8 = 5;
+
+/// A plaintext VP8-like RTP packet with a transport-wide sequence number,
+/// as browsers send them.
 pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x80, 96];
+    let mut p = vec![0x90, 96];
     p.extend_from_slice(&seq.to_be_bytes());
     p.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
     p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xbe, 0xde, 0, 1, (PUBLISHER_TWCC << 4) | 1]);
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.push(0);
     p.extend(std::iter::repeat_n(0xab, PAYLOAD));
     p
 }
@@ -121,7 +130,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
     let k = keys(ProtectionProfile::AeadAes128Gcm, 1);
     let media = SessionMedia {
         mid_extension: None,
-        twcc_extension: None,
+        twcc_extension: Some(PUBLISHER_TWCC),
         rtcp_ssrc: 1,
         inbound: vec![InboundRoute {
             mid: Mid("0".into()),
@@ -146,14 +155,23 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
         let sub_keys = keys(ProtectionProfile::AeadAes128Gcm, i as u8);
         let media = SessionMedia {
             mid_extension: None,
-            twcc_extension: None,
+            // Subscribers number what they get and send feedback, so their
+            // bandwidth estimate runs.
+            twcc_extension: Some(SUBSCRIBER_TWCC),
             rtcp_ssrc: 1,
             inbound: Vec::new(),
             outlets: vec![Outlet {
                 track: TrackKey(1),
+                video: true,
                 ssrc,
                 payload_types: vec![(96, 96)],
-                extensions: [0; 16],
+                extensions: std::array::from_fn(|id| {
+                    if id == usize::from(PUBLISHER_TWCC) {
+                        SUBSCRIBER_TWCC
+                    } else {
+                        0
+                    }
+                }),
                 // Subscribers NACK: the track's history is kept.
                 nack: true,
                 rtx: None,

@@ -20,6 +20,7 @@
 pub mod control_budget;
 pub mod counters;
 pub mod directory;
+mod estimate;
 pub mod fixture;
 mod gso;
 mod handoff_pool;
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::bwe::feedback;
 use crate::fanout::TrackFanout;
 use crate::ice::BindingRequest;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
@@ -55,6 +57,7 @@ use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
+use estimate::{Change, SubscriberEstimate};
 use gso::Coalescer;
 use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
@@ -130,12 +133,28 @@ enum Plain {
 }
 
 /// One session on the worker that owns its transport.
+/// Whether probes can be sent to a session: one of its video outlets has
+/// an RTX stream.
+fn can_probe(media: &SessionMedia) -> bool {
+    media.outlets.iter().any(|o| o.video && o.rtx.is_some())
+}
+
+/// Forgets a session's estimate, and its pause.
+fn release(estimate: Option<Box<SubscriberEstimate>>, counters: &Counters) {
+    if estimate.is_some_and(|e| e.paused) {
+        counters
+            .paused_video
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Who sent a protected datagram, as [`Engine::unprotect`] found.
 enum Sender<'s> {
     /// The session, the plaintext, and the session's key when the address
     /// is not its media path (but passed its ICE checks).
     Session(&'s mut MediaSession, Plain, Option<SessionKey>),
-    /// An address checked for this session, which lives on another worker.
+    /// An address checked for this session, which lives on another worker
+    /// (counted as unbound here).
     Elsewhere(SessionKey),
     /// Dropped (counted).
     Dropped,
@@ -162,6 +181,11 @@ struct MediaSession {
     repairs: Repairs,
     /// Its round-trip time, from the reports it echoes.
     rtt: RoundTrip,
+    /// The next transport-wide sequence number of what we send it.
+    twcc_seq: u16,
+    /// Its bandwidth estimate: made at its first transport-cc feedback,
+    /// while it pulls tracks.
+    estimate: Option<Box<SubscriberEstimate>>,
 }
 
 /// One media worker's state.
@@ -176,6 +200,11 @@ pub struct Engine {
     sessions: HashMap<SessionKey, MediaSession>,
     /// Reports of media off a session's path.
     off_path: OffPath,
+    /// Sessions with probe packets to send, and when the next is due.
+    probing: Vec<SessionKey>,
+    next_probe: Option<Instant>,
+    /// Scratch for the statuses of a transport-cc feedback packet.
+    statuses: Vec<crate::bwe::feedback::Status>,
     transmits: VecDeque<Transmit>,
     handoffs: VecDeque<(WorkerId, Arc<Handoff>)>,
     events: VecDeque<EngineEvent>,
@@ -234,6 +263,9 @@ impl Engine {
             clock: now,
             histories: Histories::default(),
             off_path: OffPath::default(),
+            probing: Vec::new(),
+            next_probe: None,
+            statuses: Vec::new(),
             scratch: Vec::with_capacity(1500),
             arena: BytesMut::new(),
             spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
@@ -347,6 +379,9 @@ impl Engine {
             return Sender::Dropped;
         };
         let Some(session) = sessions.get_mut(&key) else {
+            // Dropped here: at most a sample goes on to be authenticated
+            // where the session lives.
+            counters.count_drop(DropReason::UnboundAddress);
             return Sender::Elsewhere(key);
         };
         let off_path = (session.addr != from).then_some(key);
@@ -557,8 +592,13 @@ impl Engine {
             return;
         };
         let mut forwarded = 0;
+        let clock = self.clock;
+        let twcc = s.media.twcc_extension;
         // A session may pull the same track into several transceivers.
         for outlet in s.media.outlets.iter().filter(|o| o.track == track) {
+            if outlet.video && s.estimate.as_ref().is_some_and(|e| e.paused) {
+                continue;
+            }
             let stream = s.outbound.entry(outlet.ssrc).or_default();
             // The whole run fits in one block, so its datagrams are contiguous.
             let need = run.bytes() + run.len() * gcm::TAG_LEN;
@@ -579,15 +619,28 @@ impl Engine {
                 );
                 let packet = &mut self.arena;
                 packet.extend_from_slice(plain);
-                rtp::rewrite_in_place(
+                let number = s.twcc_seq;
+                let stamped = rtp::rewrite_in_place(
                     packet,
                     header.layout,
                     Rewrite {
                         ssrc: outlet.ssrc,
                         payload_type: pt,
                         extensions: &outlet.extensions,
+                        transport_cc: twcc.map(|id| (id, number)),
                     },
                 );
+                if stamped {
+                    s.twcc_seq = number.wrapping_add(1);
+                }
+                if let Some(e) = s.estimate.as_deref_mut() {
+                    if stamped {
+                        e.bwe.sent(number, plain.len() + gcm::TAG_LEN, clock, None);
+                    }
+                    if outlet.video {
+                        e.note_video(plain.len());
+                    }
+                }
                 rtp::set_sequence_number(packet, seq);
                 rtp::set_timestamp(packet, ts);
                 let protected = match s.gcm.as_mut() {
@@ -612,6 +665,15 @@ impl Engine {
             group.finish(&mut self.transmits);
         }
         Counters::add(&counters.rtp_forwarded, forwarded);
+        if let Some(e) = s.estimate.as_deref_mut()
+            && e.can_probe
+            && !e.listed
+            && e.bwe.probe_at().is_some()
+        {
+            e.listed = true;
+            self.probing.push(sub);
+            self.next_probe = Some(clock);
+        }
     }
 
     /// Replaces an exhausted arena block by a spare one whose datagrams have
@@ -697,7 +759,9 @@ impl Engine {
                 );
             for (last, delay) in echoes {
                 if let Some(sample) = session.rtt.echoed(last, delay, now) {
-                    self.counters.rtt.observe(sample);
+                    self.counters
+                        .rtt
+                        .observe(sample.as_micros().div_ceil(1000) as u64);
                 }
             }
             if let Some((media_ssrc, lost)) = packet.nack() {
@@ -710,6 +774,8 @@ impl Engine {
                         gcm: session.gcm.as_mut(),
                         limiter: &mut session.resend,
                         rtt: session.rtt.get(),
+                        twcc_seq: &mut session.twcc_seq,
+                        estimate: session.estimate.as_deref_mut().map(|e| &mut e.bwe),
                     };
                     self.histories.answer_nack(
                         sub,
@@ -719,6 +785,20 @@ impl Engine {
                         &mut self.transmits,
                         &self.counters,
                     );
+                }
+            } else if feedback::is_feedback(packet.count, packet.packet_type) {
+                if session.estimate.is_none()
+                    && session.media.twcc_extension.is_some()
+                    && !session.media.outlets.is_empty()
+                {
+                    let mut e = SubscriberEstimate::new(now);
+                    e.can_probe = can_probe(&session.media);
+                    session.estimate = Some(Box::new(e));
+                }
+                if let Some(e) = session.estimate.as_deref_mut() {
+                    let rtt = session.rtt.get();
+                    e.bwe
+                        .on_feedback(packet.bytes, now, rtt, &mut self.statuses);
                 }
             } else if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
                 if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
@@ -788,6 +868,8 @@ impl Engine {
                                 resend: ResendLimiter::new(self.clock),
                                 repairs: Repairs::default(),
                                 rtt: RoundTrip::new(self.clock),
+                                twcc_seq: 0,
+                                estimate: None,
                             },
                         );
                     }
@@ -826,16 +908,25 @@ impl Engine {
                         .remap(|ssrc| inbound.get(&ssrc).map(|st| st.route));
                     let live: Vec<u32> = s.media.outlets.iter().map(|o| o.ssrc).collect();
                     s.outbound.retain(|ssrc, _| live.contains(ssrc));
-                    match (s.media.twcc_extension, &s.twcc) {
+                    // Arrivals are recorded for what it pushes.
+                    let receives = !s.media.inbound.is_empty();
+                    match (s.media.twcc_extension.filter(|_| receives), &s.twcc) {
                         (Some(_), None) => s.twcc = Some(TwccReceiver::new(self.epoch)),
                         (None, Some(_)) => s.twcc = None,
                         _ => {}
+                    }
+                    // The estimate lasts while it pulls with transport-cc.
+                    if s.media.twcc_extension.is_none() || s.media.outlets.is_empty() {
+                        release(s.estimate.take(), &self.counters);
+                    } else if let Some(e) = s.estimate.as_deref_mut() {
+                        e.can_probe = can_probe(&s.media);
                     }
                 }
             }
             WorkerCommand::Detach { key } => {
                 self.control_budget.forget(key);
                 if let Some(s) = self.sessions.remove(&key) {
+                    release(s.estimate, &self.counters);
                     self.histories
                         .follow(&s.media, &SessionMedia::default(), self.clock);
                 }
@@ -909,7 +1000,8 @@ impl Engine {
 
     /// When [`Engine::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
-        self.next_report.min(self.next_feedback)
+        let next = self.next_report.min(self.next_feedback);
+        self.next_probe.map_or(next, |p| p.min(next))
     }
 
     /// Sends transport-cc feedback and receiver reports when due.
@@ -922,6 +1014,9 @@ impl Engine {
         if now >= self.next_report {
             self.send_reports(now);
         }
+        if self.next_probe.is_some_and(|t| now >= t) {
+            self.send_probes(now);
+        }
     }
 
     /// The feedback due to publishers every [`FEEDBACK_INTERVAL`], in one
@@ -929,7 +1024,8 @@ impl Engine {
     /// NACKs for the gaps in what they push (with keyframe requests for
     /// gaps given up).
     fn send_feedback(&mut self, now: Instant) {
-        for s in self.sessions.values_mut() {
+        let mut changes = Vec::new();
+        for (&key, s) in self.sessions.iter_mut() {
             let Some(srtp) = s.srtp.as_mut() else {
                 continue;
             };
@@ -956,7 +1052,113 @@ impl Engine {
             if !self.scratch.is_empty() {
                 send(&self.scratch);
             }
+            if let Some(e) = s.estimate.as_deref_mut() {
+                let judged = e.judged;
+                if let Some(change) = e.judge(now) {
+                    changes.push((key, change));
+                }
+                if e.judged != judged {
+                    self.counters.estimates.observe(e.bwe.estimate() / 1000);
+                }
+                if e.can_probe && !e.listed && e.bwe.probe_at().is_some() {
+                    e.listed = true;
+                    self.probing.push(key);
+                    self.next_probe = Some(now);
+                }
+            }
         }
+        for (key, change) in changes {
+            self.apply(key, change);
+        }
+    }
+
+    /// Pauses or resumes a subscriber's video for its estimate.
+    fn apply(&mut self, key: SessionKey, change: Change) {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let video = s.media.outlets.iter().filter(|o| o.video);
+        if let Some(e) = s.estimate.as_deref() {
+            let (estimate, need) = (e.bwe.estimate() / 1000, e.need() as u64 / 1000);
+            tracing::debug!(?key, ?change, estimate, need, "subscriber video (kbit/s)");
+        }
+        match change {
+            Change::Pause => {
+                Counters::add(&self.counters.paused_video, 1);
+                Counters::add(&self.counters.video_pauses, 1);
+            }
+            Change::Resume => {
+                self.counters
+                    .paused_video
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                for o in video {
+                    if let Some(stream) = s.outbound.get_mut(&o.ssrc) {
+                        stream.rebase();
+                    }
+                    self.events
+                        .push_back(EngineEvent::KeyframeRequest { track: o.track });
+                }
+            }
+        }
+    }
+
+    /// Sends the probe packets due (padding on the RTX stream of a video
+    /// outlet, numbered for transport-cc) and schedules the next.
+    fn send_probes(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut probing = std::mem::take(&mut self.probing);
+        probing.retain(|key| {
+            let Some(s) = self.sessions.get_mut(key) else {
+                return false;
+            };
+            let (Some(e), Some(srtp), Some(twcc)) = (
+                s.estimate.as_deref_mut(),
+                s.srtp.as_mut(),
+                s.media.twcc_extension,
+            ) else {
+                return false;
+            };
+            let rtx = s.media.outlets.iter().find_map(|o| {
+                let r = o.rtx.as_ref().filter(|_| o.video)?;
+                Some((o.ssrc, r.ssrc, r.payload_types.first()?.1))
+            });
+            while let Some(cluster) = e.bwe.poll_probe(now) {
+                let Some((ssrc, rtx_ssrc, pt)) = rtx else {
+                    continue;
+                };
+                let stream = s.outbound.entry(ssrc).or_default();
+                let seq = stream.next_rtx_seq(rtx_ssrc);
+                let size = estimate::PROBE_PADDING + 20 + gcm::TAG_LEN;
+                let number = s.twcc_seq;
+                s.twcc_seq = number.wrapping_add(1);
+                e.bwe.sent(number, size, now, Some(cluster));
+                let ts = stream.last_timestamp();
+                estimate::write_probe(&mut self.scratch, pt, seq, ts, rtx_ssrc, (twcc, number));
+                let protected = match s.gcm.as_mut() {
+                    Some(g) => {
+                        let mut packet = BytesMut::from(&self.scratch[..]);
+                        g.protect(&mut packet, 20).ok().map(|()| packet)
+                    }
+                    None => srtp.protect_rtp(&self.scratch).ok(),
+                };
+                if let Some(bytes) = protected {
+                    self.transmits.push_back(Transmit::single(s.addr, bytes));
+                    Counters::add(&self.counters.probe_packets, 1);
+                }
+            }
+            match e.bwe.probe_at() {
+                Some(at) => {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                    true
+                }
+                None => {
+                    e.listed = false;
+                    false
+                }
+            }
+        });
+        self.probing = probing;
+        self.next_probe = next;
     }
 
     /// Sends receiver reports for every inbound stream.

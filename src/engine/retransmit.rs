@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use crate::bwe::BandwidthEstimator;
 use crate::ids::TrackKey;
 use crate::session::egress::OutboundStream;
 use crate::session::history::{self, TrackHistory};
@@ -105,6 +106,10 @@ pub struct Subscriber<'a> {
     pub limiter: &'a mut ResendLimiter,
     /// Its round-trip time.
     pub rtt: Duration,
+    /// The next transport-wide sequence number of what we send it.
+    pub twcc_seq: &'a mut u16,
+    /// Its bandwidth estimate, told what we send it.
+    pub estimate: Option<&'a mut BandwidthEstimator>,
 }
 
 impl Histories {
@@ -128,6 +133,8 @@ impl Histories {
             mut gcm,
             limiter,
             rtt,
+            twcc_seq,
+            mut estimate,
         } = sub;
         let (max_age, repeat) = (history::max_age(rtt), resend::repeat_after(rtt));
         let outlet: Option<&Outlet> = media
@@ -166,13 +173,15 @@ impl Histories {
             let layout = header.layout();
             let mut packet = BytesMut::with_capacity(plain.len() + 2 + 16);
             packet.extend_from_slice(plain);
-            rtp::rewrite_in_place(
+            let number = *twcc_seq;
+            let stamped = rtp::rewrite_in_place(
                 &mut packet,
                 layout,
                 Rewrite {
                     ssrc: outlet.ssrc,
                     payload_type: pt,
                     extensions: &outlet.extensions,
+                    transport_cc: media.twcc_extension.map(|id| (id, number)),
                 },
             );
             rtp::set_sequence_number(&mut packet, out_seq);
@@ -199,6 +208,12 @@ impl Histories {
                 None => srtp.protect_rtp(&packet).ok(),
             };
             if let Some(bytes) = protected {
+                if stamped {
+                    *twcc_seq = number.wrapping_add(1);
+                    if let Some(e) = estimate.as_deref_mut() {
+                        e.sent(number, bytes.len(), now, None);
+                    }
+                }
                 transmits.push_back(Transmit::single(addr, bytes));
                 Counters::add(&counters.rtp_retransmitted, 1);
             }

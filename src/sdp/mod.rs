@@ -253,20 +253,15 @@ pub mod extension {
     pub const READ: &[&str] = &[MID, RTP_STREAM_ID, REPAIRED_RTP_STREAM_ID];
     /// End to end: forwarded from publisher to subscribers, ids remapped.
     pub const FORWARDED: &[&str] = &[AUDIO_LEVEL, VIDEO_ORIENTATION, ABS_CAPTURE_TIME, SEND_TIME];
-    /// Hop by hop, answered with feedback: negotiated only on m-lines
-    /// switchboard receives on (a publisher's), never forwarded.
+    /// Hop by hop, never forwarded: negotiated on every m-line. Publishers
+    /// get our feedback on their numbers; on what we send, the numbers
+    /// are ours and subscribers' feedback drives their bandwidth estimate.
     /// (abs-send-time is not negotiated: transport-cc replaces it.)
     pub const FEEDBACK: &[&str] = &[TRANSPORT_CC];
 
     /// Whether switchboard negotiates this extension (on some m-lines).
     pub fn is_accepted(uri: &str) -> bool {
         READ.contains(&uri) || FORWARDED.contains(&uri) || FEEDBACK.contains(&uri)
-    }
-
-    /// Whether switchboard negotiates this extension on an m-line it
-    /// receives on (`receiving`) or only sends on.
-    pub fn is_accepted_on(uri: &str, receiving: bool) -> bool {
-        is_accepted(uri) && (receiving || !FEEDBACK.contains(&uri))
     }
 
     /// Whether it is forwarded end to end.

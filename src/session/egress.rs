@@ -16,6 +16,9 @@ pub struct OutboundStream {
     last_ts: u32,
     /// The next sequence number of its retransmission stream, once used.
     rtx_seq: Option<u16>,
+    /// The next packet continues right after the last one sent (the
+    /// packets in between were not sent: a pause).
+    rebase: bool,
     /// Packets sent.
     pub packets: u32,
     /// Payload octets sent.
@@ -39,6 +42,10 @@ impl OutboundStream {
                 self.ts_offset = self.last_ts.wrapping_add(1).wrapping_sub(ts);
             }
             self.source_ssrc = Some(source_ssrc);
+            self.source_first = seq.wrapping_add(self.seq_offset);
+        } else if std::mem::take(&mut self.rebase) {
+            // Same source, same clock: only the numbers close the gap.
+            self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(seq);
             self.source_first = seq.wrapping_add(self.seq_offset);
         }
         let out = self.sent_as(seq, ts);
@@ -65,6 +72,18 @@ impl OutboundStream {
             seq.wrapping_add(self.seq_offset),
             ts.wrapping_add(self.ts_offset),
         )
+    }
+
+    /// The packets from now on follow the last one sent without a gap in
+    /// sequence numbers (those skipped were never sent: the subscriber
+    /// must not NACK them); the older ones no longer map back.
+    pub fn rebase(&mut self) {
+        self.rebase = true;
+    }
+
+    /// The timestamp of the last packet sent.
+    pub fn last_timestamp(&self) -> u32 {
+        self.last_ts
     }
 
     /// The next sequence number of the retransmission stream `rtx_ssrc`
@@ -101,6 +120,19 @@ mod tests {
         assert_eq!(s.translate(2, 5000, 777, 10), (102, 12001));
         assert_eq!(s.translate(2, 5001, 3777, 10), (103, 15001));
         assert_eq!((s.packets, s.octets), (4, 40));
+    }
+
+    #[test]
+    fn after_a_pause_the_numbers_continue_and_the_clock_does_not_jump() {
+        let mut s = OutboundStream::default();
+        s.translate(1, 100, 9000, 10);
+        s.translate(1, 101, 9000, 10);
+        s.rebase();
+        // 400 packets and 10 s later.
+        assert_eq!(s.translate(1, 501, 909_000, 10), (102, 909_000));
+        assert_eq!(s.translate(1, 502, 909_000, 10), (103, 909_000));
+        assert_eq!(s.source_of(101), None, "before the pause");
+        assert_eq!(s.source_of(102), Some((1, 501)));
     }
 
     #[test]

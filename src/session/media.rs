@@ -71,6 +71,9 @@ impl PartialEq for InboundRoute {
 pub struct Outlet {
     /// The source track.
     pub track: TrackKey,
+    /// It carries video (paused when the subscriber's estimate cannot
+    /// carry it).
+    pub video: bool,
     /// Our SSRC towards the subscriber.
     pub ssrc: u32,
     /// Publisher payload type → subscriber payload type.

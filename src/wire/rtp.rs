@@ -156,13 +156,19 @@ pub struct Rewrite<'a> {
     pub payload_type: u8,
     /// One-byte extension ids, publisher's → subscriber's (0: blank it).
     pub extensions: &'a [u8; 16],
+    /// The subscriber's transport-wide sequence number extension id and
+    /// the number to write in it (the publisher's number is replaced).
+    pub transport_cc: Option<(u8, u16)>,
 }
 
 /// Rewrites SSRC and payload type in place, and the ids of one-byte header
 /// extensions: those the subscriber negotiated get its id, the others
-/// become padding (RFC 8285 §4.2: zero bytes, which receivers skip). The
-/// packet keeps its length. `layout` must come from the view of `packet`.
-pub fn rewrite_in_place(packet: &mut [u8], layout: RtpLayout, rewrite: Rewrite<'_>) {
+/// become padding (RFC 8285 §4.2: zero bytes, which receivers skip); the
+/// transport-wide sequence number becomes ours. The packet keeps its
+/// length. `layout` must come from the view of `packet`. Returns whether
+/// the transport-wide number was written (the packet carried one).
+pub fn rewrite_in_place(packet: &mut [u8], layout: RtpLayout, rewrite: Rewrite<'_>) -> bool {
+    let mut stamped = false;
     packet[1] = (packet[1] & 0x80) | (rewrite.payload_type & 0x7f);
     packet[field::SSRC].copy_from_slice(&rewrite.ssrc.to_be_bytes());
     if let Some((offset, len, profile)) = layout.extension {
@@ -184,7 +190,16 @@ pub fn rewrite_in_place(packet: &mut [u8], layout: RtpLayout, rewrite: Rewrite<'
                 }
                 match rewrite.extensions[usize::from(id)] {
                     0 => block[at..end].fill(0),
-                    to => block[at] = (to << 4) | (b & 0x0f),
+                    to => {
+                        block[at] = (to << 4) | (b & 0x0f);
+                        if let Some((tcc, seq)) = rewrite.transport_cc
+                            && tcc == to
+                            && end - at == 3
+                        {
+                            block[at + 1..end].copy_from_slice(&seq.to_be_bytes());
+                            stamped = true;
+                        }
+                    }
                 }
                 at = end;
             }
@@ -194,6 +209,7 @@ pub fn rewrite_in_place(packet: &mut [u8], layout: RtpLayout, rewrite: Rewrite<'
             packet[offset - 4..offset - 2].copy_from_slice(&0u16.to_be_bytes());
         }
     }
+    stamped
 }
 
 /// Writes a sequence number in place.
@@ -254,6 +270,7 @@ mod tests {
                 ssrc: 0x01020304,
                 payload_type: 100,
                 extensions: &map,
+                transport_cc: None,
             },
         );
         set_sequence_number(&mut p, 7);
@@ -267,6 +284,38 @@ mod tests {
         assert_eq!(h.extension(3), Some(&[1u8, 2, 3][..]));
         assert_eq!(&p[h.payload_offset()..], &[0xaa, 0xbb, 0xcc]);
         assert_eq!(p.len(), sample().len());
+    }
+
+    #[test]
+    fn the_transport_wide_number_becomes_ours() {
+        // abs-send-time's slot (id 2, 3 bytes) is not it; a 2-byte
+        // transport-cc element (id 5) is added in the padding.
+        let mut p = sample();
+        p[22..24].copy_from_slice(&[0x51, 0x00]);
+        p.splice(24..24, [0x07, 0x00, 0x00, 0x00]);
+        p[15] = 3; // three words now
+        let layout = RtpHeader::new_checked(&p).unwrap().layout();
+        let mut map = [0u8; 16];
+        map[5] = 9;
+        map[2] = 3;
+        let rewrite = Rewrite {
+            ssrc: 1,
+            payload_type: 100,
+            extensions: &map,
+            transport_cc: Some((9, 0xabcd)),
+        };
+        assert!(rewrite_in_place(&mut p, layout, rewrite));
+        let h = RtpHeader::new_checked(&p).unwrap();
+        assert_eq!(h.extension(9), Some(&[0xab, 0xcd][..]));
+        assert_eq!(h.extension(3), Some(&[1u8, 2, 3][..]));
+        // Not negotiated by the subscriber: blanked, nothing written.
+        let mut q = sample();
+        let layout = RtpHeader::new_checked(&q).unwrap().layout();
+        let none = Rewrite {
+            transport_cc: Some((9, 1)),
+            ..rewrite
+        };
+        assert!(!rewrite_in_place(&mut q, layout, none));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 // (the caller drops datagrams with nftables) to compare.
 //
 // Prints one JSON line: {"ok", framesDecoded, freezeSeconds, nackCount,
-// publisherRetransmitted, reason?}, and on stderr a line a second with
+// publisherRetransmitted, serverRetransmitted, reason?}, and on stderr a line a second with
 // the running totals (PLIs, keyframes, packets lost, the publisher's
 // availableOutgoingBitrate too). Env: CHROMIUM.
 
@@ -93,8 +93,15 @@ try {
       last = await sample(page);
       console.error(JSON.stringify({ t, ...last }));
     }
+    // The server's answers to NACKs, from its /metrics.
+    const metrics = await (await fetch(new URL("/metrics", url))).text();
+    const serverRetransmitted = metrics
+      .split("\n")
+      .filter((l) => l.startsWith("switchboard_rtp_retransmitted_total{"))
+      .reduce((sum, l) => sum + Number(l.split(" ").pop()), 0);
     result = {
       ok: true,
+      serverRetransmitted,
       framesDecoded: last.framesDecoded - first.framesDecoded,
       freezeSeconds: Math.round((last.freezeSeconds - first.freezeSeconds) * 1000) / 1000,
       nackCount: last.nackCount - first.nackCount,

@@ -130,6 +130,22 @@ impl Netns {
         ns
     }
 
+    /// Drops `percent` % of the UDP datagrams the namespace sends from
+    /// and to `port`, at random (nftables `numgen`): loss on both
+    /// directions of the server's media port.
+    #[allow(dead_code)] // not every test binary that uses the module drops
+    pub fn drop_percent(&self, port: u16, percent: u32) {
+        for dir in ["sport", "dport"] {
+            let rule = format!(
+                "add rule inet sbtest out udp {dir} {port} numgen random mod 100 < {percent} drop\n"
+            );
+            run(
+                &["ip", "netns", "exec", &self.name, "nft", "-f", "-"],
+                Some(&rule),
+            );
+        }
+    }
+
     /// `program` to be run inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");

@@ -1,0 +1,202 @@
+//! Using a subscriber's bandwidth estimate: when it cannot carry the
+//! subscriber's video for [`PAUSE_AFTER`], the video is paused (audio goes
+//! on) and probes are sent every [`PROBE_EVERY`] at what the video needs;
+//! once the estimate carries [`RESUME_ABOVE`] × that again, the video
+//! resumes (sequence numbers continue, a keyframe is asked for). The
+//! hysteresis (pause below 0.8 ×, resume above 1.2 ×) keeps it from
+//! flapping. Probes are padding-only packets on the subscriber's RTX
+//! stream (RFC 4588 §4: padding carries no OSN), each with our
+//! transport-wide number.
+//!
+//! Where it sits: per subscriber session on its worker, next to the
+//! [`BandwidthEstimator`]: the fan-out counts the video it sends
+//! ([`SubscriberEstimate::note_video`]) and skips paused video; the
+//! worker's feedback tick calls [`SubscriberEstimate::judge`]. Sans-IO.
+
+use std::time::{Duration, Instant};
+
+use crate::bwe::BandwidthEstimator;
+
+/// How often what the video needs is measured and the estimate judged.
+pub const WINDOW: Duration = Duration::from_secs(1);
+/// The estimate must stay below [`PAUSE_BELOW`] × the need this long.
+pub const PAUSE_AFTER: Duration = Duration::from_secs(3);
+/// Pause below this share of what the video needs.
+pub const PAUSE_BELOW: f64 = 0.8;
+/// Resume at this share of what the video needed.
+pub const RESUME_ABOVE: f64 = 1.2;
+/// A paused subscriber is probed this often ...
+pub const PROBE_EVERY: Duration = Duration::from_secs(2);
+/// ... this long: 250 ms at 1.3 × a 1 Mbit/s video's need is 40 KB, more
+/// than shapers and policers let through in a burst.
+pub const PROBE_LENGTH: Duration = Duration::from_millis(250);
+/// Video slower than this is never paused (bit/s).
+const MIN_NEED: f64 = 50_000.0;
+/// Padding bytes in a probe packet (RFC 3550 padding: at most 255).
+pub const PROBE_PADDING: usize = 255;
+
+/// What changed for the subscriber's video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Stop forwarding its video.
+    Pause,
+    /// Forward its video again, from a keyframe.
+    Resume,
+}
+
+/// One subscriber's estimate and what it decided.
+#[derive(Debug)]
+pub struct SubscriberEstimate {
+    /// The estimate.
+    pub bwe: BandwidthEstimator,
+    /// Its video is paused.
+    pub paused: bool,
+    /// It can be probed (an RTX stream exists), hence paused.
+    pub can_probe: bool,
+    /// It is in the worker's list of probing sessions.
+    pub listed: bool,
+    /// Judgments made (one per [`WINDOW`]).
+    pub judged: u64,
+    below_since: Option<Instant>,
+    window_start: Instant,
+    video_bytes: u64,
+    need: f64,
+    last_probe: Option<Instant>,
+}
+
+impl SubscriberEstimate {
+    /// A new estimate at `now`.
+    pub fn new(now: Instant) -> Self {
+        SubscriberEstimate {
+            bwe: BandwidthEstimator::new(now),
+            paused: false,
+            can_probe: false,
+            listed: false,
+            judged: 0,
+            below_since: None,
+            window_start: now,
+            video_bytes: 0,
+            need: 0.0,
+            last_probe: None,
+        }
+    }
+
+    /// `bytes` of video were sent.
+    pub fn note_video(&mut self, bytes: usize) {
+        self.video_bytes += bytes as u64;
+    }
+
+    /// What its video needed over the last window before a pause, bit/s.
+    pub fn need(&self) -> f64 {
+        self.need
+    }
+
+    /// Judges the estimate once per [`WINDOW`] (earlier calls do nothing).
+    pub fn judge(&mut self, now: Instant) -> Option<Change> {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed < WINDOW {
+            return None;
+        }
+        self.window_start = now;
+        self.judged += 1;
+        let sent = std::mem::take(&mut self.video_bytes) as f64 * 8.0 / elapsed.as_secs_f64();
+        let estimate = self.bwe.estimate() as f64;
+        if !self.paused {
+            self.need = sent;
+            if !self.can_probe || self.need < MIN_NEED || estimate >= PAUSE_BELOW * self.need {
+                self.below_since = None;
+                return None;
+            }
+            let since = *self.below_since.get_or_insert(now);
+            if now.saturating_duration_since(since) + WINDOW < PAUSE_AFTER {
+                return None;
+            }
+            self.below_since = None;
+            self.paused = true;
+            self.last_probe = None;
+            return Some(Change::Pause);
+        }
+        if estimate >= RESUME_ABOVE * self.need {
+            self.paused = false;
+            return Some(Change::Resume);
+        }
+        if self
+            .last_probe
+            .is_none_or(|t| now.saturating_duration_since(t) + WINDOW > PROBE_EVERY)
+        {
+            self.last_probe = Some(now);
+            self.bwe
+                .request_probe(RESUME_ABOVE * self.need * 1.1, PROBE_LENGTH, now);
+        }
+        None
+    }
+}
+
+/// Writes a padding-only RTP packet (RFC 3550 §5.1 P bit) on `ssrc`:
+/// payload type `pt`, sequence `seq`, timestamp `ts`, carrying our
+/// transport-wide number `twcc` in one-byte extension `twcc_id`.
+pub fn write_probe(out: &mut Vec<u8>, pt: u8, seq: u16, ts: u32, ssrc: u32, twcc: (u8, u16)) {
+    out.clear();
+    out.extend_from_slice(&[0xb0, pt & 0x7f]); // V=2, P, X
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&ts.to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.extend_from_slice(&[0xbe, 0xde, 0, 1, (twcc.0 << 4) | 1]);
+    out.extend_from_slice(&twcc.1.to_be_bytes());
+    out.push(0);
+    out.resize(out.len() + PROBE_PADDING - 1, 0);
+    out.push(PROBE_PADDING as u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::rtp::RtpHeader;
+
+    #[test]
+    fn a_probe_is_padding_only_with_our_number() {
+        let mut out = Vec::new();
+        write_probe(&mut out, 97, 7, 9000, 0x1234, (3, 0xbeef));
+        let h = RtpHeader::new_checked(&out).expect("rtp");
+        assert_eq!(
+            (h.payload_type(), h.sequence_number(), h.ssrc()),
+            (97, 7, 0x1234)
+        );
+        assert_eq!(h.extension(3), Some(&[0xbe, 0xef][..]));
+        assert_eq!(out.len() - h.payload_offset(), PROBE_PADDING);
+        assert_eq!(usize::from(*out.last().unwrap()), PROBE_PADDING);
+    }
+
+    /// A subscriber whose estimate is `estimate` while its video sends
+    /// `video` bit/s, judged every 50 ms for `seconds`.
+    fn run(e: &mut SubscriberEstimate, t: &mut Instant, seconds: u64, video: f64) -> Vec<Change> {
+        let mut changes = Vec::new();
+        for _ in 0..seconds * 20 {
+            *t += Duration::from_millis(50);
+            if !e.paused {
+                e.note_video((video / 8.0 / 20.0) as usize);
+            }
+            changes.extend(e.judge(*t));
+        }
+        changes
+    }
+
+    #[test]
+    fn video_pauses_after_three_seconds_below_and_resumes_above_with_hysteresis() {
+        let mut t = Instant::now();
+        let mut e = SubscriberEstimate::new(t);
+        e.can_probe = true;
+        // The estimate starts at 300 kbit/s: 200 kbit/s of video fits.
+        assert!(run(&mut e, &mut t, 5, 200_000.0).is_empty());
+        // 1 Mbit/s does not: paused after about three seconds.
+        let c = run(&mut e, &mut t, 5, 1_000_000.0);
+        assert_eq!(c, [Change::Pause]);
+        assert!(e.paused);
+        assert!(e.need() > 900_000.0);
+        // Paused: probes are asked for (the estimator queues a cluster).
+        assert!(e.bwe.probe_at().is_some());
+        // Without a way to probe, nothing ever pauses.
+        let mut f = SubscriberEstimate::new(t);
+        assert!(run(&mut f, &mut t, 10, 1_000_000.0).is_empty());
+    }
+}
