@@ -13,6 +13,7 @@
 use std::time::Instant;
 
 use switchboard::engine::fixture::{self, PUBLISHER_SSRC};
+use switchboard::session::twcc::TwccReceiver;
 
 const SUBSCRIBERS: usize = 100;
 
@@ -21,17 +22,30 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
-    let (mut engine, from, mut publisher) = fixture::fan_out(SUBSCRIBERS);
+    let mut f = fixture::fan_out_across(1, SUBSCRIBERS);
+    let (engine, from) = (&mut f.engines[0], f.publisher);
     let packets: Vec<Vec<u8>> = (1..=n)
         .map(|seq| {
-            publisher
+            f.publisher_srtp
                 .protect_rtp(&fixture::rtp_packet(seq, PUBLISHER_SSRC))
                 .expect("protect")
                 .to_vec()
         })
         .collect();
     let mut sent = 0usize;
-    for mut p in packets {
+    for (i, mut p) in packets.into_iter().enumerate() {
+        if i == 1 {
+            // Each subscriber reports the first packet (transport-cc), as
+            // browsers do: from then on its bandwidth estimate runs.
+            for sub in &mut f.subscribers {
+                let mut twcc = TwccReceiver::new(Instant::now());
+                twcc.record(0, Instant::now());
+                let mut feedback = Vec::new();
+                twcc.poll_feedback(1, sub.ssrc, &mut feedback);
+                let mut bytes = sub.srtp.protect_rtcp(&feedback).expect("protect").to_vec();
+                engine.handle_datagram(Instant::now(), sub.addr, &mut bytes);
+            }
+        }
         engine.handle_datagram(Instant::now(), from, &mut p);
         while let Some(t) = engine.poll_transmit() {
             sent += t.count();

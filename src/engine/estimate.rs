@@ -11,11 +11,21 @@
 //! Where it sits: per subscriber session on its worker, next to the
 //! [`BandwidthEstimator`]: the fan-out counts the video it sends
 //! ([`SubscriberEstimate::note_video`]) and skips paused video; the
-//! worker's feedback tick calls [`SubscriberEstimate::judge`]. Sans-IO.
+//! worker's feedback tick calls [`SubscriberEstimate::judge`] and applies
+//! what changed (`Engine::apply`); its timer sends the probes due
+//! (`Engine::send_probes`). Sans-IO.
 
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
+
+use super::counters::Counters;
+use super::messages::EngineEvent;
+use super::{Engine, Transmit};
 use crate::bwe::BandwidthEstimator;
+use crate::ids::SessionKey;
+use crate::session::SessionMedia;
+use crate::srtp::gcm;
 
 /// How often what the video needs is measured and the estimate judged.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -146,6 +156,112 @@ pub fn write_probe(out: &mut Vec<u8>, pt: u8, seq: u16, ts: u32, ssrc: u32, twcc
     out.push(0);
     out.resize(out.len() + PROBE_PADDING - 1, 0);
     out.push(PROBE_PADDING as u8);
+}
+
+/// Whether probes can be sent to a session: one of its video outlets has
+/// an RTX stream.
+pub(super) fn can_probe(media: &SessionMedia) -> bool {
+    media.outlets.iter().any(|o| o.video && o.rtx.is_some())
+}
+
+/// Forgets a session's estimate, and its pause.
+pub(super) fn release(estimate: Option<Box<SubscriberEstimate>>, counters: &Counters) {
+    if estimate.is_some_and(|e| e.paused) {
+        counters
+            .paused_video
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Engine {
+    /// Pauses or resumes a subscriber's video for its estimate.
+    pub(super) fn apply(&mut self, key: SessionKey, change: Change) {
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let video = s.media.outlets.iter().filter(|o| o.video);
+        if let Some(e) = s.estimate.as_deref() {
+            let (estimate, need) = (e.bwe.estimate() / 1000, e.need() as u64 / 1000);
+            tracing::debug!(?key, ?change, estimate, need, "subscriber video (kbit/s)");
+        }
+        match change {
+            Change::Pause => {
+                Counters::add(&self.counters.paused_video, 1);
+                Counters::add(&self.counters.video_pauses, 1);
+            }
+            Change::Resume => {
+                self.counters
+                    .paused_video
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                for o in video {
+                    if let Some(stream) = s.outbound.get_mut(&o.ssrc) {
+                        stream.rebase();
+                    }
+                    self.events
+                        .push_back(EngineEvent::KeyframeRequest { track: o.track });
+                }
+            }
+        }
+    }
+
+    /// Sends the probe packets due (padding on the RTX stream of a video
+    /// outlet, numbered for transport-cc) and schedules the next.
+    pub(super) fn send_probes(&mut self, now: Instant) {
+        let mut next: Option<Instant> = None;
+        let mut probing = std::mem::take(&mut self.probing);
+        probing.retain(|key| {
+            let Some(s) = self.sessions.get_mut(key) else {
+                return false;
+            };
+            let (Some(e), Some(srtp), Some(twcc)) = (
+                s.estimate.as_deref_mut(),
+                s.srtp.as_mut(),
+                s.media.twcc_extension,
+            ) else {
+                return false;
+            };
+            let rtx = s.media.outlets.iter().find_map(|o| {
+                let r = o.rtx.as_ref().filter(|_| o.video)?;
+                Some((o.ssrc, r.ssrc, r.payload_types.first()?.1))
+            });
+            while let Some(cluster) = e.bwe.poll_probe(now) {
+                let Some((ssrc, rtx_ssrc, pt)) = rtx else {
+                    continue;
+                };
+                let stream = s.outbound.entry(ssrc).or_default();
+                let seq = stream.next_rtx_seq(rtx_ssrc);
+                let size = PROBE_PADDING + 20 + gcm::TAG_LEN;
+                let number = s.twcc_seq;
+                s.twcc_seq = number.wrapping_add(1);
+                e.bwe.sent(number, size, now, Some(cluster));
+                let ts = stream.last_timestamp();
+                write_probe(&mut self.scratch, pt, seq, ts, rtx_ssrc, (twcc, number));
+                let protected = match s.gcm.as_mut() {
+                    Some(g) => {
+                        let mut packet = BytesMut::from(&self.scratch[..]);
+                        g.protect(&mut packet, 20).ok().map(|()| packet)
+                    }
+                    None => srtp.protect_rtp(&self.scratch).ok(),
+                };
+                if let Some(bytes) = protected {
+                    self.transmits.push_back(Transmit::single(s.addr, bytes));
+                    Counters::add(&self.counters.probe_packets, 1);
+                }
+            }
+            match e.bwe.probe_at() {
+                Some(at) => {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                    true
+                }
+                None => {
+                    e.listed = false;
+                    false
+                }
+            }
+        });
+        self.probing = probing;
+        self.next_probe = next;
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
-use estimate::{Change, SubscriberEstimate};
+use estimate::{SubscriberEstimate, can_probe, release};
 use gso::Coalescer;
 use handoff_pool::HandoffPool;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
@@ -133,21 +133,6 @@ enum Plain {
 }
 
 /// One session on the worker that owns its transport.
-/// Whether probes can be sent to a session: one of its video outlets has
-/// an RTX stream.
-fn can_probe(media: &SessionMedia) -> bool {
-    media.outlets.iter().any(|o| o.video && o.rtx.is_some())
-}
-
-/// Forgets a session's estimate, and its pause.
-fn release(estimate: Option<Box<SubscriberEstimate>>, counters: &Counters) {
-    if estimate.is_some_and(|e| e.paused) {
-        counters
-            .paused_video
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 /// Who sent a protected datagram, as [`Engine::unprotect`] found.
 enum Sender<'s> {
     /// The session, the plaintext, and the session's key when the address
@@ -947,29 +932,6 @@ impl Engine {
         }
     }
 
-    /// Authenticates a datagram of `key` that `worker` received from
-    /// `addr`, off the session's path; reports it when authentic. It is
-    /// not processed further (a repair covers it).
-    fn verify(&mut self, key: SessionKey, worker: WorkerId, addr: SocketAddr, bytes: &mut [u8]) {
-        let Some(srtp) = self.sessions.get_mut(&key).and_then(|s| s.srtp.as_mut()) else {
-            return;
-        };
-        let authentic = match classify(bytes) {
-            PacketKind::Rtp => srtp.unprotect_rtp(bytes).is_ok(),
-            PacketKind::Rtcp => srtp.unprotect_rtcp(bytes).is_ok(),
-            _ => false,
-        };
-        if authentic {
-            self.events.push_back(EngineEvent::OffPath {
-                key,
-                worker,
-                addr,
-                at: self.clock,
-                bytes: None,
-            });
-        }
-    }
-
     fn send_pli(&mut self, key: SessionKey, track: TrackKey) {
         let Some(s) = self.sessions.get_mut(&key) else {
             return;
@@ -1070,95 +1032,6 @@ impl Engine {
         for (key, change) in changes {
             self.apply(key, change);
         }
-    }
-
-    /// Pauses or resumes a subscriber's video for its estimate.
-    fn apply(&mut self, key: SessionKey, change: Change) {
-        let Some(s) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        let video = s.media.outlets.iter().filter(|o| o.video);
-        if let Some(e) = s.estimate.as_deref() {
-            let (estimate, need) = (e.bwe.estimate() / 1000, e.need() as u64 / 1000);
-            tracing::debug!(?key, ?change, estimate, need, "subscriber video (kbit/s)");
-        }
-        match change {
-            Change::Pause => {
-                Counters::add(&self.counters.paused_video, 1);
-                Counters::add(&self.counters.video_pauses, 1);
-            }
-            Change::Resume => {
-                self.counters
-                    .paused_video
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                for o in video {
-                    if let Some(stream) = s.outbound.get_mut(&o.ssrc) {
-                        stream.rebase();
-                    }
-                    self.events
-                        .push_back(EngineEvent::KeyframeRequest { track: o.track });
-                }
-            }
-        }
-    }
-
-    /// Sends the probe packets due (padding on the RTX stream of a video
-    /// outlet, numbered for transport-cc) and schedules the next.
-    fn send_probes(&mut self, now: Instant) {
-        let mut next: Option<Instant> = None;
-        let mut probing = std::mem::take(&mut self.probing);
-        probing.retain(|key| {
-            let Some(s) = self.sessions.get_mut(key) else {
-                return false;
-            };
-            let (Some(e), Some(srtp), Some(twcc)) = (
-                s.estimate.as_deref_mut(),
-                s.srtp.as_mut(),
-                s.media.twcc_extension,
-            ) else {
-                return false;
-            };
-            let rtx = s.media.outlets.iter().find_map(|o| {
-                let r = o.rtx.as_ref().filter(|_| o.video)?;
-                Some((o.ssrc, r.ssrc, r.payload_types.first()?.1))
-            });
-            while let Some(cluster) = e.bwe.poll_probe(now) {
-                let Some((ssrc, rtx_ssrc, pt)) = rtx else {
-                    continue;
-                };
-                let stream = s.outbound.entry(ssrc).or_default();
-                let seq = stream.next_rtx_seq(rtx_ssrc);
-                let size = estimate::PROBE_PADDING + 20 + gcm::TAG_LEN;
-                let number = s.twcc_seq;
-                s.twcc_seq = number.wrapping_add(1);
-                e.bwe.sent(number, size, now, Some(cluster));
-                let ts = stream.last_timestamp();
-                estimate::write_probe(&mut self.scratch, pt, seq, ts, rtx_ssrc, (twcc, number));
-                let protected = match s.gcm.as_mut() {
-                    Some(g) => {
-                        let mut packet = BytesMut::from(&self.scratch[..]);
-                        g.protect(&mut packet, 20).ok().map(|()| packet)
-                    }
-                    None => srtp.protect_rtp(&self.scratch).ok(),
-                };
-                if let Some(bytes) = protected {
-                    self.transmits.push_back(Transmit::single(s.addr, bytes));
-                    Counters::add(&self.counters.probe_packets, 1);
-                }
-            }
-            match e.bwe.probe_at() {
-                Some(at) => {
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                    true
-                }
-                None => {
-                    e.listed = false;
-                    false
-                }
-            }
-        });
-        self.probing = probing;
-        self.next_probe = next;
     }
 
     /// Sends receiver reports for every inbound stream.

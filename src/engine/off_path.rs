@@ -21,7 +21,9 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::ids::{SessionKey, WorkerId};
 
+use super::Engine;
 use super::messages::EngineEvent;
+use crate::wire::{PacketKind, classify};
 
 /// At most one report per address this often.
 pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
@@ -87,6 +89,37 @@ impl OffPath {
                 addr,
                 at: now,
                 bytes: Some(datagram.to_vec()),
+            });
+        }
+    }
+}
+
+impl Engine {
+    /// Authenticates a datagram of `key` that `worker` received from
+    /// `addr`, off the session's path; reports it when authentic. It is
+    /// not processed further (a repair covers it).
+    pub(super) fn verify(
+        &mut self,
+        key: SessionKey,
+        worker: WorkerId,
+        addr: SocketAddr,
+        bytes: &mut [u8],
+    ) {
+        let Some(srtp) = self.sessions.get_mut(&key).and_then(|s| s.srtp.as_mut()) else {
+            return;
+        };
+        let authentic = match classify(bytes) {
+            PacketKind::Rtp => srtp.unprotect_rtp(bytes).is_ok(),
+            PacketKind::Rtcp => srtp.unprotect_rtcp(bytes).is_ok(),
+            _ => false,
+        };
+        if authentic {
+            self.events.push_back(EngineEvent::OffPath {
+                key,
+                worker,
+                addr,
+                at: self.clock,
+                bytes: None,
             });
         }
     }
