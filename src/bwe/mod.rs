@@ -224,6 +224,16 @@ impl BandwidthEstimator {
             .then(|| bytes as f64 * 8e6 / (newest - oldest) as f64)
     }
 
+    /// Whether the path showed congestion (a growing queue, or more than
+    /// 10 % loss) within `within` before `now`: a low estimate then means
+    /// a narrow path, not one still being ramped up to.
+    pub fn congested(&self, now: Instant, within: Duration) -> bool {
+        let now_us = self.us(now);
+        self.rate
+            .last_congestion
+            .is_some_and(|t| now_us - t <= within.as_micros() as i64)
+    }
+
     /// The delay detector's latest verdict.
     pub fn usage(&self) -> Usage {
         self.delay.usage()

@@ -97,6 +97,11 @@ impl Prober {
         if c.next_us > now_us {
             return None;
         }
+        if c.sent == 0 {
+            // A cluster queued behind another starts when it is reached,
+            // not when it was asked for (or it would go out in one burst).
+            c.next_us = now_us;
+        }
         c.sent += 1;
         let gap = (PROBE_PACKET as f64 * 8e6 / c.rate) as i64;
         c.next_us += gap.max(1);
@@ -245,6 +250,16 @@ mod tests {
         }
         assert_eq!(results.len(), 1, "{results:?}");
         assert!((results[0] / 1_000_000.0 - 1.0).abs() < 0.1, "{results:?}");
+    }
+
+    #[test]
+    fn clusters_queued_together_are_each_paced() {
+        let mut p = Prober::default();
+        p.request(900_000.0, CLUSTER_DURATION, 0, false);
+        p.request(1_800_000.0, CLUSTER_DURATION, 0, false);
+        let r = probe_through(&mut p, 10_000_000.0);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!((r[1] / 1_800_000.0 - 1.0).abs() < 0.15, "{r:?}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct RateControl {
     last_update: Option<i64>,
     last_loss_cut: Option<i64>,
     holding: bool,
+    /// When it last cut for congestion (overuse or heavy loss), µs.
+    pub last_congestion: Option<i64>,
 }
 
 impl RateControl {
@@ -48,6 +50,7 @@ impl RateControl {
             last_update: None,
             last_loss_cut: None,
             holding: false,
+            last_congestion: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl RateControl {
             .map_or(0.0, |t| ((now_us - t).max(0) as f64 / 1e6).min(1.0));
         match usage {
             Usage::Overusing => {
+                self.last_congestion = Some(now_us);
                 if !self.holding {
                     let from = acked.unwrap_or(self.rate);
                     let cut = BETA * from;
@@ -115,6 +119,7 @@ impl RateControl {
             let due = self
                 .last_loss_cut
                 .is_none_or(|t| now_us - t >= LOSS_CUT_INTERVAL_US + rtt_us);
+            self.last_congestion = Some(now_us);
             if due {
                 self.last_loss_cut = Some(now_us);
                 self.loss_cap = (self.rate() * (1.0 - 0.5 * ratio)).max(MIN_RATE);

@@ -823,9 +823,15 @@ pub fn apply_answer(
         }
         if let Some(t) = session.transceiver_mut(mid) {
             {
-                // Keep the payload types the client accepted.
+                // Keep the payload types the client accepted, each with the
+                // feedback it accepted (RFC 4585 §4.2: an answer narrows).
                 let accepted: Vec<u8> = m.codecs.iter().map(|c| c.pt).collect();
                 t.codecs.retain(|c| accepted.contains(&c.pt));
+                for c in t.codecs.iter_mut() {
+                    if let Some(theirs) = m.codecs.iter().find(|x| x.pt == c.pt) {
+                        c.rtcp_fb.retain(|f| theirs.rtcp_fb.contains(f));
+                    }
+                }
                 if let Some(s) = t.subscription.as_mut() {
                     s.payload_types.retain(|(_, to)| accepted.contains(to));
                 }

@@ -535,12 +535,14 @@ pub fn default_codecs(kind: MediaKind) -> Vec<Codec> {
 }
 
 /// A codec as our offer of a pulled m-line (one we send on) carries it:
-/// video with keyframe requests and generic NACK; both kinds with
+/// video with keyframe requests; both kinds with generic NACK and
 /// transport-cc (the subscriber's bandwidth estimate).
 pub fn sending_feedback(codec: Codec, kind: MediaKind) -> Codec {
     let fb: &[&str] = match kind {
         MediaKind::Video => &["nack", "nack pli", "ccm fir", "transport-cc"],
-        _ => &["transport-cc"],
+        // Audio NACK is offered for the clients that use it (browsers
+        // answer without it and conceal losses instead).
+        _ => &["nack", "transport-cc"],
     };
     Codec {
         rtcp_fb: fb.iter().map(|f| (*f).to_owned()).collect(),

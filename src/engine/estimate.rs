@@ -1,5 +1,7 @@
 //! Using a subscriber's bandwidth estimate: when it cannot carry the
-//! subscriber's video for [`PAUSE_AFTER`], the video is paused (audio goes
+//! subscriber's video for [`PAUSE_AFTER`] while the path shows congestion
+//! (a growing queue or heavy loss, not an estimate still ramping up), the
+//! video is paused (audio goes
 //! on) and probes are sent every [`PROBE_EVERY`] at what the video needs;
 //! once the estimate carries [`RESUME_ABOVE`] × that again, the video
 //! resumes (sequence numbers continue, a keyframe is asked for). The
@@ -113,7 +115,14 @@ impl SubscriberEstimate {
         let estimate = self.bwe.estimate() as f64;
         if !self.paused {
             self.need = sent;
-            if !self.can_probe || self.need < MIN_NEED || estimate >= PAUSE_BELOW * self.need {
+            // Only a path that showed congestion is paused for: an
+            // estimate still ramping up is no reason.
+            let congested = self.bwe.congested(now, PAUSE_AFTER);
+            if !self.can_probe
+                || !congested
+                || self.need < MIN_NEED
+                || estimate >= PAUSE_BELOW * self.need
+            {
                 self.below_since = None;
                 return None;
             }
@@ -267,6 +276,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::twcc::TwccReceiver;
     use crate::wire::rtp::RtpHeader;
 
     #[test]
@@ -283,12 +293,42 @@ mod tests {
         assert_eq!(usize::from(*out.last().unwrap()), PROBE_PADDING);
     }
 
-    /// A subscriber whose estimate is `estimate` while its video sends
-    /// `video` bit/s, judged every 50 ms for `seconds`.
-    fn run(e: &mut SubscriberEstimate, t: &mut Instant, seconds: u64, video: f64) -> Vec<Change> {
+    /// Transport-cc feedback reporting 100 packets of which 90 were lost
+    /// (heavy loss: congestion), at `t`.
+    fn congest(e: &mut SubscriberEstimate, t: Instant, first: &mut u16) {
+        let mut client = TwccReceiver::new(t);
+        for seq in *first..*first + 100 {
+            e.bwe.sent(seq, 1200, t, None);
+            if seq % 10 == 0 {
+                client.record(seq, t);
+            }
+        }
+        *first += 100;
+        let mut packet = Vec::new();
+        let mut statuses = Vec::new();
+        while client.poll_feedback(1, 2, &mut packet) {
+            e.bwe
+                .on_feedback(&packet, t, Duration::from_millis(20), &mut statuses);
+            packet.clear();
+        }
+    }
+
+    /// A subscriber whose video sends `video` bit/s, judged every 50 ms
+    /// for `seconds`, its path congested once a second when `congested`.
+    fn run(
+        e: &mut SubscriberEstimate,
+        t: &mut Instant,
+        seconds: u64,
+        video: f64,
+        congested: bool,
+    ) -> Vec<Change> {
         let mut changes = Vec::new();
-        for _ in 0..seconds * 20 {
+        let mut first = 0u16;
+        for i in 0..seconds * 20 {
             *t += Duration::from_millis(50);
+            if congested && i % 20 == 0 {
+                congest(e, *t, &mut first);
+            }
             if !e.paused {
                 e.note_video((video / 8.0 / 20.0) as usize);
             }
@@ -303,9 +343,12 @@ mod tests {
         let mut e = SubscriberEstimate::new(t);
         e.can_probe = true;
         // The estimate starts at 300 kbit/s: 200 kbit/s of video fits.
-        assert!(run(&mut e, &mut t, 5, 200_000.0).is_empty());
-        // 1 Mbit/s does not: paused after about three seconds.
-        let c = run(&mut e, &mut t, 5, 1_000_000.0);
+        assert!(run(&mut e, &mut t, 5, 200_000.0, false).is_empty());
+        // 1 Mbit/s does not, but an estimate still ramping up on a path
+        // that shows no congestion is no reason to pause.
+        assert!(run(&mut e, &mut t, 5, 1_000_000.0, false).is_empty());
+        // Congested and below: paused after about three seconds.
+        let c = run(&mut e, &mut t, 5, 1_000_000.0, true);
         assert_eq!(c, [Change::Pause]);
         assert!(e.paused);
         assert!(e.need() > 900_000.0);
@@ -313,6 +356,6 @@ mod tests {
         assert!(e.bwe.probe_at().is_some());
         // Without a way to probe, nothing ever pauses.
         let mut f = SubscriberEstimate::new(t);
-        assert!(run(&mut f, &mut t, 10, 1_000_000.0).is_empty());
+        assert!(run(&mut f, &mut t, 10, 1_000_000.0, true).is_empty());
     }
 }

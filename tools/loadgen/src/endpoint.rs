@@ -138,8 +138,8 @@ impl Endpoint {
         self.drain_dtls();
     }
 
-    /// Takes a datagram from the server. Returns RTP (still protected) for
-    /// the caller to measure.
+    /// Takes a datagram from the server. Returns RTP and RTCP (still
+    /// protected) for the caller.
     pub fn handle_datagram<'a>(
         &mut self,
         now: Instant,
@@ -185,7 +185,7 @@ impl Endpoint {
                 self.drain_dtls();
                 None
             }
-            PacketKind::Rtp => Some(datagram),
+            PacketKind::Rtp | PacketKind::Rtcp => Some(datagram),
             _ => None,
         }
     }
@@ -221,6 +221,24 @@ impl Endpoint {
         self.srtp
             .as_mut()?
             .protect_rtp(rtp)
+            .ok()
+            .map(|b| b.to_vec())
+    }
+
+    /// Protects an RTCP compound packet for sending.
+    pub fn protect_rtcp(&mut self, rtcp: &[u8]) -> Option<Vec<u8>> {
+        self.srtp
+            .as_mut()?
+            .protect_rtcp(rtcp)
+            .ok()
+            .map(|b| b.to_vec())
+    }
+
+    /// Unprotects a received SRTCP packet.
+    pub fn unprotect_rtcp(&mut self, srtcp: &[u8]) -> Option<Vec<u8>> {
+        self.srtp
+            .as_mut()?
+            .unprotect_rtcp(srtcp)
             .ok()
             .map(|b| b.to_vec())
     }

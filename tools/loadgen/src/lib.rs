@@ -15,6 +15,7 @@ pub mod endpoint;
 pub mod janus;
 pub mod media;
 pub mod procstat;
+pub mod repair;
 pub mod run;
 pub mod scenario;
 pub mod sdp;

@@ -73,6 +73,11 @@ struct Cli {
     /// loopback the SFU does not pay for waking them.
     #[arg(long)]
     busy_poll: bool,
+    /// Clients drop this percent of SRTP/SRTCP datagrams each way (seeded);
+    /// publishers answer NACKs, subscribers send NACKs and transport-cc
+    /// feedback, and the report adds what was recovered.
+    #[arg(long, default_value_t = 0)]
+    loss: u32,
     /// Increase subscribers step by step until loss > 1 % or p99 > 10 ms.
     #[arg(long)]
     ramp: bool,
@@ -115,6 +120,7 @@ fn main() -> anyhow::Result<()> {
         busy_poll: cli.busy_poll,
         join_rate: cli.join_rate,
         join_threads: cli.join_threads,
+        loss: cli.loss,
     };
     if !cli.ramp {
         let report = scenario::run(&scenario)?;

@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
+use switchboard::session::nack::Arrival;
+use switchboard::wire::{PacketKind, classify};
+
 use crate::endpoint::{Endpoint, Phase};
 use crate::media::{self, SendTime};
+use crate::repair::{Loss, Receiving, Sent};
 use crate::stats::Stats;
 
 /// Run phases, in order.
@@ -65,11 +69,15 @@ pub struct Shared {
     pub epoch: Instant,
     /// Loop threads never sleep (see `Scenario::busy_poll`).
     pub busy_poll: bool,
+    /// Percent of SRTP/SRTCP datagrams clients lose each way (`--loss`).
+    pub loss: u32,
+    /// Seed of the loss.
+    pub seed: u64,
 }
 
 impl Shared {
-    /// State for `streams` streams.
-    pub fn new(streams: usize, busy_poll: bool) -> Arc<Self> {
+    /// State for `streams` streams, clients losing `loss` % (seeded).
+    pub fn new(streams: usize, busy_poll: bool, loss: u32, seed: u64) -> Arc<Self> {
         Arc::new(Shared {
             phase: AtomicU8::new(phase::SETUP),
             windows: (0..streams).map(|_| Window::default()).collect(),
@@ -77,6 +85,8 @@ impl Shared {
             failed: AtomicUsize::new(0),
             epoch: Instant::now(),
             busy_poll,
+            loss,
+            seed,
         })
     }
 
@@ -164,6 +174,10 @@ pub struct Client {
     pub remote: SocketAddr,
     /// What it does.
     pub role: Role,
+    /// A publisher's sent packets, kept for NACKs (with `--loss`).
+    pub sent: Option<Box<Sent>>,
+    /// A subscriber's gaps and arrivals (with `--loss`).
+    pub receiving: Option<Box<Receiving>>,
     counted: bool,
 }
 
@@ -175,6 +189,8 @@ impl Client {
             socket,
             remote,
             role,
+            sent: None,
+            receiving: None,
             counted: false,
         }
     }
@@ -220,7 +236,7 @@ pub fn spawn(
         handles.push(
             std::thread::Builder::new()
                 .name(format!("loadgen-{i}"))
-                .spawn(move || run_loop(rx, &shared))
+                .spawn(move || run_loop(rx, &shared, i as u64))
                 .expect("spawn loop thread"),
         );
     }
@@ -232,8 +248,10 @@ struct Live {
     socket: mio::net::UdpSocket,
 }
 
-fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
+fn run_loop(rx: Receiver<Client>, shared: &Shared, thread: u64) -> Stats {
     let mut stats = Stats::default();
+    let mut loss = Loss::new(shared.loss, shared.seed.wrapping_add(thread));
+    let mut rtcp = Vec::new();
     let Ok(mut poll) = Poll::new() else {
         return stats;
     };
@@ -267,7 +285,7 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
         let now = Instant::now();
         let mut next_due = now + Duration::from_millis(5);
         for live in clients.iter_mut() {
-            if let Some(due) = send_frames(live, shared, phase, now, &mut packet) {
+            if let Some(due) = send_frames(live, shared, phase, now, &mut packet, &mut loss) {
                 next_due = next_due.min(due);
             }
         }
@@ -277,6 +295,7 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
                 live.client.endpoint.handle_timeout(now);
                 flush(&mut live.client, &live.socket);
                 note_connected(&mut live.client, shared, &mut stats);
+                send_feedback(live, now, &mut rtcp, &mut loss);
             }
         }
         let timeout = if shared.busy_poll {
@@ -295,7 +314,11 @@ fn run_loop(rx: Receiver<Client>, shared: &Shared) -> Stats {
             };
             while let Ok(from) = reader.read(&live.socket) {
                 for datagram in reader.datagrams() {
-                    receive(live, shared, from, datagram, &mut stats);
+                    let media = matches!(classify(datagram), PacketKind::Rtp | PacketKind::Rtcp);
+                    if media && loss.drops() {
+                        continue;
+                    }
+                    receive(live, shared, from, datagram, &mut stats, &mut loss);
                 }
             }
         }
@@ -334,6 +357,26 @@ fn note_connected(client: &mut Client, shared: &Shared, stats: &mut Stats) {
     }
 }
 
+/// Sends a subscriber's NACKs and transport-cc feedback when due (with
+/// `--loss`).
+fn send_feedback(live: &mut Live, now: Instant, rtcp: &mut Vec<Vec<u8>>, loss: &mut Loss) {
+    let Some(receiving) = live.client.receiving.as_mut() else {
+        return;
+    };
+    if live.client.endpoint.phase() != Phase::Connected {
+        return;
+    }
+    rtcp.clear();
+    receiving.poll(now, rtcp);
+    for plain in rtcp.iter() {
+        if let Some(protected) = live.client.endpoint.protect_rtcp(plain)
+            && !loss.drops()
+        {
+            let _ = live.socket.send_to(&protected, live.client.remote);
+        }
+    }
+}
+
 /// Sends a publisher's due frames; returns when the next one is due.
 fn send_frames(
     live: &mut Live,
@@ -341,6 +384,7 @@ fn send_frames(
     phase: u8,
     now: Instant,
     packet: &mut Vec<u8>,
+    loss: &mut Loss,
 ) -> Option<Instant> {
     let Role::Publisher(streams) = &mut live.client.role else {
         return None;
@@ -379,7 +423,12 @@ fn send_frames(
                     s.payload_len,
                 );
                 if let Some(protected) = live.client.endpoint.protect(packet) {
-                    let _ = live.socket.send_to(&protected, live.client.remote);
+                    if let Some(sent) = live.client.sent.as_mut() {
+                        sent.keep(s.ssrc, s.rtp_seq, &protected);
+                    }
+                    if !loss.drops() {
+                        let _ = live.socket.send_to(&protected, live.client.remote);
+                    }
                 }
                 if s.started && !s.ended {
                     window.sent.fetch_add(1, Ordering::Relaxed);
@@ -401,13 +450,43 @@ fn send_frames(
     next
 }
 
-fn receive(live: &mut Live, shared: &Shared, from: SocketAddr, datagram: &[u8], stats: &mut Stats) {
+fn receive(
+    live: &mut Live,
+    shared: &Shared,
+    from: SocketAddr,
+    datagram: &[u8],
+    stats: &mut Stats,
+    loss: &mut Loss,
+) {
     let now = Instant::now();
     let client = &mut live.client;
     let Some(rtp) = client.endpoint.handle_datagram(now, from, datagram) else {
         flush(client, &live.socket);
         return;
     };
+    if classify(rtp) == PacketKind::Rtcp {
+        // The server's NACKs, answered from what the publisher kept.
+        if let (Some(sent), Some(plain)) =
+            (client.sent.as_mut(), client.endpoint.unprotect_rtcp(rtp))
+        {
+            let before = sent.resent;
+            sent.answer(&plain, |resend| {
+                if !loss.drops() {
+                    let _ = live.socket.send_to(resend, client.remote);
+                }
+            });
+            stats.publisher_resent += sent.resent - before;
+        }
+        return;
+    }
+    let arrival = client
+        .receiving
+        .as_mut()
+        .map_or(Arrival::New, |r| r.on_rtp(rtp, now));
+    if arrival == Arrival::Duplicate {
+        stats.duplicates += 1;
+        return;
+    }
     let Role::Subscriber {
         send_time_id,
         created,
@@ -445,6 +524,9 @@ fn receive(live: &mut Live, shared: &Shared, from: SocketAddr, datagram: &[u8], 
         return;
     }
     stats.received += 1;
+    if arrival == Arrival::Repaired {
+        stats.recovered += 1;
+    }
     let latency = shared.micros(now).saturating_sub(send.sent_us).max(1);
     let _ = stats.latency_us.record(latency);
     if checked.is_none() && send.seq % 64 == 0 {

@@ -18,11 +18,12 @@ use crate::endpoint::Endpoint;
 use crate::janus::Janus;
 use crate::media::{HEADER_LEN, SRTP_OVERHEAD};
 use crate::procstat;
+use crate::repair::Receiving;
 use crate::run::{self, Client, HandOff, Role, Shared, StreamTx, phase};
 use crate::sdp::{
     AUDIO_PT, Local, Sending, VIDEO_PT, publisher_offer, remote_of, subscriber_answer,
 };
-use crate::stats::{Report, Setup, Stats};
+use crate::stats::{Repair, Report, Setup, Stats};
 use crate::storm::{self, Joined};
 use crate::target::{Sfu, Switchboard};
 
@@ -74,6 +75,10 @@ pub struct Scenario {
     /// Threads making a flash crowd's API calls (0: one per 10 joins/s,
     /// from 4 to 128).
     pub join_threads: usize,
+    /// Percent of SRTP/SRTCP datagrams the clients lose each way (seeded);
+    /// publishers then answer NACKs, subscribers send NACKs and
+    /// transport-cc feedback (0: none of that).
+    pub loss: u32,
 }
 
 impl Scenario {
@@ -102,6 +107,7 @@ impl Scenario {
             busy_poll: false,
             join_rate: None,
             join_threads: 0,
+            loss: 0,
         }
     }
 }
@@ -222,6 +228,7 @@ pub(crate) fn join(
     let (sub_session, offer) = api.subscribe(publisher, names)?;
     let answer = subscriber_answer(
         &offer,
+        s.loss > 0,
         &Local {
             ufrag: &ice.ufrag,
             pwd: &ice.pwd,
@@ -231,17 +238,10 @@ pub(crate) fn join(
     )?;
     api.answer(&sub_session, &answer)?;
     let (remote, addr) = remote_of(&offer)?;
-    let send_time_id = sdp::parse(&offer)
-        .ok()
-        .and_then(|d| {
-            d.media
-                .iter()
-                .flat_map(|m| m.extmaps.clone())
-                .find(|e| e.uri == extension::SEND_TIME)
-        })
-        .map(|e| e.id);
+    let send_time_id = extension_id(&offer, extension::SEND_TIME);
+    let twcc_id = extension_id(&offer, extension::TRANSPORT_CC);
     let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
-    Ok(Client::new(
+    let mut client = Client::new(
         endpoint,
         socket,
         addr,
@@ -250,7 +250,22 @@ pub(crate) fn join(
             created,
             got_media: false,
         },
-    ))
+    );
+    if s.loss > 0 {
+        client.receiving = Some(Box::new(Receiving::new(twcc_id, Instant::now())));
+    }
+    Ok(client)
+}
+
+/// The id of header extension `uri` in an SDP.
+fn extension_id(sdp_text: &str, uri: &str) -> Option<u8> {
+    sdp::parse(sdp_text)
+        .ok()?
+        .media
+        .iter()
+        .flat_map(|m| m.extmaps.iter())
+        .find(|e| e.uri == uri)
+        .map(|e| e.id)
 }
 
 /// What the orchestrating part of a run measured.
@@ -275,7 +290,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         _ => Box::new(Switchboard::new(&s.url, &s.app_id, &s.app_secret)),
     };
     let per = if s.audio { 2 } else { 1 };
-    let shared = Shared::new(s.publishers * per, s.busy_poll);
+    let shared = Shared::new(s.publishers * per, s.busy_poll, s.loss, s.seed);
     let (senders, handles) = run::spawn(s.threads, &shared);
     let hand_off = HandOff::new(senders);
     let result = (|| -> anyhow::Result<Measured> {
@@ -294,7 +309,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
                 fingerprint: &identity.fingerprint,
                 addr: socket.local_addr()?,
             };
-            let offer = publisher_offer(&sending, &local);
+            let offer = publisher_offer(&sending, s.loss > 0, &local);
             let names: Vec<(String, String)> = sending
                 .iter()
                 .enumerate()
@@ -304,12 +319,11 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             let (remote, addr) = remote_of(&answer)?;
             let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
             let streams = tx.into_iter().map(|(_, t)| t).collect();
-            hand_off.send(Client::new(
-                endpoint,
-                socket,
-                addr,
-                Role::Publisher(streams),
-            ));
+            let mut client = Client::new(endpoint, socket, addr, Role::Publisher(streams));
+            if s.loss > 0 {
+                client.sent = Some(Box::default());
+            }
+            hand_off.send(client);
             publishers.push((
                 session,
                 names.into_iter().map(|(_, n)| n).collect::<Vec<_>>(),
@@ -419,5 +433,20 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         gro: s.gro,
         busy_poll: s.busy_poll,
         storm: joined.map(|j| storm::report(s, j, &stats)),
+        repair: (s.loss > 0).then(|| Repair {
+            loss_percent: s.loss,
+            recovered_packets: stats.recovered,
+            unrecovered_loss_ratio: if expected == 0 {
+                0.0
+            } else {
+                1.0 - received as f64 / expected as f64
+            },
+            retransmission_overhead: if received == 0 {
+                0.0
+            } else {
+                (stats.recovered + stats.duplicates) as f64 / received as f64
+            },
+            publisher_resent: stats.publisher_resent,
+        }),
     })
 }

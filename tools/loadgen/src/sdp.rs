@@ -64,7 +64,9 @@ fn transport(out: &mut String, local: &Local<'_>, setup: &str) {
 }
 
 /// A publisher's offer: one sendonly m-line per stream, mids 0, 1, ….
-pub fn publisher_offer(streams: &[Sending], local: &Local<'_>) -> String {
+/// With `repair`, every stream also offers generic NACK (the server then
+/// NACKs the gaps in what it gets; audio too, so that every loss counts).
+pub fn publisher_offer(streams: &[Sending], repair: bool, local: &Local<'_>) -> String {
     let mids: Vec<String> = (0..streams.len()).map(|i| i.to_string()).collect();
     let mut out = String::new();
     session_header(&mut out, &mids);
@@ -82,14 +84,20 @@ pub fn publisher_offer(streams: &[Sending], local: &Local<'_>) -> String {
             extension::SEND_TIME,
             s.ssrc
         );
+        if repair {
+            let _ = write!(out, "a=rtcp-fb:{pt} nack\r\n");
+        }
         transport(&mut out, local, "actpass");
     }
     out
 }
 
 /// A subscriber's answer to the server's offer: every live m-line received
-/// with the offered codecs and extensions, DTLS active.
-pub fn subscriber_answer(offer: &str, local: &Local<'_>) -> anyhow::Result<String> {
+/// with the offered codecs and extensions, DTLS active, with the feedback
+/// a browser answers (generic NACK and PLI on video, transport-cc). With
+/// `repair`: generic NACK on audio too (so that every loss counts) and no
+/// RTX (resends come in the original stream).
+pub fn subscriber_answer(offer: &str, repair: bool, local: &Local<'_>) -> anyhow::Result<String> {
     let desc = sdp::parse(offer).map_err(|e| anyhow::anyhow!("server offer: {e}"))?;
     let live: Vec<String> = desc
         .media
@@ -101,7 +109,17 @@ pub fn subscriber_answer(offer: &str, local: &Local<'_>) -> anyhow::Result<Strin
     session_header(&mut out, &live);
     for m in &desc.media {
         let mid = m.mid.as_ref().map(|m| m.0.as_str()).unwrap_or("");
-        let formats = m.formats.join(" ");
+        let codecs: Vec<_> = m
+            .codecs
+            .iter()
+            .filter(|c| !repair || c.rtx_of().is_none())
+            .collect();
+        let formats = if repair {
+            let kept: Vec<String> = codecs.iter().map(|c| c.pt.to_string()).collect();
+            kept.join(" ")
+        } else {
+            m.formats.join(" ")
+        };
         if !m.is_active() || m.kind == MediaKind::Application {
             let _ = write!(
                 out,
@@ -127,7 +145,7 @@ pub fn subscriber_answer(offer: &str, local: &Local<'_>) -> anyhow::Result<Strin
         for e in &m.extmaps {
             let _ = write!(out, "a=extmap:{} {}\r\n", e.id, e.uri);
         }
-        for c in &m.codecs {
+        for c in codecs {
             let _ = write!(out, "a=rtpmap:{} {}/{}", c.pt, c.name, c.clock_rate);
             if let Some(ch) = c.channels {
                 let _ = write!(out, "/{ch}");
@@ -136,6 +154,14 @@ pub fn subscriber_answer(offer: &str, local: &Local<'_>) -> anyhow::Result<Strin
             if let Some(f) = &c.fmtp {
                 let _ = write!(out, "a=fmtp:{} {f}\r\n", c.pt);
             }
+            // As browsers answer (audio NACK too with `repair`).
+            if m.kind == MediaKind::Video || repair {
+                let _ = write!(out, "a=rtcp-fb:{} nack\r\n", c.pt);
+            }
+            if m.kind == MediaKind::Video {
+                let _ = write!(out, "a=rtcp-fb:{} nack pli\r\n", c.pt);
+            }
+            let _ = write!(out, "a=rtcp-fb:{} transport-cc\r\n", c.pt);
         }
     }
     Ok(out)
@@ -227,6 +253,7 @@ mod tests {
                     ssrc: 6,
                 },
             ],
+            false,
             &local,
         );
         let d = sdp::parse(&offer).unwrap();
@@ -244,7 +271,7 @@ mod tests {
             "a=sendonly",
             "a=sendonly\r\na=candidate:1 1 udp 1 127.0.0.1 40000 typ host",
         );
-        let answer = subscriber_answer(&server_offer, &local).unwrap();
+        let answer = subscriber_answer(&server_offer, false, &local).unwrap();
         let a = sdp::parse(&answer).unwrap();
         assert!(a.media.iter().all(|m| m.direction == Direction::RecvOnly));
         assert!(answer.contains("a=setup:active"));

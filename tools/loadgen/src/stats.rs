@@ -27,6 +27,12 @@ pub struct Stats {
     pub sampled: u64,
     /// Checked packets whose payload differed.
     pub mismatches: u64,
+    /// Packets in the window that filled a gap (a resend), with `--loss`.
+    pub recovered: u64,
+    /// Packets received twice (dropped before counting), with `--loss`.
+    pub duplicates: u64,
+    /// Packets publishers sent again on the server's NACKs.
+    pub publisher_resent: u64,
 }
 
 impl Default for Stats {
@@ -42,6 +48,9 @@ impl Default for Stats {
             received: 0,
             sampled: 0,
             mismatches: 0,
+            recovered: 0,
+            duplicates: 0,
+            publisher_resent: 0,
         }
     }
 }
@@ -59,6 +68,9 @@ impl Stats {
         self.received += other.received;
         self.sampled += other.sampled;
         self.mismatches += other.mismatches;
+        self.recovered += other.recovered;
+        self.duplicates += other.duplicates;
+        self.publisher_resent += other.publisher_resent;
     }
 }
 
@@ -275,6 +287,24 @@ pub struct Report {
     /// The flash crowd, with --join-rate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storm: Option<Storm>,
+    /// Repairs, with --loss.
+    #[serde(skip_serializing_if = "Option::is_none", flatten)]
+    pub repair: Option<Repair>,
+}
+
+/// What loss cost and what repairs recovered (`--loss`).
+#[derive(Debug, Serialize)]
+pub struct Repair {
+    /// Percent of datagrams the clients dropped each way.
+    pub loss_percent: u32,
+    /// Window packets that reached subscribers by a resend.
+    pub recovered_packets: u64,
+    /// Window packets never received, over those expected (after repairs).
+    pub unrecovered_loss_ratio: f64,
+    /// Resends received (repairs and duplicates) over packets received.
+    pub retransmission_overhead: f64,
+    /// Packets publishers sent again on the server's NACKs.
+    pub publisher_resent: u64,
 }
 
 impl Report {
@@ -295,6 +325,16 @@ impl Report {
             .storm
             .as_ref()
             .map_or(String::new(), |s| format!("\n{}", s.summary()));
+        let repair = self.repair.as_ref().map_or(String::new(), |r| {
+            format!(
+                "\nloss {} % each way at the clients: recovered {}  unrecovered {:.4} %  retransmission overhead {:.2} %  publisher resends {}",
+                r.loss_percent,
+                r.recovered_packets,
+                r.unrecovered_loss_ratio * 100.0,
+                r.retransmission_overhead * 100.0,
+                r.publisher_resent
+            )
+        });
         let cpu = self
             .server_cpu_us_per_packet
             .map_or("n/a".to_owned(), |c| format!("{c:.2} µs"));
@@ -303,7 +343,7 @@ impl Report {
              sent {}  expected {}  received {}  loss {:.4} %  forwarded {:.0} pps\n\
              latency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
              setup ms  p50 {}  p99 {}\n\
-             server CPU {}  per packet {}  loadgen CPU {:.2} s  payload checked {} mismatches {}{storm}",
+             server CPU {}  per packet {}  loadgen CPU {:.2} s  payload checked {} mismatches {}{storm}{repair}",
             self.target,
             self.publishers,
             self.subscribers_per_publisher,

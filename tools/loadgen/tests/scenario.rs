@@ -70,3 +70,32 @@ fn a_short_run_loses_nothing() {
     // Without a join rate there is no storm in the report.
     assert!(report.storm.is_none() && json.get("storm").is_none());
 }
+
+#[test]
+fn with_five_percent_loss_each_way_repairs_recover_nearly_everything() {
+    let server = Server::start(Config::loopback(2)).expect("server");
+    let (app, secret) = server.app();
+    let s = Scenario {
+        publishers: 1,
+        subscribers: 4,
+        video_kbps: 1000,
+        audio: true,
+        duration: Duration::from_secs(3),
+        warmup: Duration::from_secs(1),
+        seed: 11,
+        loss: 5,
+        ..Scenario::local(format!("http://{}", server.http_addr), app, secret)
+    };
+    let report = scenario::run(&s).expect("run");
+    eprintln!("{}", report.summary());
+    let repair = report.repair.as_ref().expect("repair figures with --loss");
+    // About 10 % of what subscribers should get is lost on one of the two
+    // hops; nearly all of it comes back.
+    assert!(
+        repair.recovered_packets * 20 > report.expected_packets,
+        "{report:?}"
+    );
+    assert!(repair.publisher_resent > 0, "{report:?}");
+    assert!(repair.unrecovered_loss_ratio <= 0.001, "{report:?}");
+    assert_eq!(report.payload_mismatches, 0);
+}
