@@ -15,6 +15,7 @@
 //! construction. The worker makes one only once the client's first
 //! feedback arrives, so a subscriber that sends none costs nothing.
 
+pub mod acked;
 pub mod delay;
 pub mod feedback;
 pub mod probe;
@@ -22,6 +23,7 @@ pub mod rate;
 
 use std::time::{Duration, Instant};
 
+use acked::AckedRate;
 use delay::{DelayDetector, Usage};
 use feedback::Status;
 use probe::Prober;
@@ -32,10 +34,6 @@ pub const START_RATE: f64 = 300_000.0;
 /// Sent packets remembered for feedback (a power of two: about 250 ms at
 /// 2000 packets a second, more than a feedback interval).
 const SENT: usize = 512;
-/// Acknowledged packets the acknowledged rate is measured over.
-const ACKED: usize = 128;
-/// ... within at most this, µs.
-const ACKED_WINDOW_US: i64 = 500_000;
 /// Loss is judged over at least this many reported packets.
 const LOSS_PACKETS: u32 = 20;
 
@@ -61,10 +59,7 @@ pub struct BandwidthEstimator {
     rate: RateControl,
     prober: Prober,
     started: bool,
-    /// (arrival µs in the client's clock, bytes) of the last acknowledged
-    /// packets, a ring.
-    acked: Box<[(i64, u32); ACKED]>,
-    acked_next: usize,
+    acked: AckedRate,
     /// Reported packets and losses since the loss was last judged.
     reported: u32,
     lost: u32,
@@ -84,8 +79,7 @@ impl BandwidthEstimator {
             rate: RateControl::new(START_RATE),
             prober: Prober::default(),
             started: false,
-            acked: Box::new([(0, 0); ACKED]),
-            acked_next: 0,
+            acked: AckedRate::default(),
             reported: 0,
             lost: 0,
             feedback_read: 0,
@@ -183,8 +177,7 @@ impl BandwidthEstimator {
                         self.lost -= 1; // reported lost before, arrived late
                     }
                     slot.state = 2;
-                    self.acked[self.acked_next] = (arrival, u32::from(size));
-                    self.acked_next = (self.acked_next + 1) % ACKED;
+                    self.acked.push(arrival, u32::from(size));
                     self.delay.on_packet(send_us, arrival);
                 }
                 None if !reported => {
@@ -198,7 +191,7 @@ impl BandwidthEstimator {
         let rtt_us = rtt.as_micros() as i64;
         let rate = &mut self.rate;
         self.prober.results(now_us, |r| rate.probed(r));
-        let acked = self.acked_rate();
+        let acked = self.acked.rate();
         self.rate.update(now_us, self.delay.usage(), acked, rtt_us);
         if self.reported >= LOSS_PACKETS {
             let ratio = f64::from(self.lost) / f64::from(self.reported);
@@ -206,22 +199,6 @@ impl BandwidthEstimator {
             self.reported = 0;
             self.lost = 0;
         }
-    }
-
-    /// The rate the client acknowledged over its last packets (at most the
-    /// last half second, in its clock), bit/s, once there is enough to tell.
-    fn acked_rate(&self) -> Option<f64> {
-        let newest = self.acked.iter().map(|(t, _)| *t).max()?;
-        let from = newest - ACKED_WINDOW_US;
-        let (bytes, oldest) = self
-            .acked
-            .iter()
-            .filter(|(t, b)| *b > 0 && *t > from)
-            .fold((0u64, newest), |(sum, oldest), (t, b)| {
-                (sum + u64::from(*b), oldest.min(*t))
-            });
-        (bytes > 0 && newest - oldest >= ACKED_WINDOW_US / 10)
-            .then(|| bytes as f64 * 8e6 / (newest - oldest) as f64)
     }
 
     /// Whether the path showed congestion (a growing queue, or more than

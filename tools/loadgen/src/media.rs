@@ -1,12 +1,14 @@
-//! The packets publishers send: RTP with a one-byte header extension that
-//! carries the send time, the stream and a sequence (header extensions are
+//! The packets publishers send: RTP with a transport-wide sequence number
+//! (as browsers send) and a one-byte header extension that carries the
+//! send time, the stream and a sequence (header extensions are
 //! not encrypted by SRTP, so subscribers measure without decrypting), and a
 //! payload derived from stream and sequence, so that a sample can be
 //! decrypted and checked byte for byte.
 
 use switchboard::wire::rtp::RtpHeader;
 
-/// Fixed header (12) + extension header (4) + element (1 + 16) + padding (3).
+/// Fixed header (12) + extension header (4) + send-time element (1 + 16) +
+/// transport-wide number element (1 + 2), or padding (3).
 pub const HEADER_LEN: usize = 36;
 /// The SRTP tag of AEAD_AES_128_GCM.
 pub const SRTP_OVERHEAD: usize = 16;
@@ -33,6 +35,7 @@ pub fn write_packet(
     ssrc: u32,
     ext_id: u8,
     send: SendTime,
+    transport_cc: Option<(u8, u16)>,
     payload_len: usize,
 ) {
     out.clear();
@@ -46,7 +49,13 @@ pub fn write_packet(
     out.extend_from_slice(&send.sent_us.to_be_bytes());
     out.extend_from_slice(&send.stream.to_be_bytes());
     out.extend_from_slice(&send.seq.to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0]);
+    match transport_cc {
+        Some((id, number)) => {
+            out.push((id << 4) | 1);
+            out.extend_from_slice(&number.to_be_bytes());
+        }
+        None => out.extend_from_slice(&[0, 0, 0]),
+    }
     let start = out.len();
     out.resize(start + payload_len.max(SEND_TIME_LEN), 0);
     write_payload(&mut out[start..], &send);
@@ -127,7 +136,18 @@ mod tests {
             stream: 3,
             seq: 77,
         };
-        write_packet(&mut p, 96, true, 9, 90_000, 0xabcd, 5, send, 1000);
+        write_packet(
+            &mut p,
+            96,
+            true,
+            9,
+            90_000,
+            0xabcd,
+            5,
+            send,
+            Some((3, 7)),
+            1000,
+        );
         assert_eq!(p.len(), HEADER_LEN + 1000);
         let h = RtpHeader::new_checked(&p).unwrap();
         assert_eq!(

@@ -1,10 +1,10 @@
-//! Loss at the clients and the repairs they make, as browsers do
-//! (`--loss PCT`): each loop thread drops that share of the SRTP and SRTCP
-//! datagrams its clients send and receive (a seeded coin); publishers keep
-//! what they sent and answer the server's generic NACKs with it; subscribers
-//! NACK the gaps in what they get (retried, as libwebrtc's NACK module
-//! does) and send transport-cc feedback every 50 ms, so the server's
-//! retransmissions and its bandwidth estimate both run.
+//! Loss at the clients and the repairs they make, as browsers do: with
+//! `--loss PCT` each loop thread drops that share of the SRTP and SRTCP
+//! datagrams its clients send and receive (a seeded coin), and publishers
+//! keep what they sent and answer the server's generic NACKs with it;
+//! subscribers always NACK the gaps in what they get (retried, as
+//! libwebrtc's NACK module does) and send transport-cc feedback every
+//! 50 ms, so the server's retransmissions and its bandwidth estimate run.
 //!
 //! Sans-IO: times are given; the loop threads send what is returned.
 
@@ -15,9 +15,10 @@ use switchboard::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
 use switchboard::wire::rtcp;
 use switchboard::wire::rtp::RtpHeader;
 
-/// A NACK is repeated this long after the last (loopback round trips are
-/// far shorter; libwebrtc's floor is about this).
-const NACK_RETRY: Duration = Duration::from_millis(20);
+/// A NACK is repeated this long after the last: libwebrtc's round trip
+/// before it has measured one (these clients send no receiver reports),
+/// and the server's spacing of resends of one packet then.
+const NACK_RETRY: Duration = Duration::from_millis(100);
 /// Packets a publisher keeps for resends, per stream.
 const KEPT: usize = 1024;
 /// Our RTCP sender SSRC.
@@ -51,32 +52,33 @@ impl Loss {
     }
 }
 
+/// One stream's kept datagrams: (sequence number, the protected datagram)
+/// by number modulo [`KEPT`].
+type Kept = Vec<(u16, Vec<u8>)>;
+
 /// What a publisher sent, to answer NACKs with.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Sent {
-    /// (SSRC, sequence number, the protected datagram) by sequence number.
-    slots: Vec<(u32, u16, Vec<u8>)>,
+    /// Per SSRC, what it kept.
+    streams: Vec<(u32, Kept)>,
     /// Packets sent again.
     pub resent: u64,
-}
-
-impl Default for Sent {
-    fn default() -> Self {
-        Sent {
-            slots: vec![(0, 0, Vec::new()); KEPT],
-            resent: 0,
-        }
-    }
 }
 
 impl Sent {
     /// Keeps a sent datagram.
     pub fn keep(&mut self, ssrc: u32, seq: u16, protected: &[u8]) {
-        let slot = &mut self.slots[usize::from(seq) % KEPT];
-        slot.0 = ssrc;
-        slot.1 = seq;
-        slot.2.clear();
-        slot.2.extend_from_slice(protected);
+        let i = match self.streams.iter().position(|(s, _)| *s == ssrc) {
+            Some(i) => i,
+            None => {
+                self.streams.push((ssrc, vec![(0, Vec::new()); KEPT]));
+                self.streams.len() - 1
+            }
+        };
+        let slot = &mut self.streams[i].1[usize::from(seq) % KEPT];
+        slot.0 = seq;
+        slot.1.clear();
+        slot.1.extend_from_slice(protected);
     }
 
     /// Hands `send` each kept datagram the NACKs in `plain` (SRTCP,
@@ -86,9 +88,12 @@ impl Sent {
             let Some((ssrc, lost)) = packet.nack() else {
                 continue;
             };
+            let Some((_, slots)) = self.streams.iter().find(|(s, _)| *s == ssrc) else {
+                continue;
+            };
             for seq in lost {
-                let (s, q, bytes) = &self.slots[usize::from(seq) % KEPT];
-                if *s == ssrc && *q == seq && !bytes.is_empty() {
+                let (q, bytes) = &slots[usize::from(seq) % KEPT];
+                if *q == seq && !bytes.is_empty() {
                     self.resent += 1;
                     send(bytes);
                 }

@@ -176,8 +176,11 @@ pub struct Client {
     pub role: Role,
     /// A publisher's sent packets, kept for NACKs (with `--loss`).
     pub sent: Option<Box<Sent>>,
-    /// A subscriber's gaps and arrivals (with `--loss`).
+    /// A subscriber's gaps and arrivals: it NACKs and sends transport-cc
+    /// feedback.
     pub receiving: Option<Box<Receiving>>,
+    /// A publisher's next transport-wide sequence number.
+    twcc_seq: u16,
     counted: bool,
 }
 
@@ -191,6 +194,7 @@ impl Client {
             role,
             sent: None,
             receiving: None,
+            twcc_seq: 0,
             counted: false,
         }
     }
@@ -420,8 +424,10 @@ fn send_frames(
                     s.ssrc,
                     crate::sdp::SEND_TIME_ID,
                     send,
+                    Some((crate::sdp::TWCC_ID, live.client.twcc_seq)),
                     s.payload_len,
                 );
+                live.client.twcc_seq = live.client.twcc_seq.wrapping_add(1);
                 if let Some(protected) = live.client.endpoint.protect(packet) {
                     if let Some(sent) = live.client.sent.as_mut() {
                         sent.keep(s.ssrc, s.rtp_seq, &protected);

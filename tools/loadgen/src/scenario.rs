@@ -251,9 +251,8 @@ pub(crate) fn join(
             got_media: false,
         },
     );
-    if s.loss > 0 {
-        client.receiving = Some(Box::new(Receiving::new(twcc_id, Instant::now())));
-    }
+    // As a browser: NACKs for gaps, transport-cc feedback.
+    client.receiving = Some(Box::new(Receiving::new(twcc_id, Instant::now())));
     Ok(client)
 }
 

@@ -17,6 +17,8 @@ pub const VIDEO_PT: u8 = 96;
 pub const AUDIO_PT: u8 = 111;
 /// The send-time extension's id in our offers.
 pub const SEND_TIME_ID: u8 = 5;
+/// The transport-wide sequence number extension's id in publishers' offers.
+pub const TWCC_ID: u8 = 3;
 
 /// One m-line the publisher offers.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +65,8 @@ fn transport(out: &mut String, local: &Local<'_>, setup: &str) {
     );
 }
 
-/// A publisher's offer: one sendonly m-line per stream, mids 0, 1, ….
+/// A publisher's offer: one sendonly m-line per stream, mids 0, 1, …,
+/// with transport-wide sequence numbers as browsers send them.
 /// With `repair`, every stream also offers generic NACK (the server then
 /// NACKs the gaps in what it gets; audio too, so that every loss counts).
 pub fn publisher_offer(streams: &[Sending], repair: bool, local: &Local<'_>) -> String {
@@ -78,10 +81,11 @@ pub fn publisher_offer(streams: &[Sending], repair: bool, local: &Local<'_>) -> 
         let _ = write!(
             out,
             "m={} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{i}\r\na=sendonly\r\na=rtcp-mux\r\n\
-             a=extmap:{SEND_TIME_ID} {}\r\na=rtpmap:{pt} {rtpmap}\r\na=rtcp-fb:{pt} nack pli\r\n\
-             a=ssrc:{} cname:loadgen\r\n",
+             a=extmap:{SEND_TIME_ID} {}\r\na=extmap:{TWCC_ID} {}\r\na=rtpmap:{pt} {rtpmap}\r\n\
+             a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} transport-cc\r\na=ssrc:{} cname:loadgen\r\n",
             s.kind.as_str(),
             extension::SEND_TIME,
+            extension::TRANSPORT_CC,
             s.ssrc
         );
         if repair {
