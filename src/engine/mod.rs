@@ -397,27 +397,20 @@ impl Engine {
     fn handle_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         let epoch = self.epoch;
         let counters = &self.counters;
-        let (session, unprotected) = match Self::unprotect(
+        let found = Self::unprotect(
             &self.bindings,
             &mut self.sessions,
             counters,
             from,
             datagram,
             PacketKind::Rtp,
-        ) {
-            Sender::Session(s, plain, off_path) => {
-                if let Some(key) = off_path {
-                    (self.off_path).authenticated(key, self.id, from, now, &mut self.events);
-                }
-                (s, plain)
-            }
-            Sender::Elsewhere(key) => {
-                let events = &mut self.events;
-                return self
-                    .off_path
-                    .elsewhere(key, self.id, from, datagram, now, events);
-            }
-            Sender::Dropped => return,
+        );
+        let at = (self.id, from);
+        let events = &mut self.events;
+        let Some((session, unprotected)) =
+            off_path::settle(found, &mut self.off_path, at, datagram, now, events)
+        else {
+            return;
         };
         let plain: &[u8] = match &unprotected {
             Plain::InPlace(n) => &datagram[..*n],
@@ -707,27 +700,20 @@ impl Engine {
     }
 
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
-        let (session, plain) = match Self::unprotect(
+        let found = Self::unprotect(
             &self.bindings,
             &mut self.sessions,
             &self.counters,
             from,
             datagram,
             PacketKind::Rtcp,
-        ) {
-            Sender::Session(s, Plain::Owned(plain), off_path) => {
-                if let Some(key) = off_path {
-                    (self.off_path).authenticated(key, self.id, from, now, &mut self.events);
-                }
-                (s, plain)
-            }
-            Sender::Elsewhere(key) => {
-                let events = &mut self.events;
-                return self
-                    .off_path
-                    .elsewhere(key, self.id, from, datagram, now, events);
-            }
-            Sender::Session(..) | Sender::Dropped => return,
+        );
+        let at = (self.id, from);
+        let events = &mut self.events;
+        let Some((session, Plain::Owned(plain))) =
+            off_path::settle(found, &mut self.off_path, at, datagram, now, events)
+        else {
+            return;
         };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
         let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();

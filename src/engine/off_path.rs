@@ -14,6 +14,7 @@
 //! authenticate ([`WorkerCommand::Verify`](super::messages::WorkerCommand)).
 //! Reports are limited to one per address per [`REPORT_INTERVAL`].
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -21,8 +22,8 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::ids::{SessionKey, WorkerId};
 
-use super::Engine;
 use super::messages::EngineEvent;
+use super::{Engine, MediaSession, Plain, Sender};
 use crate::wire::{PacketKind, classify};
 
 /// At most one report per address this often.
@@ -49,15 +50,16 @@ impl OffPath {
         true
     }
 
-    /// Authenticated media of `key` arrived from `addr` (received by
-    /// `worker`), off its path.
-    pub fn authenticated(
+    /// Media of `key` from `addr` (received by `worker`) off its path:
+    /// authenticated already (`datagram` is `None`), or to be
+    /// authenticated where the session lives.
+    pub fn report(
         &mut self,
         key: SessionKey,
-        worker: WorkerId,
-        addr: SocketAddr,
+        (worker, addr): (WorkerId, SocketAddr),
+        datagram: Option<&[u8]>,
         now: Instant,
-        events: &mut std::collections::VecDeque<EngineEvent>,
+        events: &mut VecDeque<EngineEvent>,
     ) {
         if self.due(addr, now) {
             events.push_back(EngineEvent::OffPath {
@@ -65,32 +67,34 @@ impl OffPath {
                 worker,
                 addr,
                 at: now,
-                bytes: None,
+                bytes: datagram.map(<[u8]>::to_vec),
             });
         }
     }
+}
 
-    /// A protected datagram from `addr`, checked for `key` on this worker
-    /// (`worker`), whose session lives elsewhere: handed over to be
-    /// authenticated there.
-    pub fn elsewhere(
-        &mut self,
-        key: SessionKey,
-        worker: WorkerId,
-        addr: SocketAddr,
-        datagram: &[u8],
-        now: Instant,
-        events: &mut std::collections::VecDeque<EngineEvent>,
-    ) {
-        if self.due(addr, now) {
-            events.push_back(EngineEvent::OffPath {
-                key,
-                worker,
-                addr,
-                at: now,
-                bytes: Some(datagram.to_vec()),
-            });
+/// What [`Engine::unprotect`] found, settled: the session and plaintext to
+/// go on with, any media off the session's path reported.
+pub(super) fn settle<'s>(
+    found: Sender<'s>,
+    off_path: &mut OffPath,
+    (worker, from): (WorkerId, SocketAddr),
+    datagram: &[u8],
+    now: Instant,
+    events: &mut VecDeque<EngineEvent>,
+) -> Option<(&'s mut MediaSession, Plain)> {
+    match found {
+        Sender::Session(session, plain, off) => {
+            if let Some(key) = off {
+                off_path.report(key, (worker, from), None, now, events);
+            }
+            Some((session, plain))
         }
+        Sender::Elsewhere(key) => {
+            off_path.report(key, (worker, from), Some(datagram), now, events);
+            None
+        }
+        Sender::Dropped => None,
     }
 }
 
@@ -133,13 +137,19 @@ mod tests {
     fn reports_are_limited_per_address() {
         let t0 = Instant::now();
         let mut o = OffPath::default();
-        let mut events = std::collections::VecDeque::new();
+        let mut events = VecDeque::new();
         let a = SocketAddr::from(([10, 0, 0, 1], 5000));
         let b = SocketAddr::from(([10, 0, 0, 1], 5001));
         for i in 0..100u64 {
             let now = t0 + Duration::from_millis(i * 10);
-            o.authenticated(SessionKey(1), WorkerId(0), a, now, &mut events);
-            o.elsewhere(SessionKey(2), WorkerId(0), b, &[1, 2], now, &mut events);
+            o.report(SessionKey(1), (WorkerId(0), a), None, now, &mut events);
+            o.report(
+                SessionKey(2),
+                (WorkerId(0), b),
+                Some(&[1, 2]),
+                now,
+                &mut events,
+            );
         }
         // A second: four reports per address.
         assert_eq!(events.len(), 8);

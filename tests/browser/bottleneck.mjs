@@ -16,8 +16,7 @@
 // switchboard_paused_video gauge and the estimate histogram. Env: CHROMIUM.
 
 import { execFileSync } from "node:child_process";
-import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS } from "./chromium-args.mjs";
+import { startEcho } from "./demo-echo.mjs";
 
 const [url, kbitArg, cleanArg, limitedArg, liftedArg] = process.argv.slice(2);
 const [kbit, clean, limited, lifted] = [kbitArg, cleanArg, limitedArg, liftedArg].map(Number);
@@ -76,16 +75,9 @@ async function pageStats(page) {
 
 let result;
 try {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 20000,
-  });
-  const page = await (await browser.newContext()).newPage();
-  page.on("console", (m) => console.error(`[console.${m.type()}] ${m.text()}`));
-  await page.goto(url, { waitUntil: "load", timeout: 10000 });
-  await page.click("#start");
+  const echo = await startEcho(url);
+  browser = echo.browser;
+  const page = echo.page;
   const until = async (what, test) => {
     const deadline = Date.now() + 20000;
     for (;;) {

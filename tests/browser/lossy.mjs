@@ -14,8 +14,7 @@
 // the running totals (PLIs, keyframes, packets lost, the publisher's
 // availableOutgoingBitrate too). Env: CHROMIUM.
 
-import { chromium } from "playwright-core";
-import { CHROMIUM_ARGS } from "./chromium-args.mjs";
+import { startEcho } from "./demo-echo.mjs";
 
 const [url, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg);
@@ -67,16 +66,9 @@ async function sample(page) {
 
 let result;
 try {
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    headless: true,
-    args: CHROMIUM_ARGS,
-    timeout: 20000,
-  });
-  const page = await (await browser.newContext()).newPage();
-  page.on("console", (m) => console.error(`[console.${m.type()}] ${m.text()}`));
-  await page.goto(url, { waitUntil: "load", timeout: 10000 });
-  await page.click("#start");
+  const started = await startEcho(url);
+  browser = started.browser;
+  const page = started.page;
   const deadline = Date.now() + 20000;
   let first = await sample(page);
   while (first.framesDecoded === 0 && Date.now() < deadline) {
