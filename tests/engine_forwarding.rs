@@ -128,3 +128,44 @@ fn a_shorter_packet_ends_a_gso_group_and_later_bursts_continue_the_sequence() {
         check_subscriber(sub, &transmits, &all);
     }
 }
+
+#[test]
+fn after_a_keyframe_request_the_frames_it_replaces_are_not_resent() {
+    use switchboard::engine::counters::DropReason;
+    use switchboard::wire::rtcp;
+    let mut f = fixture::fan_out_across(1, 1);
+    let t0 = Instant::now();
+    let packets: Vec<Vec<u8>> = (1..=5u16)
+        .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
+        .collect();
+    forward_burst(&mut f, &packets, t0);
+    let sub = &mut f.subscribers[0];
+    let (addr, ssrc) = (sub.addr, sub.ssrc);
+    let send = |f: &mut Fixture, plain: &[u8], at: Instant| {
+        let mut bytes = f.subscribers[0]
+            .srtp
+            .protect_rtcp(plain)
+            .expect("protect")
+            .to_vec();
+        f.engines[0].handle_datagram(at, addr, &mut bytes);
+        let mut resent = 0;
+        while let Some(t) = f.engines[0].poll_transmit() {
+            resent += usize::from(t.to == addr);
+        }
+        while f.engines[0].poll_event().is_some() {}
+        resent
+    };
+    // A NACK for the third packet is answered.
+    let mut nack = Vec::new();
+    rtcp::write_nack(&mut nack, 1, ssrc, &[3]);
+    assert_eq!(send(&mut f, &nack, t0 + Duration::from_millis(10)), 1);
+    // After a PLI, a NACK for the fourth (a frame the keyframe replaces)
+    // is not.
+    let mut pli = Vec::new();
+    rtcp::write_pli(&mut pli, 1, ssrc);
+    send(&mut f, &pli, t0 + Duration::from_millis(20));
+    nack.clear();
+    rtcp::write_nack(&mut nack, 1, ssrc, &[4]);
+    assert_eq!(send(&mut f, &nack, t0 + Duration::from_millis(30)), 0);
+    assert_eq!(f.engines[0].counters().drops(DropReason::Superseded), 1);
+}

@@ -52,11 +52,14 @@ pub enum DropReason {
     ResendBudget,
     /// A publisher's packet received twice (a late repair), or RTX padding.
     Duplicate,
+    /// A NACKed packet of a frame before a keyframe the subscriber asked
+    /// for (the keyframe replaces it).
+    Superseded,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -77,6 +80,7 @@ impl DropReason {
         DropReason::NackUnavailable,
         DropReason::ResendBudget,
         DropReason::Duplicate,
+        DropReason::Superseded,
     ];
 
     /// A metric label.
@@ -102,6 +106,7 @@ impl DropReason {
             DropReason::NackUnavailable => "nack_unavailable",
             DropReason::ResendBudget => "resend_budget",
             DropReason::Duplicate => "duplicate",
+            DropReason::Superseded => "superseded",
         }
     }
 }

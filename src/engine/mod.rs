@@ -774,6 +774,10 @@ impl Engine {
             } else if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
                 if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
                     keyframe_tracks.push(o.track);
+                    // No resends of the frames the keyframe replaces.
+                    if let Some(stream) = session.outbound.get_mut(&media_ssrc) {
+                        stream.keyframe_requested();
+                    }
                 }
             } else if let Some(info) = packet.sender_info()
                 && let Some(stats) = session.inbound.get_mut(&info.ssrc)

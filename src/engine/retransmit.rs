@@ -143,6 +143,11 @@ impl Histories {
             .find(|o| o.ssrc == media_ssrc && o.nack);
         for seq in lost {
             Counters::add(&counters.nacked_packets, 1);
+            let stream = outlet.and_then(|o| outbound.get(&o.ssrc));
+            if stream.is_some_and(|st| st.superseded(seq)) {
+                counters.count_drop(DropReason::Superseded);
+                continue;
+            }
             let found = outlet.and_then(|o| {
                 let (ssrc, source_seq) = outbound.get(&o.ssrc)?.source_of(seq)?;
                 let (_, history) = self.tracks.get(&o.track)?;

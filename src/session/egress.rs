@@ -19,6 +19,9 @@ pub struct OutboundStream {
     /// The next packet continues right after the last one sent (the
     /// packets in between were not sent: a pause).
     rebase: bool,
+    /// Packets sent before this number are not resent: the subscriber
+    /// asked for a keyframe after them.
+    resend_from: Option<u16>,
     /// Packets sent.
     pub packets: u32,
     /// Payload octets sent.
@@ -81,6 +84,21 @@ impl OutboundStream {
         self.rebase = true;
     }
 
+    /// The subscriber asked for a keyframe: what was sent so far belongs
+    /// to frames the keyframe replaces, and is not resent.
+    pub fn keyframe_requested(&mut self) {
+        if self.source_ssrc.is_some() {
+            self.resend_from = Some(self.last_seq.wrapping_add(1));
+        }
+    }
+
+    /// Whether `seq` (as sent) was sent before the subscriber's last
+    /// keyframe request.
+    pub fn superseded(&self, seq: u16) -> bool {
+        self.resend_from
+            .is_some_and(|from| (from.wrapping_sub(seq) as i16) > 0)
+    }
+
     /// The timestamp of the last packet sent.
     pub fn last_timestamp(&self) -> u32 {
         self.last_ts
@@ -133,6 +151,21 @@ mod tests {
         assert_eq!(s.translate(1, 502, 909_000, 10), (103, 909_000));
         assert_eq!(s.source_of(101), None, "before the pause");
         assert_eq!(s.source_of(102), Some((1, 501)));
+    }
+
+    #[test]
+    fn packets_sent_before_a_keyframe_request_are_superseded() {
+        let mut s = OutboundStream::default();
+        s.keyframe_requested(); // nothing sent yet: nothing superseded
+        assert!(!s.superseded(0));
+        for seq in 65_530u16..=65_535 {
+            s.translate(1, seq, 0, 10);
+        }
+        s.keyframe_requested();
+        assert!(s.superseded(65_535) && s.superseded(65_530));
+        s.translate(1, 0, 3000, 10); // the keyframe's first packet, across the wrap
+        assert!(!s.superseded(0));
+        assert!(!s.superseded(1));
     }
 
     #[test]
