@@ -52,6 +52,7 @@ use crate::session::rtt::{self, RoundTrip};
 use crate::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
+use crate::srtp::gcm_rtcp::GcmRtcpReceiver;
 use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
@@ -151,7 +152,7 @@ struct MediaSession {
     /// In-place protect of forwarded RTP when the profile is AEAD_AES_128_GCM.
     gcm: Option<GcmSender>,
     /// In-place unprotect of received RTP, same profile.
-    gcm_rx: Option<GcmReceiver>,
+    gcm_rx: Option<(GcmReceiver, GcmRtcpReceiver)>,
     media: Arc<SessionMedia>,
     /// SSRC → reception stats (and route index).
     inbound: HashMap<u32, ReceptionStats>,
@@ -375,8 +376,10 @@ impl Engine {
             return Sender::Dropped;
         };
         let plain = match (kind, session.gcm_rx.as_mut()) {
-            (PacketKind::Rtcp, _) => srtp.unprotect_rtcp(datagram).map(Plain::Owned).ok(),
-            (_, Some(rx)) => {
+            // AEAD_AES_128_GCM: in place, no allocation.
+            (PacketKind::Rtcp, Some((_, rx))) => rx.unprotect(datagram).ok().map(Plain::InPlace),
+            (PacketKind::Rtcp, None) => srtp.unprotect_rtcp(datagram).map(Plain::Owned).ok(),
+            (_, Some((rx, _))) => {
                 // AEAD_AES_128_GCM: in place, no allocation.
                 let header_len = rtp::header_len(datagram);
                 header_len
@@ -710,14 +713,18 @@ impl Engine {
         );
         let at = (self.id, from);
         let events = &mut self.events;
-        let Some((session, Plain::Owned(plain))) =
+        let Some((session, unprotected)) =
             off_path::settle(found, &mut self.off_path, at, datagram, now, events)
         else {
             return;
         };
+        let plain: &[u8] = match &unprotected {
+            Plain::InPlace(n) => &datagram[..*n],
+            Plain::Owned(b) => b,
+        };
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
         let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();
-        for packet in rtcp::packets(&plain) {
+        for packet in rtcp::packets(plain) {
             let media = &session.media;
             let echoes = rtcp::report_blocks(&packet)
                 .filter(|b| media.outlets.iter().any(|o| o.ssrc == b.ssrc))
@@ -857,8 +864,12 @@ impl Engine {
                     s.gcm = gcm
                         .then(|| GcmSender::new(&keys.local.0, &keys.local.1).ok())
                         .flatten();
+                    let (key, salt) = (&keys.remote.0, &keys.remote.1);
                     s.gcm_rx = gcm
-                        .then(|| GcmReceiver::new(&keys.remote.0, &keys.remote.1).ok())
+                        .then(|| {
+                            let rtp = GcmReceiver::new(key, salt).ok()?;
+                            Some((rtp, GcmRtcpReceiver::new(key, salt).ok()?))
+                        })
                         .flatten();
                 }
             }

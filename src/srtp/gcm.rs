@@ -1,7 +1,8 @@
 //! SRTP protect for AEAD_AES_128_GCM (RFC 7714), in place: the packet is
 //! encrypted where it lies and the tag appended, with no allocation. This
 //! is the per-subscriber half of forwarding, so it runs once per subscriber
-//! per packet; unprotect (once per packet) and SRTCP stay with `rtc-srtp`.
+//! per packet. Unprotect is in place too, for SRTP here and for SRTCP in
+//! `gcm_rtcp`; protecting SRTCP stays with `rtc-srtp`.
 //!
 //! Session keys are derived from the DTLS-exported master key and salt with
 //! the AES-CM PRF of RFC 3711 §4.3 (key derivation rate 0).
@@ -51,19 +52,30 @@ pub fn derive(
 }
 
 /// The session key and salt of one direction (RFC 7714 §8, §11).
-struct SessionCipher {
-    key: LessSafeKey,
-    salt: [u8; 12],
+pub(super) struct SessionCipher {
+    pub(super) key: LessSafeKey,
+    pub(super) salt: [u8; 12],
 }
 
 impl SessionCipher {
-    /// From the master key (16 bytes) and salt (12 bytes).
+    /// From the master key (16 bytes) and salt (12 bytes), for SRTP.
     fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
+        Self::with_labels(master_key, master_salt, LABEL_RTP_KEY, LABEL_RTP_SALT)
+    }
+
+    /// The same with the key and salt derived under `labels` (SRTCP's are
+    /// 3 and 5).
+    pub(super) fn with_labels(
+        master_key: &[u8],
+        master_salt: &[u8],
+        key_label: u8,
+        salt_label: u8,
+    ) -> Result<Self, GcmError> {
         if master_salt.len() != 12 {
             return Err(GcmError::BadKey);
         }
-        let session_key = derive(master_key, master_salt, LABEL_RTP_KEY, 16)?;
-        let session_salt = derive(master_key, master_salt, LABEL_RTP_SALT, 12)?;
+        let session_key = derive(master_key, master_salt, key_label, 16)?;
+        let session_salt = derive(master_key, master_salt, salt_label, 12)?;
         let key = UnboundKey::new(&AES_128_GCM, &session_key).map_err(|_| GcmError::BadKey)?;
         let mut salt = [0u8; 12];
         salt.copy_from_slice(&session_salt);

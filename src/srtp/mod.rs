@@ -5,6 +5,7 @@
 //! right after receive (unprotect) and right before send (protect).
 
 pub mod gcm;
+pub mod gcm_rtcp;
 
 use bytes::BytesMut;
 use rtc_srtp::context::Context;

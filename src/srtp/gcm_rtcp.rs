@@ -1,0 +1,162 @@
+//! SRTCP unprotect for AEAD_AES_128_GCM (RFC 7714 §9), in place: every
+//! feedback packet a client sends (receiver reports, NACKs, keyframe
+//! requests, transport-cc feedback every 50 ms) is decrypted where it
+//! lies, with no allocation. Replays are refused with a 128-packet window
+//! on the SRTCP index, per sending SSRC (RFC 3711 §3.4).
+//!
+//! Where it sits: in the worker's unprotect step for RTCP
+//! (`Engine::unprotect`), next to the SRTP receiver of `gcm`.
+
+use aws_lc_rs::aead::{Aad, Nonce};
+
+use super::gcm::{GcmError, SessionCipher, TAG_LEN, UnprotectError};
+
+/// Labels of RFC 3711 §4.3.2 for SRTCP.
+const LABEL_RTCP_KEY: u8 = 3;
+const LABEL_RTCP_SALT: u8 = 5;
+/// The RTCP header SRTCP leaves in the clear.
+const HEADER_LEN: usize = 8;
+/// The E flag and SRTCP index after the tag.
+const TRAILER_LEN: usize = 4;
+
+/// The inbound SRTCP context of one session.
+pub struct GcmRtcpReceiver {
+    cipher: SessionCipher,
+    /// Per sender SSRC: highest index, replay bitmap (bit i: highest - i).
+    senders: Vec<(u32, u32, u128)>,
+}
+
+impl GcmRtcpReceiver {
+    /// A context from the master key (16 bytes) and salt (12 bytes).
+    pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
+        Ok(GcmRtcpReceiver {
+            cipher: SessionCipher::with_labels(
+                master_key,
+                master_salt,
+                LABEL_RTCP_KEY,
+                LABEL_RTCP_SALT,
+            )?,
+            senders: Vec::new(),
+        })
+    }
+
+    /// Decrypts an SRTCP packet in place; returns the length of the
+    /// plaintext compound RTCP packet at its start.
+    pub fn unprotect(&mut self, packet: &mut [u8]) -> Result<usize, UnprotectError> {
+        let len = packet.len();
+        if len < HEADER_LEN + TAG_LEN + TRAILER_LEN {
+            return Err(UnprotectError::Malformed);
+        }
+        let trailer: [u8; 4] = packet[len - TRAILER_LEN..]
+            .try_into()
+            .map_err(|_| UnprotectError::Malformed)?;
+        if trailer[0] & 0x80 == 0 {
+            // Unencrypted SRTCP is not negotiated by WebRTC.
+            return Err(UnprotectError::Malformed);
+        }
+        let index = u32::from_be_bytes(trailer) & 0x7fff_ffff;
+        let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
+        let state = self.senders.iter().position(|s| s.0 == ssrc);
+        if let Some((_, highest, bitmap)) = state.map(|i| self.senders[i])
+            && index <= highest
+        {
+            let age = highest - index;
+            if age >= 128 || bitmap & (1u128 << age) != 0 {
+                return Err(UnprotectError::Replay);
+            }
+        }
+        // RFC 7714 §9.1: IV = (0x0000 || SSRC || 0x0000 || index) XOR salt;
+        // §9.2: AAD = the header's 8 octets || E flag and index.
+        let mut iv = [0u8; 12];
+        iv[2..6].copy_from_slice(&ssrc.to_be_bytes());
+        iv[8..12].copy_from_slice(&index.to_be_bytes());
+        for (b, s) in iv.iter_mut().zip(self.cipher.salt) {
+            *b ^= s;
+        }
+        let mut aad = [0u8; HEADER_LEN + TRAILER_LEN];
+        aad[..HEADER_LEN].copy_from_slice(&packet[..HEADER_LEN]);
+        aad[HEADER_LEN..].copy_from_slice(&trailer);
+        let sealed = &mut packet[HEADER_LEN..len - TRAILER_LEN];
+        self.cipher
+            .key
+            .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(aad), sealed)
+            .map_err(|_| UnprotectError::Authentication)?;
+        match state {
+            None => self.senders.push((ssrc, index, 1)),
+            Some(i) => {
+                let (_, highest, bitmap) = &mut self.senders[i];
+                if index > *highest {
+                    let shift = index - *highest;
+                    *bitmap = if shift >= 128 {
+                        1
+                    } else {
+                        (*bitmap << shift) | 1
+                    };
+                    *highest = index;
+                } else {
+                    *bitmap |= 1u128 << (*highest - index);
+                }
+            }
+        }
+        Ok(len - TRAILER_LEN - TAG_LEN)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dtls::SrtpKeys;
+    use crate::srtp::SrtpSession;
+    use crate::wire::rtcp;
+    use rtc_srtp::protection_profile::ProtectionProfile;
+
+    /// rtc-srtp protects, we unprotect in place; replays and forgeries are
+    /// refused.
+    #[test]
+    fn we_unprotect_what_rtc_srtp_protects() {
+        let k = SrtpKeys {
+            profile: ProtectionProfile::AeadAes128Gcm,
+            local: ((1..=16).collect(), (21..=32).collect()),
+            remote: ((41..=56).collect(), (61..=72).collect()),
+        };
+        let mut ours = GcmRtcpReceiver::new(&k.remote.0, &k.remote.1).unwrap();
+        let peer = SrtpKeys {
+            profile: k.profile,
+            local: k.remote.clone(),
+            remote: k.local.clone(),
+        };
+        let mut theirs = SrtpSession::new(&peer).unwrap();
+        let mut sent = Vec::new();
+        for i in 0..300u16 {
+            let mut plain = Vec::new();
+            rtcp::write_nack(&mut plain, 0x5151, 0x1234, &[i, i + 3]);
+            rtcp::write_pli(&mut plain, 0x5151, 0x1234);
+            let protected = theirs.protect_rtcp(&plain).unwrap().to_vec();
+            let mut packet = protected.clone();
+            let n = ours.unprotect(&mut packet).expect("ours opens it");
+            assert_eq!(&packet[..n], &plain[..], "packet {i}");
+            sent.push(protected);
+        }
+        // Replays, recent and old, are refused.
+        for old in [&sent[299], &sent[250], &sent[10]] {
+            let mut again = old.clone();
+            assert_eq!(ours.unprotect(&mut again), Err(UnprotectError::Replay));
+        }
+        // A flipped bit anywhere fails authentication (or the format).
+        let mut next = Vec::new();
+        rtcp::write_pli(&mut next, 0x5151, 0x1234);
+        let fresh = theirs.protect_rtcp(&next).unwrap().to_vec();
+        for at in [0, 9, fresh.len() - 5] {
+            let mut forged = fresh.clone();
+            forged[at] ^= 1;
+            assert!(ours.unprotect(&mut forged).is_err(), "bit flipped at {at}");
+        }
+        let mut good = fresh.clone();
+        assert!(ours.unprotect(&mut good).is_ok());
+        // Truncated input is refused without panicking.
+        for len in 0..fresh.len() {
+            let mut short = fresh[..len].to_vec();
+            let _ = ours.unprotect(&mut short);
+        }
+    }
+}
