@@ -36,7 +36,28 @@ const MEDIA_PORT: u16 = 40000;
 
 /// Runs `script` with `args` after the demo URL in a fresh namespace (made
 /// lossy by `prepare`); returns its JSON result and the server's log.
-fn scenario(script: &str, args: &[&str], prepare: impl FnOnce(&Netns)) -> (Value, String) {
+///
+/// Known problem: now and then (twice in about ten runs) one of the page's
+/// two peer connections never completes its DTLS handshake, with or without
+/// loss, and the page reports "no video decoded within 20 s". That is not
+/// what these tests measure, so such a run is repeated once in a fresh
+/// namespace, and the first run's logs are printed.
+fn scenario(script: &str, args: &[&str], prepare: impl Fn(&Netns)) -> (Value, String) {
+    match try_scenario(script, args, &prepare) {
+        Ok(done) => done,
+        Err(failed) if failed.contains("no video decoded") => {
+            eprintln!("{script}: the page never got video; once more.\n{failed}");
+            try_scenario(script, args, &prepare).unwrap_or_else(|e| panic!("{e}"))
+        }
+        Err(failed) => panic!("{failed}"),
+    }
+}
+
+fn try_scenario(
+    script: &str,
+    args: &[&str],
+    prepare: &impl Fn(&Netns),
+) -> Result<(Value, String), String> {
     browser::chromium();
     browser::require_node_module("playwright-core");
     netns::check_tools();
@@ -49,14 +70,15 @@ fn scenario(script: &str, args: &[&str], prepare: impl FnOnce(&Netns)) -> (Value
         .args(args);
     let (status, stdout, stderr) = netns::output_within(node, 240);
     let logs = server.logs();
-    let result: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
-    });
-    assert!(
-        status.success() && result["ok"] == true,
-        "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
-    );
-    (result, logs)
+    let result: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
+    })?;
+    if !(status.success() && result["ok"] == true) {
+        return Err(format!(
+            "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
+        ));
+    }
+    Ok((result, logs))
 }
 
 #[test]
