@@ -134,7 +134,7 @@ fn a_subscriber_behind_a_bottleneck_is_paused_and_resumes_others_unaffected() {
     let limit = 400;
     let (result, logs) = scenario(
         "bottleneck.mjs",
-        &[&limit.to_string(), "8", "20", "15"],
+        &[&limit.to_string(), "8", "25", "15"],
         |_| {},
     );
     let samples = result["samples"].as_array().cloned().unwrap_or_default();

@@ -17,9 +17,10 @@
 //! - after an ICE restart (new credentials only the client has), the first
 //!   valid check moves the path at once;
 //! - SRTP or SRTCP authenticated with the session's keys from an address
-//!   the client nominated moves the path at once: the client switched its
-//!   selected pair (Chrome does under loss) while the old one still
-//!   answers its consent checks. A check proves knowledge of the ICE
+//!   the client nominated, while nothing authentic comes on the path
+//!   (the worker reports it only then), moves the path: the client
+//!   switched its selected pair (Chrome does under loss) while the old one
+//!   still answers its consent checks. A check proves knowledge of the ICE
 //!   credentials, which travel in signalling; media proves the SRTP keys,
 //!   which only the client and we hold.
 //!

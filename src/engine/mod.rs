@@ -167,6 +167,8 @@ struct MediaSession {
     repairs: Repairs,
     /// Its round-trip time, from the reports it echoes.
     rtt: RoundTrip,
+    /// When authentic media last came on its path.
+    last_on_path: Option<Instant>,
     /// The next transport-wide sequence number of what we send it.
     twcc_seq: u16,
     /// Its bandwidth estimate: made at its first transport-cc feedback,
@@ -850,6 +852,7 @@ impl Engine {
                                 resend: ResendLimiter::new(self.clock),
                                 repairs: Repairs::default(),
                                 rtt: RoundTrip::new(self.clock),
+                                last_on_path: None,
                                 twcc_seq: 0,
                                 estimate: None,
                             },

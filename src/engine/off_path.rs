@@ -12,7 +12,8 @@
 //! A datagram from an address checked on this worker for a session that
 //! lives on another worker is handed over (as bytes) for that worker to
 //! authenticate ([`WorkerCommand::Verify`](super::messages::WorkerCommand)).
-//! Reports are limited to one per address per [`REPORT_INTERVAL`].
+//! Reports are limited to one per address per [`REPORT_INTERVAL`], and made
+//! only while the path itself is quiet ([`PATH_QUIET`]).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -28,6 +29,17 @@ use crate::wire::{PacketKind, classify};
 
 /// At most one report per address this often.
 pub const REPORT_INTERVAL: Duration = Duration::from_millis(250);
+/// Media off the path is reported only once nothing authentic has come on
+/// the path for this long: a client that switched pairs sends all it sends
+/// on the new one, while a transport a renegotiation replaces still sends
+/// a last report or two on the old one as the new one takes over.
+pub const PATH_QUIET: Duration = Duration::from_millis(500);
+
+/// Whether a session whose path last carried authentic media at `last`
+/// has been quiet long enough at `now` for media elsewhere to count.
+fn quiet(last: Option<Instant>, now: Instant) -> bool {
+    last.is_none_or(|t| now.saturating_duration_since(t) >= PATH_QUIET)
+}
 /// Addresses remembered at most (forgotten all at once past it).
 const REMEMBERED: usize = 1024;
 
@@ -85,8 +97,12 @@ pub(super) fn settle<'s>(
 ) -> Option<(&'s mut MediaSession, Plain)> {
     match found {
         Sender::Session(session, plain, off) => {
-            if let Some(key) = off {
-                off_path.report(key, (worker, from), None, now, events);
+            match off {
+                None => session.last_on_path = Some(now),
+                Some(key) if quiet(session.last_on_path, now) => {
+                    off_path.report(key, (worker, from), None, now, events);
+                }
+                Some(_) => {}
             }
             Some((session, plain))
         }
@@ -109,7 +125,11 @@ impl Engine {
         addr: SocketAddr,
         bytes: &mut [u8],
     ) {
-        let Some(srtp) = self.sessions.get_mut(&key).and_then(|s| s.srtp.as_mut()) else {
+        let clock = self.clock;
+        let Some(s) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let Some(srtp) = s.srtp.as_mut().filter(|_| quiet(s.last_on_path, clock)) else {
             return;
         };
         let authentic = match classify(bytes) {
@@ -132,6 +152,14 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_elsewhere_counts_only_while_the_path_is_quiet() {
+        let t0 = Instant::now();
+        assert!(quiet(None, t0), "nothing on the path yet");
+        assert!(!quiet(Some(t0), t0 + Duration::from_millis(100)));
+        assert!(quiet(Some(t0), t0 + PATH_QUIET));
+    }
 
     #[test]
     fn reports_are_limited_per_address() {
