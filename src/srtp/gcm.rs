@@ -160,14 +160,60 @@ impl GcmSender {
     }
 }
 
+/// A replay window of 128 packets over a packet index (RFC 3711 §3.3.2):
+/// the highest index seen and which of the 127 before it were seen.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReplayWindow {
+    highest: u64,
+    /// Bit i: index `highest - i` was seen.
+    seen: u128,
+}
+
+impl ReplayWindow {
+    /// A window whose first packet has `index`.
+    pub(super) fn new(index: u64) -> Self {
+        ReplayWindow {
+            highest: index,
+            seen: 1,
+        }
+    }
+
+    /// The highest index seen.
+    pub(super) fn highest(&self) -> u64 {
+        self.highest
+    }
+
+    /// Whether `index` was seen already, or is too old to tell.
+    pub(super) fn is_replay(&self, index: u64) -> bool {
+        index <= self.highest && {
+            let age = self.highest - index;
+            age >= 128 || self.seen & (1u128 << age) != 0
+        }
+    }
+
+    /// Remembers an authenticated `index` (not a replay).
+    pub(super) fn accept(&mut self, index: u64) {
+        if index > self.highest {
+            let shift = index - self.highest;
+            self.seen = if shift >= 128 {
+                1
+            } else {
+                (self.seen << shift) | 1
+            };
+            self.highest = index;
+        } else {
+            self.seen |= 1u128 << (self.highest - index);
+        }
+    }
+}
+
 /// The inbound SRTP context of one session for AEAD_AES_128_GCM: decrypts
 /// in place, estimates the rollover counter (RFC 3711 Appendix A) and
 /// rejects replays with a 128-packet window (RFC 3711 §3.3.2).
 pub struct GcmReceiver {
     cipher: SessionCipher,
-    /// Per SSRC: rollover counter, highest sequence number, replay bitmap
-    /// (bit i: highest index - i seen).
-    streams: Vec<(u32, u32, u16, u128)>,
+    /// Per SSRC: the window over its packet index (ROC << 16 | SEQ).
+    streams: Vec<(u32, ReplayWindow)>,
 }
 
 /// Why an inbound packet was refused.
@@ -207,11 +253,13 @@ impl GcmReceiver {
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
         let state = self.streams.iter().position(|s| s.0 == ssrc);
+        let window = state.map(|i| self.streams[i].1);
         // RFC 3711 Appendix A: the ROC this packet most likely has.
-        let (roc, index) = match state.map(|i| self.streams[i]) {
-            None => (0u32, u64::from(seq)),
-            Some((_, roc, highest, _)) => {
-                let v = if highest < 0x8000 {
+        let roc = match window {
+            None => 0u32,
+            Some(w) => {
+                let (roc, highest) = ((w.highest() >> 16) as u32, w.highest() as u16);
+                if highest < 0x8000 {
                     if seq > highest && seq - highest > 0x8000 {
                         roc.wrapping_sub(1)
                     } else {
@@ -221,18 +269,12 @@ impl GcmReceiver {
                     roc.wrapping_add(1)
                 } else {
                     roc
-                };
-                (v, (u64::from(v) << 16) | u64::from(seq))
-            }
-        };
-        if let Some((_, r, highest, bitmap)) = state.map(|i| self.streams[i]) {
-            let top = (u64::from(r) << 16) | u64::from(highest);
-            if index <= top {
-                let age = top - index;
-                if age >= 128 || bitmap & (1u128 << age) != 0 {
-                    return Err(UnprotectError::Replay);
                 }
             }
+        };
+        let index = (u64::from(roc) << 16) | u64::from(seq);
+        if window.is_some_and(|w| w.is_replay(index)) {
+            return Err(UnprotectError::Replay);
         }
         let nonce = self.cipher.nonce(ssrc, roc, seq);
         let len = packet.len();
@@ -243,23 +285,8 @@ impl GcmReceiver {
             .map_err(|_| UnprotectError::Authentication)?;
         // Authenticated: remember it.
         match state {
-            None => self.streams.push((ssrc, roc, seq, 1)),
-            Some(i) => {
-                let (_, r, highest, bitmap) = &mut self.streams[i];
-                let top = (u64::from(*r) << 16) | u64::from(*highest);
-                if index > top {
-                    let shift = index - top;
-                    *bitmap = if shift >= 128 {
-                        1
-                    } else {
-                        (*bitmap << shift) | 1
-                    };
-                    *r = roc;
-                    *highest = seq;
-                } else {
-                    *bitmap |= 1u128 << (top - index);
-                }
-            }
+            None => self.streams.push((ssrc, ReplayWindow::new(index))),
+            Some(i) => self.streams[i].1.accept(index),
         }
         Ok(len - TAG_LEN)
     }

@@ -9,7 +9,7 @@
 
 use aws_lc_rs::aead::{Aad, Nonce};
 
-use super::gcm::{GcmError, SessionCipher, TAG_LEN, UnprotectError};
+use super::gcm::{GcmError, ReplayWindow, SessionCipher, TAG_LEN, UnprotectError};
 
 /// Labels of RFC 3711 §4.3.2 for SRTCP.
 const LABEL_RTCP_KEY: u8 = 3;
@@ -22,8 +22,8 @@ const TRAILER_LEN: usize = 4;
 /// The inbound SRTCP context of one session.
 pub struct GcmRtcpReceiver {
     cipher: SessionCipher,
-    /// Per sender SSRC: highest index, replay bitmap (bit i: highest - i).
-    senders: Vec<(u32, u32, u128)>,
+    /// Per sender SSRC: the window over its SRTCP index.
+    senders: Vec<(u32, ReplayWindow)>,
 }
 
 impl GcmRtcpReceiver {
@@ -57,13 +57,8 @@ impl GcmRtcpReceiver {
         let index = u32::from_be_bytes(trailer) & 0x7fff_ffff;
         let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         let state = self.senders.iter().position(|s| s.0 == ssrc);
-        if let Some((_, highest, bitmap)) = state.map(|i| self.senders[i])
-            && index <= highest
-        {
-            let age = highest - index;
-            if age >= 128 || bitmap & (1u128 << age) != 0 {
-                return Err(UnprotectError::Replay);
-            }
+        if state.is_some_and(|i| self.senders[i].1.is_replay(u64::from(index))) {
+            return Err(UnprotectError::Replay);
         }
         // RFC 7714 §9.1: IV = (0x0000 || SSRC || 0x0000 || index) XOR salt;
         // §9.2: AAD = the header's 8 octets || E flag and index.
@@ -82,21 +77,10 @@ impl GcmRtcpReceiver {
             .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(aad), sealed)
             .map_err(|_| UnprotectError::Authentication)?;
         match state {
-            None => self.senders.push((ssrc, index, 1)),
-            Some(i) => {
-                let (_, highest, bitmap) = &mut self.senders[i];
-                if index > *highest {
-                    let shift = index - *highest;
-                    *bitmap = if shift >= 128 {
-                        1
-                    } else {
-                        (*bitmap << shift) | 1
-                    };
-                    *highest = index;
-                } else {
-                    *bitmap |= 1u128 << (*highest - index);
-                }
-            }
+            None => self
+                .senders
+                .push((ssrc, ReplayWindow::new(u64::from(index)))),
+            Some(i) => self.senders[i].1.accept(u64::from(index)),
         }
         Ok(len - TRAILER_LEN - TAG_LEN)
     }
