@@ -7,14 +7,10 @@
 //! [`super::BandwidthEstimator`]. Sans-IO, no allocation: the statuses are
 //! written into the caller's buffer.
 
-/// RTCP transport-layer feedback (RFC 4585).
-const RTPFB: u8 = 205;
-/// The transport-cc FMT.
-const FMT_TWCC: u8 = 15;
-/// A receive delta's unit, µs.
-const DELTA_UNIT_US: i64 = 250;
-/// The reference time's unit, µs.
-const REFERENCE_UNIT_US: i64 = 64_000;
+use crate::wire::rtcp::{
+    FMT_TWCC, TWCC_DELTA_UNIT_US as DELTA_UNIT_US, TWCC_REFERENCE_UNIT_US as REFERENCE_UNIT_US,
+    packet_type::RTPFB,
+};
 
 /// One reported sequence number: when it arrived (µs in the receiver's
 /// clock), or `None` when reported lost.

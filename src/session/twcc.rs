@@ -20,6 +20,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::wire::rtcp::{
+    FMT_TWCC, TWCC_DELTA_UNIT_US as DELTA_UNIT_US, TWCC_REFERENCE_UNIT_US as REFERENCE_UNIT_US,
+    packet_type::RTPFB,
+};
+
 /// How often feedback is sent (libwebrtc's default is 100 ms; 50 ms keeps
 /// the estimator's view fresh at video rates).
 pub const FEEDBACK_INTERVAL: Duration = Duration::from_millis(50);
@@ -31,14 +36,6 @@ pub const MAX_STATUSES: usize = 240;
 /// Lost numbers reported at most before the next arrival (longer gaps are
 /// skipped).
 const MAX_GAP: i64 = 8 * MAX_STATUSES as i64;
-/// RTCP transport-layer feedback (RFC 4585).
-const RTPFB: u8 = 205;
-/// The transport-cc FMT.
-const FMT_TWCC: u8 = 15;
-/// A receive delta's unit.
-const DELTA_UNIT_US: i64 = 250;
-/// The reference time's unit.
-const REFERENCE_UNIT_US: i64 = 64_000;
 
 /// Arrivals of one publisher's transport-wide sequence numbers, and the
 /// feedback that reports them.

@@ -30,6 +30,13 @@ const XR_DLRR: u8 = 5;
 
 /// RTPFB format: generic NACK (RFC 4585 §6.2.1).
 pub const FMT_NACK: u8 = 1;
+/// RTPFB format: transport-wide congestion control feedback
+/// (draft-holmer-rmcat-transport-wide-cc-extensions-01 §3.1).
+pub const FMT_TWCC: u8 = 15;
+/// A transport-cc receive delta's unit, µs.
+pub const TWCC_DELTA_UNIT_US: i64 = 250;
+/// A transport-cc reference time's unit, µs.
+pub const TWCC_REFERENCE_UNIT_US: i64 = 64_000;
 /// PSFB format: picture loss indication (RFC 4585 §6.3.1).
 pub const FMT_PLI: u8 = 1;
 /// PSFB format: full intra request (RFC 5104 §4.3.1).
