@@ -89,8 +89,7 @@ impl GcmRtcpReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtls::SrtpKeys;
-    use crate::srtp::SrtpSession;
+    use crate::engine::fixture;
     use crate::wire::rtcp;
     use rtc_srtp::protection_profile::ProtectionProfile;
 
@@ -98,18 +97,9 @@ mod tests {
     /// refused.
     #[test]
     fn we_unprotect_what_rtc_srtp_protects() {
-        let k = SrtpKeys {
-            profile: ProtectionProfile::AeadAes128Gcm,
-            local: ((1..=16).collect(), (21..=32).collect()),
-            remote: ((41..=56).collect(), (61..=72).collect()),
-        };
+        let k = fixture::keys(ProtectionProfile::AeadAes128Gcm, 7);
         let mut ours = GcmRtcpReceiver::new(&k.remote.0, &k.remote.1).unwrap();
-        let peer = SrtpKeys {
-            profile: k.profile,
-            local: k.remote.clone(),
-            remote: k.local.clone(),
-        };
-        let mut theirs = SrtpSession::new(&peer).unwrap();
+        let mut theirs = fixture::peer(&k);
         let mut sent = Vec::new();
         for i in 0..300u16 {
             let mut plain = Vec::new();
