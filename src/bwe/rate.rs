@@ -38,6 +38,9 @@ pub struct RateControl {
     holding: bool,
     /// When it last cut for congestion (overuse or heavy loss), µs.
     pub last_congestion: Option<i64>,
+    /// The acknowledged rate last seen: loss cuts stop at 0.85 × it (what
+    /// gets through is the path's capacity, whatever is lost beyond it).
+    acked: Option<f64>,
 }
 
 impl RateControl {
@@ -51,6 +54,7 @@ impl RateControl {
             last_loss_cut: None,
             holding: false,
             last_congestion: None,
+            acked: None,
         }
     }
 
@@ -71,6 +75,7 @@ impl RateControl {
     /// Takes the usage at `now_us`, the acknowledged rate (bit/s, when
     /// known) and the round trip (µs).
     pub fn update(&mut self, now_us: i64, usage: Usage, acked: Option<f64>, rtt_us: i64) {
+        self.acked = acked.or(self.acked);
         let dt = self
             .last_update
             .replace(now_us)
@@ -122,7 +127,8 @@ impl RateControl {
             self.last_congestion = Some(now_us);
             if due {
                 self.last_loss_cut = Some(now_us);
-                self.loss_cap = (self.rate() * (1.0 - 0.5 * ratio)).max(MIN_RATE);
+                let floor = self.acked.map_or(MIN_RATE, |a| BETA * a);
+                self.loss_cap = (self.rate() * (1.0 - 0.5 * ratio)).max(floor.min(self.rate()));
             }
         } else if ratio < LOSS_LOW && self.loss_cap < MAX_RATE {
             // Free again: the delay-based rate leads.
