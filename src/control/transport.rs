@@ -7,6 +7,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::engine::MovedSession;
 use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 
@@ -36,6 +37,15 @@ const FLOOD_GAP: Duration = Duration::from_millis(2500);
 const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
 /// A pushed track with no media for this long becomes inactive.
 const TRACK_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The keys a session has when its path moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keys {
+    /// Those of its DTLS association so far.
+    Same,
+    /// Those of a handshake that just completed on the new path.
+    New,
+}
 
 impl Control {
     /// Handles one event from a media worker.
@@ -82,6 +92,9 @@ impl Control {
                 for bytes in flight {
                     self.workers[from.0.0].send(WorkerCommand::Send { to: from.1, bytes });
                 }
+            }
+            EngineEvent::HandedOver { key, to, session } => {
+                self.handle_handed_over(&mut st, key, to, session)
             }
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
             EngineEvent::Flooding { key, at } => {
@@ -175,7 +188,7 @@ impl Control {
             PathDecision::Switch(new) => new,
         };
         session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
-        self.switch_path(st, key, new, now);
+        self.switch_path(st, key, new, Keys::Same, now);
     }
 
     /// Media of `key` from `from`, an address its ICE checks bound that is
@@ -211,29 +224,41 @@ impl Control {
         }
         if let Some(new) = session.path.handle_media(Some(current), worker, addr, at) {
             tracing::info!(session = %session.id, from = %current.addr, to = %addr, "media path moved: the client sends from its newly nominated address");
-            self.switch_path(st, key, new, now);
+            self.switch_path(st, key, new, Keys::Same, now);
         }
     }
 
-    /// Moves a session's media to `new`: the worker that owns it gets the
-    /// session (and its keys), the old one lets it go.
-    fn switch_path(&self, st: &mut State, key: SessionKey, new: TransportBinding, now: Instant) {
+    /// Moves a session's media to `new`. Within one DTLS association
+    /// ([`Keys::Same`]) its state moves with it from worker to worker
+    /// (`engine::handover`); after a new handshake ([`Keys::New`]) the
+    /// worker that owns the path starts afresh with the new keys.
+    pub(super) fn switch_path(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        new: TransportBinding,
+        keys_now: Keys,
+        now: Instant,
+    ) {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
         let current = session.transport;
         let TransportBinding { worker, addr, .. } = new;
         session.transport = Some(new);
-        let keys = session.srtp_keys.clone();
-        if let Some(old) = current.filter(|c| c.worker != worker) {
-            self.workers[old.worker.0].send(WorkerCommand::Detach { key });
+        match current.filter(|c| c.worker != worker) {
+            Some(old) if keys_now == Keys::Same => {
+                // Attached once the old worker reports its state.
+                self.workers[old.worker.0].send(WorkerCommand::HandOver { key, to: worker });
+            }
+            old => {
+                if let Some(old) = old {
+                    self.workers[old.worker.0].send(WorkerCommand::Detach { key });
+                }
+                self.attach(st, key, worker, addr);
+            }
         }
         st.synced.forget(key);
-        let w = &self.workers[worker.0];
-        w.send(WorkerCommand::Attach { key, addr });
-        if let Some(keys) = keys {
-            w.send(WorkerCommand::Keys { key, keys });
-        }
         // Retransmissions follow the path; as DTLS client, the handshake
         // starts once ICE found it.
         if st.reg.session(key).is_some_and(|s| s.dtls_open) {
@@ -247,6 +272,47 @@ impl Control {
             // Packets were lost while the path moved (no NACK yet).
             self.request_keyframes_around(st, key, now);
         }
+    }
+
+    /// A fresh media state for `key` on `worker`, at `addr`, with the
+    /// session's keys when it has them.
+    fn attach(&self, st: &State, key: SessionKey, worker: WorkerId, addr: SocketAddr) {
+        let w = &self.workers[worker.0];
+        w.send(WorkerCommand::Attach { key, addr });
+        if let Some(keys) = st.reg.session(key).and_then(|s| s.srtp_keys.clone()) {
+            w.send(WorkerCommand::Keys { key, keys });
+        }
+    }
+
+    /// A worker let `key` go to worker `to` with its state: the worker that
+    /// owns its path now takes it (or a fresh one, when the old worker had
+    /// none); a session closed meanwhile is let go there too.
+    fn handle_handed_over(
+        &self,
+        st: &mut State,
+        key: SessionKey,
+        to: WorkerId,
+        moved: Option<MovedSession>,
+    ) {
+        let path = st.reg.session(key).and_then(|s| s.transport);
+        match (path, moved) {
+            (Some(t), Some(session)) => self.workers[t.worker.0].send(WorkerCommand::Adopt {
+                key,
+                addr: t.addr,
+                session,
+            }),
+            (Some(t), None) => self.attach(st, key, t.worker, t.addr),
+            (None, Some(session)) => {
+                let w = &self.workers[to.0];
+                let addr = session.addr();
+                w.send(WorkerCommand::Adopt { key, addr, session });
+                w.send(WorkerCommand::Detach { key });
+            }
+            (None, None) => {}
+        }
+        // Its media and fan-out places, to the worker that has it now.
+        st.synced.forget(key);
+        self.sync_now(st, &[key]);
     }
 
     /// A DTLS record: to the session's handshake thread, or kept until its
@@ -309,7 +375,7 @@ impl Control {
                 addr,
                 nominated: true,
             };
-            self.switch_path(st, key, new, now);
+            self.switch_path(st, key, new, Keys::New, now);
         }
         self.on_connected(st, key, *keys, now)
     }

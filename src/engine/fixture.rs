@@ -88,6 +88,8 @@ pub struct Fixture {
     pub publisher_srtp: SrtpSession,
     /// The subscribers.
     pub subscribers: Vec<Subscriber>,
+    /// The track's fan-out (which subscribers each worker serves).
+    pub fanout: Arc<TrackFanout>,
 }
 
 /// An engine with one publisher (at the returned address, whose client
@@ -192,6 +194,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
         publisher,
         publisher_srtp: peer(&k),
         subscribers,
+        fanout,
     }
 }
 

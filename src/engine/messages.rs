@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::handover::MovedSession;
 use super::run::OwnedRun;
 use crate::dtls::SrtpKeys;
 use crate::fanout::TrackFanout;
@@ -36,10 +37,28 @@ pub enum WorkerCommand {
         /// The new media.
         media: Arc<SessionMedia>,
     },
-    /// The session is gone or moved to another worker.
+    /// The session is gone.
     Detach {
         /// The session.
         key: SessionKey,
+    },
+    /// The session's path moved to worker `to`: let it go and report its
+    /// state ([`EngineEvent::HandedOver`]).
+    HandOver {
+        /// The session.
+        key: SessionKey,
+        /// Its new worker.
+        to: WorkerId,
+    },
+    /// This worker now owns the session's transport, at `addr`, with the
+    /// state another worker handed over.
+    Adopt {
+        /// The session.
+        key: SessionKey,
+        /// The client's address (the nominated 5-tuple).
+        addr: SocketAddr,
+        /// Its state.
+        session: MovedSession,
     },
     /// Send a datagram as is (DTLS records).
     Send {
@@ -117,6 +136,16 @@ pub enum EngineEvent {
         addr: SocketAddr,
         /// The record(s).
         bytes: Vec<u8>,
+    },
+    /// A session let go on [`WorkerCommand::HandOver`], with its state
+    /// (`None` when it was not on this worker).
+    HandedOver {
+        /// The session.
+        key: SessionKey,
+        /// Its new worker.
+        to: WorkerId,
+        /// Its state.
+        session: Option<MovedSession>,
     },
     /// A subscriber asked for a keyframe of a track (PLI or FIR).
     KeyframeRequest {

@@ -24,12 +24,15 @@ mod estimate;
 pub mod fixture;
 mod gso;
 mod handoff_pool;
+mod handover;
 pub mod messages;
 pub mod off_path;
 mod repair;
 mod retransmit;
 pub mod run;
 pub mod stun_limit;
+
+pub use handover::MovedSession;
 
 use std::collections::VecDeque;
 
@@ -921,6 +924,8 @@ impl Engine {
                 }
                 self.bindings.retain(|_, k| *k != key);
             }
+            WorkerCommand::HandOver { key, to } => self.hand_over(key, to),
+            WorkerCommand::Adopt { key, addr, session } => self.adopt(key, addr, session),
             WorkerCommand::Send { to, bytes } => {
                 self.transmits
                     .push_back(Transmit::single(to, BytesMut::from(&bytes[..])));

@@ -11,7 +11,7 @@
 //
 // Prints one JSON line: {"ok", framesDecoded, freezeSeconds, nackCount,
 // publisherRetransmitted, serverRetransmitted, reason?}, and on stderr a line a second with
-// the running totals (PLIs, keyframes, packets lost, the publisher's
+// the running totals (PLIs, keyframes, packets lost, retransmissions received, the publisher's
 // availableOutgoingBitrate too). Env: CHROMIUM.
 
 import { startEcho } from "./demo-echo.mjs";
@@ -33,7 +33,7 @@ async function sample(page) {
   return page.evaluate(async () => {
     const out = {
       framesDecoded: 0, freezeSeconds: 0, nackCount: 0, publisherRetransmitted: 0,
-      pliSent: 0, keyFramesDecoded: 0, packetsLost: 0, keyFramesEncoded: 0, outgoingBitrate: 0,
+      pliSent: 0, keyFramesDecoded: 0, rtxReceived: 0, packetsLost: 0, keyFramesEncoded: 0, outgoingBitrate: 0,
     };
     const pc2 = window.demo.pc2;
     if (pc2) {
@@ -43,6 +43,7 @@ async function sample(page) {
           out.freezeSeconds += r.totalFreezesDuration || 0;
           out.nackCount += r.nackCount || 0;
           out.pliSent += r.pliCount || 0;
+          out.rtxReceived += r.retransmittedPacketsReceived || 0;
           out.keyFramesDecoded += r.keyFramesDecoded || 0;
           out.packetsLost += r.packetsLost || 0;
         }

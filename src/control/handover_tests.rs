@@ -1,0 +1,175 @@
+//! A session's path moving to a 5-tuple another worker receives, through
+//! the control thread and two real engines: within one DTLS association the
+//! old worker hands its state over and the new one adopts it (no fresh
+//! Attach and Keys there); after a new handshake the new worker starts
+//! afresh.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use super::Control;
+use super::session::TransportBinding;
+use super::transport::Keys;
+use crate::config::Limits;
+use crate::dtls::pool::HandshakePool;
+use crate::dtls::{DtlsIdentity, SrtpKeys};
+use crate::engine::Engine;
+use crate::engine::counters::Counters;
+use crate::engine::directory::IceDirectory;
+use crate::engine::messages::WorkerCommand;
+use crate::ids::{AppId, SessionKey, WorkerId};
+use crate::worker::WorkerHandle;
+
+struct Harness {
+    control: Arc<Control>,
+    commands: Vec<Receiver<WorkerCommand>>,
+    engines: Vec<Engine>,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let (handles, commands): (Vec<_>, Vec<_>) =
+            (0..2).map(|_| WorkerHandle::detached()).unzip();
+        let identity = Arc::new(DtlsIdentity::generate().expect("identity"));
+        let (events, _) = tokio::sync::mpsc::channel(16);
+        let handshakes = HandshakePool::spawn(1, identity.clone(), handles.clone(), events)
+            .expect("handshake thread");
+        let directory = Arc::new(IceDirectory::default());
+        let now = Instant::now();
+        let engines = (0..2)
+            .map(|w| {
+                Engine::new(
+                    WorkerId(w),
+                    2,
+                    directory.clone(),
+                    Arc::new(Counters::default()),
+                    now,
+                )
+            })
+            .collect();
+        let control = Control::new(
+            vec![(AppId("app".into()), "secret".into())],
+            handles,
+            identity,
+            handshakes,
+            directory,
+            vec!["127.0.0.1:40000".parse().expect("addr")],
+            Limits::default(),
+        );
+        Harness {
+            control,
+            commands,
+            engines,
+            now,
+        }
+    }
+
+    /// A session connected on worker 1 at `addr`.
+    fn connected(&mut self, addr: SocketAddr) -> SessionKey {
+        let app = AppId("app".into());
+        let (id, _) = self
+            .control
+            .new_session(&app, None, Default::default(), self.now)
+            .expect("sessions/new");
+        let key = {
+            let mut st = self.control.lock();
+            let key = st.reg.session_key(&app, &id).expect("session");
+            let binding = TransportBinding {
+                worker: WorkerId(1),
+                addr,
+                nominated: true,
+            };
+            self.control
+                .switch_path(&mut st, key, binding, Keys::Same, self.now);
+            let keys = SrtpKeys {
+                profile: rtc_srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
+                local: (vec![1; 16], vec![2; 12]),
+                remote: (vec![3; 16], vec![4; 12]),
+            };
+            self.control.on_connected(&mut st, key, keys, self.now);
+            key
+        };
+        self.pump();
+        key
+    }
+
+    /// Delivers commands to the engines and their events to the control
+    /// thread until nothing moves; returns the commands each worker got,
+    /// by name.
+    fn pump(&mut self) -> Vec<Vec<&'static str>> {
+        let mut got = vec![Vec::new(); 2];
+        loop {
+            let mut moved = false;
+            for (w, engine) in self.engines.iter_mut().enumerate() {
+                while let Ok(command) = self.commands[w].try_recv() {
+                    got[w].push(name(&command));
+                    engine.handle_command(command);
+                    moved = true;
+                }
+                while let Some(event) = engine.poll_event() {
+                    self.control.handle_event(event, self.now);
+                    moved = true;
+                }
+            }
+            if !moved {
+                return got;
+            }
+        }
+    }
+
+    fn move_to_worker_0(&mut self, key: SessionKey, addr: SocketAddr, keys: Keys) {
+        let mut st = self.control.lock();
+        let binding = TransportBinding {
+            worker: WorkerId(0),
+            addr,
+            nominated: true,
+        };
+        self.control
+            .switch_path(&mut st, key, binding, keys, self.now);
+    }
+}
+
+fn name(command: &WorkerCommand) -> &'static str {
+    match command {
+        WorkerCommand::Attach { .. } => "Attach",
+        WorkerCommand::Keys { .. } => "Keys",
+        WorkerCommand::Media { .. } => "Media",
+        WorkerCommand::Detach { .. } => "Detach",
+        WorkerCommand::HandOver { .. } => "HandOver",
+        WorkerCommand::Adopt { .. } => "Adopt",
+        _ => "other",
+    }
+}
+
+#[test]
+fn within_one_association_the_state_moves_to_the_new_worker() {
+    let mut h = Harness::new();
+    let key = h.connected("127.0.0.1:5001".parse().unwrap());
+    h.move_to_worker_0(key, "127.0.0.1:5002".parse().unwrap(), Keys::Same);
+    let got = h.pump();
+    assert!(got[1].contains(&"HandOver"), "{got:?}");
+    assert!(!got[1].contains(&"Detach"), "{got:?}");
+    assert!(got[0].contains(&"Adopt"), "{got:?}");
+    assert!(
+        !got[0].contains(&"Attach") && !got[0].contains(&"Keys"),
+        "the adopted SRTP state stays: {got:?}"
+    );
+    // Its media follows it there.
+    let adopt = got[0].iter().position(|c| *c == "Adopt").unwrap();
+    assert!(got[0][adopt..].contains(&"Media"), "{got:?}");
+}
+
+#[test]
+fn after_a_new_handshake_the_new_worker_starts_afresh() {
+    let mut h = Harness::new();
+    let key = h.connected("127.0.0.1:5001".parse().unwrap());
+    h.move_to_worker_0(key, "127.0.0.1:5002".parse().unwrap(), Keys::New);
+    let got = h.pump();
+    assert_eq!(got[1], vec!["Detach"], "{got:?}");
+    assert!(got[0].starts_with(&["Attach", "Keys"]), "{got:?}");
+    assert!(!got[0].contains(&"Adopt"), "{got:?}");
+}

@@ -1,0 +1,80 @@
+//! A session moving between workers: its client's path moved to a 5-tuple
+//! that another worker receives (a new nominated pair, media from a newly
+//! nominated address). What numbers and protects what we send it moves
+//! with it: the SRTP rollover counters and SRTCP index, the sequence
+//! offsets and RTX numbering of its outbound streams, its transport-wide
+//! numbering, round-trip time and bandwidth estimate. A fresh state would
+//! restart those numbers, and the client's SRTP replay window would drop
+//! every packet that reuses one (resends on the RTX stream, first of all).
+//!
+//! The old worker lets the session go on [`WorkerCommand::HandOver`] and
+//! reports its state in [`EngineEvent::HandedOver`]; the control thread
+//! passes it to the session's worker in [`WorkerCommand::Adopt`]. Packets
+//! that reach the new worker in between are dropped as for an unknown
+//! session; keyframes requested around the move repair that.
+//!
+//! [`WorkerCommand::HandOver`]: super::messages::WorkerCommand::HandOver
+//! [`WorkerCommand::Adopt`]: super::messages::WorkerCommand::Adopt
+//! [`EngineEvent::HandedOver`]: super::messages::EngineEvent::HandedOver
+
+use std::net::SocketAddr;
+
+use super::estimate::release;
+use super::messages::EngineEvent;
+use super::{Engine, MediaSession};
+use crate::ids::{SessionKey, WorkerId};
+use crate::session::SessionMedia;
+
+/// The state of a session on its way from one worker to another.
+pub struct MovedSession(Box<MediaSession>);
+
+impl std::fmt::Debug for MovedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MovedSession")
+            .field("addr", &self.0.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MovedSession {
+    /// The client address it had on the worker it left.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+}
+
+impl Engine {
+    /// Lets `key` go to worker `to`, reporting its state to the control
+    /// thread (none when it was not here).
+    pub(super) fn hand_over(&mut self, key: SessionKey, to: WorkerId) {
+        self.control_budget.forget(key);
+        let session = self.sessions.remove(&key).map(|mut s| {
+            self.histories
+                .follow(&s.media, &SessionMedia::default(), self.clock);
+            if let Some(e) = s.estimate.as_deref_mut() {
+                e.listed = false; // the new worker lists it for probing
+            }
+            MovedSession(Box::new(s))
+        });
+        self.bindings.retain(|_, k| *k != key);
+        self.events
+            .push_back(EngineEvent::HandedOver { key, to, session });
+    }
+
+    /// Takes over `key`, handed over by another worker, at `addr`. A state
+    /// made here meanwhile gives way to it.
+    pub(super) fn adopt(&mut self, key: SessionKey, addr: SocketAddr, moved: MovedSession) {
+        if let Some(fresh) = self.sessions.remove(&key) {
+            self.histories
+                .follow(&fresh.media, &SessionMedia::default(), self.clock);
+            release(fresh.estimate, &self.counters);
+        }
+        let mut session = *moved.0;
+        session.addr = addr;
+        self.histories
+            .follow(&SessionMedia::default(), &session.media, self.clock);
+        self.bindings.retain(|_, k| *k != key);
+        self.bindings.insert(addr, key);
+        self.sessions.insert(key, session);
+    }
+}
