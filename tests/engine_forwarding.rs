@@ -10,7 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard::engine::Transmit;
+use switchboard::engine::counters::DropReason;
 use switchboard::engine::fixture::{self, Fixture, PAYLOAD, PUBLISHER_SSRC};
+use switchboard::engine::messages::{EngineEvent, WorkerCommand};
+use switchboard::ids::{SessionKey, TrackKey, WorkerId};
+use switchboard::wire::rtcp;
 use switchboard::wire::rtp::RtpHeader;
 
 /// Feeds `packets` (plaintext) to worker 0 as one batch, delivers its
@@ -43,6 +47,10 @@ fn forward_burst(
         while engine.poll_event().is_some() {}
     }
     by_destination
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
 }
 
 /// Decrypts what one subscriber got and checks it against `packets`.
@@ -127,52 +135,85 @@ fn a_shorter_packet_ends_a_gso_group_and_later_bursts_continue_the_sequence() {
     }
 }
 
+/// Sends the first subscriber's RTCP `plain` to worker 0 at `at`; returns
+/// how many datagrams went back to it and the tracks a keyframe was asked
+/// for.
+fn from_subscriber(f: &mut Fixture, plain: &[u8], at: Instant) -> (usize, Vec<TrackKey>) {
+    let addr = f.subscribers[0].addr;
+    let mut bytes = f.subscribers[0]
+        .srtp
+        .protect_rtcp(plain)
+        .expect("protect")
+        .to_vec();
+    f.engines[0].handle_datagram(at, addr, &mut bytes);
+    let mut resent = 0;
+    while let Some(t) = f.engines[0].poll_transmit() {
+        resent += usize::from(t.to == addr);
+    }
+    let mut keyframes = Vec::new();
+    while let Some(e) = f.engines[0].poll_event() {
+        if let EngineEvent::KeyframeRequest { track } = e {
+            keyframes.push(track);
+        }
+    }
+    (resent, keyframes)
+}
+
 #[test]
 fn after_a_keyframe_request_the_frames_it_replaces_are_not_resent() {
-    use switchboard::engine::counters::DropReason;
-    use switchboard::wire::rtcp;
     let mut f = fixture::fan_out_across(1, 1);
     let t0 = Instant::now();
     let packets: Vec<Vec<u8>> = (1..=5u16)
         .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
         .collect();
     forward_burst(&mut f, &packets, t0);
-    let sub = &mut f.subscribers[0];
-    let (addr, ssrc) = (sub.addr, sub.ssrc);
-    let send = |f: &mut Fixture, plain: &[u8], at: Instant| {
-        let mut bytes = f.subscribers[0]
-            .srtp
-            .protect_rtcp(plain)
-            .expect("protect")
-            .to_vec();
-        f.engines[0].handle_datagram(at, addr, &mut bytes);
-        let mut resent = 0;
-        while let Some(t) = f.engines[0].poll_transmit() {
-            resent += usize::from(t.to == addr);
-        }
-        while f.engines[0].poll_event().is_some() {}
-        resent
-    };
+    let ssrc = f.subscribers[0].ssrc;
     // A NACK for the third packet is answered.
     let mut nack = Vec::new();
     rtcp::write_nack(&mut nack, 1, ssrc, &[3]);
-    assert_eq!(send(&mut f, &nack, t0 + Duration::from_millis(10)), 1);
+    assert_eq!(from_subscriber(&mut f, &nack, t0 + ms(10)).0, 1);
     // After a PLI, a NACK for the fourth (a frame the keyframe replaces)
     // is not.
     let mut pli = Vec::new();
     rtcp::write_pli(&mut pli, 1, ssrc);
-    send(&mut f, &pli, t0 + Duration::from_millis(20));
+    let (_, asked) = from_subscriber(&mut f, &pli, t0 + ms(20));
+    assert_eq!(asked, vec![TrackKey(1)]);
     nack.clear();
     rtcp::write_nack(&mut nack, 1, ssrc, &[4]);
-    assert_eq!(send(&mut f, &nack, t0 + Duration::from_millis(30)), 0);
+    assert_eq!(from_subscriber(&mut f, &nack, t0 + ms(30)).0, 0);
+    assert_eq!(f.engines[0].counters().drops(DropReason::Superseded), 1);
+}
+
+#[test]
+fn a_packet_still_missing_after_every_resend_gets_the_subscriber_a_keyframe() {
+    let mut f = fixture::fan_out_across(1, 1);
+    let t0 = Instant::now();
+    let packets: Vec<Vec<u8>> = (1..=5u16)
+        .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
+        .collect();
+    forward_burst(&mut f, &packets, t0);
+    let mut nack = Vec::new();
+    rtcp::write_nack(&mut nack, 1, f.subscribers[0].ssrc, &[3]);
+    // The client's NACKs come a round trip apart (its default, 100 ms):
+    // three resends, and none got through.
+    for i in 0..3 {
+        let (resent, asked) = from_subscriber(&mut f, &nack, t0 + ms(10 + 100 * i));
+        assert_eq!((resent, asked), (1, Vec::new()), "NACK {i}");
+    }
+    // The fourth asks the publisher for a keyframe in the subscriber's
+    // place, once: later NACKs of that packet are of a replaced frame.
+    let (resent, asked) = from_subscriber(&mut f, &nack, t0 + ms(310));
+    assert_eq!((resent, asked), (0, vec![TrackKey(1)]));
+    let counters = f.engines[0].counters();
+    assert_eq!(counters.drops(DropReason::ResendsExhausted), 1);
+    let (resent, asked) = from_subscriber(&mut f, &nack, t0 + ms(410));
+    assert_eq!((resent, asked), (0, Vec::new()));
     assert_eq!(f.engines[0].counters().drops(DropReason::Superseded), 1);
 }
 
 #[test]
 fn a_subscriber_moved_to_another_worker_keeps_its_numbering_and_srtp_state() {
-    use switchboard::engine::messages::{EngineEvent, WorkerCommand};
     use switchboard::fanout::FanoutTable;
-    use switchboard::ids::{SessionKey, WorkerId};
     // The publisher on worker 0, its one subscriber on worker 1.
     let mut f = fixture::fan_out_across(2, 1);
     let t0 = Instant::now();

@@ -55,11 +55,14 @@ pub enum DropReason {
     /// A NACKed packet of a frame before a keyframe the subscriber asked
     /// for (the keyframe replaces it).
     Superseded,
+    /// A NACKed packet resent as often as allowed already: the subscriber
+    /// is asked a keyframe for instead.
+    ResendsExhausted,
 }
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 21] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -81,6 +84,7 @@ impl DropReason {
         DropReason::ResendBudget,
         DropReason::Duplicate,
         DropReason::Superseded,
+        DropReason::ResendsExhausted,
     ];
 
     /// A metric label.
@@ -107,6 +111,7 @@ impl DropReason {
             DropReason::ResendBudget => "resend_budget",
             DropReason::Duplicate => "duplicate",
             DropReason::Superseded => "superseded",
+            DropReason::ResendsExhausted => "resends_exhausted",
         }
     }
 }

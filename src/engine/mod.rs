@@ -760,7 +760,7 @@ impl Engine {
                         twcc_seq: &mut session.twcc_seq,
                         estimate: session.estimate.as_deref_mut().map(|e| &mut e.bwe),
                     };
-                    self.histories.answer_nack(
+                    let unrepaired = self.histories.answer_nack(
                         sub,
                         media_ssrc,
                         lost,
@@ -768,6 +768,7 @@ impl Engine {
                         &mut self.transmits,
                         &self.counters,
                     );
+                    keyframe_tracks.extend(unrepaired);
                 }
             } else if feedback::is_feedback(packet.count, packet.packet_type) {
                 if session.estimate.is_none()

@@ -115,7 +115,12 @@ pub struct Subscriber<'a> {
 impl Histories {
     /// Answers a NACK about our stream `media_ssrc` for `lost` sequence
     /// numbers: each one still in the history is sent again (into
-    /// `transmits`); the others are counted.
+    /// `transmits`); the others are counted. Returns the track to ask a
+    /// keyframe of when the subscriber still lacks a video packet resent
+    /// as often as allowed (its resends do not get through): the frames
+    /// before it are given up at once, not after the client's own wait of
+    /// seconds for a decodable frame.
+    #[must_use]
     pub fn answer_nack(
         &self,
         sub: Subscriber<'_>,
@@ -124,7 +129,8 @@ impl Histories {
         now: Instant,
         transmits: &mut std::collections::VecDeque<Transmit>,
         counters: &Counters,
-    ) {
+    ) -> Option<TrackKey> {
+        let mut keyframe = None;
         let Subscriber {
             addr,
             media,
@@ -164,6 +170,16 @@ impl Histories {
                     continue;
                 }
                 Err(Refused::Repeat) => continue,
+                Err(Refused::Exhausted) => {
+                    counters.count_drop(DropReason::ResendsExhausted);
+                    if outlet.video
+                        && let Some(stream) = outbound.get_mut(&outlet.ssrc)
+                    {
+                        stream.keyframe_requested();
+                        keyframe = Some(outlet.track);
+                    }
+                    continue;
+                }
             }
             let Ok(header) = RtpHeader::new_checked(plain) else {
                 continue;
@@ -223,5 +239,6 @@ impl Histories {
                 Counters::add(&counters.rtp_retransmitted, 1);
             }
         }
+        keyframe
     }
 }

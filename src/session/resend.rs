@@ -1,7 +1,9 @@
 //! How much a subscriber's NACKs may make us resend: a budget of resends
 //! per second (a NACK storm cannot amplify into a flood), and per packet
 //! at most [`MAX_PER_PACKET`] resends, one per round trip (see
-//! [`repeat_after`]).
+//! [`repeat_after`]); a packet NACKed again after those is
+//! [`Refused::Exhausted`], and the engine asks a keyframe for the
+//! subscriber instead.
 //!
 //! Where it sits: on the subscriber's worker, consulted for each sequence
 //! number of its generic NACKs before the packet is looked up in the
@@ -33,8 +35,11 @@ const REMEMBERED: usize = 128;
 pub enum Refused {
     /// The subscriber's budget for this second is spent.
     Budget,
-    /// Resent too recently, or too often.
+    /// Resent too recently.
     Repeat,
+    /// Resent [`MAX_PER_PACKET`] times already: the subscriber still
+    /// lacks it, and only a keyframe helps now.
+    Exhausted,
 }
 
 /// One subscriber's resend allowance.
@@ -69,10 +74,11 @@ impl ResendLimiter {
         } else {
             (0, None)
         };
-        if times >= MAX_PER_PACKET
-            || last.is_some_and(|at| now.saturating_duration_since(at) < repeat)
-        {
+        if last.is_some_and(|at| now.saturating_duration_since(at) < repeat) {
             return Err(Refused::Repeat);
+        }
+        if times >= MAX_PER_PACKET {
+            return Err(Refused::Exhausted);
         }
         if self.used >= BUDGET_PER_SECOND {
             return Err(Refused::Budget);
@@ -105,8 +111,12 @@ mod tests {
             Ok(())
         );
         assert_eq!(
-            l.allow(7, t0 + Duration::from_millis(300), REPEAT_AFTER),
+            l.allow(7, t0 + Duration::from_millis(250), REPEAT_AFTER),
             Err(Refused::Repeat)
+        );
+        assert_eq!(
+            l.allow(7, t0 + Duration::from_millis(300), REPEAT_AFTER),
+            Err(Refused::Exhausted)
         );
         // Another number sharing the slot starts afresh.
         assert_eq!(
