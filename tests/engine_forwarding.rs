@@ -159,14 +159,20 @@ fn from_subscriber(f: &mut Fixture, plain: &[u8], at: Instant) -> (usize, Vec<Tr
     (resent, keyframes)
 }
 
-#[test]
-fn after_a_keyframe_request_the_frames_it_replaces_are_not_resent() {
+/// One subscriber on one worker, sent packets 1 to 5.
+fn one_subscriber_sent_five_packets() -> (Fixture, Instant) {
     let mut f = fixture::fan_out_across(1, 1);
     let t0 = Instant::now();
     let packets: Vec<Vec<u8>> = (1..=5u16)
         .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
         .collect();
     forward_burst(&mut f, &packets, t0);
+    (f, t0)
+}
+
+#[test]
+fn after_a_keyframe_request_the_frames_it_replaces_are_not_resent() {
+    let (mut f, t0) = one_subscriber_sent_five_packets();
     let ssrc = f.subscribers[0].ssrc;
     // A NACK for the third packet is answered.
     let mut nack = Vec::new();
@@ -186,12 +192,7 @@ fn after_a_keyframe_request_the_frames_it_replaces_are_not_resent() {
 
 #[test]
 fn a_packet_still_missing_after_every_resend_gets_the_subscriber_a_keyframe() {
-    let mut f = fixture::fan_out_across(1, 1);
-    let t0 = Instant::now();
-    let packets: Vec<Vec<u8>> = (1..=5u16)
-        .map(|seq| fixture::rtp_packet(seq, PUBLISHER_SSRC))
-        .collect();
-    forward_burst(&mut f, &packets, t0);
+    let (mut f, t0) = one_subscriber_sent_five_packets();
     let mut nack = Vec::new();
     rtcp::write_nack(&mut nack, 1, f.subscribers[0].ssrc, &[3]);
     // The client's NACKs come a round trip apart (its default, 100 ms):

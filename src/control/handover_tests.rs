@@ -121,15 +121,21 @@ impl Harness {
         }
     }
 
-    fn move_to_worker_0(&mut self, key: SessionKey, addr: SocketAddr, keys: Keys) {
-        let mut st = self.control.lock();
-        let binding = TransportBinding {
-            worker: WorkerId(0),
-            addr,
-            nominated: true,
-        };
-        self.control
-            .switch_path(&mut st, key, binding, keys, self.now);
+    /// A session connected on worker 1 moves to worker 0 with `keys`;
+    /// returns the commands each worker got for the move.
+    fn moved(keys: Keys) -> Vec<Vec<&'static str>> {
+        let mut h = Harness::new();
+        let key = h.connected("127.0.0.1:5001".parse().unwrap());
+        {
+            let mut st = h.control.lock();
+            let binding = TransportBinding {
+                worker: WorkerId(0),
+                addr: "127.0.0.1:5002".parse().unwrap(),
+                nominated: true,
+            };
+            h.control.switch_path(&mut st, key, binding, keys, h.now);
+        }
+        h.pump()
     }
 }
 
@@ -147,10 +153,7 @@ fn name(command: &WorkerCommand) -> &'static str {
 
 #[test]
 fn within_one_association_the_state_moves_to_the_new_worker() {
-    let mut h = Harness::new();
-    let key = h.connected("127.0.0.1:5001".parse().unwrap());
-    h.move_to_worker_0(key, "127.0.0.1:5002".parse().unwrap(), Keys::Same);
-    let got = h.pump();
+    let got = Harness::moved(Keys::Same);
     assert!(got[1].contains(&"HandOver"), "{got:?}");
     assert!(!got[1].contains(&"Detach"), "{got:?}");
     assert!(got[0].contains(&"Adopt"), "{got:?}");
@@ -165,10 +168,7 @@ fn within_one_association_the_state_moves_to_the_new_worker() {
 
 #[test]
 fn after_a_new_handshake_the_new_worker_starts_afresh() {
-    let mut h = Harness::new();
-    let key = h.connected("127.0.0.1:5001".parse().unwrap());
-    h.move_to_worker_0(key, "127.0.0.1:5002".parse().unwrap(), Keys::New);
-    let got = h.pump();
+    let got = Harness::moved(Keys::New);
     assert_eq!(got[1], vec!["Detach"], "{got:?}");
     assert!(got[0].starts_with(&["Attach", "Keys"]), "{got:?}");
     assert!(!got[0].contains(&"Adopt"), "{got:?}");
