@@ -85,12 +85,7 @@ impl Harness {
             };
             self.control
                 .switch_path(&mut st, key, binding, Keys::Same, self.now);
-            let keys = SrtpKeys {
-                profile: rtc_srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
-                local: (vec![1; 16], vec![2; 12]),
-                remote: (vec![3; 16], vec![4; 12]),
-            };
-            self.control.on_connected(&mut st, key, keys, self.now);
+            self.control.on_connected(&mut st, key, keys(1), self.now);
             key
         };
         self.pump();
@@ -121,21 +116,34 @@ impl Harness {
         }
     }
 
+    /// Moves `key`'s path to `worker`, at `addr`, with `keys`.
+    fn switch(&self, key: SessionKey, worker: usize, addr: &str, keys: Keys) {
+        let mut st = self.control.lock();
+        let binding = TransportBinding {
+            worker: WorkerId(worker),
+            addr: addr.parse().unwrap(),
+            nominated: true,
+        };
+        self.control
+            .switch_path(&mut st, key, binding, keys, self.now);
+    }
+
     /// A session connected on worker 1 moves to worker 0 with `keys`;
     /// returns the commands each worker got for the move.
     fn moved(keys: Keys) -> Vec<Vec<&'static str>> {
         let mut h = Harness::new();
         let key = h.connected("127.0.0.1:5001".parse().unwrap());
-        {
-            let mut st = h.control.lock();
-            let binding = TransportBinding {
-                worker: WorkerId(0),
-                addr: "127.0.0.1:5002".parse().unwrap(),
-                nominated: true,
-            };
-            h.control.switch_path(&mut st, key, binding, keys, h.now);
-        }
+        h.switch(key, 0, "127.0.0.1:5002", keys);
         h.pump()
+    }
+}
+
+/// Keys of one DTLS association.
+fn keys(seed: u8) -> SrtpKeys {
+    SrtpKeys {
+        profile: rtc_srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
+        local: (vec![seed; 16], vec![seed + 1; 12]),
+        remote: (vec![seed + 2; 16], vec![seed + 3; 12]),
     }
 }
 
@@ -172,4 +180,41 @@ fn after_a_new_handshake_the_new_worker_starts_afresh() {
     assert_eq!(got[1], vec!["Detach"], "{got:?}");
     assert!(got[0].starts_with(&["Attach", "Keys"]), "{got:?}");
     assert!(!got[0].contains(&"Adopt"), "{got:?}");
+}
+
+#[test]
+fn a_second_move_while_the_state_is_in_flight_sends_it_to_the_latest_path() {
+    let mut h = Harness::new();
+    let key = h.connected("127.0.0.1:5001".parse().unwrap());
+    h.switch(key, 0, "127.0.0.1:5002", Keys::Same);
+    // Before worker 1 reported the state, the client moved back to a
+    // 5-tuple worker 1 receives.
+    h.switch(key, 1, "127.0.0.1:5003", Keys::Same);
+    let got = h.pump();
+    assert_eq!(
+        got[1].iter().filter(|c| **c == "HandOver").count(),
+        1,
+        "{got:?}"
+    );
+    assert!(got[1].contains(&"Adopt"), "{got:?}");
+    for w in &got {
+        assert!(
+            !w.contains(&"Attach") && !w.contains(&"Keys"),
+            "no fresh state anywhere: {got:?}"
+        );
+    }
+}
+
+#[test]
+fn keys_of_a_handshake_completed_while_the_state_is_in_flight_follow_it() {
+    let mut h = Harness::new();
+    let key = h.connected("127.0.0.1:5001".parse().unwrap());
+    h.switch(key, 0, "127.0.0.1:5002", Keys::Same);
+    {
+        let mut st = h.control.lock();
+        h.control.on_connected(&mut st, key, keys(5), h.now);
+    }
+    let got = h.pump();
+    let adopt = got[0].iter().position(|c| *c == "Adopt").expect("adopted");
+    assert!(got[0][adopt..].contains(&"Keys"), "{got:?}");
 }

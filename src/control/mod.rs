@@ -68,6 +68,10 @@ struct State {
     next_liveness: Instant,
     /// sessions/new per client address, when limited.
     new_sessions: limits::AddressRate,
+    /// Sessions whose media state is on its way between workers
+    /// (`engine::handover`), and whether a new handshake replaced their
+    /// keys meanwhile.
+    handovers: HashMap<SessionKey, bool>,
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -87,6 +91,7 @@ impl State {
             last_event: None,
             next_liveness: now,
             new_sessions: Default::default(),
+            handovers: HashMap::new(),
         }
     }
 

@@ -246,16 +246,23 @@ impl Control {
         let current = session.transport;
         let TransportBinding { worker, addr, .. } = new;
         session.transport = Some(new);
-        match current.filter(|c| c.worker != worker) {
-            Some(old) if keys_now == Keys::Same => {
-                // Attached once the old worker reports its state.
-                self.workers[old.worker.0].send(WorkerCommand::HandOver { key, to: worker });
-            }
-            old => {
-                if let Some(old) = old {
-                    self.workers[old.worker.0].send(WorkerCommand::Detach { key });
+        if let Some(keys_replaced) = st.handovers.get_mut(&key) {
+            // Its state is in flight: it lands where the path is then. New
+            // keys meanwhile go with it once it lands.
+            *keys_replaced |= keys_now == Keys::New;
+        } else {
+            match current.filter(|c| c.worker != worker) {
+                Some(old) if keys_now == Keys::Same => {
+                    // Attached once the old worker reports its state.
+                    st.handovers.insert(key, false);
+                    self.workers[old.worker.0].send(WorkerCommand::HandOver { key, to: worker });
                 }
-                self.attach(st, key, worker, addr);
+                old => {
+                    if let Some(old) = old {
+                        self.workers[old.worker.0].send(WorkerCommand::Detach { key });
+                    }
+                    self.attach(st, key, worker, addr);
+                }
             }
         }
         st.synced.forget(key);
@@ -285,8 +292,9 @@ impl Control {
     }
 
     /// A worker let `key` go to worker `to` with its state: the worker that
-    /// owns its path now takes it (or a fresh one, when the old worker had
-    /// none); a session closed meanwhile is let go there too.
+    /// owns its path now takes it (with the keys of a handshake completed
+    /// meanwhile), or a fresh one when the old worker had none; a session
+    /// closed meanwhile is let go there too.
     fn handle_handed_over(
         &self,
         st: &mut State,
@@ -294,13 +302,22 @@ impl Control {
         to: WorkerId,
         moved: Option<MovedSession>,
     ) {
-        let path = st.reg.session(key).and_then(|s| s.transport);
+        let keys_replaced = st.handovers.remove(&key).unwrap_or(false);
+        let session = st.reg.session(key);
+        let path = session.and_then(|s| s.transport);
+        let keys = session.and_then(|s| s.srtp_keys.clone());
         match (path, moved) {
-            (Some(t), Some(session)) => self.workers[t.worker.0].send(WorkerCommand::Adopt {
-                key,
-                addr: t.addr,
-                session,
-            }),
+            (Some(t), Some(session)) => {
+                let w = &self.workers[t.worker.0];
+                w.send(WorkerCommand::Adopt {
+                    key,
+                    addr: t.addr,
+                    session,
+                });
+                if let Some(keys) = keys.filter(|_| keys_replaced) {
+                    w.send(WorkerCommand::Keys { key, keys });
+                }
+            }
             (Some(t), None) => self.attach(st, key, t.worker, t.addr),
             (None, Some(session)) => {
                 let w = &self.workers[to.0];
@@ -451,6 +468,9 @@ impl Control {
         session.connected_at = Some(now);
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
+        }
+        if let Some(keys_replaced) = st.handovers.get_mut(&key) {
+            *keys_replaced = true; // sent again once its state lands
         }
         if first {
             let app = app.clone();

@@ -9,9 +9,11 @@
 //!
 //! The old worker lets the session go on [`WorkerCommand::HandOver`] and
 //! reports its state in [`EngineEvent::HandedOver`]; the control thread
-//! passes it to the session's worker in [`WorkerCommand::Adopt`]. Packets
-//! that reach the new worker in between are dropped as for an unknown
-//! session; keyframes requested around the move repair that.
+//! passes it to the session's worker in [`WorkerCommand::Adopt`]: the one
+//! that has its path when the state lands (the path may have moved again
+//! meanwhile), followed by the keys of a handshake completed meanwhile.
+//! Packets that reach the new worker in between are dropped as for an
+//! unknown session; keyframes requested around the move repair that.
 //!
 //! [`WorkerCommand::HandOver`]: super::messages::WorkerCommand::HandOver
 //! [`WorkerCommand::Adopt`]: super::messages::WorkerCommand::Adopt
