@@ -49,33 +49,37 @@ impl Engine {
     /// Lets `key` go to worker `to`, reporting its state to the control
     /// thread (none when it was not here).
     pub(super) fn hand_over(&mut self, key: SessionKey, to: WorkerId) {
-        self.control_budget.forget(key);
-        let session = self.sessions.remove(&key).map(|mut s| {
-            self.histories
-                .follow(&s.media, &SessionMedia::default(), self.clock);
+        let session = self.let_go(key).map(|mut s| {
             if let Some(e) = s.estimate.as_deref_mut() {
                 e.listed = false; // the new worker lists it for probing
             }
             MovedSession(Box::new(s))
         });
-        self.bindings.retain(|_, k| *k != key);
         self.events
             .push_back(EngineEvent::HandedOver { key, to, session });
+    }
+
+    /// Removes `key` from this worker (its histories, addresses and event
+    /// budget go with it) and returns its state.
+    pub(super) fn let_go(&mut self, key: SessionKey) -> Option<MediaSession> {
+        self.control_budget.forget(key);
+        self.bindings.retain(|_, k| *k != key);
+        let session = self.sessions.remove(&key)?;
+        self.histories
+            .follow(&session.media, &SessionMedia::default(), self.clock);
+        Some(session)
     }
 
     /// Takes over `key`, handed over by another worker, at `addr`. A state
     /// made here meanwhile gives way to it.
     pub(super) fn adopt(&mut self, key: SessionKey, addr: SocketAddr, moved: MovedSession) {
-        if let Some(fresh) = self.sessions.remove(&key) {
-            self.histories
-                .follow(&fresh.media, &SessionMedia::default(), self.clock);
+        if let Some(fresh) = self.let_go(key) {
             release(fresh.estimate, &self.counters);
         }
         let mut session = *moved.0;
         session.addr = addr;
         self.histories
             .follow(&SessionMedia::default(), &session.media, self.clock);
-        self.bindings.retain(|_, k| *k != key);
         self.bindings.insert(addr, key);
         self.sessions.insert(key, session);
     }

@@ -136,7 +136,16 @@ enum Plain {
     Owned(BytesMut),
 }
 
-/// One session on the worker that owns its transport.
+impl Plain {
+    /// The plaintext: in `datagram`, or owned.
+    fn bytes<'a>(&'a self, datagram: &'a [u8]) -> &'a [u8] {
+        match self {
+            Plain::InPlace(n) => &datagram[..*n],
+            Plain::Owned(b) => b,
+        }
+    }
+}
+
 /// Who sent a protected datagram, as [`Engine::unprotect`] found.
 enum Sender<'s> {
     /// The session, the plaintext, and the session's key when the address
@@ -149,6 +158,7 @@ enum Sender<'s> {
     Dropped,
 }
 
+/// One session on the worker that owns its transport.
 struct MediaSession {
     addr: SocketAddr,
     srtp: Option<SrtpSession>,
@@ -420,10 +430,7 @@ impl Engine {
         else {
             return;
         };
-        let plain: &[u8] = match &unprotected {
-            Plain::InPlace(n) => &datagram[..*n],
-            Plain::Owned(b) => b,
-        };
+        let plain = unprotected.bytes(datagram);
         let Ok(header) = RtpHeader::new_checked(plain) else {
             counters.count_drop(DropReason::Malformed);
             return;
@@ -723,10 +730,7 @@ impl Engine {
         else {
             return;
         };
-        let plain: &[u8] = match &unprotected {
-            Plain::InPlace(n) => &datagram[..*n],
-            Plain::Owned(b) => b,
-        };
+        let plain = unprotected.bytes(datagram);
         let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
         let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();
         for packet in rtcp::packets(plain) {
@@ -917,13 +921,9 @@ impl Engine {
                 }
             }
             WorkerCommand::Detach { key } => {
-                self.control_budget.forget(key);
-                if let Some(s) = self.sessions.remove(&key) {
+                if let Some(s) = self.let_go(key) {
                     release(s.estimate, &self.counters);
-                    self.histories
-                        .follow(&s.media, &SessionMedia::default(), self.clock);
                 }
-                self.bindings.retain(|_, k| *k != key);
             }
             WorkerCommand::HandOver { key, to } => self.hand_over(key, to),
             WorkerCommand::Adopt { key, addr, session } => self.adopt(key, addr, session),
