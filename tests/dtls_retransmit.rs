@@ -1,7 +1,9 @@
-//! DTLS: when the server's last flight (ChangeCipherSpec + Finished) is
-//! lost, the client repeats its own last flight and the server must send its
-//! flight again, so that the session still connects. The client is str0m
-//! (the DTLS client here, since the server answers `a=setup:passive`).
+//! DTLS: when one of the server's flights is lost, the session still
+//! connects. A lost last flight (ChangeCipherSpec + Finished): the client
+//! repeats its own last flight and the server sends its flight again. A lost
+//! first flight (ServerHello … ServerHelloDone): the server's retransmission
+//! timer or the client's repeated ClientHello brings it again. The client is
+//! str0m (the DTLS client here, since the server answers `a=setup:passive`).
 
 mod common;
 
@@ -19,8 +21,30 @@ fn final_flight(d: &[u8]) -> bool {
     d.first() == Some(&20) || (d.first() == Some(&22) && d.get(3..5) == Some(&[0, 1]))
 }
 
+/// Whether a datagram belongs to the server's first flight after the
+/// cookie exchange (ServerHello through ServerHelloDone): a handshake record
+/// in epoch 0 whose first message is not a HelloVerifyRequest (type 3).
+fn server_hello_flight(d: &[u8]) -> bool {
+    d.first() == Some(&22) && d.get(3..5) == Some(&[0, 0]) && d.get(13) != Some(&3)
+}
+
 #[test]
 fn a_lost_final_flight_is_sent_again() {
+    // The first copy only: its datagrams arrive together, well inside 200 ms.
+    lost_flight_is_sent_again(final_flight, Duration::from_millis(200));
+}
+
+#[test]
+fn a_lost_server_hello_flight_is_sent_again() {
+    // The first copy and the server's own retransmission at 1 s, so that the
+    // client's repeated ClientHello (also at about 1 s) has to bring it.
+    lost_flight_is_sent_again(server_hello_flight, Duration::from_millis(1500));
+}
+
+/// Drops the copies of the server flight that `flight` picks for `lost`
+/// from the first one, and lets those sent later through; the session must
+/// connect.
+fn lost_flight_is_sent_again(flight: fn(&[u8]) -> bool, lost: Duration) {
     let server = server(1);
     let api = Api::new(&server);
     let mut peer = Peer::new("client");
@@ -40,17 +64,15 @@ fn a_lost_final_flight_is_sent_again() {
     let answer = body["sessionDescription"]["sdp"].as_str().unwrap();
     assert!(answer.contains("a=setup:passive"));
 
-    // Drop the server's first final flight (its datagrams arrive together,
-    // well inside 200 ms); let the copies sent later through.
     let seen = Rc::new(RefCell::new((None::<Instant>, 0u32, 0u32))); // (first, dropped, passed)
     let s = seen.clone();
     peer.drop_incoming = Some(Box::new(move |d| {
-        if !final_flight(d) {
+        if !flight(d) {
             return false;
         }
         let mut s = s.borrow_mut();
         let first = *s.0.get_or_insert_with(Instant::now);
-        if first.elapsed() < Duration::from_millis(200) {
+        if first.elapsed() < lost {
             s.1 += 1;
             true
         } else {
@@ -65,6 +87,6 @@ fn a_lost_final_flight_is_sent_again() {
         "connects after the loss"
     );
     let (_, dropped, passed) = *seen.borrow();
-    assert!(dropped >= 1, "the final flight was dropped");
-    assert!(passed >= 1, "the server sent its final flight again");
+    assert!(dropped >= 1, "the flight was dropped");
+    assert!(passed >= 1, "the server sent its flight again");
 }

@@ -10,6 +10,7 @@
 //! SRTP profile is our choice: AEAD_AES_128_GCM whenever the client offers
 //! it, even when it lists AES_CM first; as client we offer GCM first.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,6 +24,7 @@ use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
 mod fingerprint;
+mod flight;
 pub mod pool;
 
 pub use fingerprint::{Fingerprint, HashFunction, matches_any};
@@ -147,6 +149,10 @@ pub struct DtlsTransport {
     completed: Vec<[u8; 32]>,
     /// Failed second handshakes, logged once per [`LOG_INTERVAL`].
     failed_rehandshakes: crate::logging::Repeats,
+    /// Our last flight, sent again when the peer repeats its own.
+    last_flight: flight::LastFlight,
+    /// Datagrams to send, before the endpoint's.
+    outbox: VecDeque<BytesMut>,
 }
 
 /// A repeating log line of one transport is written at most this often.
@@ -186,6 +192,8 @@ impl DtlsTransport {
             rehandshake: None,
             completed: Vec::new(),
             failed_rehandshakes: Default::default(),
+            last_flight: Default::default(),
+            outbox: VecDeque::new(),
         }
     }
 
@@ -208,6 +216,7 @@ impl DtlsTransport {
             .connect(now, ASSOCIATION, Arc::new(config), None)
             .map_err(|e| DtlsError::Handshake(e.to_string()))?;
         self.endpoint = Some(endpoint);
+        self.take_flight();
         Ok(())
     }
 
@@ -228,6 +237,12 @@ impl DtlsTransport {
         }
         if self.role == DtlsRole::Server && self.connected {
             return Ok(self.handle_rehandshake(now, datagram));
+        }
+        if let Some(copies) = self.last_flight.repeat(datagram) {
+            // The peer lost our flight (RFC 6347 §4.2.4).
+            self.outbox
+                .extend(copies.iter().map(|c| BytesMut::from(&c[..])));
+            return Ok(None);
         }
         if self.endpoint.is_none() {
             // The first ClientHello decides the SRTP profile (server's
@@ -260,6 +275,7 @@ impl DtlsTransport {
         };
         let mut completed = false;
         for d in self.early.drain(..) {
+            self.last_flight.fed(&d);
             let events = endpoint
                 .read(now, ASSOCIATION, None, BytesMut::from(&d[..]))
                 .map_err(|e| DtlsError::Handshake(e.to_string()))?;
@@ -267,6 +283,7 @@ impl DtlsTransport {
                 .iter()
                 .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
         }
+        self.take_flight();
         if completed && !self.connected {
             self.connected = true;
             if let Some(random) = self.hello_random {
@@ -368,8 +385,26 @@ impl DtlsTransport {
         })
     }
 
+    /// Moves what the endpoint queued to the outbox, as our last flight.
+    fn take_flight(&mut self) {
+        let Some(endpoint) = self.endpoint.as_mut() else {
+            return;
+        };
+        let mut flight = Vec::new();
+        while let Some(t) = endpoint.poll_transmit() {
+            flight.push(t.message.to_vec());
+            self.outbox.push_back(t.message);
+        }
+        if !flight.is_empty() {
+            self.last_flight.sent(flight);
+        }
+    }
+
     /// The next datagram to send to the client.
     pub fn poll_transmit(&mut self) -> Option<BytesMut> {
+        if let Some(d) = self.outbox.pop_front() {
+            return Some(d);
+        }
         if let Some(t) = self.endpoint.as_mut().and_then(|e| e.poll_transmit()) {
             return Some(t.message);
         }
@@ -396,12 +431,12 @@ impl DtlsTransport {
             }
             return Ok(());
         }
-        match self.endpoint.as_mut() {
-            Some(e) => e
-                .handle_timeout(ASSOCIATION, now)
-                .map_err(|e| DtlsError::Handshake(e.to_string())),
-            None => Ok(()),
+        if let Some(e) = self.endpoint.as_mut() {
+            e.handle_timeout(ASSOCIATION, now)
+                .map_err(|e| DtlsError::Handshake(e.to_string()))?;
         }
+        self.take_flight();
+        Ok(())
     }
 }
 
@@ -472,22 +507,29 @@ fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
     first.bytes.get(2..34).and_then(|r| r.try_into().ok())
 }
 
-/// One ClientHello fragment (handshake type 1) of an epoch-0 handshake
-/// record (RFC 6347 §4.2.2).
-struct HelloFragment<'a> {
-    /// The whole ClientHello's length.
+/// One handshake message fragment of an epoch-0 handshake record
+/// (RFC 6347 §4.2.2).
+struct Fragment<'a> {
+    /// HandshakeType (1: ClientHello).
+    kind: u8,
+    /// The whole message's length.
     total: usize,
     /// message_seq.
     seq: u16,
-    /// Where the fragment sits in the ClientHello.
+    /// Where the fragment sits in the message.
     offset: usize,
     /// The fragment.
     bytes: &'a [u8],
 }
 
-/// The ClientHello fragments of a datagram, in order; ends at a truncated
-/// record or fragment.
-fn hello_fragments(datagram: &[u8]) -> impl Iterator<Item = HelloFragment<'_>> {
+/// The ClientHello fragments of a datagram, in order.
+fn hello_fragments(datagram: &[u8]) -> impl Iterator<Item = Fragment<'_>> {
+    handshake_fragments(datagram).filter(|f| f.kind == 1)
+}
+
+/// The handshake fragments of a datagram's epoch-0 records, in order; ends
+/// at a truncated record or fragment.
+fn handshake_fragments(datagram: &[u8]) -> impl Iterator<Item = Fragment<'_>> {
     let mut records = Reader(datagram);
     let mut record = Reader(&[]);
     std::iter::from_fn(move || {
@@ -498,15 +540,13 @@ fn hello_fragments(datagram: &[u8]) -> impl Iterator<Item = HelloFragment<'_>> {
                     record = Reader(&[]);
                     return None;
                 };
-                if hs[0] == 1 {
-                    return Some(HelloFragment {
-                        total: be24(&hs[1..4]),
-                        seq: u16::from_be_bytes([hs[4], hs[5]]),
-                        offset: be24(&hs[6..9]),
-                        bytes,
-                    });
-                }
-                continue;
+                return Some(Fragment {
+                    kind: hs[0],
+                    total: be24(&hs[1..4]),
+                    seq: u16::from_be_bytes([hs[4], hs[5]]),
+                    offset: be24(&hs[6..9]),
+                    bytes,
+                });
             }
             let header = records.take(13)?;
             let len = usize::from(u16::from_be_bytes([header[11], header[12]]));

@@ -1,0 +1,186 @@
+//! Our last handshake flight, sent again when the peer repeats the flight it
+//! answered (RFC 6347 §4.2.4): a peer repeats its flight because ours was
+//! lost. Sits between the worker's DTLS records and the DTLS endpoint
+//! (rtc-dtls), on the handshake threads.
+//!
+//! The endpoint does not answer a repeat: one that reaches it while it waits
+//! for the peer's next flight even stops its retransmission timer, and the
+//! handshake stalls for good. Chromium repeats its ClientHello 50 ms after
+//! sending it, well before our 1 s timer, so one lost ServerHello flight
+//! left a browser without media. [`LastFlight`] keeps repeats from the
+//! endpoint and answers them itself.
+
+use super::handshake_fragments;
+
+/// Copies of one flight sent on the peer's repeats, at most (the
+/// endpoint's own timer retransmits besides).
+const MAX_RESENDS: u8 = 8;
+
+/// The flight we sent last, and the peer's flight it answered.
+///
+/// Call contract: every datagram from the peer goes through
+/// [`repeat`](Self::repeat) first; one that is not a repeat is
+/// [`fed`](Self::fed) to the endpoint; every flight the endpoint sends is
+/// recorded with [`sent`](Self::sent).
+#[derive(Default)]
+pub(super) struct LastFlight {
+    datagrams: Vec<Vec<u8>>,
+    /// The message_seq range of the peer's flight that `datagrams` answered.
+    answers: Option<(u16, u16)>,
+    /// The message_seq range fed to the endpoint since our last flight.
+    fed: Option<(u16, u16)>,
+    resends_left: u8,
+}
+
+impl LastFlight {
+    /// For a datagram that repeats (only) handshake messages we answered
+    /// already: the copies of our flight to send again (none when the
+    /// datagram does not start the peer's flight, or the resends ran out).
+    /// The datagram must not reach the endpoint. None for anything else.
+    pub(super) fn repeat(&mut self, datagram: &[u8]) -> Option<Vec<Vec<u8>>> {
+        let (first, last) = self.answers?;
+        let mut fragments = handshake_fragments(datagram).peekable();
+        fragments.peek()?;
+        let mut starts = false;
+        for f in fragments {
+            if f.seq > last {
+                return None;
+            }
+            starts |= f.seq == first && f.offset == 0;
+        }
+        if !starts || self.resends_left == 0 {
+            return Some(Vec::new());
+        }
+        self.resends_left -= 1;
+        Some(self.datagrams.clone())
+    }
+
+    /// The endpoint takes `datagram`.
+    pub(super) fn fed(&mut self, datagram: &[u8]) {
+        for f in handshake_fragments(datagram) {
+            self.fed = Some(match self.fed {
+                Some((lo, hi)) => (lo.min(f.seq), hi.max(f.seq)),
+                None => (f.seq, f.seq),
+            });
+        }
+    }
+
+    /// The endpoint sent `flight`: an answer to what it was fed since its
+    /// last flight, or that flight again (its timer) when it was fed nothing.
+    pub(super) fn sent(&mut self, flight: Vec<Vec<u8>>) {
+        if let Some(fed) = self.fed.take() {
+            self.answers = Some(fed);
+            self.resends_left = MAX_RESENDS;
+        }
+        self.datagrams = flight;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An epoch-0 handshake record holding one fragment of message `seq`
+    /// (annotated): record header, handshake header, fragment.
+    fn record(kind: u8, seq: u16, offset: usize, fragment: &[u8], total: usize) -> Vec<u8> {
+        let mut d = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0]; // handshake, DTLS 1.2, epoch 0, record seq 0
+        d.extend_from_slice(&((fragment.len() + 12) as u16).to_be_bytes());
+        let be24 = |n: usize| [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        d.push(kind);
+        d.extend_from_slice(&be24(total));
+        d.extend_from_slice(&seq.to_be_bytes());
+        d.extend_from_slice(&be24(offset));
+        d.extend_from_slice(&be24(fragment.len()));
+        d.extend_from_slice(fragment);
+        d
+    }
+
+    /// A ClientHello (message_seq 1, after the cookie exchange) in two
+    /// fragments, as Chromium sends it.
+    fn hello(part: usize) -> Vec<u8> {
+        let body = [7u8; 30];
+        match part {
+            0 => record(1, 1, 0, &body[..20], 30),
+            _ => record(1, 1, 20, &body[20..], 30),
+        }
+    }
+
+    #[test]
+    fn answers_a_repeated_flight_with_ours_once_per_repeat() {
+        let mut last = LastFlight::default();
+        let server_hello = vec![vec![22, 1], vec![22, 2]];
+        // Nothing was answered yet: nothing is a repeat.
+        assert_eq!(last.repeat(&hello(0)), None);
+        last.fed(&hello(0));
+        last.fed(&hello(1));
+        last.sent(server_hello.clone());
+
+        // The peer repeats both fragments: our flight goes again once.
+        assert_eq!(last.repeat(&hello(0)), Some(server_hello.clone()));
+        assert_eq!(last.repeat(&hello(1)), Some(Vec::new()));
+        // An older message (the ClientHello before the cookie) is a repeat
+        // too, answered by nothing.
+        assert_eq!(
+            last.repeat(&record(1, 0, 0, &[1; 10], 10)),
+            Some(Vec::new())
+        );
+
+        // The endpoint's timer sent new copies: those go on the next repeat.
+        let copies = vec![vec![22, 3]];
+        last.sent(copies.clone());
+        assert_eq!(last.repeat(&hello(0)), Some(copies.clone()));
+
+        // At most MAX_RESENDS copies per flight.
+        let resent = (0..20)
+            .filter(|_| last.repeat(&hello(0)).is_some_and(|c| !c.is_empty()))
+            .count();
+        assert_eq!(resent, usize::from(MAX_RESENDS) - 2);
+    }
+
+    #[test]
+    fn the_next_flight_and_other_records_reach_the_endpoint() {
+        let mut last = LastFlight::default();
+        last.fed(&hello(0));
+        last.fed(&hello(1));
+        last.sent(vec![vec![22, 1]]);
+        // The client's next flight (Certificate, message_seq 2) is new,
+        // even in a datagram that starts with a repeated message.
+        assert_eq!(last.repeat(&record(11, 2, 0, &[1; 8], 8)), None);
+        let mut both = hello(0);
+        both.extend_from_slice(&record(11, 2, 0, &[1; 8], 8));
+        assert_eq!(last.repeat(&both), None);
+        // Records that are not epoch-0 handshakes (ChangeCipherSpec,
+        // encrypted Finished, application data) are not repeats.
+        assert_eq!(
+            last.repeat(&[20, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 1]),
+            None
+        );
+        assert_eq!(last.repeat(&[]), None);
+        // Truncated records never panic.
+        for n in 0..hello(0).len() {
+            let _ = last.repeat(&hello(0)[..n]);
+        }
+    }
+
+    #[test]
+    fn a_new_flight_answers_the_messages_fed_since_the_last() {
+        let mut last = LastFlight::default();
+        last.fed(&record(1, 0, 0, &[1; 10], 10));
+        last.sent(vec![vec![22, 0]]); // HelloVerifyRequest
+        assert_eq!(
+            last.repeat(&record(1, 0, 0, &[1; 10], 10)),
+            Some(vec![vec![22, 0]])
+        );
+        // The ClientHello with the cookie is new; once answered, it is the
+        // flight whose repeats bring our answer again.
+        assert_eq!(last.repeat(&hello(0)), None);
+        last.fed(&hello(0));
+        last.fed(&hello(1));
+        last.sent(vec![vec![22, 1]]);
+        assert_eq!(last.repeat(&hello(0)), Some(vec![vec![22, 1]]));
+        assert_eq!(
+            last.repeat(&record(1, 0, 0, &[1; 10], 10)),
+            Some(Vec::new())
+        );
+    }
+}
