@@ -15,8 +15,13 @@ use super::handshake_fragments;
 /// Copies of one flight sent on the peer's repeats, at most (the
 /// endpoint's own timer retransmits besides).
 const MAX_RESENDS: u8 = 8;
+/// Handshake fragments remembered (a handshake has fewer).
+const MAX_FRAGMENTS: usize = 64;
 
-/// The flight we sent last, and the peer's flight it answered.
+/// One handshake fragment: message_seq, fragment offset and length.
+type FragmentId = (u16, usize, usize);
+
+/// The flight we sent last, and the peer's fragments it answered.
 ///
 /// Call contract: every datagram from the peer goes through
 /// [`repeat`](Self::repeat) first; one that is not a repeat is
@@ -25,30 +30,32 @@ const MAX_RESENDS: u8 = 8;
 #[derive(Default)]
 pub(super) struct LastFlight {
     datagrams: Vec<Vec<u8>>,
-    /// The message_seq range of the peer's flight that `datagrams` answered.
-    answers: Option<(u16, u16)>,
-    /// The message_seq range fed to the endpoint since our last flight.
-    fed: Option<(u16, u16)>,
+    /// The peer's fragments fed to the endpoint, in order.
+    fed: Vec<FragmentId>,
+    /// How many of `fed` came before our last flight (it answered them).
+    answered: usize,
     resends_left: u8,
 }
 
 impl LastFlight {
-    /// For a datagram that repeats (only) handshake messages we answered
-    /// already: the copies of our flight to send again (none when the
-    /// datagram does not start the peer's flight, or the resends ran out).
-    /// The datagram must not reach the endpoint. None for anything else.
+    /// For a datagram that only repeats handshake fragments our last
+    /// flight answered: the copies of that flight to send again (none
+    /// unless the datagram starts the peer's last answered message, or
+    /// once the resends ran out). The datagram must not reach the endpoint.
+    /// None for anything else (new fragments, other records).
     pub(super) fn repeat(&mut self, datagram: &[u8]) -> Option<Vec<Vec<u8>>> {
-        let (first, last) = self.answers?;
+        let answered = &self.fed[..self.answered];
+        let last = answered.iter().map(|f| f.0).max()?;
         let mut fragments = handshake_fragments(datagram).peekable();
         fragments.peek()?;
-        let mut starts = false;
+        let mut starts_last = false;
         for f in fragments {
-            if f.seq > last {
+            if !answered.contains(&(f.seq, f.offset, f.bytes.len())) {
                 return None;
             }
-            starts |= f.seq == first && f.offset == 0;
+            starts_last |= f.seq == last && f.offset == 0;
         }
-        if !starts || self.resends_left == 0 {
+        if !starts_last || self.resends_left == 0 {
             return Some(Vec::new());
         }
         self.resends_left -= 1;
@@ -58,18 +65,18 @@ impl LastFlight {
     /// The endpoint takes `datagram`.
     pub(super) fn fed(&mut self, datagram: &[u8]) {
         for f in handshake_fragments(datagram) {
-            self.fed = Some(match self.fed {
-                Some((lo, hi)) => (lo.min(f.seq), hi.max(f.seq)),
-                None => (f.seq, f.seq),
-            });
+            let id = (f.seq, f.offset, f.bytes.len());
+            if self.fed.len() < MAX_FRAGMENTS && !self.fed.contains(&id) {
+                self.fed.push(id);
+            }
         }
     }
 
-    /// The endpoint sent `flight`: an answer to what it was fed since its
-    /// last flight, or that flight again (its timer) when it was fed nothing.
+    /// The endpoint sent `flight`: an answer to what it was fed so far (or
+    /// the same flight again, from its timer).
     pub(super) fn sent(&mut self, flight: Vec<Vec<u8>>) {
-        if let Some(fed) = self.fed.take() {
-            self.answers = Some(fed);
+        if self.answered != self.fed.len() {
+            self.answered = self.fed.len();
             self.resends_left = MAX_RESENDS;
         }
         self.datagrams = flight;
@@ -110,7 +117,10 @@ mod tests {
         let mut last = LastFlight::default();
         let server_hello = vec![vec![22, 1], vec![22, 2]];
         // Nothing was answered yet: nothing is a repeat.
-        assert_eq!(last.repeat(&hello(0)), None);
+        let cookieless = record(1, 0, 0, &[1; 10], 10);
+        assert_eq!(last.repeat(&cookieless), None);
+        last.fed(&cookieless);
+        last.sent(vec![vec![22, 0]]); // HelloVerifyRequest
         last.fed(&hello(0));
         last.fed(&hello(1));
         last.sent(server_hello.clone());
@@ -120,10 +130,7 @@ mod tests {
         assert_eq!(last.repeat(&hello(1)), Some(Vec::new()));
         // An older message (the ClientHello before the cookie) is a repeat
         // too, answered by nothing.
-        assert_eq!(
-            last.repeat(&record(1, 0, 0, &[1; 10], 10)),
-            Some(Vec::new())
-        );
+        assert_eq!(last.repeat(&cookieless), Some(Vec::new()));
 
         // The endpoint's timer sent new copies: those go on the next repeat.
         let copies = vec![vec![22, 3]];
@@ -160,6 +167,23 @@ mod tests {
         for n in 0..hello(0).len() {
             let _ = last.repeat(&hello(0)[..n]);
         }
+    }
+
+    /// rtc-dtls sends its HelloVerifyRequest again on the first fragment of
+    /// the ClientHello that carries the cookie: the second fragment is still
+    /// new, and reaches the endpoint.
+    #[test]
+    fn a_flight_sent_on_part_of_a_message_leaves_its_rest_new() {
+        let mut last = LastFlight::default();
+        last.fed(&record(1, 0, 0, &[1; 10], 10));
+        last.sent(vec![vec![22, 0]]); // HelloVerifyRequest
+        last.fed(&hello(0));
+        last.sent(vec![vec![22, 0]]); // the same again
+        assert_eq!(last.repeat(&hello(1)), None);
+        last.fed(&hello(1));
+        last.sent(vec![vec![22, 1]]); // ServerHello … ServerHelloDone
+        assert_eq!(last.repeat(&hello(0)), Some(vec![vec![22, 1]]));
+        assert_eq!(last.repeat(&hello(1)), Some(Vec::new()));
     }
 
     #[test]
