@@ -36,21 +36,8 @@ const MEDIA_PORT: u16 = 40000;
 
 /// Runs `script` with `args` after the demo URL in a fresh namespace (made
 /// lossy by `prepare`); returns its JSON result and the server's log.
-///
-/// Known problem: now and then (twice in about ten runs) one of the page's
-/// two peer connections never completes its DTLS handshake, with or without
-/// loss, and the page reports "no video decoded within 20 s". That is not
-/// what these tests measure, so such a run is repeated once in a fresh
-/// namespace, and the first run's logs are printed.
 fn scenario(script: &str, args: &[&str], prepare: impl Fn(&Netns)) -> (Value, String) {
-    match try_scenario(script, args, &prepare) {
-        Ok(done) => done,
-        Err(failed) if failed.contains("no video decoded") => {
-            eprintln!("{script}: the page never got video; once more.\n{failed}");
-            try_scenario(script, args, &prepare).unwrap_or_else(|e| panic!("{e}"))
-        }
-        Err(failed) => panic!("{failed}"),
-    }
+    try_scenario(script, args, &prepare).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn try_scenario(
@@ -170,12 +157,15 @@ fn a_subscriber_behind_a_bottleneck_is_paused_and_resumes_others_unaffected() {
         per_second(&limited, "pullFrames") >= 0.8 * per_second(&clean, "pullFrames"),
         "the other subscriber suffered\n{table}"
     );
+    // (Against its own clean phase: Chromium's encoder may settle lower
+    // when the host is busy, whatever the network does.)
     let min_publisher = limited
         .iter()
         .map(|s| s["publisherKbit"].as_u64().unwrap_or(0))
-        .min();
+        .min()
+        .unwrap_or(0);
     assert!(
-        min_publisher.unwrap_or(0) >= 1000,
+        min_publisher as f64 >= 0.8 * per_second(&clean, "publisherKbit"),
         "the publisher suffered\n{table}"
     );
     // Resumed within 10 s of the limit being lifted.

@@ -63,6 +63,8 @@ pub struct BandwidthEstimator {
     /// Reported packets and losses since the loss was last judged.
     reported: u32,
     lost: u32,
+    /// The best probe result since [`Self::take_probed`], bit/s.
+    probed: f64,
     /// Feedback packets read.
     pub feedback_read: u64,
     /// Feedback packets that were malformed.
@@ -82,6 +84,7 @@ impl BandwidthEstimator {
             acked: AckedRate::default(),
             reported: 0,
             lost: 0,
+            probed: 0.0,
             feedback_read: 0,
             feedback_malformed: 0,
         }
@@ -126,6 +129,13 @@ impl BandwidthEstimator {
             let d = duration.as_micros() as i64;
             self.prober.request(rate, d, at, false);
         }
+    }
+
+    /// The best probe result since the last call (0 without one), bit/s:
+    /// what the path carried then, even if a delay or loss signal cut the
+    /// estimate right after.
+    pub fn take_probed(&mut self) -> f64 {
+        std::mem::take(&mut self.probed)
     }
 
     /// When the next probe packet is due.
@@ -189,8 +199,11 @@ impl BandwidthEstimator {
             }
         }
         let rtt_us = rtt.as_micros() as i64;
-        let rate = &mut self.rate;
-        self.prober.results(now_us, |r| rate.probed(r));
+        let (rate, probed) = (&mut self.rate, &mut self.probed);
+        self.prober.results(now_us, |r| {
+            rate.probed(r);
+            *probed = probed.max(r);
+        });
         let acked = self.acked.rate();
         self.rate.update(now_us, self.delay.usage(), acked, rtt_us);
         if self.reported >= LOSS_PACKETS {

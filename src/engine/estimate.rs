@@ -117,6 +117,9 @@ impl SubscriberEstimate {
         self.judged += 1;
         let sent = std::mem::take(&mut self.video_bytes) as f64 * 8.0 / elapsed.as_secs_f64();
         let estimate = self.bwe.estimate() as f64;
+        // A successful probe resumes even when the estimate was cut again
+        // before this judgement (a probe burst can read as overuse).
+        let probed = self.bwe.take_probed();
         if !self.paused {
             self.need = sent;
             // Only a path that keeps showing congestion is paused for: an
@@ -140,7 +143,7 @@ impl SubscriberEstimate {
             self.last_probe = None;
             return Some(Change::Pause);
         }
-        if estimate >= RESUME_ABOVE * self.need {
+        if estimate.max(probed) >= RESUME_ABOVE * self.need {
             self.paused = false;
             return Some(Change::Resume);
         }
@@ -340,6 +343,46 @@ mod tests {
             changes.extend(e.judge(*t));
         }
         changes
+    }
+
+    /// A paused subscriber whose probe gets through resumes at the next
+    /// judgement, even when the estimate was cut again in between (a probe
+    /// burst can read as overuse; here, heavy loss right after it).
+    #[test]
+    fn a_successful_probe_resumes_even_if_the_estimate_is_cut_after() {
+        let mut t = Instant::now();
+        let mut e = SubscriberEstimate::new(t);
+        e.can_probe = true;
+        run(&mut e, &mut t, 5, 1_000_000.0, false);
+        assert_eq!(run(&mut e, &mut t, 8, 1_000_000.0, true), [Change::Pause]);
+        // The queued probe, sent at its pace, arrives at that pace.
+        let mut client = TwccReceiver::new(t);
+        let mut seq = 1000u16;
+        let end = t + Duration::from_millis(1000);
+        while t < end && e.bwe.probe_at().is_some() {
+            while let Some(cluster) = e.bwe.poll_probe(t) {
+                e.bwe
+                    .sent(seq, crate::bwe::probe::PROBE_PACKET, t, Some(cluster));
+                client.record(seq, t + Duration::from_millis(5));
+                seq += 1;
+            }
+            t += Duration::from_millis(1);
+        }
+        assert!(seq > 1000, "a probe went out");
+        let (mut packet, mut statuses) = (Vec::new(), Vec::new());
+        while client.poll_feedback(1, 2, &mut packet) {
+            e.bwe
+                .on_feedback(&packet, t, Duration::from_millis(20), &mut statuses);
+            packet.clear();
+        }
+        let probed = e.bwe.estimate() as f64;
+        assert!(probed >= RESUME_ABOVE * e.need(), "{probed} bit/s probed");
+        let mut first = 2000u16;
+        congest(&mut e, t, &mut first);
+        let cut = e.bwe.estimate() as f64;
+        assert!(cut < RESUME_ABOVE * e.need(), "{cut} bit/s after the cut");
+        t += WINDOW;
+        assert_eq!(e.judge(t), Some(Change::Resume));
     }
 
     #[test]
