@@ -108,18 +108,22 @@ impl Sent {
 pub struct Receiving {
     streams: Vec<(u32, NackGenerator)>,
     twcc: Option<(u8, TwccReceiver)>,
+    feedback_every: Duration,
     next_feedback: Instant,
     lost: Vec<u16>,
 }
 
 impl Receiving {
     /// Repair for a subscriber whose session numbers packets with
-    /// transport-cc extension `twcc_id` (if negotiated).
-    pub fn new(twcc_id: Option<u8>, now: Instant) -> Self {
+    /// transport-cc extension `id` (if negotiated), fed back `every` so
+    /// long.
+    pub fn new(twcc: Option<(u8, Duration)>, now: Instant) -> Self {
+        let feedback_every = twcc.map_or(FEEDBACK_INTERVAL, |(_, every)| every);
         Receiving {
             streams: Vec::new(),
-            twcc: twcc_id.map(|id| (id, TwccReceiver::new(now))),
-            next_feedback: now + FEEDBACK_INTERVAL,
+            twcc: twcc.map(|(id, _)| (id, TwccReceiver::new(now))),
+            feedback_every,
+            next_feedback: now + feedback_every,
             lost: Vec::new(),
         }
     }
@@ -146,7 +150,7 @@ impl Receiving {
     }
 
     /// The RTCP due now (plaintext, one compound packet per entry): NACKs
-    /// for the gaps, and transport-cc feedback every 50 ms.
+    /// for the gaps, and transport-cc feedback when due.
     pub fn poll(&mut self, now: Instant, out: &mut Vec<Vec<u8>>) {
         let mut nacks = Vec::new();
         for (ssrc, gaps) in self.streams.iter_mut() {
@@ -161,7 +165,7 @@ impl Receiving {
         if now < self.next_feedback {
             return;
         }
-        self.next_feedback = now + FEEDBACK_INTERVAL;
+        self.next_feedback = now + self.feedback_every;
         let media_ssrc = self.streams.first().map_or(0, |(s, _)| *s);
         if let Some((_, twcc)) = self.twcc.as_mut() {
             loop {

@@ -79,6 +79,8 @@ pub struct Scenario {
     /// publishers then answer NACKs, subscribers send NACKs and
     /// transport-cc feedback (0: none of that).
     pub loss: u32,
+    /// How often subscribers send transport-cc feedback (zero: never).
+    pub twcc_feedback: Duration,
 }
 
 impl Scenario {
@@ -108,6 +110,7 @@ impl Scenario {
             join_rate: None,
             join_threads: 0,
             loss: 0,
+            twcc_feedback: switchboard::session::twcc::FEEDBACK_INTERVAL,
         }
     }
 }
@@ -252,7 +255,11 @@ pub(crate) fn join(
         },
     );
     // As a browser: NACKs for gaps, transport-cc feedback.
-    client.receiving = Some(Box::new(Receiving::new(twcc_id, Instant::now())));
+    let twcc = twcc_id.filter(|_| !s.twcc_feedback.is_zero());
+    client.receiving = Some(Box::new(Receiving::new(
+        twcc.map(|id| (id, s.twcc_feedback)),
+        Instant::now(),
+    )));
     Ok(client)
 }
 
