@@ -9,6 +9,7 @@ pub mod api;
 pub mod bwe;
 pub mod config;
 pub mod control;
+pub mod datachannel;
 pub mod dtls;
 pub mod engine;
 pub mod fanout;

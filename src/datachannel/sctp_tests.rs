@@ -1,0 +1,271 @@
+//! Two associations (DTLS client and server) over a virtual link with
+//! seeded loss, reordering and duplication, on a virtual clock.
+
+use std::time::Duration;
+
+use super::*;
+
+/// A seeded generator (xorshift64*), so that every run loses the same packets.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn percent(&mut self) -> u64 {
+        self.next() % 100
+    }
+}
+
+/// Both ends, the packets in flight and what each end reported.
+struct Pair {
+    now: Instant,
+    ends: [SctpTransport; 2],
+    events: [Vec<SctpEvent>; 2],
+    /// (arrival, to end, packet).
+    in_flight: Vec<(Instant, usize, Bytes)>,
+    rng: Rng,
+    loss: u64,
+    delivered: usize,
+    dropped: usize,
+}
+
+impl Pair {
+    fn new(loss: u64, seed: u64) -> Self {
+        let now = Instant::now();
+        let mut pair = Pair {
+            now,
+            ends: [
+                SctpTransport::new(DtlsRole::Client, Some(MAX_MESSAGE_SIZE)),
+                SctpTransport::new(DtlsRole::Server, None),
+            ],
+            events: [Vec::new(), Vec::new()],
+            in_flight: Vec::new(),
+            rng: Rng(seed | 1),
+            loss,
+            delivered: 0,
+            dropped: 0,
+        };
+        pair.ends[0].start(now);
+        pair.collect();
+        pair
+    }
+
+    /// Moves what both ends sent onto the link (lost, delayed 5–15 ms so
+    /// that some overtake others, now and then twice) and their events out.
+    fn collect(&mut self) {
+        for from in 0..2 {
+            while let Some(packet) = self.ends[from].poll_transmit() {
+                if self.rng.percent() < self.loss {
+                    self.dropped += 1;
+                    continue;
+                }
+                let copies = if self.rng.percent() < 2 { 2 } else { 1 };
+                for _ in 0..copies {
+                    let delay = Duration::from_micros(5_000 + self.rng.next() % 10_000);
+                    self.in_flight
+                        .push((self.now + delay, 1 - from, packet.clone()));
+                }
+            }
+            while let Some(event) = self.ends[from].poll_event() {
+                self.events[from].push(event);
+            }
+        }
+    }
+
+    /// Runs the clock until `done` holds, or `limit` of virtual time passed.
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&Pair) -> bool) -> bool {
+        let end = self.now + limit;
+        while !done(self) {
+            let next = self
+                .in_flight
+                .iter()
+                .map(|p| p.0)
+                .chain(self.ends.iter().filter_map(|e| e.poll_timeout()))
+                .min();
+            let Some(next) = next.filter(|&t| t <= end) else {
+                return false;
+            };
+            self.now = self.now.max(next);
+            let now = self.now;
+            let (due, later): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|p| p.0 <= now);
+            self.in_flight = later;
+            for (_, to, packet) in due {
+                self.delivered += 1;
+                self.ends[to].handle_packet(now, &packet);
+            }
+            for end in &mut self.ends {
+                if end.poll_timeout().is_some_and(|t| t <= now) {
+                    end.handle_timeout(now);
+                }
+            }
+            self.collect();
+        }
+        true
+    }
+
+    fn messages(&self, end: usize, id: u16) -> Vec<(MessageKind, Vec<u8>)> {
+        self.events[end]
+            .iter()
+            .filter_map(|e| match e {
+                SctpEvent::Message { id: i, kind, bytes } if *i == id => {
+                    Some((*kind, bytes.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Message `n` of a test: sizes from 0 to 64 KiB, strings and binary.
+fn message(n: usize) -> (bool, Vec<u8>) {
+    let sizes = [0, 1, 17, 1200, 1201, 5000, 65_536];
+    let size = sizes[n % sizes.len()];
+    let is_string = n.is_multiple_of(2);
+    let byte = if is_string {
+        b'a' + (n % 26) as u8
+    } else {
+        n as u8
+    };
+    (is_string, vec![byte; size])
+}
+
+fn kind_of(is_string: bool, len: usize) -> MessageKind {
+    MessageKind::of(MessageKind::ppid(is_string, len)).expect("a message kind")
+}
+
+#[test]
+fn an_in_band_channel_carries_every_message_in_order_under_loss() {
+    let mut pair = Pair::new(5, 7);
+    assert!(
+        pair.run_until(Duration::from_secs(10), |p| p
+            .ends
+            .iter()
+            .all(|e| e.is_connected())),
+        "connects through 5 % loss"
+    );
+    // Client streams are even (RFC 8832 §6).
+    let open = Open {
+        policy: DeliveryPolicy::default(),
+        priority: 256,
+        label: "chat".into(),
+        protocol: String::new(),
+    };
+    let now = pair.now;
+    pair.ends[0]
+        .open_channel(now, 2, DeliveryPolicy::default(), Some(open.clone()))
+        .expect("opens");
+    for n in 0..60 {
+        let (is_string, bytes) = message(n);
+        pair.ends[0].send(now, 2, is_string, &bytes).expect("sends");
+    }
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.messages(1, 2).len() == 60));
+    assert!(pair.events[1].contains(&SctpEvent::ChannelOpened { id: 2, open }));
+    assert!(pair.events[0].contains(&SctpEvent::ChannelAcked { id: 2 }));
+    let expected: Vec<_> = (0..60)
+        .map(|n| {
+            let (is_string, bytes) = message(n);
+            (kind_of(is_string, bytes.len()), bytes)
+        })
+        .collect();
+    assert_eq!(
+        pair.messages(1, 2),
+        expected,
+        "every message once, in order"
+    );
+    assert!(
+        pair.dropped > 10,
+        "{} packets lost on the way",
+        pair.dropped
+    );
+
+    // The server answers on the same channel.
+    let now = pair.now;
+    for n in 0..30 {
+        let (is_string, bytes) = message(n + 3);
+        pair.ends[1]
+            .send(now, 2, is_string, &bytes)
+            .expect("sends back");
+    }
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.messages(0, 2).len() == 30));
+    let back: Vec<_> = pair.messages(0, 2).into_iter().map(|(_, b)| b).collect();
+    let expected: Vec<_> = (0..30).map(|n| message(n + 3).1).collect();
+    assert_eq!(back, expected);
+}
+
+#[test]
+fn a_negotiated_unordered_channel_delivers_every_message_once() {
+    let mut pair = Pair::new(5, 11);
+    assert!(pair.run_until(Duration::from_secs(10), |p| {
+        p.ends.iter().all(|e| e.is_connected())
+    }));
+    let unordered = DeliveryPolicy {
+        ordered: false,
+        reliability: Reliability::Reliable,
+    };
+    let now = pair.now;
+    for end in &mut pair.ends {
+        end.open_channel(now, 0, unordered, None)
+            .expect("opens by id");
+    }
+    for n in 0..80u32 {
+        pair.ends[0]
+            .send(now, 0, false, &n.to_be_bytes())
+            .expect("sends");
+    }
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(60), |p| p.messages(1, 0).len() >= 80));
+    let mut got: Vec<u32> = pair
+        .messages(1, 0)
+        .iter()
+        .map(|(_, b)| u32::from_be_bytes(b[..4].try_into().expect("4 bytes")))
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..80).collect::<Vec<_>>(), "each once, any order");
+    assert!(pair.dropped > 0 && pair.delivered > 80);
+}
+
+#[test]
+fn limits_and_garbage() {
+    let mut pair = Pair::new(0, 3);
+    // Nothing before the association is up.
+    let now = pair.now;
+    assert_eq!(
+        pair.ends[0].send(now, 0, true, b"early"),
+        Err(SctpError::NotConnected)
+    );
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.ends.iter().all(|e| e.is_connected())
+    }));
+    // The server's peer named no max-message-size: 64 KiB (RFC 8841).
+    let now = pair.now;
+    pair.ends[1]
+        .open_channel(now, 1, DeliveryPolicy::default(), None)
+        .expect("opens");
+    assert!(matches!(
+        pair.ends[1].send(now, 1, false, &vec![0; DEFAULT_REMOTE_MAX_MESSAGE_SIZE + 1]),
+        Err(SctpError::TooLarge { .. })
+    ));
+    // Garbage and truncated packets change nothing and never panic.
+    let mut garbage = Rng(99);
+    for n in 0..200 {
+        let bytes: Vec<u8> = (0..n).map(|_| garbage.next() as u8).collect();
+        pair.ends[1].handle_packet(now, &bytes);
+    }
+    pair.collect();
+    assert!(pair.ends.iter().all(|e| e.is_connected()));
+    pair.ends[0]
+        .open_channel(now, 1, DeliveryPolicy::default(), None)
+        .expect("opens");
+    pair.ends[1]
+        .send(now, 1, true, b"still here")
+        .expect("sends");
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(5), |p| !p.messages(0, 1).is_empty()));
+    assert_eq!(pair.messages(0, 1)[0].1, b"still here");
+}
