@@ -5,66 +5,24 @@
 //! second handshake that fails (a certificate matching no fingerprint, as
 //! an attacker's would) leaves the association and its keys in place.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::dtls_pair::{Pair, handshake, pair};
 use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, SrtpKeys};
-
-/// Passes datagrams between the two until both completed (or 50 rounds);
-/// returns the keys each side exported. `tap` sees every datagram the
-/// client sends.
-fn handshake(
-    server: &mut DtlsTransport,
-    client: &mut DtlsTransport,
-    now: &mut Instant,
-    mut tap: impl FnMut(&[u8]),
-) -> (Option<SrtpKeys>, Option<SrtpKeys>) {
-    let (mut server_keys, mut client_keys) = (None, None);
-    client.start(*now).expect("client starts");
-    for _ in 0..50 {
-        let mut moved = false;
-        while let Some(d) = client.poll_transmit() {
-            tap(&d);
-            moved = true;
-            if let Some(k) = server.handle_datagram(*now, &d).expect("server takes it") {
-                server_keys = Some(k);
-            }
-        }
-        while let Some(d) = server.poll_transmit() {
-            moved = true;
-            if let Some(k) = client.handle_datagram(*now, &d).expect("client takes it") {
-                client_keys = Some(k);
-            }
-        }
-        if server_keys.is_some() && client_keys.is_some() {
-            break;
-        }
-        if !moved {
-            *now += Duration::from_millis(100);
-            let _ = client.handle_timeout(*now);
-            let _ = server.handle_timeout(*now);
-        }
-    }
-    (server_keys, client_keys)
-}
 
 #[test]
 fn a_second_handshake_replaces_the_keys_and_a_repeated_hello_does_not() {
-    let server_id = Arc::new(DtlsIdentity::generate().unwrap());
-    let client_id = Arc::new(DtlsIdentity::generate().unwrap());
+    let Pair {
+        server_id,
+        client_id,
+        mut server,
+        mut client,
+    } = pair();
     let mut now = Instant::now();
-    let mut server = DtlsTransport::new(
-        server_id.clone(),
-        vec![client_id.fingerprint.clone()],
-        DtlsRole::Server,
-    );
-
     let mut first_hello = None;
-    let mut client = DtlsTransport::new(
-        client_id.clone(),
-        vec![server_id.fingerprint.clone()],
-        DtlsRole::Client,
-    );
     let (s1, c1) = handshake(&mut server, &mut client, &mut now, |d| {
         first_hello.get_or_insert_with(|| d.to_vec());
     });

@@ -53,6 +53,12 @@ pub enum DtlsError {
     /// The SRTP keys could not be exported.
     #[error("keying material: {0}")]
     Export(String),
+    /// Application data before the handshake completed.
+    #[error("the DTLS association is not connected")]
+    NotConnected,
+    /// Application data the association could not protect.
+    #[error("application data: {0}")]
+    Write(String),
 }
 
 /// The server's certificate, made once at start and shared by all sessions.
@@ -125,7 +131,10 @@ impl std::fmt::Debug for SrtpKeys {
 /// Inputs: [`handle_datagram`](Self::handle_datagram) with each record the
 /// worker passes on, [`handle_timeout`](Self::handle_timeout) when
 /// [`poll_timeout`](Self::poll_timeout) is due. Outputs: drain
-/// [`poll_transmit`](Self::poll_transmit) after every input.
+/// [`poll_transmit`](Self::poll_transmit) after every input. Once
+/// connected, application data (SCTP, RFC 8261) goes out with
+/// [`send_application_data`](Self::send_application_data) and comes in
+/// through [`poll_application_data`](Self::poll_application_data).
 pub struct DtlsTransport {
     identity: Arc<DtlsIdentity>,
     role: DtlsRole,
@@ -153,6 +162,8 @@ pub struct DtlsTransport {
     last_flight: flight::LastFlight,
     /// Datagrams to send, before the endpoint's.
     outbox: VecDeque<BytesMut>,
+    /// Application data received (SCTP packets, RFC 8261), in order.
+    received: VecDeque<BytesMut>,
 }
 
 /// A repeating log line of one transport is written at most this often.
@@ -194,6 +205,7 @@ impl DtlsTransport {
             failed_rehandshakes: Default::default(),
             last_flight: Default::default(),
             outbox: VecDeque::new(),
+            received: VecDeque::new(),
         }
     }
 
@@ -279,9 +291,13 @@ impl DtlsTransport {
             let events = endpoint
                 .read(now, ASSOCIATION, None, BytesMut::from(&d[..]))
                 .map_err(|e| DtlsError::Handshake(e.to_string()))?;
-            completed |= events
-                .iter()
-                .any(|e| matches!(e, EndpointEvent::HandshakeComplete));
+            for event in events {
+                match event {
+                    EndpointEvent::HandshakeComplete => completed = true,
+                    EndpointEvent::ApplicationData(data) => self.received.push_back(data),
+                    _ => {}
+                }
+            }
         }
         self.take_flight();
         if completed && !self.connected {
@@ -318,8 +334,15 @@ impl DtlsTransport {
             // The current association (e.g. the client repeating its last
             // flight because ours was lost); its errors change nothing now.
             let endpoint = self.endpoint.as_mut()?;
-            if let Err(e) = endpoint.read(now, ASSOCIATION, None, BytesMut::from(datagram)) {
-                tracing::debug!(error = %e, "DTLS record after the handshake");
+            match endpoint.read(now, ASSOCIATION, None, BytesMut::from(datagram)) {
+                Ok(events) => {
+                    for event in events {
+                        if let EndpointEvent::ApplicationData(data) = event {
+                            self.received.push_back(data);
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "DTLS record after the handshake"),
             }
             return None;
         };
@@ -398,6 +421,23 @@ impl DtlsTransport {
         if !flight.is_empty() {
             self.last_flight.sent(flight);
         }
+    }
+
+    /// Sends `data` (one SCTP packet, RFC 8261) as one application-data
+    /// record; drain [`Self::poll_transmit`] after.
+    pub fn send_application_data(&mut self, now: Instant, data: &[u8]) -> Result<(), DtlsError> {
+        if !self.connected {
+            return Err(DtlsError::NotConnected);
+        }
+        let endpoint = self.endpoint.as_mut().ok_or(DtlsError::NotConnected)?;
+        endpoint
+            .write(now, ASSOCIATION, data)
+            .map_err(|e| DtlsError::Write(e.to_string()))
+    }
+
+    /// The next application data received, in order.
+    pub fn poll_application_data(&mut self) -> Option<BytesMut> {
+        self.received.pop_front()
     }
 
     /// The next datagram to send to the client.
