@@ -12,7 +12,7 @@ use common::dtls_pair::{Pair, handshake, pair};
 use switchboard::datachannel::dcep::{MessageKind, Open};
 use switchboard::datachannel::policy::DeliveryPolicy;
 use switchboard::datachannel::sctp::{SctpEvent, SctpTransport};
-use switchboard::dtls::{DtlsRole, DtlsTransport};
+use switchboard::dtls::{DtlsRole, DtlsTransport, MAX_RECEIVED_RECORDS};
 
 /// One side: its DTLS association and the SCTP association inside it.
 struct Side {
@@ -74,6 +74,19 @@ fn data_channel_messages_cross_inside_dtls_records() {
     assert!(client.send_application_data(now, b"early").is_err());
     let (s, c) = handshake(&mut server, &mut client, &mut now, |_| {});
     assert!(s.is_some() && c.is_some(), "DTLS connects");
+
+    // Application data nobody reads is kept up to a bound, not without end.
+    for _ in 0..MAX_RECEIVED_RECORDS + 100 {
+        client.send_application_data(now, b"unread").expect("sends");
+        while let Some(record) = client.poll_transmit() {
+            server.handle_datagram(now, &record).expect("a record");
+        }
+    }
+    let mut kept = 0;
+    while server.poll_application_data().is_some() {
+        kept += 1;
+    }
+    assert_eq!(kept, MAX_RECEIVED_RECORDS);
 
     let mut sides = [
         Side {

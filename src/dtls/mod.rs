@@ -294,7 +294,7 @@ impl DtlsTransport {
             for event in events {
                 match event {
                     EndpointEvent::HandshakeComplete => completed = true,
-                    EndpointEvent::ApplicationData(data) => self.received.push_back(data),
+                    EndpointEvent::ApplicationData(data) => keep(&mut self.received, data),
                     _ => {}
                 }
             }
@@ -338,7 +338,7 @@ impl DtlsTransport {
                 Ok(events) => {
                     for event in events {
                         if let EndpointEvent::ApplicationData(data) = event {
-                            self.received.push_back(data);
+                            keep(&mut self.received, data);
                         }
                     }
                 }
@@ -480,6 +480,15 @@ impl DtlsTransport {
     }
 }
 
+/// Keeps received application data, up to [`MAX_RECEIVED_RECORDS`].
+fn keep(received: &mut VecDeque<BytesMut>, data: BytesMut) {
+    if received.len() < MAX_RECEIVED_RECORDS {
+        received.push_back(data);
+    } else {
+        tracing::debug!("DTLS application data dropped: the queue is full");
+    }
+}
+
 /// The server's choice among the profiles a client offers: GCM first.
 fn choose_profile(offered: &[u16]) -> Option<SrtpProtectionProfile> {
     [
@@ -489,6 +498,10 @@ fn choose_profile(offered: &[u16]) -> Option<SrtpProtectionProfile> {
     .into_iter()
     .find(|p| offered.contains(&(*p as u16)))
 }
+
+/// Application data records kept until read: a peer cannot grow the
+/// queue past this (its reader drains it after every datagram).
+pub const MAX_RECEIVED_RECORDS: usize = 256;
 
 /// Datagrams kept while the first ClientHello is incomplete.
 const MAX_EARLY_DATAGRAMS: usize = 16;

@@ -245,6 +245,9 @@ impl Handshaker {
             return;
         };
         let result = h.dtls.handle_datagram(now, bytes);
+        // No data channel is negotiated yet (m=application is refused):
+        // application data has no reader.
+        while h.dtls.poll_application_data().is_some() {}
         tracing::debug!(
             session = key.0,
             len = bytes.len(),
