@@ -351,6 +351,10 @@ impl DtlsTransport {
                 let (_, done) = self.rehandshake.take()?;
                 let done = *done;
                 self.endpoint = done.endpoint;
+                // Its last flight (ChangeCipherSpec + Finished) and anything
+                // it received go with it.
+                self.outbox.extend(done.outbox);
+                self.received.extend(done.received);
                 self.hello_random = done.hello_random;
                 if let Some(r) = done.hello_random {
                     self.completed.push(r);
@@ -408,7 +412,8 @@ impl DtlsTransport {
         })
     }
 
-    /// Moves what the endpoint queued to the outbox, as our last flight.
+    /// Moves what the endpoint queued to the outbox, as our last flight
+    /// while the handshake runs.
     fn take_flight(&mut self) {
         let Some(endpoint) = self.endpoint.as_mut() else {
             return;
@@ -418,7 +423,8 @@ impl DtlsTransport {
             flight.push(t.message.to_vec());
             self.outbox.push_back(t.message);
         }
-        if !flight.is_empty() {
+        // Once connected, what goes out is application data, not a flight.
+        if !flight.is_empty() && !self.connected {
             self.last_flight.sent(flight);
         }
     }

@@ -34,9 +34,9 @@ pub fn pair() -> Pair {
     }
 }
 
-/// Passes datagrams between the two until both completed (or 50 rounds);
-/// returns the keys each side exported. `tap` sees every datagram the
-/// client sends.
+/// Passes datagrams between the two until both completed, without ever
+/// running a retransmission timer (nothing is lost); returns the keys each
+/// side exported. `tap` sees every datagram the client sends.
 pub fn handshake(
     server: &mut DtlsTransport,
     client: &mut DtlsTransport,
@@ -64,9 +64,9 @@ pub fn handshake(
             break;
         }
         if !moved {
-            *now += Duration::from_millis(100);
-            let _ = client.handle_timeout(*now);
-            let _ = server.handle_timeout(*now);
+            // Nothing lost, nothing left to send: a stall that only a
+            // retransmission timer would end is a failure here.
+            break;
         }
     }
     (server_keys, client_keys)
