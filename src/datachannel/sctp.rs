@@ -15,16 +15,16 @@
 //! [`poll_transmit`](SctpTransport::poll_transmit) (packets for DTLS to
 //! send) and [`poll_event`](SctpTransport::poll_event).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use rtc_sctp::{
-    Association, AssociationHandle, ClientConfig, DatagramEvent, Endpoint, EndpointConfig, Event,
-    Payload, PayloadProtocolIdentifier, ReliabilityType, ServerConfig, StreamEvent,
-    TransportConfig,
+    Association, AssociationHandle, ClientConfig, DatagramEvent, Endpoint, EndpointConfig,
+    EndpointEvent, Event, Payload, PayloadProtocolIdentifier, ReliabilityType, ServerConfig,
+    StreamEvent, TransportConfig,
 };
 
 use super::dcep::{self, Dcep, MessageKind, Open};
@@ -60,6 +60,8 @@ pub enum SctpEvent {
     /// A message on `id` was dropped: larger than [`MAX_MESSAGE_SIZE`], or
     /// with an identifier data channels do not use.
     MessageDropped { id: u16 },
+    /// Channel `id` was closed (its stream reset, by either side).
+    ChannelClosed { id: u16 },
     /// The association failed or the peer closed it.
     Closed,
 }
@@ -84,6 +86,10 @@ pub struct SctpTransport {
     endpoint: Endpoint,
     association: Option<(AssociationHandle, Association)>,
     connected: bool,
+    closed: bool,
+    /// Channels we opened in band, unacknowledged: sent ordered until the
+    /// peer's ACK or first message (RFC 8832 §6), then with their policy.
+    unacked: HashMap<u16, DeliveryPolicy>,
     /// The peer's `a=max-message-size`.
     remote_max_message_size: usize,
     events: VecDeque<SctpEvent>,
@@ -113,6 +119,8 @@ impl SctpTransport {
             ),
             association: None,
             connected: false,
+            closed: false,
+            unacked: HashMap::new(),
             remote_max_message_size,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
@@ -145,8 +153,14 @@ impl SctpTransport {
             return; // malformed, or for no association
         };
         match event {
-            DatagramEvent::NewAssociation(association) if self.association.is_none() => {
-                self.association = Some((handle, association));
+            DatagramEvent::NewAssociation(association) => {
+                // The peer's INIT again (our INIT-ACK was lost): the newest
+                // one stands until connected; once connected, no other.
+                if self.connected {
+                    self.endpoint.handle_event(handle, EndpointEvent::drained());
+                } else if let Some((old, _)) = self.association.replace((handle, association)) {
+                    self.endpoint.handle_event(old, EndpointEvent::drained());
+                }
             }
             DatagramEvent::AssociationEvent(event) => {
                 if let Some((h, association)) = self.association.as_mut()
@@ -206,15 +220,19 @@ impl SctpTransport {
                 .open_stream(id, PayloadProtocolIdentifier::Binary)
                 .map_err(sctp_error)?
         };
-        if let Some(open) = in_band {
-            // DCEP is sent ordered and reliable whatever the channel's policy.
-            let mut message = Vec::new();
-            Dcep::Open(Open { policy, ..open }).write(&mut message);
-            stream
-                .write_with_ppi(now, &message, PayloadProtocolIdentifier::Dcep)
-                .map_err(sctp_error)?;
+        match in_band {
+            Some(open) => {
+                // DCEP is sent ordered and reliable whatever the channel's
+                // policy, and so are messages until the peer answers.
+                let mut message = Vec::new();
+                Dcep::Open(Open { policy, ..open }).write(&mut message);
+                stream
+                    .write_with_ppi(now, &message, PayloadProtocolIdentifier::Dcep)
+                    .map_err(sctp_error)?;
+                self.unacked.insert(id, policy);
+            }
+            None => apply(&mut stream, policy)?,
         }
-        apply(&mut stream, policy)?;
         self.pump(now);
         Ok(())
     }
@@ -278,9 +296,17 @@ impl SctpTransport {
                     self.connected = true;
                     self.events.push_back(SctpEvent::Connected);
                 }
+                // Stream resets are reported as "lost" streams too; the
+                // association is gone only when it says it is closed.
+                Event::AssociationLost { id, .. } if !association.is_closed() => {
+                    self.unacked.remove(&id);
+                    self.events.push_back(SctpEvent::ChannelClosed { id });
+                }
                 Event::HandshakeFailed { .. } | Event::AssociationLost { .. } => {
                     self.connected = false;
-                    self.events.push_back(SctpEvent::Closed);
+                    if !std::mem::replace(&mut self.closed, true) {
+                        self.events.push_back(SctpEvent::Closed);
+                    }
                 }
                 Event::Stream(StreamEvent::Opened { .. }) => {
                     // Streams the peer opened are read by id; the queue of
@@ -288,7 +314,7 @@ impl SctpTransport {
                     while association.accept_stream().is_some() {}
                 }
                 Event::Stream(StreamEvent::Readable { id }) => {
-                    read_stream(association, now, id, &mut self.events);
+                    read_stream(association, now, id, &mut self.unacked, &mut self.events);
                 }
                 _ => {}
             }
@@ -305,17 +331,22 @@ impl SctpTransport {
 }
 
 /// Reads every whole message waiting on stream `id`: DCEP is answered and
-/// announced, messages are passed on with their kind.
+/// announced, messages are passed on with their kind. The peer's ACK or
+/// first message on a channel we opened in band gives it its policy.
 fn read_stream(
     association: &mut Association,
     now: Instant,
     id: u16,
+    unacked: &mut HashMap<u16, DeliveryPolicy>,
     events: &mut VecDeque<SctpEvent>,
 ) {
     let Ok(mut stream) = association.stream(id) else {
         return;
     };
     while let Ok(Some(chunks)) = stream.read_sctp() {
+        if let Some(policy) = unacked.remove(&id) {
+            let _ = apply(&mut stream, policy);
+        }
         let ppid = chunks.ppi as u32;
         let Ok(bytes) = chunks.to_payload(MAX_MESSAGE_SIZE) else {
             events.push_back(SctpEvent::MessageDropped { id });

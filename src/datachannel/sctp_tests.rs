@@ -31,6 +31,8 @@ struct Pair {
     loss: u64,
     delivered: usize,
     dropped: usize,
+    /// Drops the next packet this end sends.
+    drop_next_from: Option<usize>,
 }
 
 impl Pair {
@@ -48,6 +50,7 @@ impl Pair {
             loss,
             delivered: 0,
             dropped: 0,
+            drop_next_from: None,
         };
         pair.ends[0].start(now);
         pair.collect();
@@ -59,6 +62,11 @@ impl Pair {
     fn collect(&mut self) {
         for from in 0..2 {
             while let Some(packet) = self.ends[from].poll_transmit() {
+                if self.drop_next_from == Some(from) {
+                    self.drop_next_from = None;
+                    self.dropped += 1;
+                    continue;
+                }
                 if self.rng.percent() < self.loss {
                     self.dropped += 1;
                     continue;
@@ -268,4 +276,51 @@ fn limits_and_garbage() {
     pair.collect();
     assert!(pair.run_until(Duration::from_secs(5), |p| !p.messages(0, 1).is_empty()));
     assert_eq!(pair.messages(0, 1)[0].1, b"still here");
+}
+
+#[test]
+fn a_lost_init_ack_is_answered_again() {
+    // The client's INIT is in flight; the server's first answer is lost,
+    // so the client repeats its INIT to a server that already made an
+    // association for the first.
+    let mut pair = Pair::new(0, 5);
+    pair.drop_next_from = Some(1);
+    assert!(pair.run_until(Duration::from_secs(30), |p| {
+        p.ends.iter().all(|e| e.is_connected())
+    }));
+    assert_eq!(pair.dropped, 1);
+}
+
+#[test]
+fn closing_a_channel_leaves_the_association_and_other_channels() {
+    let mut pair = Pair::new(0, 13);
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.ends.iter().all(|e| e.is_connected())
+    }));
+    let now = pair.now;
+    for end in &mut pair.ends {
+        for id in [3, 5] {
+            end.open_channel(now, id, DeliveryPolicy::default(), None)
+                .expect("opens");
+        }
+    }
+    pair.ends[0].close_channel(now, 3);
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.events[1].contains(&SctpEvent::ChannelClosed { id: 3 })
+    }));
+    assert!(pair.ends.iter().all(|e| e.is_connected()));
+    assert!(
+        !pair
+            .events
+            .iter()
+            .flatten()
+            .any(|e| *e == SctpEvent::Closed)
+    );
+    let now = pair.now;
+    pair.ends[1]
+        .send(now, 5, true, b"on the other channel")
+        .expect("sends");
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(5), |p| !p.messages(0, 5).is_empty()));
 }

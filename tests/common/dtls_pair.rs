@@ -2,7 +2,7 @@
 //! hand, on a virtual clock.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, SrtpKeys};
 
