@@ -50,7 +50,7 @@ impl LastFlight {
         fragments.peek()?;
         let mut starts_last = false;
         for f in fragments {
-            if !answered.contains(&(f.seq, f.offset, f.bytes.len())) {
+            if !covered(answered, f.seq, f.offset, f.offset + f.bytes.len()) {
                 return None;
             }
             starts_last |= f.seq == last && f.offset == 0;
@@ -62,7 +62,8 @@ impl LastFlight {
         Some(self.datagrams.clone())
     }
 
-    /// The endpoint takes `datagram`.
+    /// The endpoint takes `datagram` (its fragments are what a later repeat
+    /// is matched against).
     pub(super) fn fed(&mut self, datagram: &[u8]) {
         for f in handshake_fragments(datagram) {
             let id = (f.seq, f.offset, f.bytes.len());
@@ -81,6 +82,31 @@ impl LastFlight {
         }
         self.datagrams = flight;
     }
+}
+
+/// Whether bytes `start..end` of message `seq` were all in fragments of
+/// `fed`: a peer may cut its repeat differently (NSS lowers its MTU after
+/// two retransmissions).
+fn covered(fed: &[FragmentId], seq: u16, start: usize, end: usize) -> bool {
+    let mut ranges: Vec<(usize, usize)> = fed
+        .iter()
+        .filter(|f| f.0 == seq)
+        .map(|f| (f.1, f.1 + f.2))
+        .collect();
+    ranges.sort_unstable();
+    let mut reached = start;
+    for (a, b) in ranges {
+        if a > reached {
+            break;
+        }
+        reached = reached.max(b);
+    }
+    reached >= end && (start < end || has_fragment_at(fed, seq, start))
+}
+
+/// Whether `fed` holds an (empty) fragment of `seq` at `offset`.
+fn has_fragment_at(fed: &[FragmentId], seq: u16, offset: usize) -> bool {
+    fed.iter().any(|f| f.0 == seq && f.1 == offset)
 }
 
 #[cfg(test)]
@@ -184,6 +210,27 @@ mod tests {
         last.sent(vec![vec![22, 1]]); // ServerHello … ServerHelloDone
         assert_eq!(last.repeat(&hello(0)), Some(vec![vec![22, 1]]));
         assert_eq!(last.repeat(&hello(1)), Some(Vec::new()));
+    }
+
+    /// A repeat cut into other fragments than the original is still a
+    /// repeat; a fragment reaching past what was fed is not.
+    #[test]
+    fn a_repeat_cut_differently_is_a_repeat() {
+        let mut last = LastFlight::default();
+        let body = [7u8; 30];
+        last.fed(&record(1, 1, 0, &body[..20], 30));
+        last.fed(&record(1, 1, 20, &body[20..], 30));
+        last.sent(vec![vec![22, 1]]);
+        assert_eq!(
+            last.repeat(&record(1, 1, 0, &body[..12], 30)),
+            Some(vec![vec![22, 1]])
+        );
+        assert_eq!(
+            last.repeat(&record(1, 1, 12, &body[12..], 30)),
+            Some(Vec::new())
+        );
+        // Message 2 was never fed: new.
+        assert_eq!(last.repeat(&record(1, 2, 0, &body[..5], 5)), None);
     }
 
     #[test]
