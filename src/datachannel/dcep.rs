@@ -50,6 +50,15 @@ impl MessageKind {
         }
     }
 
+    /// Whether its PPID says it has no bytes (the one byte SCTP carried
+    /// is not the message's).
+    pub fn is_empty(self) -> bool {
+        matches!(
+            self,
+            MessageKind::String { empty: true } | MessageKind::Binary { empty: true }
+        )
+    }
+
     /// The identifier to send a message of `len` bytes with.
     pub fn ppid(is_string: bool, len: usize) -> u32 {
         match (is_string, len == 0) {
@@ -312,6 +321,7 @@ mod tests {
                 MessageKind::String { empty } => (true, empty),
                 MessageKind::Binary { empty } => (false, empty),
             };
+            assert_eq!(kind.is_empty(), empty);
             assert_eq!(MessageKind::ppid(is_string, usize::from(!empty)), ppid);
         }
         assert_eq!(MessageKind::of(PPID_DCEP), None);

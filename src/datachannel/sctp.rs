@@ -251,7 +251,7 @@ impl SctpTransport {
                 max: self.remote_max_message_size,
             });
         }
-        let ppi = ppi_of(MessageKind::ppid(is_string, bytes.len()));
+        let ppi = PayloadProtocolIdentifier::from(MessageKind::ppid(is_string, bytes.len()));
         let (_, association) = self.connected_association()?;
         let mut stream = association.stream(id).map_err(sctp_error)?;
         // SCTP carries no empty message: one byte goes, the PPID says empty.
@@ -371,11 +371,11 @@ fn read_stream(
         }
         match MessageKind::of(ppid) {
             Some(kind) => {
-                let empty = matches!(
-                    kind,
-                    MessageKind::String { empty: true } | MessageKind::Binary { empty: true }
-                );
-                let bytes = if empty { Vec::new() } else { bytes.to_vec() };
+                let bytes = if kind.is_empty() {
+                    Vec::new()
+                } else {
+                    bytes.to_vec()
+                };
                 events.push_back(SctpEvent::Message { id, kind, bytes });
             }
             None => events.push_back(SctpEvent::MessageDropped { id }),
@@ -397,17 +397,6 @@ fn apply(stream: &mut rtc_sctp::Stream<'_>, policy: DeliveryPolicy) -> Result<()
 
 fn sctp_error(e: impl std::fmt::Display) -> SctpError {
     SctpError::Sctp(e.to_string())
-}
-
-/// The crate's identifier of a data channel PPID.
-fn ppi_of(ppid: u32) -> PayloadProtocolIdentifier {
-    match ppid {
-        dcep::PPID_STRING => PayloadProtocolIdentifier::String,
-        dcep::PPID_STRING_EMPTY => PayloadProtocolIdentifier::StringEmpty,
-        dcep::PPID_BINARY_EMPTY => PayloadProtocolIdentifier::BinaryEmpty,
-        dcep::PPID_DCEP => PayloadProtocolIdentifier::Dcep,
-        _ => PayloadProtocolIdentifier::Binary,
-    }
 }
 
 /// Our limits: messages up to the peer's size on the way out (the crate

@@ -291,13 +291,7 @@ impl DtlsTransport {
             let events = endpoint
                 .read(now, ASSOCIATION, None, BytesMut::from(&d[..]))
                 .map_err(|e| DtlsError::Handshake(e.to_string()))?;
-            for event in events {
-                match event {
-                    EndpointEvent::HandshakeComplete => completed = true,
-                    EndpointEvent::ApplicationData(data) => keep(&mut self.received, data),
-                    _ => {}
-                }
-            }
+            completed |= keep(&mut self.received, events);
         }
         self.take_flight();
         if completed && !self.connected {
@@ -336,11 +330,7 @@ impl DtlsTransport {
             let endpoint = self.endpoint.as_mut()?;
             match endpoint.read(now, ASSOCIATION, None, BytesMut::from(datagram)) {
                 Ok(events) => {
-                    for event in events {
-                        if let EndpointEvent::ApplicationData(data) = event {
-                            keep(&mut self.received, data);
-                        }
-                    }
+                    keep(&mut self.received, events);
                 }
                 Err(e) => tracing::debug!(error = %e, "DTLS record after the handshake"),
             }
@@ -486,13 +476,24 @@ impl DtlsTransport {
     }
 }
 
-/// Keeps received application data, up to [`MAX_RECEIVED_RECORDS`].
-fn keep(received: &mut VecDeque<BytesMut>, data: BytesMut) {
-    if received.len() < MAX_RECEIVED_RECORDS {
-        received.push_back(data);
-    } else {
-        tracing::debug!("DTLS application data dropped: the queue is full");
+/// Keeps the application data of an endpoint's `events`, up to
+/// [`MAX_RECEIVED_RECORDS`] waiting; returns whether the handshake
+/// completed among them.
+fn keep(received: &mut VecDeque<BytesMut>, events: Vec<EndpointEvent>) -> bool {
+    let mut completed = false;
+    for event in events {
+        match event {
+            EndpointEvent::HandshakeComplete => completed = true,
+            EndpointEvent::ApplicationData(data) if received.len() < MAX_RECEIVED_RECORDS => {
+                received.push_back(data)
+            }
+            EndpointEvent::ApplicationData(_) => {
+                tracing::debug!("DTLS application data dropped: the queue is full")
+            }
+            _ => {}
+        }
     }
+    completed
 }
 
 /// The server's choice among the profiles a client offers: GCM first.
