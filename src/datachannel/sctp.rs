@@ -202,6 +202,14 @@ impl SctpTransport {
         self.connected
     }
 
+    /// Bytes queued on channel `id` not yet acknowledged by the peer.
+    pub fn buffered_amount(&mut self, id: u16) -> usize {
+        self.association
+            .as_mut()
+            .and_then(|(_, a)| a.stream(id).ok()?.buffered_amount().ok())
+            .unwrap_or(0)
+    }
+
     /// Opens channel `id` with `policy`. With `in_band`, the peer learns
     /// of it by a DATA_CHANNEL_OPEN (label, protocol) and answers with an
     /// ACK; without, both sides opened it by id (`negotiated: true`).

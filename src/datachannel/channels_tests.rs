@@ -1,0 +1,404 @@
+//! Clients (plain SCTP associations, DTLS clients) talking to the server's
+//! channels of their sessions over virtual links with seeded loss and
+//! reordering, on a virtual clock; forwards are routed as the DTLS threads
+//! route them.
+
+use super::*;
+use crate::datachannel::policy::Reliability;
+use crate::datachannel::sctp::MAX_MESSAGE_SIZE;
+
+/// A seeded generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// One session: its client and the server's channels for it.
+struct Peer {
+    client: SctpTransport,
+    server: SessionChannels,
+    received: Vec<SctpEvent>,
+    /// The server's outputs other than forwards.
+    outputs: Vec<Output>,
+    /// Packets from the server to this client are all lost (a stalled
+    /// subscriber).
+    stalled: bool,
+}
+
+struct Net {
+    now: Instant,
+    peers: Vec<Peer>,
+    /// (arrival, session, to the server?, packet).
+    in_flight: Vec<(Instant, usize, bool, Bytes)>,
+    rng: Rng,
+    loss: u64,
+}
+
+fn key(i: usize) -> SessionKey {
+    SessionKey(i as u32)
+}
+
+impl Net {
+    fn new(sessions: usize, loss: u64, seed: u64) -> Self {
+        let now = Instant::now();
+        let mut net = Net {
+            now,
+            peers: (0..sessions)
+                .map(|_| Peer {
+                    client: SctpTransport::new(DtlsRole::Client, Some(MAX_MESSAGE_SIZE)),
+                    server: SessionChannels::new(DtlsRole::Server, Some(MAX_MESSAGE_SIZE)),
+                    received: Vec::new(),
+                    outputs: Vec::new(),
+                    stalled: false,
+                })
+                .collect(),
+            in_flight: Vec::new(),
+            rng: Rng(seed | 1),
+            loss,
+        };
+        for p in &mut net.peers {
+            p.client.start(now);
+            p.server.start(now);
+        }
+        net.collect();
+        assert!(
+            net.run_until(Duration::from_secs(20), |n| n
+                .peers
+                .iter()
+                .all(|p| p.client.is_connected() && p.server.is_connected())),
+            "every association comes up"
+        );
+        net
+    }
+
+    /// Moves packets onto the links and routes the servers' forwards.
+    fn collect(&mut self) {
+        let now = self.now;
+        let mut forwards = Vec::new();
+        for (i, p) in self.peers.iter_mut().enumerate() {
+            while let Some(out) = p.server.poll_output() {
+                match out {
+                    Output::Forward { to, message } => forwards.push((to, message)),
+                    other => p.outputs.push(other),
+                }
+            }
+            while let Some(e) = p.client.poll_event() {
+                p.received.push(e);
+            }
+            for to_server in [true, false] {
+                loop {
+                    let packet = if to_server {
+                        p.client.poll_transmit()
+                    } else {
+                        p.server.poll_transmit()
+                    };
+                    let Some(packet) = packet else { break };
+                    if (!to_server && p.stalled) || self.rng.next() % 100 < self.loss {
+                        continue;
+                    }
+                    let delay = Duration::from_micros(2_000 + self.rng.next() % 8_000);
+                    self.in_flight.push((now + delay, i, to_server, packet));
+                }
+            }
+        }
+        if !forwards.is_empty() {
+            for (to, message) in forwards {
+                for target in to.iter() {
+                    self.peers[target.session.0 as usize]
+                        .server
+                        .deliver(now, target.id, &message);
+                }
+            }
+            self.collect();
+        }
+    }
+
+    fn run_until(&mut self, limit: Duration, done: impl Fn(&Net) -> bool) -> bool {
+        let end = self.now + limit;
+        while !done(self) {
+            let next = self
+                .in_flight
+                .iter()
+                .map(|p| p.0)
+                .chain(self.peers.iter().flat_map(|p| {
+                    p.client
+                        .poll_timeout()
+                        .into_iter()
+                        .chain(p.server.poll_timeout())
+                }))
+                .min();
+            let Some(next) = next.filter(|&t| t <= end) else {
+                return false;
+            };
+            self.now = self.now.max(next);
+            let now = self.now;
+            let (due, later): (Vec<_>, Vec<_>) = self.in_flight.drain(..).partition(|p| p.0 <= now);
+            self.in_flight = later;
+            for (_, i, to_server, packet) in due {
+                let p = &mut self.peers[i];
+                if to_server {
+                    p.server.handle_packet(now, &packet);
+                } else {
+                    p.client.handle_packet(now, &packet);
+                }
+            }
+            for p in &mut self.peers {
+                if p.client.poll_timeout().is_some_and(|t| t <= now) {
+                    p.client.handle_timeout(now);
+                }
+                if p.server.poll_timeout().is_some_and(|t| t <= now) {
+                    p.server.handle_timeout(now);
+                }
+            }
+            self.collect();
+        }
+        true
+    }
+
+    /// Lets `limit` of virtual time pass.
+    fn run_for(&mut self, limit: Duration) {
+        let end = self.now + limit;
+        self.run_until(limit, |_| false);
+        self.now = end;
+    }
+
+    /// The messages client `i` received on `id`.
+    fn messages(&self, i: usize, id: u16) -> Vec<(MessageKind, Vec<u8>)> {
+        self.peers[i]
+            .received
+            .iter()
+            .filter_map(|e| match e {
+                SctpEvent::Message { id: x, kind, bytes } if *x == id => {
+                    Some((*kind, bytes.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Client `i` opens its side of negotiated channel `id`.
+    fn client_opens(&mut self, i: usize, id: u16, policy: DeliveryPolicy) {
+        let now = self.now;
+        self.peers[i]
+            .client
+            .open_channel(now, id, policy, None)
+            .expect("the client opens its channel");
+    }
+
+    fn client_sends(&mut self, i: usize, id: u16, is_string: bool, bytes: &[u8]) {
+        let now = self.now;
+        self.peers[i]
+            .client
+            .send(now, id, is_string, bytes)
+            .expect("the client sends");
+        self.collect();
+    }
+}
+
+/// Session 0 publishes channel 1; sessions 1.. subscribe on channel 3.
+fn wire(net: &mut Net, policy: DeliveryPolicy, wait_for_ack: bool, can_reply: Option<usize>) {
+    let now = net.now;
+    let publisher = ChannelRef {
+        session: key(0),
+        id: 1,
+    };
+    net.peers[0].server.publish(now, 1, policy);
+    net.client_opens(0, 1, policy);
+    let mut subscribers = Vec::new();
+    for i in 1..net.peers.len() {
+        net.peers[i].server.subscribe(
+            now,
+            3,
+            publisher,
+            policy,
+            wait_for_ack,
+            can_reply == Some(i),
+        );
+        net.client_opens(i, 3, policy);
+        subscribers.push(ChannelRef {
+            session: key(i),
+            id: 3,
+        });
+    }
+    net.peers[0].server.set_subscribers(1, subscribers.into());
+    net.collect();
+}
+
+/// Message `n`: sizes from 0 to 64 KiB, strings and binary.
+fn message(n: usize) -> (bool, Vec<u8>) {
+    let sizes = [0, 1, 100, 1200, 1201, 9000, 65_536];
+    let is_string = n.is_multiple_of(3);
+    let byte = if is_string {
+        b'a' + (n % 26) as u8
+    } else {
+        n as u8
+    };
+    (is_string, vec![byte; sizes[n % sizes.len()]])
+}
+
+#[test]
+fn every_message_of_the_publisher_reaches_every_subscriber_once_in_order() {
+    let mut net = Net::new(3, 3, 21);
+    wire(&mut net, DeliveryPolicy::default(), false, None);
+    for n in 0..120 {
+        let (is_string, bytes) = message(n);
+        net.client_sends(0, 1, is_string, &bytes);
+    }
+    assert!(net.run_until(Duration::from_secs(120), |n| {
+        (1..3).all(|i| n.messages(i, 3).len() >= 120)
+    }));
+    let expected: Vec<_> = (0..120)
+        .map(|n| {
+            let (is_string, bytes) = message(n);
+            let kind = MessageKind::of(MessageKind::ppid(is_string, bytes.len())).expect("kind");
+            (kind, bytes)
+        })
+        .collect();
+    for i in 1..3 {
+        assert_eq!(net.messages(i, 3), expected, "subscriber {i}");
+    }
+    // A subscriber without canReply cannot reach the publisher.
+    net.client_sends(1, 3, true, b"not allowed");
+    net.run_for(Duration::from_secs(2));
+    assert!(net.messages(0, 1).is_empty());
+    assert_eq!(net.peers[1].server.drops().no_reply_right, 1);
+}
+
+#[test]
+fn unordered_partially_reliable_messages_arrive_at_most_once() {
+    let mut net = Net::new(2, 10, 5);
+    let policy = DeliveryPolicy {
+        ordered: false,
+        reliability: Reliability::MaxRetransmits(0),
+    };
+    wire(&mut net, policy, false, None);
+    for n in 0..300u32 {
+        net.client_sends(0, 1, false, &n.to_be_bytes());
+    }
+    net.run_for(Duration::from_secs(10));
+    let mut got: Vec<u32> = net
+        .messages(1, 3)
+        .iter()
+        .map(|(_, b)| u32::from_be_bytes(b[..4].try_into().expect("4 bytes")))
+        .collect();
+    let count = got.len();
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len(), count, "none twice");
+    // Lost on either link and never retransmitted: some are missing.
+    assert!((150..300).contains(&count), "{count} of 300 arrived");
+}
+
+#[test]
+fn wait_for_ack_holds_delivery_until_the_subscribers_first_message() {
+    let mut net = Net::new(2, 0, 9);
+    wire(&mut net, DeliveryPolicy::default(), true, None);
+    for n in 0..10u8 {
+        net.client_sends(0, 1, false, &[n]);
+    }
+    net.run_for(Duration::from_secs(2));
+    assert!(net.messages(1, 3).is_empty(), "held");
+    // The first message is the acknowledgement: consumed, not forwarded.
+    net.client_sends(1, 3, true, b"ready");
+    net.client_sends(0, 1, false, &[10]);
+    assert!(net.run_until(Duration::from_secs(5), |n| n.messages(1, 3).len() == 11));
+    let got: Vec<u8> = net.messages(1, 3).iter().map(|(_, b)| b[0]).collect();
+    assert_eq!(got, (0..11).collect::<Vec<u8>>());
+    assert!(
+        net.messages(0, 1).is_empty(),
+        "the acknowledgement is consumed"
+    );
+}
+
+#[test]
+fn wait_for_ack_gives_up_holding_after_its_limit() {
+    let mut net = Net::new(2, 0, 19);
+    wire(&mut net, DeliveryPolicy::default(), true, None);
+    net.client_sends(0, 1, true, b"early");
+    net.run_for(WAIT_FOR_ACK_LIMIT - Duration::from_secs(1));
+    assert!(net.messages(1, 3).is_empty());
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.messages(1, 3).len(), 1);
+}
+
+#[test]
+fn only_the_reply_holder_reaches_the_publisher_and_a_grant_moves_it() {
+    let mut net = Net::new(3, 0, 13);
+    wire(&mut net, DeliveryPolicy::default(), false, Some(1));
+    net.client_sends(1, 3, true, b"from one");
+    net.client_sends(2, 3, true, b"from two");
+    assert!(net.run_until(Duration::from_secs(5), |n| !n.messages(0, 1).is_empty()));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(
+        net.messages(0, 1),
+        vec![(MessageKind::String { empty: false }, b"from one".to_vec())]
+    );
+    assert_eq!(net.peers[2].server.drops().no_reply_right, 1);
+    // Replies go to the publisher only, never to other subscribers.
+    assert!(net.messages(2, 3).is_empty());
+
+    net.peers[1].server.set_can_reply(3, false);
+    net.peers[2].server.set_can_reply(3, true);
+    net.client_sends(1, 3, true, b"one again");
+    net.client_sends(2, 3, true, b"two now");
+    net.run_for(Duration::from_secs(2));
+    let got: Vec<Vec<u8>> = net.messages(0, 1).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(got, vec![b"from one".to_vec(), b"two now".to_vec()]);
+}
+
+#[test]
+fn a_stalled_subscriber_loses_messages_and_nobody_else_does() {
+    let mut net = Net::new(3, 0, 17);
+    wire(&mut net, DeliveryPolicy::default(), false, None);
+    net.peers[2].stalled = true;
+    let chunk = vec![7u8; 60_000];
+    for _ in 0..40 {
+        net.client_sends(0, 1, false, &chunk);
+        net.run_for(Duration::from_millis(20));
+    }
+    assert!(net.run_until(Duration::from_secs(20), |n| n.messages(1, 3).len() == 40));
+    let drops = net.peers[2].server.drops();
+    assert!(drops.send_buffer_full > 0, "{drops:?}");
+    assert_eq!(net.peers[1].server.drops(), Drops::default());
+}
+
+#[test]
+fn a_client_close_is_reported_and_a_server_close_resets_the_clients_stream() {
+    let mut net = Net::new(2, 0, 23);
+    wire(&mut net, DeliveryPolicy::default(), false, None);
+    assert!(net.peers[0].outputs.contains(&Output::Connected));
+    // The publisher's client resets its stream: the server hears it, and
+    // what is delivered to the closed channel later is counted.
+    let now = net.now;
+    net.peers[0].client.close_channel(now, 1);
+    net.collect();
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        n.peers[0]
+            .outputs
+            .contains(&Output::ChannelClosed { id: 1 })
+    }));
+    let now = net.now;
+    let message = Message {
+        is_string: true,
+        bytes: Bytes::from_static(b"x"),
+    };
+    net.peers[0].server.deliver(now, 1, &message);
+    assert_eq!(net.peers[0].server.drops().unknown_channel, 1);
+    // The server closes the subscriber's channel: its client hears a reset,
+    // and the association stays.
+    net.peers[1].server.close(now, 3);
+    net.collect();
+    assert!(net.run_until(Duration::from_secs(5), |n| {
+        n.peers[1]
+            .received
+            .contains(&SctpEvent::ChannelClosed { id: 3 })
+    }));
+    assert!(net.peers[1].server.is_connected());
+    assert!(!net.peers[1].outputs.contains(&Output::Closed));
+}
