@@ -13,7 +13,7 @@ use crate::api::routes::{ApiState, DEMO_TEMPLATE, router};
 use crate::config::Config;
 use crate::control::Control;
 use crate::dtls::DtlsIdentity;
-use crate::dtls::pool::HandshakePool;
+use crate::dtls::pool::{HandshakePool, JobQueues};
 use crate::engine::directory::IceDirectory;
 use crate::worker::Workers;
 
@@ -60,16 +60,19 @@ impl Server {
         let identity = Arc::new(DtlsIdentity::generate()?);
         let directory = Arc::new(IceDirectory::default());
         let (events_tx, mut events_rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+        let (dtls_queues, dtls_receivers) = JobQueues::new(config.handshake_threads);
         let workers = Workers::spawn(
             config.workers,
             config.media_bind,
             config.pin,
             directory.clone(),
             events_tx.clone(),
+            dtls_queues.clone(),
         )
         .map_err(|e| StartError::Bind(config.media_bind, e))?;
         let handshakes = HandshakePool::spawn(
-            config.handshake_threads,
+            dtls_queues,
+            dtls_receivers,
             identity.clone(),
             workers.handles.clone(),
             events_tx,

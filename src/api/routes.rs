@@ -424,17 +424,16 @@ async fn get_session(
 
 async fn data_channels(
     State(s): State<ApiState>,
-    Path((app, _session, _op)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((app, session, op)): Path<(String, String, String)>,
+    h: HeaderMap,
+    b: Body,
 ) -> Response {
-    reply((|| {
-        authorize(&s, &app, &headers)?;
-        Ok(json(
-            StatusCode::NOT_IMPLEMENTED,
-            &json!({
-                "errorCode": "internal_error",
-                "errorDescription": "Data channels are not implemented yet",
-            }),
-        ))
-    })())
+    let p = (app, session);
+    match op.as_str() {
+        "establish" => session_op(s, p, h, b, Control::datachannels_establish).await,
+        "new" => session_op(s, p, h, b, Control::datachannels_new).await,
+        "update" => session_op(s, p, h, b, Control::datachannels_update).await,
+        "close" => session_op(s, p, h, b, Control::datachannels_close).await,
+        _ => ApiError::not_found("No such route").into_response(),
+    }
 }

@@ -127,3 +127,93 @@ pub struct TracksResponse {
     /// Result items.
     pub tracks: Vec<TrackObject>,
 }
+
+/// A data channel item of a request or result.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataChannelObject {
+    /// `local` (publish) or `remote` (subscribe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The publisher's session (subscribe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The channel's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_channel_name: Option<String>,
+    /// Delivered in order (publish; default true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ordered: Option<bool>,
+    /// Retransmissions at most (publish).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_retransmits: Option<i64>,
+    /// Lifetime in ms (publish).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_packet_life_time: Option<i64>,
+    /// Hold delivery until the subscriber's first message (subscribe).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_for_ack: Option<bool>,
+    /// The subscriber may send to the publisher (subscribe, update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub can_reply: Option<bool>,
+    /// The SCTP stream id on this session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// GET session: `active`, `inactive` or `initializing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Per-item error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// Per-item error text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
+}
+
+impl DataChannelObject {
+    /// Marks the item failed.
+    pub fn fail(&mut self, code: &str, description: impl Into<String>) {
+        self.error_code = Some(code.to_owned());
+        self.error_description = Some(description.into());
+    }
+}
+
+/// POST datachannels/establish.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EstablishRequest {
+    /// The channel: only `server-events`.
+    #[serde(alias = "datachannel")]
+    pub data_channel: Option<DataChannelObject>,
+    /// The client's offer, if any.
+    pub session_description: Option<SessionDescriptionJson>,
+}
+
+/// The response of datachannels/establish.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EstablishResponse {
+    /// Whether the client must apply `sessionDescription` (an offer).
+    pub requires_immediate_renegotiation: bool,
+    /// The channel: `server-events`, id 0.
+    pub data_channel: DataChannelObject,
+    /// Our offer or answer.
+    pub session_description: SessionDescriptionJson,
+}
+
+/// POST datachannels/new, PUT datachannels/update and close.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataChannelsRequest {
+    /// The channels.
+    #[serde(default, alias = "datachannels")]
+    pub data_channels: Vec<DataChannelObject>,
+}
+
+/// Their response.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DataChannelsResponse {
+    /// Result items.
+    pub data_channels: Vec<DataChannelObject>,
+}

@@ -14,7 +14,7 @@ use super::Control;
 use super::session::TransportBinding;
 use super::transport::Keys;
 use crate::config::Limits;
-use crate::dtls::pool::HandshakePool;
+use crate::dtls::pool::{HandshakePool, JobQueues};
 use crate::dtls::{DtlsIdentity, SrtpKeys};
 use crate::engine::Engine;
 use crate::engine::counters::Counters;
@@ -36,8 +36,10 @@ impl Harness {
             (0..2).map(|_| WorkerHandle::detached()).unzip();
         let identity = Arc::new(DtlsIdentity::generate().expect("identity"));
         let (events, _) = tokio::sync::mpsc::channel(16);
-        let handshakes = HandshakePool::spawn(1, identity.clone(), handles.clone(), events)
-            .expect("handshake thread");
+        let (queues, receivers) = JobQueues::new(1);
+        let handshakes =
+            HandshakePool::spawn(queues, receivers, identity.clone(), handles.clone(), events)
+                .expect("handshake thread");
         let directory = Arc::new(IceDirectory::default());
         let now = Instant::now();
         let engines = (0..2)

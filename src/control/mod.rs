@@ -5,6 +5,8 @@
 //! duration of one operation and never across an await; the control thread
 //! is a single-threaded runtime, so it is uncontended.
 
+mod channel_ops;
+pub mod channels;
 #[cfg(test)]
 mod handover_tests;
 mod limits;

@@ -8,6 +8,7 @@
 
 use crate::api::error::ApiError;
 use crate::api::types::TrackObject;
+use crate::datachannel::sctp::MAX_MESSAGE_SIZE;
 use crate::dtls::{DtlsIdentity, Fingerprint};
 use crate::fanout::TrackFanout;
 use crate::ids::{AppId, Mid, SessionKey, TrackName, hex, random_bytes};
@@ -359,8 +360,17 @@ pub fn apply_offer(
             session.stop_transceiver(mid);
             continue;
         }
+        if m.kind == MediaKind::Application {
+            if m.is_data_channel() && session.data_channel_mid().is_none_or(|d| d == mid) {
+                session.channels.negotiated = true;
+                session.channels.remote_max_message_size = m.max_message_size;
+            } else {
+                session.stop_transceiver(mid);
+            }
+            continue;
+        }
         let t = get_or_create(session, mid, m.kind);
-        if t.codecs.is_empty() && m.kind != MediaKind::Application {
+        if t.codecs.is_empty() {
             t.codecs = m
                 .codecs
                 .iter()
@@ -566,8 +576,14 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
     // rejected but inactive inside the group, so that the group's tagged
     // (first) mid never moves under the client's transport.
     let rejected = |m: &sdp::MediaSection| {
+        if m.kind == MediaKind::Application {
+            return !m.is_data_channel()
+                || m.mid
+                    .as_ref()
+                    .and_then(|mid| session.transceiver(mid))
+                    .is_none_or(|t| t.stopped);
+        }
         !m.is_active()
-            || m.kind == MediaKind::Application
             || m.mid
                 .as_ref()
                 .and_then(|mid| session.transceiver(mid))
@@ -606,7 +622,11 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
     for m in &offer.media {
         let Some(mid) = &m.mid else { continue };
         if m.kind == MediaKind::Application {
-            w.rejected_application(mid);
+            if rejected(m) {
+                w.rejected_application(mid);
+            } else {
+                w.application(mid, MAX_MESSAGE_SIZE, &tr);
+            }
             continue;
         }
         let t = session.transceiver(mid);
@@ -655,7 +675,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     session.version += 1;
     session.offer_made = Some(ctx.now);
     let live =
-        |t: &Transceiver| !t.stopped && t.kind != MediaKind::Application && !t.codecs.is_empty();
+        |t: &Transceiver| !t.stopped && (t.kind == MediaKind::Application || !t.codecs.is_empty());
     let bundle: Vec<&Mid> = session
         .transceivers
         .iter()
@@ -671,7 +691,11 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     let tr = transport(session, ctx, "actpass");
     for t in &session.transceivers {
         if t.kind == MediaKind::Application {
-            w.rejected_application(&t.mid);
+            if live(t) {
+                w.application(&t.mid, MAX_MESSAGE_SIZE, &tr);
+            } else {
+                w.rejected_application(&t.mid);
+            }
             continue;
         }
         w.media(&media_out(t, !live(t), t.direction()), &tr);
@@ -782,6 +806,17 @@ pub fn add_push_without_sdp(
     mid
 }
 
+/// Adds an `m=application` for data channels to the session unless it has
+/// a live one (`datachannels/establish` without an offer).
+pub fn add_data_channel_mline(session: &mut Session) {
+    if session.data_channel_mid().is_none() {
+        let mid = session.next_mid();
+        session
+            .transceivers
+            .push(Transceiver::new(mid, MediaKind::Application));
+    }
+}
+
 /// Applies the client's answer to our pending offer.
 pub fn apply_answer(
     session: &mut Session,
@@ -819,6 +854,15 @@ pub fn apply_answer(
         // (RFC 8843 §7.3.3 removes rejected ones from the group).
         if !m.is_active() && !answer.in_bundle(mid) {
             session.stop_transceiver(mid);
+            continue;
+        }
+        if m.kind == MediaKind::Application {
+            if m.is_data_channel() {
+                session.channels.negotiated = true;
+                session.channels.remote_max_message_size = m.max_message_size;
+            } else {
+                session.stop_transceiver(mid);
+            }
             continue;
         }
         if let Some(t) = session.transceiver_mut(mid) {

@@ -16,14 +16,14 @@ use super::negotiate::{self, Context, parse_description};
 use super::session::{Subscription, map_payload_types};
 use super::{Control, State, limits};
 
-fn offer_json(sdp: String) -> SessionDescriptionJson {
+pub(super) fn offer_json(sdp: String) -> SessionDescriptionJson {
     SessionDescriptionJson {
         kind: "offer".into(),
         sdp,
     }
 }
 
-fn answer_json(sdp: String) -> SessionDescriptionJson {
+pub(super) fn answer_json(sdp: String) -> SessionDescriptionJson {
     SessionDescriptionJson {
         kind: "answer".into(),
         sdp,
@@ -31,7 +31,7 @@ fn answer_json(sdp: String) -> SessionDescriptionJson {
 }
 
 impl Control {
-    fn context(&self, now: Instant) -> Context<'_> {
+    pub(super) fn context(&self, now: Instant) -> Context<'_> {
         Context {
             identity: &self.identity,
             candidates: &self.candidates,
@@ -41,7 +41,7 @@ impl Control {
 
     /// After an operation: DTLS can start if the fingerprint is now known,
     /// and the workers learn the new state.
-    fn finish(&self, st: &mut State, key: SessionKey) {
+    pub(super) fn finish(&self, st: &mut State, key: SessionKey) {
         if let Some(s) = st.reg.session_mut(key) {
             if let Some(old) = s.retired_ufrag.take() {
                 // ICE restarted: checks with the new credentials bind from now on.
@@ -53,6 +53,7 @@ impl Control {
             }
         }
         self.ensure_dtls(st, key);
+        self.enable_channels(st, key);
         self.sync(st, &[key]);
     }
 
@@ -217,7 +218,11 @@ impl Control {
         Ok(response)
     }
 
-    fn ensure_no_pending(st: &State, key: SessionKey, now: Instant) -> Result<(), ApiError> {
+    pub(super) fn ensure_no_pending(
+        st: &State,
+        key: SessionKey,
+        now: Instant,
+    ) -> Result<(), ApiError> {
         match st.reg.session(key) {
             Some(s) if s.offer_pending(now) => Err(ApiError::invalid_session_description(
                 "an offer from the server is awaiting its answer (renegotiate first)",
@@ -550,6 +555,13 @@ impl Control {
         for c in &session.closed_pulls {
             tracks.push(c.clone());
         }
-        Ok(json!({ "tracks": tracks, "dataChannels": [] }))
+        let connected = session.channels.connected;
+        let channels: Vec<_> = session
+            .channels
+            .channels
+            .iter()
+            .map(|c| c.item(connected))
+            .collect();
+        Ok(json!({ "tracks": tracks, "dataChannels": channels }))
     }
 }

@@ -14,7 +14,7 @@ use super::session::TransportBinding;
 use super::sync::SyncCounts;
 use crate::api::types::{TrackObject, TracksCloseRequest, TracksNewRequest};
 use crate::config::Limits;
-use crate::dtls::pool::HandshakePool;
+use crate::dtls::pool::{HandshakePool, JobQueues};
 use crate::dtls::{DtlsIdentity, SrtpKeys};
 use crate::engine::directory::IceDirectory;
 use crate::engine::messages::WorkerCommand;
@@ -49,8 +49,10 @@ impl Harness {
         let app = AppId("app".into());
         let identity = Arc::new(DtlsIdentity::generate().expect("identity"));
         let (events, _) = tokio::sync::mpsc::channel(16);
-        let handshakes = HandshakePool::spawn(1, identity.clone(), handles.clone(), events)
-            .expect("handshake thread");
+        let (queues, receivers) = JobQueues::new(1);
+        let handshakes =
+            HandshakePool::spawn(queues, receivers, identity.clone(), handles.clone(), events)
+                .expect("handshake thread");
         let control = Control::new(
             vec![(app.clone(), "secret".into())],
             handles,

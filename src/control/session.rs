@@ -237,6 +237,8 @@ pub struct Session {
     pub rate_window: RateWindow,
     /// Pulls that were closed, as GET lists them (status inactive).
     pub closed_pulls: Vec<TrackObject>,
+    /// Its data channels.
+    pub channels: super::channels::SessionChannelState,
 }
 
 impl Session {
@@ -273,6 +275,7 @@ impl Session {
             last_check: None,
             rate_window: RateWindow::new(now),
             closed_pulls: Vec::new(),
+            channels: Default::default(),
         }
     }
 
@@ -434,6 +437,14 @@ impl Session {
                 })
             })
             .collect()
+    }
+
+    /// The mid of its live `m=application` (data channels), if any.
+    pub fn data_channel_mid(&self) -> Option<&Mid> {
+        self.transceivers
+            .iter()
+            .find(|t| t.kind == MediaKind::Application && !t.stopped)
+            .map(|t| &t.mid)
     }
 
     /// A mid not used by any transceiver.

@@ -96,6 +96,9 @@ impl Control {
             EngineEvent::HandedOver { key, to, session } => {
                 self.handle_handed_over(&mut st, key, to, session)
             }
+            EngineEvent::DataChannels { key, event } => {
+                self.handle_channel_event(&mut st, key, event)
+            }
             EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
             EngineEvent::Flooding { key, at } => {
                 st.note_event(at, now);
@@ -449,6 +452,7 @@ impl Control {
             path: session.transport.map(|t| (t.worker, t.addr)),
             backlog: std::mem::take(&mut session.dtls_backlog),
         });
+        self.replay_channels(st, key);
     }
 
     pub(super) fn on_connected(
@@ -670,6 +674,7 @@ impl Control {
 
     /// Removes a session without telling the sync; whether it existed.
     fn remove_unsynced(&self, st: &mut State, key: SessionKey) -> bool {
+        self.close_all_channels(st, key);
         let Some((_, session)) = st.reg.remove_session(key) else {
             return false;
         };

@@ -13,5 +13,6 @@
 
 pub mod channels;
 pub mod dcep;
+pub mod ops;
 pub mod policy;
 pub mod sctp;

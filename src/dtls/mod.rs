@@ -419,6 +419,11 @@ impl DtlsTransport {
         }
     }
 
+    /// Whether the handshake completed.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
     /// Sends `data` (one SCTP packet, RFC 8261) as one application-data
     /// record; drain [`Self::poll_transmit`] after.
     pub fn send_application_data(&mut self, now: Instant, data: &[u8]) -> Result<(), DtlsError> {

@@ -9,10 +9,17 @@
 //! flights we send go straight to the worker that owns the 5-tuple; a
 //! handshake's end (keys, or why it failed) goes back to the control thread
 //! as [`EngineEvent::Handshake`].
+//!
+//! Once connected, the same thread runs the session's data channels (SCTP
+//! inside its DTLS association, [`crate::datachannel`]): application-data
+//! records come straight from the media workers ([`JobQueues::data`],
+//! bounded), the control thread's wiring comes as [`Job::Channel`], and a
+//! message for sessions of another thread goes there as [`Job::Deliver`].
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -22,6 +29,8 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::Sender as EventSender;
 
 use super::{DtlsIdentity, DtlsRole, DtlsTransport, Fingerprint};
+use crate::datachannel::channels::{ChannelRef, Message, Output, SessionChannels};
+use crate::datachannel::ops::{ChannelEvent, ChannelOp};
 use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{SessionKey, WorkerId};
 use crate::worker::WorkerHandle;
@@ -65,6 +74,29 @@ pub enum Job {
         /// The new path.
         path: Route,
     },
+    /// An application-data record (SCTP) straight from a media worker.
+    Data {
+        /// The session.
+        key: SessionKey,
+        /// The worker and address it came from.
+        from: Route,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// A change to the session's data channels.
+    Channel {
+        /// The session.
+        key: SessionKey,
+        /// The change.
+        op: ChannelOp,
+    },
+    /// A message for channels of this thread's sessions.
+    Deliver {
+        /// The channels.
+        to: Vec<ChannelRef>,
+        /// The message.
+        message: Message,
+    },
     /// The session is gone, or its transport failed.
     Close {
         /// The session.
@@ -74,26 +106,93 @@ pub enum Job {
     Shutdown,
 }
 
+/// Application-data records queued to one thread at most: past this, a
+/// media worker drops them (counted) and SCTP retransmits.
+pub const DATA_QUEUE: usize = 4096;
+
+/// The handshake threads' queues, shared by the control thread, the
+/// media workers and the threads themselves.
+#[derive(Clone)]
+pub struct JobQueues {
+    jobs: Arc<[Sender<Job>]>,
+    /// Application-data records queued to each thread.
+    queued: Arc<[AtomicUsize]>,
+}
+
+impl JobQueues {
+    /// Queues for `threads` threads (at least one), and their receiving ends.
+    pub fn new(threads: usize) -> (Self, Vec<Receiver<Job>>) {
+        let (jobs, receivers): (Vec<_>, Vec<_>) = (0..threads.max(1))
+            .map(|_| crossbeam_channel::unbounded())
+            .unzip();
+        let queued = (0..jobs.len()).map(|_| AtomicUsize::new(0)).collect();
+        (
+            JobQueues {
+                jobs: jobs.into(),
+                queued,
+            },
+            receivers,
+        )
+    }
+
+    /// The thread that owns `key`.
+    pub fn thread_of(&self, key: SessionKey) -> usize {
+        key.0 as usize % self.jobs.len()
+    }
+
+    /// Hands a job to the thread that owns its session.
+    pub fn send(&self, job: Job) {
+        let key = match &job {
+            Job::Open { key, .. }
+            | Job::Record { key, .. }
+            | Job::Data { key, .. }
+            | Job::Channel { key, .. }
+            | Job::Path { key, .. }
+            | Job::Close { key } => *key,
+            Job::Deliver { .. } | Job::Shutdown => return,
+        };
+        let _ = self.jobs[self.thread_of(key)].send(job);
+    }
+
+    /// Hands an application-data record to its session's thread; false
+    /// (nothing sent) when that thread has [`DATA_QUEUE`] of them waiting.
+    pub fn data(&self, key: SessionKey, from: Route, bytes: Vec<u8>) -> bool {
+        let thread = self.thread_of(key);
+        if self.queued[thread].fetch_add(1, Ordering::Relaxed) >= DATA_QUEUE {
+            self.queued[thread].fetch_sub(1, Ordering::Relaxed);
+            return false;
+        }
+        let _ = self.jobs[thread].send(Job::Data { key, from, bytes });
+        true
+    }
+
+    /// Hands a message for channels of `thread`'s sessions to it.
+    fn deliver(&self, thread: usize, to: Vec<ChannelRef>, message: Message) {
+        let _ = self.jobs[thread].send(Job::Deliver { to, message });
+    }
+}
+
 /// The handshake threads.
 pub struct HandshakePool {
-    jobs: Vec<Sender<Job>>,
+    queues: JobQueues,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl HandshakePool {
-    /// Starts `threads` handshake threads (at least one). Flights go out
+    /// Starts one thread per receiving end of `queues`. Flights go out
     /// through `workers`; handshake ends go to `events`.
     pub fn spawn(
-        threads: usize,
+        queues: JobQueues,
+        receivers: Vec<Receiver<Job>>,
         identity: Arc<DtlsIdentity>,
         workers: Vec<WorkerHandle>,
         events: EventSender<EngineEvent>,
     ) -> std::io::Result<Self> {
-        let mut jobs = Vec::new();
         let mut handles = Vec::new();
-        for i in 0..threads.max(1) {
-            let (tx, rx) = crossbeam_channel::unbounded();
+        for (i, rx) in receivers.into_iter().enumerate() {
             let handshaker = Handshaker {
+                thread: i,
+                queues: queues.clone(),
                 identity: identity.clone(),
                 workers: workers.clone(),
                 events: events.clone(),
@@ -104,31 +203,22 @@ impl HandshakePool {
             let handle = std::thread::Builder::new()
                 .name(format!("dtls-{i}"))
                 .spawn(move || handshaker.run(&rx))?;
-            jobs.push(tx);
             handles.push(handle);
         }
         Ok(HandshakePool {
-            jobs,
+            queues,
             threads: Mutex::new(handles),
         })
     }
 
     /// Hands a job to the thread that owns its session.
     pub fn send(&self, job: Job) {
-        let key = match &job {
-            Job::Open { key, .. }
-            | Job::Record { key, .. }
-            | Job::Path { key, .. }
-            | Job::Close { key } => *key,
-            Job::Shutdown => return,
-        };
-        let thread = key.0 as usize % self.jobs.len();
-        let _ = self.jobs[thread].send(job);
+        self.queues.send(job);
     }
 
     /// Ends the threads and waits for them.
     pub fn shutdown(&self) {
-        for tx in &self.jobs {
+        for tx in self.queues.jobs.iter() {
             let _ = tx.send(Job::Shutdown);
         }
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
@@ -144,16 +234,23 @@ struct Handshake {
     fingerprints: Vec<Fingerprint>,
     role: DtlsRole,
     path: Option<Route>,
+    /// Its data channels, once `m=application` was negotiated.
+    channels: Option<SessionChannels>,
+    /// The deadline its entry in the timer heap has (one entry at a time).
+    armed: Option<Instant>,
 }
 
 /// One handshake thread's state.
 struct Handshaker {
+    /// This thread's index among the queues.
+    thread: usize,
+    queues: JobQueues,
     identity: Arc<DtlsIdentity>,
     workers: Vec<WorkerHandle>,
     events: EventSender<EngineEvent>,
     sessions: FxHashMap<SessionKey, Handshake>,
-    /// Retransmission deadlines; an entry whose transport no longer has
-    /// that deadline is skipped.
+    /// Deadlines of the transports' and channels' timers; an entry that is
+    /// no longer its session's armed deadline is skipped.
     timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
     /// Handshakes that timed out, logged once per [`LOG_INTERVAL`].
     timeouts: crate::logging::Repeats,
@@ -204,6 +301,8 @@ impl Handshaker {
                         fingerprints,
                         role,
                         path,
+                        channels: None,
+                        armed: None,
                     },
                 );
                 if path.is_some() {
@@ -214,6 +313,23 @@ impl Handshaker {
                 }
             }
             Job::Record { key, from, bytes } => self.record(key, from, &bytes, now),
+            Job::Data { key, from, bytes } => {
+                self.queues.queued[self.thread].fetch_sub(1, Ordering::Relaxed);
+                self.record(key, from, &bytes, now);
+            }
+            Job::Channel { key, op } => self.channel_op(key, op, now),
+            Job::Deliver { to, message } => {
+                for target in to {
+                    if let Some(channels) = self
+                        .sessions
+                        .get_mut(&target.session)
+                        .and_then(|h| h.channels.as_mut())
+                    {
+                        channels.deliver(now, target.id, &message);
+                        self.drain_channels(target.session, now);
+                    }
+                }
+            }
             Job::Path { key, path } => {
                 if let Some(h) = self.sessions.get_mut(&key) {
                     h.path = Some(path);
@@ -239,23 +355,46 @@ impl Handshaker {
         self.flush(key, None);
     }
 
+    /// Applies a change to the session's data channels; the first makes
+    /// them, and they start at once if DTLS is connected.
+    fn channel_op(&mut self, key: SessionKey, op: ChannelOp, now: Instant) {
+        let Some(h) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        let channels = h.channels.get_or_insert_with(|| {
+            let remote_max_message_size = match &op {
+                ChannelOp::Enable {
+                    remote_max_message_size,
+                } => *remote_max_message_size,
+                _ => None,
+            };
+            let mut channels = SessionChannels::new(h.dtls.role(), remote_max_message_size);
+            if h.dtls.is_connected() {
+                channels.start(now);
+            }
+            channels
+        });
+        op.apply(channels, now);
+        self.drain_channels(key, now);
+    }
+
     fn record(&mut self, key: SessionKey, from: Route, bytes: &[u8], now: Instant) {
         let Some(h) = self.sessions.get_mut(&key) else {
             tracing::debug!(session = key.0, "DTLS record for a closed handshake");
             return;
         };
         let result = h.dtls.handle_datagram(now, bytes);
-        // No data channel is negotiated yet (m=application is refused):
-        // application data has no reader.
-        while h.dtls.poll_application_data().is_some() {}
-        tracing::debug!(
+        tracing::trace!(
             session = key.0,
             len = bytes.len(),
             ok = result.is_ok(),
             "DTLS record"
         );
         let (result, flight) = match result {
-            Ok(None) => return self.flush(key, Some(from)),
+            Ok(None) => {
+                self.take_application_data(key, now);
+                return self.flush(key, Some(from));
+            }
             Ok(Some(keys)) => {
                 // Our last flight tells the client the handshake is done:
                 // it goes out only once the control thread has installed
@@ -265,6 +404,10 @@ impl Handshaker {
                 while let Some(d) = h.dtls.poll_transmit() {
                     flight.push(d.to_vec());
                 }
+                if let Some(channels) = h.channels.as_mut() {
+                    channels.start(now);
+                }
+                self.take_application_data(key, now);
                 self.flush(key, Some(from));
                 (Ok(Box::new(keys)), flight)
             }
@@ -282,9 +425,84 @@ impl Handshaker {
         });
     }
 
+    /// Passes the SCTP packets DTLS decrypted to the session's channels
+    /// (dropped while none were negotiated).
+    fn take_application_data(&mut self, key: SessionKey, now: Instant) {
+        let Some(h) = self.sessions.get_mut(&key) else {
+            return;
+        };
+        while let Some(packet) = h.dtls.poll_application_data() {
+            if let Some(channels) = h.channels.as_mut() {
+                channels.handle_packet(now, &packet);
+            }
+        }
+        self.drain_channels(key, now);
+    }
+
+    /// After an input to a session's channels: their packets go into DTLS,
+    /// their forwards to the target sessions' threads, their state to the
+    /// control thread.
+    fn drain_channels(&mut self, key: SessionKey, now: Instant) {
+        let mut forwards = Vec::new();
+        let mut events = Vec::new();
+        if let Some(h) = self.sessions.get_mut(&key)
+            && let Some(channels) = h.channels.as_mut()
+        {
+            while let Some(packet) = channels.poll_transmit() {
+                if let Err(e) = h.dtls.send_application_data(now, &packet) {
+                    tracing::debug!(session = key.0, error = %e, "SCTP packet not sent");
+                }
+            }
+            while let Some(output) = channels.poll_output() {
+                match output {
+                    Output::Forward { to, message } => forwards.push((to, message)),
+                    Output::Connected => events.push(ChannelEvent::Connected),
+                    Output::Closed => events.push(ChannelEvent::Closed),
+                    Output::ChannelClosed { id } => events.push(ChannelEvent::ChannelClosed { id }),
+                }
+            }
+        }
+        self.flush(key, None);
+        for event in events {
+            let _ = self
+                .events
+                .blocking_send(EngineEvent::DataChannels { key, event });
+        }
+        for (to, message) in forwards {
+            self.forward(&to, message, now);
+        }
+    }
+
+    /// Delivers a message to channels of this thread's sessions, and hands
+    /// it to the other threads for theirs.
+    fn forward(&mut self, to: &[ChannelRef], message: Message, now: Instant) {
+        let threads = self.queues.jobs.len();
+        let mut elsewhere: Vec<Vec<ChannelRef>> = vec![Vec::new(); threads];
+        for target in to {
+            let thread = self.queues.thread_of(target.session);
+            if thread != self.thread {
+                elsewhere[thread].push(*target);
+                continue;
+            }
+            if let Some(channels) = self
+                .sessions
+                .get_mut(&target.session)
+                .and_then(|h| h.channels.as_mut())
+            {
+                channels.deliver(now, target.id, &message);
+                self.drain_channels(target.session, now);
+            }
+        }
+        for (thread, to) in elsewhere.into_iter().enumerate() {
+            if !to.is_empty() {
+                self.queues.deliver(thread, to, message.clone());
+            }
+        }
+    }
+
     /// Retransmits the flights whose timers are due; a handshake whose
     /// retransmissions ran out starts over (the session expires if its
-    /// client does not try again).
+    /// client does not try again). Runs the data channels' timers.
     fn fire_timers(&mut self, now: Instant) {
         while let Some(Reverse((at, key))) = self.timers.peek().copied() {
             if at > now {
@@ -294,10 +512,13 @@ impl Handshaker {
             let Some(h) = self.sessions.get_mut(&key) else {
                 continue;
             };
-            if h.dtls.poll_timeout().is_none_or(|t| t > now) {
+            if h.armed != Some(at) {
                 continue;
             }
-            if let Err(e) = h.dtls.handle_timeout(now) {
+            h.armed = None;
+            if h.dtls.poll_timeout().is_some_and(|t| t <= now)
+                && let Err(e) = h.dtls.handle_timeout(now)
+            {
                 if let Some(left_out) = self.timeouts.allow(now, LOG_INTERVAL) {
                     tracing::warn!(session = key.0, error = %e, left_out, "DTLS handshake timed out (its client stopped answering); it starts over if the client tries again");
                 }
@@ -308,7 +529,12 @@ impl Handshaker {
                     tracing::warn!(session = key.0, error = %e, "DTLS client start");
                 }
             }
-            self.flush(key, None);
+            if let Some(channels) = h.channels.as_mut()
+                && channels.poll_timeout().is_some_and(|t| t <= now)
+            {
+                channels.handle_timeout(now);
+            }
+            self.drain_channels(key, now);
         }
     }
 
@@ -321,7 +547,7 @@ impl Handshaker {
         };
         let route = via.or(h.path);
         while let Some(datagram) = h.dtls.poll_transmit() {
-            tracing::debug!(session = key.0, len = datagram.len(), to = ?route, "DTLS send");
+            tracing::trace!(session = key.0, len = datagram.len(), to = ?route, "DTLS send");
             if let Some((worker, to)) = route
                 && let Some(w) = self.workers.get(worker.0)
             {
@@ -331,7 +557,16 @@ impl Handshaker {
                 });
             }
         }
-        if let Some(at) = h.dtls.poll_timeout() {
+        let next = h
+            .dtls
+            .poll_timeout()
+            .into_iter()
+            .chain(h.channels.as_ref().and_then(|c| c.poll_timeout()))
+            .min();
+        if let Some(at) = next
+            && h.armed.is_none_or(|armed| at < armed)
+        {
+            h.armed = Some(at);
             self.timers.push(Reverse((at, key)));
         }
     }

@@ -42,12 +42,28 @@ impl Budget {
 }
 
 /// Per session: when its window started and how many events it sent in it.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ControlBudget {
     windows: HashMap<SessionKey, (Instant, u32)>,
+    limit: u32,
+}
+
+impl Default for ControlBudget {
+    /// [`EVENTS_PER_WINDOW`] per session.
+    fn default() -> Self {
+        ControlBudget::with_limit(EVENTS_PER_WINDOW)
+    }
 }
 
 impl ControlBudget {
+    /// `limit` events per session per window.
+    pub fn with_limit(limit: u32) -> Self {
+        ControlBudget {
+            windows: HashMap::default(),
+            limit,
+        }
+    }
+
     /// Whether `key` may send one more event at `now` (and counts it).
     pub fn allow(&mut self, key: SessionKey, now: Instant) -> Budget {
         let (start, count) = self.windows.entry(key).or_insert((now, 0));
@@ -56,7 +72,7 @@ impl ControlBudget {
             *count = 0;
         }
         *count = count.saturating_add(1);
-        match (*count).cmp(&(EVENTS_PER_WINDOW + 1)) {
+        match (*count).cmp(&(self.limit + 1)) {
             std::cmp::Ordering::Less => Budget::Within,
             std::cmp::Ordering::Equal => Budget::JustSpent,
             std::cmp::Ordering::Greater => Budget::Spent,

@@ -45,6 +45,11 @@ pub enum DropReason {
     ControlBudget,
     /// An event for the control thread while its queue was full.
     ControlQueueFull,
+    /// A data-channel record (DTLS application data) of a session past its
+    /// budget for this second.
+    DataBudget,
+    /// A data-channel record while its DTLS thread's queue was full.
+    DataQueueFull,
     /// A NACKed packet no longer (or never) in the track's history, or of
     /// a stream without NACK.
     NackUnavailable,
@@ -62,7 +67,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 22] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -80,6 +85,8 @@ impl DropReason {
         DropReason::SendFailed,
         DropReason::ControlBudget,
         DropReason::ControlQueueFull,
+        DropReason::DataBudget,
+        DropReason::DataQueueFull,
         DropReason::NackUnavailable,
         DropReason::ResendBudget,
         DropReason::Duplicate,
@@ -107,6 +114,8 @@ impl DropReason {
             DropReason::SendFailed => "send_failed",
             DropReason::ControlBudget => "control_budget",
             DropReason::ControlQueueFull => "control_queue_full",
+            DropReason::DataBudget => "data_channel_budget",
+            DropReason::DataQueueFull => "data_channel_queue_full",
             DropReason::NackUnavailable => "nack_unavailable",
             DropReason::ResendBudget => "resend_budget",
             DropReason::Duplicate => "duplicate",

@@ -63,6 +63,7 @@ impl Engine {
     /// budget go with it) and returns its state.
     pub(super) fn let_go(&mut self, key: SessionKey) -> Option<MediaSession> {
         self.control_budget.forget(key);
+        self.data_budget.forget(key);
         self.bindings.retain(|_, k| *k != key);
         let session = self.sessions.remove(&key)?;
         self.histories

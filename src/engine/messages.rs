@@ -180,6 +180,13 @@ pub enum EngineEvent {
         /// they are installed.
         flight: Vec<Vec<u8>>,
     },
+    /// From a handshake thread: the state of a session's data channels.
+    DataChannels {
+        /// The session.
+        key: SessionKey,
+        /// What happened.
+        event: crate::datachannel::ops::ChannelEvent,
+    },
 }
 
 /// Plaintext packets handed from the publisher's worker to the workers that

@@ -311,6 +311,8 @@ pub struct MediaSection {
     /// (RFC 8843 §6): port 0 then means "bundled", not "rejected". Cleared
     /// by the parser when the mid is not in the group.
     pub bundle_only: bool,
+    /// `a=max-message-size` of an `m=application` (RFC 8841 §6).
+    pub max_message_size: Option<usize>,
 }
 
 impl MediaSection {
@@ -319,6 +321,15 @@ impl MediaSection {
     /// for every m-line but the first with `bundlePolicy: "max-bundle"`).
     pub fn is_active(&self) -> bool {
         self.port != 0 || self.bundle_only
+    }
+
+    /// Whether it is an `m=application` for data channels that we take:
+    /// SCTP over DTLS (RFC 8841), live.
+    pub fn is_data_channel(&self) -> bool {
+        self.kind == MediaKind::Application
+            && self.is_active()
+            && self.proto.ends_with("DTLS/SCTP")
+            && self.formats.iter().any(|f| f == "webrtc-datachannel")
     }
 }
 

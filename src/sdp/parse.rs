@@ -102,6 +102,7 @@ fn media_line(value: &str) -> Option<MediaSection> {
         fingerprints: Vec::new(),
         setup: None,
         bundle_only: false,
+        max_message_size: None,
     })
 }
 
@@ -132,6 +133,7 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
         "inactive" => m.direction = Direction::Inactive,
         "rtcp-mux" => m.rtcp_mux = true,
         "rtcp-rsize" => m.rtcp_rsize = true,
+        "max-message-size" => m.max_message_size = arg.trim().parse().ok(),
         "ice-ufrag" => m.ice_ufrag = Some(arg.to_owned()),
         "ice-pwd" => m.ice_pwd = Some(arg.to_owned()),
         "fingerprint" => m.fingerprints.push(arg.trim().to_owned()),

@@ -150,8 +150,25 @@ impl SdpWriter {
         self
     }
 
-    /// Appends a rejected m=application line (data channels are not
-    /// negotiated yet).
+    /// Appends a live m=application line for data channels: SCTP over
+    /// DTLS (RFC 8841) on port 5000, messages up to `max_message_size`.
+    pub fn application(
+        &mut self,
+        mid: &Mid,
+        max_message_size: usize,
+        transport: &Transport<'_>,
+    ) -> &mut Self {
+        let o = &mut self.out;
+        o.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n");
+        write_transport(o, transport);
+        let _ = write!(
+            o,
+            "a=mid:{mid}\r\na=sctp-port:5000\r\na=max-message-size:{max_message_size}\r\n"
+        );
+        self
+    }
+
+    /// Appends a rejected m=application line.
     pub fn rejected_application(&mut self, mid: &Mid) -> &mut Self {
         let _ = write!(
             self.out,

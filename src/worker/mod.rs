@@ -21,6 +21,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::Sender as EventSender;
 use tokio::sync::mpsc::error::TrySendError;
 
+use crate::dtls::pool::JobQueues;
 use crate::engine::Engine;
 use crate::engine::counters::{Counters, DropReason};
 use crate::engine::directory::IceDirectory;
@@ -74,6 +75,7 @@ impl Workers {
         pin: bool,
         directory: Arc<IceDirectory>,
         events: EventSender<EngineEvent>,
+        dtls: JobQueues,
     ) -> io::Result<Self> {
         let count = count.max(1);
         let mut sockets = Vec::with_capacity(count);
@@ -130,6 +132,7 @@ impl Workers {
                 commands: rx,
                 rings: rings.clone(),
                 events: events.clone(),
+                dtls: dtls.clone(),
                 engine,
             };
             threads.push(
@@ -175,6 +178,8 @@ struct Worker {
     commands: Receiver<WorkerCommand>,
     rings: Arc<Rings>,
     events: EventSender<EngineEvent>,
+    /// The DTLS threads, for data-channel records.
+    dtls: JobQueues,
     engine: Engine,
 }
 
@@ -273,6 +278,11 @@ impl Worker {
         for (w, wake) in self.to_wake.iter_mut().enumerate() {
             if std::mem::take(wake) {
                 let _ = self.rings.wakers[w].wake();
+            }
+        }
+        while let Some((key, from, bytes)) = self.engine.poll_data_record() {
+            if !self.dtls.data(key, (WorkerId(self.id), from), bytes) {
+                self.engine.counters().count_drop(DropReason::DataQueueFull);
             }
         }
         while let Some(event) = self.engine.poll_event() {
