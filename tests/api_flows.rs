@@ -224,11 +224,13 @@ fn legacy_sessions_new_with_an_offer_answers_it() {
     let answer = body["sessionDescription"]["sdp"].as_str().unwrap();
     assert_eq!(body["sessionDescription"]["type"], "answer");
     assert!(answer.contains("a=mid:0") && answer.contains("a=mid:1") && answer.contains("a=mid:2"));
-    // Data channels are a later feature: the m=application line is rejected.
+    // The data channels' m=application is accepted, inside the group.
     assert!(
-        answer.contains("m=application 0 UDP/DTLS/SCTP webrtc-datachannel"),
+        answer.contains("m=application 9 UDP/DTLS/SCTP webrtc-datachannel"),
         "{answer}"
     );
+    assert!(answer.contains("a=group:BUNDLE 0 1 2"), "{answer}");
+    assert!(answer.contains("a=sctp-port:5000\r\na=max-message-size:262144"));
     webrtc_sdp::parse_sdp(answer, false).expect("webrtc-sdp parses the answer");
 }
 

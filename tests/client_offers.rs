@@ -43,8 +43,8 @@ fn firefox_max_bundle_offer_is_bundled_not_rejected() {
     assert_eq!(body["tracks"][1]["kind"], "video");
     let sdp = sdp_of(&body);
     check_transport(sdp, server.media_addr.port(), "passive");
-    // Both media m-lines bundled, answered with port 9 (RFC 8843 answerer).
-    assert!(lines(sdp).contains(&"a=group:BUNDLE 0 1"), "{sdp}");
+    // Every m-line bundled, answered with port 9 (RFC 8843 answerer).
+    assert!(lines(sdp).contains(&"a=group:BUNDLE 0 1 2"), "{sdp}");
     let video = section(sdp, "1");
     assert!(
         video[0].starts_with("m=video 9 UDP/TLS/RTP/SAVPF 120"),
@@ -54,8 +54,13 @@ fn firefox_max_bundle_offer_is_bundled_not_rejected() {
     assert!(video.contains(&"a=rtpmap:120 VP8/90000"));
     assert!(!video.contains(&"a=bundle-only"), "never in an answer");
     assert!(section(sdp, "0").contains(&"a=recvonly"));
-    // Data channels are not negotiated yet: rejected, outside the group.
-    assert!(section(sdp, "2")[0].starts_with("m=application 0 "));
+    // The data channels' m-line is accepted (SCTP over DTLS, RFC 8841).
+    let application = section(sdp, "2");
+    assert!(
+        application[0].starts_with("m=application 9 UDP/DTLS/SCTP webrtc-datachannel"),
+        "{application:?}"
+    );
+    assert!(application.contains(&"a=sctp-port:5000"));
 }
 
 #[test]
@@ -75,7 +80,8 @@ fn bundle_only_outside_the_bundle_group_stays_rejected() {
     );
     let sdp = sdp_of(&body);
     assert!(section(sdp, "1")[0].starts_with("m=video 0 "), "{sdp}");
-    assert!(lines(sdp).contains(&"a=group:BUNDLE 0"));
+    // The data channels' m-line stays (it is inside the offer's group).
+    assert!(lines(sdp).contains(&"a=group:BUNDLE 0 2"), "{sdp}");
 }
 
 #[test]

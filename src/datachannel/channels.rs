@@ -44,7 +44,9 @@ pub const HELD_MESSAGES: usize = 1024;
 pub const HELD_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes queued in one channel's SCTP send buffer past which a delivered
 /// message is dropped: a slow subscriber loses messages, nobody waits.
-pub const SEND_BUFFER_BYTES: usize = 1024 * 1024;
+/// Large enough that a burst from a fast publisher (a few MB from Chromium
+/// on loopback) is carried whole to subscribers that keep up.
+pub const SEND_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// A channel of some session: where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

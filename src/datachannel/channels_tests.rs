@@ -358,11 +358,12 @@ fn a_stalled_subscriber_loses_messages_and_nobody_else_does() {
     wire(&mut net, DeliveryPolicy::default(), false, None);
     net.peers[2].stalled = true;
     let chunk = vec![7u8; 60_000];
-    for _ in 0..40 {
+    let count = SEND_BUFFER_BYTES / chunk.len() + 20;
+    for _ in 0..count {
         net.client_sends(0, 1, false, &chunk);
         net.run_for(Duration::from_millis(20));
     }
-    assert!(net.run_until(Duration::from_secs(20), |n| n.messages(1, 3).len() == 40));
+    assert!(net.run_until(Duration::from_secs(60), |n| n.messages(1, 3).len() == count));
     let drops = net.peers[2].server.drops();
     assert!(drops.send_buffer_full > 0, "{drops:?}");
     assert_eq!(net.peers[1].server.drops(), Drops::default());

@@ -67,7 +67,8 @@ pub fn check_transport(sdp: &str, media_port: u16, setup: &str) {
         assert!(b.iter().any(|l| l.starts_with("a=ice-pwd:")));
         assert!(b.iter().any(|l| l.starts_with("a=fingerprint:sha-256 ")));
         assert!(b.contains(&format!("a=setup:{setup}").as_str()));
-        assert!(b.contains(&"a=rtcp-mux"));
+        // RTP m-lines multiplex RTCP; data channels have none (RFC 8841).
+        assert!(b[0].starts_with("application ") || b.contains(&"a=rtcp-mux"));
         assert!(
             b.iter()
                 .any(|l| l.starts_with("a=candidate:") && l.ends_with(&candidate)),
