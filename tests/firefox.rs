@@ -2,6 +2,8 @@
 //! pairs: Firefox echo (publish a fake camera + mic and pull them back), a
 //! second Firefox tab pulling the first one's tracks, Chromium → Firefox and
 //! Firefox → Chromium. The pulled video must decode more than 60 frames.
+//! And the demo's chat: Firefox subscribes to a Chromium publisher's data
+//! channel, receives its lines in order, and replies.
 //!
 //!   tools/test --test firefox     (or, with its prerequisites: cargo test --test firefox)
 //!
@@ -36,6 +38,12 @@ fn check_prerequisites(need_chromium: bool) {
 /// Runs one scenario of tests/browser/firefox.mjs in a fresh namespace with
 /// its own server; returns the decoded frame count.
 fn scenario(name: &str) -> u64 {
+    let result = run(name, |r| r["framesDecoded"].as_u64().unwrap_or(0) > 60);
+    result["framesDecoded"].as_u64().unwrap_or(0)
+}
+
+/// Runs one scenario; it must succeed and `passed` hold of its result.
+fn run(name: &str, passed: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     check_prerequisites(name != "echo" && name != "firefox-to-firefox");
     let ns = Netns::create();
@@ -48,9 +56,8 @@ fn scenario(name: &str) -> u64 {
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("{name}: no JSON result ({e}, {status}): {stdout}\n--- browsers ---\n{stderr}\n--- server ---\n{logs}")
     });
-    let frames = result["framesDecoded"].as_u64().unwrap_or(0);
     assert!(
-        status.success() && result["ok"] == true && frames > 60,
+        status.success() && result["ok"] == true && passed(&result),
         "{name} failed: {stdout}\n--- browsers ---\n{stderr}\n--- server ---\n{logs}"
     );
     // Normal handshakes of real browsers log nothing above INFO.
@@ -64,7 +71,7 @@ fn scenario(name: &str) -> u64 {
         loud.join("\n")
     );
     eprintln!("{name}: {}", stdout.trim());
-    frames
+    result
 }
 
 #[test]
@@ -85,4 +92,9 @@ fn chromium_publishes_firefox_pulls() {
 #[test]
 fn firefox_publishes_chromium_pulls() {
     scenario("firefox-to-chromium");
+}
+
+#[test]
+fn firefox_subscribes_to_a_chromium_data_channel() {
+    run("chat", |r| r["received"] == 20);
 }

@@ -135,16 +135,18 @@ fn a_publishers_messages_reach_every_subscriber_and_only_the_reply_holder_answer
     let (mut p, ps) = establish(&api, "publisher", true);
     let (mut s1, ss1) = establish(&api, "subscriber-1", true);
     let (mut s2, ss2) = establish(&api, "subscriber-2", true);
+    let (mut s3, ss3) = establish(&api, "subscriber-3", true);
     assert!(
         drive(
-            &mut [&mut p, &mut s1, &mut s2],
+            &mut [&mut p, &mut s1, &mut s2, &mut s3],
             Duration::from_secs(10),
             |ps| ps.iter().all(|p| p.connected)
         ),
-        "every peer connects: {} {} {}",
+        "every peer connects: {} {} {} {}",
         p.connected,
         s1.connected,
-        s2.connected
+        s2.connected,
+        s3.connected
     );
 
     // Publish, and subscribe twice: s1 may reply.
@@ -171,6 +173,15 @@ fn a_publishers_messages_reach_every_subscriber_and_only_the_reply_holder_answer
         assert!(item["errorCode"].is_null(), "{reply}");
         subs.push(open(peer, "chat", &item["id"]));
     }
+    // The third waits for its own first message before anything reaches it.
+    let reply = datachannels(
+        &api,
+        &ss3,
+        "new",
+        json!([{"location": "remote", "sessionId": ps, "dataChannelName": "chat",
+                "waitForAck": true}]),
+    );
+    let waiting = open(&mut s3, "chat", &reply["dataChannels"][0]["id"]);
     // A subscription to nothing is an item error.
     let reply = datachannels(
         &api,
@@ -184,12 +195,13 @@ fn a_publishers_messages_reach_every_subscriber_and_only_the_reply_holder_answer
     );
     assert!(
         drive(
-            &mut [&mut p, &mut s1, &mut s2],
+            &mut [&mut p, &mut s1, &mut s2, &mut s3],
             Duration::from_secs(10),
             |ps| {
                 ps[0].rtc.channel(pc).is_some()
                     && ps[1].rtc.channel(subs[0]).is_some()
                     && ps[2].rtc.channel(subs[1]).is_some()
+                    && ps[3].rtc.channel(waiting).is_some()
             }
         ),
         "the channels open"
@@ -199,7 +211,7 @@ fn a_publishers_messages_reach_every_subscriber_and_only_the_reply_holder_answer
             &mut [&mut p, &mut s1, &mut s2],
             Duration::from_secs(5),
             |_| {
-                [&ps, &ss1, &ss2].iter().all(|s| {
+                [&ps, &ss1, &ss2, &ss3].iter().all(|s| {
                     statuses(&api, s)
                         .iter()
                         .all(|(_, status)| status == "active")
@@ -237,6 +249,29 @@ fn a_publishers_messages_reach_every_subscriber_and_only_the_reply_holder_answer
     let expected: Vec<_> = (0..COUNT).map(message).collect();
     assert_eq!(messages(&s1, subs[0]), expected, "once each, in order");
     assert_eq!(messages(&s2, subs[1]), expected, "once each, in order");
+
+    // waitForAck: nothing until the subscriber's first message, then all.
+    drive(&mut [&mut p, &mut s3], Duration::from_millis(300), |_| {
+        false
+    });
+    assert!(messages(&s3, waiting).is_empty(), "held until acknowledged");
+    send(&mut s3, waiting, false, b"ready");
+    assert!(
+        drive(&mut [&mut p, &mut s3], Duration::from_secs(20), |ps| {
+            messages(ps[1], waiting).len() >= COUNT
+        }),
+        "{} of {COUNT} after the acknowledgement",
+        messages(&s3, waiting).len()
+    );
+    assert_eq!(
+        messages(&s3, waiting),
+        expected,
+        "then everything, in order"
+    );
+    assert!(
+        messages(&p, pc).is_empty(),
+        "the acknowledgement is consumed"
+    );
 
     // Only the holder of canReply reaches the publisher.
     send(&mut s1, subs[0], false, b"from one");

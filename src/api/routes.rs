@@ -289,6 +289,28 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         "Subscribers' bandwidth estimates (transport-cc), sampled once a second each",
         workers.iter().map(|h| h.counters.estimates.read()),
     );
+    let dc = state.control.data_channel_counters();
+    type Dc = crate::datachannel::counters::DataChannelCounters;
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_datachannel_messages_received_total Data-channel messages clients sent\n# TYPE switchboard_datachannel_messages_received_total counter\nswitchboard_datachannel_messages_received_total {}",
+        Dc::get(&dc.received)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_datachannel_messages_delivered_total Data-channel messages sent to clients\n# TYPE switchboard_datachannel_messages_delivered_total counter\nswitchboard_datachannel_messages_delivered_total {}",
+        Dc::get(&dc.delivered)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_datachannel_drops_total Data-channel messages dropped, by reason\n# TYPE switchboard_datachannel_drops_total counter"
+    );
+    for (reason, n) in dc.drops() {
+        let _ = writeln!(
+            out,
+            "switchboard_datachannel_drops_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP switchboard_sessions Sessions\n# TYPE switchboard_sessions gauge\nswitchboard_sessions {}",

@@ -162,6 +162,11 @@ impl Control {
         self.handshakes.shutdown();
     }
 
+    /// What the data channels counted (for metrics).
+    pub fn data_channel_counters(&self) -> &crate::datachannel::counters::DataChannelCounters {
+        &self.handshakes.counters
+    }
+
     /// The worker handles (for metrics).
     pub fn workers(&self) -> &[WorkerHandle] {
         &self.workers

@@ -142,12 +142,31 @@ struct Held {
     bytes: usize,
 }
 
+/// What a session's channels counted since [`SessionChannels::take_counts`]
+/// was last called.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages the client sent.
+    pub received: u64,
+    /// Messages handed to SCTP for the client.
+    pub delivered: u64,
+    /// Messages dropped.
+    pub drops: Drops,
+}
+
 /// One session's channels and their SCTP association.
 pub struct SessionChannels {
     sctp: SctpTransport,
+    /// The session's DTLS role and its client's limit, to make the
+    /// association again.
+    role: DtlsRole,
+    remote_max_message_size: Option<usize>,
     roles: FxHashMap<u16, Role>,
     outputs: VecDeque<Output>,
+    /// Drops since the channels were made.
     drops: Drops,
+    /// Counts not yet taken.
+    counts: Counts,
 }
 
 impl SessionChannels {
@@ -156,14 +175,30 @@ impl SessionChannels {
     pub fn new(role: DtlsRole, remote_max_message_size: Option<usize>) -> Self {
         SessionChannels {
             sctp: SctpTransport::new(role, remote_max_message_size),
+            role,
+            remote_max_message_size,
             roles: FxHashMap::default(),
             outputs: VecDeque::new(),
             drops: Drops::default(),
+            counts: Counts::default(),
         }
     }
 
     /// DTLS connected: the association starts (see [`SctpTransport::start`]).
     pub fn start(&mut self, now: Instant) {
+        self.sctp.start(now);
+        self.pump(now);
+    }
+
+    /// A new DTLS association replaced the one the SCTP association ran in
+    /// (the client made a second handshake): the client starts a new SCTP
+    /// association in it, so ours starts over too; the channels stay and
+    /// open again once it is up.
+    pub fn restart(&mut self, now: Instant) {
+        if !self.sctp.is_connected() {
+            return;
+        }
+        self.sctp = SctpTransport::new(self.role, self.remote_max_message_size);
         self.sctp.start(now);
         self.pump(now);
     }
@@ -225,6 +260,11 @@ impl SessionChannels {
     /// Messages dropped so far.
     pub fn drops(&self) -> Drops {
         self.drops
+    }
+
+    /// What was counted since the last call.
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
     }
 
     /// Channel `id` publishes: the client's messages on it go to
@@ -305,13 +345,15 @@ impl SessionChannels {
     /// (`waitForAck`), dropped (counted) when the channel cannot take it.
     pub fn deliver(&mut self, now: Instant, id: u16, message: &Message) {
         match self.roles.get_mut(&id) {
-            None => self.drops.unknown_channel += 1,
+            None => self.drop(|d| &mut d.unknown_channel),
             Some(Role::Subscribed { held: Some(h), .. }) => {
-                if h.messages.len() >= HELD_MESSAGES || h.bytes + message.bytes.len() > HELD_BYTES {
-                    self.drops.held_full += 1;
-                } else {
+                let full =
+                    h.messages.len() >= HELD_MESSAGES || h.bytes + message.bytes.len() > HELD_BYTES;
+                if !full {
                     h.bytes += message.bytes.len();
                     h.messages.push_back(message.clone());
+                } else {
+                    self.drop(|d| &mut d.held_full);
                 }
             }
             Some(_) => {
@@ -321,21 +363,27 @@ impl SessionChannels {
         }
     }
 
+    /// Counts one dropped message under the reason `field` picks.
+    fn drop(&mut self, field: fn(&mut Drops) -> &mut u64) {
+        *field(&mut self.drops) += 1;
+        *field(&mut self.counts.drops) += 1;
+    }
+
     fn send(&mut self, now: Instant, id: u16, message: &Message) {
         if !self.sctp.is_connected() {
-            self.drops.not_connected += 1;
+            self.drop(|d| &mut d.not_connected);
             return;
         }
         if self.sctp.buffered_amount(id) > SEND_BUFFER_BYTES {
-            self.drops.send_buffer_full += 1;
+            self.drop(|d| &mut d.send_buffer_full);
             return;
         }
         match self.sctp.send(now, id, message.is_string, &message.bytes) {
-            Ok(()) => {}
-            Err(SctpError::NotConnected) => self.drops.not_connected += 1,
+            Ok(()) => self.counts.delivered += 1,
+            Err(SctpError::NotConnected) => self.drop(|d| &mut d.not_connected),
             Err(e) => {
                 tracing::debug!(error = %e, id, "data channel send refused");
-                self.drops.refused += 1;
+                self.drop(|d| &mut d.refused);
             }
         }
     }
@@ -389,7 +437,7 @@ impl SessionChannels {
                     }
                 }
                 SctpEvent::Message { id, kind, bytes } => self.received(now, id, kind, bytes),
-                SctpEvent::MessageDropped { .. } => self.drops.refused += 1,
+                SctpEvent::MessageDropped { .. } => self.drop(|d| &mut d.refused),
                 // In-band opens are answered by the association; they are
                 // not channels of the API (server-events aside, on id 0).
                 SctpEvent::ChannelOpened { .. } | SctpEvent::ChannelAcked { .. } => {}
@@ -399,6 +447,7 @@ impl SessionChannels {
 
     /// A message the client sent on channel `id`.
     fn received(&mut self, now: Instant, id: u16, kind: MessageKind, bytes: Vec<u8>) {
+        self.counts.received += 1;
         let message = Message {
             is_string: matches!(kind, MessageKind::String { .. }),
             bytes: Bytes::from(bytes),
@@ -424,8 +473,8 @@ impl SessionChannels {
                 to: Arc::from([*publisher]),
                 message,
             }),
-            Some(Role::Subscribed { .. }) => self.drops.no_reply_right += 1,
-            Some(Role::ServerEvents) | None => self.drops.unknown_channel += 1,
+            Some(Role::Subscribed { .. }) => self.drop(|d| &mut d.no_reply_right),
+            Some(Role::ServerEvents) | None => self.drop(|d| &mut d.unknown_channel),
         }
     }
 }

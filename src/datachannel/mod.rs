@@ -12,6 +12,7 @@
 //! routes and the fan-out build on these.
 
 pub mod channels;
+pub mod counters;
 pub mod dcep;
 pub mod ops;
 pub mod policy;

@@ -30,6 +30,7 @@ use tokio::sync::mpsc::Sender as EventSender;
 
 use super::{DtlsIdentity, DtlsRole, DtlsTransport, Fingerprint};
 use crate::datachannel::channels::{ChannelRef, Message, Output, SessionChannels};
+use crate::datachannel::counters::DataChannelCounters;
 use crate::datachannel::ops::{ChannelEvent, ChannelOp};
 use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{SessionKey, WorkerId};
@@ -176,6 +177,8 @@ impl JobQueues {
 pub struct HandshakePool {
     queues: JobQueues,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// What the data channels of all sessions counted.
+    pub counters: Arc<DataChannelCounters>,
 }
 
 impl HandshakePool {
@@ -189,9 +192,11 @@ impl HandshakePool {
         events: EventSender<EngineEvent>,
     ) -> std::io::Result<Self> {
         let mut handles = Vec::new();
+        let counters = Arc::new(DataChannelCounters::default());
         for (i, rx) in receivers.into_iter().enumerate() {
             let handshaker = Handshaker {
                 thread: i,
+                counters: counters.clone(),
                 queues: queues.clone(),
                 identity: identity.clone(),
                 workers: workers.clone(),
@@ -208,6 +213,7 @@ impl HandshakePool {
         Ok(HandshakePool {
             queues,
             threads: Mutex::new(handles),
+            counters,
         })
     }
 
@@ -245,6 +251,7 @@ struct Handshaker {
     /// This thread's index among the queues.
     thread: usize,
     queues: JobQueues,
+    counters: Arc<DataChannelCounters>,
     identity: Arc<DtlsIdentity>,
     workers: Vec<WorkerHandle>,
     events: EventSender<EngineEvent>,
@@ -405,6 +412,9 @@ impl Handshaker {
                     flight.push(d.to_vec());
                 }
                 if let Some(channels) = h.channels.as_mut() {
+                    // The first handshake starts the association; a second
+                    // one (a new DTLS association) starts it over.
+                    channels.restart(now);
                     channels.start(now);
                 }
                 self.take_application_data(key, now);
@@ -453,6 +463,9 @@ impl Handshaker {
                     tracing::debug!(session = key.0, error = %e, "SCTP packet not sent");
                 }
             }
+            let counts = channels.take_counts();
+            self.counters
+                .add(counts.received, counts.delivered, &counts.drops);
             while let Some(output) = channels.poll_output() {
                 match output {
                     Output::Forward { to, message } => forwards.push((to, message)),

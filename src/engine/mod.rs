@@ -300,7 +300,7 @@ impl Engine {
         match classify(datagram) {
             PacketKind::Stun => self.handle_stun(now, from, datagram),
             PacketKind::Dtls => match self.bindings.get(&from).copied() {
-                Some(key) if self.is_data_channel_record(key, datagram) => {
+                Some(key) if Self::is_data_channel_record(datagram) => {
                     self.handle_data_record(now, key, from, datagram)
                 }
                 Some(key) if self.within_budget(key, now) => {
@@ -364,13 +364,14 @@ impl Engine {
         }
     }
 
-    /// Whether a DTLS datagram of `key` is data-channel traffic: application
-    /// data (content type 23, RFC 6347 §4.1) of a session whose handshake
-    /// completed (its SRTP keys are here). It goes straight to the
-    /// session's DTLS thread, not through the control thread.
-    fn is_data_channel_record(&self, key: SessionKey, datagram: &[u8]) -> bool {
+    /// Whether a DTLS datagram is data-channel traffic: application data
+    /// (content type 23, RFC 6347 §4.1). It goes straight to the session's
+    /// DTLS thread, not through the control thread. (A session with data
+    /// channels only has no media state on any worker, so this cannot wait
+    /// for its SRTP keys; a client sends application data only after our
+    /// last flight, which leaves once the handshake is done.)
+    fn is_data_channel_record(datagram: &[u8]) -> bool {
         datagram.first() == Some(&DTLS_APPLICATION_DATA)
-            && self.sessions.get(&key).is_some_and(|s| s.srtp.is_some())
     }
 
     /// Queues a data-channel record for the session's DTLS thread, within

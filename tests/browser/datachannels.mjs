@@ -84,12 +84,22 @@ async function fanout({ count, fastCount, replies }) {
     ch.binaryType = "arraybuffer";
     const got = [];
     ch.onmessage = (e) => got.push(describe(e.data));
+    ch.onerror = (e) => sb.note(`error ${label} ${id} ${session.sessionId.slice(0, 6)}`, {
+      message: e.error && e.error.message, detail: e.error && e.error.errorDetail,
+      sctpCause: e.error && e.error.sctpCauseCode, received: got.length,
+    });
+    ch.onclose = () => sb.note(`close ${label} ${id} ${session.sessionId.slice(0, 6)}`, {
+      sctp: session.pc.sctp && session.pc.sctp.state, received: got.length,
+    });
     return { ch, got };
   }
 
   async function send(ch, n, tag) {
     for (let i = 0; i < n; i++) {
       while (ch.bufferedAmount > 256 * 1024) await new Promise((r) => setTimeout(r, 5));
+      if (ch.readyState !== "open") {
+        throw new Error(`${ch.label} ${ch.id} ${ch.readyState} after ${i} of ${n} sent: ${JSON.stringify(sb.notes)}`);
+      }
       ch.send(make(tag, i));
     }
   }

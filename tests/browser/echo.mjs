@@ -1,6 +1,6 @@
 // End-to-end check of the demo page (src/api/demo.html) in headless Chromium.
 //
-//   node tests/browser/echo.mjs <base-url> [--two-tabs]
+//   node tests/browser/echo.mjs <base-url> [--two-tabs | --chat]
 //   e.g. node tests/browser/echo.mjs http://127.0.0.1:8080/
 //
 // Default scenario ("echo"): open the page, click #start (publish camera+mic,
@@ -8,6 +8,9 @@
 // more than 60 video frames.
 // --two-tabs: tab 1 clicks #start; tab 2 pulls tab 1's session ("audio,video")
 // with #pull-session/#pull and must decode more than 60 video frames.
+// --chat: both tabs click #chat-open; tab 2 joins tab 1's chat session
+// (#chat-join-session, #chat-join); a line typed in each tab (#chat-text,
+// #chat-send) must appear in the other's (window.demo.chat.messages).
 //
 // Env: CHROMIUM (default /usr/bin/chromium), ECHO_TIMEOUT_MS (default 15000,
 // counted from the first click). Prints one JSON line on stdout:
@@ -22,15 +25,16 @@ const POLL_MS = 250;
 
 const args = process.argv.slice(2);
 const twoTabs = args.includes("--two-tabs");
+const chat = args.includes("--chat");
 const baseUrl = args.find((a) => !a.startsWith("--"));
-if (!baseUrl || args.some((a) => a.startsWith("--") && a !== "--two-tabs")) {
-  console.error("usage: node tests/browser/echo.mjs <base-url> [--two-tabs]");
+if (!baseUrl || args.some((a) => a.startsWith("--") && a !== "--two-tabs" && a !== "--chat")) {
+  console.error("usage: node tests/browser/echo.mjs <base-url> [--two-tabs | --chat]");
   process.exit(2);
 }
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
 const timeoutMs = Number(process.env.ECHO_TIMEOUT_MS) || 15000;
 const hardTimeoutMs = Math.max(40000, timeoutMs + 25000);
-const scenario = twoTabs ? "two-tabs" : "echo";
+const scenario = twoTabs ? "two-tabs" : chat ? "chat" : "echo";
 
 
 const t0 = Date.now();
@@ -159,9 +163,46 @@ async function runTwoTabs() {
   };
 }
 
+async function runChat() {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  const open = async (name) => {
+    const tab = await openTab(name);
+    await tab.click("#chat-open");
+    const id = await pollUntil(tab, deadline, `${name} chat open`, (p) =>
+      p.evaluate(() => window.demo.chat && window.demo.chat.channel.readyState === "open" && window.demo.chat.sessionId));
+    if (!id.value) throw new Error(`${id.reason}: ${JSON.stringify(await pageText(tab))}`);
+    return { tab, sessionId: id.value };
+  };
+  const one = await open("tab1");
+  const two = await open("tab2");
+  await two.tab.fill("#chat-join-session", one.sessionId);
+  await two.tab.click("#chat-join");
+  const joined = await pollUntil(two.tab, deadline, "tab 2 joined", (p) =>
+    p.evaluate(() => window.demo.chat.joined && window.demo.chat.channel.readyState === "open"));
+  if (!joined.value) return { ok: false, reason: joined.reason, ...(await pageText(two.tab)) };
+  await sleep(300);
+  const say = async (tab, text) => {
+    await tab.fill("#chat-text", text);
+    await tab.click("#chat-send");
+  };
+  const heard = (tab, text) => pollUntil(tab, deadline, `"${text}" received`, (p) =>
+    p.evaluate((t) => window.demo.chat.messages.includes(t), text));
+  await say(one.tab, "hello from tab 1");
+  const first = await heard(two.tab, "hello from tab 1");
+  await say(two.tab, "hello from tab 2");
+  const second = await heard(one.tab, "hello from tab 2");
+  const messages = {
+    tab1: await one.tab.evaluate(() => window.demo.chat.messages),
+    tab2: await two.tab.evaluate(() => window.demo.chat.messages),
+  };
+  if (first.value && second.value) return { ok: true, ms: Date.now() - started, messages };
+  return { ok: false, reason: first.reason || second.reason, messages };
+}
+
 try {
   browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 20000 });
-  finish(twoTabs ? await runTwoTabs() : await runEcho());
+  finish(twoTabs ? await runTwoTabs() : chat ? await runChat() : await runEcho());
 } catch (e) {
   finish({ ok: false, reason: `exception: ${e && e.message ? e.message : e}`, ms: Date.now() - t0 });
 } finally {

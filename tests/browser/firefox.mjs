@@ -12,6 +12,11 @@
 //                        browser pulls its session with #pull-session/#pull.
 //   chromium-to-firefox  Chromium publishes, Firefox pulls.
 //   firefox-to-chromium  Firefox publishes, Chromium pulls.
+//   chat                 data channels: Chromium opens the demo's chat
+//                        (#chat-open: it publishes "chat"), Firefox opens its
+//                        own and joins Chromium's (subscribes with canReply);
+//                        20 lines typed in Chromium must all reach Firefox,
+//                        in order, and Firefox's reply must reach Chromium.
 //
 // Env: FIREFOX (default /usr/bin/firefox-esr), CHROMIUM (default
 // /usr/bin/chromium), ECHO_TIMEOUT_MS (default 20000, counted from the first
@@ -28,6 +33,7 @@ const SCENARIOS = {
   "firefox-to-firefox": ["firefox", "firefox"],
   "chromium-to-firefox": ["chromium", "firefox"],
   "firefox-to-chromium": ["firefox", "chromium"],
+  "chat": ["chromium", "firefox"],
 };
 
 const evidence = process.argv.includes("--evidence");
@@ -163,6 +169,39 @@ async function runPull(pubBrowser, subBrowser) {
   return { ok: false, reason: `subscriber: ${r.reason}`, ms: Date.now() - clicked, sessionId, stats: last };
 }
 
+async function runChat(pubBrowser, subBrowser) {
+  const pub = await open(pubBrowser, `${pubBrowser.kind} chat`);
+  const sub = await open(subBrowser, `${subBrowser.kind} chat`);
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  const openChat = async (page, what) => {
+    await page.click("#chat-open");
+    const r = await pollUntil(deadline, `${what} chat open`, () => page.evaluate(() =>
+      (window.demo.chat && window.demo.chat.channel.readyState === "open" ? window.demo.chat.sessionId : null)),
+    pageError(page));
+    if (!r.value) throw new Error(`${what}: ${r.reason}`);
+    return r.value;
+  };
+  const pubSession = await openChat(pub, "publisher");
+  await openChat(sub, "subscriber");
+  await sub.evaluate((id) => { document.getElementById("chat-join-session").value = id; }, pubSession);
+  await sub.click("#chat-join");
+  const joined = await pollUntil(deadline, "the subscription open", () => sub.evaluate(() =>
+    window.demo.chat.joined && window.demo.chat.channel.readyState === "open"), pageError(sub));
+  if (!joined.value) return { ok: false, reason: `subscriber: ${joined.reason}` };
+  const lines = Array.from({ length: 20 }, (_, i) => `line ${i} from ${pubBrowser.kind}`);
+  await pub.evaluate((ls) => ls.forEach((l) => window.demo.chat.send(l)), lines);
+  const got = await pollUntil(deadline, "every line at the subscriber", () =>
+    sub.evaluate((n) => window.demo.chat.messages.length >= n, lines.length), pageError(sub));
+  await sub.evaluate(() => window.demo.chat.send("reply from firefox"));
+  const back = await pollUntil(deadline, "the reply at the publisher", () =>
+    pub.evaluate(() => window.demo.chat.messages.includes("reply from firefox")), pageError(pub));
+  const received = await sub.evaluate(() => window.demo.chat.messages);
+  const inOrder = JSON.stringify(received) === JSON.stringify(lines);
+  if (got.value && back.value && inOrder) return { ok: true, ms: Date.now() - started, received: received.length };
+  return { ok: false, reason: got.reason || back.reason || `lines out of order: ${JSON.stringify(received)}` };
+}
+
 try {
   const [pubKind, subKind] = SCENARIOS[scenario];
   const kinds = [...new Set([pubKind, subKind].filter(Boolean))];
@@ -172,7 +211,8 @@ try {
   if (failed) throw failed.reason;
   const byKind = Object.fromEntries(browsers.map((b) => [b.kind, b]));
   const versions = Object.fromEntries(await Promise.all(browsers.map(async (b) => [b.kind, await b.browser.version()])));
-  const result = subKind ? await runPull(byKind[pubKind], byKind[subKind]) : await runEcho(byKind[pubKind]);
+  const result = scenario === "chat" ? await runChat(byKind[pubKind], byKind[subKind])
+    : subKind ? await runPull(byKind[pubKind], byKind[subKind]) : await runEcho(byKind[pubKind]);
   if (!result.ok || evidence) await dumpEvidence();
   finish({ ...result, browsers: versions });
 } catch (e) {

@@ -211,6 +211,18 @@ impl Endpoint {
         }
     }
 
+    /// Sends one SCTP packet (data channels) as DTLS application data.
+    pub fn send_application_data(&mut self, now: Instant, packet: &[u8]) -> bool {
+        let sent = self.dtls.send_application_data(now, packet).is_ok();
+        self.drain_dtls();
+        sent
+    }
+
+    /// The next SCTP packet the server sent (data channels).
+    pub fn poll_application_data(&mut self) -> Option<bytes::BytesMut> {
+        self.dtls.poll_application_data()
+    }
+
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.transmits.pop_front()

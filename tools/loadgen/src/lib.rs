@@ -7,10 +7,12 @@
 //! client side's offers and answers), [`media`] (packets with a send-time
 //! header extension and a checkable payload), [`stats`] (histograms and the
 //! report), [`target`] (setting sessions up through an SFU's API),
-//! [`run`] (threads with mio loops), [`storm`] (subscribers joining at a
+//! [`run`] (threads with mio loops), [`datachannels`] (data-channel
+//! fan-out load), [`storm`] (subscribers joining at a
 //! rate, as a flash crowd), [`udp`] (reads with UDP GRO), [`procstat`] (CPU
 //! time from /proc and of threads).
 
+pub mod datachannels;
 pub mod endpoint;
 pub mod janus;
 pub mod media;

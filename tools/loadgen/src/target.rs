@@ -79,7 +79,8 @@ impl Switchboard {
         self.calls.take()
     }
 
-    fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+    /// One API call; its JSON answer, or why it failed.
+    pub fn call(&self, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
         let started = Instant::now();
         let result = self.round_trip(method, path, body);
         let mut calls = self.calls.borrow_mut();
@@ -114,7 +115,8 @@ impl Switchboard {
         Ok(value)
     }
 
-    fn new_session(&self) -> anyhow::Result<String> {
+    /// POST sessions/new; the session id.
+    pub fn new_session(&self) -> anyhow::Result<String> {
         let v = self.call("POST", "/sessions/new", &json!({}))?;
         Ok(v["sessionId"].as_str().context("sessionId")?.to_owned())
     }
