@@ -6,18 +6,7 @@
 use super::*;
 use crate::datachannel::policy::Reliability;
 use crate::datachannel::sctp::MAX_MESSAGE_SIZE;
-
-/// A seeded generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+use crate::datachannel::sctp::tests::Rng;
 
 /// One session: its client and the server's channels for it.
 struct Peer {

@@ -419,4 +419,4 @@ fn transport_config(remote_max_message_size: usize) -> TransportConfig {
 
 #[cfg(test)]
 #[path = "sctp_tests.rs"]
-mod tests;
+pub(crate) mod tests;

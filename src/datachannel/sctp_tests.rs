@@ -6,10 +6,10 @@ use std::time::Duration;
 use super::*;
 
 /// A seeded generator (xorshift64*), so that every run loses the same packets.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

@@ -327,14 +327,7 @@ impl Handshaker {
             Job::Channel { key, op } => self.channel_op(key, op, now),
             Job::Deliver { to, message } => {
                 for target in to {
-                    if let Some(channels) = self
-                        .sessions
-                        .get_mut(&target.session)
-                        .and_then(|h| h.channels.as_mut())
-                    {
-                        channels.deliver(now, target.id, &message);
-                        self.drain_channels(target.session, now);
-                    }
+                    self.deliver(target, &message, now);
                 }
             }
             Job::Path { key, path } => {
@@ -382,7 +375,7 @@ impl Handshaker {
             channels
         });
         op.apply(channels, now);
-        self.drain_channels(key, now);
+        self.drain_channels(key, None, now);
     }
 
     fn record(&mut self, key: SessionKey, from: Route, bytes: &[u8], now: Instant) {
@@ -398,10 +391,7 @@ impl Handshaker {
             "DTLS record"
         );
         let (result, flight) = match result {
-            Ok(None) => {
-                self.take_application_data(key, now);
-                return self.flush(key, Some(from));
-            }
+            Ok(None) => return self.take_application_data(key, from, now),
             Ok(Some(keys)) => {
                 // Our last flight tells the client the handshake is done:
                 // it goes out only once the control thread has installed
@@ -417,8 +407,7 @@ impl Handshaker {
                     channels.restart(now);
                     channels.start(now);
                 }
-                self.take_application_data(key, now);
-                self.flush(key, Some(from));
+                self.take_application_data(key, from, now);
                 (Ok(Box::new(keys)), flight)
             }
             Err(e) => {
@@ -436,8 +425,9 @@ impl Handshaker {
     }
 
     /// Passes the SCTP packets DTLS decrypted to the session's channels
-    /// (dropped while none were negotiated).
-    fn take_application_data(&mut self, key: SessionKey, now: Instant) {
+    /// (dropped while none were negotiated); what answers goes back the way
+    /// the record came.
+    fn take_application_data(&mut self, key: SessionKey, from: Route, now: Instant) {
         let Some(h) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -446,13 +436,13 @@ impl Handshaker {
                 channels.handle_packet(now, &packet);
             }
         }
-        self.drain_channels(key, now);
+        self.drain_channels(key, Some(from), now);
     }
 
-    /// After an input to a session's channels: their packets go into DTLS,
-    /// their forwards to the target sessions' threads, their state to the
-    /// control thread.
-    fn drain_channels(&mut self, key: SessionKey, now: Instant) {
+    /// After an input to a session's channels: their packets go into DTLS
+    /// (and out `via`, else along the path), their forwards to the target
+    /// sessions' threads, their state to the control thread.
+    fn drain_channels(&mut self, key: SessionKey, via: Option<Route>, now: Instant) {
         let mut forwards = Vec::new();
         let mut events = Vec::new();
         if let Some(h) = self.sessions.get_mut(&key)
@@ -475,7 +465,7 @@ impl Handshaker {
                 }
             }
         }
-        self.flush(key, None);
+        self.flush(key, via);
         for event in events {
             let _ = self
                 .events
@@ -483,6 +473,18 @@ impl Handshaker {
         }
         for (to, message) in forwards {
             self.forward(&to, message, now);
+        }
+    }
+
+    /// Sends a message on a channel of one of this thread's sessions.
+    fn deliver(&mut self, target: ChannelRef, message: &Message, now: Instant) {
+        if let Some(channels) = self
+            .sessions
+            .get_mut(&target.session)
+            .and_then(|h| h.channels.as_mut())
+        {
+            channels.deliver(now, target.id, message);
+            self.drain_channels(target.session, None, now);
         }
     }
 
@@ -497,14 +499,7 @@ impl Handshaker {
                 elsewhere[thread].push(*target);
                 continue;
             }
-            if let Some(channels) = self
-                .sessions
-                .get_mut(&target.session)
-                .and_then(|h| h.channels.as_mut())
-            {
-                channels.deliver(now, target.id, &message);
-                self.drain_channels(target.session, now);
-            }
+            self.deliver(*target, &message, now);
         }
         for (thread, to) in elsewhere.into_iter().enumerate() {
             if !to.is_empty() {
@@ -547,7 +542,7 @@ impl Handshaker {
             {
                 channels.handle_timeout(now);
             }
-            self.drain_channels(key, now);
+            self.drain_channels(key, None, now);
         }
     }
 
