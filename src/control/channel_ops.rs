@@ -163,11 +163,10 @@ impl Control {
                 super::channels::MAX_CHANNELS_PER_SESSION
             )));
         }
-        let own_id = session.id.0.clone();
         for item in &mut req.data_channels {
             match item.location.as_deref() {
                 Some("local") => self.publish(&mut st, key, item),
-                Some("remote") => self.subscribe(&mut st, app, key, &own_id, item),
+                Some("remote") => self.subscribe(&mut st, app, key, item),
                 _ => item.fail("invalid_params", "location must be \"local\" or \"remote\""),
             }
         }
@@ -216,7 +215,6 @@ impl Control {
         st: &mut State,
         app: &AppId,
         key: SessionKey,
-        own_id: &str,
         item: &mut DataChannelObject,
     ) {
         let publisher = item.session_id.as_deref().and_then(|sid| {
@@ -225,7 +223,7 @@ impl Control {
             let c = st.reg.session(pkey)?.channels.published(name)?;
             Some((pkey, sid.to_owned(), c.id, c.policy))
         });
-        let Some((pkey, psid, pid, policy)) = publisher.filter(|p| p.1 != own_id) else {
+        let Some((pkey, psid, pid, policy)) = publisher else {
             return item.fail(
                 "not_found_track_error",
                 "Data channel not found on remote peer (unknown session or dataChannelName)",
