@@ -3,7 +3,7 @@
 //! second Firefox tab pulling the first one's tracks, Chromium → Firefox and
 //! Firefox → Chromium. The pulled video must decode more than 60 frames.
 //! And the demo's chat: Firefox subscribes to a Chromium publisher's data
-//! channel, receives its lines in order, and replies.
+//! channel, receives its lines in order, and replies; and the other way round.
 //!
 //!   tools/test --test firefox     (or, with its prerequisites: cargo test --test firefox)
 //!
@@ -97,4 +97,9 @@ fn firefox_publishes_chromium_pulls() {
 #[test]
 fn firefox_subscribes_to_a_chromium_data_channel() {
     run("chat", |r| r["received"] == 20);
+}
+
+#[test]
+fn chromium_subscribes_to_a_firefox_data_channel() {
+    run("chat-firefox-publishes", |r| r["received"] == 20);
 }

@@ -17,6 +17,7 @@
 //                        own and joins Chromium's (subscribes with canReply);
 //                        20 lines typed in Chromium must all reach Firefox,
 //                        in order, and Firefox's reply must reach Chromium.
+//   chat-firefox-publishes  the same with the roles swapped.
 //
 // Env: FIREFOX (default /usr/bin/firefox-esr), CHROMIUM (default
 // /usr/bin/chromium), ECHO_TIMEOUT_MS (default 20000, counted from the first
@@ -34,6 +35,7 @@ const SCENARIOS = {
   "chromium-to-firefox": ["chromium", "firefox"],
   "firefox-to-chromium": ["firefox", "chromium"],
   "chat": ["chromium", "firefox"],
+  "chat-firefox-publishes": ["firefox", "chromium"],
 };
 
 const evidence = process.argv.includes("--evidence");
@@ -193,9 +195,10 @@ async function runChat(pubBrowser, subBrowser) {
   await pub.evaluate((ls) => ls.forEach((l) => window.demo.chat.send(l)), lines);
   const got = await pollUntil(deadline, "every line at the subscriber", () =>
     sub.evaluate((n) => window.demo.chat.messages.length >= n, lines.length), pageError(sub));
-  await sub.evaluate(() => window.demo.chat.send("reply from firefox"));
+  const reply = `reply from ${subBrowser.kind}`;
+  await sub.evaluate((r) => window.demo.chat.send(r), reply);
   const back = await pollUntil(deadline, "the reply at the publisher", () =>
-    pub.evaluate(() => window.demo.chat.messages.includes("reply from firefox")), pageError(pub));
+    pub.evaluate((r) => window.demo.chat.messages.includes(r), reply), pageError(pub));
   const received = await sub.evaluate(() => window.demo.chat.messages);
   const inOrder = JSON.stringify(received) === JSON.stringify(lines);
   if (got.value && back.value && inOrder) return { ok: true, ms: Date.now() - started, received: received.length };
@@ -211,7 +214,7 @@ try {
   if (failed) throw failed.reason;
   const byKind = Object.fromEntries(browsers.map((b) => [b.kind, b]));
   const versions = Object.fromEntries(await Promise.all(browsers.map(async (b) => [b.kind, await b.browser.version()])));
-  const result = scenario === "chat" ? await runChat(byKind[pubKind], byKind[subKind])
+  const result = scenario.startsWith("chat") ? await runChat(byKind[pubKind], byKind[subKind])
     : subKind ? await runPull(byKind[pubKind], byKind[subKind]) : await runEcho(byKind[pubKind]);
   if (!result.ok || evidence) await dumpEvidence();
   finish({ ...result, browsers: versions });
