@@ -204,6 +204,7 @@ impl HandshakePool {
                 sessions: FxHashMap::default(),
                 timers: BinaryHeap::new(),
                 timeouts: Default::default(),
+                to_wake: vec![false; workers.len()],
             };
             let handle = std::thread::Builder::new()
                 .name(format!("dtls-{i}"))
@@ -261,7 +262,12 @@ struct Handshaker {
     timers: BinaryHeap<Reverse<(Instant, SessionKey)>>,
     /// Handshakes that timed out, logged once per [`LOG_INTERVAL`].
     timeouts: crate::logging::Repeats,
+    /// Workers sent datagrams since they were last woken.
+    to_wake: Vec<bool>,
 }
+
+/// Jobs handled at most before the workers are woken for what they were sent.
+const JOB_BATCH: usize = 64;
 
 /// A repeating log line of a handshake thread is written at most this often.
 const LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -271,6 +277,7 @@ impl Handshaker {
         loop {
             let now = Instant::now();
             self.fire_timers(now);
+            self.wake_workers();
             let job = match self.timers.peek() {
                 Some(Reverse((at, _))) => {
                     match jobs.recv_timeout(at.saturating_duration_since(now)) {
@@ -286,6 +293,26 @@ impl Handshaker {
             };
             if !self.handle(job, Instant::now()) {
                 return;
+            }
+            // Jobs that are already waiting go in the same batch: the
+            // workers are woken once for all they were sent.
+            for _ in 0..JOB_BATCH {
+                let Ok(job) = jobs.try_recv() else { break };
+                if !self.handle(job, Instant::now()) {
+                    return;
+                }
+            }
+            self.wake_workers();
+        }
+    }
+
+    /// Wakes the workers that were sent datagrams since the last wake.
+    fn wake_workers(&mut self) {
+        for (w, woken) in self.to_wake.iter_mut().enumerate() {
+            if std::mem::take(woken)
+                && let Some(worker) = self.workers.get(w)
+            {
+                worker.wake();
             }
         }
     }
@@ -559,10 +586,13 @@ impl Handshaker {
             if let Some((worker, to)) = route
                 && let Some(w) = self.workers.get(worker.0)
             {
-                w.send(WorkerCommand::Send {
+                w.queue(WorkerCommand::Send {
                     to,
                     bytes: datagram.to_vec(),
                 });
+                if let Some(woken) = self.to_wake.get_mut(worker.0) {
+                    *woken = true;
+                }
             }
         }
         let next = h

@@ -49,6 +49,17 @@ impl WorkerHandle {
             let _ = self.waker.wake();
         }
     }
+
+    /// Queues a command without waking the worker: for a sender with many
+    /// in a row, which then calls [`Self::wake`] once.
+    pub fn queue(&self, command: WorkerCommand) {
+        let _ = self.commands.send(command);
+    }
+
+    /// Wakes the worker to read what was queued.
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
 }
 
 /// The hand-off queues between workers.
