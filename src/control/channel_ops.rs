@@ -302,49 +302,64 @@ impl Control {
         }
     }
 
+    /// Runs `each` on every item of a data-channel call on one session.
+    fn for_each_item(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        mut req: DataChannelsRequest,
+        now: Instant,
+        mut each: impl FnMut(&Self, &mut State, SessionKey, &mut DataChannelObject),
+    ) -> Result<DataChannelsResponse, ApiError> {
+        limits::check_items(req.data_channels.len(), "dataChannels")?;
+        let mut st = self.lock();
+        let key = self.session_key(&mut st, app, session_id, now)?;
+        for item in &mut req.data_channels {
+            each(self, &mut st, key, item);
+        }
+        Ok(DataChannelsResponse {
+            data_channels: req.data_channels,
+        })
+    }
+
     /// PUT datachannels/update: `canReply` of subscriptions, named by the
     /// publisher's `sessionId` and `dataChannelName`.
     pub fn datachannels_update(
         &self,
         app: &AppId,
         session_id: &str,
-        mut req: DataChannelsRequest,
+        req: DataChannelsRequest,
         now: Instant,
     ) -> Result<DataChannelsResponse, ApiError> {
-        limits::check_items(req.data_channels.len(), "dataChannels")?;
-        let mut st = self.lock();
-        let key = self.session_key(&mut st, app, session_id, now)?;
-        for item in &mut req.data_channels {
-            let found = st.reg.session_mut(key).and_then(|s| {
-                s.channels.channels.iter_mut().find(|c| {
-                    !c.closed
-                        && c.publisher.as_ref().is_some_and(|p| {
-                            Some(p.session_id.as_str()) == item.session_id.as_deref()
-                        })
-                        && Some(c.name.as_str()) == item.data_channel_name.as_deref()
-                })
-            });
-            let Some(c) = found else {
-                item.fail(
-                    "update_track_error",
-                    "No subscribed data channel with this sessionId and dataChannelName",
-                );
-                continue;
-            };
-            let allowed = item.can_reply.unwrap_or(c.can_reply);
-            c.can_reply = allowed;
-            let id = c.id;
-            let publisher = c.publisher.clone();
-            item.id = Some(u32::from(id));
-            item.can_reply = Some(allowed);
-            self.channel_op(&st, key, ChannelOp::CanReply { id, allowed });
-            if let (true, Some(p)) = (allowed, publisher) {
-                self.move_reply_right(&mut st, p.key, p.id, ChannelRef { session: key, id });
-            }
+        self.for_each_item(app, session_id, req, now, Self::update_item)
+    }
+
+    fn update_item(&self, st: &mut State, key: SessionKey, item: &mut DataChannelObject) {
+        let found = st.reg.session_mut(key).and_then(|s| {
+            s.channels.channels.iter_mut().find(|c| {
+                !c.closed
+                    && c.publisher
+                        .as_ref()
+                        .is_some_and(|p| Some(p.session_id.as_str()) == item.session_id.as_deref())
+                    && Some(c.name.as_str()) == item.data_channel_name.as_deref()
+            })
+        });
+        let Some(c) = found else {
+            return item.fail(
+                "update_track_error",
+                "No subscribed data channel with this sessionId and dataChannelName",
+            );
+        };
+        let allowed = item.can_reply.unwrap_or(c.can_reply);
+        c.can_reply = allowed;
+        let id = c.id;
+        let publisher = c.publisher.clone();
+        item.id = Some(u32::from(id));
+        item.can_reply = Some(allowed);
+        self.channel_op(st, key, ChannelOp::CanReply { id, allowed });
+        if let (true, Some(p)) = (allowed, publisher) {
+            self.move_reply_right(st, p.key, p.id, ChannelRef { session: key, id });
         }
-        Ok(DataChannelsResponse {
-            data_channels: req.data_channels,
-        })
     }
 
     /// PUT datachannels/close: channels by id.
@@ -352,24 +367,17 @@ impl Control {
         &self,
         app: &AppId,
         session_id: &str,
-        mut req: DataChannelsRequest,
+        req: DataChannelsRequest,
         now: Instant,
     ) -> Result<DataChannelsResponse, ApiError> {
-        limits::check_items(req.data_channels.len(), "dataChannels")?;
-        let mut st = self.lock();
-        let key = self.session_key(&mut st, app, session_id, now)?;
-        for item in &mut req.data_channels {
+        self.for_each_item(app, session_id, req, now, |this, st, key, item| {
             let id = item.id.and_then(|id| u16::try_from(id).ok());
-            let closed = id.is_some_and(|id| self.close_channel(&mut st, key, id));
-            if !closed {
+            if !id.is_some_and(|id| this.close_channel(st, key, id)) {
                 item.fail(
                     "close_track_error",
                     "Data channel doesn't exist or was already closed",
                 );
             }
-        }
-        Ok(DataChannelsResponse {
-            data_channels: req.data_channels,
         })
     }
 
