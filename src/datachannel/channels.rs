@@ -190,6 +190,16 @@ impl SessionChannels {
         self.pump(now);
     }
 
+    /// The client's `a=max-message-size` (None: it named none), learned
+    /// from its SDP. It takes effect for an association not yet begun; one
+    /// already running keeps the limit it began with.
+    pub fn set_remote_max_message_size(&mut self, max: Option<usize>) {
+        self.remote_max_message_size = max;
+        if !self.sctp.has_association() {
+            self.sctp = SctpTransport::new(self.role, max);
+        }
+    }
+
     /// A new DTLS association replaced the one the SCTP association ran in
     /// (the client made a second handshake): the client starts a new SCTP
     /// association in it, so ours starts over too; the channels stay and

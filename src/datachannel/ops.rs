@@ -65,11 +65,12 @@ pub enum ChannelOp {
 }
 
 impl ChannelOp {
-    /// Applies the op (all but [`ChannelOp::Enable`], which makes the
-    /// channels) to a session's channels.
+    /// Applies the op to a session's channels.
     pub fn apply(self, channels: &mut SessionChannels, now: Instant) {
         match self {
-            ChannelOp::Enable { .. } => {}
+            ChannelOp::Enable {
+                remote_max_message_size,
+            } => channels.set_remote_max_message_size(remote_max_message_size),
             ChannelOp::ServerEvents => channels.server_events(now),
             ChannelOp::Publish { id, policy } => channels.publish(now, id, policy),
             ChannelOp::Subscribe {

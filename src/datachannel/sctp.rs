@@ -197,6 +197,11 @@ impl SctpTransport {
         self.events.pop_front()
     }
 
+    /// Whether an association exists (started by us, or by the peer's INIT).
+    pub fn has_association(&self) -> bool {
+        self.association.is_some()
+    }
+
     /// Whether the association is up.
     pub fn is_connected(&self) -> bool {
         self.connected

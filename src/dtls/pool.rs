@@ -382,26 +382,19 @@ impl Handshaker {
         self.flush(key, None);
     }
 
-    /// Applies a change to the session's data channels; the first makes
-    /// them, and they start at once if DTLS is connected.
+    /// Applies a change to the session's data channels (the first makes
+    /// them); they start once DTLS is connected.
     fn channel_op(&mut self, key: SessionKey, op: ChannelOp, now: Instant) {
         let Some(h) = self.sessions.get_mut(&key) else {
             return;
         };
-        let channels = h.channels.get_or_insert_with(|| {
-            let remote_max_message_size = match &op {
-                ChannelOp::Enable {
-                    remote_max_message_size,
-                } => *remote_max_message_size,
-                _ => None,
-            };
-            let mut channels = SessionChannels::new(h.dtls.role(), remote_max_message_size);
-            if h.dtls.is_connected() {
-                channels.start(now);
-            }
-            channels
-        });
+        let channels = h
+            .channels
+            .get_or_insert_with(|| SessionChannels::new(h.dtls.role(), None));
         op.apply(channels, now);
+        if h.dtls.is_connected() {
+            channels.start(now);
+        }
         self.drain_channels(key, None, now);
     }
 
@@ -426,7 +419,7 @@ impl Handshaker {
                 // first media finds them.
                 let mut flight = Vec::new();
                 while let Some(d) = h.dtls.poll_transmit() {
-                    flight.push(d.to_vec());
+                    flight.push(d);
                 }
                 if let Some(channels) = h.channels.as_mut() {
                     // The first handshake starts the association; a second
@@ -517,21 +510,22 @@ impl Handshaker {
 
     /// Delivers a message to channels of this thread's sessions, and hands
     /// it to the other threads for theirs.
+    /// (Nothing is allocated when every target is on this thread.)
     fn forward(&mut self, to: &[ChannelRef], message: Message, now: Instant) {
-        let threads = self.queues.jobs.len();
-        let mut elsewhere: Vec<Vec<ChannelRef>> = vec![Vec::new(); threads];
+        let mut elsewhere: Vec<(usize, Vec<ChannelRef>)> = Vec::new();
         for target in to {
             let thread = self.queues.thread_of(target.session);
-            if thread != self.thread {
-                elsewhere[thread].push(*target);
+            if thread == self.thread {
+                self.deliver(*target, &message, now);
                 continue;
             }
-            self.deliver(*target, &message, now);
-        }
-        for (thread, to) in elsewhere.into_iter().enumerate() {
-            if !to.is_empty() {
-                self.queues.deliver(thread, to, message.clone());
+            match elsewhere.iter_mut().find(|(t, _)| *t == thread) {
+                Some((_, targets)) => targets.push(*target),
+                None => elsewhere.push((thread, vec![*target])),
             }
+        }
+        for (thread, targets) in elsewhere {
+            self.queues.deliver(thread, targets, message.clone());
         }
     }
 
@@ -588,7 +582,7 @@ impl Handshaker {
             {
                 w.queue(WorkerCommand::Send {
                     to,
-                    bytes: datagram.to_vec(),
+                    bytes: datagram,
                 });
                 if let Some(woken) = self.to_wake.get_mut(worker.0) {
                     *woken = true;

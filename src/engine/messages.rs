@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::BytesMut;
+
 use super::handover::MovedSession;
 use super::run::OwnedRun;
 use crate::dtls::SrtpKeys;
@@ -65,7 +67,7 @@ pub enum WorkerCommand {
         /// Destination.
         to: SocketAddr,
         /// The datagram.
-        bytes: Vec<u8>,
+        bytes: BytesMut,
     },
     /// Stop the worker.
     Shutdown,
@@ -178,7 +180,7 @@ pub enum EngineEvent {
         result: Result<Box<SrtpKeys>, String>,
         /// With the keys: our last flight, to send (through `from`) once
         /// they are installed.
-        flight: Vec<Vec<u8>>,
+        flight: Vec<BytesMut>,
     },
     /// From a handshake thread: the state of a session's data channels.
     DataChannels {

@@ -975,8 +975,7 @@ impl Engine {
             WorkerCommand::HandOver { key, to } => self.hand_over(key, to),
             WorkerCommand::Adopt { key, addr, session } => self.adopt(key, addr, session),
             WorkerCommand::Send { to, bytes } => {
-                self.transmits
-                    .push_back(Transmit::single(to, BytesMut::from(&bytes[..])));
+                self.transmits.push_back(Transmit::single(to, bytes));
             }
             WorkerCommand::RequestKeyframe { key, track } => self.send_pli(key, track),
             WorkerCommand::Verify {

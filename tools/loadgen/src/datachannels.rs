@@ -21,7 +21,7 @@ use switchboard::ice::IceCredentials;
 
 use crate::endpoint::{Endpoint, Phase};
 use crate::procstat::cpu_time;
-use crate::sdp::{Local, remote_of};
+use crate::sdp::{Local, data_channel_offer, remote_of};
 use crate::target::Switchboard;
 
 /// What to run.
@@ -67,7 +67,7 @@ impl Client {
             fingerprint: &identity.fingerprint,
             addr,
         };
-        let offer = offer(&local);
+        let offer = data_channel_offer(&local);
         let session = api.new_session()?;
         let reply = api.call(
             "POST",
@@ -124,22 +124,6 @@ impl Client {
             let _ = self.socket.send_to(&d, self.server);
         }
     }
-}
-
-/// A client offer with only an `m=application` (RFC 8841).
-fn offer(local: &Local<'_>) -> String {
-    format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-         m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 127.0.0.1\r\n\
-         a=ice-ufrag:{}\r\na=ice-pwd:{}\r\na=fingerprint:{}\r\na=setup:actpass\r\n\
-         a=candidate:1 1 udp 2130706431 {} {} typ host\r\na=end-of-candidates\r\n\
-         a=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n",
-        local.ufrag,
-        local.pwd,
-        local.fingerprint.to_sdp(),
-        local.addr.ip(),
-        local.addr.port(),
-    )
 }
 
 /// Runs the load and returns its report.

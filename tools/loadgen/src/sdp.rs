@@ -96,6 +96,18 @@ pub fn publisher_offer(streams: &[Sending], repair: bool, local: &Local<'_>) -> 
     out
 }
 
+/// A data-channel client's offer: only an `m=application` (RFC 8841).
+pub fn data_channel_offer(local: &Local<'_>) -> String {
+    let mut out = String::new();
+    session_header(&mut out, &["0".to_owned()]);
+    out.push_str(
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n\
+         a=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n",
+    );
+    transport(&mut out, local, "actpass");
+    out
+}
+
 /// A subscriber's answer to the server's offer: every live m-line received
 /// with the offered codecs and extensions, DTLS active, with the feedback
 /// a browser answers (generic NACK and PLI on video, transport-cc). With
