@@ -50,6 +50,10 @@ string_id!(
     /// A media section's identification tag (RFC 8843).
     Mid
 );
+string_id!(
+    /// An RTP stream id (RFC 8851): one simulcast layer of a pushed track.
+    Rid
+);
 
 impl SessionId {
     /// A fresh unguessable id.

@@ -20,6 +20,7 @@ pub mod logging;
 pub mod sdp;
 pub mod server;
 pub mod session;
+pub mod simulcast;
 pub mod srtp;
 pub mod wire;
 pub mod worker;

@@ -68,6 +68,28 @@ impl OutboundStream {
         (since_first <= sent).then(|| (ssrc, seq.wrapping_sub(self.seq_offset)))
     }
 
+    /// The next packet, `seq`/`ts` of source `ssrc`, starts a keyframe of
+    /// another simulcast layer: it follows the last packet sent (one
+    /// sequence number left out when `skip`: the frame before it is
+    /// incomplete, and the subscriber must not wait for it) at timestamp
+    /// `at`. Before anything was sent, the stream simply starts there.
+    pub fn switch_source(&mut self, ssrc: u32, seq: u16, ts: u32, at: u32, skip: bool) {
+        if self.source_ssrc.is_none() {
+            return;
+        }
+        let next = self.last_seq.wrapping_add(1 + u16::from(skip));
+        self.seq_offset = next.wrapping_sub(seq);
+        self.ts_offset = at.wrapping_sub(ts);
+        self.source_ssrc = Some(ssrc);
+        self.source_first = next;
+        self.rebase = false;
+    }
+
+    /// Whether anything was sent on this stream.
+    pub fn started(&self) -> bool {
+        self.source_ssrc.is_some()
+    }
+
     /// The sequence number and timestamp a source packet was sent with
     /// (for a resend), without counting it.
     pub fn sent_as(&self, seq: u16, ts: u32) -> (u16, u32) {
@@ -138,6 +160,19 @@ mod tests {
         assert_eq!(s.translate(2, 5000, 777, 10), (102, 12001));
         assert_eq!(s.translate(2, 5001, 3777, 10), (103, 15001));
         assert_eq!((s.packets, s.octets), (4, 40));
+    }
+
+    #[test]
+    fn a_layer_switch_continues_at_the_chosen_timestamp_and_may_skip_one_number() {
+        let mut s = OutboundStream::default();
+        s.switch_source(9, 1, 1, 1, true); // nothing sent: no effect
+        assert_eq!(s.translate(1, 100, 9000, 10), (100, 9000));
+        // Layer 2's keyframe, mapped to 12000; the last frame was incomplete.
+        s.switch_source(2, 7000, 500, 12_000, true);
+        assert_eq!(s.translate(2, 7000, 500, 10), (102, 12_000));
+        assert_eq!(s.translate(2, 7001, 3500, 10), (103, 15_000));
+        assert_eq!(s.source_of(102), Some((2, 7000)));
+        assert_eq!(s.source_of(100), None, "the old layer's packets");
     }
 
     #[test]
