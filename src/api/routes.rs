@@ -158,7 +158,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         &'static str,
         fn(&Counters) -> &AtomicU64,
     );
-    let series: [Series; 16] = [
+    let series: [Series; 17] = [
         (
             "switchboard_packets_in_total",
             "counter",
@@ -212,6 +212,12 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "gauge",
             "Subscribers whose video is paused because their bandwidth estimate cannot carry it",
             |c| &c.paused_video,
+        ),
+        (
+            "switchboard_layer_switches_total",
+            "counter",
+            "Simulcast layer switches made for subscribers (each at a keyframe of the new layer)",
+            |c| &c.layer_switches,
         ),
         (
             "switchboard_video_pauses_total",

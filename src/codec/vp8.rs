@@ -108,6 +108,18 @@ impl Rewrite {
         self.rebase = true;
     }
 
+    /// Rewrites a resent packet's descriptor with the offsets in force,
+    /// changing nothing else (it was sent before, from the current layer).
+    /// Nothing happens unless VP8 packets were rewritten before.
+    pub fn resend(&self, payload: &mut [u8]) {
+        if self.last == (None, None, None) {
+            return;
+        }
+        let mut again = *self;
+        again.rebase = false;
+        again.apply(payload);
+    }
+
     /// Rewrites the descriptor of `payload` in place (an RTP payload
     /// that is not VP8 enough to parse is left alone).
     pub fn apply(&mut self, payload: &mut [u8]) {

@@ -31,6 +31,7 @@ use crate::dtls::DtlsIdentity;
 use crate::dtls::pool::HandshakePool;
 use crate::engine::directory::IceDirectory;
 use crate::ids::{AppId, SessionKey, TrackKey};
+use crate::simulcast::Layer;
 use crate::worker::WorkerHandle;
 
 use registry::Registry;
@@ -53,11 +54,12 @@ pub struct Control {
 struct State {
     reg: Registry,
     synced: Synced,
-    /// Per track: when the last PLI went upstream, and whether one waits.
-    keyframes: HashMap<TrackKey, (Instant, bool)>,
-    /// Tracks whose keyframe request waits for the end of its window (the
-    /// tick looks only at these).
-    keyframes_waiting: std::collections::HashSet<TrackKey>,
+    /// Per track (and simulcast layer, or all its streams): when the last
+    /// PLI went upstream, and whether one waits.
+    keyframes: HashMap<(TrackKey, Option<Layer>), (Instant, bool)>,
+    /// Requests that wait for the end of their window (the tick looks only
+    /// at these).
+    keyframes_waiting: std::collections::HashSet<(TrackKey, Option<Layer>)>,
     /// Per track: when media last arrived.
     media_seen: HashMap<TrackKey, Instant>,
     /// Tracks marked inactive for lack of media (media events for other

@@ -276,7 +276,10 @@ pub fn apply_offer(
         let t = get_or_create(session, &mid, m.kind);
         t.codecs = codecs;
         t.send = Some(send_stream(sid, &track.name, rtx));
-        t.subscription = Some(Subscription::new(sid, track, payload_types));
+        t.subscription = Some(
+            Subscription::new(sid, track, payload_types)
+                .with_simulcast(items[*i].simulcast.clone()),
+        );
         items[*i].mid = Some(mid.0.clone());
     }
 
@@ -388,9 +391,18 @@ pub fn apply_offer(
         {
             p.ssrcs = m.ssrcs.clone();
             p.extmaps = forwarded_extmaps(m);
+            p.rids = simulcast_rids(m);
+        }
+        if let Some(t) = session.transceiver_mut(mid) {
+            t.recv_rids = if t.recv.is_some() { simulcast_rids(m) } else { Vec::new() };
         }
     }
     Ok(write_answer(session, offer, ctx))
+}
+
+/// The simulcast layers of a video m-line we receive (none for audio).
+fn simulcast_rids(m: &sdp::MediaSection) -> Vec<crate::ids::Rid> {
+    if m.kind == MediaKind::Video { m.simulcast_rids() } else { Vec::new() }
 }
 
 /// The extensions of an offered m-line that switchboard accepts.
@@ -527,6 +539,10 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
         existing.codecs = codecs;
         existing.ssrcs = m.ssrcs.clone();
         existing.extmaps = forwarded_extmaps(m);
+        existing.rids = simulcast_rids(m);
+        if let Some(t) = session.transceiver_mut(mid) {
+            t.recv_rids = simulcast_rids(m);
+        }
         return;
     }
     let t = get_or_create(session, mid, m.kind);
@@ -545,7 +561,9 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
             ..c.clone()
         });
     t.codecs = codecs.iter().cloned().chain(rtx).collect();
+    t.recv_rids = simulcast_rids(m);
     session.pushed.push(PushedTrack {
+        rids: simulcast_rids(m),
         name,
         mid: mid.clone(),
         kind: m.kind,
@@ -642,6 +660,7 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
                     extmaps: &[],
                     rtcp_rsize: false,
                     send: None,
+                    recv_rids: &[],
                 },
                 &tr,
             );
@@ -667,6 +686,7 @@ fn media_out(t: &Transceiver, rejected: bool, direction: Direction) -> MediaOut<
         extmaps: &t.extmaps,
         rtcp_rsize: t.rtcp_rsize,
         send: t.send.as_ref(),
+        recv_rids: &t.recv_rids,
     }
 }
 
@@ -800,6 +820,7 @@ pub fn add_push_without_sdp(
             .into_iter()
             .filter(|e| extension::is_forwarded(&e.uri))
             .collect(),
+        rids: Vec::new(),
         active: true,
         idle: false,
     });

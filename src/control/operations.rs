@@ -264,6 +264,12 @@ impl Control {
                 continue;
             }
             let mid = negotiate::add_pull(session, &track, &publisher);
+            if let Some(sub) = session
+                .transceiver_mut(&mid)
+                .and_then(|t| t.subscription.as_mut())
+            {
+                sub.simulcast = item.simulcast.clone();
+            }
             item.mid = Some(mid.0);
             added = true;
         }
@@ -347,11 +353,14 @@ impl Control {
                 continue;
             }
             item.mid = Some(t.mid.0.clone());
-            t.subscription = Some(Subscription::new(
-                item.session_id.as_deref().unwrap_or_default(),
-                &track,
-                payload_types,
-            ));
+            t.subscription = Some(
+                Subscription::new(
+                    item.session_id.as_deref().unwrap_or_default(),
+                    &track,
+                    payload_types,
+                )
+                .with_simulcast(item.simulcast.clone()),
+            );
         }
         Ok(())
     }
@@ -390,8 +399,16 @@ impl Control {
         limits::check_simulcast(&req.tracks)?;
         for item in req.tracks.iter_mut() {
             let target = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
-            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             let mid = Mid(item.mid.clone().unwrap_or_default());
+            // Whether the track pulled on that mid now is simulcast.
+            let pulls_simulcast = st
+                .reg
+                .session(key)
+                .and_then(|s| s.transceiver(&mid))
+                .and_then(|t| t.subscription.as_ref())
+                .and_then(|sub| st.reg.track_owner(sub.track))
+                .is_some_and(|(_, track)| !track.rids.is_empty());
+            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             let Some(t) = session
                 .transceiver_mut(&mid)
                 .filter(|t| t.subscription.is_some() && !t.stopped)
@@ -404,13 +421,25 @@ impl Control {
             };
             match target {
                 None if item.track_name.is_none() && item.session_id.is_none() => {
-                    // Only a simulcast preference change: accepted, nothing to re-point.
+                    // Only a simulcast preference change: nothing to re-point.
+                    if item.simulcast.is_some() {
+                        if !pulls_simulcast {
+                            item.fail("update_track_error", "The track is not simulcast");
+                            continue;
+                        }
+                        if let Some(sub) = t.subscription.as_mut() {
+                            sub.simulcast = item.simulcast.clone();
+                        }
+                    }
                 }
                 None => item.fail("update_track_error", "Track not found on remote peer"),
                 Some(track) if track.kind != t.kind => item.fail(
                     "update_track_error",
                     "The track's kind differs from the transceiver's",
                 ),
+                Some(track) if item.simulcast.is_some() && track.rids.is_empty() => {
+                    item.fail("update_track_error", "The track is not simulcast")
+                }
                 Some(track) => {
                     let payload_types = map_payload_types(track.sent_codecs(), &t.codecs);
                     if payload_types.is_empty() {
@@ -420,11 +449,14 @@ impl Control {
                         );
                         continue;
                     }
-                    t.subscription = Some(Subscription::new(
-                        item.session_id.as_deref().unwrap_or_default(),
-                        &track,
-                        payload_types,
-                    ));
+                    t.subscription = Some(
+                        Subscription::new(
+                            item.session_id.as_deref().unwrap_or_default(),
+                            &track,
+                            payload_types,
+                        )
+                        .with_simulcast(item.simulcast.clone()),
+                    );
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::dtls::pool::Route;
 use crate::dtls::{DtlsRole, Fingerprint, SrtpKeys};
 use crate::fanout::TrackFanout;
 use crate::ice::IceCredentials;
-use crate::ids::{Mid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
+use crate::ids::{Mid, Rid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
 use crate::sdp::{Codec, Direction, Extmap, MediaKind, SendStream, extension};
 
 /// How long our offer waits for its answer before it is abandoned.
@@ -48,6 +48,9 @@ pub struct PushedTrack {
     pub ssrcs: Vec<u32>,
     /// Forwarded header extensions, with the publisher's ids.
     pub extmaps: Vec<Extmap>,
+    /// Its simulcast layers (rids in `a=simulcast:send` order); empty
+    /// when it is not simulcast.
+    pub rids: Vec<Rid>,
     /// False once closed, or while idle.
     pub active: bool,
     /// Inactive only for lack of media: active again when media resumes.
@@ -65,6 +68,9 @@ pub struct Subscription {
     pub track: TrackKey,
     /// Publisher payload type → ours.
     pub payload_types: Vec<(u8, u8)>,
+    /// The `simulcast` preferences given, if any (echoed; a simulcast
+    /// track pulled without them gets [`Preferences::automatic`]).
+    pub simulcast: Option<serde_json::Value>,
     /// False once closed.
     pub active: bool,
 }
@@ -84,6 +90,12 @@ impl PushedTrack {
 }
 
 impl Subscription {
+    /// With the pull's `simulcast` preferences (kept as given, echoed).
+    pub fn with_simulcast(mut self, simulcast: Option<serde_json::Value>) -> Self {
+        self.simulcast = simulcast;
+        self
+    }
+
     /// An active subscription to `track` of session `publisher`.
     pub fn new(publisher: &str, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
         Subscription {
@@ -91,6 +103,7 @@ impl Subscription {
             track_name: track.name.clone(),
             track: track.key(),
             payload_types,
+            simulcast: None,
             active: true,
         }
     }
@@ -125,6 +138,8 @@ pub struct Transceiver {
     pub extmaps: Vec<Extmap>,
     /// The pushed track received on it.
     pub recv: Option<TrackName>,
+    /// The simulcast layers it receives (`a=rid:… recv`), empty without.
+    pub recv_rids: Vec<Rid>,
     /// What we send on it (SSRC and msid), allocated when it first sends.
     pub send: Option<SendStream>,
     /// The pulled track sent on it.
@@ -149,6 +164,7 @@ impl Transceiver {
             rtcp_rsize: true,
             extmaps: Vec::new(),
             recv: None,
+            recv_rids: Vec::new(),
             send: None,
             subscription: None,
             stopped: false,
@@ -391,10 +407,12 @@ impl Session {
 
     /// The id of the MID header extension in this session.
     pub fn mid_extension(&self) -> Option<u8> {
-        self.extmaps
-            .iter()
-            .find(|e| e.uri == extension::MID)
-            .map(|e| e.id)
+        self.extension_id(extension::MID)
+    }
+
+    /// The id of header extension `uri` in this session's bundle.
+    pub fn extension_id(&self, uri: &str) -> Option<u8> {
+        self.extmaps.iter().find(|e| e.uri == uri).map(|e| e.id)
     }
 
     /// The bundle's id for an extension, allocating a free one (1..=14,

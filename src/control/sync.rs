@@ -17,7 +17,9 @@ use crate::engine::messages::WorkerCommand;
 use crate::fanout::FanoutTable;
 use crate::ids::{SessionKey, TrackKey};
 use crate::sdp::{Extmap, MediaKind, extension};
-use crate::session::{InboundRoute, Outlet, RtxStream, SessionMedia};
+use crate::codec::Codec;
+use crate::session::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};
+use crate::simulcast::Preferences;
 use crate::worker::WorkerHandle;
 
 use super::registry::Registry;
@@ -43,6 +45,12 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
                         .collect()
                 })
                 .unwrap_or_default(),
+            formats: if p.rids.is_empty() {
+                Vec::new()
+            } else {
+                p.codecs.iter().map(|c| (c.pt, Codec::from_name(&c.name))).collect()
+            },
+            rids: p.rids.clone(),
             mid: p.mid.clone(),
             ssrcs: p.ssrcs.clone(),
             payload_types: p.codecs.iter().map(|c| c.pt).collect(),
@@ -58,7 +66,15 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
             let s = t.subscription.as_ref().filter(|s| s.active)?;
             // Forwarded extensions negotiated on both sides: ids remapped.
             let mut extensions = [0u8; 16];
+            let mut simulcast = None;
             if let Some((publisher, track)) = reg.track_owner(s.track) {
+                simulcast = (!track.rids.is_empty()).then(|| SimulcastPull {
+                    rids: track.rids.clone(),
+                    preferences: s
+                        .simulcast
+                        .as_ref()
+                        .map_or_else(Preferences::automatic, Preferences::from_api),
+                });
                 for e in &track.extmaps {
                     if let Some(ours) = t.extmaps.iter().find(|x| x.uri == e.uri) {
                         extensions[usize::from(e.id & 15)] = ours.id;
@@ -85,6 +101,7 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
                 });
             Some(Outlet {
                 rtx,
+                simulcast,
                 nack: t
                     .codecs
                     .iter()
@@ -100,6 +117,10 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
     SessionMedia {
         mid_extension: session.mid_extension(),
         twcc_extension: session.twcc_extension(),
+        rid_extensions: (
+            session.extension_id(extension::RTP_STREAM_ID),
+            session.extension_id(extension::REPAIRED_RTP_STREAM_ID),
+        ),
         rtcp_ssrc: session.rtcp_ssrc,
         inbound,
         outlets,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::engine::MovedSession;
 use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{SessionKey, TrackKey, WorkerId};
+use crate::simulcast::Layer;
 
 use super::path::PathDecision;
 use super::session::TransportBinding;
@@ -99,7 +100,9 @@ impl Control {
             EngineEvent::DataChannels { key, event } => {
                 self.handle_channel_event(&mut st, key, event)
             }
-            EngineEvent::KeyframeRequest { track } => self.request_keyframe(&mut st, track, now),
+            EngineEvent::KeyframeRequest { track, layer } => {
+                self.request_keyframe_of(&mut st, track, layer, now)
+            }
             EngineEvent::Flooding { key, at } => {
                 st.note_event(at, now);
                 self.handle_flooding(&mut st, key, at);
@@ -519,17 +522,31 @@ impl Control {
         }
     }
 
-    /// Sends a PLI upstream for `track`, at most once per 500 ms; a request
-    /// inside the window is sent when it ends.
+    /// Sends a PLI upstream for every stream of `track`, at most once per
+    /// 500 ms; a request inside the window is sent when it ends.
     pub(super) fn request_keyframe(&self, st: &mut State, track: TrackKey, now: Instant) {
-        if let Some(entry) = st.keyframes.get_mut(&track)
+        self.request_keyframe_of(st, track, None, now);
+    }
+
+    /// Sends a PLI upstream for `track`'s simulcast `layer` (or all its
+    /// streams), at most once per 500 ms per layer; a request inside the
+    /// window is sent when it ends.
+    pub(super) fn request_keyframe_of(
+        &self,
+        st: &mut State,
+        track: TrackKey,
+        layer: Option<Layer>,
+        now: Instant,
+    ) {
+        let id = (track, layer);
+        if let Some(entry) = st.keyframes.get_mut(&id)
             && now.saturating_duration_since(entry.0) < KEYFRAME_INTERVAL
         {
             entry.1 = true;
-            st.keyframes_waiting.insert(track);
+            st.keyframes_waiting.insert(id);
             return;
         }
-        st.keyframes.insert(track, (now, false));
+        st.keyframes.insert(id, (now, false));
         let Some((publisher, _)) = st.reg.track_owner(track) else {
             return;
         };
@@ -537,6 +554,7 @@ impl Control {
             self.workers[t.worker.0].send(WorkerCommand::RequestKeyframe {
                 key: publisher.key,
                 track,
+                layer,
             });
         }
     }
@@ -545,7 +563,7 @@ impl Control {
     /// retransmissions run on the handshake threads).
     pub fn handle_tick(&self, now: Instant) {
         let mut st = self.lock();
-        let waiting: Vec<TrackKey> = st
+        let waiting: Vec<(TrackKey, Option<Layer>)> = st
             .keyframes_waiting
             .iter()
             .copied()
@@ -555,14 +573,14 @@ impl Control {
                     .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL)
             })
             .collect();
-        for track in waiting {
-            st.keyframes_waiting.remove(&track);
+        for (track, layer) in waiting {
+            st.keyframes_waiting.remove(&(track, layer));
             if st
                 .keyframes
-                .get(&track)
+                .get(&(track, layer))
                 .is_some_and(|(_, pending)| *pending)
             {
-                self.request_keyframe(&mut st, track, now);
+                self.request_keyframe_of(&mut st, track, layer, now);
             }
         }
         let expired = self.never_connected_due(&mut st, now);
@@ -685,8 +703,8 @@ impl Control {
         }
         for p in &session.pushed {
             p.fanout.store(Default::default());
-            st.keyframes.remove(&p.key());
-            st.keyframes_waiting.remove(&p.key());
+            st.keyframes.retain(|(t, _), _| *t != p.key());
+            st.keyframes_waiting.retain(|(t, _)| *t != p.key());
             st.media_seen.remove(&p.key());
             st.idle_tracks.remove(&p.key());
         }

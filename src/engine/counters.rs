@@ -31,6 +31,9 @@ pub enum DropReason {
     Malformed,
     /// RTP on an SSRC no pushed track claims.
     UnknownSsrc,
+    /// RTP of a simulcast track on an SSRC whose layer is not known yet
+    /// (no rid extension seen on it), or one too many learned.
+    UnknownRid,
     /// RTP on one SSRC too many for its track (those its SDP declares plus
     /// a few learned, for simulcast layers and RTX).
     SsrcLimit,
@@ -67,7 +70,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in order.
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::UnknownProtocol,
         DropReason::BadStun,
         DropReason::StunRate,
@@ -79,6 +82,7 @@ impl DropReason {
         DropReason::SrtpFailure,
         DropReason::Malformed,
         DropReason::UnknownSsrc,
+        DropReason::UnknownRid,
         DropReason::SsrcLimit,
         DropReason::UnmappedPayloadType,
         DropReason::HandoffFull,
@@ -108,6 +112,7 @@ impl DropReason {
             DropReason::SrtpFailure => "srtp_failure",
             DropReason::Malformed => "malformed",
             DropReason::UnknownSsrc => "unknown_ssrc",
+            DropReason::UnknownRid => "unknown_rid",
             DropReason::SsrcLimit => "ssrc_limit",
             DropReason::UnmappedPayloadType => "unmapped_payload_type",
             DropReason::HandoffFull => "handoff_full",
@@ -165,6 +170,8 @@ pub struct Counters {
     pub video_pauses: AtomicU64,
     /// Probe packets sent.
     pub probe_packets: AtomicU64,
+    /// Simulcast layer switches (at a keyframe of the new layer).
+    pub layer_switches: AtomicU64,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 

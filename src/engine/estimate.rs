@@ -211,11 +211,19 @@ impl Engine {
                     .paused_video
                     .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 for o in video {
+                    let mut layer = None;
                     if let Some(stream) = s.outbound.get_mut(&o.ssrc) {
                         stream.rebase();
+                        // A simulcast pull waits for a keyframe of its layer.
+                        if let Some(sw) = stream.layers.as_deref_mut() {
+                            sw.restart();
+                            layer = sw.target();
+                        }
                     }
-                    self.events
-                        .push_back(EngineEvent::KeyframeRequest { track: o.track });
+                    self.events.push_back(EngineEvent::KeyframeRequest {
+                        track: o.track,
+                        layer,
+                    });
                 }
             }
         }

@@ -133,6 +133,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
     let media = SessionMedia {
         mid_extension: None,
         twcc_extension: Some(PUBLISHER_TWCC),
+        rid_extensions: (None, None),
         rtcp_ssrc: 1,
         inbound: vec![InboundRoute {
             mid: Mid("0".into()),
@@ -143,6 +144,8 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
             // Its gaps are tracked (and NACKed) as a browser's would be.
             nack: true,
             rtx: Vec::new(),
+            rids: Vec::new(),
+            formats: Vec::new(),
         }],
         outlets: Vec::new(),
     };
@@ -160,6 +163,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
             // Subscribers number what they get and send feedback, so their
             // bandwidth estimate runs.
             twcc_extension: Some(SUBSCRIBER_TWCC),
+            rid_extensions: (None, None),
             rtcp_ssrc: 1,
             inbound: Vec::new(),
             outlets: vec![Outlet {
@@ -177,6 +181,7 @@ fn fan_out_with(workers: usize, n: usize, declared: Vec<u32>) -> Fixture {
                 // Subscribers NACK: the track's history is kept.
                 nack: true,
                 rtx: None,
+                simulcast: None,
             }],
         };
         attach(&mut engines[worker], key, addr, sub_keys.clone(), media);

@@ -13,6 +13,7 @@ use crate::dtls::SrtpKeys;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::session::SessionMedia;
+use crate::simulcast::Layer;
 use crate::wire::rtcp::SenderInfo;
 
 /// From the control thread to one worker.
@@ -90,6 +91,8 @@ pub enum WorkerCommand {
         key: SessionKey,
         /// The track.
         track: TrackKey,
+        /// One simulcast layer of it, or all its streams.
+        layer: Option<Layer>,
     },
 }
 
@@ -153,6 +156,8 @@ pub enum EngineEvent {
     KeyframeRequest {
         /// The track.
         track: TrackKey,
+        /// One simulcast layer of it, or all its streams.
+        layer: Option<Layer>,
     },
     /// A session sent more DTLS records and ICE checks this second than its
     /// budget (once per window in which it does).
@@ -207,6 +212,7 @@ pub struct Handoff {
 pub enum HandoffPayload {
     /// A run of RTP packets of the track, unprotected.
     Rtp(OwnedRun),
-    /// The publisher's sender info, for subscribers' sender reports.
-    SenderReport(SenderInfo),
+    /// The publisher's sender info, for subscribers' sender reports, and
+    /// the simulcast layer it is of.
+    SenderReport(SenderInfo, Option<Layer>),
 }

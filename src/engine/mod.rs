@@ -44,6 +44,8 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::bwe::feedback;
+use crate::codec::Codec;
+use crate::simulcast::{Admit, Layer, LayerSwitch, switch::FRAME_TICKS};
 use crate::fanout::TrackFanout;
 use crate::ice::BindingRequest;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
@@ -80,6 +82,10 @@ const LEARNED_SSRCS: usize = 8;
 const SSRC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Receiver reports are sent in SRTCP packets of at most this many bytes.
 const REPORT_MTU: usize = 1200;
+/// Simulcast layers' SSRCs (media and RTX) a session may have learned.
+const LEARNED_LAYER_SSRCS: usize = 64;
+/// The RTP clock of video.
+const VIDEO_CLOCK: u32 = 90_000;
 /// At most one MediaReceived event per track per this long.
 const MEDIA_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -125,8 +131,8 @@ impl Transmit {
 enum Forwarded<'a> {
     /// RTP packets of the track, unprotected.
     Rtp(PacketRun<'a>),
-    /// The publisher's sender info.
-    SenderReport(SenderInfo),
+    /// The publisher's sender info, and the simulcast layer it is of.
+    SenderReport(SenderInfo, Option<Layer>),
 }
 
 /// An unprotected packet: decrypted in place (its plaintext length), or
@@ -187,6 +193,9 @@ struct MediaSession {
     /// Its bandwidth estimate: made at its first transport-cc feedback,
     /// while it pulls tracks.
     estimate: Option<Box<SubscriberEstimate>>,
+    /// SSRC → simulcast layer of what it pushes (media and RTX streams),
+    /// learned from the rid header extensions.
+    layers: HashMap<u32, Layer>,
 }
 
 /// One media worker's state.
@@ -513,10 +522,24 @@ impl Engine {
                 return;
             }
         }
-        let verdict =
-            session
-                .repairs
-                .check(route_index, route, &header, plain, now, &mut self.scratch);
+        let layer = if route.rids.is_empty() {
+            None
+        } else {
+            let Some(layer) = learn_layer(&mut session.layers, &session.media, route, &header) else {
+                counters.count_drop(DropReason::UnknownRid);
+                return;
+            };
+            Some(layer)
+        };
+        let verdict = session.repairs.check(
+            route_index,
+            route,
+            layer,
+            &header,
+            plain,
+            now,
+            &mut self.scratch,
+        );
         let (header, plain) = match verdict {
             Verdict::Drop => {
                 counters.count_drop(DropReason::Duplicate);
@@ -537,8 +560,19 @@ impl Engine {
         };
         let ssrc = header.ssrc();
         let track = route.fanout.key;
-        self.inbox
-            .push(&route.fanout, RunHeader::of(&header), plain);
+        let mut run_header = RunHeader::of(&header);
+        if layer.is_some() {
+            let pt = header.payload_type();
+            let codec = route
+                .formats
+                .iter()
+                .find(|(p, _)| *p == pt)
+                .map_or(Codec::Other, |(_, c)| *c);
+            run_header.layer = layer;
+            run_header.codec = codec;
+            run_header.keyframe = codec.starts_keyframe(&plain[header.payload_offset()..]);
+        }
+        self.inbox.push(&route.fanout, run_header, plain);
         let clock_rate = route.clock_rate;
         session
             .inbound
@@ -578,9 +612,9 @@ impl Engine {
                 let handoff = shared
                     .get_or_insert_with(|| match packet {
                         Forwarded::Rtp(run) => self.pool.rtp(fanout, run),
-                        Forwarded::SenderReport(info) => Arc::new(Handoff {
+                        Forwarded::SenderReport(info, layer) => Arc::new(Handoff {
                             fanout: fanout.clone(),
-                            payload: HandoffPayload::SenderReport(info),
+                            payload: HandoffPayload::SenderReport(info, layer),
                         }),
                     })
                     .clone();
@@ -598,9 +632,9 @@ impl Engine {
                     self.forward_run(sub, track, run);
                 }
             }
-            Forwarded::SenderReport(info) => {
+            Forwarded::SenderReport(info, layer) => {
                 for &sub in subscribers {
-                    self.forward_sender_report(sub, track, &info);
+                    self.forward_sender_report(sub, track, &info, layer);
                 }
             }
         }
@@ -636,10 +670,17 @@ impl Engine {
         let twcc = s.media.twcc_extension;
         // A session may pull the same track into several transceivers.
         for outlet in s.media.outlets.iter().filter(|o| o.track == track) {
-            if outlet.video && s.estimate.as_ref().is_some_and(|e| e.paused) {
+            let paused = outlet.video && s.estimate.as_ref().is_some_and(|e| e.paused);
+            let stream = s.outbound.entry(outlet.ssrc).or_default();
+            // A simulcast pull sees every layer go by, paused or not.
+            let mut layers = outlet.simulcast.as_ref().map(|pull| {
+                stream.layers.take().unwrap_or_else(|| {
+                    Box::new(LayerSwitch::new(pull.preferences.clone(), &pull.rids))
+                })
+            });
+            if paused && layers.is_none() {
                 continue;
             }
-            let stream = s.outbound.entry(outlet.ssrc).or_default();
             // The whole run fits in one block, so its datagrams are contiguous.
             let need = run.bytes() + run.len() * gcm::TAG_LEN;
             if self.arena.capacity() < need {
@@ -647,6 +688,24 @@ impl Engine {
             }
             let mut group = Coalescer::new(s.addr);
             for (plain, header) in run.packets() {
+                if let Some(sw) = layers.as_deref_mut() {
+                    let Some(layer) = header.layer else {
+                        continue;
+                    };
+                    sw.handle_packet(clock, layer, plain.len());
+                    if paused {
+                        continue;
+                    }
+                    let timeline = sw.timeline();
+                    match sw.admit(layer, header.keyframe) {
+                        Admit::Skip => continue,
+                        Admit::Forward => {}
+                        Admit::Switch => {
+                            switch_stream(stream, sw, timeline, layer, header);
+                            Counters::add(&counters.layer_switches, 1);
+                        }
+                    }
+                }
                 let Some(pt) = outlet.map_payload_type(header.payload_type) else {
                     counters.count_drop(DropReason::UnmappedPayloadType);
                     continue;
@@ -683,6 +742,14 @@ impl Engine {
                 }
                 rtp::set_sequence_number(packet, seq);
                 rtp::set_timestamp(packet, ts);
+                if let Some(sw) = layers.as_deref_mut() {
+                    if header.codec == Codec::Vp8
+                        && let Some(payload) = packet.get_mut(header.layout.payload_offset..)
+                    {
+                        sw.vp8.apply(payload);
+                    }
+                    sw.sent(header.marker);
+                }
                 let protected = match s.gcm.as_mut() {
                     Some(g) => g
                         .protect(packet, header.layout.payload_offset)
@@ -703,6 +770,17 @@ impl Engine {
                 }
             }
             group.finish(&mut self.transmits);
+            if let Some(mut sw) = layers {
+                let estimate = s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
+                sw.retarget(clock, estimate);
+                if let Some(layer) = sw.poll_keyframe_request(clock) {
+                    self.events.push_back(EngineEvent::KeyframeRequest {
+                        track,
+                        layer: Some(layer),
+                    });
+                }
+                stream.layers = Some(sw);
+            }
         }
         Counters::add(&counters.rtp_forwarded, forwarded);
         if let Some(e) = s.estimate.as_deref_mut()
@@ -737,21 +815,36 @@ impl Engine {
     }
 
     /// Sends a sender report for `track` to subscriber `sub` on this worker.
-    fn forward_sender_report(&mut self, sub: SessionKey, track: TrackKey, info: &SenderInfo) {
+    /// Of a simulcast track, each layer's report is kept (to map timestamps
+    /// at a switch) and only the layer being sent is reported.
+    fn forward_sender_report(
+        &mut self,
+        sub: SessionKey,
+        track: TrackKey,
+        info: &SenderInfo,
+        layer: Option<Layer>,
+    ) {
         let Some(s) = self.sessions.get_mut(&sub) else {
             return;
         };
-        let (Some(srtp), Some(outlet), Some(stream)) = (
+        let (Some(srtp), Some(outlet)) = (
             s.srtp.as_mut(),
             s.media.outlets.iter().find(|o| o.track == track),
-            s.media
-                .outlets
-                .iter()
-                .find(|o| o.track == track)
-                .and_then(|o| s.outbound.get(&o.ssrc)),
         ) else {
             return;
         };
+        let Some(stream) = s.outbound.get_mut(&outlet.ssrc) else {
+            return;
+        };
+        if let Some(sw) = stream.layers.as_deref_mut() {
+            let Some(layer) = layer else {
+                return;
+            };
+            sw.handle_sender_report(layer, info.ntp, info.rtp_timestamp);
+            if sw.timeline() != Some(layer) {
+                return;
+            }
+        }
         self.scratch.clear();
         let report = stream.sender_report(outlet.ssrc, info);
         rtcp::write_sr(&mut self.scratch, &report);
@@ -778,8 +871,8 @@ impl Engine {
             return;
         };
         let plain = unprotected.bytes(datagram);
-        let mut keyframe_tracks: Vec<TrackKey> = Vec::new();
-        let mut reports: Vec<(Arc<TrackFanout>, SenderInfo)> = Vec::new();
+        let mut keyframe_tracks: Vec<(TrackKey, Option<Layer>)> = Vec::new();
+        let mut reports: Vec<(Arc<TrackFanout>, SenderInfo, Option<Layer>)> = Vec::new();
         for packet in rtcp::packets(plain) {
             let media = &session.media;
             let echoes = rtcp::report_blocks(&packet)
@@ -819,7 +912,7 @@ impl Engine {
                         &mut self.transmits,
                         &self.counters,
                     );
-                    keyframe_tracks.extend(unrepaired);
+                    keyframe_tracks.extend(unrepaired.map(|t| (t, None)));
                 }
             } else if feedback::is_feedback(packet.count, packet.packet_type) {
                 if session.estimate.is_none()
@@ -837,27 +930,30 @@ impl Engine {
                 }
             } else if let Some(media_ssrc) = packet.keyframe_request_ssrc() {
                 if let Some(o) = session.media.outlets.iter().find(|o| o.ssrc == media_ssrc) {
-                    keyframe_tracks.push(o.track);
                     // No resends of the frames the keyframe replaces.
+                    let mut layer = None;
                     if let Some(stream) = session.outbound.get_mut(&media_ssrc) {
                         stream.keyframe_requested();
+                        layer = stream.layers.as_ref().and_then(|l| l.current());
                     }
+                    keyframe_tracks.push((o.track, layer));
                 }
             } else if let Some(info) = packet.sender_info()
                 && let Some(stats) = session.inbound.get_mut(&info.ssrc)
             {
                 stats.handle_sender_report(now, info.ntp);
                 if let Some(route) = session.media.inbound.get(stats.route) {
-                    reports.push((route.fanout.clone(), info));
+                    let layer = session.layers.get(&info.ssrc).copied();
+                    reports.push((route.fanout.clone(), info, layer));
                 }
             }
         }
-        for track in keyframe_tracks {
+        for (track, layer) in keyframe_tracks {
             self.events
-                .push_back(EngineEvent::KeyframeRequest { track });
+                .push_back(EngineEvent::KeyframeRequest { track, layer });
         }
-        for (fanout, info) in reports {
-            self.fan_out(&fanout, Forwarded::SenderReport(info));
+        for (fanout, info, layer) in reports {
+            self.fan_out(&fanout, Forwarded::SenderReport(info, layer));
         }
     }
 
@@ -871,7 +967,7 @@ impl Engine {
         };
         let packet = match &handoff.payload {
             HandoffPayload::Rtp(run) => Forwarded::Rtp(run.as_run()),
-            HandoffPayload::SenderReport(info) => Forwarded::SenderReport(*info),
+            HandoffPayload::SenderReport(info, layer) => Forwarded::SenderReport(*info, *layer),
         };
         self.deliver(subscribers, track, packet);
     }
@@ -910,6 +1006,7 @@ impl Engine {
                                 last_on_path: None,
                                 twcc_seq: 0,
                                 estimate: None,
+                                layers: HashMap::default(),
                             },
                         );
                     }
@@ -952,6 +1049,24 @@ impl Engine {
                         .remap(|ssrc| inbound.get(&ssrc).map(|st| st.route));
                     let live: Vec<u32> = s.media.outlets.iter().map(|o| o.ssrc).collect();
                     s.outbound.retain(|ssrc, _| live.contains(ssrc));
+                    for o in &s.media.outlets {
+                        let Some(stream) = s.outbound.get_mut(&o.ssrc) else {
+                            continue;
+                        };
+                        let before = old.outlets.iter().find(|b| b.ssrc == o.ssrc);
+                        match (&o.simulcast, before) {
+                            // New preferences (tracks/update): chosen again.
+                            (Some(pull), Some(b)) if b.track == o.track => {
+                                if b.simulcast.as_ref() != Some(pull)
+                                    && let Some(sw) = stream.layers.as_deref_mut()
+                                {
+                                    sw.set_preferences(pull.preferences.clone(), &pull.rids);
+                                }
+                            }
+                            // Re-pointed to another track: a new choice.
+                            _ => stream.layers = None,
+                        }
+                    }
                     // Arrivals are recorded for what it pushes.
                     let receives = !s.media.inbound.is_empty();
                     match (s.media.twcc_extension.filter(|_| receives), &s.twcc) {
@@ -977,7 +1092,7 @@ impl Engine {
             WorkerCommand::Send { to, bytes } => {
                 self.transmits.push_back(Transmit::single(to, bytes));
             }
-            WorkerCommand::RequestKeyframe { key, track } => self.send_pli(key, track),
+            WorkerCommand::RequestKeyframe { key, track, layer } => self.send_pli(key, track, layer),
             WorkerCommand::Verify {
                 key,
                 worker,
@@ -988,7 +1103,9 @@ impl Engine {
         }
     }
 
-    fn send_pli(&mut self, key: SessionKey, track: TrackKey) {
+    /// Asks publisher `key` for a keyframe of `track` (of one of its
+    /// simulcast layers, or of all its streams).
+    fn send_pli(&mut self, key: SessionKey, track: TrackKey, layer: Option<Layer>) {
         let Some(s) = self.sessions.get_mut(&key) else {
             return;
         };
@@ -1001,8 +1118,10 @@ impl Engine {
             .iter()
             .filter(|(_, st)| Some(st.route) == route)
             .map(|(ssrc, _)| *ssrc)
+            .filter(|ssrc| layer.is_none() || s.layers.get(ssrc).copied() == layer)
             .collect();
         if ssrcs.is_empty()
+            && layer.is_none()
             && let Some(r) = route.and_then(|i| s.media.inbound.get(i))
         {
             ssrcs.extend(r.ssrcs.iter().take(1));
@@ -1147,6 +1266,60 @@ impl Engine {
     pub fn poll_event(&mut self) -> Option<EngineEvent> {
         self.events.pop_front()
     }
+}
+
+/// Re-bases `stream` on a keyframe of `layer` (a simulcast switch, `sw`
+/// now on it): the same layer after a pause continues its own numbers;
+/// another layer continues the stream at the keyframe's time on the
+/// previous layer's clock (through both layers' sender reports), or one
+/// frame after the last one sent when that time is unknown or not later.
+fn switch_stream(
+    stream: &mut OutboundStream,
+    sw: &mut LayerSwitch,
+    timeline: Option<Layer>,
+    layer: Layer,
+    header: &RunHeader,
+) {
+    sw.vp8.switched();
+    if timeline == Some(layer) {
+        stream.rebase();
+        return;
+    }
+    let last = stream.last_timestamp();
+    let mapped = timeline
+        .and_then(|from| sw.switch_timestamp(from, layer, header.timestamp, VIDEO_CLOCK))
+        .map(|ts| stream.sent_as(0, ts).1)
+        .filter(|at| (at.wrapping_sub(last) as i32) > 0);
+    let at = mapped.unwrap_or(last.wrapping_add(FRAME_TICKS));
+    let skip = !sw.frame_complete();
+    stream.switch_source(header.ssrc, header.sequence_number, header.timestamp, at, skip);
+}
+
+/// The simulcast layer of a packet of a simulcast route: known for its
+/// SSRC, else read from its `rtp-stream-id` (or, for RTX,
+/// `repaired-rtp-stream-id`) extension and remembered, within
+/// [`LEARNED_LAYER_SSRCS`].
+fn learn_layer(
+    layers: &mut HashMap<u32, Layer>,
+    media: &SessionMedia,
+    route: &crate::session::InboundRoute,
+    header: &RtpHeader<'_>,
+) -> Option<Layer> {
+    let ssrc = header.ssrc();
+    if let Some(&layer) = layers.get(&ssrc) {
+        return Some(layer);
+    }
+    let (rid, repaired) = media.rid_extensions;
+    let named = rid
+        .and_then(|id| header.extension(id))
+        .or_else(|| repaired.and_then(|id| header.extension(id)))?;
+    let index = route.rids.iter().position(|r| r.as_str().as_bytes() == named)?;
+    if layers.len() >= LEARNED_LAYER_SSRCS {
+        return None;
+    }
+    let layer = Layer(index as u8);
+    layers.insert(ssrc, layer);
+    Some(layer)
 }
 
 /// The route of a packet on an SSRC not seen before: a signalled SSRC, else

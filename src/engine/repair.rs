@@ -14,6 +14,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use crate::session::InboundRoute;
 use crate::session::nack::{Arrival, NackGenerator};
+use crate::simulcast::Layer;
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 
@@ -23,11 +24,11 @@ pub const MIN_RETRY: Duration = Duration::from_millis(20);
 /// At most one keyframe request per stream per this long for given-up gaps.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Per main SSRC of a session's pushed tracks: its route, its gaps, and
-/// when a keyframe was last asked for.
+/// Per main SSRC of a session's pushed tracks: its route and simulcast
+/// layer, its gaps, and when a keyframe was last asked for.
 #[derive(Default)]
 pub struct Repairs {
-    streams: HashMap<u32, (usize, NackGenerator, Option<Instant>)>,
+    streams: HashMap<u32, (usize, Option<Layer>, NackGenerator, Option<Instant>)>,
     lost: Vec<u16>,
 }
 
@@ -46,12 +47,15 @@ pub enum Verdict {
 }
 
 impl Repairs {
-    /// Checks packet `header`/`plain` of route `route_index`; an RTX packet
-    /// that repairs a gap is rebuilt into `scratch`.
+    /// Checks packet `header`/`plain` of route `route_index` (and simulcast
+    /// `layer`: an RTX stream repairs the stream of its layer); an RTX
+    /// packet that repairs a gap is rebuilt into `scratch`.
+    #[allow(clippy::too_many_arguments)]
     pub fn check(
         &mut self,
         route_index: usize,
         route: &InboundRoute,
+        layer: Option<Layer>,
         header: &RtpHeader<'_>,
         plain: &[u8],
         now: Instant,
@@ -62,8 +66,8 @@ impl Repairs {
             let main = self
                 .streams
                 .iter_mut()
-                .find(|(_, (r, _, _))| *r == route_index);
-            let Some((&main_ssrc, (_, nacks, _))) = main else {
+                .find(|(_, (r, l, _, _))| *r == route_index && *l == layer);
+            let Some((&main_ssrc, (_, _, nacks, _))) = main else {
                 return Verdict::Drop;
             };
             let offset = header.payload_offset();
@@ -97,10 +101,10 @@ impl Repairs {
         if !route.nack {
             return Verdict::Forward;
         }
-        let (_, nacks, _) = self
+        let (_, _, nacks, _) = self
             .streams
             .entry(header.ssrc())
-            .or_insert_with(|| (route_index, NackGenerator::default(), None));
+            .or_insert_with(|| (route_index, layer, NackGenerator::default(), None));
         match nacks.on_packet(header.sequence_number(), now) {
             Arrival::Duplicate => Verdict::Drop,
             Arrival::New => Verdict::Forward,
@@ -112,7 +116,7 @@ impl Repairs {
     /// gives its SSRC now, and is forgotten where it gives none.
     pub fn remap(&mut self, route_of: impl Fn(u32) -> Option<usize>) {
         self.streams
-            .retain(|ssrc, (r, _, _)| match route_of(*ssrc) {
+            .retain(|ssrc, (r, _, _, _)| match route_of(*ssrc) {
                 Some(now) => {
                     *r = now;
                     true
@@ -136,7 +140,7 @@ impl Repairs {
         let retry = rtt.max(MIN_RETRY);
         let mut nacked = 0;
         let mut given_up = 0;
-        for (&ssrc, (_, nacks, last_keyframe)) in self.streams.iter_mut() {
+        for (&ssrc, (_, _, nacks, last_keyframe)) in self.streams.iter_mut() {
             let gave_up = nacks.poll(now, retry, &mut self.lost);
             if !self.lost.is_empty() {
                 rtcp::write_nack(out, sender_ssrc, ssrc, &self.lost);
@@ -174,6 +178,8 @@ mod tests {
             fanout: Arc::new(TrackFanout::new(TrackKey(1))),
             nack: true,
             rtx: vec![(97, 96)],
+            rids: Vec::new(),
+            formats: Vec::new(),
         }
     }
 
@@ -195,7 +201,7 @@ mod tests {
 
     fn check(r: &mut Repairs, packet: &[u8], scratch: &mut Vec<u8>) -> Verdict {
         let header = RtpHeader::new_checked(packet).expect("rtp");
-        r.check(0, &route(), &header, packet, Instant::now(), scratch)
+        r.check(0, &route(), None, &header, packet, Instant::now(), scratch)
     }
 
     #[test]

@@ -207,6 +207,11 @@ impl Histories {
             );
             rtp::set_sequence_number(&mut packet, out_seq);
             rtp::set_timestamp(&mut packet, out_ts);
+            if let Some(sw) = stream.layers.as_deref()
+                && let Some(payload) = packet.get_mut(layout.payload_offset..)
+            {
+                sw.vp8.resend(payload);
+            }
             let rtx = outlet.rtx.as_ref().and_then(|r| {
                 let (_, rtx_pt) = r.payload_types.iter().find(|(main, _)| *main == pt)?;
                 Some((r.ssrc, *rtx_pt))

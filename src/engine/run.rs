@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
+use crate::codec::Codec;
 use crate::fanout::TrackFanout;
+use crate::simulcast::Layer;
 use crate::wire::rtp::{RtpHeader, RtpLayout};
 
 /// What forwarding needs of a packet's RTP header: read once when the packet
@@ -26,6 +28,14 @@ pub struct RunHeader {
     pub sequence_number: u16,
     /// RTP timestamp.
     pub timestamp: u32,
+    /// The marker bit (last packet of a video frame).
+    pub marker: bool,
+    /// Its simulcast layer (simulcast tracks only).
+    pub layer: Option<Layer>,
+    /// It starts a keyframe (read for simulcast tracks only).
+    pub keyframe: bool,
+    /// Its payload format (read for simulcast tracks only).
+    pub codec: Codec,
 }
 
 impl RunHeader {
@@ -37,6 +47,10 @@ impl RunHeader {
             ssrc: h.ssrc(),
             sequence_number: h.sequence_number(),
             timestamp: h.timestamp(),
+            marker: h.marker(),
+            layer: None,
+            keyframe: false,
+            codec: Codec::Other,
         }
     }
 }

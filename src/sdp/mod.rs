@@ -295,6 +295,9 @@ pub struct MediaSection {
     pub msid: Option<String>,
     /// `a=rid` ids with direction `send`.
     pub rids: Vec<String>,
+    /// The rids of `a=simulcast:send` (RFC 8853), in its order: the first
+    /// alternative of each stream, paused ones (`~`) included.
+    pub simulcast_send: Vec<String>,
     /// `a=rtcp-mux` present.
     pub rtcp_mux: bool,
     /// `a=rtcp-rsize` present.
@@ -316,6 +319,21 @@ pub struct MediaSection {
 }
 
 impl MediaSection {
+    /// The simulcast layers a sender announces: the rids of
+    /// `a=simulcast:send` that also have an `a=rid … send` line (RFC 8853
+    /// §5.1), at most [`crate::simulcast::MAX_LAYERS`]; empty when it does
+    /// not send simulcast (a single rid is no simulcast either).
+    pub fn simulcast_rids(&self) -> Vec<crate::ids::Rid> {
+        let rids: Vec<crate::ids::Rid> = self
+            .simulcast_send
+            .iter()
+            .filter(|r| self.rids.contains(r))
+            .take(crate::simulcast::MAX_LAYERS)
+            .map(|r| crate::ids::Rid(r.clone()))
+            .collect();
+        if rids.len() < 2 { Vec::new() } else { rids }
+    }
+
     /// Whether the m-line is live: a port other than zero, or port zero
     /// with `a=bundle-only` inside the BUNDLE group (what Firefox offers
     /// for every m-line but the first with `bundlePolicy: "max-bundle"`).

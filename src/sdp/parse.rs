@@ -95,6 +95,7 @@ fn media_line(value: &str) -> Option<MediaSection> {
         ssrcs: Vec::new(),
         msid: None,
         rids: Vec::new(),
+        simulcast_send: Vec::new(),
         rtcp_mux: false,
         rtcp_rsize: false,
         ice_ufrag: None,
@@ -175,6 +176,20 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
             let ssrc: u32 = arg.split(' ').next()?.parse().ok()?;
             if !m.ssrcs.contains(&ssrc) {
                 m.ssrcs.push(ssrc);
+            }
+        }
+        "simulcast" => {
+            // "send 1;2,3;~4 recv 5": streams split by ';', alternatives by ','.
+            let mut parts = arg.split_ascii_whitespace();
+            while let (Some(dir), Some(list)) = (parts.next(), parts.next()) {
+                if dir == "send" {
+                    m.simulcast_send = list
+                        .split(';')
+                        .filter_map(|stream| stream.split(',').next())
+                        .map(|rid| rid.trim_start_matches('~').to_owned())
+                        .filter(|rid| !rid.is_empty())
+                        .collect();
+                }
             }
         }
         "rid" => {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use super::*;
 use crate::dtls::Fingerprint;
+use crate::ids::Rid;
 
 /// What every SDP we write says about our transport.
 #[derive(Debug, Clone)]
@@ -55,6 +56,8 @@ pub struct MediaOut<'a> {
     pub rtcp_rsize: bool,
     /// The stream we send, if we send.
     pub send: Option<&'a SendStream>,
+    /// Simulcast layers we receive (`a=rid:… recv`, `a=simulcast:recv`).
+    pub recv_rids: &'a [Rid],
 }
 
 /// Builds one SDP.
@@ -120,6 +123,13 @@ impl SdpWriter {
         let _ = write!(o, "a={}\r\n", m.direction.as_str());
         if let Some(s) = m.send.filter(|_| m.direction.sends()) {
             let _ = write!(o, "a=msid:{} {}\r\n", s.stream_id, s.track_id);
+        }
+        if m.direction.receives() && !m.recv_rids.is_empty() {
+            for rid in m.recv_rids {
+                let _ = write!(o, "a=rid:{rid} recv\r\n");
+            }
+            let list: Vec<&str> = m.recv_rids.iter().map(Rid::as_str).collect();
+            let _ = write!(o, "a=simulcast:recv {}\r\n", list.join(";"));
         }
         o.push_str("a=rtcp-mux\r\n");
         if m.rtcp_rsize {

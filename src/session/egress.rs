@@ -2,6 +2,7 @@
 //! timestamp continuity across source changes (tracks/update re-points an
 //! outlet), and the counters its sender reports carry.
 
+use crate::simulcast::LayerSwitch;
 use crate::wire::rtcp::SenderInfo;
 
 /// State of one stream we send to a subscriber.
@@ -26,6 +27,8 @@ pub struct OutboundStream {
     pub packets: u32,
     /// Payload octets sent.
     pub octets: u32,
+    /// The layer choice, when the source is simulcast.
+    pub layers: Option<Box<LayerSwitch>>,
 }
 
 impl OutboundStream {

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::codec::Codec;
 use crate::fanout::TrackFanout;
-use crate::ids::{Mid, TrackKey};
+use crate::ids::{Mid, Rid, TrackKey};
+use crate::simulcast::Preferences;
 
 /// A session's negotiated media, as its worker needs it. Immutable; the
 /// control thread sends a new one when negotiation changes it.
@@ -15,6 +17,9 @@ pub struct SessionMedia {
     /// The id of the transport-wide sequence number extension on what it
     /// pushes, if negotiated: arrivals are reported back (transport-cc).
     pub twcc_extension: Option<u8>,
+    /// The ids of the `rtp-stream-id` and `repaired-rtp-stream-id` header
+    /// extensions (RFC 8852), if negotiated: simulcast layers by rid.
+    pub rid_extensions: (Option<u8>, Option<u8>),
     /// The SSRC our RTCP (RR, PLI) is sent from.
     pub rtcp_ssrc: u32,
     /// Tracks this session pushes.
@@ -27,6 +32,7 @@ impl PartialEq for SessionMedia {
     fn eq(&self, other: &Self) -> bool {
         self.mid_extension == other.mid_extension
             && self.twcc_extension == other.twcc_extension
+            && self.rid_extensions == other.rid_extensions
             && self.rtcp_ssrc == other.rtcp_ssrc
             && self.inbound == other.inbound
             && self.outlets == other.outlets
@@ -51,6 +57,11 @@ pub struct InboundRoute {
     pub nack: bool,
     /// Its RTX payload types and the ones they repair (RFC 4588 `apt`).
     pub rtx: Vec<(u8, u8)>,
+    /// Its simulcast layers, by rid (empty: not simulcast).
+    pub rids: Vec<Rid>,
+    /// Payload type → format, for the keyframe starts of simulcast
+    /// tracks (empty when not simulcast).
+    pub formats: Vec<(u8, Codec)>,
 }
 
 impl PartialEq for InboundRoute {
@@ -61,6 +72,8 @@ impl PartialEq for InboundRoute {
             && self.clock_rate == other.clock_rate
             && self.nack == other.nack
             && self.rtx == other.rtx
+            && self.rids == other.rids
+            && self.formats == other.formats
             && Arc::ptr_eq(&self.fanout, &other.fanout)
     }
 }
@@ -86,6 +99,17 @@ pub struct Outlet {
     /// Where resends go when RTX (RFC 4588) is negotiated; else they are
     /// sent again in the original stream.
     pub rtx: Option<RtxStream>,
+    /// The source is simulcast: one layer of it is sent, as chosen here.
+    pub simulcast: Option<SimulcastPull>,
+}
+
+/// A pull of a simulcast track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimulcastPull {
+    /// The track's layers, by rid.
+    pub rids: Vec<Rid>,
+    /// What the subscriber asked for.
+    pub preferences: Preferences,
 }
 
 /// Our retransmission stream towards a subscriber.

@@ -16,4 +16,4 @@ pub mod resend;
 pub mod rtt;
 pub mod twcc;
 
-pub use media::{InboundRoute, Outlet, RtxStream, SessionMedia};
+pub use media::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};

@@ -74,6 +74,9 @@ pub struct LayerSwitch {
     preferences: Preferences,
     candidates: Candidates,
     current: Option<Layer>,
+    /// The layer whose timeline the outbound stream's numbers follow (the
+    /// last one sent).
+    timeline: Option<Layer>,
     target: Option<Layer>,
     seen: [Seen; MAX_LAYERS],
     window_start: Option<Instant>,
@@ -91,6 +94,7 @@ impl LayerSwitch {
             candidates: preferences.candidates(rids),
             preferences,
             current: None,
+            timeline: None,
             target: None,
             seen: [Seen::default(); MAX_LAYERS],
             window_start: None,
@@ -111,6 +115,18 @@ impl LayerSwitch {
     /// The layer being sent.
     pub fn current(&self) -> Option<Layer> {
         self.current
+    }
+
+    /// The layer last sent, whose timeline the stream follows.
+    pub fn timeline(&self) -> Option<Layer> {
+        self.timeline
+    }
+
+    /// Sending stopped (a pause): the next packet sent must start a
+    /// keyframe again.
+    pub fn restart(&mut self) {
+        self.current = None;
+        self.asked = None;
     }
 
     /// The layer wanted.
@@ -212,6 +228,7 @@ impl LayerSwitch {
         match self.target {
             Some(t) if t == layer && self.current != Some(t) && keyframe => {
                 self.current = Some(t);
+                self.timeline = Some(t);
                 Admit::Switch
             }
             _ if self.current == Some(layer) => Admit::Forward,
