@@ -57,7 +57,10 @@ mod tests {
         // FU-A (0x7c) with S set and type 7; later fragments do not count.
         assert!(starts_keyframe(&[0x7c, 0x87, 0x42]));
         assert!(!starts_keyframe(&[0x7c, 0x07, 0x42]));
-        assert!(!starts_keyframe(&[0x7c, 0x85, 0x88]), "an IDR fragment without SPS");
+        assert!(
+            !starts_keyframe(&[0x7c, 0x85, 0x88]),
+            "an IDR fragment without SPS"
+        );
     }
 
     #[test]

@@ -178,7 +178,10 @@ mod tests {
         let d = Descriptor::parse(&k).expect("descriptor");
         assert_eq!(d.picture_id, Some((2, true)));
         assert_eq!(d.read_picture_id(&k), Some(0x1234));
-        assert_eq!((d.tl0picidx, d.keyidx, d.payload_offset), (Some(4), Some(5), 6));
+        assert_eq!(
+            (d.tl0picidx, d.keyidx, d.payload_offset),
+            (Some(4), Some(5), 6)
+        );
         assert!(starts_keyframe(&k));
         let mut delta = k.clone();
         delta[6] = 0x11; // P set: an interframe
@@ -200,7 +203,13 @@ mod tests {
 
     #[test]
     fn short_or_empty_payloads_are_not_keyframes() {
-        for bytes in [&[][..], &[0x90], &[0x90, 0x80], &[0x90, 0xc0, 0x80, 0x01], &[0x10]] {
+        for bytes in [
+            &[][..],
+            &[0x90],
+            &[0x90, 0x80],
+            &[0x90, 0xc0, 0x80, 0x01],
+            &[0x10],
+        ] {
             assert!(!starts_keyframe(bytes), "{bytes:?}");
         }
     }

@@ -61,7 +61,13 @@ mod tests {
 
     #[test]
     fn short_payloads_are_not_keyframes() {
-        for bytes in [&[][..], &[0x08], &[0x88], &[0xa8, 0x81, 0x02], &[0x88, 0x81]] {
+        for bytes in [
+            &[][..],
+            &[0x08],
+            &[0x88],
+            &[0xa8, 0x81, 0x02],
+            &[0x88, 0x81],
+        ] {
             assert!(!starts_keyframe(bytes), "{bytes:?}");
         }
     }

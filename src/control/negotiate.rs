@@ -394,7 +394,11 @@ pub fn apply_offer(
             p.rids = simulcast_rids(m);
         }
         if let Some(t) = session.transceiver_mut(mid) {
-            t.recv_rids = if t.recv.is_some() { simulcast_rids(m) } else { Vec::new() };
+            t.recv_rids = if t.recv.is_some() {
+                simulcast_rids(m)
+            } else {
+                Vec::new()
+            };
         }
     }
     Ok(write_answer(session, offer, ctx))
@@ -402,7 +406,11 @@ pub fn apply_offer(
 
 /// The simulcast layers of a video m-line we receive (none for audio).
 fn simulcast_rids(m: &sdp::MediaSection) -> Vec<crate::ids::Rid> {
-    if m.kind == MediaKind::Video { m.simulcast_rids() } else { Vec::new() }
+    if m.kind == MediaKind::Video {
+        m.simulcast_rids()
+    } else {
+        Vec::new()
+    }
 }
 
 /// The extensions of an offered m-line that switchboard accepts.

@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::codec::Codec;
 use crate::engine::messages::WorkerCommand;
 use crate::fanout::FanoutTable;
 use crate::ids::{SessionKey, TrackKey};
 use crate::sdp::{Extmap, MediaKind, extension};
-use crate::codec::Codec;
 use crate::session::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};
 use crate::simulcast::Preferences;
 use crate::worker::WorkerHandle;
@@ -48,7 +48,10 @@ pub fn session_media(session: &Session, reg: &Registry) -> SessionMedia {
             formats: if p.rids.is_empty() {
                 Vec::new()
             } else {
-                p.codecs.iter().map(|c| (c.pt, Codec::from_name(&c.name))).collect()
+                p.codecs
+                    .iter()
+                    .map(|c| (c.pt, Codec::from_name(&c.name)))
+                    .collect()
             },
             rids: p.rids.clone(),
             mid: p.mid.clone(),

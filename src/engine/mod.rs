@@ -45,7 +45,6 @@ use bytes::BytesMut;
 
 use crate::bwe::feedback;
 use crate::codec::Codec;
-use crate::simulcast::{Admit, Layer, LayerSwitch, switch::FRAME_TICKS};
 use crate::fanout::TrackFanout;
 use crate::ice::BindingRequest;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
@@ -55,6 +54,7 @@ use crate::session::ingress::ReceptionStats;
 use crate::session::resend::ResendLimiter;
 use crate::session::rtt::{self, RoundTrip};
 use crate::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
+use crate::simulcast::{Admit, Layer, LayerSwitch, switch::FRAME_TICKS};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
 use crate::srtp::gcm_rtcp::GcmRtcpReceiver;
@@ -525,7 +525,8 @@ impl Engine {
         let layer = if route.rids.is_empty() {
             None
         } else {
-            let Some(layer) = learn_layer(&mut session.layers, &session.media, route, &header) else {
+            let Some(layer) = learn_layer(&mut session.layers, &session.media, route, &header)
+            else {
                 counters.count_drop(DropReason::UnknownRid);
                 return;
             };
@@ -686,6 +687,7 @@ impl Engine {
             if self.arena.capacity() < need {
                 Self::next_arena(&mut self.arena, &mut self.spare, need);
             }
+            let estimate = s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
             let mut group = Coalescer::new(s.addr);
             for (plain, header) in run.packets() {
                 if let Some(sw) = layers.as_deref_mut() {
@@ -693,6 +695,11 @@ impl Engine {
                         continue;
                     };
                     sw.handle_packet(clock, layer, plain.len());
+                    if sw.target().is_none() {
+                        // The first packets: a target at once, so that a
+                        // keyframe among them is not missed.
+                        sw.retarget(clock, estimate);
+                    }
                     if paused {
                         continue;
                     }
@@ -771,7 +778,6 @@ impl Engine {
             }
             group.finish(&mut self.transmits);
             if let Some(mut sw) = layers {
-                let estimate = s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
                 sw.retarget(clock, estimate);
                 if let Some(layer) = sw.poll_keyframe_request(clock) {
                     self.events.push_back(EngineEvent::KeyframeRequest {
@@ -1092,7 +1098,9 @@ impl Engine {
             WorkerCommand::Send { to, bytes } => {
                 self.transmits.push_back(Transmit::single(to, bytes));
             }
-            WorkerCommand::RequestKeyframe { key, track, layer } => self.send_pli(key, track, layer),
+            WorkerCommand::RequestKeyframe { key, track, layer } => {
+                self.send_pli(key, track, layer)
+            }
             WorkerCommand::Verify {
                 key,
                 worker,
@@ -1292,7 +1300,13 @@ fn switch_stream(
         .filter(|at| (at.wrapping_sub(last) as i32) > 0);
     let at = mapped.unwrap_or(last.wrapping_add(FRAME_TICKS));
     let skip = !sw.frame_complete();
-    stream.switch_source(header.ssrc, header.sequence_number, header.timestamp, at, skip);
+    stream.switch_source(
+        header.ssrc,
+        header.sequence_number,
+        header.timestamp,
+        at,
+        skip,
+    );
 }
 
 /// The simulcast layer of a packet of a simulcast route: known for its
@@ -1313,7 +1327,10 @@ fn learn_layer(
     let named = rid
         .and_then(|id| header.extension(id))
         .or_else(|| repaired.and_then(|id| header.extension(id)))?;
-    let index = route.rids.iter().position(|r| r.as_str().as_bytes() == named)?;
+    let index = route
+        .rids
+        .iter()
+        .position(|r| r.as_str().as_bytes() == named)?;
     if layers.len() >= LEARNED_LAYER_SSRCS {
         return None;
     }
@@ -1348,3 +1365,6 @@ fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod simulcast_tests;

@@ -59,7 +59,8 @@ impl Preferences {
             .as_ref()
             .and_then(|p| sorted.iter().position(|(_, r)| *r == p));
         let mut order = Candidates::default();
-        let Some(start) = start.or((!sorted.is_empty() && self.preferred_rid.is_none()).then_some(0))
+        let Some(start) =
+            start.or((!sorted.is_empty() && self.preferred_rid.is_none()).then_some(0))
         else {
             // A preferred rid the publisher does not send: nothing is the
             // start; a fallback still finds the others, a–z.
@@ -87,7 +88,9 @@ impl Preferences {
         fits: impl Fn(Layer) -> bool,
     ) -> Option<Layer> {
         let layers = candidates.layers();
-        let start = (!candidates.missing_start).then(|| layers.first().copied()).flatten();
+        let start = (!candidates.missing_start)
+            .then(|| layers.first().copied())
+            .flatten();
         if !self.fallback && !self.by_estimate {
             return start;
         }
@@ -183,17 +186,20 @@ mod tests {
     #[test]
     fn rid_not_available_falls_to_the_next_live_rid_and_back() {
         let published = rids(&["f", "h", "q"]);
-        let p = Preferences::from_api(&json!({"preferredRid": "f", "ridNotAvailable": "asciibetical"}));
+        let p =
+            Preferences::from_api(&json!({"preferredRid": "f", "ridNotAvailable": "asciibetical"}));
         let c = p.candidates(&published);
         assert_eq!(p.target(&c, |_| true, |_| false), Some(Layer(0)));
         assert_eq!(p.target(&c, |l| l != Layer(0), |_| false), Some(Layer(1)));
         assert_eq!(p.target(&c, |l| l == Layer(2), |_| false), Some(Layer(2)));
         // Preferring q, with q stopped: the nearest before it, h.
-        let p = Preferences::from_api(&json!({"preferredRid": "q", "ridNotAvailable": "asciibetical"}));
+        let p =
+            Preferences::from_api(&json!({"preferredRid": "q", "ridNotAvailable": "asciibetical"}));
         let c = p.candidates(&published);
         assert_eq!(p.target(&c, |l| l != Layer(2), |_| false), Some(Layer(1)));
         // A preferred rid the publisher never sent: the first live a–z.
-        let p = Preferences::from_api(&json!({"preferredRid": "x", "ridNotAvailable": "asciibetical"}));
+        let p =
+            Preferences::from_api(&json!({"preferredRid": "x", "ridNotAvailable": "asciibetical"}));
         let c = p.candidates(&published);
         assert_eq!(p.target(&c, |l| l != Layer(0), |_| true), Some(Layer(1)));
     }

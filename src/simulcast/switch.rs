@@ -269,7 +269,13 @@ impl LayerSwitch {
     /// Timestamp `ts` of layer `to`, on the clock of layer `from` (both
     /// `clock_rate`), through the two layers' sender reports; `None`
     /// until both have sent one.
-    pub fn switch_timestamp(&self, from: Layer, to: Layer, ts: u32, clock_rate: u32) -> Option<u32> {
+    pub fn switch_timestamp(
+        &self,
+        from: Layer,
+        to: Layer,
+        ts: u32,
+        clock_rate: u32,
+    ) -> Option<u32> {
         let (ntp_from, rtp_from) = self.seen.get(from.index())?.report?;
         let (ntp_to, rtp_to) = self.seen.get(to.index())?.report?;
         // NTP is 32.32 fixed point: seconds between the reports, in ticks.

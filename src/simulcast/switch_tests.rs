@@ -37,21 +37,35 @@ fn a_switch_waits_for_a_keyframe_of_the_target_and_asks_for_it_until_it_comes() 
     assert_eq!(s.admit(H, false), Admit::Skip);
     assert_eq!(s.admit(F, true), Admit::Skip, "a keyframe of another layer");
     assert_eq!(s.poll_keyframe_request(now), Some(H));
-    assert_eq!(s.poll_keyframe_request(now + Duration::from_millis(500)), None);
+    assert_eq!(
+        s.poll_keyframe_request(now + Duration::from_millis(500)),
+        None
+    );
     let retry = flow(&mut s, now, KEYFRAME_RETRY.as_millis() as u64, &[F, H, Q]);
     assert_eq!(s.poll_keyframe_request(retry), Some(H), "asked again");
     assert_eq!(s.admit(H, true), Admit::Switch);
     assert_eq!(s.current(), Some(H));
     assert_eq!(s.admit(H, false), Admit::Forward);
     assert_eq!(s.admit(Q, true), Admit::Skip);
-    assert_eq!(s.poll_keyframe_request(retry + KEYFRAME_RETRY), None, "reached");
+    assert_eq!(
+        s.poll_keyframe_request(retry + KEYFRAME_RETRY),
+        None,
+        "reached"
+    );
 
     // tracks/update to q: h goes on until q's keyframe.
-    s.set_preferences(Preferences::from_api(&json!({"preferredRid": "q"})), &rids());
+    s.set_preferences(
+        Preferences::from_api(&json!({"preferredRid": "q"})),
+        &rids(),
+    );
     s.retarget(retry, None);
     assert_eq!(s.target(), Some(Q));
     assert_eq!(s.admit(Q, false), Admit::Skip);
-    assert_eq!(s.admit(H, false), Admit::Forward, "the current layer continues");
+    assert_eq!(
+        s.admit(H, false),
+        Admit::Forward,
+        "the current layer continues"
+    );
     assert_eq!(s.admit(Q, true), Admit::Switch);
     assert_eq!(s.admit(H, true), Admit::Skip);
 }
@@ -151,7 +165,10 @@ fn timestamps_map_between_layers_through_their_sender_reports() {
     let ntp = 100u64 << 32;
     s.handle_sender_report(F, ntp, 1_000_000);
     s.handle_sender_report(H, ntp, 5_000);
-    assert_eq!(s.switch_timestamp(F, H, 5_000 + 3000, 90_000), Some(1_003_000));
+    assert_eq!(
+        s.switch_timestamp(F, H, 5_000 + 3000, 90_000),
+        Some(1_003_000)
+    );
     // h's report half a second later (45,000 ticks), across the wrap.
     s.handle_sender_report(H, ntp + (1 << 31), 10);
     assert_eq!(s.switch_timestamp(F, H, 10, 90_000), Some(1_045_000));
