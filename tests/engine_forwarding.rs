@@ -152,7 +152,7 @@ fn from_subscriber(f: &mut Fixture, plain: &[u8], at: Instant) -> (usize, Vec<Tr
     }
     let mut keyframes = Vec::new();
     while let Some(e) = f.engines[0].poll_event() {
-        if let EngineEvent::KeyframeRequest { track } = e {
+        if let EngineEvent::KeyframeRequest { track, .. } = e {
             keyframes.push(track);
         }
     }

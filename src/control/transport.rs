@@ -512,12 +512,20 @@ impl Control {
         }
     }
 
-    /// Keyframes for every active pull of a connected session.
+    /// Keyframes for every active pull of a connected session. (A pull of
+    /// a simulcast track asks for its own layer's keyframe on its worker,
+    /// when it starts or changes layer: asking every layer would cost the
+    /// publisher a keyframe on each.)
     pub(super) fn request_new_keyframes(&self, st: &mut State, key: SessionKey, now: Instant) {
         let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else {
             return;
         };
-        for track in session.active_pulls() {
+        let tracks: Vec<TrackKey> = session
+            .active_pulls()
+            .into_iter()
+            .filter(|t| st.reg.track_owner(*t).is_some_and(|(_, p)| p.rids.is_empty()))
+            .collect();
+        for track in tracks {
             self.request_keyframe(st, track, now);
         }
     }

@@ -1066,7 +1066,17 @@ impl Engine {
                                 if b.simulcast.as_ref() != Some(pull)
                                     && let Some(sw) = stream.layers.as_deref_mut()
                                 {
+                                    // Chosen now, so that the next keyframe
+                                    // of the new target is not missed.
                                     sw.set_preferences(pull.preferences.clone(), &pull.rids);
+                                    let estimate = s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
+                                    sw.retarget(self.clock, estimate);
+                                    if let Some(layer) = sw.poll_keyframe_request(self.clock) {
+                                        self.events.push_back(EngineEvent::KeyframeRequest {
+                                            track: o.track,
+                                            layer: Some(layer),
+                                        });
+                                    }
                                 }
                             }
                             // Re-pointed to another track: a new choice.
