@@ -102,6 +102,11 @@ fn chromium_simulcast_offer_with_every_codec_is_answered() {
     assert!(lines(sdp).contains(&"a=group:BUNDLE 0 1"));
     let video = section(sdp, "1");
     assert!(video.contains(&"a=recvonly"));
+    // Simulcast is accepted: each layer's rid, and the list (RFC 8853).
+    for rid in ["a=rid:f recv", "a=rid:h recv", "a=rid:q recv", "a=simulcast:recv f;h;q"] {
+        assert!(video.contains(&rid), "{rid}: {video:?}");
+    }
+    assert!(!section(sdp, "0").iter().any(|l| l.starts_with("a=rid")), "audio has none");
     for codec in ["VP8/90000", "VP9/90000", "H264/90000", "AV1/90000"] {
         assert!(
             video
@@ -419,4 +424,52 @@ fn force_closed_pulls_reuse_their_m_line() {
         mids.push(mid);
     }
     assert!(mids.iter().all(|m| *m == mids[0]), "{mids:?}");
+}
+
+#[test]
+fn simulcast_preferences_are_echoed_and_refused_for_a_track_that_is_not_simulcast() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let (publisher, _) = push(
+        &api,
+        &fixture("chromium-simulcast-offer.sdp"),
+        json!([
+            {"location": "local", "mid": "0", "trackName": "mic"},
+            {"location": "local", "mid": "1", "trackName": "cam"},
+        ]),
+    );
+    let subscriber = api.new_session();
+    let (status, body) = api.tracks_new(
+        &subscriber,
+        json!({"tracks": [
+            {"location": "remote", "sessionId": publisher, "trackName": "cam",
+             "simulcast": {"preferredRid": "h"}},
+            {"location": "remote", "sessionId": publisher, "trackName": "mic"},
+        ]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracks"][0]["simulcast"], json!({"preferredRid": "h"}), "echoed");
+    let (cam, mic) = (
+        body["tracks"][0]["mid"].as_str().expect("mid").to_owned(),
+        body["tracks"][1]["mid"].as_str().expect("mid").to_owned(),
+    );
+    let update = |mid: &str, simulcast: serde_json::Value| {
+        api.call(
+            "PUT",
+            &format!("/sessions/{subscriber}/tracks/update"),
+            Some(
+                &json!({"tracks": [{"location": "remote", "mid": mid, "simulcast": simulcast}]})
+                    .to_string(),
+            ),
+        )
+    };
+    let wanted = json!({"preferredRid": "q", "priorityOrdering": "asciibetical"});
+    let (status, body) = update(&cam, wanted.clone());
+    assert_eq!(status, 200, "{body}");
+    assert!(body["tracks"][0]["errorCode"].is_null(), "{body}");
+    assert_eq!(body["tracks"][0]["simulcast"], wanted);
+    // The microphone is not simulcast.
+    let (status, body) = update(&mic, json!({"preferredRid": "q"}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tracks"][0]["errorCode"], "update_track_error", "{body}");
 }
