@@ -37,35 +37,7 @@ const MEDIA_PORT: u16 = 40000;
 /// Runs `script` with `args` after the demo URL in a fresh namespace (made
 /// lossy by `prepare`); returns its JSON result and the server's log.
 fn scenario(script: &str, args: &[&str], prepare: impl Fn(&Netns)) -> (Value, String) {
-    try_scenario(script, args, &prepare).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn try_scenario(
-    script: &str,
-    args: &[&str],
-    prepare: &impl Fn(&Netns),
-) -> Result<(Value, String), String> {
-    browser::chromium();
-    browser::require_node_module("playwright-core");
-    netns::check_tools();
-    let ns = Netns::create();
-    prepare(&ns);
-    let server = NsServer::start(&ns, env!("CARGO_BIN_EXE_switchboard"));
-    let mut node = ns.command("node");
-    node.arg(browser::script(script))
-        .arg(&server.url)
-        .args(args);
-    let (status, stdout, stderr) = netns::output_within(node, 240);
-    let logs = server.logs();
-    let result: Value = serde_json::from_str(stdout.trim()).map_err(|e| {
-        format!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
-    })?;
-    if !(status.success() && result["ok"] == true) {
-        return Err(format!(
-            "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
-        ));
-    }
-    Ok((result, logs))
+    netns::run_chromium_script(script, args, &prepare).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]

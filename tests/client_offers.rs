@@ -103,10 +103,18 @@ fn chromium_simulcast_offer_with_every_codec_is_answered() {
     let video = section(sdp, "1");
     assert!(video.contains(&"a=recvonly"));
     // Simulcast is accepted: each layer's rid, and the list (RFC 8853).
-    for rid in ["a=rid:f recv", "a=rid:h recv", "a=rid:q recv", "a=simulcast:recv f;h;q"] {
+    for rid in [
+        "a=rid:f recv",
+        "a=rid:h recv",
+        "a=rid:q recv",
+        "a=simulcast:recv f;h;q",
+    ] {
         assert!(video.contains(&rid), "{rid}: {video:?}");
     }
-    assert!(!section(sdp, "0").iter().any(|l| l.starts_with("a=rid")), "audio has none");
+    assert!(
+        !section(sdp, "0").iter().any(|l| l.starts_with("a=rid")),
+        "audio has none"
+    );
     for codec in ["VP8/90000", "VP9/90000", "H264/90000", "AV1/90000"] {
         assert!(
             video
@@ -448,7 +456,11 @@ fn simulcast_preferences_are_echoed_and_refused_for_a_track_that_is_not_simulcas
         ]}),
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["tracks"][0]["simulcast"], json!({"preferredRid": "h"}), "echoed");
+    assert_eq!(
+        body["tracks"][0]["simulcast"],
+        json!({"preferredRid": "h"}),
+        "echoed"
+    );
     let (cam, mic) = (
         body["tracks"][0]["mid"].as_str().expect("mid").to_owned(),
         body["tracks"][1]["mid"].as_str().expect("mid").to_owned(),
@@ -471,5 +483,8 @@ fn simulcast_preferences_are_echoed_and_refused_for_a_track_that_is_not_simulcas
     // The microphone is not simulcast.
     let (status, body) = update(&mic, json!({"preferredRid": "q"}));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["tracks"][0]["errorCode"], "update_track_error", "{body}");
+    assert_eq!(
+        body["tracks"][0]["errorCode"], "update_track_error",
+        "{body}"
+    );
 }

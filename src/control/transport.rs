@@ -523,7 +523,11 @@ impl Control {
         let tracks: Vec<TrackKey> = session
             .active_pulls()
             .into_iter()
-            .filter(|t| st.reg.track_owner(*t).is_some_and(|(_, p)| p.rids.is_empty()))
+            .filter(|t| {
+                st.reg
+                    .track_owner(*t)
+                    .is_some_and(|(_, p)| p.rids.is_empty())
+            })
             .collect();
         for track in tracks {
             self.request_keyframe(st, track, now);

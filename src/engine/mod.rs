@@ -779,6 +779,11 @@ impl Engine {
             group.finish(&mut self.transmits);
             if let Some(mut sw) = layers {
                 sw.retarget(clock, estimate);
+                if let Some(rate) = sw.poll_probe(clock, estimate)
+                    && let Some(e) = s.estimate.as_deref_mut()
+                {
+                    e.bwe.request_probe(rate, estimate::PROBE_LENGTH, clock);
+                }
                 if let Some(layer) = sw.poll_keyframe_request(clock) {
                     self.events.push_back(EngineEvent::KeyframeRequest {
                         track,
@@ -1069,7 +1074,8 @@ impl Engine {
                                     // Chosen now, so that the next keyframe
                                     // of the new target is not missed.
                                     sw.set_preferences(pull.preferences.clone(), &pull.rids);
-                                    let estimate = s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
+                                    let estimate =
+                                        s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
                                     sw.retarget(self.clock, estimate);
                                     if let Some(layer) = sw.poll_keyframe_request(self.clock) {
                                         self.events.push_back(EngineEvent::KeyframeRequest {

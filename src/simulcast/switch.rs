@@ -38,6 +38,13 @@ pub const UP_AFTER_LIVE: Duration = Duration::from_secs(2);
 pub const UP_HOLD: Duration = Duration::from_secs(10);
 /// Switch up only when the estimate is this many times the layer's rate.
 pub const UP_MARGIN: f64 = 1.15;
+/// A better layer that the estimate does not carry is probed for this
+/// often (the estimate only grows slowly on its own while a lower layer
+/// is sent: the path's spare capacity shows only in a probe).
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+/// A probe for a better layer is at this many times its rate with the
+/// margin, so that a success leaves the estimate above what it needs.
+pub const PROBE_ABOVE: f64 = 1.1;
 /// Layer rates are measured over windows this long.
 const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// One video frame at 30 fps on the 90 kHz clock: the step of a switch
@@ -82,6 +89,7 @@ pub struct LayerSwitch {
     window_start: Option<Instant>,
     asked: Option<Instant>,
     last_down: Option<Instant>,
+    last_probe: Option<Instant>,
     last_marker: bool,
     /// VP8 numbering continuity across switches.
     pub vp8: vp8::Rewrite,
@@ -100,6 +108,7 @@ impl LayerSwitch {
             window_start: None,
             asked: None,
             last_down: None,
+            last_probe: None,
             last_marker: true,
             vp8: vp8::Rewrite::default(),
         }
@@ -264,6 +273,34 @@ impl LayerSwitch {
         }
         self.asked = Some(now);
         Some(target)
+    }
+
+    /// The rate (bit/s) to probe the subscriber's path at, when the
+    /// preferences follow the estimate and the next better live layer does
+    /// not fit it: at most every [`PROBE_EVERY`], not within [`UP_HOLD`]
+    /// of a switch down (it could not be switched up to anyway).
+    pub fn poll_probe(&mut self, now: Instant, estimate: Option<f64>) -> Option<f64> {
+        if !self.preferences.by_estimate {
+            return None;
+        }
+        let estimate = estimate?;
+        let rank = self.candidates.rank(self.current?)?;
+        let better = *self.candidates.layers()[..rank]
+            .iter()
+            .rev()
+            .find(|l| self.is_live(**l, now))?;
+        let want = self.rate(better) * UP_MARGIN;
+        let recent = |t: Option<Instant>, d: Duration| {
+            t.is_some_and(|t| now.saturating_duration_since(t) < d)
+        };
+        if want <= estimate
+            || recent(self.last_probe, PROBE_EVERY)
+            || recent(self.last_down, UP_HOLD)
+        {
+            return None;
+        }
+        self.last_probe = Some(now);
+        Some(want * PROBE_ABOVE)
     }
 
     /// Timestamp `ts` of layer `to`, on the clock of layer `from` (both

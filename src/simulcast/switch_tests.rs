@@ -177,3 +177,40 @@ fn timestamps_map_between_layers_through_their_sender_reports() {
         Some(1_044_910)
     );
 }
+
+#[test]
+fn a_better_layer_that_does_not_fit_is_probed_for_every_few_seconds() {
+    let t0 = Instant::now();
+    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
+    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
+    s.retarget(now, Some(2_000_000.0));
+    assert_eq!(s.admit(F, true), Admit::Switch);
+    assert_eq!(s.poll_probe(now, Some(2_000_000.0)), None, "the best layer");
+    s.retarget(now, Some(500_000.0));
+    assert_eq!(s.admit(H, true), Admit::Switch);
+    assert_eq!(
+        s.poll_probe(now, Some(500_000.0)),
+        None,
+        "just switched down"
+    );
+    let later = flow(&mut s, now, UP_HOLD.as_millis() as u64, &[F, H, Q]);
+    let probe = s.poll_probe(later, Some(500_000.0)).expect("a probe for f");
+    assert!(
+        (probe - 800_000.0 * UP_MARGIN * PROBE_ABOVE).abs() < 5_000.0,
+        "{probe}"
+    );
+    assert_eq!(
+        s.poll_probe(later + Duration::from_secs(1), Some(500_000.0)),
+        None
+    );
+    let again = flow(&mut s, later, PROBE_EVERY.as_millis() as u64, &[F, H, Q]);
+    assert!(s.poll_probe(again, Some(500_000.0)).is_some());
+    // Once f fits, no probe; without priority ordering, never.
+    let later = flow(&mut s, again, PROBE_EVERY.as_millis() as u64, &[F, H, Q]);
+    assert_eq!(s.poll_probe(later, Some(5_000_000.0)), None);
+    let mut plain = switch(json!({"preferredRid": "h"}));
+    let now = flow(&mut plain, t0, 3000, &[F, H, Q]);
+    plain.retarget(now, Some(100.0));
+    assert_eq!(plain.admit(H, true), Admit::Switch);
+    assert_eq!(plain.poll_probe(now + UP_HOLD, Some(100.0)), None);
+}

@@ -15,8 +15,8 @@
 // availableOutgoingBitrate, and the server's /metrics: the
 // switchboard_paused_video gauge and the estimate histogram. Env: CHROMIUM.
 
-import { execFileSync } from "node:child_process";
 import { startEcho } from "./demo-echo.mjs";
+import { installShaper } from "./shaper.mjs";
 
 const [url, kbitArg, cleanArg, limitedArg, liftedArg] = process.argv.slice(2);
 const [kbit, clean, limited, lifted] = [kbitArg, cleanArg, limitedArg, liftedArg].map(Number);
@@ -24,10 +24,9 @@ if (!url || !kbit || !clean || !limited || !lifted) {
   console.error("usage: node tests/browser/bottleneck.mjs <demo-url> <kbit> <clean s> <limited s> <lifted s>");
   process.exit(2);
 }
-const MEDIA_PORT = 40000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const tc = (...args) => execFileSync("tc", args, { stdio: ["ignore", "pipe", "pipe"] });
 let browser = null;
+let shaper = null;
 const hard = setTimeout(() => {
   process.stdout.write(JSON.stringify({ ok: false, reason: "hard timeout" }) + "\n");
   process.exit(1);
@@ -92,25 +91,15 @@ try {
   await page.click("#pull");
   const ready = await until("no pulled video", (s) => s.pull.frames > 0);
   const ports = [...new Set(ready.echo.ports)];
-  // The bottleneck, idle until its filters are added: HTB's default class
-  // is unlimited, class 1:2 carries <kbit> through a 40 KB FIFO.
-  tc("qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "1", "r2q", "1000");
-  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit");
-  tc("class", "add", "dev", "lo", "parent", "1:", "classid", "1:2", "htb", "rate", `${kbit}kbit`, "ceil", `${kbit}kbit`, "burst", "4k", "cburst", "4k");
-  tc("qdisc", "add", "dev", "lo", "parent", "1:2", "handle", "20:", "bfifo", "limit", "40000");
+  // The bottleneck, idle until its filters are added.
+  shaper = installShaper(kbit);
   const samples = [];
   let last = await pageStats(page);
   const phases = [["clean", clean], ["limited", limited], ["lifted", lifted]];
   let t = 0;
   for (const [phase, seconds] of phases) {
-    if (phase === "limited") {
-      for (const port of ports) {
-        tc("filter", "add", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1", "u32",
-          "match", "ip", "sport", String(MEDIA_PORT), "0xffff", "match", "ip", "dport", String(port), "0xffff", "flowid", "1:2");
-      }
-    } else if (phase === "lifted") {
-      tc("filter", "del", "dev", "lo", "parent", "1:", "protocol", "ip", "prio", "1");
-    }
+    if (phase === "limited") shaper.limit(ports);
+    else if (phase === "lifted") shaper.lift();
     for (let i = 0; i < seconds; i++) {
       await sleep(1000);
       t += 1;
@@ -134,9 +123,7 @@ try {
 } catch (e) {
   result = { ok: false, reason: `exception: ${e && e.message ? e.message : e}` };
 } finally {
-  try {
-    tc("qdisc", "del", "dev", "lo", "root");
-  } catch {}
+  if (shaper) shaper.remove();
   process.stdout.write(JSON.stringify(result) + "\n");
   process.exitCode = result && result.ok ? 0 : 1;
   if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);

@@ -9,8 +9,13 @@
 //                               (codec: {mime, fmtp: ["k=v"...]} forced with
 //                               setCodecPreferences; fmtp: {codecName: params}
 //                               munges the offer's a=fmtp before applying it)
-//   pull(publisherSessionId, trackNames)
+//   pushSimulcast(name)       → {pc, sessionId, transceiver, encodings()}: the
+//                               fake camera at 1280x720 as three VP8 layers
+//                               f, h, q (1, 1/2, 1/4 of the resolution);
+//                               encodings() → {rid: {width, frames, ...}}
+//   pull(publisherSessionId, trackNames, fields?)
 //                             → {pc, sessionId, offer, mids: {trackName: mid}}
+//                               (fields, e.g. {simulcast}, go into each item)
 //   waitConnected(pc, ms, what), waitFor(probe, ms, what)
 //   rtp(pc)                   → inbound/outbound RTP stats with their codec
 //   frames(pc, mid)           → framesDecoded of the inbound stream on mid
@@ -113,12 +118,48 @@ export function installHelpers(cfg) {
     return { pc, sessionId, transceivers, offer: pc.localDescription.sdp, answer: res.sessionDescription.sdp };
   }
 
-  async function pull(publisherSessionId, trackNames) {
+  async function pushSimulcast(name) {
+    const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 } });
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const transceiver = pc.addTransceiver(camera.getVideoTracks()[0], {
+      direction: "sendonly",
+      sendEncodings: [
+        { rid: "f", maxBitrate: 1_500_000 },
+        { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+        { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+      ],
+    });
+    transceiver.setCodecPreferences(RTCRtpSender.getCapabilities("video").codecs.filter((c) => /vp8|rtx/i.test(c.mimeType)));
+    const params = transceiver.sender.getParameters();
+    params.degradationPreference = "maintain-resolution";
+    await transceiver.sender.setParameters(params);
+    await pc.setLocalDescription(await pc.createOffer());
+    note("simulcastOffer", pc.localDescription.sdp.split("\r\n").filter((l) => /^a=(rid|simulcast)/.test(l)));
+    const { sessionId } = await apiOk("POST", "/sessions/new");
+    const res = await apiOk("POST", `/sessions/${sessionId}/tracks/new`, {
+      sessionDescription: { type: "offer", sdp: pc.localDescription.sdp },
+      tracks: [{ location: "local", mid: transceiver.mid, trackName: name }],
+    });
+    note("simulcastAnswer", res.sessionDescription.sdp.split("\r\n").filter((l) => /^a=(rid|simulcast)/.test(l)));
+    await pc.setRemoteDescription(res.sessionDescription);
+    const encodings = async () => {
+      const out = {};
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "outbound-rtp" && s.kind === "video") {
+          out[s.rid] = { width: s.frameWidth, frames: s.framesEncoded, limitation: s.qualityLimitationReason, active: s.active };
+        }
+      });
+      return out;
+    };
+    return { pc, sessionId, transceiver, encodings };
+  }
+
+  async function pull(publisherSessionId, trackNames, fields = {}) {
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
     pc.ontrack = (e) => attach(e.track);
     const { sessionId } = await apiOk("POST", "/sessions/new");
     const res = await apiOk("POST", `/sessions/${sessionId}/tracks/new`, {
-      tracks: trackNames.map((trackName) => ({ location: "remote", sessionId: publisherSessionId, trackName })),
+      tracks: trackNames.map((trackName) => ({ location: "remote", sessionId: publisherSessionId, trackName, ...fields })),
     });
     if (!res.requiresImmediateRenegotiation || !res.sessionDescription) {
       throw new Error(`pull: expected a server offer, got ${JSON.stringify(res).slice(0, 300)}`);
@@ -129,7 +170,7 @@ export function installHelpers(cfg) {
       sessionDescription: { type: "answer", sdp: pc.localDescription.sdp },
     });
     const mids = Object.fromEntries(res.tracks.map((t) => [t.trackName, t.mid]));
-    return { pc, sessionId, offer: res.sessionDescription.sdp, mids };
+    return { pc, sessionId, offer: res.sessionDescription.sdp, mids, items: res.tracks };
   }
 
   function waitConnected(pc, ms, what) {
@@ -232,7 +273,7 @@ export function installHelpers(cfg) {
   }
 
   window.sb = {
-    api, apiOk, push, pull, waitConnected, waitFor, rtp, frames, watchFrames, flow, metrics, sdpSummary, iceCredentials,
+    api, apiOk, push, pushSimulcast, pull, waitConnected, waitFor, rtp, frames, watchFrames, flow, metrics, sdpSummary, iceCredentials,
     pickCodecs, sleep, note, notes,
   };
 }

@@ -36,42 +36,8 @@ const STALL_MS = 500; // longest time without a new frame around a switch
 // each followed by a wait for the expected width.
 async function simulcastRun({ simulcast, steps, switchMs, stallMs }) {
   const sb = window.sb;
-  const t0 = performance.now();
-  const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 } });
-  const pub = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
-  const tr = pub.addTransceiver(camera.getVideoTracks()[0], {
-    direction: "sendonly",
-    sendEncodings: [
-      { rid: "f", maxBitrate: 1_500_000 },
-      { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-      { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-    ],
-  });
-  const vp8 = RTCRtpSender.getCapabilities("video").codecs.filter((c) => /vp8|rtx/i.test(c.mimeType));
-  tr.setCodecPreferences(vp8);
-  const params = tr.sender.getParameters();
-  params.degradationPreference = "maintain-resolution";
-  await tr.sender.setParameters(params);
-  await pub.setLocalDescription(await pub.createOffer());
-  sb.note("publisherOffer", pub.localDescription.sdp.split("\r\n").filter((l) => /^a=(rid|simulcast|extmap)/.test(l)));
-  const { sessionId: pubId } = await sb.apiOk("POST", "/sessions/new");
-  const pushed = await sb.apiOk("POST", `/sessions/${pubId}/tracks/new`, {
-    sessionDescription: { type: "offer", sdp: pub.localDescription.sdp },
-    tracks: [{ location: "local", mid: tr.mid, trackName: "camera" }],
-  });
-  sb.note("publisherAnswer", pushed.sessionDescription.sdp.split("\r\n").filter((l) => /^a=(rid|simulcast)/.test(l)));
-  await pub.setRemoteDescription(pushed.sessionDescription);
+  const { pc: pub, sessionId: pubId, transceiver: tr, encodings } = await sb.pushSimulcast("camera");
   await sb.waitConnected(pub, 10000, "publisher");
-
-  const encodings = async () => {
-    const out = {};
-    (await pub.getStats()).forEach((s) => {
-      if (s.type === "outbound-rtp" && s.kind === "video") {
-        out[s.rid] = { width: s.frameWidth, frames: s.framesEncoded, limitation: s.qualityLimitationReason, active: s.active };
-      }
-    });
-    return out;
-  };
   let enc = null;
   await sb.waitFor(async () => {
     enc = await encodings();
@@ -79,18 +45,9 @@ async function simulcastRun({ simulcast, steps, switchMs, stallMs }) {
   }, 20000, () => `the publisher to encode f, h and q (${JSON.stringify(enc)})`);
   const encodedAtStart = enc;
 
-  const sub = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
-  const { sessionId: subId } = await sb.apiOk("POST", "/sessions/new");
-  const pulled = await sb.apiOk("POST", `/sessions/${subId}/tracks/new`, {
-    tracks: [{ location: "remote", sessionId: pubId, trackName: "camera", simulcast }],
-  });
-  const mid = pulled.tracks[0].mid;
-  const echoed = pulled.tracks[0].simulcast;
-  await sub.setRemoteDescription(pulled.sessionDescription);
-  await sub.setLocalDescription(await sub.createAnswer());
-  await sb.apiOk("PUT", `/sessions/${subId}/renegotiate`, {
-    sessionDescription: { type: "answer", sdp: sub.localDescription.sdp },
-  });
+  const { pc: sub, sessionId: subId, mids, items } = await sb.pull(pubId, ["camera"], { simulcast });
+  const mid = mids.camera;
+  const echoed = items[0].simulcast;
   await sb.waitConnected(sub, 10000, "subscriber");
 
   // The pulled video, sampled every 100 ms from now on.

@@ -304,3 +304,36 @@ pub fn output_within(mut cmd: Command, secs: u64) -> (ExitStatus, String, String
     let err = stderr.finish(Duration::from_secs(2));
     (status, out, err)
 }
+
+/// Runs the Chromium script `script` (tests/browser) with `args` after the
+/// demo URL, in a fresh namespace (prepared by `prepare`) with the server
+/// binary `CARGO_BIN_EXE_switchboard` of the calling test; returns its JSON
+/// result and the server's log, or why it failed.
+pub fn run_chromium_script(
+    script: &str,
+    args: &[&str],
+    prepare: &impl Fn(&Netns),
+) -> Result<(serde_json::Value, String), String> {
+    use crate::common::browser;
+    browser::chromium();
+    browser::require_node_module("playwright-core");
+    check_tools();
+    let ns = Netns::create();
+    prepare(&ns);
+    let server = NsServer::start(&ns, env!("CARGO_BIN_EXE_switchboard"));
+    let mut node = ns.command("node");
+    node.arg(browser::script(script))
+        .arg(&server.url)
+        .args(args);
+    let (status, stdout, stderr) = output_within(node, 240);
+    let logs = server.logs();
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
+    })?;
+    if !(status.success() && result["ok"] == true) {
+        return Err(format!(
+            "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
+        ));
+    }
+    Ok((result, logs))
+}
