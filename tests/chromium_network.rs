@@ -25,8 +25,7 @@ mod netns;
 
 use std::sync::Mutex;
 
-use common::browser;
-use netns::{Netns, NsServer};
+use netns::Netns;
 use serde_json::Value;
 
 /// Browsers take both cores: one scenario at a time.

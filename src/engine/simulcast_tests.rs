@@ -249,7 +249,7 @@ impl Call {
     /// One frame slot: every live layer's frame (and sender reports once a
     /// second), then the engine's outputs.
     fn step(&mut self, live: &[usize]) {
-        if self.slot % 30 == 0 {
+        if self.slot.is_multiple_of(30) {
             for l in 0..self.layers.len() {
                 let layer = &self.layers[l];
                 let mut sr = Vec::new();

@@ -78,6 +78,13 @@ struct Cli {
     /// feedback, and the report adds what was recovered.
     #[arg(long, default_value_t = 0)]
     loss: u32,
+    /// Publishers send their video as three simulcast layers f, h and q
+    /// (VP8, at 1, 0.3 and 0.1 of --video-kbps, as browsers weigh them),
+    /// and subscribers pull with `simulcast: {preferredRid: RID}`; the
+    /// report gives the packets received per layer, and loss against the
+    /// layer asked for.
+    #[arg(long, value_name = "RID", value_parser = ["f", "h", "q"])]
+    simulcast: Option<String>,
     /// Subscribers send transport-cc feedback this often, ms (0: never).
     /// libwebrtc sends it every 50 to 250 ms, by its own send estimate;
     /// Chromium receiving 1.2 Mbit/s here sent it every ~62 ms.
@@ -127,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         join_threads: cli.join_threads,
         loss: cli.loss,
         twcc_feedback: Duration::from_millis(cli.twcc_feedback_ms),
+        simulcast: cli.simulcast.clone(),
     };
     if !cli.ramp {
         let report = scenario::run(&scenario)?;

@@ -3,7 +3,9 @@
 //! send time, the stream and a sequence (header extensions are
 //! not encrypted by SRTP, so subscribers measure without decrypting), and a
 //! payload derived from stream and sequence, so that a sample can be
-//! decrypted and checked byte for byte.
+//! decrypted and checked byte for byte. A simulcast layer's packets also
+//! carry their rid (RFC 8852) and start with a VP8 payload descriptor
+//! that marks keyframes (RFC 7741), so that the SFU can switch layers.
 
 use switchboard::wire::rtp::RtpHeader;
 
@@ -12,6 +14,24 @@ use switchboard::wire::rtp::RtpHeader;
 pub const HEADER_LEN: usize = 36;
 /// The SRTP tag of AEAD_AES_128_GCM.
 pub const SRTP_OVERHEAD: usize = 16;
+
+/// Bytes before the send time in a simulcast layer's payload: the VP8
+/// payload descriptor (S set, partition 0) and the first byte of the VP8
+/// payload header (P clear on keyframes).
+pub const VP8_PREFIX: usize = 2;
+
+/// What marks a simulcast layer's packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Layered<'a> {
+    /// The `rtp-stream-id` extension's id.
+    pub rid_id: u8,
+    /// The layer's rid.
+    pub rid: &'a [u8],
+    /// The packet is its frame's first (S set in the descriptor).
+    pub first: bool,
+    /// The frame is a keyframe.
+    pub keyframe: bool,
+}
 
 /// What the send-time extension carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +56,7 @@ pub fn write_packet(
     ext_id: u8,
     send: SendTime,
     transport_cc: Option<(u8, u16)>,
+    layered: Option<Layered<'_>>,
     payload_len: usize,
 ) {
     out.clear();
@@ -44,7 +65,9 @@ pub fn write_packet(
     out.extend_from_slice(&rtp_seq.to_be_bytes());
     out.extend_from_slice(&timestamp.to_be_bytes());
     out.extend_from_slice(&ssrc.to_be_bytes());
-    out.extend_from_slice(&[0xbe, 0xde, 0x00, 0x05]); // one-byte extensions, 5 words
+    // One-byte extensions (RFC 8285), their length in words filled in below.
+    out.extend_from_slice(&[0xbe, 0xde, 0x00, 0x00]);
+    let elements = out.len();
     out.push((ext_id << 4) | 15); // 16 bytes
     out.extend_from_slice(&send.sent_us.to_be_bytes());
     out.extend_from_slice(&send.stream.to_be_bytes());
@@ -55,6 +78,18 @@ pub fn write_packet(
             out.extend_from_slice(&number.to_be_bytes());
         }
         None => out.extend_from_slice(&[0, 0, 0]),
+    }
+    if let Some(l) = layered {
+        out.push((l.rid_id << 4) | (l.rid.len() as u8 - 1));
+        out.extend_from_slice(l.rid);
+    }
+    while !(out.len() - elements).is_multiple_of(4) {
+        out.push(0);
+    }
+    out[elements - 1] = ((out.len() - elements) / 4) as u8;
+    if let Some(l) = layered {
+        let start = if l.first { 0x10 } else { 0x00 };
+        out.extend_from_slice(&[start, u8::from(!l.keyframe)]);
     }
     let start = out.len();
     out.resize(start + payload_len.max(SEND_TIME_LEN), 0);
@@ -74,10 +109,12 @@ fn write_payload(payload: &mut [u8], send: &SendTime) {
     fill_payload(&mut payload[SEND_TIME_LEN..], send.stream, send.seq);
 }
 
-/// The send time at the start of a decrypted packet's payload.
-pub fn payload_send_time(plain: &[u8]) -> Option<SendTime> {
+/// The send time in a decrypted packet's payload, after `prefix` bytes.
+pub fn payload_send_time(plain: &[u8], prefix: usize) -> Option<SendTime> {
     let header = RtpHeader::new_checked(plain).ok()?;
-    let p = plain.get(header.payload_offset()..)?.get(..SEND_TIME_LEN)?;
+    let p = plain
+        .get(header.payload_offset() + prefix..)?
+        .get(..SEND_TIME_LEN)?;
     Some(SendTime {
         sent_us: u64::from_be_bytes(p[0..8].try_into().ok()?),
         stream: u32::from_be_bytes(p[8..12].try_into().ok()?),
@@ -110,12 +147,15 @@ pub fn read_send_time(packet: &[u8], ext_id: u8) -> Option<SendTime> {
     })
 }
 
-/// Whether a decrypted packet's payload is the one its extension says.
-pub fn payload_matches(plain: &[u8], send: &SendTime) -> bool {
+/// Whether a decrypted packet's payload (after `prefix` bytes) is the one
+/// its extension says.
+pub fn payload_matches(plain: &[u8], prefix: usize, send: &SendTime) -> bool {
     let Ok(header) = RtpHeader::new_checked(plain) else {
         return false;
     };
-    let payload = &plain[header.payload_offset()..];
+    let Some(payload) = plain.get(header.payload_offset() + prefix..) else {
+        return false;
+    };
     if payload.len() < SEND_TIME_LEN {
         return false;
     }
@@ -146,6 +186,7 @@ mod tests {
             5,
             send,
             Some((3, 7)),
+            None,
             1000,
         );
         assert_eq!(p.len(), HEADER_LEN + 1000);
@@ -156,9 +197,50 @@ mod tests {
         );
         assert_eq!(read_send_time(&p, 5), Some(send));
         assert_eq!(read_send_time(&p, 6), None);
-        assert!(payload_matches(&p, &send));
-        assert_eq!(payload_send_time(&p), Some(send));
+        assert!(payload_matches(&p, 0, &send));
+        assert_eq!(payload_send_time(&p, 0), Some(send));
         p[HEADER_LEN + 10] ^= 1;
-        assert!(!payload_matches(&p, &send));
+        assert!(!payload_matches(&p, 0, &send));
+    }
+
+    #[test]
+    fn a_layers_packets_carry_the_rid_and_a_vp8_descriptor_that_marks_keyframes() {
+        let mut p = Vec::new();
+        let send = SendTime {
+            sent_us: 1,
+            stream: 2,
+            seq: 3,
+        };
+        for keyframe in [true, false] {
+            let layered = Layered {
+                rid_id: 4,
+                rid: b"h",
+                first: true,
+                keyframe,
+            };
+            write_packet(
+                &mut p,
+                96,
+                false,
+                1,
+                2,
+                3,
+                5,
+                send,
+                Some((3, 7)),
+                Some(layered),
+                500,
+            );
+            let h = RtpHeader::new_checked(&p).unwrap();
+            assert_eq!(h.extension(4), Some(&b"h"[..]));
+            assert_eq!(read_send_time(&p, 5), Some(send));
+            let payload = &p[h.payload_offset()..];
+            assert_eq!(
+                switchboard::codec::Codec::Vp8.starts_keyframe(payload),
+                keyframe
+            );
+            assert_eq!(payload_send_time(&p, VP8_PREFIX), Some(send));
+            assert!(payload_matches(&p, VP8_PREFIX, &send));
+        }
     }
 }

@@ -111,6 +111,12 @@ pub struct StreamTx {
     pub payload_len: usize,
     /// RTP timestamp step per frame.
     pub ts_step: u32,
+    /// The simulcast layer it is (its rid): its packets carry the rid and
+    /// a VP8 descriptor, and a PLI on its SSRC makes its next frame a
+    /// keyframe.
+    pub rid: Option<&'static str>,
+    /// Its next frame is a keyframe.
+    keyframe_due: bool,
     rtp_seq: u16,
     timestamp: u32,
     seq: u32,
@@ -138,6 +144,8 @@ impl StreamTx {
             packets_per_frame,
             payload_len,
             ts_step,
+            rid: None,
+            keyframe_due: true,
             rtp_seq: (ssrc >> 16) as u16,
             timestamp: ssrc,
             seq: 0,
@@ -161,7 +169,18 @@ pub enum Role {
         created: Instant,
         /// Whether it has received media yet.
         got_media: bool,
+        /// With simulcast: (streams per publisher, video layers among
+        /// them): a layer's payload starts with a VP8 descriptor.
+        layout: Option<(u32, u32)>,
     },
+}
+
+impl StreamTx {
+    /// The same stream as simulcast layer `rid`.
+    pub fn layer(mut self, rid: &'static str) -> Self {
+        self.rid = Some(rid);
+        self
+    }
 }
 
 /// One simulated client.
@@ -409,7 +428,14 @@ fn send_frames(
                 window.end.store(u64::from(s.seq), Ordering::Release);
                 s.ended = true;
             }
+            let keyframe = std::mem::take(&mut s.keyframe_due);
             for p in 0..s.packets_per_frame {
+                let layered = s.rid.map(|rid| media::Layered {
+                    rid_id: crate::sdp::RID_ID,
+                    rid: rid.as_bytes(),
+                    first: p == 0,
+                    keyframe,
+                });
                 let send = SendTime {
                     sent_us: shared.micros(Instant::now()),
                     stream: s.index,
@@ -425,6 +451,7 @@ fn send_frames(
                     crate::sdp::SEND_TIME_ID,
                     send,
                     Some((crate::sdp::TWCC_ID, live.client.twcc_seq)),
+                    layered,
                     s.payload_len,
                 );
                 live.client.twcc_seq = live.client.twcc_seq.wrapping_add(1);
@@ -471,10 +498,19 @@ fn receive(
         return;
     };
     if classify(rtp) == PacketKind::Rtcp {
+        let plain = client.endpoint.unprotect_rtcp(rtp);
+        // The server's keyframe requests: a layer's next frame is one.
+        if let (Some(plain), Role::Publisher(streams)) = (&plain, &mut client.role) {
+            for packet in switchboard::wire::rtcp::packets(plain) {
+                if let Some(ssrc) = packet.keyframe_request_ssrc() {
+                    for s in streams.iter_mut().filter(|s| s.ssrc == ssrc) {
+                        s.keyframe_due = true;
+                    }
+                }
+            }
+        }
         // The server's NACKs, answered from what the publisher kept.
-        if let (Some(sent), Some(plain)) =
-            (client.sent.as_mut(), client.endpoint.unprotect_rtcp(rtp))
-        {
+        if let (Some(sent), Some(plain)) = (client.sent.as_mut(), plain) {
             let before = sent.resent;
             sent.answer(&plain, |resend| {
                 if !loss.drops() {
@@ -497,6 +533,7 @@ fn receive(
         send_time_id,
         created,
         got_media,
+        layout,
     } = &mut client.role
     else {
         return;
@@ -506,11 +543,14 @@ fn receive(
         Some(id) => media::read_send_time(rtp, *id),
         None => {
             let plain = client.endpoint.unprotect(datagram);
-            let send = plain.as_deref().and_then(media::payload_send_time);
+            // (Without the extension: no simulcast, no prefix.)
+            let send = plain
+                .as_deref()
+                .and_then(|p| media::payload_send_time(p, 0));
             checked = Some(
                 plain
                     .zip(send)
-                    .is_some_and(|(p, s)| media::payload_matches(&p, &s)),
+                    .is_some_and(|(p, s)| media::payload_matches(&p, 0, &s)),
             );
             send
         }
@@ -530,17 +570,22 @@ fn receive(
         return;
     }
     stats.received += 1;
+    stats.count_stream(send.stream);
     if arrival == Arrival::Repaired {
         stats.recovered += 1;
     }
     let latency = shared.micros(now).saturating_sub(send.sent_us).max(1);
     let _ = stats.latency_us.record(latency);
+    let prefix = match *layout {
+        Some((per, layers)) if send.stream % per < layers => media::VP8_PREFIX,
+        _ => 0,
+    };
     if checked.is_none() && send.seq % 64 == 0 {
         checked = Some(
             client
                 .endpoint
                 .unprotect(datagram)
-                .is_some_and(|plain| media::payload_matches(&plain, &send)),
+                .is_some_and(|plain| media::payload_matches(&plain, prefix, &send)),
         );
     }
     if let Some(ok) = checked {

@@ -23,7 +23,7 @@ use crate::run::{self, Client, HandOff, Role, Shared, StreamTx, phase};
 use crate::sdp::{
     AUDIO_PT, Local, Sending, VIDEO_PT, publisher_offer, remote_of, subscriber_answer,
 };
-use crate::stats::{Repair, Report, Setup, Stats};
+use crate::stats::{Repair, Report, Setup, SimulcastReport, Stats};
 use crate::storm::{self, Joined};
 use crate::target::{Sfu, Switchboard};
 
@@ -81,6 +81,9 @@ pub struct Scenario {
     pub loss: u32,
     /// How often subscribers send transport-cc feedback (zero: never).
     pub twcc_feedback: Duration,
+    /// Publishers send simulcast (layers `crate::sdp::RIDS`) and
+    /// subscribers pull this rid (switchboard only).
+    pub simulcast: Option<String>,
 }
 
 impl Scenario {
@@ -111,6 +114,7 @@ impl Scenario {
             join_threads: 0,
             loss: 0,
             twcc_feedback: switchboard::session::twcc::FEEDBACK_INTERVAL,
+            simulcast: None,
         }
     }
 }
@@ -133,50 +137,78 @@ fn ssrc(seed: u64, stream: u32) -> u32 {
     ((x >> 32) as u32) | 1
 }
 
-/// The streams of publisher `i`.
-fn streams(s: &Scenario, i: usize) -> Vec<(Sending, StreamTx)> {
-    let per = if s.audio { 2 } else { 1 };
+/// Video layers per publisher: three with simulcast, else one.
+fn layers(s: &Scenario) -> usize {
+    if s.simulcast.is_some() {
+        crate::sdp::RIDS.len()
+    } else {
+        1
+    }
+}
+
+/// Streams per publisher: its video layers and its audio.
+fn streams_per_publisher(s: &Scenario) -> usize {
+    layers(s) + usize::from(s.audio)
+}
+
+/// A simulcast layer's share of the video bitrate, best first (about what
+/// browsers give f, h and q).
+const LAYER_SHARE: [f64; 3] = [1.0, 0.3, 0.1];
+
+/// The m-lines publisher `i` offers, and its streams (indices `i` ×
+/// [`streams_per_publisher`] on: the video layers, then audio).
+fn streams(s: &Scenario, i: usize) -> (Vec<Sending>, Vec<StreamTx>) {
     let payload = s
         .packet_size
         .saturating_sub(HEADER_LEN + SRTP_OVERHEAD)
         .max(16);
-    let frame_bytes = (s.video_kbps as usize * 1000 / 8) / FPS as usize;
-    let packets = frame_bytes.div_ceil(payload).max(1);
-    let video_index = (i * per) as u32;
-    let mut out = vec![(
-        Sending {
-            kind: MediaKind::Video,
-            ssrc: ssrc(s.seed, video_index),
-        },
-        StreamTx::new(
-            video_index,
-            VIDEO_PT,
-            ssrc(s.seed, video_index),
-            Duration::from_secs(1) / FPS,
-            packets,
-            payload,
-            90_000 / FPS,
-        ),
-    )];
-    if s.audio {
-        let index = video_index + 1;
-        out.push((
-            Sending {
-                kind: MediaKind::Audio,
-                ssrc: ssrc(s.seed, index),
-            },
-            StreamTx::new(
+    let base = (i * streams_per_publisher(s)) as u32;
+    let simulcast = s.simulcast.is_some();
+    let mut sending = vec![Sending {
+        kind: MediaKind::Video,
+        ssrc: ssrc(s.seed, base),
+        simulcast,
+    }];
+    let mut tx: Vec<StreamTx> = (0..layers(s))
+        .map(|layer| {
+            let index = base + layer as u32;
+            let kbps = f64::from(s.video_kbps) * if simulcast { LAYER_SHARE[layer] } else { 1.0 };
+            let frame_bytes = (kbps * 1000.0 / 8.0) as usize / FPS as usize;
+            let packets = frame_bytes.div_ceil(payload).max(1);
+            let stream = StreamTx::new(
                 index,
-                AUDIO_PT,
+                VIDEO_PT,
                 ssrc(s.seed, index),
-                Duration::from_millis(20),
-                1,
-                AUDIO_PAYLOAD,
-                960,
-            ),
+                Duration::from_secs(1) / FPS,
+                packets,
+                payload,
+                90_000 / FPS,
+            );
+            if simulcast {
+                stream.layer(crate::sdp::RIDS[layer])
+            } else {
+                stream
+            }
+        })
+        .collect();
+    if s.audio {
+        let index = base + layers(s) as u32;
+        sending.push(Sending {
+            kind: MediaKind::Audio,
+            ssrc: ssrc(s.seed, index),
+            simulcast: false,
+        });
+        tx.push(StreamTx::new(
+            index,
+            AUDIO_PT,
+            ssrc(s.seed, index),
+            Duration::from_millis(20),
+            1,
+            AUDIO_PAYLOAD,
+            960,
         ));
     }
-    out
+    (sending, tx)
 }
 
 pub(crate) fn bar(progress: bool, len: usize, message: &'static str) -> ProgressBar {
@@ -252,6 +284,10 @@ pub(crate) fn join(
             send_time_id,
             created,
             got_media: false,
+            layout: s
+                .simulcast
+                .as_ref()
+                .map(|_| (streams_per_publisher(s) as u32, layers(s) as u32)),
         },
     );
     // As a browser: NACKs for gaps, transport-cc feedback.
@@ -293,9 +329,14 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     let identity = Arc::new(DtlsIdentity::generate().context("DTLS certificate")?);
     let mut api: Box<dyn Sfu> = match s.target.as_str() {
         "janus" => Box::new(Janus::new(&s.url, s.publishers)?),
-        _ => Box::new(Switchboard::new(&s.url, &s.app_id, &s.app_secret)),
+        _ => Box::new(
+            Switchboard::new(&s.url, &s.app_id, &s.app_secret).prefer_rid(s.simulcast.clone()),
+        ),
     };
-    let per = if s.audio { 2 } else { 1 };
+    if s.simulcast.is_some() && s.target == "janus" {
+        bail!("--simulcast is for switchboard only");
+    }
+    let per = streams_per_publisher(s);
     let shared = Shared::new(s.publishers * per, s.busy_poll, s.loss, s.seed);
     let (senders, handles) = run::spawn(s.threads, &shared);
     let hand_off = HandOff::new(senders);
@@ -307,8 +348,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             let socket = client_socket(s)?;
             socket.set_nonblocking(true)?;
             let ice = IceCredentials::random();
-            let tx = streams(s, i);
-            let sending: Vec<Sending> = tx.iter().map(|(s, _)| *s).collect();
+            let (sending, tx) = streams(s, i);
             let local = Local {
                 ufrag: &ice.ufrag,
                 pwd: &ice.pwd,
@@ -324,8 +364,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             let (session, answer) = api.publish(&offer, &names)?;
             let (remote, addr) = remote_of(&answer)?;
             let endpoint = Endpoint::new(identity.clone(), ice, remote, Instant::now());
-            let streams = tx.into_iter().map(|(_, t)| t).collect();
-            let mut client = Client::new(endpoint, socket, addr, Role::Publisher(streams));
+            let mut client = Client::new(endpoint, socket, addr, Role::Publisher(tx));
             if s.loss > 0 {
                 client.sent = Some(Box::default());
             }
@@ -401,12 +440,37 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         joined,
     } = result?;
 
-    let sent: u64 = shared
-        .windows
-        .iter()
-        .map(|w| w.sent.load(Ordering::Acquire))
-        .sum();
-    let expected = sent * s.subscribers as u64;
+    let sent_of = |i: usize| shared.windows[i].sent.load(Ordering::Acquire);
+    let sent: u64 = (0..shared.windows.len()).map(sent_of).sum();
+    // With simulcast each subscriber gets the layer it asked for, and audio.
+    let wanted = s
+        .simulcast
+        .as_ref()
+        .and_then(|rid| crate::sdp::RIDS.iter().position(|r| r == rid));
+    let subscribed = |i: usize| match wanted {
+        Some(layer) => i % per == layer || i % per >= layers(s),
+        None => true,
+    };
+    let expected = (0..shared.windows.len())
+        .filter(|i| subscribed(*i))
+        .map(sent_of)
+        .sum::<u64>()
+        * s.subscribers as u64;
+    let simulcast = s.simulcast.as_ref().map(|rid| {
+        let mut forwarded_per_layer = std::collections::BTreeMap::new();
+        for (i, n) in stats.received_per_stream.iter().enumerate() {
+            let name = crate::sdp::RIDS
+                .get(i % per)
+                .filter(|_| i % per < layers(s));
+            *forwarded_per_layer
+                .entry(name.map_or("audio".to_owned(), |r| (*r).to_owned()))
+                .or_insert(0) += n;
+        }
+        SimulcastReport {
+            preferred_rid: rid.clone(),
+            forwarded_per_layer,
+        }
+    });
     let received = stats.received;
     let server_cpu_s = server_cpu.map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     Ok(Report {
@@ -454,5 +518,6 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             },
             publisher_resent: stats.publisher_resent,
         }),
+        simulcast,
     })
 }

@@ -19,14 +19,21 @@ pub const AUDIO_PT: u8 = 111;
 pub const SEND_TIME_ID: u8 = 5;
 /// The transport-wide sequence number extension's id in publishers' offers.
 pub const TWCC_ID: u8 = 3;
+/// The `rtp-stream-id` extension's id in publishers' simulcast offers.
+pub const RID_ID: u8 = 4;
+/// A simulcast publisher's layers, best first (as browsers name them).
+pub const RIDS: [&str; 3] = ["f", "h", "q"];
 
 /// One m-line the publisher offers.
 #[derive(Debug, Clone, Copy)]
 pub struct Sending {
     /// Audio or video.
     pub kind: MediaKind,
-    /// Its SSRC.
+    /// Its SSRC (one layer's, with `simulcast`).
     pub ssrc: u32,
+    /// Sent as the simulcast layers [`RIDS`] (no `a=ssrc`: the SFU learns
+    /// each layer's SSRC from its rid).
+    pub simulcast: bool,
 }
 
 fn session_header(out: &mut String, mids: &[String]) {
@@ -82,12 +89,20 @@ pub fn publisher_offer(streams: &[Sending], repair: bool, local: &Local<'_>) -> 
             out,
             "m={} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=mid:{i}\r\na=sendonly\r\na=rtcp-mux\r\n\
              a=extmap:{SEND_TIME_ID} {}\r\na=extmap:{TWCC_ID} {}\r\na=rtpmap:{pt} {rtpmap}\r\n\
-             a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} transport-cc\r\na=ssrc:{} cname:loadgen\r\n",
+             a=rtcp-fb:{pt} nack pli\r\na=rtcp-fb:{pt} transport-cc\r\n",
             s.kind.as_str(),
             extension::SEND_TIME,
             extension::TRANSPORT_CC,
-            s.ssrc
         );
+        if s.simulcast {
+            let _ = write!(out, "a=extmap:{RID_ID} {}\r\n", extension::RTP_STREAM_ID);
+            for rid in RIDS {
+                let _ = write!(out, "a=rid:{rid} send\r\n");
+            }
+            let _ = write!(out, "a=simulcast:send {}\r\n", RIDS.join(";"));
+        } else {
+            let _ = write!(out, "a=ssrc:{} cname:loadgen\r\n", s.ssrc);
+        }
         if repair {
             let _ = write!(out, "a=rtcp-fb:{pt} nack\r\n");
         }
@@ -263,10 +278,12 @@ mod tests {
                 Sending {
                     kind: MediaKind::Video,
                     ssrc: 5,
+                    simulcast: false,
                 },
                 Sending {
                     kind: MediaKind::Audio,
                     ssrc: 6,
+                    simulcast: false,
                 },
             ],
             false,
@@ -276,6 +293,19 @@ mod tests {
         assert_eq!(d.media.len(), 2);
         assert_eq!(d.media[0].ssrcs, vec![5]);
         assert_eq!(d.media[1].codecs[0].name, "opus");
+        // A simulcast video m-line names its layers and no SSRC.
+        let simulcast = publisher_offer(
+            &[Sending {
+                kind: MediaKind::Video,
+                ssrc: 5,
+                simulcast: true,
+            }],
+            false,
+            &local,
+        );
+        let v = &sdp::parse(&simulcast).unwrap().media[0];
+        assert_eq!(v.simulcast_rids().len(), 3, "{simulcast}");
+        assert!(v.ssrcs.is_empty());
         assert!(
             d.media[0]
                 .extmaps

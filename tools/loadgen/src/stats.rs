@@ -33,6 +33,19 @@ pub struct Stats {
     pub duplicates: u64,
     /// Packets publishers sent again on the server's NACKs.
     pub publisher_resent: u64,
+    /// Packets received in the window, by stream index.
+    pub received_per_stream: Vec<u64>,
+}
+
+impl Stats {
+    /// One more packet of stream `index` received in the window.
+    pub fn count_stream(&mut self, index: u32) {
+        let i = index as usize;
+        if i >= self.received_per_stream.len() {
+            self.received_per_stream.resize(i + 1, 0);
+        }
+        self.received_per_stream[i] += 1;
+    }
 }
 
 impl Default for Stats {
@@ -51,6 +64,7 @@ impl Default for Stats {
             recovered: 0,
             duplicates: 0,
             publisher_resent: 0,
+            received_per_stream: Vec::new(),
         }
     }
 }
@@ -71,7 +85,28 @@ impl Stats {
         self.recovered += other.recovered;
         self.duplicates += other.duplicates;
         self.publisher_resent += other.publisher_resent;
+        let streams = self
+            .received_per_stream
+            .len()
+            .max(other.received_per_stream.len());
+        self.received_per_stream.resize(streams, 0);
+        for (mine, theirs) in self
+            .received_per_stream
+            .iter_mut()
+            .zip(&other.received_per_stream)
+        {
+            *mine += theirs;
+        }
     }
+}
+
+/// What subscribers received of a simulcast publisher's layers.
+#[derive(Debug, Serialize)]
+pub struct SimulcastReport {
+    /// The rid subscribers pulled with (`simulcast.preferredRid`).
+    pub preferred_rid: String,
+    /// Packets received per layer (rid) and of audio, in the window.
+    pub forwarded_per_layer: std::collections::BTreeMap<String, u64>,
 }
 
 /// Latency percentiles in µs.
@@ -290,6 +325,10 @@ pub struct Report {
     /// Repairs, with --loss.
     #[serde(skip_serializing_if = "Option::is_none", flatten)]
     pub repair: Option<Repair>,
+    /// With `--simulcast`: the layer subscribers asked for, and the packets
+    /// they received of each layer (and of audio) in the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub simulcast: Option<SimulcastReport>,
 }
 
 /// What loss cost and what repairs recovered (`--loss`).
@@ -338,12 +377,24 @@ impl Report {
         let cpu = self
             .server_cpu_us_per_packet
             .map_or("n/a".to_owned(), |c| format!("{c:.2} µs"));
+        let simulcast = self.simulcast.as_ref().map_or(String::new(), |s| {
+            let layers: Vec<String> = s
+                .forwarded_per_layer
+                .iter()
+                .map(|(layer, n)| format!("{layer} {n}"))
+                .collect();
+            format!(
+                "\nsimulcast: pulls prefer {}; received per layer: {}",
+                s.preferred_rid,
+                layers.join("  ")
+            )
+        });
         format!(
             "target {}  publishers {}  subscribers/publisher {}  window {:.1} s\n\
              sent {}  expected {}  received {}  loss {:.4} %  forwarded {:.0} pps\n\
              latency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\n\
              setup ms  p50 {}  p99 {}\n\
-             server CPU {}  per packet {}  loadgen CPU {:.2} s  payload checked {} mismatches {}{storm}{repair}",
+             server CPU {}  per packet {}  loadgen CPU {:.2} s  payload checked {} mismatches {}{storm}{repair}{simulcast}",
             self.target,
             self.publishers,
             self.subscribers_per_publisher,

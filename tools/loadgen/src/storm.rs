@@ -90,7 +90,8 @@ impl Plan<'_> {
     /// A joiner thread: takes the next join, waits for its time, joins.
     fn joiner(&self) -> Joiner {
         let cpu0 = thread_cpu_time();
-        let mut api = Switchboard::new(&self.s.url, &self.s.app_id, &self.s.app_secret);
+        let mut api = Switchboard::new(&self.s.url, &self.s.app_id, &self.s.app_secret)
+            .prefer_rid(self.s.simulcast.clone());
         let mut out = Joiner::default();
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);

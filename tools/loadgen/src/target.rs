@@ -55,6 +55,8 @@ pub struct Calls {
 pub struct Switchboard {
     base: String,
     secret: String,
+    /// The rid pulls ask for (`simulcast: {preferredRid}`), if any.
+    prefer_rid: Option<String>,
     agent: ureq::Agent,
     calls: RefCell<Calls>,
 }
@@ -65,6 +67,7 @@ impl Switchboard {
         Switchboard {
             base: format!("{}/v1/apps/{app_id}", url.trim_end_matches('/')),
             secret: secret.to_owned(),
+            prefer_rid: None,
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(10)))
@@ -72,6 +75,12 @@ impl Switchboard {
                 .into(),
             calls: RefCell::default(),
         }
+    }
+
+    /// Pulls made from now on ask for the simulcast layer `rid`.
+    pub fn prefer_rid(mut self, rid: Option<String>) -> Self {
+        self.prefer_rid = rid;
+        self
     }
 
     /// The calls made so far (they are forgotten here).
@@ -150,7 +159,14 @@ impl Switchboard {
         let session = self.new_session()?;
         let items: Vec<Value> = names
             .iter()
-            .map(|n| json!({"location": "remote", "sessionId": publisher, "trackName": n}))
+            .map(|n| {
+                let mut item =
+                    json!({"location": "remote", "sessionId": publisher, "trackName": n});
+                if let Some(rid) = &self.prefer_rid {
+                    item["simulcast"] = json!({"preferredRid": rid});
+                }
+                item
+            })
             .collect();
         let v = self.call(
             "POST",

@@ -99,3 +99,42 @@ fn with_five_percent_loss_each_way_repairs_recover_nearly_everything() {
     assert!(repair.unrecovered_loss_ratio <= 0.001, "{report:?}");
     assert_eq!(report.payload_mismatches, 0);
 }
+
+#[test]
+fn simulcast_subscribers_get_the_layer_they_ask_for_and_nothing_else() {
+    let server = Server::start(Config::loopback(2)).expect("server");
+    let (app, secret) = server.app();
+    for rid in ["h", "q"] {
+        let s = Scenario {
+            publishers: 1,
+            subscribers: 3,
+            video_kbps: 1000,
+            audio: true,
+            duration: Duration::from_secs(2),
+            warmup: Duration::from_secs(1),
+            seed: 5,
+            simulcast: Some(rid.to_owned()),
+            ..Scenario::local(format!("http://{}", server.http_addr), app, secret)
+        };
+        let report = scenario::run(&s).expect("run");
+        eprintln!("{}", report.summary());
+        let layers = &report
+            .simulcast
+            .as_ref()
+            .expect("simulcast figures")
+            .forwarded_per_layer;
+        assert!(layers[rid] > 50, "{rid}: {layers:?}");
+        assert!(layers["audio"] > 50, "{layers:?}");
+        let others: u64 = layers
+            .iter()
+            .filter(|(layer, _)| *layer != rid && *layer != "audio")
+            .map(|(_, n)| n)
+            .sum();
+        assert_eq!(others, 0, "only {rid}: {layers:?}");
+        assert_eq!(
+            report.received_packets, report.expected_packets,
+            "{report:?}"
+        );
+        assert_eq!(report.payload_mismatches, 0);
+    }
+}
