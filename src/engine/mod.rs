@@ -687,31 +687,16 @@ impl Engine {
             if self.arena.capacity() < need {
                 Self::next_arena(&mut self.arena, &mut self.spare, need);
             }
-            let estimate = s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
+            let estimate = layers
+                .as_ref()
+                .and(s.estimate.as_ref())
+                .map(|e| e.bwe.estimate() as f64);
             let mut group = Coalescer::new(s.addr);
             for (plain, header) in run.packets() {
-                if let Some(sw) = layers.as_deref_mut() {
-                    let Some(layer) = header.layer else {
-                        continue;
-                    };
-                    sw.handle_packet(clock, layer, plain.len());
-                    if sw.target().is_none() {
-                        // The first packets: a target at once, so that a
-                        // keyframe among them is not missed.
-                        sw.retarget(clock, estimate);
-                    }
-                    if paused {
-                        continue;
-                    }
-                    let timeline = sw.timeline();
-                    match sw.admit(layer, header.keyframe) {
-                        Admit::Skip => continue,
-                        Admit::Forward => {}
-                        Admit::Switch => {
-                            switch_stream(stream, sw, timeline, layer, header);
-                            Counters::add(&counters.layer_switches, 1);
-                        }
-                    }
+                if let Some(sw) = layers.as_deref_mut()
+                    && !admit_layer(sw, stream, header, plain.len(), clock, estimate, paused, counters)
+                {
+                    continue;
                 }
                 let Some(pt) = outlet.map_payload_type(header.payload_type) else {
                     counters.count_drop(DropReason::UnmappedPayloadType);
@@ -750,12 +735,7 @@ impl Engine {
                 rtp::set_sequence_number(packet, seq);
                 rtp::set_timestamp(packet, ts);
                 if let Some(sw) = layers.as_deref_mut() {
-                    if header.codec == Codec::Vp8
-                        && let Some(payload) = packet.get_mut(header.layout.payload_offset..)
-                    {
-                        sw.vp8.apply(payload);
-                    }
-                    sw.sent(header.marker);
+                    sent_layer(sw, packet, header);
                 }
                 let protected = match s.gcm.as_mut() {
                     Some(g) => g
@@ -1290,6 +1270,58 @@ impl Engine {
     pub fn poll_event(&mut self) -> Option<EngineEvent> {
         self.events.pop_front()
     }
+}
+
+/// Whether a packet of a simulcast track goes to this pull (`sw`), after
+/// `sw` saw it go by; a switch to its layer re-bases `stream` on it. Kept
+/// out of line: the forwarding loop of tracks that are not simulcast stays
+/// small.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn admit_layer(
+    sw: &mut LayerSwitch,
+    stream: &mut OutboundStream,
+    header: &RunHeader,
+    len: usize,
+    now: Instant,
+    estimate: Option<f64>,
+    paused: bool,
+    counters: &Counters,
+) -> bool {
+    let Some(layer) = header.layer else {
+        return false;
+    };
+    sw.handle_packet(now, layer, len);
+    if sw.target().is_none() {
+        // The first packets: a target at once, so that a keyframe among
+        // them is not missed.
+        sw.retarget(now, estimate);
+    }
+    if paused {
+        return false;
+    }
+    let timeline = sw.timeline();
+    match sw.admit(layer, header.keyframe) {
+        Admit::Skip => false,
+        Admit::Forward => true,
+        Admit::Switch => {
+            switch_stream(stream, sw, timeline, layer, header);
+            Counters::add(&counters.layer_switches, 1);
+            true
+        }
+    }
+}
+
+/// A packet of a simulcast pull is about to be protected: its VP8
+/// numbering continued, its end of frame noted.
+#[inline(never)]
+fn sent_layer(sw: &mut LayerSwitch, packet: &mut [u8], header: &RunHeader) {
+    if header.codec == Codec::Vp8
+        && let Some(payload) = packet.get_mut(header.layout.payload_offset..)
+    {
+        sw.vp8.apply(payload);
+    }
+    sw.sent(header.marker);
 }
 
 /// Re-bases `stream` on a keyframe of `layer` (a simulcast switch, `sw`
