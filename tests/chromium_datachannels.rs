@@ -13,22 +13,9 @@
 
 mod common;
 
-use common::browser::run_api_script;
+use common::browser::api_scenario;
 
 #[test]
 fn a_publishers_channel_fans_out_to_two_chromium_subscribers_and_one_may_reply() {
-    let server = common::server(2);
-    let (result, log) = run_api_script("datachannels.mjs", &server, &["fanout"]);
-    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
-    let found = &result["scenarios"][0];
-    assert!(
-        result["ok"] == true && found["name"] == "fanout" && found["ok"] == true,
-        "fanout failed: {}\n--- result ---\n{pretty}\n--- page log ---\n{log}",
-        if found.is_null() {
-            &result["reason"]
-        } else {
-            &found["reason"]
-        }
-    );
-    eprintln!("{pretty}");
+    api_scenario("datachannels.mjs", "fanout");
 }

@@ -21,7 +21,7 @@ mod common;
 
 use std::sync::Mutex;
 
-use common::browser::run_api_script;
+use common::browser::api_scenario;
 
 use serde_json::Value;
 
@@ -32,21 +32,7 @@ static BROWSER: Mutex<()> = Mutex::new(());
 /// with its evidence unless it passed.
 fn scenario(name: &str) -> Value {
     let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let server = common::server(2);
-    let (result, log) = run_api_script("renegotiation.mjs", &server, &[name]);
-    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
-    let found = &result["scenarios"][0];
-    assert!(
-        result["ok"] == true && found["name"] == name && found["ok"] == true,
-        "{name} failed: {}\n--- result ---\n{pretty}\n--- page log ---\n{log}",
-        if found.is_null() {
-            &result["reason"]
-        } else {
-            &found["reason"]
-        }
-    );
-    eprintln!("{pretty}");
-    found.clone()
+    api_scenario("renegotiation.mjs", name)
 }
 
 #[test]

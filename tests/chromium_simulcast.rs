@@ -20,7 +20,7 @@ mod netns;
 
 use std::sync::Mutex;
 
-use common::browser::run_api_script;
+use common::browser::api_scenario;
 use serde_json::Value;
 
 /// Browsers take both cores: one scenario at a time.
@@ -28,20 +28,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn scenario(name: &str) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let server = common::server(2);
-    let (result, log) = run_api_script("simulcast.mjs", &server, &[name]);
-    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
-    let found = &result["scenarios"][0];
-    assert!(
-        result["ok"] == true && found["name"] == name && found["ok"] == true,
-        "{name} failed: {}\n--- result ---\n{pretty}\n--- page log ---\n{log}",
-        if found.is_null() {
-            &result["reason"]
-        } else {
-            &found["reason"]
-        }
-    );
-    eprintln!("{pretty}");
+    api_scenario("simulcast.mjs", name);
 }
 
 #[test]

@@ -353,14 +353,7 @@ impl Control {
                 continue;
             }
             item.mid = Some(t.mid.0.clone());
-            t.subscription = Some(
-                Subscription::new(
-                    item.session_id.as_deref().unwrap_or_default(),
-                    &track,
-                    payload_types,
-                )
-                .with_simulcast(item.simulcast.clone()),
-            );
+            t.subscription = Some(Subscription::of_item(item, &track, payload_types));
         }
         Ok(())
     }
@@ -449,14 +442,7 @@ impl Control {
                         );
                         continue;
                     }
-                    t.subscription = Some(
-                        Subscription::new(
-                            item.session_id.as_deref().unwrap_or_default(),
-                            &track,
-                            payload_types,
-                        )
-                        .with_simulcast(item.simulcast.clone()),
-                    );
+                    t.subscription = Some(Subscription::of_item(item, &track, payload_types));
                 }
             }
         }

@@ -96,6 +96,17 @@ impl Subscription {
         self
     }
 
+    /// The subscription a pull item asks for: `track` of the item's
+    /// session, with its `simulcast` preferences.
+    pub fn of_item(item: &TrackObject, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
+        Subscription::new(
+            item.session_id.as_deref().unwrap_or_default(),
+            track,
+            payload_types,
+        )
+        .with_simulcast(item.simulcast.clone())
+    }
+
     /// An active subscription to `track` of session `publisher`.
     pub fn new(publisher: &str, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
         Subscription {

@@ -694,7 +694,16 @@ impl Engine {
             let mut group = Coalescer::new(s.addr);
             for (plain, header) in run.packets() {
                 if let Some(sw) = layers.as_deref_mut()
-                    && !admit_layer(sw, stream, header, plain.len(), clock, estimate, paused, counters)
+                    && !admit_layer(
+                        sw,
+                        stream,
+                        header,
+                        plain.len(),
+                        clock,
+                        estimate,
+                        paused,
+                        counters,
+                    )
                 {
                     continue;
                 }

@@ -233,4 +233,28 @@ mod tests {
         padding.extend_from_slice(&[0, 0, 0, 4]);
         assert_eq!(check(&mut r, &padding, &mut scratch), Verdict::Drop);
     }
+
+    #[test]
+    fn a_simulcast_layers_rtx_repairs_that_layers_stream() {
+        let mut r = Repairs::default();
+        let mut scratch = Vec::new();
+        let (low, high) = (Some(Layer(1)), Some(Layer(0)));
+        let other = |seq: u16| {
+            let mut p = media(seq);
+            p[8..12].copy_from_slice(&0x3333u32.to_be_bytes());
+            p
+        };
+        let mut check = |packet: &[u8], layer: Option<Layer>, scratch: &mut Vec<u8>| {
+            let header = RtpHeader::new_checked(packet).expect("rtp");
+            r.check(0, &route(), layer, &header, packet, Instant::now(), scratch)
+        };
+        // Layer 0 on 0x3333, layer 1 on MAIN; layer 1 loses 11.
+        assert_eq!(check(&other(500), high, &mut scratch), Verdict::Forward);
+        assert_eq!(check(&media(10), low, &mut scratch), Verdict::Forward);
+        assert_eq!(check(&media(12), low, &mut scratch), Verdict::Forward);
+        assert_eq!(check(&other(501), high, &mut scratch), Verdict::Forward);
+        // Layer 1's RTX stream brings 11 back into layer 1's stream.
+        assert_eq!(check(&rtx(900, 11), low, &mut scratch), Verdict::Unwrapped);
+        assert_eq!(scratch, media(11));
+    }
 }

@@ -16,21 +16,12 @@
 // switchboard_paused_video gauge and the estimate histogram. Env: CHROMIUM.
 
 import { startEcho } from "./demo-echo.mjs";
-import { installShaper } from "./shaper.mjs";
+import { bottleneckArgs, endRun, installShaper } from "./shaper.mjs";
 
-const [url, kbitArg, cleanArg, limitedArg, liftedArg] = process.argv.slice(2);
-const [kbit, clean, limited, lifted] = [kbitArg, cleanArg, limitedArg, liftedArg].map(Number);
-if (!url || !kbit || !clean || !limited || !lifted) {
-  console.error("usage: node tests/browser/bottleneck.mjs <demo-url> <kbit> <clean s> <limited s> <lifted s>");
-  process.exit(2);
-}
+const { url, kbit, clean, limited, lifted, hard } = bottleneckArgs("bottleneck.mjs");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let browser = null;
 let shaper = null;
-const hard = setTimeout(() => {
-  process.stdout.write(JSON.stringify({ ok: false, reason: "hard timeout" }) + "\n");
-  process.exit(1);
-}, (clean + limited + lifted + 90) * 1000);
 
 async function metrics() {
   const text = await (await fetch(new URL("/metrics", url))).text();
@@ -123,9 +114,5 @@ try {
 } catch (e) {
   result = { ok: false, reason: `exception: ${e && e.message ? e.message : e}` };
 } finally {
-  if (shaper) shaper.remove();
-  process.stdout.write(JSON.stringify(result) + "\n");
-  process.exitCode = result && result.ok ? 0 : 1;
-  if (browser) await Promise.race([browser.close().catch(() => {}), sleep(5000)]);
-  clearTimeout(hard);
+  await endRun(result, { browser, shaper, hard });
 }

@@ -6,6 +6,12 @@
 //
 //   const shaper = installShaper(kbit);  shaper.limit(ports);
 //   shaper.lift();  shaper.remove();
+//
+// `bottleneckArgs(script)` reads the command line such scripts share:
+// <demo-url> <kbit> <clean s> <limited s> <lifted s>; it also arms a hard
+// timeout (the phases plus 90 s) that prints a failure and exits.
+// `endRun(result, {browser, shaper, hard})` removes the shaper, prints the
+// one-line JSON result, sets the exit code and closes the browser.
 
 import { execFileSync } from "node:child_process";
 
@@ -33,4 +39,26 @@ export function installShaper(kbit, mediaPort = 40000) {
       } catch {}
     },
   };
+}
+
+export function bottleneckArgs(script) {
+  const [url, kbitArg, cleanArg, limitedArg, liftedArg] = process.argv.slice(2);
+  const [kbit, clean, limited, lifted] = [kbitArg, cleanArg, limitedArg, liftedArg].map(Number);
+  if (!url || !kbit || !clean || !limited || !lifted) {
+    console.error(`usage: node tests/browser/${script} <demo-url> <kbit> <clean s> <limited s> <lifted s>`);
+    process.exit(2);
+  }
+  const hard = setTimeout(() => {
+    process.stdout.write(JSON.stringify({ ok: false, reason: "hard timeout" }) + "\n");
+    process.exit(1);
+  }, (clean + limited + lifted + 90) * 1000);
+  return { url, kbit, clean, limited, lifted, hard };
+}
+
+export async function endRun(result, { browser, shaper, hard }) {
+  if (shaper) shaper.remove();
+  process.stdout.write(JSON.stringify(result) + "\n");
+  process.exitCode = result && result.ok ? 0 : 1;
+  if (browser) await Promise.race([browser.close().catch(() => {}), new Promise((r) => setTimeout(r, 5000))]);
+  clearTimeout(hard);
 }

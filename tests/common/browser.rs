@@ -85,3 +85,24 @@ pub fn run_api_script(
     });
     (result, log)
 }
+
+/// Runs scenario `name` of the API script `script` against a fresh server
+/// with two workers; panics with the evidence (result and page log) unless
+/// it passed; returns the scenario's result.
+pub fn api_scenario(script: &str, name: &str) -> Value {
+    let server = super::server(2);
+    let (result, log) = run_api_script(script, &server, &[name]);
+    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
+    let found = &result["scenarios"][0];
+    assert!(
+        result["ok"] == true && found["name"] == name && found["ok"] == true,
+        "{name} failed: {}\n--- result ---\n{pretty}\n--- page log ---\n{log}",
+        if found.is_null() {
+            &result["reason"]
+        } else {
+            &found["reason"]
+        }
+    );
+    eprintln!("{pretty}");
+    found.clone()
+}
