@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// [default: 1024, less when the open-file limit is lower].
     #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// On SIGTERM or SIGINT: seconds that existing media keeps flowing
+    /// (new API calls get 503) before the process exits; it exits sooner
+    /// once no session is left [default: 10].
+    #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS")]
+    pub drain_seconds: Option<u64>,
     /// Threads that run DTLS handshakes [default: a quarter of the cores, at
     /// least one].
     #[arg(long, env = "SWITCHBOARD_HANDSHAKE_THREADS")]
@@ -82,6 +87,7 @@ struct FileConfig {
     pin: Option<bool>,
     demo: Option<bool>,
     http_max_connections: Option<usize>,
+    drain_seconds: Option<u64>,
     handshake_threads: Option<usize>,
     max_sessions_per_app: Option<usize>,
     max_never_connected_per_app: Option<usize>,
@@ -124,6 +130,8 @@ pub struct Config {
     /// Most HTTP connections served at once; further ones wait, unaccepted,
     /// in the listen queue until one closes.
     pub http_max_connections: usize,
+    /// How long a graceful shutdown lets existing media flow.
+    pub drain: std::time::Duration,
     /// Threads that run DTLS handshakes.
     pub handshake_threads: usize,
     /// Caps on apps and sessions.
@@ -239,6 +247,11 @@ impl Config {
                 .or(file.http_max_connections)
                 .unwrap_or_else(default_http_max_connections)
                 .max(1),
+            drain: std::time::Duration::from_secs(
+                args.drain_seconds
+                    .or(file.drain_seconds)
+                    .unwrap_or(DEFAULT_DRAIN_SECONDS),
+            ),
             handshake_threads: args
                 .handshake_threads
                 .or(file.handshake_threads)
@@ -289,6 +302,7 @@ impl Config {
             dev_app: true,
             demo: true,
             http_max_connections: default_http_max_connections(),
+            drain: std::time::Duration::from_secs(DEFAULT_DRAIN_SECONDS),
             handshake_threads: 1,
             limits: Limits::default(),
         }
@@ -310,6 +324,9 @@ const DEFAULT_HTTP_MAX_CONNECTIONS: usize = 1024;
 /// listener, media sockets, the runtime's and workers' own descriptors,
 /// logs, and room to spare.
 const RESERVED_FDS: usize = 128;
+
+/// Seconds a graceful shutdown drains by default.
+pub const DEFAULT_DRAIN_SECONDS: u64 = 10;
 
 /// [`DEFAULT_HTTP_MAX_CONNECTIONS`], lowered when the process's open-file
 /// limit (RLIMIT_NOFILE, soft) leaves less than that beside

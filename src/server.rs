@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::api::draining::Draining;
 use crate::api::listener;
 use crate::api::routes::{ApiState, DEMO_TEMPLATE, router};
 use crate::config::Config;
@@ -50,6 +51,7 @@ pub struct Server {
     /// The control plane (for metrics and tests).
     pub control: Arc<Control>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    draining: Draining,
     control_thread: Option<JoinHandle<()>>,
     workers: Option<Workers>,
 }
@@ -107,9 +109,11 @@ impl Server {
                     .replace("{{APP_SECRET}}", &app.secret),
             )
         });
+        let draining = Draining::new(config.drain);
         let state = ApiState {
             control: control.clone(),
             demo_page,
+            draining: draining.clone(),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
@@ -171,6 +175,7 @@ impl Server {
             config,
             control,
             shutdown: Some(shutdown_tx),
+            draining,
             control_thread: Some(control_thread),
             workers: Some(workers),
         })
@@ -179,6 +184,28 @@ impl Server {
     /// The first app's id and secret (the dev app by default).
     pub fn app(&self) -> (&str, &str) {
         (&self.config.apps[0].id, &self.config.apps[0].secret)
+    }
+
+    /// Starts a graceful shutdown: API calls are answered 503 from now on,
+    /// media already set up keeps flowing. [`Server::shutdown`] ends it.
+    pub fn begin_drain(&self) {
+        self.draining.begin();
+    }
+
+    /// Sessions that exist (connected or not).
+    pub fn sessions(&self) -> usize {
+        self.control.session_count()
+    }
+
+    /// Drains for at most `period` (or until no session is left), then
+    /// stops.
+    pub fn drain(self, period: Duration) {
+        self.begin_drain();
+        let deadline = Instant::now() + period;
+        while Instant::now() < deadline && self.sessions() > 0 {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.shutdown();
     }
 
     /// Waits until the control thread ends (it runs until shutdown).

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod connection;
+pub mod draining;
 pub mod error;
 pub mod limits;
 pub mod listener;

@@ -19,6 +19,7 @@ use crate::control::Control;
 use crate::ids::AppId;
 
 use super::body::read_limited;
+use super::draining::{Draining, refuse_while_draining};
 use super::error::ApiError;
 
 /// What the handlers share.
@@ -28,6 +29,8 @@ pub struct ApiState {
     pub control: Arc<Control>,
     /// The demo page with the dev app's credentials filled in, if enabled.
     pub demo_page: Option<Arc<str>>,
+    /// Set when the server drains: API calls are refused.
+    pub draining: Draining,
 }
 
 /// The demo page's template.
@@ -45,7 +48,11 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/sessions/{session}/datachannels/{op}",
             post(data_channels).put(data_channels),
-        );
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.draining.clone(),
+            refuse_while_draining,
+        ));
     Router::new()
         .route("/", get(demo))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))

@@ -1,0 +1,153 @@
+//! Graceful shutdown: while the server drains, new API calls get 503
+//! `temporarily_unavailable_error` with `Retry-After` and media already set
+//! up keeps flowing (str0m peers); the binary drains on SIGTERM for
+//! `--drain-seconds` while sessions remain, less when none do, and exits 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Api, pull, push_audio, received, send_opus, server};
+use serde_json::{Value, json};
+use str0m::media::Mid;
+
+/// POST sessions/new straight over HTTP: status, Retry-After, body.
+fn new_session(base: &str, secret: &str) -> (u16, Option<String>, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .post(&format!("{base}/sessions/new"))
+        .header("Authorization", &format!("Bearer {secret}"))
+        .send_empty()
+        .expect("an answer");
+    let retry = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        response.status().as_u16(),
+        retry,
+        serde_json::from_str(&body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn while_draining_api_calls_get_503_and_media_keeps_flowing() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let (mut a, a_session, a_mid, _) = push_audio(&api, json!("mic"), false);
+    let item = json!({"location": "remote", "sessionId": a_session, "trackName": "mic"});
+    let (mut b, b_session, pulled) = pull(&api, json!([item]), &mut [&mut a]);
+    let b_mid: Mid = pulled[0]["mid"].as_str().expect("mid").into();
+    send_opus(&mut a, a_mid, b"before", 10, &mut [&mut b]);
+    assert!(received(&b, b_mid, b"before") >= 8);
+
+    server.begin_drain();
+    let (status, retry, body) = new_session(&api.base, &api.secret);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["errorCode"], "temporarily_unavailable_error", "{body}");
+    assert_eq!(
+        retry.as_deref(),
+        Some("10"),
+        "Retry-After: the drain period"
+    );
+    let (status, body) = api.call("GET", &format!("/sessions/{b_session}"), None);
+    assert_eq!(status, 503, "every API call: {body}");
+    // Metrics still answer; media still flows.
+    let metrics = ureq::get(&format!("http://{}/metrics", server.http_addr))
+        .call()
+        .map(|r| r.status().as_u16());
+    assert_eq!(metrics.ok(), Some(200));
+    send_opus(&mut a, a_mid, b"during", 25, &mut [&mut b]);
+    let got = received(&b, b_mid, b"during");
+    assert!(got >= 20, "{got} of 25 frames while draining");
+}
+
+/// The binary on loopback; its API base URL (read from what it prints).
+fn start_binary(drain_seconds: u64) -> (std::process::Child, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args([
+            "--http-bind",
+            "127.0.0.1:0",
+            "--media-bind",
+            "127.0.0.1:0",
+            "--announce-ip",
+            "127.0.0.1",
+            "--workers",
+            "1",
+            "--no-pin",
+            "--no-demo",
+            "--drain-seconds",
+            &drain_seconds.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let (mut base, mut secret) = (String::new(), String::new());
+    for line in stdout.lines().map_while(Result::ok) {
+        if let Some(url) = line.trim().strip_prefix("HTTP API") {
+            base = url.trim().trim_end_matches('/').to_owned();
+        }
+        if let Some(s) = line.trim().strip_prefix("dev secret") {
+            secret = s.trim().to_owned();
+            break;
+        }
+    }
+    assert!(
+        !base.is_empty() && !secret.is_empty(),
+        "the binary printed its API"
+    );
+    (child, base, secret)
+}
+
+/// Sends SIGTERM to `child`.
+fn terminate(child: &std::process::Child) {
+    // SAFETY: a plain kill(2) on our own child's pid.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+}
+
+/// Waits up to `limit` for `child` to exit; its exit code and when.
+fn exit_within(child: &mut std::process::Child, limit: Duration) -> (Option<i32>, Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return (status.code(), start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    panic!("still running {limit:?} after SIGTERM");
+}
+
+#[test]
+fn sigterm_drains_for_the_period_while_sessions_remain_then_exits_0() {
+    let (mut child, base, secret) = start_binary(2);
+    let (status, _, body) = new_session(&base, &secret);
+    assert_eq!(status, 201, "{body}");
+    terminate(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, retry, body) = new_session(&base, &secret);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("2"));
+    let (code, after) = exit_within(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    assert!(after >= Duration::from_millis(1400), "drained {after:?}");
+}
+
+#[test]
+fn sigterm_without_sessions_exits_0_at_once() {
+    let (mut child, _, _) = start_binary(10);
+    terminate(&child);
+    let (code, after) = exit_within(&mut child, Duration::from_secs(5));
+    assert_eq!(code, Some(0));
+    assert!(after < Duration::from_secs(3), "took {after:?}");
+}
