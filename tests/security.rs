@@ -105,29 +105,38 @@ fn a_check_with_a_wrong_message_integrity_binds_nothing_and_refreshes_no_consent
     );
 }
 
+/// Sends the publisher's valid packet `seq` (its keys) from `from`; the
+/// datagrams the engine sends on.
+fn send_valid(
+    engine: &mut Engine,
+    srtp: &mut switchboard::srtp::SrtpSession,
+    from: SocketAddr,
+    seq: u16,
+) -> usize {
+    let mut packet = srtp
+        .protect_rtp(&fixture::rtp_packet(seq, PUBLISHER_SSRC))
+        .expect("protect")
+        .to_vec();
+    engine.handle_datagram(Instant::now(), from, &mut packet);
+    std::iter::from_fn(|| engine.poll_transmit())
+        .map(|t| t.count())
+        .sum()
+}
+
 #[test]
 fn a_packet_from_an_unbound_address_never_reaches_a_session() {
     let (mut engine, publisher, mut srtp) = fixture::fan_out(3);
     let stranger: SocketAddr = "127.0.0.1:6666".parse().unwrap();
     // Protected with the publisher's own keys, but from another address
     // that no check bound.
-    let mut packet = srtp
-        .protect_rtp(&fixture::rtp_packet(1, PUBLISHER_SSRC))
-        .expect("protect")
-        .to_vec();
-    engine.handle_datagram(Instant::now(), stranger, &mut packet);
+    assert_eq!(
+        send_valid(&mut engine, &mut srtp, stranger, 1),
+        0,
+        "nothing forwarded"
+    );
     assert_eq!(engine.counters().drops(DropReason::UnboundAddress), 1);
-    assert!(engine.poll_transmit().is_none(), "nothing forwarded");
     // The same from the bound address is forwarded to the 3 subscribers.
-    let mut packet = srtp
-        .protect_rtp(&fixture::rtp_packet(2, PUBLISHER_SSRC))
-        .expect("protect")
-        .to_vec();
-    engine.handle_datagram(Instant::now(), publisher, &mut packet);
-    let sent: usize = std::iter::from_fn(|| engine.poll_transmit())
-        .map(|t| t.count())
-        .sum();
-    assert_eq!(sent, 3);
+    assert_eq!(send_valid(&mut engine, &mut srtp, publisher, 2), 3);
 }
 
 #[test]
@@ -166,15 +175,7 @@ fn malformed_rtp_and_rtcp_inside_valid_srtp_are_dropped_and_counted() {
         "nothing from malformed RTCP"
     );
     // The session is unharmed: its next valid packet reaches both subscribers.
-    let mut packet = srtp
-        .protect_rtp(&fixture::rtp_packet(2, PUBLISHER_SSRC))
-        .expect("protect")
-        .to_vec();
-    engine.handle_datagram(now, publisher, &mut packet);
-    let sent: usize = std::iter::from_fn(|| engine.poll_transmit())
-        .map(|t| t.count())
-        .sum();
-    assert_eq!(sent, 2);
+    assert_eq!(send_valid(&mut engine, &mut srtp, publisher, 2), 2);
 }
 
 #[test]

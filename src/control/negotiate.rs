@@ -276,10 +276,7 @@ pub fn apply_offer(
         let t = get_or_create(session, &mid, m.kind);
         t.codecs = codecs;
         t.send = Some(send_stream(sid, &track.name, rtx));
-        t.subscription = Some(
-            Subscription::new(sid, track, payload_types)
-                .with_simulcast(items[*i].simulcast.clone()),
-        );
+        t.subscription = Some(Subscription::of_item(&items[*i], track, payload_types));
         items[*i].mid = Some(mid.0.clone());
     }
 
@@ -392,13 +389,6 @@ pub fn apply_offer(
             p.ssrcs = m.ssrcs.clone();
             p.extmaps = forwarded_extmaps(m);
             p.rids = simulcast_rids(m);
-        }
-        if let Some(t) = session.transceiver_mut(mid) {
-            t.recv_rids = if t.recv.is_some() {
-                simulcast_rids(m)
-            } else {
-                Vec::new()
-            };
         }
     }
     Ok(write_answer(session, offer, ctx))
@@ -548,9 +538,6 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
         existing.ssrcs = m.ssrcs.clone();
         existing.extmaps = forwarded_extmaps(m);
         existing.rids = simulcast_rids(m);
-        if let Some(t) = session.transceiver_mut(mid) {
-            t.recv_rids = simulcast_rids(m);
-        }
         return;
     }
     let t = get_or_create(session, mid, m.kind);
@@ -569,7 +556,6 @@ fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid, name: Tra
             ..c.clone()
         });
     t.codecs = codecs.iter().cloned().chain(rtx).collect();
-    t.recv_rids = simulcast_rids(m);
     session.pushed.push(PushedTrack {
         rids: simulcast_rids(m),
         name,
@@ -678,13 +664,19 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
             t.send.is_some() && m.direction.receives(),
             t.recv.is_some() && m.direction.sends(),
         );
-        w.media(&media_out(t, false, direction), &tr);
+        w.media(&media_out(session, t, false, direction), &tr);
     }
     w.finish()
 }
 
-/// The m-line a transceiver becomes in an SDP we write.
-fn media_out(t: &Transceiver, rejected: bool, direction: Direction) -> MediaOut<'_> {
+/// The m-line a transceiver of `session` becomes in an SDP we write (the
+/// simulcast layers it receives are those of the track pushed on it).
+fn media_out<'a>(
+    session: &'a Session,
+    t: &'a Transceiver,
+    rejected: bool,
+    direction: Direction,
+) -> MediaOut<'a> {
     MediaOut {
         kind: t.kind,
         mid: &t.mid,
@@ -694,7 +686,7 @@ fn media_out(t: &Transceiver, rejected: bool, direction: Direction) -> MediaOut<
         extmaps: &t.extmaps,
         rtcp_rsize: t.rtcp_rsize,
         send: t.send.as_ref(),
-        recv_rids: &t.recv_rids,
+        recv_rids: session.received_rids(t),
     }
 }
 
@@ -726,14 +718,14 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
             }
             continue;
         }
-        w.media(&media_out(t, !live(t), t.direction()), &tr);
+        w.media(&media_out(session, t, !live(t), t.direction()), &tr);
     }
     w.finish()
 }
 
 /// Adds a transceiver that sends `track` (a pull without SDP), recycling an
 /// idle one of the same kind. Returns its mid.
-pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> Mid {
+pub fn add_pull(session: &mut Session, track: &PushedTrack, item: &TrackObject) -> Mid {
     let (codecs, payload_types) = session.map_codecs(track.sent_codecs());
     let mut codecs: Vec<Codec> = codecs
         .into_iter()
@@ -750,7 +742,7 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
             }
         }
     }
-    let subscription = Subscription::new(publisher, track, payload_types);
+    let subscription = Subscription::of_item(item, track, payload_types);
     // The track's forwarded extensions, and our transport-wide numbers
     // (the subscriber's feedback on them drives its bandwidth estimate).
     let uris: Vec<&str> = track
@@ -788,7 +780,7 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, publisher: &str) -> 
     t.codecs = codecs;
     t.extmaps = extmaps;
     let rtx = t.codecs.iter().any(|c| c.rtx_of().is_some());
-    t.send = Some(send_stream(publisher, &track.name, rtx));
+    t.send = Some(send_stream(&subscription.session_id.0, &track.name, rtx));
     t.subscription = Some(subscription);
     t.pulled_before = false;
     mid

@@ -248,7 +248,6 @@ impl Control {
                 negotiate::not_found(item);
                 continue;
             };
-            let publisher = item.session_id.clone().unwrap_or_default();
             let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
             // A client that already told us what it decodes (in an earlier
             // SDP) gets the error now rather than a dead m-line.
@@ -263,13 +262,7 @@ impl Control {
                 negotiate::incompatible_codec(item, &track, &decodable);
                 continue;
             }
-            let mid = negotiate::add_pull(session, &track, &publisher);
-            if let Some(sub) = session
-                .transceiver_mut(&mid)
-                .and_then(|t| t.subscription.as_mut())
-            {
-                sub.simulcast = item.simulcast.clone();
-            }
+            let mid = negotiate::add_pull(session, &track, item);
             item.mid = Some(mid.0);
             added = true;
         }

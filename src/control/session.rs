@@ -90,21 +90,17 @@ impl PushedTrack {
 }
 
 impl Subscription {
-    /// With the pull's `simulcast` preferences (kept as given, echoed).
-    pub fn with_simulcast(mut self, simulcast: Option<serde_json::Value>) -> Self {
-        self.simulcast = simulcast;
-        self
-    }
-
     /// The subscription a pull item asks for: `track` of the item's
-    /// session, with its `simulcast` preferences.
+    /// session, with its `simulcast` preferences (kept as given, echoed).
     pub fn of_item(item: &TrackObject, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
-        Subscription::new(
-            item.session_id.as_deref().unwrap_or_default(),
-            track,
-            payload_types,
-        )
-        .with_simulcast(item.simulcast.clone())
+        Subscription {
+            simulcast: item.simulcast.clone(),
+            ..Subscription::new(
+                item.session_id.as_deref().unwrap_or_default(),
+                track,
+                payload_types,
+            )
+        }
     }
 
     /// An active subscription to `track` of session `publisher`.
@@ -149,8 +145,6 @@ pub struct Transceiver {
     pub extmaps: Vec<Extmap>,
     /// The pushed track received on it.
     pub recv: Option<TrackName>,
-    /// The simulcast layers it receives (`a=rid:… recv`), empty without.
-    pub recv_rids: Vec<Rid>,
     /// What we send on it (SSRC and msid), allocated when it first sends.
     pub send: Option<SendStream>,
     /// The pulled track sent on it.
@@ -175,7 +169,6 @@ impl Transceiver {
             rtcp_rsize: true,
             extmaps: Vec::new(),
             recv: None,
-            recv_rids: Vec::new(),
             send: None,
             subscription: None,
             stopped: false,
@@ -419,6 +412,15 @@ impl Session {
     /// The id of the MID header extension in this session.
     pub fn mid_extension(&self) -> Option<u8> {
         self.extension_id(extension::MID)
+    }
+
+    /// The simulcast layers transceiver `t` receives: those of the active
+    /// track pushed on it (none when it receives no simulcast track).
+    pub fn received_rids(&self, t: &Transceiver) -> &[Rid] {
+        self.pushed
+            .iter()
+            .find(|p| p.active && Some(&p.name) == t.recv.as_ref())
+            .map_or(&[], |p| &p.rids)
     }
 
     /// The id of header extension `uri` in this session's bundle.
