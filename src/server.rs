@@ -114,6 +114,7 @@ impl Server {
             control: control.clone(),
             demo_page,
             draining: draining.clone(),
+            latency: Default::default(),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();

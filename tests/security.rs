@@ -11,7 +11,9 @@
 //!   fails authentication; a padding count past the payload, RTCP report
 //!   counts and lengths past the packet are read without harm), nothing is
 //!   forwarded, and the session's next valid packet still is;
-//! - an app's secret never opens another app's sessions.
+//! - an app's secret never opens another app's sessions;
+//! - malformed datagrams at a high rate from 200 addresses are dropped and
+//!   counted while a real publisher's media keeps reaching its subscriber.
 //!
 //! (A DTLS certificate that matches no fingerprint is refused:
 //! tests/str0m_transport.rs.)
@@ -234,4 +236,118 @@ fn one_apps_secret_never_opens_another_apps_sessions() {
         None,
     );
     assert_eq!(status, 200);
+}
+
+/// Malformed datagrams of every shape the classifier knows (STUN, DTLS,
+/// RTP, RTCP, unknown), from 200 loopback addresses as fast as one thread
+/// sends them, for 3 s, while a str0m publisher sends audio frames to a
+/// str0m subscriber through the same media port.
+#[test]
+fn a_malformed_flood_from_many_addresses_is_counted_and_media_keeps_flowing() {
+    use common::{Api, Peer, drive, payload_type, pull, push_one, received, write_frame};
+    use serde_json::json;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::Duration;
+    use str0m::media::{MediaKind, MediaTime};
+
+    let server = Server::start(Config::loopback(2)).expect("server");
+    let api = Api::new(&server);
+    let mut a = Peer::new("publisher");
+    let (publisher, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |o| o);
+    assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
+    let (mut c, _, pulled) = pull(
+        &api,
+        json!([{"location": "remote", "sessionId": publisher, "trackName": "mic"}]),
+        &mut [&mut a],
+    );
+    let c_mid: str0m::media::Mid = pulled[0]["mid"].as_str().unwrap().into();
+    let drops = || -> u64 {
+        let workers = server.control.workers();
+        workers
+            .iter()
+            .map(|w| {
+                DropReason::ALL
+                    .iter()
+                    .map(|r| w.counters.drops(*r))
+                    .sum::<u64>()
+            })
+            .sum()
+    };
+    let drops_before = drops();
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let target = server.media_addr;
+    let flood = {
+        let (sent, stop) = (sent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let sockets: Vec<std::net::UdpSocket> = (2..202u8)
+                .map(|i| {
+                    std::net::UdpSocket::bind(SocketAddr::from(([127, 0, 1, i], 0))).expect("bind")
+                })
+                .collect();
+            // A STUN header whose length runs past the datagram, a DTLS
+            // record that is no handshake, RTP and RTCP from no session, a
+            // byte outside every range.
+            let shapes: [&[u8]; 5] = [
+                &[
+                    0, 1, 0xff, 0xfc, 0x21, 0x12, 0xa4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                ],
+                &[23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 9, 0xff, 0xff, 1, 2, 3],
+                &[
+                    0x9f, 96, 0, 1, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff,
+                ],
+                &[0x81, 201, 0xff, 0xff, 0xde, 0xad, 0xbe, 0xef],
+                &[0x40, 1, 2, 3],
+            ];
+            let until = Instant::now() + Duration::from_secs(3);
+            let mut n = 0usize;
+            while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                let socket = &sockets[n % sockets.len()];
+                if socket.send_to(shapes[n % shapes.len()], target).is_ok() {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                }
+                n += 1;
+            }
+        })
+    };
+
+    let pt = payload_type(&mut a, mid, str0m::format::Codec::Opus);
+    let start = Instant::now();
+    let frames = 200u64;
+    for i in 0..frames {
+        let t = MediaTime::from_micros(i * 20_000);
+        write_frame(
+            &mut a,
+            mid,
+            pt,
+            t,
+            [&b"hostile"[..], &i.to_be_bytes()].concat(),
+        );
+        let due = start + Duration::from_millis(20 * (i + 1));
+        drive(
+            &mut [&mut a, &mut c],
+            due.saturating_duration_since(Instant::now()),
+            |_| false,
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    flood.join().unwrap();
+    drive(&mut [&mut a, &mut c], Duration::from_millis(300), |_| false);
+
+    let sent = sent.load(Ordering::Relaxed);
+    let counted = drops() - drops_before;
+    let got = received(&c, c_mid, b"hostile");
+    eprintln!(
+        "{sent} malformed datagrams sent, {counted} counted as drops; {got} of {frames} frames"
+    );
+    assert!(sent >= 50_000, "the flood ran: {sent}");
+    // Loopback loses nothing but what the server's socket buffer cannot
+    // hold; what the server read, it counted.
+    assert!(counted >= sent / 2, "{counted} of {sent} counted");
+    assert!(counted <= sent, "{counted} counted, {sent} sent");
+    assert!(
+        got as u64 >= frames * 95 / 100,
+        "media kept flowing: {got} of {frames}"
+    );
 }

@@ -7,6 +7,7 @@ pub mod body;
 pub mod connection;
 pub mod draining;
 pub mod error;
+pub mod latency;
 pub mod limits;
 pub mod listener;
 pub mod phase;

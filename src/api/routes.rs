@@ -21,6 +21,7 @@ use crate::ids::AppId;
 use super::body::read_limited;
 use super::draining::{Draining, refuse_while_draining};
 use super::error::ApiError;
+use super::latency::{self, ApiLatency};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub demo_page: Option<Arc<str>>,
     /// Set when the server drains: API calls are refused.
     pub draining: Draining,
+    /// Latency per route.
+    pub latency: Arc<ApiLatency>,
 }
 
 /// The demo page's template.
@@ -38,16 +41,40 @@ pub const DEMO_TEMPLATE: &str = include_str!("demo.html");
 
 /// The whole HTTP API.
 pub fn router(state: ApiState) -> Router {
+    let timed = |label: &str| {
+        let route = (state.latency.clone(), ApiLatency::route(label));
+        middleware::from_fn_with_state(route, latency::timed)
+    };
     let app_routes = Router::new()
-        .route("/sessions/new", post(new_session))
-        .route("/sessions/{session}/tracks/new", post(tracks_new))
-        .route("/sessions/{session}/renegotiate", put(renegotiate))
-        .route("/sessions/{session}/tracks/update", put(tracks_update))
-        .route("/sessions/{session}/tracks/close", put(tracks_close))
-        .route("/sessions/{session}", get(get_session))
+        .route(
+            "/sessions/new",
+            post(new_session).route_layer(timed("POST sessions/new")),
+        )
+        .route(
+            "/sessions/{session}/tracks/new",
+            post(tracks_new).route_layer(timed("POST tracks/new")),
+        )
+        .route(
+            "/sessions/{session}/renegotiate",
+            put(renegotiate).route_layer(timed("PUT renegotiate")),
+        )
+        .route(
+            "/sessions/{session}/tracks/update",
+            put(tracks_update).route_layer(timed("PUT tracks/update")),
+        )
+        .route(
+            "/sessions/{session}/tracks/close",
+            put(tracks_close).route_layer(timed("PUT tracks/close")),
+        )
+        .route(
+            "/sessions/{session}",
+            get(get_session).route_layer(timed("GET session")),
+        )
         .route(
             "/sessions/{session}/datachannels/{op}",
-            post(data_channels).put(data_channels),
+            post(data_channels)
+                .put(data_channels)
+                .route_layer(timed("datachannels")),
         )
         .route_layer(middleware::from_fn_with_state(
             state.draining.clone(),
@@ -56,7 +83,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/", get(demo))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics).route_layer(timed("GET metrics")))
         .nest("/v1/apps/{app}", app_routes.clone())
         .nest("/apps/{app}", app_routes)
         .fallback(|| async { ApiError::not_found("No such route").into_response() })
@@ -298,9 +325,36 @@ async fn metrics(State(state): State<ApiState>) -> Response {
     );
     write_histogram(
         &mut out,
+        "switchboard_forwarding_latency_seconds",
+        "Per received batch: from the read's return to the end of the sends it caused on its worker",
+        workers.iter().map(|h| h.counters.forwarding.read()),
+    );
+    write_histogram(
+        &mut out,
+        "switchboard_worker_busy_seconds",
+        "Per wake-up of a media worker: how long it was busy before it polled again",
+        workers.iter().map(|h| h.counters.loop_busy.read()),
+    );
+    write_histogram(
+        &mut out,
         "switchboard_subscriber_estimate_bps",
         "Subscribers' bandwidth estimates (transport-cc), sampled once a second each",
         workers.iter().map(|h| h.counters.estimates.read()),
+    );
+    write_series(
+        &mut out,
+        "switchboard_dtls_handshake_seconds",
+        "First DTLS handshakes: from a session's first record to its keys",
+        std::iter::once((String::new(), state.control.handshake_time().read())),
+    );
+    write_series(
+        &mut out,
+        "switchboard_api_request_duration_seconds",
+        "API calls by route, from the request head to the response",
+        state
+            .latency
+            .routes()
+            .map(|(route, h)| (format!("route=\"{route}\""), h.read())),
     );
     let dc = state.control.data_channel_counters();
     type Dc = crate::datachannel::counters::DataChannelCounters;
@@ -324,11 +378,21 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "switchboard_datachannel_drops_total{{reason=\"{reason}\"}} {n}"
         );
     }
-    let _ = writeln!(
-        out,
-        "# HELP switchboard_sessions Sessions\n# TYPE switchboard_sessions gauge\nswitchboard_sessions {}",
-        state.control.session_count()
-    );
+    let (sessions, tracks, subscriptions) = state.control.population();
+    for (name, help, value) in [
+        ("switchboard_sessions", "Sessions", sessions),
+        ("switchboard_tracks", "Pushed tracks", tracks),
+        (
+            "switchboard_subscriptions",
+            "Pulls of pushed tracks",
+            subscriptions,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -339,15 +403,34 @@ fn write_histogram(
     help: &str,
     per_worker: impl Iterator<Item = (Vec<(f64, u64)>, u64, f64)>,
 ) {
+    let series = per_worker
+        .enumerate()
+        .map(|(w, read)| (format!("worker=\"{w}\""), read));
+    write_series(out, name, help, series);
+}
+
+/// Writes one Prometheus histogram with a series per label set
+/// (`name="value"`, without braces; empty for none).
+fn write_series(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = (String, (Vec<(f64, u64)>, u64, f64))>,
+) {
     use std::fmt::Write as _;
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-    for (w, (buckets, count, sum)) in per_worker.enumerate() {
+    for (labels, (buckets, count, sum)) in series {
+        let (open, sep, close) = if labels.is_empty() {
+            ("", "", "")
+        } else {
+            ("{", ",", "}")
+        };
         for (le, n) in buckets {
-            let _ = writeln!(out, "{name}_bucket{{worker=\"{w}\",le=\"{le}\"}} {n}");
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {n}");
         }
         let _ = writeln!(
             out,
-            "{name}_bucket{{worker=\"{w}\",le=\"+Inf\"}} {count}\n{name}_sum{{worker=\"{w}\"}} {sum}\n{name}_count{{worker=\"{w}\"}} {count}"
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}\n{name}_sum{open}{labels}{close} {sum}\n{name}_count{open}{labels}{close} {count}"
         );
     }
 }

@@ -9,7 +9,8 @@ mod channel_ops;
 pub mod channels;
 #[cfg(test)]
 mod handover_tests;
-mod limits;
+pub mod limits;
+mod memory;
 pub mod negotiate;
 mod operations;
 pub mod path;
@@ -76,6 +77,8 @@ struct State {
     /// (`engine::handover`), and whether a new handshake replaced their
     /// keys meanwhile.
     handovers: HashMap<SessionKey, bool>,
+    /// When freed heap is next given back.
+    trim: memory::Trim,
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -96,6 +99,7 @@ impl State {
             next_liveness: now,
             new_sessions: Default::default(),
             handovers: HashMap::new(),
+            trim: memory::Trim::new(now),
         }
     }
 
@@ -159,9 +163,32 @@ impl Control {
         self.lock().reg.sessions.len()
     }
 
+    /// Sessions, pushed tracks (not closed) and subscriptions (pulls of
+    /// live transceivers), for the metrics' gauges.
+    pub fn population(&self) -> (usize, usize, usize) {
+        let st = self.lock();
+        let (mut tracks, mut subscriptions) = (0, 0);
+        for (_, session) in st.reg.sessions.values() {
+            tracks += session.pushed.iter().filter(|p| p.active).count();
+            subscriptions += session
+                .transceivers
+                .iter()
+                .filter(|t| !t.stopped && t.subscription.is_some())
+                .count();
+        }
+        (st.reg.sessions.len(), tracks, subscriptions)
+    }
+
     /// Ends the handshake threads.
     pub fn shutdown(&self) {
         self.handshakes.shutdown();
+    }
+
+    /// How long first DTLS handshakes took (for metrics).
+    pub fn handshake_time(
+        &self,
+    ) -> &crate::engine::counters::Histogram<crate::engine::counters::Milliseconds> {
+        &self.handshakes.handshake_time
     }
 
     /// What the data channels counted (for metrics).

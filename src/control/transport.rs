@@ -601,6 +601,12 @@ impl Control {
             st.next_liveness = now + LIVENESS_INTERVAL;
             self.check_liveness(&mut st, now);
         }
+        let sessions = st.reg.sessions.len();
+        let trim = st.trim.due(now, sessions);
+        drop(st);
+        if trim {
+            super::memory::release_freed_heap();
+        }
     }
 
     /// Sessions that never connected and are past their time, oldest

@@ -32,6 +32,7 @@ use super::{DtlsIdentity, DtlsRole, DtlsTransport, Fingerprint};
 use crate::datachannel::channels::{ChannelRef, Message, Output, SessionChannels};
 use crate::datachannel::counters::DataChannelCounters;
 use crate::datachannel::ops::{ChannelEvent, ChannelOp};
+use crate::engine::counters::{Histogram, Milliseconds};
 use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{SessionKey, WorkerId};
 use crate::worker::WorkerHandle;
@@ -179,6 +180,9 @@ pub struct HandshakePool {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// What the data channels of all sessions counted.
     pub counters: Arc<DataChannelCounters>,
+    /// How long first handshakes took: from the session's first DTLS
+    /// record to its keys (the client's round trips included).
+    pub handshake_time: Arc<Histogram<Milliseconds>>,
 }
 
 impl HandshakePool {
@@ -193,10 +197,12 @@ impl HandshakePool {
     ) -> std::io::Result<Self> {
         let mut handles = Vec::new();
         let counters = Arc::new(DataChannelCounters::default());
+        let handshake_time = Arc::new(Histogram::default());
         for (i, rx) in receivers.into_iter().enumerate() {
             let handshaker = Handshaker {
                 thread: i,
                 counters: counters.clone(),
+                handshake_time: handshake_time.clone(),
                 queues: queues.clone(),
                 identity: identity.clone(),
                 workers: workers.clone(),
@@ -215,6 +221,7 @@ impl HandshakePool {
             queues,
             threads: Mutex::new(handles),
             counters,
+            handshake_time,
         })
     }
 
@@ -245,6 +252,10 @@ struct Handshake {
     channels: Option<SessionChannels>,
     /// The deadline its entry in the timer heap has (one entry at a time).
     armed: Option<Instant>,
+    /// When its first record arrived; taken when the first handshake ends.
+    first_record: Option<Instant>,
+    /// Whether a handshake completed (later ones are not timed).
+    completed: bool,
 }
 
 /// One handshake thread's state.
@@ -253,6 +264,7 @@ struct Handshaker {
     thread: usize,
     queues: JobQueues,
     counters: Arc<DataChannelCounters>,
+    handshake_time: Arc<Histogram<Milliseconds>>,
     identity: Arc<DtlsIdentity>,
     workers: Vec<WorkerHandle>,
     events: EventSender<EngineEvent>,
@@ -337,6 +349,8 @@ impl Handshaker {
                         path,
                         channels: None,
                         armed: None,
+                        first_record: None,
+                        completed: false,
                     },
                 );
                 if path.is_some() {
@@ -403,6 +417,9 @@ impl Handshaker {
             tracing::debug!(session = key.0, "DTLS record for a closed handshake");
             return;
         };
+        if !h.completed {
+            h.first_record.get_or_insert(now);
+        }
         let result = h.dtls.handle_datagram(now, bytes);
         tracing::trace!(
             session = key.0,
@@ -413,6 +430,12 @@ impl Handshaker {
         let (result, flight) = match result {
             Ok(None) => return self.take_application_data(key, from, now),
             Ok(Some(keys)) => {
+                if let Some(first) = h.first_record.take() {
+                    let ms = now.saturating_duration_since(first).as_millis();
+                    self.handshake_time
+                        .observe(ms.min(u128::from(u64::MAX)) as u64);
+                }
+                h.completed = true;
                 // Our last flight tells the client the handshake is done:
                 // it goes out only once the control thread has installed
                 // the keys and the session's fan-out, so that the client's

@@ -172,6 +172,13 @@ pub struct Counters {
     pub probe_packets: AtomicU64,
     /// Simulcast layer switches (at a keyframe of the new layer).
     pub layer_switches: AtomicU64,
+    /// Per received batch: from the read's return to the end of the sends
+    /// it caused on this worker (the in-server forwarding latency of the
+    /// batch's packets; copies handed to other workers are sent there).
+    pub forwarding: Histogram<Microseconds>,
+    /// Per wake-up of the worker: how long it was busy before it polled
+    /// again.
+    pub loop_busy: Histogram<Microseconds>,
     drops: [AtomicU64; DropReason::ALL.len()],
 }
 
@@ -194,6 +201,15 @@ pub struct Milliseconds;
 impl Bounds for Milliseconds {
     const BOUNDS: &'static [u64] = &[5, 10, 25, 50, 100, 250, 500, 1000, 2500];
     const UNIT: f64 = 1e-3;
+}
+
+/// Short durations on the data path, in microseconds.
+#[derive(Debug, Default)]
+pub struct Microseconds;
+
+impl Bounds for Microseconds {
+    const BOUNDS: &'static [u64] = &[10, 25, 50, 100, 250, 500, 1000, 2500, 10_000, 50_000];
+    const UNIT: f64 = 1e-6;
 }
 
 /// Bandwidth estimates, in kbit/s.
@@ -227,16 +243,25 @@ impl<B: Bounds> Histogram<B> {
     /// (bound in base units, observations at or below it) for each
     /// bucket, then the total count and the sum in base units.
     pub fn read(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        // Dividing by a whole number of units per base unit keeps bounds
+        // such as 0.05 s exact (50,000 × 1e-6 would be 0.049999…).
+        let base = |units: u64| {
+            if B::UNIT < 1.0 {
+                units as f64 / (1.0 / B::UNIT).round()
+            } else {
+                units as f64 * B::UNIT
+            }
+        };
         let mut acc = 0;
         let buckets = B::BOUNDS
             .iter()
             .zip(&self.buckets)
             .map(|(b, n)| {
                 acc += n.load(Ordering::Relaxed);
-                (*b as f64 * B::UNIT, acc)
+                (base(*b), acc)
             })
             .collect();
-        let sum = self.sum.load(Ordering::Relaxed) as f64 * B::UNIT;
+        let sum = base(self.sum.load(Ordering::Relaxed));
         (buckets, self.count.load(Ordering::Relaxed), sum)
     }
 }

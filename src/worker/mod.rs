@@ -177,6 +177,11 @@ impl Workers {
     }
 }
 
+/// Whole microseconds, for the latency histograms.
+fn micros(d: std::time::Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
 struct Worker {
     id: usize,
     batch: socket::BatchSender,
@@ -208,6 +213,7 @@ impl Worker {
             {
                 return Err(e);
             }
+            let woke = Instant::now();
             // Read a batch, forward it, turn to the other inputs, until a
             // batch comes back short (every arrival wakes the poll again).
             loop {
@@ -217,16 +223,22 @@ impl Worker {
                     let (from, datagram) = self.receiver.datagram(i);
                     self.engine.handle_datagram(now, from, datagram);
                 }
-                if read > 0 {
-                    Counters::add(&self.engine.counters().receive_calls, 1);
-                }
                 if self.service()? {
                     return Ok(());
+                }
+                if read > 0 {
+                    let counters = self.engine.counters();
+                    Counters::add(&counters.receive_calls, 1);
+                    counters.forwarding.observe(micros(now.elapsed()));
                 }
                 if read < socket::BATCH {
                     break;
                 }
             }
+            self.engine
+                .counters()
+                .loop_busy
+                .observe(micros(woke.elapsed()));
         }
     }
 
@@ -309,10 +321,9 @@ impl Worker {
     }
 }
 
-#[cfg(test)]
 impl WorkerHandle {
     /// A handle on no thread, and the receiving end of its commands: what
-    /// the control thread sends can be counted.
+    /// the control thread sends can be counted (tests, fuzz targets).
     pub fn detached() -> (Self, Receiver<WorkerCommand>) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let poll = Poll::new().expect("epoll");

@@ -270,6 +270,10 @@ impl Sfu for Janus {
         self.trickle_completed(handle)?;
         Ok(())
     }
+
+    fn close(&mut self, _session: &str, _mids: &[String]) -> anyhow::Result<()> {
+        anyhow::bail!("--close is for switchboard only")
+    }
 }
 
 impl Drop for Janus {

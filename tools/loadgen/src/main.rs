@@ -104,6 +104,10 @@ struct Cli {
     /// connection [default: one per 10 joins/s, from 4 to 128].
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     join_threads: usize,
+    /// At the end, publishers close their tracks (tracks/close, force)
+    /// before going away, instead of vanishing without a word.
+    #[arg(long)]
+    close: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -135,6 +139,7 @@ fn main() -> anyhow::Result<()> {
         loss: cli.loss,
         twcc_feedback: Duration::from_millis(cli.twcc_feedback_ms),
         simulcast: cli.simulcast.clone(),
+        close: cli.close,
     };
     if !cli.ramp {
         let report = scenario::run(&scenario)?;

@@ -84,6 +84,10 @@ pub struct Scenario {
     /// Publishers send simulcast (layers `crate::sdp::RIDS`) and
     /// subscribers pull this rid (switchboard only).
     pub simulcast: Option<String>,
+    /// At the end, publishers close their tracks through the API
+    /// (tracks/close, force) before the clients go away; otherwise they
+    /// vanish without a word, as a crashed browser does (switchboard only).
+    pub close: bool,
 }
 
 impl Scenario {
@@ -115,6 +119,7 @@ impl Scenario {
             loss: 0,
             twcc_feedback: switchboard::session::twcc::FEEDBACK_INTERVAL,
             simulcast: None,
+            close: false,
         }
     }
 }
@@ -419,6 +424,12 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         let own_cpu1 = procstat::cpu_time(std::process::id());
         run_bar.finish_and_clear();
         std::thread::sleep(Duration::from_millis(500));
+        if s.close {
+            for (session, names) in &publishers {
+                let mids: Vec<String> = (0..names.len()).map(|m| m.to_string()).collect();
+                api.close(session, &mids)?;
+            }
+        }
         Ok(Measured {
             window,
             server_cpu: server_cpu0.zip(server_cpu1),

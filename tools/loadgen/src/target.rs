@@ -17,6 +17,8 @@ pub trait Sfu {
     fn subscribe(&mut self, publisher: &str, names: &[String]) -> anyhow::Result<(String, String)>;
     /// Answers the SFU's offer of a subscription.
     fn answer(&mut self, subscription: &str, answer: &str) -> anyhow::Result<()>;
+    /// Closes a session's transceivers `mids` without renegotiating.
+    fn close(&mut self, session: &str, mids: &[String]) -> anyhow::Result<()>;
 }
 
 impl Sfu for Switchboard {
@@ -32,6 +34,15 @@ impl Sfu for Switchboard {
     }
     fn answer(&mut self, subscription: &str, answer: &str) -> anyhow::Result<()> {
         self.renegotiate(subscription, answer)
+    }
+    fn close(&mut self, session: &str, mids: &[String]) -> anyhow::Result<()> {
+        let tracks: Vec<Value> = mids.iter().map(|m| json!({"mid": m})).collect();
+        let v = self.call(
+            "PUT",
+            &format!("/sessions/{session}/tracks/close"),
+            &json!({"tracks": tracks, "force": true}),
+        )?;
+        check_items(&v)
     }
 }
 
