@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// once no session is left [default: 10].
     #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS")]
     pub drain_seconds: Option<u64>,
+    /// Log lines as text or as JSON objects, one per line (for log
+    /// collectors) [default: text].
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
     /// Threads that run DTLS handshakes [default: a quarter of the cores, at
     /// least one].
     #[arg(long, env = "SWITCHBOARD_HANDSHAKE_THREADS")]
@@ -75,6 +79,17 @@ pub struct ServeArgs {
     pub max_new_sessions_per_address: Option<u32>,
 }
 
+/// How log lines are written (stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
+}
+
 /// The TOML file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -88,6 +103,7 @@ struct FileConfig {
     demo: Option<bool>,
     http_max_connections: Option<usize>,
     drain_seconds: Option<u64>,
+    log_format: Option<LogFormat>,
     handshake_threads: Option<usize>,
     max_sessions_per_app: Option<usize>,
     max_never_connected_per_app: Option<usize>,
@@ -132,6 +148,8 @@ pub struct Config {
     pub http_max_connections: usize,
     /// How long a graceful shutdown lets existing media flow.
     pub drain: std::time::Duration,
+    /// How log lines are written.
+    pub log_format: LogFormat,
     /// Threads that run DTLS handshakes.
     pub handshake_threads: usize,
     /// Caps on apps and sessions.
@@ -252,6 +270,7 @@ impl Config {
                     .or(file.drain_seconds)
                     .unwrap_or(DEFAULT_DRAIN_SECONDS),
             ),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             handshake_threads: args
                 .handshake_threads
                 .or(file.handshake_threads)
@@ -303,6 +322,7 @@ impl Config {
             demo: true,
             http_max_connections: default_http_max_connections(),
             drain: std::time::Duration::from_secs(DEFAULT_DRAIN_SECONDS),
+            log_format: LogFormat::Text,
             handshake_threads: 1,
             limits: Limits::default(),
         }

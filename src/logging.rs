@@ -7,6 +7,8 @@
 
 use log::{Level, Log, Metadata, Record};
 
+use crate::config::LogFormat;
+
 /// Library warnings that are normal with real clients: (target prefix, a
 /// part of the message).
 const EXPECTED: &[(&str, &str)] = &[
@@ -99,20 +101,25 @@ impl Log for LibraryLog {
     fn flush(&self) {}
 }
 
-/// Installs the subscriber (filter from `RUST_LOG`, else `default_filter`)
-/// and the library bridge.
-pub fn init(default_filter: &str) {
+/// Installs the subscriber (filter from `RUST_LOG`, else `default_filter`;
+/// lines as text or JSON) and the library bridge.
+pub fn init(default_filter: &str, format: LogFormat) {
     use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
-    let subscriber = tracing_subscriber::fmt()
-        .with_ansi(std::io::stderr().is_terminal())
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .finish();
+        .with_env_filter(filter);
     // Not `try_init`: it would install tracing-log's own bridge, which
     // passes every library level through unchanged.
-    let _ = tracing::subscriber::set_global_default(subscriber);
+    let _ = match format {
+        LogFormat::Text => tracing::subscriber::set_global_default(
+            builder.with_ansi(std::io::stderr().is_terminal()).finish(),
+        ),
+        LogFormat::Json => {
+            tracing::subscriber::set_global_default(builder.json().flatten_event(true).finish())
+        }
+    };
     if log::set_boxed_logger(Box::new(LibraryLog)).is_ok() {
         log::set_max_level(log::LevelFilter::Trace);
     }

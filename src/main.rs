@@ -30,13 +30,16 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    switchboard::logging::init("switchboard=info,rtc_dtls=warn,rtc_srtp=warn");
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         None => cli.serve,
     };
     let config = Config::load(&args).context("configuration")?;
+    switchboard::logging::init(
+        "switchboard=info,rtc_dtls=warn,rtc_srtp=warn",
+        config.log_format,
+    );
     // Blocked before any thread starts, so every thread inherits the mask
     // and only the wait below receives them.
     let signals = block_termination_signals();

@@ -70,7 +70,8 @@ fn while_draining_api_calls_get_503_and_media_keeps_flowing() {
 }
 
 /// The binary on loopback; its API base URL (read from what it prints).
-fn start_binary(drain_seconds: u64) -> (std::process::Child, String, String) {
+/// `extra` flags are added; stderr is piped (a few lines: it never fills).
+fn start_binary(drain_seconds: u64, extra: &[&str]) -> (std::process::Child, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args([
             "--http-bind",
@@ -86,8 +87,9 @@ fn start_binary(drain_seconds: u64) -> (std::process::Child, String, String) {
             "--drain-seconds",
             &drain_seconds.to_string(),
         ])
+        .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the binary starts");
     let stdout = BufReader::new(child.stdout.take().expect("stdout"));
@@ -130,7 +132,7 @@ fn exit_within(child: &mut std::process::Child, limit: Duration) -> (Option<i32>
 
 #[test]
 fn sigterm_drains_for_the_period_while_sessions_remain_then_exits_0() {
-    let (mut child, base, secret) = start_binary(2);
+    let (mut child, base, secret) = start_binary(2, &[]);
     let (status, _, body) = new_session(&base, &secret);
     assert_eq!(status, 201, "{body}");
     terminate(&child);
@@ -145,9 +147,45 @@ fn sigterm_drains_for_the_period_while_sessions_remain_then_exits_0() {
 
 #[test]
 fn sigterm_without_sessions_exits_0_at_once() {
-    let (mut child, _, _) = start_binary(10);
+    let (mut child, _, _) = start_binary(10, &[]);
     terminate(&child);
     let (code, after) = exit_within(&mut child, Duration::from_secs(5));
     assert_eq!(code, Some(0));
     assert!(after < Duration::from_secs(3), "took {after:?}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let (mut child, base, secret) = start_binary(1, &["--log-format", "json"]);
+    let (status, _, body) = new_session(&base, &secret);
+    assert_eq!(status, 201, "{body}");
+    terminate(&child);
+    let (code, _) = exit_within(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}")))
+        .collect();
+    for line in &lines {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key} in {line}");
+        }
+    }
+    let draining = lines
+        .iter()
+        .find(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("draining"))
+        })
+        .expect("the drain is logged");
+    assert_eq!(draining["level"], "INFO");
+    assert_eq!(
+        draining["sessions"], 1,
+        "fields are JSON values: {draining}"
+    );
+    assert_eq!(draining["signal"], libc::SIGTERM, "{draining}");
 }

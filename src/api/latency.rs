@@ -12,13 +12,14 @@ use axum::response::Response;
 use crate::engine::counters::{Bounds, Histogram};
 
 /// The routes timed, by the label they get in the metrics.
-pub const ROUTES: [&str; 8] = [
+pub const ROUTES: [&str; 9] = [
     "POST sessions/new",
     "POST tracks/new",
     "PUT renegotiate",
     "PUT tracks/update",
     "PUT tracks/close",
     "GET session",
+    "GET stats",
     "datachannels",
     "GET metrics",
 ];

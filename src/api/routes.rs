@@ -71,6 +71,10 @@ pub fn router(state: ApiState) -> Router {
             get(get_session).route_layer(timed("GET session")),
         )
         .route(
+            "/sessions/{session}/stats",
+            get(session_stats).route_layer(timed("GET stats")),
+        )
+        .route(
             "/sessions/{session}/datachannels/{op}",
             post(data_channels)
                 .put(data_channels)
@@ -538,6 +542,22 @@ async fn get_session(
         let r = s.control.get_session(&app, &session, Instant::now())?;
         Ok(json(StatusCode::OK, &r))
     })())
+}
+
+/// Our extension: the session's media figures (README, "Session stats").
+async fn session_stats(
+    State(s): State<ApiState>,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let request = s.control.stats_request(&app, &session, Instant::now())?;
+            Ok(json(StatusCode::OK, &request.into_json().await?))
+        }
+        .await,
+    )
 }
 
 async fn data_channels(

@@ -18,6 +18,7 @@ pub mod registry;
 #[cfg(test)]
 mod scale_tests;
 pub mod session;
+pub mod stats;
 pub mod sync;
 mod transport;
 

@@ -72,6 +72,14 @@ pub enum WorkerCommand {
     },
     /// Stop the worker.
     Shutdown,
+    /// The stats route asks for a snapshot of a session's media (None
+    /// when the session is not on this worker).
+    Stats {
+        /// The session.
+        key: SessionKey,
+        /// Where the snapshot goes.
+        reply: tokio::sync::oneshot::Sender<Option<super::stats::SessionStats>>,
+    },
     /// Authenticate a datagram another worker received off the session's
     /// path (see `off_path`); authentic, it is reported back as
     /// [`EngineEvent::OffPath`] without bytes.

@@ -30,6 +30,7 @@ pub mod off_path;
 mod repair;
 mod retransmit;
 pub mod run;
+pub mod stats;
 pub mod stun_limit;
 
 pub use handover::MovedSession;
@@ -1112,6 +1113,10 @@ impl Engine {
                 addr,
                 mut bytes,
             } => self.verify(key, worker, addr, &mut bytes),
+            WorkerCommand::Stats { key, reply } => {
+                // The asker may have given up waiting.
+                let _ = reply.send(self.session_stats(key));
+            }
             WorkerCommand::Shutdown => {}
         }
     }

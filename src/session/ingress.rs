@@ -44,6 +44,16 @@ impl ReceptionStats {
         }
     }
 
+    /// Packets received, packets lost (expected minus received, RFC 3550
+    /// §6.4.1: negative when duplicates arrived) and the interarrival
+    /// jitter, for the stats route.
+    pub fn totals(&self) -> (u64, i64, std::time::Duration) {
+        let expected = self.max_seq + 1 - self.base_seq;
+        let lost = expected as i64 - self.received as i64;
+        let jitter = std::time::Duration::from_secs_f64(self.jitter / f64::from(self.clock_rate));
+        (self.received, lost, jitter)
+    }
+
     /// Whether no packet arrived for `timeout` before `now` (its state may
     /// be freed).
     pub fn is_silent(&self, now: Instant, timeout: std::time::Duration) -> bool {
