@@ -17,9 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Api, Peer, drive, payload_type, pull, push_one, received, write_frame};
-use serde_json::json;
-use str0m::media::{MediaKind, MediaTime};
+use common::{Api, AudioPair, audio_pair, drive, payload_type, received, write_frame};
+use str0m::media::MediaTime;
 use switchboard::config::{AppConfig, Config};
 use switchboard::ids::{hex, random_bytes};
 use switchboard::server::Server;
@@ -36,15 +35,14 @@ fn a_session_flood_in_one_app_does_not_stop_another_apps_media() {
     let server = Server::start(config).expect("server starts");
     let api = Api::new(&server);
 
-    let mut a = Peer::new("publisher");
-    let (publisher, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |o| o);
-    assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
-    let (mut c, subscriber, pulled) = pull(
-        &api,
-        json!([{"location": "remote", "sessionId": publisher, "trackName": "mic"}]),
-        &mut [&mut a],
-    );
-    let c_mid: str0m::media::Mid = pulled[0]["mid"].as_str().unwrap().into();
+    let AudioPair {
+        publisher: mut a,
+        publisher_session: publisher,
+        mid,
+        subscriber: mut c,
+        subscriber_session: subscriber,
+        sub_mid: c_mid,
+    } = audio_pair(&api);
 
     // The flood: sessions/new into app B as fast as one client can, for 3 s.
     let created = Arc::new(AtomicUsize::new(0));

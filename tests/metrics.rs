@@ -7,11 +7,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use common::{Api, Peer, drive, payload_type, pull, push_one, received, write_frame};
-use serde_json::json;
-use str0m::media::{MediaKind, MediaTime};
+use common::{Api, AudioPair, audio_pair, received, send_opus};
 
 /// Samples of the exposition: `name{labels}` → value.
 fn samples(text: &str) -> BTreeMap<String, f64> {
@@ -69,28 +66,15 @@ fn histogram(s: &BTreeMap<String, f64>, name: &str, labels: &str) -> f64 {
 fn operational_metrics_follow_a_real_session() {
     let server = common::server(1);
     let api = Api::new(&server);
-    let mut a = Peer::new("publisher");
-    let (publisher, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |o| o);
-    assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
-    let (mut c, _, pulled) = pull(
-        &api,
-        json!([{"location": "remote", "sessionId": publisher, "trackName": "mic"}]),
-        &mut [&mut a],
-    );
-    let c_mid: str0m::media::Mid = pulled[0]["mid"].as_str().unwrap().into();
-    let pt = payload_type(&mut a, mid, str0m::format::Codec::Opus);
-    for i in 0..50u64 {
-        let t = MediaTime::from_micros(i * 20_000);
-        write_frame(
-            &mut a,
-            mid,
-            pt,
-            t,
-            [&b"metrics"[..], &i.to_be_bytes()].concat(),
-        );
-        drive(&mut [&mut a, &mut c], Duration::from_millis(20), |_| false);
-    }
-    assert!(received(&c, c_mid, b"metrics") >= 45, "media flowed");
+    let AudioPair {
+        publisher: mut a,
+        mid,
+        subscriber: mut c,
+        sub_mid,
+        ..
+    } = audio_pair(&api);
+    send_opus(&mut a, mid, b"metrics", 50, &mut [&mut c]);
+    assert!(received(&c, sub_mid, b"metrics") >= 45, "media flowed");
 
     let text = ureq::get(&format!("http://{}/metrics", server.http_addr))
         .call()

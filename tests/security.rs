@@ -244,23 +244,19 @@ fn one_apps_secret_never_opens_another_apps_sessions() {
 /// str0m subscriber through the same media port.
 #[test]
 fn a_malformed_flood_from_many_addresses_is_counted_and_media_keeps_flowing() {
-    use common::{Api, Peer, drive, payload_type, pull, push_one, received, write_frame};
-    use serde_json::json;
+    use common::{Api, AudioPair, audio_pair, drive, received, send_opus};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::time::Duration;
-    use str0m::media::{MediaKind, MediaTime};
 
     let server = Server::start(Config::loopback(2)).expect("server");
     let api = Api::new(&server);
-    let mut a = Peer::new("publisher");
-    let (publisher, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |o| o);
-    assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
-    let (mut c, _, pulled) = pull(
-        &api,
-        json!([{"location": "remote", "sessionId": publisher, "trackName": "mic"}]),
-        &mut [&mut a],
-    );
-    let c_mid: str0m::media::Mid = pulled[0]["mid"].as_str().unwrap().into();
+    let AudioPair {
+        publisher: mut a,
+        mid,
+        subscriber: mut c,
+        sub_mid,
+        ..
+    } = audio_pair(&api);
     let drops = || -> u64 {
         let workers = server.control.workers();
         workers
@@ -312,32 +308,15 @@ fn a_malformed_flood_from_many_addresses_is_counted_and_media_keeps_flowing() {
         })
     };
 
-    let pt = payload_type(&mut a, mid, str0m::format::Codec::Opus);
-    let start = Instant::now();
     let frames = 200u64;
-    for i in 0..frames {
-        let t = MediaTime::from_micros(i * 20_000);
-        write_frame(
-            &mut a,
-            mid,
-            pt,
-            t,
-            [&b"hostile"[..], &i.to_be_bytes()].concat(),
-        );
-        let due = start + Duration::from_millis(20 * (i + 1));
-        drive(
-            &mut [&mut a, &mut c],
-            due.saturating_duration_since(Instant::now()),
-            |_| false,
-        );
-    }
+    send_opus(&mut a, mid, b"hostile", frames, &mut [&mut c]);
     stop.store(true, Ordering::Relaxed);
     flood.join().unwrap();
     drive(&mut [&mut a, &mut c], Duration::from_millis(300), |_| false);
 
     let sent = sent.load(Ordering::Relaxed);
     let counted = drops() - drops_before;
-    let got = received(&c, c_mid, b"hostile");
+    let got = received(&c, sub_mid, b"hostile");
     eprintln!(
         "{sent} malformed datagrams sent, {counted} counted as drops; {got} of {frames} frames"
     );

@@ -8,10 +8,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Api, Peer, drive, payload_type, pull, push_one, received, write_frame};
-use serde_json::{Value, json};
+use common::{Api, AudioPair, Peer, audio_pair, drive, push_one, received, send_opus};
+use serde_json::Value;
 use str0m::Event;
-use str0m::media::{MediaKind, MediaTime};
+use str0m::media::MediaKind;
 
 /// The latest of a peer's stats events that `pick` reads a count from.
 fn latest(peer: &Peer, pick: impl Fn(&Event) -> Option<u64>) -> u64 {
@@ -26,27 +26,15 @@ fn latest(peer: &Peer, pick: impl Fn(&Event) -> Option<u64>) -> u64 {
 fn stats_count_what_the_peers_counted() {
     let server = common::server(1);
     let api = Api::new(&server);
-    let mut a = Peer::new("publisher");
-    let (publisher, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |o| o);
-    assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
-    let (mut c, subscriber, pulled) = pull(
-        &api,
-        json!([{"location": "remote", "sessionId": publisher, "trackName": "mic"}]),
-        &mut [&mut a],
-    );
-    let c_mid: str0m::media::Mid = pulled[0]["mid"].as_str().unwrap().into();
-    let pt = payload_type(&mut a, mid, str0m::format::Codec::Opus);
-    for i in 0..250u64 {
-        let t = MediaTime::from_micros(i * 20_000);
-        write_frame(
-            &mut a,
-            mid,
-            pt,
-            t,
-            [&b"stats"[..], &i.to_be_bytes()].concat(),
-        );
-        drive(&mut [&mut a, &mut c], Duration::from_millis(20), |_| false);
-    }
+    let AudioPair {
+        publisher: mut a,
+        publisher_session: publisher,
+        mid,
+        subscriber: mut c,
+        subscriber_session: subscriber,
+        sub_mid: c_mid,
+    } = audio_pair(&api);
+    send_opus(&mut a, mid, b"stats", 250, &mut [&mut c]);
     // 5 s of media: str0m's sender and receiver reports come seconds
     // apart, and the round trip needs one of each. Then quiet: the last
     // packets land, both sides report once more.

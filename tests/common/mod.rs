@@ -469,3 +469,33 @@ pub fn pull(api: &Api, tracks: Value, others: &mut [&mut Peer]) -> (Peer, String
     assert!(peer.connected, "subscriber connects");
     (peer, session, body["tracks"].clone())
 }
+
+/// A connected str0m publisher of the audio track "mic" and a connected
+/// str0m subscriber of it, each with its session and mid.
+pub struct AudioPair {
+    pub publisher: Peer,
+    pub publisher_session: String,
+    pub mid: str0m::media::Mid,
+    pub subscriber: Peer,
+    pub subscriber_session: String,
+    pub sub_mid: str0m::media::Mid,
+}
+
+/// Sets up an [`AudioPair`].
+pub fn audio_pair(api: &Api) -> AudioPair {
+    let (mut publisher, publisher_session, mid, _) = push_audio(api, "mic".into(), false);
+    let (subscriber, subscriber_session, pulled) = pull(
+        api,
+        json!([{"location": "remote", "sessionId": publisher_session, "trackName": "mic"}]),
+        &mut [&mut publisher],
+    );
+    let sub_mid = pulled[0]["mid"].as_str().expect("mid").into();
+    AudioPair {
+        publisher,
+        publisher_session,
+        mid,
+        subscriber,
+        subscriber_session,
+        sub_mid,
+    }
+}
