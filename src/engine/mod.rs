@@ -89,6 +89,8 @@ const LEARNED_LAYER_SSRCS: usize = 64;
 const VIDEO_CLOCK: u32 = 90_000;
 /// At most one MediaReceived event per track per this long.
 const MEDIA_EVENT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a track's last media event is remembered.
+const MEDIA_EVENT_MEMORY: Duration = Duration::from_secs(10);
 
 /// Datagrams to send to one destination.
 #[derive(Debug)]
@@ -642,6 +644,14 @@ impl Engine {
         }
     }
 
+    /// Forgets when tracks silent for [`MEDIA_EVENT_MEMORY`] last made an
+    /// event (tracks come and go; the map must not keep them all): the next
+    /// packet of such a track is news again.
+    fn forget_silent_tracks(&mut self, now: Instant) {
+        self.media_events
+            .retain(|_, last| now.saturating_duration_since(*last) < MEDIA_EVENT_MEMORY);
+    }
+
     fn note_media(&mut self, now: Instant, track: TrackKey) {
         let due = self
             .media_events
@@ -1168,6 +1178,7 @@ impl Engine {
         }
         if now >= self.next_report {
             self.send_reports(now);
+            self.forget_silent_tracks(now);
         }
         if self.next_probe.is_some_and(|t| now >= t) {
             self.send_probes(now);
@@ -1430,3 +1441,37 @@ fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
 
 #[cfg(test)]
 mod simulcast_tests;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::fixture::{self, PUBLISHER_SSRC};
+    use super::messages::EngineEvent;
+
+    /// Tracks come and go for months: the worker's note of when each last
+    /// made a media event must not keep them all.
+    #[test]
+    fn silent_tracks_are_forgotten_and_news_again_when_they_return() {
+        let (mut engine, publisher, mut srtp) = fixture::fan_out(1);
+        let t0 = engine.clock;
+        let mut send = |engine: &mut super::Engine, seq: u16, at| {
+            let plain = fixture::rtp_packet(seq, PUBLISHER_SSRC);
+            let mut packet = srtp.protect_rtp(&plain).expect("protect").to_vec();
+            engine.handle_datagram(at, publisher, &mut packet);
+            let events = std::iter::from_fn(|| engine.poll_event());
+            events
+                .filter(|e| matches!(e, EngineEvent::MediaReceived { .. }))
+                .count()
+        };
+        assert_eq!(send(&mut engine, 1, t0), 1, "the first packet is news");
+        assert_eq!(engine.media_events.len(), 1);
+        let later = t0 + Duration::from_secs(11);
+        engine.handle_timeout(later);
+        assert!(
+            engine.media_events.is_empty(),
+            "forgotten after 10 s of silence"
+        );
+        assert_eq!(send(&mut engine, 2, later), 1, "news again");
+    }
+}
