@@ -214,10 +214,9 @@ impl Worker {
                 return Err(e);
             }
             let woke = Instant::now();
-            let mut done = woke;
             // Read a batch, forward it, turn to the other inputs, until a
             // batch comes back short (every arrival wakes the poll again).
-            loop {
+            let done = loop {
                 let read = self.receiver.receive(&self.socket);
                 let now = Instant::now();
                 for i in 0..read {
@@ -228,16 +227,16 @@ impl Worker {
                     return Ok(());
                 }
                 // One clock read serves both histograms.
-                done = Instant::now();
+                let done = Instant::now();
                 if read > 0 {
                     let counters = self.engine.counters();
                     Counters::add(&counters.receive_calls, 1);
                     counters.forwarding.observe(micros(done - now));
                 }
                 if read < socket::BATCH {
-                    break;
+                    break done;
                 }
-            }
+            };
             self.engine
                 .counters()
                 .loop_busy
