@@ -102,6 +102,8 @@ pub struct Drops {
     pub not_connected: u64,
     /// Refused by SCTP (larger than the peer takes, a closed stream).
     pub refused: u64,
+    /// SCTP packets dropped unread (malformed; see `SctpEvent::PacketDropped`).
+    pub malformed: u64,
 }
 
 /// What one of the session's channels is.
@@ -448,6 +450,7 @@ impl SessionChannels {
                 }
                 SctpEvent::Message { id, kind, bytes } => self.received(now, id, kind, bytes),
                 SctpEvent::MessageDropped { .. } => self.drop(|d| &mut d.refused),
+                SctpEvent::PacketDropped => self.drop(|d| &mut d.malformed),
                 // In-band opens are answered by the association; they are
                 // not channels of the API (server-events aside, on id 0).
                 SctpEvent::ChannelOpened { .. } | SctpEvent::ChannelAcked { .. } => {}

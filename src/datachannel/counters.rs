@@ -17,13 +17,14 @@ pub struct DataChannelCounters {
 }
 
 /// The drop reasons, as metric labels, in the order of [`Drops::by_reason`].
-pub const DROP_REASONS: [&str; 6] = [
+pub const DROP_REASONS: [&str; 7] = [
     "unknown_channel",
     "no_reply_right",
     "held_full",
     "send_buffer_full",
     "not_connected",
     "refused",
+    "malformed_sctp",
 ];
 
 impl Drops {
@@ -36,6 +37,7 @@ impl Drops {
             self.send_buffer_full,
             self.not_connected,
             self.refused,
+            self.malformed,
         ]
     }
 }

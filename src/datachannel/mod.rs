@@ -17,3 +17,4 @@ pub mod dcep;
 pub mod ops;
 pub mod policy;
 pub mod sctp;
+mod sctp_check;

@@ -62,6 +62,9 @@ pub enum SctpEvent {
     MessageDropped { id: u16 },
     /// Channel `id` was closed (its stream reset, by either side).
     ChannelClosed { id: u16 },
+    /// An SCTP packet was dropped unread: its chunks do not lie inside it,
+    /// or reading it failed the association (which is then closed).
+    PacketDropped,
     /// The association failed or the peer closed it.
     Closed,
 }
@@ -144,8 +147,33 @@ impl SctpTransport {
         self.pump(now);
     }
 
-    /// Takes one SCTP packet (a DTLS application-data record).
+    /// Takes one SCTP packet (a DTLS application-data record). A packet
+    /// whose chunks do not fit is dropped; should the association's library
+    /// panic on one all the same, the association is closed, not the thread.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        if !super::sctp_check::chunks_fit(packet) {
+            self.events.push_back(SctpEvent::PacketDropped);
+            return;
+        }
+        self.guarded(|t| t.read_packet(now, packet));
+    }
+
+    /// Runs `step` on the association; a panic inside it (a library fault
+    /// that a peer's input can reach) drops the association and is counted.
+    fn guarded(&mut self, step: impl FnOnce(&mut Self)) {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)));
+        if outcome.is_err() {
+            tracing::warn!("SCTP association failed on a peer's packet: closed");
+            let events = std::mem::take(&mut self.events);
+            *self = SctpTransport::new(self.role, Some(self.remote_max_message_size));
+            self.closed = true;
+            self.events = events;
+            self.events.push_back(SctpEvent::PacketDropped);
+            self.events.push_back(SctpEvent::Closed);
+        }
+    }
+
+    fn read_packet(&mut self, now: Instant, packet: &[u8]) {
         let Some((handle, event)) =
             self.endpoint
                 .handle(now, PEER, None, Bytes::copy_from_slice(packet))
@@ -181,10 +209,12 @@ impl SctpTransport {
 
     /// Runs the association's timers (retransmissions, acknowledgements).
     pub fn handle_timeout(&mut self, now: Instant) {
-        if let Some((_, association)) = self.association.as_mut() {
-            association.handle_timeout(now);
-        }
-        self.pump(now);
+        self.guarded(|t| {
+            if let Some((_, association)) = t.association.as_mut() {
+                association.handle_timeout(now);
+            }
+            t.pump(now);
+        });
     }
 
     /// The next SCTP packet for DTLS to send.

@@ -324,3 +324,32 @@ fn closing_a_channel_leaves_the_association_and_other_channels() {
     pair.collect();
     assert!(pair.run_until(Duration::from_secs(5), |p| !p.messages(0, 5).is_empty()));
 }
+
+/// Found by the `sctp` fuzz target: an ABORT whose error cause claims
+/// more bytes than its chunk holds made rtc-sctp slice past it and panic
+/// (on a DTLS thread, with every session it serves). Now it is dropped and
+/// counted before the association reads it, and the association lives on.
+#[test]
+fn an_abort_whose_cause_runs_past_its_chunk_is_dropped() {
+    let mut pair = Pair::new(0, 5);
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.ends.iter().all(|e| e.is_connected())
+    }));
+    let now = pair.now;
+    pair.ends[0]
+        .open_channel(now, 1, DeliveryPolicy::default(), None)
+        .expect("opens");
+    pair.ends[0].send(now, 1, true, b"hi").expect("sends");
+    // The client's common header (ports, the server's verification tag).
+    let sent = pair.ends[0].poll_transmit().expect("a packet");
+    let mut packet = sent[..12].to_vec();
+    packet.extend_from_slice(&[6, 0, 0, 8, 0, 13, 0, 32]);
+    packet[8..12].fill(0);
+    let crc = crc32c::crc32c(&packet);
+    packet[8..12].copy_from_slice(&crc.to_le_bytes());
+    pair.ends[1].handle_packet(now, &packet);
+    pair.collect();
+    assert!(pair.events[1].contains(&SctpEvent::PacketDropped));
+    assert!(!pair.events[1].contains(&SctpEvent::Closed));
+    assert!(pair.ends[1].is_connected(), "the association lives on");
+}

@@ -66,9 +66,25 @@ impl SrtpSession {
     }
 
     /// Protects an RTP packet for the client.
+    ///
+    /// rtc-srtp reads the header again and splits the packet where that
+    /// header would end once written back, which lies past the packet when
+    /// a one-byte extension element runs beyond its block to the end (a
+    /// packet the RTP view accepts): such packets are refused here, not
+    /// left to panic the worker.
     pub fn protect_rtp(&mut self, packet: &[u8]) -> Result<BytesMut, SrtpError> {
+        use rtc_shared::marshal::{MarshalSize as _, Unmarshal as _};
+        let header =
+            rtc_rtp::Header::unmarshal(&mut &packet[..]).map_err(|e| SrtpError(e.to_string()))?;
+        if header.marshal_size() > packet.len() {
+            return Err(SrtpError(format!(
+                "RTP header of {} bytes as rewritten, in {} bytes",
+                header.marshal_size(),
+                packet.len()
+            )));
+        }
         self.outbound
-            .encrypt_rtp(packet)
+            .encrypt_rtp_with_header(packet, &header)
             .map_err(|e| SrtpError(e.to_string()))
     }
 
@@ -77,5 +93,41 @@ impl SrtpSession {
         self.outbound
             .encrypt_rtcp(packet)
             .map_err(|e| SrtpError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rtc_srtp::protection_profile::ProtectionProfile;
+
+    use super::*;
+    use crate::engine::fixture::{keys, peer};
+    use crate::wire::rtp::RtpHeader;
+
+    /// Found by the engine fuzz target: a one-byte extension element that
+    /// runs past its one-word block to the packet's end. The RTP view
+    /// accepts it (so it can be forwarded); rtc-srtp would slice past the
+    /// packet and panic.
+    #[test]
+    fn a_packet_whose_rewritten_header_outgrows_it_is_refused_not_panicked() {
+        let mut packet = vec![0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2];
+        packet.extend_from_slice(&[0xbe, 0xde, 0, 1]);
+        packet.push(0x1f); // id 1, 16 bytes: 13 past the block
+        packet.extend_from_slice(&[0xab; 16]);
+        assert!(RtpHeader::new_checked(&packet).is_ok(), "forwardable");
+        for profile in [
+            ProtectionProfile::AeadAes128Gcm,
+            ProtectionProfile::Aes128CmHmacSha1_80,
+        ] {
+            let mut ours = SrtpSession::new(&keys(profile, 7)).expect("keys");
+            assert!(ours.protect_rtp(&packet).is_err(), "{profile:?}");
+            // The context goes on: an ordinary packet still round-trips.
+            let plain = crate::engine::fixture::rtp_packet(2, 2);
+            let protected = ours.protect_rtp(&plain).expect("protect");
+            let back = peer(&keys(profile, 7))
+                .unprotect_rtp(&protected)
+                .expect("unprotect");
+            assert_eq!(&back[..], &plain[..]);
+        }
     }
 }
