@@ -163,7 +163,8 @@ impl SctpTransport {
     fn guarded(&mut self, step: impl FnOnce(&mut Self)) {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| step(self)));
         if outcome.is_err() {
-            tracing::warn!("SCTP association failed on a peer's packet: closed");
+            // Counted (`malformed_sctp`); a peer can repeat it, so not a warning.
+            tracing::debug!("SCTP association failed on a peer's packet: closed");
             let events = std::mem::take(&mut self.events);
             *self = SctpTransport::new(self.role, Some(self.remote_max_message_size));
             self.closed = true;
