@@ -77,6 +77,21 @@ pub struct ServeArgs {
     /// 429 [default: no limit].
     #[arg(long, env = "SWITCHBOARD_MAX_NEW_SESSIONS_PER_ADDRESS")]
     pub max_new_sessions_per_address: Option<u32>,
+    /// Join a cluster whose directory is this Redis (`redis://host:port`);
+    /// without it the node stands alone and needs no Redis.
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_REDIS")]
+    pub cluster_redis: Option<String>,
+    /// The secret the cluster's nodes share for calls between them
+    /// (required with --cluster-redis).
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_SECRET")]
+    pub cluster_secret: Option<String>,
+    /// This node's id in the cluster [default: random per start].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_NODE_ID")]
+    pub cluster_node_id: Option<String>,
+    /// The URL other nodes reach this node's API at [default:
+    /// http://<http-bind>].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_API_URL")]
+    pub cluster_api_url: Option<String>,
 }
 
 /// How log lines are written (stderr).
@@ -110,6 +125,10 @@ struct FileConfig {
     max_tracks_per_session: Option<usize>,
     max_requests_per_second: Option<u32>,
     max_new_sessions_per_address: Option<u32>,
+    cluster_redis: Option<String>,
+    cluster_secret: Option<String>,
+    cluster_node_id: Option<String>,
+    cluster_api_url: Option<String>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -154,6 +173,22 @@ pub struct Config {
     pub handshake_threads: usize,
     /// Caps on apps and sessions.
     pub limits: Limits,
+    /// Membership of a cluster, if any.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// How this node joins a cluster (`crate::cluster`).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The directory: a Redis URL.
+    pub redis: String,
+    /// The nodes' shared secret.
+    pub secret: String,
+    /// This node's id.
+    pub node_id: String,
+    /// Where other nodes reach this node's API (None: from the HTTP bind
+    /// address, once bound).
+    pub api_url: Option<String>,
 }
 
 /// Caps on what apps and sessions may hold and do (calls-api.md, "Limits
@@ -206,6 +241,9 @@ pub enum ConfigError {
     /// The file is not valid TOML of the expected shape.
     #[error("parsing {0}: {1}")]
     Parse(PathBuf, toml::de::Error),
+    /// A cluster needs a shared secret.
+    #[error("--cluster-redis needs --cluster-secret (the secret the nodes share)")]
+    ClusterSecret,
 }
 
 impl Config {
@@ -229,6 +267,24 @@ impl Config {
             file.announce_ip
         } else {
             default_announce(media_bind.ip())
+        };
+        let cluster = match args.cluster_redis.clone().or(file.cluster_redis) {
+            Some(redis) => Some(ClusterConfig {
+                redis,
+                secret: args
+                    .cluster_secret
+                    .clone()
+                    .or(file.cluster_secret)
+                    .filter(|s| !s.is_empty())
+                    .ok_or(ConfigError::ClusterSecret)?,
+                node_id: args
+                    .cluster_node_id
+                    .clone()
+                    .or(file.cluster_node_id)
+                    .unwrap_or_else(|| hex(&random_bytes::<8>())),
+                api_url: args.cluster_api_url.clone().or(file.cluster_api_url),
+            }),
+            None => None,
         };
         let dev_app = file.apps.is_empty();
         let apps = if dev_app {
@@ -303,6 +359,7 @@ impl Config {
                     never_connected_timeout: d.never_connected_timeout,
                 }
             },
+            cluster,
         })
     }
 
@@ -325,6 +382,7 @@ impl Config {
             log_format: LogFormat::Text,
             handshake_threads: 1,
             limits: Limits::default(),
+            cluster: None,
         }
     }
 

@@ -1,4 +1,5 @@
-//! ICE-lite (RFC 8445 §2.5): the server never sends checks; it answers the
+//! ICE-lite (RFC 8445 §2.5): the server sends no checks (except for
+//! third-party sessions, `control::peer_checks`); it answers the
 //! client's Binding requests on the media port and learns from them which
 //! 5-tuple belongs to which session.
 //!
@@ -117,8 +118,9 @@ impl<'a> BindingRequest<'a> {
     }
 }
 
-/// Appends a Binding request as a controlling agent would send it; used by
-/// tests and the load generator, never by the server.
+/// Appends a Binding request as a controlling agent would send it: the
+/// server's checks for third-party sessions (`control::peer_checks`), and
+/// tests and the load generator.
 pub fn write_binding_request(
     out: &mut Vec<u8>,
     transaction_id: &[u8; 12],

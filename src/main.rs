@@ -66,6 +66,10 @@ fn main() -> anyhow::Result<()> {
         println!("  dev app id   {app_id}");
         println!("  dev secret   {secret}");
     }
+    if let Some(c) = &server.config.cluster {
+        // (Not the Redis URL: it may hold a password.)
+        println!("  cluster      node {}", c.node_id);
+    }
     if server.config.demo {
         println!("  demo page    http://{}/", server.http_addr);
     }

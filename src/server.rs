@@ -38,6 +38,9 @@ pub enum StartError {
     /// A thread or runtime could not start.
     #[error("starting: {0}")]
     Runtime(std::io::Error),
+    /// The cluster's directory URL is not usable.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::store::StoreError),
 }
 
 /// A running server.
@@ -92,7 +95,7 @@ impl Server {
             identity,
             handshakes,
             directory,
-            candidates,
+            candidates.clone(),
             config.limits,
         );
         let listener = TcpListener::bind(config.http_bind)
@@ -109,12 +112,40 @@ impl Server {
                     .replace("{{APP_SECRET}}", &app.secret),
             )
         });
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let node = crate::cluster::store::Node {
+                    id: c.node_id.clone(),
+                    api: c
+                        .api_url
+                        .clone()
+                        .unwrap_or_else(|| format!("http://{http_addr}")),
+                    media: candidates
+                        .first()
+                        .copied()
+                        .unwrap_or(media_addr)
+                        .to_string(),
+                };
+                let cluster = crate::cluster::Cluster::new(
+                    &c.redis,
+                    c.secret.clone(),
+                    node,
+                    config.app_list(),
+                    control.clone(),
+                )?;
+                let (feed, changes) = tokio::sync::mpsc::unbounded_channel();
+                control.watch_sessions(feed);
+                Some((cluster, changes))
+            }
+            None => None,
+        };
         let draining = Draining::new(config.drain);
         let state = ApiState {
             control: control.clone(),
             demo_page,
             draining: draining.clone(),
             latency: Default::default(),
+            cluster: cluster.as_ref().map(|(c, _)| c.clone()),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
@@ -149,6 +180,10 @@ impl Server {
                         }
                     });
                     tokio::spawn(ctl.clone().run_fanout_flush());
+                    let cluster = cluster.map(|(cluster, changes)| {
+                        tokio::spawn(cluster.clone().run(changes));
+                        cluster
+                    });
                     let tick_ctl = ctl.clone();
                     tokio::spawn(async move {
                         let mut interval = tokio::time::interval(TICK);
@@ -167,6 +202,9 @@ impl Server {
                         let _ = shutdown_rx.await;
                     })
                     .await;
+                    if let Some(cluster) = cluster {
+                        cluster.leave().await;
+                    }
                 });
             })
             .map_err(StartError::Runtime)?;

@@ -126,6 +126,16 @@ impl ApiError {
         )
     }
 
+    /// 503: the cluster directory (Redis) or the node that owns what the
+    /// call needs cannot be reached; retry later (docs/cluster.md).
+    pub fn cluster_unavailable(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster_unavailable",
+            description,
+        )
+    }
+
     /// 500.
     pub fn internal(description: impl Into<String>) -> Self {
         Self::new(

@@ -4,6 +4,7 @@
 //! limits on every client's time, head, body and connections.
 
 pub mod body;
+pub mod cluster;
 pub mod connection;
 pub mod draining;
 pub mod error;

@@ -34,6 +34,8 @@ pub struct ApiState {
     pub draining: Draining,
     /// Latency per route.
     pub latency: Arc<ApiLatency>,
+    /// This node's cluster, if it is in one.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// The demo page's template.
@@ -100,6 +102,10 @@ pub fn router(state: ApiState) -> Router {
                 }),
             )
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::cluster::to_owner,
+        ))
         .layer(middleware::from_fn(cors))
         .with_state(state)
 }
@@ -145,7 +151,11 @@ async fn cors(req: Request, next: Next) -> Response {
     response
 }
 
-fn authorize(state: &ApiState, app: &str, headers: &HeaderMap) -> Result<AppId, ApiError> {
+pub(super) fn authorize(
+    state: &ApiState,
+    app: &str,
+    headers: &HeaderMap,
+) -> Result<AppId, ApiError> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -397,6 +407,47 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
     }
+    if let Some(cluster) = &state.cluster {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &cluster.counters;
+        for (name, kind, help, value) in [
+            (
+                "switchboard_cluster_forwarded_calls_total",
+                "counter",
+                "API calls forwarded to the node that owns their session",
+                &c.forwarded,
+            ),
+            (
+                "switchboard_cluster_relays_opened_total",
+                "counter",
+                "Relays set up from other nodes (one per remote session pulled here)",
+                &c.relays_opened,
+            ),
+            (
+                "switchboard_cluster_relays_closed_total",
+                "counter",
+                "Relays closed (unused, or their node left)",
+                &c.relays_closed,
+            ),
+            (
+                "switchboard_cluster_directory_up",
+                "gauge",
+                "Whether the cluster directory (Redis) answered the last heartbeat",
+                &c.directory_up,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_cluster_relays Relays open now (mirrors of other nodes' sessions)\n# TYPE switchboard_cluster_relays gauge\nswitchboard_cluster_relays {}",
+            state.control.mirror_count()
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -443,13 +494,19 @@ async fn new_session(
     State(s): State<ApiState>,
     Path(app): Path<String>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     reply(
         async {
             let app = authorize(&s, &app, &headers)?;
-            let req = read_json(body).await?;
+            let mut req: crate::api::types::NewSessionRequest = read_json(body).await?;
+            req.third_party = query
+                .as_deref()
+                .unwrap_or("")
+                .split('&')
+                .any(|p| p.eq_ignore_ascii_case("thirdparty=true"));
             let client = peer.map(|p| p.0.0.ip());
             let (id, answer) = s.control.new_session(&app, client, req, Instant::now())?;
             let mut out = json!({ "sessionId": id });
@@ -489,11 +546,20 @@ where
 
 async fn tracks_new(
     State(s): State<ApiState>,
-    Path(p): Path<(String, String)>,
-    h: HeaderMap,
-    b: Body,
+    Path((app, session)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    session_op(s, p, h, b, Control::tracks_new).await
+    reply(
+        async {
+            let app = authorize(&s, &app, &headers)?;
+            let req = read_json(body).await?;
+            super::cluster::relays_for(&s, &app, &req).await?;
+            let result = s.control.tracks_new(&app, &session, req, Instant::now())?;
+            Ok(json(StatusCode::OK, &result))
+        }
+        .await,
+    )
 }
 
 async fn renegotiate(

@@ -68,6 +68,10 @@ impl TrackObject {
 pub struct NewSessionRequest {
     /// Legacy: an offer answered in the response.
     pub session_description: Option<SessionDescriptionJson>,
+    /// `?thirdparty=true`: the peer is ICE-lite, we check its candidates
+    /// (from the query, not the body).
+    #[serde(skip)]
+    pub third_party: bool,
 }
 
 /// POST tracks/new.

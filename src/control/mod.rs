@@ -7,6 +7,7 @@
 
 mod channel_ops;
 pub mod channels;
+pub mod cluster;
 #[cfg(test)]
 mod handover_tests;
 pub mod limits;
@@ -14,12 +15,14 @@ mod memory;
 pub mod negotiate;
 mod operations;
 pub mod path;
+pub mod peer_checks;
 pub mod registry;
 #[cfg(test)]
 mod scale_tests;
 pub mod session;
 pub mod stats;
 pub mod sync;
+mod third_party;
 mod transport;
 
 use std::collections::HashMap;
@@ -51,6 +54,8 @@ pub struct Control {
     limits: Limits,
     /// Set when fan-out tables wait for a flush.
     flush_due: tokio::sync::Notify,
+    /// Where sessions created and removed are told (a cluster's directory).
+    session_feed: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<cluster::SessionChange>>,
 }
 
 struct State {
@@ -80,6 +85,10 @@ struct State {
     handovers: HashMap<SessionKey, bool>,
     /// When freed heap is next given back.
     trim: memory::Trim,
+    /// Third-party sessions: we send their ICE checks.
+    third_party: std::collections::HashSet<SessionKey>,
+    /// Copies of sessions of other nodes (a cluster's relays).
+    mirrors: cluster::Mirrors,
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -101,6 +110,8 @@ impl State {
             new_sessions: Default::default(),
             handovers: HashMap::new(),
             trim: memory::Trim::new(now),
+            third_party: Default::default(),
+            mirrors: Default::default(),
         }
     }
 
@@ -139,6 +150,7 @@ impl Control {
             candidates,
             limits,
             flush_due: tokio::sync::Notify::new(),
+            session_feed: std::sync::OnceLock::new(),
         })
     }
 

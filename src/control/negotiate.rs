@@ -84,6 +84,9 @@ fn learn_remote(
     if session.handle_remote_ice(ufrag, pwd, in_offer) {
         tracing::info!(session = %session.id, "ICE restart");
     }
+    if let Some(checks) = &mut session.peer_checks {
+        checks.set_candidates(&desc.candidates);
+    }
     if session.remote_fingerprints.is_empty() {
         session.remote_fingerprints = fingerprints;
     }

@@ -259,6 +259,9 @@ pub struct Session {
     pub closed_pulls: Vec<TrackObject>,
     /// Its data channels.
     pub channels: super::channels::SessionChannelState,
+    /// Third-party sessions only: the checks we send as the controlling
+    /// ICE agent.
+    pub peer_checks: Option<super::peer_checks::PeerChecks>,
 }
 
 impl Session {
@@ -296,6 +299,7 @@ impl Session {
             rate_window: RateWindow::new(now),
             closed_pulls: Vec::new(),
             channels: Default::default(),
+            peer_checks: None,
         }
     }
 

@@ -595,6 +595,7 @@ impl Control {
                 self.request_keyframe_of(&mut st, track, layer, now);
             }
         }
+        self.send_peer_checks(&mut st, now);
         let expired = self.never_connected_due(&mut st, now);
         self.remove_sessions(&mut st, expired);
         if now >= st.next_liveness {
@@ -711,9 +712,15 @@ impl Control {
     /// Removes a session without telling the sync; whether it existed.
     fn remove_unsynced(&self, st: &mut State, key: SessionKey) -> bool {
         self.close_all_channels(st, key);
-        let Some((_, session)) = st.reg.remove_session(key) else {
+        let Some((app, session)) = st.reg.remove_session(key) else {
             return false;
         };
+        if st.mirrors.remove(&key).is_none() {
+            self.note_session(super::cluster::SessionChange::Removed(
+                app,
+                session.id.clone(),
+            ));
+        }
         self.directory.remove(&session.ice.ufrag);
         // Every worker may hold bindings of its 5-tuples, not only the owner.
         for w in &self.workers {
@@ -728,6 +735,7 @@ impl Control {
         }
         self.handshakes.send(Job::Close { key });
         st.synced.forget(key);
+        st.third_party.remove(&key);
         true
     }
 }

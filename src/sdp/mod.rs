@@ -369,6 +369,28 @@ pub struct SessionDescription {
     pub bundle: Option<Vec<Mid>>,
     /// The m-lines in order.
     pub media: Vec<MediaSection>,
+    /// The UDP candidates of component 1 (`a=candidate`, any level), in
+    /// order, at most [`MAX_CANDIDATES`]: where a full ICE agent of ours
+    /// sends its checks (third-party sessions).
+    pub candidates: Vec<std::net::SocketAddr>,
+}
+
+/// The candidates of a description that are kept.
+pub const MAX_CANDIDATES: usize = 8;
+
+/// The address of an `a=candidate` value when it is UDP, component 1 (RFC
+/// 8839 §5.1: foundation, component, transport, priority, address, port,
+/// `typ`, type, …); `None` for other components, TCP, mDNS names or
+/// malformed values.
+pub fn udp_candidate(value: &str) -> Option<std::net::SocketAddr> {
+    let mut f = value.split_ascii_whitespace();
+    let (_foundation, component, transport) = (f.next()?, f.next()?, f.next()?);
+    let (_priority, address, port) = (f.next()?, f.next()?, f.next()?);
+    if component != "1" || !transport.eq_ignore_ascii_case("udp") {
+        return None;
+    }
+    let ip: std::net::IpAddr = address.parse().ok()?;
+    Some(std::net::SocketAddr::new(ip, port.parse().ok()?))
 }
 
 impl SessionDescription {

@@ -41,6 +41,11 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                 .push(media_line(value).ok_or(bad("malformed m-line"))?),
             "a" => {
                 let (name, arg) = value.split_once(':').unwrap_or((value, ""));
+                if name == "candidate" {
+                    // One transport (the bundle's): any level counts.
+                    add_candidate(&mut desc, arg);
+                    continue;
+                }
                 match desc.media.last_mut() {
                     Some(m) => media_attribute(m, name, arg).ok_or(bad("malformed attribute"))?,
                     None => session_attribute(&mut desc, name, arg),
@@ -121,6 +126,16 @@ fn session_attribute(desc: &mut SessionDescription, name: &str, arg: &str) {
             }
         }
         _ => {}
+    }
+}
+
+/// Keeps a UDP candidate's address (see [`super::udp_candidate`]).
+fn add_candidate(desc: &mut SessionDescription, value: &str) {
+    if let Some(addr) = super::udp_candidate(value)
+        && desc.candidates.len() < super::MAX_CANDIDATES
+        && !desc.candidates.contains(&addr)
+    {
+        desc.candidates.push(addr);
     }
 }
 
@@ -245,6 +260,25 @@ mod tests {
         assert!(d.fingerprints()[0].starts_with("sha-256 "));
         assert_eq!(d.bundle, Some(vec![Mid("0".into()), Mid("1".into())]));
         assert!(d.extmap_allow_mixed);
+    }
+
+    #[test]
+    fn keeps_the_udp_candidates_of_component_one() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            a=candidate:1 1 udp 2113937151 10.0.0.5 40000 typ host\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n\
+            a=candidate:2 1 UDP 2113937150 fd00::1 40001 typ host generation 0\r\n\
+            a=candidate:3 2 udp 2113937149 10.0.0.5 40002 typ host\r\n\
+            a=candidate:4 1 tcp 1518280447 10.0.0.5 9 typ host tcptype active\r\n\
+            a=candidate:5 1 udp 2113937151 3c8a7e2e-2f4a.local 40003 typ host\r\n\
+            a=candidate:1 1 udp 2113937151 10.0.0.5 40000 typ host\r\n\
+            a=candidate:6 1 udp\r\n";
+        let d = parse(sdp).unwrap();
+        let want: Vec<std::net::SocketAddr> = vec![
+            "10.0.0.5:40000".parse().unwrap(),
+            "[fd00::1]:40001".parse().unwrap(),
+        ];
+        assert_eq!(d.candidates, want);
     }
 
     #[test]

@@ -32,8 +32,13 @@ pub struct Api {
 impl Api {
     pub fn new(server: &Server) -> Self {
         let (app, secret) = server.app();
+        Self::at(&format!("http://{}", server.http_addr), app, secret)
+    }
+
+    /// The API of `app` on the server at `http` (`http://host:port`).
+    pub fn at(http: &str, app: &str, secret: &str) -> Self {
         Api {
-            base: format!("http://{}/v1/apps/{app}", server.http_addr),
+            base: format!("{http}/v1/apps/{app}"),
             secret: secret.to_owned(),
             agent: ureq::Agent::config_builder()
                 .http_status_as_error(false)

@@ -1,0 +1,102 @@
+//! The API's side of a cluster (`crate::cluster`): a call for a session
+//! owned by another node is answered by that node (forwarded before
+//! routing), and a pull of another node's track first gets its relay.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::types::TracksNewRequest;
+use crate::ids::AppId;
+
+use super::body::read_limited;
+use super::error::ApiError;
+use super::routes::{ApiState, authorize};
+
+/// `(app, session)` of `/v1/apps/{app}/sessions/{session}[/…]` (or
+/// `/apps/…`); `None` for other paths (sessions/new included).
+fn session_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix("/v1").unwrap_or(path);
+    let mut parts = rest.strip_prefix("/apps/")?.split('/');
+    let app = parts.next()?;
+    if parts.next()? != "sessions" {
+        return None;
+    }
+    let session = parts.next().filter(|s| !s.is_empty() && *s != "new")?;
+    Some((app, session))
+}
+
+/// Middleware: serves a call here when this node owns its session (or no
+/// node does, or another node sent it), else answers with the owner's
+/// answer.
+pub async fn to_owner(State(s): State<ApiState>, req: Request, next: Next) -> Response {
+    let Some(cluster) = s.cluster.clone() else {
+        return next.run(req).await;
+    };
+    if cluster.is_internal(req.headers()) {
+        return next.run(req).await;
+    }
+    let Some((app, session)) = session_path(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let (app, session) = (app.to_owned(), session.to_owned());
+    let app = match authorize(&s, &app, req.headers()) {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    if s.control.owns_session(&app, &session) {
+        return next.run(req).await;
+    }
+    let owner = match cluster.owner_elsewhere(&app, &session).await {
+        Ok(Some(owner)) => owner,
+        Ok(None) => return next.run(req).await,
+        Err(e) => return e.into_response(),
+    };
+    let (parts, body) = req.into_parts();
+    let body = match read_limited(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+    cluster
+        .forward(&owner, parts.method, &path, &parts.headers, body)
+        .await
+}
+
+/// Before a tracks/new is served: the relays of the remote tracks it pulls
+/// from other nodes.
+pub async fn relays_for(s: &ApiState, app: &AppId, req: &TracksNewRequest) -> Result<(), ApiError> {
+    let Some(cluster) = &s.cluster else {
+        return Ok(());
+    };
+    for t in &req.tracks {
+        if t.location.as_deref() != Some("remote") {
+            continue;
+        }
+        if let (Some(session), Some(name)) = (&t.session_id, &t.track_name) {
+            cluster.ensure_relay(app, session, name).await?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_session_of_a_session_route() {
+        assert_eq!(
+            session_path("/v1/apps/a1/sessions/s1/tracks/new"),
+            Some(("a1", "s1"))
+        );
+        assert_eq!(session_path("/apps/a1/sessions/s1"), Some(("a1", "s1")));
+        assert_eq!(session_path("/v1/apps/a1/sessions/new"), None);
+        assert_eq!(session_path("/v1/apps/a1/sessions/"), None);
+        assert_eq!(session_path("/metrics"), None);
+        assert_eq!(session_path("/v1/apps/a1/adapters/websocket/new"), None);
+    }
+}

@@ -1,0 +1,53 @@
+//! Any node answers any call: a call for a session that another node owns
+//! is sent there, with the cluster secret, and its answer (status and JSON
+//! body) goes back to the client as it came.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::api::error::ApiError;
+
+use super::store::Node;
+use super::{Cluster, SECRET_HEADER, http};
+
+impl Cluster {
+    /// Sends a client's call to the session's owner; its answer.
+    pub async fn forward(
+        &self,
+        owner: &Node,
+        method: Method,
+        path_and_query: &str,
+        client_headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let mut headers = HeaderMap::new();
+        for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+            if let Some(v) = client_headers.get(&name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        match HeaderValue::from_str(&self.secret) {
+            Ok(v) => headers.insert(SECRET_HEADER, v),
+            Err(_) => return ApiError::internal("unsendable cluster secret").into_response(),
+        };
+        self.counters
+            .forwarded
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match http::call(&owner.api, method, path_and_query, headers, body).await {
+            Ok(reply) => {
+                let mut response = (reply.status, reply.body).into_response();
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+            Err(e) => ApiError::cluster_unavailable(format!(
+                "the node that owns this session ({}) did not answer: {e}",
+                owner.id
+            ))
+            .into_response(),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Calls from one node to another's API: forwarded client calls and the
+//! relays' set-up. HTTP/1.1 over plain TCP (the nodes' internal network),
+//! one connection per call, bounded in time and in reply size.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use hyper_util::rt::TokioIo;
+
+/// How long one call may take, connection included.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest reply read (API replies are SDP-sized).
+const MAX_REPLY: usize = 4 << 20;
+
+/// A node's answer.
+#[derive(Debug)]
+pub struct Reply {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its body.
+    pub body: Bytes,
+}
+
+/// Why a call got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The base URL is not `http://host:port`.
+    #[error("not an http:// URL: {0}")]
+    Url(String),
+    /// Connecting, sending or reading failed.
+    #[error("calling {0}: {1}")]
+    Io(String, String),
+    /// No answer within [`CALL_TIMEOUT`].
+    #[error("calling {0}: no answer within {CALL_TIMEOUT:?}")]
+    Timeout(String),
+}
+
+/// Sends `method path` (with its query) to the node at `base`
+/// (`http://host:port`), with `headers` and `body`.
+pub async fn call(
+    base: &str,
+    method: Method,
+    path: &str,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply, CallError> {
+    let authority = base
+        .strip_prefix("http://")
+        .map(|a| a.trim_end_matches('/'))
+        .filter(|a| !a.is_empty() && !a.contains('/'))
+        .ok_or_else(|| CallError::Url(base.to_owned()))?
+        .to_owned();
+    let io_err = |e: &dyn std::fmt::Display| CallError::Io(authority.clone(), e.to_string());
+    let run = async {
+        let stream = tokio::net::TcpStream::connect(&authority)
+            .await
+            .map_err(|e| io_err(&e))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| io_err(&e))?;
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::from(body))
+            .map_err(|e| io_err(&e))?;
+        *request.headers_mut() = headers;
+        request.headers_mut().insert(
+            header::HOST,
+            header::HeaderValue::from_str(&authority).map_err(|e| io_err(&e))?,
+        );
+        let response = sender.send_request(request).await.map_err(|e| io_err(&e))?;
+        let status = response.status();
+        let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_REPLY)
+            .await
+            .map_err(|e| io_err(&e))?;
+        Ok(Reply { status, body })
+    };
+    tokio::time::timeout(CALL_TIMEOUT, run)
+        .await
+        .map_err(|_| CallError::Timeout(authority.clone()))?
+}

@@ -1,0 +1,259 @@
+//! The cascade: a local pull of a track pushed on another node goes through
+//! one relay per remote session, set up on first use and closed after its
+//! last local subscriber left (and [`LINGER`] passed).
+//!
+//! Set-up, all through the owning node's public API, as the app:
+//! 1. `sessions/new?thirdparty=true` there: the relay session (it checks
+//!    our candidates, as we check its);
+//! 2. here, the mirror: a session with the remote session's id
+//!    (`control::cluster`), third-party too;
+//! 3. `tracks/new` there, pulling the track into the relay: its offer;
+//! 4. the offer applied to the mirror as a push of the track: our answer;
+//! 5. `renegotiate` there with the answer.
+//!
+//! ICE then binds both ends on each other's checks, DTLS runs (the owner is
+//! the client: we answer `a=setup:passive`), and the track's media reaches
+//! the mirror as any publisher's would. A further track of the same remote
+//! session repeats steps 3–5 on the same relay.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use serde_json::{Value, json};
+
+use crate::api::error::ApiError;
+use crate::control::cluster::MirrorOf;
+use crate::ids::AppId;
+
+use super::store::{Node, Owner};
+use super::{Cluster, SECRET_HEADER, http};
+
+/// How long a relay stays after its last local subscriber left.
+pub const LINGER: Duration = Duration::from_secs(10);
+
+impl Cluster {
+    /// Makes `track` of `session` (a session of `app`) pullable here: a
+    /// no-op for local tracks and for sessions no node owns; otherwise the
+    /// relay from the owner carries it once this returns. Fails only when
+    /// the directory or the owner cannot be reached.
+    pub async fn ensure_relay(
+        &self,
+        app: &AppId,
+        session: &str,
+        track: &str,
+    ) -> Result<(), ApiError> {
+        if self.control.has_track(app, session, track) || self.control.owns_session(app, session) {
+            return Ok(());
+        }
+        // A session already relayed needs no directory: its relay knows
+        // the owner.
+        let owner = match self.control.mirror(app, session) {
+            Some(m) => Node {
+                id: m.node,
+                api: m.api,
+                media: String::new(),
+            },
+            None => match self.owner_elsewhere(app, session).await? {
+                Some(owner) => owner,
+                None => return Ok(()),
+            },
+        };
+        let lock = self.relay_lock(app, session);
+        let _one_at_a_time = lock.lock().await;
+        if self.control.has_track(app, session, track) {
+            return Ok(());
+        }
+        let relay = match self.control.mirror(app, session) {
+            Some(m) => m.relay_session,
+            None => self.open_relay(app, session, &owner).await?,
+        };
+        let pull =
+            json!({"tracks": [{"location": "remote", "sessionId": session, "trackName": track}]});
+        let base = format!("/v1/apps/{}/sessions/{relay}", app.0);
+        let reply = self
+            .call_as_app(
+                &owner.api,
+                app,
+                Method::POST,
+                &format!("{base}/tracks/new"),
+                &pull,
+            )
+            .await?;
+        let item = &reply["tracks"][0];
+        if item.get("errorCode").is_some() {
+            // The owner has no such track: the local pull fails as for any
+            // unknown track.
+            return Ok(());
+        }
+        let (Some(offer), Some(mid)) = (
+            reply["sessionDescription"]["sdp"].as_str(),
+            item["mid"].as_str(),
+        ) else {
+            return Err(ApiError::cluster_unavailable(format!(
+                "the owning node gave no offer for the relay of {track}"
+            )));
+        };
+        let answer = self.control.mirror_push(
+            app,
+            session,
+            offer.to_owned(),
+            mid.to_owned(),
+            track,
+            Instant::now(),
+        )?;
+        let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
+        self.call_as_app(
+            &owner.api,
+            app,
+            Method::PUT,
+            &format!("{base}/renegotiate"),
+            &renegotiate,
+        )
+        .await?;
+        tracing::info!(session, track, node = %owner.id, "relay carries a track from its node");
+        Ok(())
+    }
+
+    /// The live node that owns `session`, when it is not this one; `None`
+    /// when no node owns it (or its node is gone): the call is answered
+    /// here, as for an unknown session.
+    pub async fn owner_elsewhere(
+        &self,
+        app: &AppId,
+        session: &str,
+    ) -> Result<Option<Node>, ApiError> {
+        let owner = self
+            .store
+            .owner(&app.0, session)
+            .await
+            .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
+        Ok(match owner {
+            Owner::Node(n) if n.id != self.node.id => Some(n),
+            _ => None,
+        })
+    }
+
+    /// Creates the relay session on the owner and the mirror here.
+    async fn open_relay(
+        &self,
+        app: &AppId,
+        session: &str,
+        owner: &Node,
+    ) -> Result<String, ApiError> {
+        let path = format!("/v1/apps/{}/sessions/new?thirdparty=true", app.0);
+        let reply = self
+            .call_as_app(&owner.api, app, Method::POST, &path, &json!({}))
+            .await?;
+        let relay = reply["sessionId"]
+            .as_str()
+            .ok_or_else(|| {
+                ApiError::cluster_unavailable("the owning node created no relay session")
+            })?
+            .to_owned();
+        let of = MirrorOf {
+            node: owner.id.clone(),
+            api: owner.api.clone(),
+            relay_session: relay.clone(),
+        };
+        self.control
+            .create_mirror(app, session, of, Instant::now())?;
+        self.counters
+            .relays_opened
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(relay)
+    }
+
+    /// Closes relays whose node left the directory (their mirrors' pulls
+    /// turn inactive here; judged only when the directory is `settled`) and
+    /// relays unused for [`LINGER`].
+    pub(super) async fn upkeep_relays(&self, now: Instant, settled: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let owners = if settled {
+            self.control.mirror_owners()
+        } else {
+            Vec::new()
+        };
+        for node in owners {
+            match self.store.node(&node).await {
+                Ok(None) => {
+                    let n = self.control.remove_mirrors_of(&node);
+                    self.counters.relays_closed.fetch_add(n as u64, Relaxed);
+                    tracing::warn!(
+                        node,
+                        relays = n,
+                        "a node left the cluster: its relays are closed"
+                    );
+                }
+                Ok(Some(_)) => {}
+                // An outage of the directory: relays keep forwarding.
+                Err(_) => break,
+            }
+        }
+        for unused in self.control.take_unused_mirrors(now, LINGER) {
+            self.counters.relays_closed.fetch_add(1, Relaxed);
+            let tracks: Vec<Value> = unused.mids.iter().map(|m| json!({"mid": m})).collect();
+            let path = format!(
+                "/v1/apps/{}/sessions/{}/tracks/close",
+                unused.app.0, unused.of.relay_session
+            );
+            let close = json!({"tracks": tracks, "force": true});
+            if let Err(e) = self
+                .call_as_app(&unused.of.api, &unused.app, Method::PUT, &path, &close)
+                .await
+            {
+                tracing::debug!(error = %e, "closing an unused relay on its node");
+            }
+            tracing::info!(session = %unused.id, node = %unused.of.node, "relay closed: no subscriber left");
+        }
+    }
+
+    /// A JSON call to another node's API as `app`, with the cluster secret.
+    async fn call_as_app(
+        &self,
+        api: &str,
+        app: &AppId,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
+        let secret = self
+            .apps
+            .get(app)
+            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let mut headers = HeaderMap::new();
+        let value = |v: &str| {
+            HeaderValue::from_str(v).map_err(|_| ApiError::internal("unsendable header value"))
+        };
+        headers.insert(header::AUTHORIZATION, value(&format!("Bearer {secret}"))?);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        headers.insert(SECRET_HEADER, value(&self.secret)?);
+        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        let reply = http::call(api, method, path, headers, body)
+            .await
+            .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
+        let value: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        if !reply.status.is_success() {
+            return Err(ApiError::cluster_unavailable(format!(
+                "{path} on node {api}: {} {}",
+                reply.status,
+                value["errorDescription"].as_str().unwrap_or("")
+            )));
+        }
+        Ok(value)
+    }
+
+    fn relay_lock(&self, app: &AppId, session: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.relay_locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Locks of finished set-ups go (only the map and the caller hold them).
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks
+            .entry((app.clone(), session.to_owned()))
+            .or_default()
+            .clone()
+    }
+}

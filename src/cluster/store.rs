@@ -1,0 +1,170 @@
+//! The cluster's directory in Redis: which nodes are alive (a key per node
+//! with a time to live, refreshed by a heartbeat) and which node owns each
+//! session. Only the control thread's cluster task and API calls that must
+//! find another node's session touch it; nothing in the media path does, so
+//! a Redis outage stops no forwarding already set up.
+//!
+//! Keys (`{app}` and `{session}` are the API's ids):
+//! - `switchboard:node:{node}`: JSON `{"api": URL, "media": "ip:port"}`,
+//!   expires [`NODE_TTL`] after the node's last heartbeat.
+//! - `switchboard:session:{app}:{session}`: the owning node's id; written
+//!   when the session is created, deleted when it is removed, and written
+//!   again for every live session after an outage.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::{Deserialize, Serialize};
+
+/// How long a node stays in the directory after its last heartbeat.
+pub const NODE_TTL: Duration = Duration::from_secs(3);
+/// How long one directory operation may take before it counts as an outage.
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(1000);
+
+/// A node as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its id.
+    #[serde(skip)]
+    pub id: String,
+    /// Its API base URL (`http://host:port`).
+    pub api: String,
+    /// Its media address.
+    pub media: String,
+}
+
+/// Who owns a session, as the directory says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// No node recorded it.
+    Unknown,
+    /// A live node.
+    Node(Node),
+    /// A node whose heartbeat expired.
+    Gone(String),
+}
+
+/// Why the directory could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis is unreachable, or answered an error.
+    #[error("cluster directory (Redis): {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Redis did not answer in time.
+    #[error("cluster directory (Redis) did not answer within {0:?}")]
+    Timeout(Duration),
+    /// A node record is not the JSON we write.
+    #[error("cluster directory: malformed node record: {0}")]
+    Malformed(#[from] serde_json::Error),
+}
+
+/// The directory.
+pub struct Store {
+    client: redis::Client,
+    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
+}
+
+fn node_key(id: &str) -> String {
+    format!("switchboard:node:{id}")
+}
+
+fn session_key(app: &str, session: &str) -> String {
+    format!("switchboard:session:{app}:{session}")
+}
+
+impl Store {
+    /// A directory at `url` (`redis://host:port`); connects on first use.
+    pub fn open(url: &str) -> Result<Store, StoreError> {
+        Ok(Store {
+            client: redis::Client::open(url)?,
+            connection: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The connection (reconnecting by itself once made).
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let mut slot = self.connection.lock().await;
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(OPERATION_TIMEOUT)
+            .set_response_timeout(OPERATION_TIMEOUT)
+            .set_number_of_retries(1)
+            .set_max_delay(500);
+        let c = ConnectionManager::new_with_config(self.client.clone(), config).await?;
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Runs one command within [`OPERATION_TIMEOUT`].
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let run = async {
+            let mut c = self.connection().await?;
+            Ok::<T, StoreError>(cmd.query_async(&mut c).await?)
+        };
+        tokio::time::timeout(OPERATION_TIMEOUT * 2, run)
+            .await
+            .map_err(|_| StoreError::Timeout(OPERATION_TIMEOUT * 2))?
+    }
+
+    /// Lists (or refreshes) this node for [`NODE_TTL`].
+    pub async fn heartbeat(&self, node: &Node) -> Result<(), StoreError> {
+        let record = serde_json::to_string(node)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(node_key(&node.id))
+            .arg(record)
+            .arg("PX")
+            .arg(NODE_TTL.as_millis() as u64);
+        self.query::<()>(&cmd).await
+    }
+
+    /// Takes this node off the list (a graceful stop).
+    pub async fn leave(&self, node: &str) -> Result<(), StoreError> {
+        self.query::<()>(redis::cmd("DEL").arg(node_key(node)))
+            .await
+    }
+
+    /// Records that `node` owns a session.
+    pub async fn record_session(
+        &self,
+        app: &str,
+        session: &str,
+        node: &str,
+    ) -> Result<(), StoreError> {
+        self.query::<()>(redis::cmd("SET").arg(session_key(app, session)).arg(node))
+            .await
+    }
+
+    /// Forgets a session.
+    pub async fn forget_session(&self, app: &str, session: &str) -> Result<(), StoreError> {
+        self.query::<()>(redis::cmd("DEL").arg(session_key(app, session)))
+            .await
+    }
+
+    /// A live node by id, `None` once its heartbeat expired.
+    pub async fn node(&self, id: &str) -> Result<Option<Node>, StoreError> {
+        let record: Option<String> = self.query(redis::cmd("GET").arg(node_key(id))).await?;
+        record
+            .map(|r| {
+                let mut n: Node = serde_json::from_str(&r)?;
+                n.id = id.to_owned();
+                Ok(n)
+            })
+            .transpose()
+    }
+
+    /// Who owns a session.
+    pub async fn owner(&self, app: &str, session: &str) -> Result<Owner, StoreError> {
+        let node: Option<String> = self
+            .query(redis::cmd("GET").arg(session_key(app, session)))
+            .await?;
+        let Some(id) = node else {
+            return Ok(Owner::Unknown);
+        };
+        Ok(match self.node(&id).await? {
+            Some(n) => Owner::Node(n),
+            None => Owner::Gone(id),
+        })
+    }
+}

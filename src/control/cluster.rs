@@ -1,0 +1,257 @@
+//! What the control plane offers a cluster (`crate::cluster`): a feed of
+//! the sessions this node creates and removes (for the Redis directory), and
+//! **mirrors**: local copies of sessions that live on another node.
+//!
+//! A mirror has the id of the session it copies and pushes, under their
+//! names, the tracks of it that local sessions pull. Its peer is the owning
+//! node, where the relay is a third-party session that pulls those tracks
+//! (so media crosses once per node, however many local subscribers); to the
+//! workers a mirror is an ordinary publishing session. API calls never see
+//! a mirror: they go to the owner ([`Control::owns_session`]).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::api::error::ApiError;
+use crate::api::types::{SessionDescriptionJson, TrackObject, TracksNewRequest};
+use crate::ids::{AppId, SessionId, SessionKey, TrackName};
+
+use super::{Control, State};
+
+/// A session created or removed on this node (mirrors are not listed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionChange {
+    /// Created.
+    Created(AppId, SessionId),
+    /// Removed.
+    Removed(AppId, SessionId),
+}
+
+/// Where a mirror's media comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorOf {
+    /// The owning node's id.
+    pub node: String,
+    /// Its API base URL.
+    pub api: String,
+    /// The relay: our third-party session on the owning node.
+    pub relay_session: String,
+}
+
+/// A mirror as the control plane keeps it.
+#[derive(Debug)]
+pub(super) struct Mirror {
+    of: MirrorOf,
+    /// Since when none of its tracks has a subscriber here.
+    unused_since: Option<Instant>,
+}
+
+/// A mirror that has had no subscriber for its linger: to close on its
+/// owner (its relay's mids) and forget here.
+#[derive(Debug)]
+pub struct UnusedMirror {
+    /// Its app.
+    pub app: AppId,
+    /// Its (the owner's session's) id.
+    pub id: SessionId,
+    /// Where it comes from.
+    pub of: MirrorOf,
+    /// The mids of its tracks, which are those of the relay's pulls.
+    pub mids: Vec<String>,
+}
+
+impl Control {
+    /// Sends every session this node creates or removes to `feed`.
+    pub fn watch_sessions(&self, feed: tokio::sync::mpsc::UnboundedSender<SessionChange>) {
+        let _ = self.session_feed.set(feed);
+    }
+
+    pub(super) fn note_session(&self, change: SessionChange) {
+        if let Some(feed) = self.session_feed.get() {
+            let _ = feed.send(change);
+        }
+    }
+
+    /// The ids of this node's own sessions (not mirrors), by app.
+    pub fn own_sessions(&self) -> Vec<(AppId, SessionId)> {
+        let st = self.lock();
+        st.reg
+            .sessions
+            .iter()
+            .filter(|(key, _)| !st.mirrors.contains_key(key))
+            .map(|(_, (app, s))| (app.clone(), s.id.clone()))
+            .collect()
+    }
+
+    /// Whether `id` is a session of `app` on this node (a mirror is not).
+    pub fn owns_session(&self, app: &AppId, id: &str) -> bool {
+        let st = self.lock();
+        st.reg
+            .session_key(app, id)
+            .is_some_and(|key| !st.mirrors.contains_key(&key))
+    }
+
+    /// Whether a track can be pulled here without a relay: pushed by a
+    /// session of this node or by a mirror.
+    pub fn has_track(&self, app: &AppId, session: &str, name: &str) -> bool {
+        let st = self.lock();
+        st.reg
+            .find_track(app, session, &TrackName(name.to_owned()))
+            .is_some_and(|p| p.active)
+    }
+
+    /// The mirror of `id`, if there is one.
+    pub fn mirror(&self, app: &AppId, id: &str) -> Option<MirrorOf> {
+        let st = self.lock();
+        let key = st.reg.session_key(app, id)?;
+        st.mirrors.get(&key).map(|m| m.of.clone())
+    }
+
+    /// Creates the mirror of `id` (a third-party session with that id).
+    pub fn create_mirror(
+        &self,
+        app: &AppId,
+        id: &str,
+        of: MirrorOf,
+        now: Instant,
+    ) -> Result<(), ApiError> {
+        let mut st = self.lock();
+        let key = st
+            .reg
+            .create_session_with_id(app, Some(SessionId(id.to_owned())), now)
+            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let (ufrag, pwd) = st
+            .reg
+            .session(key)
+            .map(|s| (s.ice.ufrag.clone(), s.ice.pwd.clone()))
+            .ok_or_else(|| ApiError::internal("mirror vanished"))?;
+        self.directory.insert(&ufrag, key, &pwd);
+        self.make_third_party(&mut st, key);
+        st.mirrors.insert(
+            key,
+            Mirror {
+                of,
+                unused_since: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds a track to a mirror: the owner's offer (its relay now pulls
+    /// `name` on `mid`) is applied as if a client pushed it; returns our
+    /// answer, for the relay's renegotiation.
+    pub fn mirror_push(
+        &self,
+        app: &AppId,
+        id: &str,
+        offer: String,
+        mid: String,
+        name: &str,
+        now: Instant,
+    ) -> Result<String, ApiError> {
+        let req = TracksNewRequest {
+            session_description: Some(SessionDescriptionJson {
+                kind: "offer".into(),
+                sdp: offer,
+            }),
+            tracks: vec![TrackObject {
+                location: Some("local".into()),
+                mid: Some(mid),
+                track_name: Some(name.to_owned()),
+                ..TrackObject::default()
+            }],
+            auto_discover: false,
+        };
+        let response = self.tracks_new(app, id, req, now)?;
+        if let Some(failed) = response.tracks.iter().find(|t| t.failed()) {
+            return Err(ApiError::internal(format!(
+                "the relay's offer was refused: {}",
+                failed.error_description.as_deref().unwrap_or("")
+            )));
+        }
+        response
+            .session_description
+            .map(|d| d.sdp)
+            .ok_or_else(|| ApiError::internal("no answer for the relay's offer"))
+    }
+
+    /// Forgets a mirror (its subscribers' pulls turn inactive).
+    pub fn remove_mirror(&self, app: &AppId, id: &str) {
+        let mut st = self.lock();
+        if let Some(key) = st.reg.session_key(app, id)
+            && st.mirrors.contains_key(&key)
+        {
+            self.remove_session(&mut st, key);
+        }
+    }
+
+    /// How many mirrors (open relays) there are.
+    pub fn mirror_count(&self) -> usize {
+        self.lock().mirrors.len()
+    }
+
+    /// The owning nodes of the mirrors.
+    pub fn mirror_owners(&self) -> Vec<String> {
+        let st = self.lock();
+        let mut nodes: Vec<String> = st.mirrors.values().map(|m| m.of.node.clone()).collect();
+        nodes.sort();
+        nodes.dedup();
+        nodes
+    }
+
+    /// Forgets the mirrors of a node that left the cluster; how many.
+    pub fn remove_mirrors_of(&self, node: &str) -> usize {
+        let mut st = self.lock();
+        let keys: Vec<SessionKey> = st
+            .mirrors
+            .iter()
+            .filter(|(_, m)| m.of.node == node)
+            .map(|(k, _)| *k)
+            .collect();
+        let n = keys.len();
+        for key in keys {
+            self.remove_session(&mut st, key);
+        }
+        n
+    }
+
+    /// Mirrors none of whose tracks has had a subscriber here for `linger`
+    /// (they are forgotten here; the caller closes their relays).
+    pub fn take_unused_mirrors(&self, now: Instant, linger: Duration) -> Vec<UnusedMirror> {
+        let mut st = self.lock();
+        let State { reg, mirrors, .. } = &mut *st;
+        let mut due = Vec::new();
+        for (key, m) in mirrors.iter_mut() {
+            let Some((app, s)) = reg.sessions.get(key) else {
+                continue;
+            };
+            let used = s
+                .pushed
+                .iter()
+                .any(|p| p.fanout.load().per_worker.iter().any(|w| !w.is_empty()));
+            if used {
+                m.unused_since = None;
+                continue;
+            }
+            let since = *m.unused_since.get_or_insert(now);
+            if now.saturating_duration_since(since) >= linger {
+                due.push((
+                    *key,
+                    UnusedMirror {
+                        app: app.clone(),
+                        id: s.id.clone(),
+                        of: m.of.clone(),
+                        mids: s.pushed.iter().map(|p| p.mid.0.clone()).collect(),
+                    },
+                ));
+            }
+        }
+        for (key, _) in &due {
+            self.remove_session(&mut st, *key);
+        }
+        due.into_iter().map(|(_, m)| m).collect()
+    }
+}
+
+/// Mirrors by session key (the control plane's state).
+pub(super) type Mirrors = HashMap<SessionKey, Mirror>;

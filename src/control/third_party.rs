@@ -1,0 +1,59 @@
+//! Third-party sessions on the control thread: which sessions we check for
+//! (see [`super::peer_checks`]), and the checks themselves, written and
+//! handed to a media worker on every tick.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use crate::engine::messages::WorkerCommand;
+use crate::ids::SessionKey;
+
+use super::peer_checks::PeerChecks;
+use super::{Control, State};
+
+impl Control {
+    /// Makes `key` a third-party session: from its peer's first SDP on, we
+    /// send the ICE checks.
+    pub(super) fn make_third_party(&self, st: &mut State, key: SessionKey) {
+        if let Some(s) = st.reg.session_mut(key) {
+            s.peer_checks.get_or_insert_with(PeerChecks::default);
+            st.third_party.insert(key);
+        }
+    }
+
+    /// Sends the checks that are due, through the worker of the session's
+    /// pair (any worker before one is bound: they share the port).
+    pub(super) fn send_peer_checks(&self, st: &mut State, now: Instant) {
+        if st.third_party.is_empty() {
+            return;
+        }
+        let State {
+            reg, third_party, ..
+        } = st;
+        for key in third_party.iter() {
+            let Some(s) = reg.session_mut(*key) else {
+                continue;
+            };
+            let (Some((remote_ufrag, remote_pwd)), Some(checks)) =
+                (&s.remote_ice, &mut s.peer_checks)
+            else {
+                continue;
+            };
+            let bound = s.transport.map(|t| t.addr);
+            let worker = s.transport.map_or(0, |t| t.worker.0);
+            let username = format!("{remote_ufrag}:{}", s.ice.ufrag);
+            for to in checks.due(now, bound) {
+                let mut bytes = Vec::with_capacity(128);
+                let txid = crate::ids::random_bytes::<12>();
+                crate::ice::write_binding_request(&mut bytes, &txid, &username, remote_pwd, true);
+                if let Some(w) = self.workers.get(worker) {
+                    w.send(WorkerCommand::Send {
+                        to,
+                        bytes: BytesMut::from(&bytes[..]),
+                    });
+                }
+            }
+        }
+    }
+}

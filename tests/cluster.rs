@@ -1,0 +1,423 @@
+//! A cluster of three switchboard processes on one machine, with a real
+//! redis-server as its directory, and str0m peers (an independent WebRTC
+//! stack): a track pushed through node A's API is pulled through B's and
+//! C's, over one relay per node; calls sent to the wrong node get the
+//! owner's answer; a Redis outage stops no forwarding and fails new
+//! cross-node pulls with the documented error; a killed node's tracks turn
+//! inactive on the others within 5 s.
+//!
+//! Needs `redis-server` (Debian's package; `tools/test` installs it).
+
+mod common;
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Api, Peer, drive, payload_type, received, write_frame};
+use serde_json::{Value, json};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::{Event, format::Codec};
+
+const APP: &str = "c1a55e7700000000000000000000c1a5";
+const APP_SECRET: &str = "cluster-test-app-secret";
+const CLUSTER_SECRET: &str = "cluster-test-node-secret";
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn log_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-cluster-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir
+}
+
+/// A child process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis(port: u16) -> Process {
+    let child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("redis-server runs (Debian package redis-server; tools/test installs it)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server listens");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Process(child)
+}
+
+struct Node {
+    process: Process,
+    http: String,
+    api: Api,
+}
+
+fn start_node(name: &str, redis_port: u16) -> Node {
+    let (http_port, media_port) = (free_tcp_port(), free_udp_port());
+    let log = std::fs::File::create(log_dir().join(format!("{name}.log"))).expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--http-bind", &format!("127.0.0.1:{http_port}")])
+        .args(["--media-bind", &format!("127.0.0.1:{media_port}")])
+        .args([
+            "--announce-ip",
+            "127.0.0.1",
+            "--workers",
+            "1",
+            "--no-pin",
+            "--no-demo",
+        ])
+        .args(["--dev-app-id", APP, "--dev-app-secret", APP_SECRET])
+        .args(["--drain-seconds", "0"])
+        .args([
+            "--cluster-redis",
+            &format!("redis://127.0.0.1:{redis_port}"),
+        ])
+        .args([
+            "--cluster-secret",
+            CLUSTER_SECRET,
+            "--cluster-node-id",
+            name,
+        ])
+        .env("RUST_LOG", "switchboard=debug")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("switchboard starts");
+    let http = format!("http://127.0.0.1:{http_port}");
+    let node = Node {
+        process: Process(child),
+        api: Api::at(&http, APP, APP_SECRET),
+        http,
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || metric(
+            &node,
+            "switchboard_cluster_directory_up"
+        ) == Some(1.0)),
+        "node {name} joins the cluster"
+    );
+    node
+}
+
+/// One metric's value (the first series of that name).
+fn metric(node: &Node, name: &str) -> Option<f64> {
+    let text = ureq::get(&format!("{}/metrics", node.http))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A publisher of "mic" (Opus) and "cam" (VP8) through `api`, connected.
+fn publish(api: &Api) -> (Peer, String, Mid, Mid) {
+    let mut peer = Peer::new("publisher");
+    let (mut audio, mut video) = (None, None);
+    let (offer, pending) = peer.offer(|s| {
+        audio = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        video = Some(s.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+    });
+    let (audio, video) = (audio.expect("mid"), video.expect("mid"));
+    let session = api.new_session();
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"sessionDescription": {"type": "offer", "sdp": offer},
+               "tracks": [{"location": "local", "mid": audio.to_string(), "trackName": "mic"},
+                          {"location": "local", "mid": video.to_string(), "trackName": "cam"}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    peer.accept_answer(
+        pending,
+        body["sessionDescription"]["sdp"].as_str().expect("answer"),
+    );
+    assert!(
+        drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0]
+            .connected),
+        "publisher connects"
+    );
+    (peer, session, audio, video)
+}
+
+/// A subscriber through `api` of `tracks` of `publisher_session`; connected.
+fn subscribe(
+    api: &Api,
+    publisher_session: &str,
+    tracks: &[&str],
+    others: &mut [&mut Peer],
+) -> (Peer, String, Vec<Mid>) {
+    let items: Vec<Value> = tracks
+        .iter()
+        .map(|t| json!({"location": "remote", "sessionId": publisher_session, "trackName": t}))
+        .collect();
+    let (peer, session, pulled) = common::pull(api, Value::Array(items), others);
+    let mids = pulled
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|t| {
+            assert!(t.get("errorCode").is_none(), "{t}");
+            t["mid"].as_str().expect("mid").into()
+        })
+        .collect();
+    (peer, session, mids)
+}
+
+/// Sends Opus frames tagged `tag` (and a VP8 frame every fifth) until every
+/// subscriber got `count` of them on its audio mid, within `limit`.
+fn stream_until(
+    publisher: &mut Peer,
+    (audio, video): (Mid, Mid),
+    subscribers: &mut [(&mut Peer, Mid)],
+    tag: &[u8],
+    count: usize,
+    limit: Duration,
+) -> bool {
+    let opus = payload_type(publisher, audio, Codec::Opus);
+    let vp8 = payload_type(publisher, video, Codec::Vp8);
+    let deadline = Instant::now() + limit;
+    let mut i: u64 = 0;
+    while Instant::now() < deadline {
+        let t = MediaTime::from_micros(i * 20_000);
+        write_frame(publisher, audio, opus, t, [tag, &i.to_be_bytes()].concat());
+        if i.is_multiple_of(5) {
+            let frame = common::vp8_frame(i, i.is_multiple_of(50), b"cam", 400);
+            write_frame(
+                publisher,
+                video,
+                vp8,
+                MediaTime::from_micros(i * 20_000),
+                frame,
+            );
+        }
+        i += 1;
+        let next = Instant::now() + Duration::from_millis(20);
+        while Instant::now() < next {
+            let mut busy = publisher.step();
+            for (s, _) in subscribers.iter_mut() {
+                busy |= s.step();
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if subscribers
+            .iter()
+            .all(|(s, mid)| received(s, *mid, tag) >= count)
+        {
+            return true;
+        }
+    }
+    for (s, mid) in subscribers.iter() {
+        eprintln!(
+            "{}: {} frames tagged {:?}",
+            s.name,
+            received(s, *mid, tag),
+            String::from_utf8_lossy(tag)
+        );
+    }
+    false
+}
+
+fn track_statuses(session: &Value) -> Vec<String> {
+    session["tracks"]
+        .as_array()
+        .expect("tracks")
+        .iter()
+        .map(|t| t["status"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
+    let redis_port = free_tcp_port();
+    let mut redis = start_redis(redis_port);
+    let mut a = start_node("node-a", redis_port);
+    let b = start_node("node-b", redis_port);
+    let c = start_node("node-c", redis_port);
+
+    // A publisher on A; two subscribers on B, one on C.
+    let (mut publisher, publisher_session, audio, video) = publish(&a.api);
+    let (mut b1, b1_session, b1_mids) = subscribe(
+        &b.api,
+        &publisher_session,
+        &["mic", "cam"],
+        &mut [&mut publisher],
+    );
+    let (mut b2, _, b2_mids) = subscribe(
+        &b.api,
+        &publisher_session,
+        &["mic"],
+        &mut [&mut publisher, &mut b1],
+    );
+    let (mut c1, c1_session, c1_mids) = subscribe(
+        &c.api,
+        &publisher_session,
+        &["mic"],
+        &mut [&mut publisher, &mut b1, &mut b2],
+    );
+    assert!(
+        stream_until(
+            &mut publisher,
+            (audio, video),
+            &mut [
+                (&mut b1, b1_mids[0]),
+                (&mut b2, b2_mids[0]),
+                (&mut c1, c1_mids[0])
+            ],
+            b"relayed",
+            25,
+            Duration::from_secs(15),
+        ),
+        "the publisher's frames reach subscribers on B and C"
+    );
+    // One relay per node, however many subscribers.
+    assert_eq!(metric(&b, "switchboard_cluster_relays"), Some(1.0));
+    assert_eq!(
+        metric(&b, "switchboard_cluster_relays_opened_total"),
+        Some(1.0)
+    );
+    assert_eq!(metric(&c, "switchboard_cluster_relays"), Some(1.0));
+    assert_eq!(metric(&a, "switchboard_cluster_relays"), Some(0.0));
+
+    // A keyframe request of a subscriber on B reaches the publisher on A.
+    let got_pli = |p: &Peer| {
+        p.events
+            .iter()
+            .any(|e| matches!(e, Event::KeyframeRequest(r) if r.mid == video))
+    };
+    std::thread::sleep(Duration::from_millis(600));
+    publisher.events.clear();
+    let mut w = b1.rtc.writer(b1_mids[1]).expect("subscriber writer");
+    w.request_keyframe(None, KeyframeRequestKind::Pli)
+        .expect("PLI");
+    b1.drain();
+    assert!(
+        drive(
+            &mut [&mut publisher, &mut b1, &mut b2, &mut c1],
+            Duration::from_secs(3),
+            |p| got_pli(p[0])
+        ),
+        "B's subscriber's PLI reaches the publisher on A"
+    );
+
+    // The wrong node answers with the owner's answer.
+    let on_owner = a.api.get_session(&publisher_session);
+    assert_eq!(c.api.get_session(&publisher_session), on_owner);
+    assert_eq!(b.api.get_session(&publisher_session), on_owner);
+    assert_eq!(
+        a.api.get_session(&b1_session),
+        b.api.get_session(&b1_session)
+    );
+    assert_eq!(track_statuses(&on_owner), ["active", "active"]);
+    assert!(metric(&c, "switchboard_cluster_forwarded_calls_total").is_some_and(|n| n >= 1.0));
+
+    // A second publisher on A, not pulled anywhere yet.
+    let (mut second, second_session, _, _) = common::push_audio(&a.api, "mic2".into(), false);
+
+    // Redis stops: what is set up keeps flowing; a new cross-node pull
+    // fails with the documented error.
+    let _ = redis.0.kill();
+    let _ = redis.0.wait();
+    assert!(
+        wait_until(Duration::from_secs(5), || metric(
+            &b,
+            "switchboard_cluster_directory_up"
+        ) == Some(0.0)),
+        "B notices the outage"
+    );
+    assert!(
+        stream_until(
+            &mut publisher,
+            (audio, video),
+            &mut [
+                (&mut b1, b1_mids[0]),
+                (&mut b2, b2_mids[0]),
+                (&mut c1, c1_mids[0])
+            ],
+            b"outage",
+            25,
+            Duration::from_secs(10),
+        ),
+        "forwarding goes on without Redis"
+    );
+    let late = c.api.new_session();
+    let pull_second = json!({"tracks": [{"location": "remote", "sessionId": second_session, "trackName": "mic2"}]});
+    let (status, body) = c.api.tracks_new(&late, pull_second.clone());
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (503, Some("cluster_unavailable")),
+        "{body}"
+    );
+
+    // Redis is back: the nodes list themselves again and the pull works.
+    redis = start_redis(redis_port);
+    for node in [&a, &b, &c] {
+        assert!(
+            wait_until(Duration::from_secs(10), || metric(
+                node,
+                "switchboard_cluster_directory_up"
+            ) == Some(1.0)),
+            "the nodes rejoin after the outage"
+        );
+    }
+    let (status, body) = c.api.tracks_new(&late, pull_second);
+    assert_eq!(status, 200, "{body}");
+    assert!(body["tracks"][0].get("errorCode").is_none(), "{body}");
+    assert_eq!(metric(&c, "switchboard_cluster_relays"), Some(2.0));
+    drive(&mut [&mut second], Duration::from_millis(100), |_| false);
+
+    // Node A dies: B's and C's subscribers see their pulls inactive
+    // within 5 s.
+    let _ = a.process.0.kill();
+    let _ = a.process.0.wait();
+    let killed = Instant::now();
+    let all_inactive = |api: &Api, session: &str| {
+        let s = api.get_session(session);
+        let st = track_statuses(&s);
+        !st.is_empty() && st.iter().all(|x| x == "inactive")
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || all_inactive(&b.api, &b1_session)
+            && all_inactive(&c.api, &c1_session)),
+        "pulls of the dead node's tracks turn inactive within 5 s"
+    );
+    eprintln!("inactive {:?} after the kill", killed.elapsed());
+    assert_eq!(metric(&b, "switchboard_cluster_relays"), Some(0.0));
+    drop(redis);
+}
