@@ -108,6 +108,14 @@ struct Cli {
     /// before going away, instead of vanishing without a word.
     #[arg(long)]
     close: bool,
+    /// Subscribers join through this node's API (another node of the same
+    /// cluster): every packet crosses one relay, and the latency includes
+    /// the hop.
+    #[arg(long)]
+    pull_url: Option<String>,
+    /// The --pull-url node's process id, to report its CPU per packet.
+    #[arg(long)]
+    pull_server_pid: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -140,6 +148,8 @@ fn main() -> anyhow::Result<()> {
         twcc_feedback: Duration::from_millis(cli.twcc_feedback_ms),
         simulcast: cli.simulcast.clone(),
         close: cli.close,
+        pull_url: cli.pull_url.clone(),
+        pull_server_pid: cli.pull_server_pid,
     };
     if !cli.ramp {
         let report = scenario::run(&scenario)?;

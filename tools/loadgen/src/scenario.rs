@@ -88,6 +88,12 @@ pub struct Scenario {
     /// (tracks/close, force) before the clients go away; otherwise they
     /// vanish without a word, as a crashed browser does (switchboard only).
     pub close: bool,
+    /// Subscribers join through this node's API instead of `url` (a
+    /// cluster: publishers on one node, subscribers on another, so every
+    /// packet crosses one relay).
+    pub pull_url: Option<String>,
+    /// The `pull_url` node's process, to charge its CPU to.
+    pub pull_server_pid: Option<u32>,
 }
 
 impl Scenario {
@@ -118,6 +124,8 @@ impl Scenario {
             join_threads: 0,
             loss: 0,
             twcc_feedback: switchboard::session::twcc::FEEDBACK_INTERVAL,
+            pull_url: None,
+            pull_server_pid: None,
             simulcast: None,
             close: false,
         }
@@ -319,6 +327,7 @@ fn extension_id(sdp_text: &str, uri: &str) -> Option<u8> {
 struct Measured {
     window: Duration,
     server_cpu: Option<(Duration, Duration)>,
+    pull_cpu: Option<(Duration, Duration)>,
     own_cpu: Option<(Duration, Duration)>,
     joined: Option<Joined>,
 }
@@ -341,6 +350,13 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     if s.simulcast.is_some() && s.target == "janus" {
         bail!("--simulcast is for switchboard only");
     }
+    if s.pull_url.is_some() && (s.target == "janus" || s.join_rate.is_some()) {
+        bail!("--pull-url is for switchboard, without --join-rate");
+    }
+    let mut pull_api: Option<Switchboard> = s
+        .pull_url
+        .as_ref()
+        .map(|url| Switchboard::new(url, &s.app_id, &s.app_secret).prefer_rid(s.simulcast.clone()));
     let per = streams_per_publisher(s);
     let shared = Shared::new(s.publishers * per, s.busy_poll, s.loss, s.seed);
     let (senders, handles) = run::spawn(s.threads, &shared);
@@ -395,7 +411,11 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             None => {
                 for (session, names) in &publishers {
                     for _ in 0..s.subscribers {
-                        hand_off.send(join(api.as_mut(), s, &identity, session, names)?);
+                        let via: &mut dyn Sfu = match &mut pull_api {
+                            Some(pull) => pull,
+                            None => api.as_mut(),
+                        };
+                        hand_off.send(join(via, s, &identity, session, names)?);
                     }
                 }
                 let limit = Duration::from_secs(30) + Duration::from_millis(20 * total as u64);
@@ -408,6 +428,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         shared.phase.store(phase::WARMUP, Ordering::Release);
         std::thread::sleep(s.warmup);
         let server_cpu0 = s.server_pid.and_then(procstat::cpu_time);
+        let pull_cpu0 = s.pull_server_pid.and_then(procstat::cpu_time);
         let own_cpu0 = procstat::cpu_time(std::process::id());
         shared.phase.store(phase::MEASURE, Ordering::Release);
         let t0 = Instant::now();
@@ -421,6 +442,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         shared.phase.store(phase::DRAIN, Ordering::Release);
         let window = t0.elapsed();
         let server_cpu1 = s.server_pid.and_then(procstat::cpu_time);
+        let pull_cpu1 = s.pull_server_pid.and_then(procstat::cpu_time);
         let own_cpu1 = procstat::cpu_time(std::process::id());
         run_bar.finish_and_clear();
         std::thread::sleep(Duration::from_millis(500));
@@ -433,6 +455,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
         Ok(Measured {
             window,
             server_cpu: server_cpu0.zip(server_cpu1),
+            pull_cpu: pull_cpu0.zip(pull_cpu1),
             own_cpu: own_cpu0.zip(own_cpu1),
             joined,
         })
@@ -447,6 +470,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     let Measured {
         window,
         server_cpu,
+        pull_cpu,
         own_cpu,
         joined,
     } = result?;
@@ -484,6 +508,7 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
     });
     let received = stats.received;
     let server_cpu_s = server_cpu.map(|(a, b)| b.saturating_sub(a).as_secs_f64());
+    let pull_cpu_s = pull_cpu.map(|(a, b)| b.saturating_sub(a).as_secs_f64());
     Ok(Report {
         target: s.target.clone(),
         publishers: s.publishers,
@@ -507,6 +532,10 @@ pub fn run(s: &Scenario) -> anyhow::Result<Report> {
             .filter(|_| received > 0)
             .map(|c| c * 1e6 / received as f64),
         server_cpu_s,
+        pull_server_cpu_s: pull_cpu_s,
+        pull_server_cpu_us_per_packet: pull_cpu_s
+            .filter(|_| received > 0)
+            .map(|c| c * 1e6 / received as f64),
         loadgen_cpu_s: own_cpu.map_or(0.0, |(a, b)| b.saturating_sub(a).as_secs_f64()),
         payload_mismatches: stats.mismatches,
         payload_checked: stats.sampled,

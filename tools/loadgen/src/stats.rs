@@ -307,6 +307,13 @@ pub struct Report {
     pub server_cpu_s: Option<f64>,
     /// Server CPU per received packet, µs.
     pub server_cpu_us_per_packet: Option<f64>,
+    /// With --pull-url and --pull-server-pid: the subscribers' node's CPU
+    /// over the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_server_cpu_s: Option<f64>,
+    /// The subscribers' node's CPU per received packet, µs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_server_cpu_us_per_packet: Option<f64>,
     /// The load generator's own CPU over the window.
     pub loadgen_cpu_s: f64,
     /// Checked packets whose payload differed.
@@ -374,9 +381,14 @@ impl Report {
                 r.publisher_resent
             )
         });
-        let cpu = self
+        let mut cpu = self
             .server_cpu_us_per_packet
             .map_or("n/a".to_owned(), |c| format!("{c:.2} µs"));
+        if let (Some(s), Some(p)) = (self.pull_server_cpu_s, self.pull_server_cpu_us_per_packet) {
+            cpu.push_str(&format!(
+                "  (subscribers' node: CPU {s:.2} s, per packet {p:.2} µs)"
+            ));
+        }
         let simulcast = self.simulcast.as_ref().map_or(String::new(), |s| {
             let layers: Vec<String> = s
                 .forwarded_per_layer
