@@ -118,6 +118,37 @@ impl<'a> BindingRequest<'a> {
     }
 }
 
+/// A Binding success response (to a check we sent), checked for form; its
+/// integrity is checked with the password of the peer we sent it to.
+#[derive(Debug, Clone, Copy)]
+pub struct BindingResponse<'a> {
+    message: StunMessage<'a>,
+}
+
+impl<'a> BindingResponse<'a> {
+    /// Reads a Binding success response.
+    pub fn read(datagram: &'a [u8]) -> Result<Self, IceError> {
+        let message = StunMessage::new_checked(datagram)?;
+        if message.message_type() != message_type::BINDING_SUCCESS {
+            return Err(IceError::NotBindingRequest);
+        }
+        if !message.fingerprint_ok() {
+            return Err(IceError::BadFingerprint);
+        }
+        Ok(BindingResponse { message })
+    }
+
+    /// Its transaction id: that of our check.
+    pub fn transaction_id(&self) -> [u8; 12] {
+        self.message.transaction_id()
+    }
+
+    /// Whether MESSAGE-INTEGRITY matches the peer's password.
+    pub fn verify(&self, remote_pwd: &str) -> bool {
+        self.message.integrity_ok(remote_pwd.as_bytes())
+    }
+}
+
 /// Appends a Binding request as a controlling agent would send it: the
 /// server's checks for third-party sessions (`control::peer_checks`), and
 /// tests and the load generator.
@@ -171,6 +202,39 @@ mod tests {
         assert_eq!(msg.xor_mapped_address(), Some(from));
         assert!(msg.integrity_ok(server.pwd.as_bytes()));
         assert!(msg.fingerprint_ok());
+    }
+
+    #[test]
+    fn reads_the_response_to_our_check_and_verifies_it_with_the_peer_password() {
+        let peer = IceCredentials::random();
+        let mut req = Vec::new();
+        write_binding_request(
+            &mut req,
+            &[7; 12],
+            &format!("{}:us", peer.ufrag),
+            &peer.pwd,
+            true,
+        );
+        let check = BindingRequest::read(&req).unwrap();
+        let mut resp = Vec::new();
+        check.write_success("10.0.0.1:40000".parse().unwrap(), &peer.pwd, &mut resp);
+
+        let r = BindingResponse::read(&resp).unwrap();
+        assert_eq!(r.transaction_id(), [7; 12]);
+        assert!(r.verify(&peer.pwd));
+        assert!(!r.verify("not the password"));
+        assert_eq!(
+            BindingResponse::read(&req).unwrap_err(),
+            IceError::NotBindingRequest,
+            "a request is not a response"
+        );
+        let mut bad = resp.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            BindingResponse::read(&bad).unwrap_err(),
+            IceError::BadFingerprint
+        );
     }
 
     #[test]

@@ -628,6 +628,7 @@ fn write_answer(session: &mut Session, offer: &SessionDescription, ctx: &Context
         session.version,
         group,
         offer.extmap_allow_mixed,
+        session.peer_checks.is_none(),
     );
     let setup = match session.dtls_role {
         crate::dtls::DtlsRole::Server => "passive",
@@ -710,6 +711,7 @@ pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
         session.version,
         Some(&bundle),
         session.extmap_allow_mixed,
+        session.peer_checks.is_none(),
     );
     let tr = transport(session, ctx, "actpass");
     for t in &session.transceivers {

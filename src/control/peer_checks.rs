@@ -6,11 +6,12 @@
 //!
 //! Where it sits: the control thread's tick asks each third-party session's
 //! [`PeerChecks`] which checks are due and sends them through a media worker
-//! (all workers share the media port, so the 5-tuple is the same). The
-//! pair is bound as for any session, by a check from the peer: a peer that
-//! is itself switchboard marks its end third-party too, so each end binds on
-//! the other's checks. (Binding on our checks' responses, which a peer that
-//! never checks would need, is not done yet.)
+//! (all workers share the media port, so the 5-tuple is the same), and
+//! records it in the ICE directory: the worker that receives the peer's
+//! success response binds the pair on it (`engine::handle_stun_response`),
+//! as a check from a peer binds an ordinary session's. (Between nodes of a
+//! cluster both ends are third-party, so each also binds on the other's
+//! checks.)
 //!
 //! Sans-IO: `now` in, addresses out.
 

@@ -47,6 +47,7 @@ impl Control {
                 let mut bytes = Vec::with_capacity(128);
                 let txid = crate::ids::random_bytes::<12>();
                 crate::ice::write_binding_request(&mut bytes, &txid, &username, remote_pwd, true);
+                self.directory.sent_check(txid, *key, remote_pwd, now);
                 if let Some(w) = self.workers.get(worker) {
                     w.send(WorkerCommand::Send {
                         to,

@@ -17,11 +17,25 @@ struct Entry {
     remote_ufrag: Option<String>,
 }
 
-/// ufrag → (session, ice-pwd, the client's ufrag).
+/// ufrag → (session, ice-pwd, the client's ufrag); and the checks we sent
+/// (third-party sessions), by transaction id, to know their responses.
 #[derive(Debug, Default)]
 pub struct IceDirectory {
     entries: RwLock<HashMap<String, Entry>>,
+    checks: RwLock<HashMap<[u8; 12], SentCheck>>,
 }
+
+/// A Binding request we sent (`control::peer_checks`).
+#[derive(Debug)]
+struct SentCheck {
+    key: SessionKey,
+    /// The peer's password: its response is signed with it.
+    remote_pwd: String,
+    sent: std::time::Instant,
+}
+
+/// How long a check we sent waits for its response.
+pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl IceDirectory {
     /// Registers a session's credentials.
@@ -62,6 +76,43 @@ impl IceDirectory {
         }
     }
 
+    /// Records a check we sent for `key`; checks older than
+    /// [`CHECK_TIMEOUT`] are forgotten.
+    pub fn sent_check(
+        &self,
+        txid: [u8; 12],
+        key: SessionKey,
+        remote_pwd: &str,
+        now: std::time::Instant,
+    ) {
+        if let Ok(mut c) = self.checks.write() {
+            c.retain(|_, s| now.saturating_duration_since(s.sent) < CHECK_TIMEOUT);
+            let check = SentCheck {
+                key,
+                remote_pwd: remote_pwd.to_owned(),
+                sent: now,
+            };
+            c.insert(txid, check);
+        }
+    }
+
+    /// The response to a check we sent: its session, when `txid` is ours and
+    /// `authentic` holds for the peer's password. The check is forgotten.
+    pub fn answered_check(
+        &self,
+        txid: &[u8; 12],
+        authentic: impl FnOnce(&str) -> bool,
+    ) -> Option<SessionKey> {
+        {
+            let c = self.checks.read().ok()?;
+            let sent = c.get(txid)?;
+            if !authentic(&sent.remote_pwd) {
+                return None;
+            }
+        }
+        self.checks.write().ok()?.remove(txid).map(|s| s.key)
+    }
+
     /// Looks a ufrag up, calling `f` with the session, its password and
     /// the client's ufrag (when known).
     pub fn with<R>(
@@ -72,5 +123,40 @@ impl IceDirectory {
         let e = self.entries.read().ok()?;
         let entry = e.get(ufrag)?;
         Some(f(entry.key, &entry.pwd, entry.remote_ufrag.as_deref()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_check_we_sent_is_answered_once_with_the_peer_password_and_forgotten_after_its_timeout() {
+        let d = IceDirectory::default();
+        let t0 = Instant::now();
+        d.sent_check([1; 12], SessionKey(7), "peer-pwd", t0);
+        assert_eq!(d.answered_check(&[2; 12], |_| true), None, "not ours");
+        assert_eq!(
+            d.answered_check(&[1; 12], |pwd| pwd == "wrong"),
+            None,
+            "forged"
+        );
+        assert_eq!(
+            d.answered_check(&[1; 12], |pwd| pwd == "peer-pwd"),
+            Some(SessionKey(7))
+        );
+        assert_eq!(d.answered_check(&[1; 12], |_| true), None, "answered once");
+
+        d.sent_check([3; 12], SessionKey(8), "p", t0);
+        // Sending a later check forgets those past their timeout.
+        d.sent_check(
+            [4; 12],
+            SessionKey(8),
+            "p",
+            t0 + CHECK_TIMEOUT + Duration::from_millis(1),
+        );
+        assert_eq!(d.answered_check(&[3; 12], |_| true), None);
+        assert_eq!(d.answered_check(&[4; 12], |_| true), Some(SessionKey(8)));
     }
 }

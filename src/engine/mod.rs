@@ -337,9 +337,15 @@ impl Engine {
             self.counters.count_drop(DropReason::StunRate);
             return;
         }
-        let Ok(check) = BindingRequest::read(datagram) else {
-            self.counters.count_drop(DropReason::BadStun);
-            return;
+        let check = match BindingRequest::read(datagram) {
+            Ok(check) => check,
+            Err(crate::ice::IceError::NotBindingRequest) => {
+                return self.handle_stun_response(now, from, datagram);
+            }
+            Err(_) => {
+                self.counters.count_drop(DropReason::BadStun);
+                return;
+            }
         };
         let mut out = BytesMut::new();
         let found = self.directory.with(check.local_ufrag, |key, pwd, remote| {
@@ -373,6 +379,34 @@ impl Engine {
                     at: now,
                 });
             }
+        }
+    }
+
+    /// A STUN message other than a request: the success response to a
+    /// check we sent (a third-party session's, `control::peer_checks`) binds
+    /// the pair as a peer's check would; anything else is a counted drop.
+    fn handle_stun_response(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let key = crate::ice::BindingResponse::read(datagram)
+            .ok()
+            .and_then(|r| {
+                self.directory
+                    .answered_check(&r.transaction_id(), |pwd| r.verify(pwd))
+                    .map(|key| (key, r.transaction_id()))
+            });
+        let Some((key, txid)) = key else {
+            self.counters.count_drop(DropReason::BadStun);
+            return;
+        };
+        if self.within_budget(key, now) {
+            self.bindings.insert(from, key);
+            self.events.push_back(EngineEvent::Bound {
+                key,
+                worker: self.id,
+                addr: from,
+                nominated: true,
+                txid,
+                at: now,
+            });
         }
     }
 

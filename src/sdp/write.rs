@@ -69,12 +69,14 @@ impl SdpWriter {
     /// Starts an SDP with origin `session_id` and `version`, and the BUNDLE
     /// group `bundle` (written even when empty: a client with
     /// `bundlePolicy: "max-bundle"` refuses a description without one;
-    /// `None` writes no group).
+    /// `None` writes no group). `ice_lite`: we only answer checks (every
+    /// session but third-party ones, where we are a full agent).
     pub fn new(
         session_id: u64,
         version: u64,
         bundle: Option<&[&Mid]>,
         extmap_allow_mixed: bool,
+        ice_lite: bool,
     ) -> Self {
         let mut out = String::with_capacity(2048);
         let _ = write!(
@@ -92,7 +94,10 @@ impl SdpWriter {
         if extmap_allow_mixed {
             out.push_str("a=extmap-allow-mixed\r\n");
         }
-        out.push_str("a=ice-lite\r\na=msid-semantic: WMS *\r\n");
+        if ice_lite {
+            out.push_str("a=ice-lite\r\n");
+        }
+        out.push_str("a=msid-semantic: WMS *\r\n");
         SdpWriter { out }
     }
 
