@@ -157,12 +157,14 @@ impl Cluster {
         if in_sync {
             return true;
         }
-        for (app, id) in self.control.own_sessions() {
-            if let Err(e) = self
-                .store
-                .record_session(&app.0, &id.0, &self.node.id)
-                .await
-            {
+        for (app, id, tracks) in self.control.own_sessions() {
+            let written = async {
+                self.store
+                    .record_session(&app.0, &id.0, &self.node.id)
+                    .await?;
+                self.store.record_tracks(&app.0, &id.0, &tracks).await
+            };
+            if let Err(e) = written.await {
                 tracing::warn!(error = %e, "cluster directory: sessions not written again yet");
                 return false;
             }
@@ -180,6 +182,9 @@ impl Cluster {
                     .await
             }
             SessionChange::Removed(app, id) => self.store.forget_session(&app.0, &id.0).await,
+            SessionChange::Tracks(app, id, names) => {
+                self.store.record_tracks(&app.0, &id.0, names).await
+            }
         }
     }
 

@@ -10,6 +10,8 @@
 //! - `switchboard:session:{app}:{session}`: the owning node's id; written
 //!   when the session is created, deleted when it is removed, and written
 //!   again for every live session after an outage.
+//! - `switchboard:tracks:{app}:{session}`: JSON array of the names of the
+//!   session's active pushed tracks (absent when none), kept likewise.
 
 use std::time::Duration;
 
@@ -70,6 +72,10 @@ fn node_key(id: &str) -> String {
 
 fn session_key(app: &str, session: &str) -> String {
     format!("switchboard:session:{app}:{session}")
+}
+
+fn tracks_key(app: &str, session: &str) -> String {
+    format!("switchboard:tracks:{app}:{session}")
 }
 
 impl Store {
@@ -136,9 +142,28 @@ impl Store {
             .await
     }
 
-    /// Forgets a session.
+    /// Forgets a session (and its tracks).
     pub async fn forget_session(&self, app: &str, session: &str) -> Result<(), StoreError> {
-        self.query::<()>(redis::cmd("DEL").arg(session_key(app, session)))
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(session_key(app, session))
+            .arg(tracks_key(app, session));
+        self.query::<()>(&cmd).await
+    }
+
+    /// Records a session's active pushed tracks.
+    pub async fn record_tracks(
+        &self,
+        app: &str,
+        session: &str,
+        names: &[String],
+    ) -> Result<(), StoreError> {
+        if names.is_empty() {
+            return self
+                .query::<()>(redis::cmd("DEL").arg(tracks_key(app, session)))
+                .await;
+        }
+        let list = serde_json::to_string(names)?;
+        self.query::<()>(redis::cmd("SET").arg(tracks_key(app, session)).arg(list))
             .await
     }
 

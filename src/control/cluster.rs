@@ -25,6 +25,8 @@ pub enum SessionChange {
     Created(AppId, SessionId),
     /// Removed.
     Removed(AppId, SessionId),
+    /// Its active pushed tracks are now these (names).
+    Tracks(AppId, SessionId, Vec<String>),
 }
 
 /// Where a mirror's media comes from.
@@ -72,14 +74,39 @@ impl Control {
         }
     }
 
-    /// The ids of this node's own sessions (not mirrors), by app.
-    pub fn own_sessions(&self) -> Vec<(AppId, SessionId)> {
+    /// Tells the feed the pushed tracks of `changed` sessions that differ
+    /// from what it was told (nothing without a feed).
+    pub(super) fn note_tracks(&self, st: &mut State, changed: &[SessionKey]) {
+        if self.session_feed.get().is_none() {
+            return;
+        }
+        let State {
+            reg,
+            mirrors,
+            told_tracks,
+            ..
+        } = st;
+        for key in changed.iter().filter(|k| !mirrors.contains_key(k)) {
+            let Some((app, s)) = reg.sessions.get(key) else {
+                continue;
+            };
+            let names = active_tracks(s);
+            if told_tracks.get(key).is_none_or(|told| *told != names) {
+                told_tracks.insert(*key, names.clone());
+                self.note_session(SessionChange::Tracks(app.clone(), s.id.clone(), names));
+            }
+        }
+    }
+
+    /// This node's own sessions (not mirrors): app, id and active pushed
+    /// tracks.
+    pub fn own_sessions(&self) -> Vec<(AppId, SessionId, Vec<String>)> {
         let st = self.lock();
         st.reg
             .sessions
             .iter()
             .filter(|(key, _)| !st.mirrors.contains_key(key))
-            .map(|(_, (app, s))| (app.clone(), s.id.clone()))
+            .map(|(_, (app, s))| (app.clone(), s.id.clone(), active_tracks(s)))
             .collect()
     }
 
@@ -251,6 +278,15 @@ impl Control {
         }
         due.into_iter().map(|(_, m)| m).collect()
     }
+}
+
+/// The names of a session's active pushed tracks.
+fn active_tracks(s: &super::session::Session) -> Vec<String> {
+    s.pushed
+        .iter()
+        .filter(|p| p.active)
+        .map(|p| p.name.0.clone())
+        .collect()
 }
 
 /// Mirrors by session key (the control plane's state).

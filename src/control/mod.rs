@@ -89,6 +89,9 @@ struct State {
     third_party: std::collections::HashSet<SessionKey>,
     /// Copies of sessions of other nodes (a cluster's relays).
     mirrors: cluster::Mirrors,
+    /// The active pushed tracks of each session, as last told to the
+    /// session feed (a cluster's directory).
+    told_tracks: HashMap<SessionKey, Vec<String>>,
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -112,6 +115,7 @@ impl State {
             trim: memory::Trim::new(now),
             third_party: Default::default(),
             mirrors: Default::default(),
+            told_tracks: HashMap::new(),
         }
     }
 
@@ -262,6 +266,7 @@ impl Control {
     /// Tells the workers what changed for these sessions; their fan-out
     /// tables follow at the end of this control-loop turn.
     fn sync(&self, st: &mut State, changed: &[SessionKey]) {
+        self.note_tracks(st, changed);
         let State { reg, synced, .. } = st;
         synced.sync(reg, changed, &self.workers);
         if synced.has_dirty_tables() {
@@ -273,6 +278,7 @@ impl Control {
     /// changes that detach a session from a worker, so that no table lists
     /// it where its state is gone.
     fn sync_now(&self, st: &mut State, changed: &[SessionKey]) {
+        self.note_tracks(st, changed);
         let State { reg, synced, .. } = st;
         synced.sync(reg, changed, &self.workers);
         synced.flush(reg);

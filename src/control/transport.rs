@@ -715,6 +715,7 @@ impl Control {
         let Some((app, session)) = st.reg.remove_session(key) else {
             return false;
         };
+        st.told_tracks.remove(&key);
         if st.mirrors.remove(&key).is_none() {
             self.note_session(super::cluster::SessionChange::Removed(
                 app,
