@@ -171,15 +171,7 @@ fn publish(api: &Api) -> (Peer, String, Mid, Mid) {
                           {"location": "local", "mid": video.to_string(), "trackName": "cam"}]}),
     );
     assert_eq!(status, 200, "{body}");
-    peer.accept_answer(
-        pending,
-        body["sessionDescription"]["sdp"].as_str().expect("answer"),
-    );
-    assert!(
-        drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0]
-            .connected),
-        "publisher connects"
-    );
+    common::connect_publisher(&mut peer, pending, &body);
     (peer, session, audio, video)
 }
 
@@ -300,19 +292,25 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
         &["mic"],
         &mut [&mut publisher, &mut b1, &mut b2],
     );
+    // Frames tagged $tag reach all three subscribers (25 each) within $limit.
+    macro_rules! stream_to_all {
+        ($tag:expr, $limit:expr) => {
+            stream_until(
+                &mut publisher,
+                (audio, video),
+                &mut [
+                    (&mut b1, b1_mids[0]),
+                    (&mut b2, b2_mids[0]),
+                    (&mut c1, c1_mids[0]),
+                ],
+                $tag,
+                25,
+                $limit,
+            )
+        };
+    }
     assert!(
-        stream_until(
-            &mut publisher,
-            (audio, video),
-            &mut [
-                (&mut b1, b1_mids[0]),
-                (&mut b2, b2_mids[0]),
-                (&mut c1, c1_mids[0])
-            ],
-            b"relayed",
-            25,
-            Duration::from_secs(15),
-        ),
+        stream_to_all!(b"relayed", Duration::from_secs(15)),
         "the publisher's frames reach subscribers on B and C"
     );
     // One relay per node, however many subscribers.
@@ -386,18 +384,7 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
         "B notices the outage"
     );
     assert!(
-        stream_until(
-            &mut publisher,
-            (audio, video),
-            &mut [
-                (&mut b1, b1_mids[0]),
-                (&mut b2, b2_mids[0]),
-                (&mut c1, c1_mids[0])
-            ],
-            b"outage",
-            25,
-            Duration::from_secs(10),
-        ),
+        stream_to_all!(b"outage", Duration::from_secs(10)),
         "forwarding goes on without Redis"
     );
     let late = c.api.new_session();

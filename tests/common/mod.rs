@@ -439,16 +439,21 @@ pub fn push_audio(
         json!({"sessionDescription": {"type": "offer", "sdp": offer}, "tracks": tracks, "autoDiscover": auto_discover}),
     );
     assert_eq!(status, 200, "{body}");
+    connect_publisher(&mut peer, pending, &body);
+    (peer, session, mid, body["tracks"].clone())
+}
+
+/// Applies the answer of a push's tracks/new result `body` and waits until
+/// the publisher is connected.
+pub fn connect_publisher(peer: &mut Peer, pending: SdpPendingOffer, body: &Value) {
     peer.accept_answer(
         pending,
         body["sessionDescription"]["sdp"].as_str().expect("answer"),
     );
     assert!(
-        drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0]
-            .connected),
+        drive(&mut [peer], Duration::from_secs(10), |p| p[0].connected),
         "publisher connects"
     );
-    (peer, session, mid, body["tracks"].clone())
 }
 
 /// A str0m peer that pulls tracks (server offer, renegotiate; connected).
