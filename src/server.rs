@@ -181,7 +181,7 @@ impl Server {
                     });
                     tokio::spawn(ctl.clone().run_fanout_flush());
                     let cluster = cluster.map(|(cluster, changes)| {
-                        tokio::spawn(cluster.clone().run(changes));
+                        cluster.spawn(changes);
                         cluster
                     });
                     let tick_ctl = ctl.clone();

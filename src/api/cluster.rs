@@ -49,6 +49,11 @@ pub async fn to_owner(State(s): State<ApiState>, req: Request, next: Next) -> Re
     }
     let owner = match cluster.owner_elsewhere(&app, &session).await {
         Ok(Some(owner)) => owner,
+        // A mirror is not a session of this node's API, even when its
+        // owner is gone.
+        Ok(None) if s.control.mirror(&app, &session).is_some() => {
+            return ApiError::session_gone().into_response();
+        }
         Ok(None) => return next.run(req).await,
         Err(e) => return e.into_response(),
     };

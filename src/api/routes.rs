@@ -507,8 +507,13 @@ async fn new_session(
                 .unwrap_or("")
                 .split('&')
                 .any(|p| p.eq_ignore_ascii_case("thirdparty=true"));
-            let client = peer.map(|p| p.0.0.ip());
+            // Another node's calls (relays) are not one client's.
+            let from_node = s.cluster.as_ref().is_some_and(|c| c.is_internal(&headers));
+            let client = peer.map(|p| p.0.0.ip()).filter(|_| !from_node);
             let (id, answer) = s.control.new_session(&app, client, req, Instant::now())?;
+            if let Some(cluster) = &s.cluster {
+                cluster.record_new_session(&app, &id).await;
+            }
             let mut out = json!({ "sessionId": id });
             if let Some(a) = answer {
                 out["sessionDescription"] = serde_json::to_value(a).unwrap_or_default();

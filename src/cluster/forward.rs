@@ -34,20 +34,30 @@ impl Cluster {
         self.counters
             .forwarded
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        match http::call(&owner.api, method, path_and_query, headers, body).await {
+        let call = http::call(
+            &owner.api,
+            method,
+            path_and_query,
+            (headers, body),
+            http::FORWARD_TIMEOUT,
+        );
+        match call.await {
             Ok(reply) => {
                 let mut response = (reply.status, reply.body).into_response();
                 response.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
+                if let Some(retry) = reply.retry_after {
+                    response.headers_mut().insert(header::RETRY_AFTER, retry);
+                }
                 response
             }
-            Err(e) => ApiError::cluster_unavailable(format!(
-                "the node that owns this session ({}) did not answer: {e}",
-                owner.id
-            ))
-            .into_response(),
+            Err(e) => {
+                tracing::warn!(node = %owner.id, error = %e, "a forwarded call got no answer");
+                ApiError::cluster_unavailable("The node that owns this session did not answer")
+                    .into_response()
+            }
         }
     }
 }

@@ -8,8 +8,12 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use hyper_util::rt::TokioIo;
 
-/// How long one call may take, connection included.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a forwarded call may take, connection included: a forwarded
+/// tracks/new may set up a relay on the owner (three calls of its own, each
+/// within [`RELAY_CALL_TIMEOUT`], and a directory lookup).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long one of a relay's set-up calls may take.
+pub const RELAY_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest reply read (API replies are SDP-sized).
 const MAX_REPLY: usize = 4 << 20;
 
@@ -20,6 +24,8 @@ pub struct Reply {
     pub status: StatusCode,
     /// Its body.
     pub body: Bytes,
+    /// Its `Retry-After` (a draining node's).
+    pub retry_after: Option<header::HeaderValue>,
 }
 
 /// Why a call got no answer.
@@ -31,19 +37,20 @@ pub enum CallError {
     /// Connecting, sending or reading failed.
     #[error("calling {0}: {1}")]
     Io(String, String),
-    /// No answer within [`CALL_TIMEOUT`].
-    #[error("calling {0}: no answer within {CALL_TIMEOUT:?}")]
-    Timeout(String),
+    /// No answer in time.
+    #[error("calling {0}: no answer within {1:?}")]
+    Timeout(String, Duration),
 }
 
 /// Sends `method path` (with its query) to the node at `base`
-/// (`http://host:port`), with `headers` and `body`.
+/// (`http://host:port`), with `headers` and `body`, waiting at most
+/// `timeout` for the whole reply.
 pub async fn call(
     base: &str,
     method: Method,
     path: &str,
-    headers: HeaderMap,
-    body: Bytes,
+    (headers, body): (HeaderMap, Bytes),
+    timeout: Duration,
 ) -> Result<Reply, CallError> {
     let authority = base
         .strip_prefix("http://")
@@ -73,12 +80,17 @@ pub async fn call(
         );
         let response = sender.send_request(request).await.map_err(|e| io_err(&e))?;
         let status = response.status();
+        let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
         let body = axum::body::to_bytes(Body::new(response.into_body()), MAX_REPLY)
             .await
             .map_err(|e| io_err(&e))?;
-        Ok(Reply { status, body })
+        Ok(Reply {
+            status,
+            body,
+            retry_after,
+        })
     };
-    tokio::time::timeout(CALL_TIMEOUT, run)
+    tokio::time::timeout(timeout, run)
         .await
-        .map_err(|_| CallError::Timeout(authority.clone()))?
+        .map_err(|_| CallError::Timeout(authority.clone(), timeout))?
 }

@@ -18,6 +18,7 @@
 //! A single node has none of this: without `--cluster-redis` no cluster
 //! exists and no Redis is needed.
 
+mod directory;
 pub mod forward;
 pub mod http;
 pub mod relay;
@@ -30,7 +31,6 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 
 use crate::control::Control;
-use crate::control::cluster::SessionChange;
 use crate::ids::AppId;
 
 use store::{Node, Store, StoreError};
@@ -39,6 +39,9 @@ use store::{Node, Store, StoreError};
 pub const SECRET_HEADER: &str = "x-switchboard-cluster";
 /// How often the node's heartbeat and the relays' upkeep run.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How often the node writes all its sessions again (their keys expire
+/// after [`store::SESSION_TTL`], so a crashed node's go by themselves).
+pub const REWRITE: Duration = Duration::from_secs(20 * 60);
 
 /// Held while one remote session's relay is set up or extended.
 type RelayLock = Arc<tokio::sync::Mutex<()>>;
@@ -58,6 +61,12 @@ pub struct Cluster {
     pub counters: Counters,
     /// The directory's first outage was logged.
     warned: std::sync::atomic::AtomicBool,
+    /// Whether the directory holds all of this node's sessions: false at
+    /// the start, after an outage and after a failed write, until all are
+    /// written again.
+    in_sync: std::sync::atomic::AtomicBool,
+    /// Since when the directory has answered every heartbeat.
+    up_since: Mutex<Option<Instant>>,
 }
 
 /// Counts of the cluster's work.
@@ -91,6 +100,8 @@ impl Cluster {
             relay_locks: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             warned: Default::default(),
+            in_sync: Default::default(),
+            up_since: Mutex::new(None),
         }))
     }
 
@@ -104,88 +115,6 @@ impl Cluster {
         let digest = |b: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b);
         let (given, expected) = (digest(given.as_bytes()), digest(self.secret.as_bytes()));
         aws_lc_rs::constant_time::verify_slices_are_equal(given.as_ref(), expected.as_ref()).is_ok()
-    }
-
-    /// The heartbeat, the directory feed and the relays' upkeep, for as
-    /// long as the node runs.
-    pub async fn run(
-        self: Arc<Self>,
-        mut changes: tokio::sync::mpsc::UnboundedReceiver<SessionChange>,
-    ) {
-        let mut tick = tokio::time::interval(HEARTBEAT);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Whether the directory holds this node's sessions: false at the
-        // start and after an outage, until all are written again.
-        let mut in_sync = false;
-        // Since when the directory has answered without a break: a node's
-        // absence means it left only once every node had the time to
-        // heartbeat (a directory that restarted empty lists nobody yet).
-        let mut up_since: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                change = changes.recv() => {
-                    let Some(change) = change else { return };
-                    if in_sync && let Err(e) = self.record(&change).await {
-                        tracing::warn!(error = %e, "cluster directory: a session change was not recorded");
-                        in_sync = false;
-                    }
-                }
-                _ = tick.tick() => {
-                    in_sync = self.heartbeat(in_sync).await;
-                    let now = Instant::now();
-                    up_since = if in_sync { Some(up_since.unwrap_or(now)) } else { None };
-                    let settled = up_since.is_some_and(|t| now.saturating_duration_since(t) >= store::NODE_TTL);
-                    self.upkeep_relays(now, settled).await;
-                }
-            }
-        }
-    }
-
-    /// Refreshes this node's entry, and writes every session again after
-    /// an outage; whether the directory is in sync.
-    async fn heartbeat(&self, in_sync: bool) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        if let Err(e) = self.store.heartbeat(&self.node).await {
-            // Once per outage (and at a start without Redis).
-            let was_up = self.counters.directory_up.swap(0, Relaxed) == 1;
-            let first = !self.warned.swap(true, Relaxed);
-            if was_up || first {
-                tracing::warn!(error = %e, "cluster directory unreachable: forwarding goes on, new cross-node pulls fail");
-            }
-            return false;
-        }
-        if in_sync {
-            return true;
-        }
-        for (app, id, tracks) in self.control.own_sessions() {
-            let written = async {
-                self.store
-                    .record_session(&app.0, &id.0, &self.node.id)
-                    .await?;
-                self.store.record_tracks(&app.0, &id.0, &tracks).await
-            };
-            if let Err(e) = written.await {
-                tracing::warn!(error = %e, "cluster directory: sessions not written again yet");
-                return false;
-            }
-        }
-        self.counters.directory_up.store(1, Relaxed);
-        tracing::info!(node = %self.node.id, api = %self.node.api, "cluster directory reachable; this node is listed");
-        true
-    }
-
-    async fn record(&self, change: &SessionChange) -> Result<(), StoreError> {
-        match change {
-            SessionChange::Created(app, id) => {
-                self.store
-                    .record_session(&app.0, &id.0, &self.node.id)
-                    .await
-            }
-            SessionChange::Removed(app, id) => self.store.forget_session(&app.0, &id.0).await,
-            SessionChange::Tracks(app, id, names) => {
-                self.store.record_tracks(&app.0, &id.0, names).await
-            }
-        }
     }
 
     /// Leaves the directory (a graceful stop); the heartbeat's expiry does

@@ -65,21 +65,42 @@ impl Cluster {
         if self.control.has_track(app, session, track) {
             return Ok(());
         }
-        let relay = match self.control.mirror(app, session) {
-            Some(m) => m.relay_session,
-            None => self.open_relay(app, session, &owner).await?,
+        let (relay, opened) = match self.control.mirror(app, session) {
+            Some(m) => (m.relay_session, false),
+            None => (self.open_relay(app, session, &owner).await?, true),
         };
+        let added = self.add_to_relay(app, session, track, &owner, &relay).await;
+        if let Err(e) = &added {
+            // Half set up: nothing must look relayed that is not. The
+            // mirror goes (its pulls here turn inactive, a later pull sets
+            // it up again); the owner's relay session loses its consent.
+            tracing::warn!(session, track, node = %owner.id, error = %e.description, "a relay could not be set up");
+            if opened || self.control.mirror(app, session).is_some() {
+                self.control.remove_mirror(app, session);
+                self.counters
+                    .relays_closed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        added
+    }
+
+    /// Pulls `track` into the relay on its owner and pushes it on the
+    /// mirror (steps 3–5 of the module doc).
+    async fn add_to_relay(
+        &self,
+        app: &AppId,
+        session: &str,
+        track: &str,
+        owner: &Node,
+        relay: &str,
+    ) -> Result<(), ApiError> {
         let pull =
             json!({"tracks": [{"location": "remote", "sessionId": session, "trackName": track}]});
         let base = format!("/v1/apps/{}/sessions/{relay}", app.0);
+        let tracks_new = format!("{base}/tracks/new");
         let reply = self
-            .call_as_app(
-                &owner.api,
-                app,
-                Method::POST,
-                &format!("{base}/tracks/new"),
-                &pull,
-            )
+            .call_as_app(&owner.api, app, Method::POST, &tracks_new, &pull)
             .await?;
         let item = &reply["tracks"][0];
         if item.get("errorCode").is_some() {
@@ -91,9 +112,9 @@ impl Cluster {
             reply["sessionDescription"]["sdp"].as_str(),
             item["mid"].as_str(),
         ) else {
-            return Err(ApiError::cluster_unavailable(format!(
-                "the owning node gave no offer for the relay of {track}"
-            )));
+            return Err(ApiError::cluster_unavailable(
+                "The node that owns the track gave no offer for its relay",
+            ));
         };
         let answer = self.control.mirror_push(
             app,
@@ -104,14 +125,9 @@ impl Cluster {
             Instant::now(),
         )?;
         let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
-        self.call_as_app(
-            &owner.api,
-            app,
-            Method::PUT,
-            &format!("{base}/renegotiate"),
-            &renegotiate,
-        )
-        .await?;
+        let path = format!("{base}/renegotiate");
+        self.call_as_app(&owner.api, app, Method::PUT, &path, &renegotiate)
+            .await?;
         tracing::info!(session, track, node = %owner.id, "relay carries a track from its node");
         Ok(())
     }
@@ -168,7 +184,7 @@ impl Cluster {
     /// Closes relays whose node left the directory (their mirrors' pulls
     /// turn inactive here; judged only when the directory is `settled`) and
     /// relays unused for [`LINGER`].
-    pub(super) async fn upkeep_relays(&self, now: Instant, settled: bool) {
+    pub(super) async fn upkeep_relays(self: &Arc<Self>, now: Instant, settled: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let owners = if settled {
             self.control.mirror_owners()
@@ -191,21 +207,27 @@ impl Cluster {
                 Err(_) => break,
             }
         }
-        for unused in self.control.take_unused_mirrors(now, LINGER) {
+        let busy = |app: &AppId, id: &str| self.relay_busy(app, id);
+        for unused in self.control.take_unused_mirrors(now, LINGER, busy) {
             self.counters.relays_closed.fetch_add(1, Relaxed);
-            let tracks: Vec<Value> = unused.mids.iter().map(|m| json!({"mid": m})).collect();
-            let path = format!(
-                "/v1/apps/{}/sessions/{}/tracks/close",
-                unused.app.0, unused.of.relay_session
-            );
-            let close = json!({"tracks": tracks, "force": true});
-            if let Err(e) = self
-                .call_as_app(&unused.of.api, &unused.app, Method::PUT, &path, &close)
-                .await
-            {
-                tracing::debug!(error = %e, "closing an unused relay on its node");
-            }
             tracing::info!(session = %unused.id, node = %unused.of.node, "relay closed: no subscriber left");
+            let this = self.clone();
+            // Not awaited here: a slow node must not hold up the others'
+            // upkeep.
+            tokio::spawn(async move {
+                let tracks: Vec<Value> = unused.mids.iter().map(|m| json!({"mid": m})).collect();
+                let path = format!(
+                    "/v1/apps/{}/sessions/{}/tracks/close",
+                    unused.app.0, unused.of.relay_session
+                );
+                let close = json!({"tracks": tracks, "force": true});
+                let closed = this
+                    .call_as_app(&unused.of.api, &unused.app, Method::PUT, &path, &close)
+                    .await;
+                if let Err(e) = closed {
+                    tracing::debug!(error = %e, "closing an unused relay on its node");
+                }
+            });
         }
     }
 
@@ -233,18 +255,28 @@ impl Cluster {
         );
         headers.insert(SECRET_HEADER, value(&self.secret)?);
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        let reply = http::call(api, method, path, headers, body)
-            .await
-            .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
+        let call = http::call(api, method, path, (headers, body), http::RELAY_CALL_TIMEOUT);
+        let reply = call.await.map_err(|e| {
+            tracing::warn!(error = %e, "a relay call got no answer");
+            ApiError::cluster_unavailable("The node that owns the track did not answer")
+        })?;
         let value: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         if !reply.status.is_success() {
-            return Err(ApiError::cluster_unavailable(format!(
-                "{path} on node {api}: {} {}",
-                reply.status,
-                value["errorDescription"].as_str().unwrap_or("")
-            )));
+            let why = value["errorDescription"].as_str().unwrap_or("");
+            tracing::warn!(path, status = %reply.status, why, "a relay call failed");
+            return Err(ApiError::cluster_unavailable(
+                "The node that owns the track refused its relay",
+            ));
         }
         Ok(value)
+    }
+
+    /// Whether a relay's set-up is under way (the upkeep leaves it alone).
+    fn relay_busy(&self, app: &AppId, session: &str) -> bool {
+        let locks = self.relay_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks
+            .get(&(app.clone(), session.to_owned()))
+            .is_some_and(|l| l.try_lock().is_err())
     }
 
     fn relay_lock(&self, app: &AppId, session: &str) -> Arc<tokio::sync::Mutex<()>> {

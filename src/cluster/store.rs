@@ -8,8 +8,10 @@
 //! - `switchboard:node:{node}`: JSON `{"api": URL, "media": "ip:port"}`,
 //!   expires [`NODE_TTL`] after the node's last heartbeat.
 //! - `switchboard:session:{app}:{session}`: the owning node's id; written
-//!   when the session is created, deleted when it is removed, and written
-//!   again for every live session after an outage.
+//!   when the session is created, deleted when it is removed (or when a
+//!   lookup finds its node gone), written again for every live session
+//!   after an outage and every 20 minutes, and expiring after
+//!   [`SESSION_TTL`].
 //! - `switchboard:tracks:{app}:{session}`: JSON array of the names of the
 //!   session's active pushed tracks (absent when none), kept likewise.
 
@@ -20,6 +22,9 @@ use serde::{Deserialize, Serialize};
 
 /// How long a node stays in the directory after its last heartbeat.
 pub const NODE_TTL: Duration = Duration::from_secs(3);
+/// How long a session's keys live unless its node writes them again (it
+/// does every `cluster::REWRITE`): a crashed node's keys go by themselves.
+pub const SESSION_TTL: Duration = Duration::from_secs(3600);
 /// How long one directory operation may take before it counts as an outage.
 const OPERATION_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -103,6 +108,19 @@ impl Store {
         Ok(c)
     }
 
+    /// Runs a pipeline of commands within [`OPERATION_TIMEOUT`] (twice:
+    /// connecting, then the commands).
+    async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+        let run = async {
+            let mut c = self.connection().await?;
+            pipe.query_async::<()>(&mut c).await?;
+            Ok::<(), StoreError>(())
+        };
+        tokio::time::timeout(OPERATION_TIMEOUT * 2, run)
+            .await
+            .map_err(|_| StoreError::Timeout(OPERATION_TIMEOUT * 2))?
+    }
+
     /// Runs one command within [`OPERATION_TIMEOUT`].
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
         let run = async {
@@ -138,8 +156,27 @@ impl Store {
         session: &str,
         node: &str,
     ) -> Result<(), StoreError> {
-        self.query::<()>(redis::cmd("SET").arg(session_key(app, session)).arg(node))
-            .await
+        let mut pipe = redis::pipe();
+        add_session(&mut pipe, app, session, node);
+        self.run_pipeline(&pipe).await
+    }
+
+    /// Records all of a node's sessions (app, id, active pushed tracks), in
+    /// pipelines of a thousand.
+    pub async fn record_all(
+        &self,
+        node: &str,
+        sessions: &[(crate::ids::AppId, crate::ids::SessionId, Vec<String>)],
+    ) -> Result<(), StoreError> {
+        for chunk in sessions.chunks(1000) {
+            let mut pipe = redis::pipe();
+            for (app, id, tracks) in chunk {
+                add_session(&mut pipe, &app.0, &id.0, node);
+                add_tracks(&mut pipe, &app.0, &id.0, tracks)?;
+            }
+            self.run_pipeline(&pipe).await?;
+        }
+        Ok(())
     }
 
     /// Forgets a session (and its tracks).
@@ -157,14 +194,9 @@ impl Store {
         session: &str,
         names: &[String],
     ) -> Result<(), StoreError> {
-        if names.is_empty() {
-            return self
-                .query::<()>(redis::cmd("DEL").arg(tracks_key(app, session)))
-                .await;
-        }
-        let list = serde_json::to_string(names)?;
-        self.query::<()>(redis::cmd("SET").arg(tracks_key(app, session)).arg(list))
-            .await
+        let mut pipe = redis::pipe();
+        add_tracks(&mut pipe, app, session, names)?;
+        self.run_pipeline(&pipe).await
     }
 
     /// A live node by id, `None` once its heartbeat expired.
@@ -189,7 +221,42 @@ impl Store {
         };
         Ok(match self.node(&id).await? {
             Some(n) => Owner::Node(n),
-            None => Owner::Gone(id),
+            None => {
+                // Its node is gone, and so is the session: nobody else
+                // would delete the keys before they expire.
+                self.forget_session(app, session).await?;
+                Owner::Gone(id)
+            }
         })
     }
+}
+
+/// Adds the writing of a session's owner to `pipe`.
+fn add_session(pipe: &mut redis::Pipeline, app: &str, session: &str, node: &str) {
+    pipe.cmd("SET")
+        .arg(session_key(app, session))
+        .arg(node)
+        .arg("EX")
+        .arg(SESSION_TTL.as_secs())
+        .ignore();
+}
+
+/// Adds the writing of a session's tracks to `pipe` (a deletion when none).
+fn add_tracks(
+    pipe: &mut redis::Pipeline,
+    app: &str,
+    session: &str,
+    names: &[String],
+) -> Result<(), StoreError> {
+    if names.is_empty() {
+        pipe.cmd("DEL").arg(tracks_key(app, session)).ignore();
+    } else {
+        pipe.cmd("SET")
+            .arg(tracks_key(app, session))
+            .arg(serde_json::to_string(names)?)
+            .arg("EX")
+            .arg(SESSION_TTL.as_secs())
+            .ignore();
+    }
+    Ok(())
 }

@@ -18,11 +18,10 @@ use crate::ids::{AppId, SessionId, SessionKey, TrackName};
 
 use super::{Control, State};
 
-/// A session created or removed on this node (mirrors are not listed).
+/// A session of this node removed, or its tracks changed (mirrors are not
+/// listed; a new session is recorded by the API before it answers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionChange {
-    /// Created.
-    Created(AppId, SessionId),
     /// Removed.
     Removed(AppId, SessionId),
     /// Its active pushed tracks are now these (names).
@@ -119,12 +118,22 @@ impl Control {
     }
 
     /// Whether a track can be pulled here without a relay: pushed by a
-    /// session of this node or by a mirror.
+    /// session of this node, or on a mirror (active or idle: its relay
+    /// carries it, and media turns it active again).
     pub fn has_track(&self, app: &AppId, session: &str, name: &str) -> bool {
         let st = self.lock();
-        st.reg
-            .find_track(app, session, &TrackName(name.to_owned()))
-            .is_some_and(|p| p.active)
+        let name = TrackName(name.to_owned());
+        let Some(key) = st.reg.session_key(app, session) else {
+            return false;
+        };
+        let Some(s) = st.reg.session(key) else {
+            return false;
+        };
+        if st.mirrors.contains_key(&key) {
+            s.pushed.iter().any(|p| p.name == name)
+        } else {
+            s.pushed_track(&name).is_some()
+        }
     }
 
     /// The mirror of `id`, if there is one.
@@ -242,21 +251,37 @@ impl Control {
         n
     }
 
-    /// Mirrors none of whose tracks has had a subscriber here for `linger`
-    /// (they are forgotten here; the caller closes their relays).
-    pub fn take_unused_mirrors(&self, now: Instant, linger: Duration) -> Vec<UnusedMirror> {
+    /// Mirrors none of whose tracks has been pulled here for `linger`
+    /// (they are forgotten here; the caller closes their relays), except
+    /// those `busy` says are being set up.
+    pub fn take_unused_mirrors(
+        &self,
+        now: Instant,
+        linger: Duration,
+        busy: impl Fn(&AppId, &str) -> bool,
+    ) -> Vec<UnusedMirror> {
         let mut st = self.lock();
+        if st.mirrors.is_empty() {
+            return Vec::new();
+        }
         let State { reg, mirrors, .. } = &mut *st;
+        // The pulled tracks (a subscriber counts from its pull to its
+        // close, connected or not, so that one reconnecting keeps its
+        // relay).
+        let pulled: std::collections::HashSet<crate::ids::TrackKey> = reg
+            .sessions
+            .values()
+            .flat_map(|(_, s)| s.transceivers.iter())
+            .filter(|t| !t.stopped)
+            .filter_map(|t| t.subscription.as_ref().map(|sub| sub.track))
+            .collect();
         let mut due = Vec::new();
         for (key, m) in mirrors.iter_mut() {
             let Some((app, s)) = reg.sessions.get(key) else {
                 continue;
             };
-            let used = s
-                .pushed
-                .iter()
-                .any(|p| p.fanout.load().per_worker.iter().any(|w| !w.is_empty()));
-            if used {
+            let used = s.pushed.iter().any(|p| pulled.contains(&p.key()));
+            if used || busy(app, &s.id.0) {
                 m.unused_since = None;
                 continue;
             }

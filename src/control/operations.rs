@@ -97,10 +97,6 @@ impl Control {
             (s.id.0.clone(), s.ice.ufrag.clone(), s.ice.pwd.clone())
         };
         self.directory.insert(&ufrag, key, &pwd);
-        self.note_session(super::cluster::SessionChange::Created(
-            app.clone(),
-            crate::ids::SessionId(id.clone()),
-        ));
         if req.third_party {
             self.make_third_party(&mut st, key);
         }

@@ -35,8 +35,14 @@ impl PeerChecks {
     /// The candidates of the peer's latest SDP; checks start (again) at once
     /// when they changed.
     pub fn set_candidates(&mut self, candidates: &[SocketAddr]) {
-        if self.candidates != candidates {
-            self.candidates = candidates.to_vec();
+        // No checks to addresses that name no peer.
+        let usable: Vec<SocketAddr> = candidates
+            .iter()
+            .copied()
+            .filter(|a| a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast())
+            .collect();
+        if self.candidates != usable {
+            self.candidates = usable;
             self.next = None;
         }
     }
@@ -82,6 +88,19 @@ mod tests {
         assert_eq!(checks.due(t2, Some(b)), vec![b]);
         assert!(checks.due(t2 + CONNECTING_INTERVAL, Some(b)).is_empty());
         assert_eq!(checks.due(t2 + CONSENT_INTERVAL, Some(b)), vec![b]);
+    }
+
+    #[test]
+    fn unspecified_multicast_and_port_zero_candidates_are_not_checked() {
+        let mut checks = PeerChecks::default();
+        let ok = addr("10.0.0.1:40000");
+        checks.set_candidates(&[
+            addr("0.0.0.0:40000"),
+            addr("224.0.0.1:40000"),
+            addr("10.0.0.1:0"),
+            ok,
+        ]);
+        assert_eq!(checks.due(Instant::now(), None), vec![ok]);
     }
 
     #[test]

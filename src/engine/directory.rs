@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::RwLock;
+use std::time::Duration;
 
 use crate::ids::SessionKey;
 
@@ -22,7 +23,16 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct IceDirectory {
     entries: RwLock<HashMap<String, Entry>>,
-    checks: RwLock<HashMap<[u8; 12], SentCheck>>,
+    checks: RwLock<SentChecks>,
+}
+
+/// The checks we sent, and when those past their timeout were last
+/// forgotten (at most once a second: a scan per check would grow with the
+/// number of third-party sessions).
+#[derive(Debug, Default)]
+struct SentChecks {
+    by_id: HashMap<[u8; 12], SentCheck>,
+    pruned: Option<std::time::Instant>,
 }
 
 /// A Binding request we sent (`control::peer_checks`).
@@ -86,13 +96,19 @@ impl IceDirectory {
         now: std::time::Instant,
     ) {
         if let Ok(mut c) = self.checks.write() {
-            c.retain(|_, s| now.saturating_duration_since(s.sent) < CHECK_TIMEOUT);
+            if c.pruned
+                .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+            {
+                c.by_id
+                    .retain(|_, s| now.saturating_duration_since(s.sent) < CHECK_TIMEOUT);
+                c.pruned = Some(now);
+            }
             let check = SentCheck {
                 key,
                 remote_pwd: remote_pwd.to_owned(),
                 sent: now,
             };
-            c.insert(txid, check);
+            c.by_id.insert(txid, check);
         }
     }
 
@@ -105,12 +121,12 @@ impl IceDirectory {
     ) -> Option<SessionKey> {
         {
             let c = self.checks.read().ok()?;
-            let sent = c.get(txid)?;
+            let sent = c.by_id.get(txid)?;
             if !authentic(&sent.remote_pwd) {
                 return None;
             }
         }
-        self.checks.write().ok()?.remove(txid).map(|s| s.key)
+        self.checks.write().ok()?.by_id.remove(txid).map(|s| s.key)
     }
 
     /// Looks a ufrag up, calling `f` with the session, its password and
