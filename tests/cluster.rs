@@ -370,7 +370,8 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     );
 
     // A second publisher on A, not pulled anywhere yet.
-    let (mut second, second_session, _, _) = common::push_audio(&a.api, "mic2".into(), false);
+    let (mut second, second_session, second_mid, _) =
+        common::push_audio(&a.api, "mic2".into(), false);
 
     // Redis stops: what is set up keeps flowing; a new cross-node pull
     // fails with the documented error.
@@ -410,8 +411,39 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     let (status, body) = c.api.tracks_new(&late, pull_second);
     assert_eq!(status, 200, "{body}");
     assert!(body["tracks"][0].get("errorCode").is_none(), "{body}");
-    assert_eq!(metric(&c, "switchboard_cluster_relays"), Some(2.0));
-    drive(&mut [&mut second], Duration::from_millis(100), |_| false);
+    // Both of A's publishers reach C over its one relay from A: the
+    // subscriber of the second connects and gets its frames while c1 still
+    // gets the first's.
+    assert_eq!(metric(&c, "switchboard_cluster_relays"), Some(1.0));
+    let mut c2 = Peer::new("c2");
+    let answer = c2.accept_offer(body["sessionDescription"]["sdp"].as_str().expect("offer"));
+    let (status, r) = c.api.renegotiate(&late, &answer);
+    assert_eq!(status, 200, "{r}");
+    let c2_mid: Mid = body["tracks"][0]["mid"].as_str().expect("mid").into();
+    assert!(
+        drive(
+            &mut [&mut c2, &mut second, &mut publisher, &mut c1],
+            Duration::from_secs(10),
+            |p| p[0].connected
+        ),
+        "C's subscriber of the second publisher connects"
+    );
+    common::send_opus(
+        &mut second,
+        second_mid,
+        b"second",
+        60,
+        &mut [&mut c2, &mut publisher, &mut c1],
+    );
+    let got = received(&c2, c2_mid, b"second");
+    assert!(
+        got >= 40,
+        "C's subscriber got {got} of 60 frames of the second publisher"
+    );
+    assert!(
+        stream_to_all!(b"both", Duration::from_secs(10)),
+        "the first publisher's frames still reach everyone"
+    );
 
     // B's subscribers leave: B closes its relay after the linger.
     for (session, mids) in [(&b1_session, &b1_mids), (&b2_session, &b2_mids)] {

@@ -51,7 +51,7 @@ pub async fn to_owner(State(s): State<ApiState>, req: Request, next: Next) -> Re
         Ok(Some(owner)) => owner,
         // A mirror is not a session of this node's API, even when its
         // owner is gone.
-        Ok(None) if s.control.mirror(&app, &session).is_some() => {
+        Ok(None) if s.control.is_mirror(&app, &session) => {
             return ApiError::session_gone().into_response();
         }
         Ok(None) => return next.run(req).await,

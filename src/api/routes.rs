@@ -420,7 +420,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             (
                 "switchboard_cluster_relays_opened_total",
                 "counter",
-                "Relays set up from other nodes (one per remote session pulled here)",
+                "Relays set up from other nodes (one per app and node pulled from)",
                 &c.relays_opened,
             ),
             (
@@ -444,7 +444,7 @@ async fn metrics(State(state): State<ApiState>) -> Response {
         }
         let _ = writeln!(
             out,
-            "# HELP switchboard_cluster_relays Relays open now (mirrors of other nodes' sessions)\n# TYPE switchboard_cluster_relays gauge\nswitchboard_cluster_relays {}",
+            "# HELP switchboard_cluster_relays Relays open now (one per app and node pulled from)\n# TYPE switchboard_cluster_relays gauge\nswitchboard_cluster_relays {}",
             state.control.mirror_count()
         );
     }

@@ -8,11 +8,12 @@
 //!   session), fed by the control plane's session changes.
 //! - [`forward`]: an API call for another node's session goes to that node
 //!   (with the cluster secret) and its answer comes back as it is.
-//! - [`relay`]: the cascade. The first local pull of a remote track makes
-//!   a *mirror* of the remote session here (`control::cluster`), fed by one
-//!   relay: a third-party session of ours on the owning node that pulls the
-//!   track through that node's own API. Local subscribers pull the mirror;
-//!   NACKs and keyframe requests go up the relay like any subscriber's.
+//! - [`relay`]: the cascade. The first local pull of a track of another
+//!   node makes a *mirror* of that node here (`control::cluster`), fed by
+//!   one relay: a third-party session of ours on the owning node that pulls
+//!   the tracks through that node's own API. Local subscribers pull the
+//!   mirror's tracks by their names on their node; NACKs and keyframe
+//!   requests go up the relay like any subscriber's.
 //! - [`http`]: the calls between nodes.
 //!
 //! A single node has none of this: without `--cluster-redis` no cluster
@@ -43,7 +44,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// after [`store::SESSION_TTL`], so a crashed node's go by themselves).
 pub const REWRITE: Duration = Duration::from_secs(20 * 60);
 
-/// Held while one remote session's relay is set up or extended.
+/// Held while the relay from one node is set up or extended.
 type RelayLock = Arc<tokio::sync::Mutex<()>>;
 
 /// This node's membership.
@@ -55,7 +56,7 @@ pub struct Cluster {
     control: Arc<Control>,
     /// App secrets: a relay is set up through the owner's API as the app.
     apps: HashMap<AppId, String>,
-    /// One relay set-up at a time per remote session.
+    /// One relay set-up at a time per (app, owning node).
     relay_locks: Mutex<HashMap<(AppId, String), RelayLock>>,
     /// What it did (for metrics).
     pub counters: Counters,

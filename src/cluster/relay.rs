@@ -1,20 +1,22 @@
 //! The cascade: a local pull of a track pushed on another node goes through
-//! one relay per remote session, set up on first use and closed after its
-//! last local subscriber left (and [`LINGER`] passed).
+//! one relay per (app, owning node), set up on first use, carrying every
+//! track of that node pulled here, and closed once none has been pulled for
+//! [`LINGER`]. (One relay per node pair, not per remote session: the two
+//! nodes' media ports make one 5-tuple, which carries one session.)
 //!
 //! Set-up, all through the owning node's public API, as the app:
 //! 1. `sessions/new?thirdparty=true` there: the relay session (it checks
 //!    our candidates, as we check its);
-//! 2. here, the mirror: a session with the remote session's id
-//!    (`control::cluster`), third-party too;
+//! 2. here, the mirror (`control::cluster`), a third-party session too;
 //! 3. `tracks/new` there, pulling the track into the relay: its offer;
 //! 4. the offer applied to the mirror as a push of the track: our answer;
 //! 5. `renegotiate` there with the answer.
 //!
-//! ICE then binds both ends on each other's checks, DTLS runs (the owner is
-//! the client: we answer `a=setup:passive`), and the track's media reaches
-//! the mirror as any publisher's would. A further track of the same remote
-//! session repeats steps 3–5 on the same relay.
+//! ICE then binds both ends (each binds on the other's checks or on the
+//! responses to its own), DTLS runs (the owner is the client: we answer
+//! `a=setup:passive`), and the track's media reaches the mirror as any
+//! publisher's would. A further track from the same node repeats steps 3–5
+//! on the same relay.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,36 +49,28 @@ impl Cluster {
         if self.control.has_track(app, session, track) || self.control.owns_session(app, session) {
             return Ok(());
         }
-        // A session already relayed needs no directory: its relay knows
-        // the owner.
-        let owner = match self.control.mirror(app, session) {
-            Some(m) => Node {
-                id: m.node,
-                api: m.api,
-                media: String::new(),
-            },
-            None => match self.owner_elsewhere(app, session).await? {
-                Some(owner) => owner,
-                None => return Ok(()),
-            },
+        let Some(owner) = self.owner_elsewhere(app, session).await? else {
+            return Ok(());
         };
-        let lock = self.relay_lock(app, session);
+        let lock = self.relay_lock(app, &owner.id);
         let _one_at_a_time = lock.lock().await;
         if self.control.has_track(app, session, track) {
             return Ok(());
         }
-        let (relay, opened) = match self.control.mirror(app, session) {
+        let (relay, opened) = match self.control.mirror_of_node(app, &owner.id) {
             Some(m) => (m.relay_session, false),
-            None => (self.open_relay(app, session, &owner).await?, true),
+            None => (self.open_relay(app, &owner).await?, true),
         };
-        let added = self.add_to_relay(app, session, track, &owner, &relay).await;
+        let added = self
+            .add_to_relay(app, (session, track), &owner, &relay)
+            .await;
         if let Err(e) = &added {
             // Half set up: nothing must look relayed that is not. The
             // mirror goes (its pulls here turn inactive, a later pull sets
             // it up again); the owner's relay session loses its consent.
             tracing::warn!(session, track, node = %owner.id, error = %e.description, "a relay could not be set up");
-            if opened || self.control.mirror(app, session).is_some() {
-                self.control.remove_mirror(app, session);
+            if opened || self.control.mirror_of_node(app, &owner.id).is_some() {
+                self.control.remove_mirror(app, &owner.id);
                 self.counters
                     .relays_closed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -90,8 +84,7 @@ impl Cluster {
     async fn add_to_relay(
         &self,
         app: &AppId,
-        session: &str,
-        track: &str,
+        (session, track): (&str, &str),
         owner: &Node,
         relay: &str,
     ) -> Result<(), ApiError> {
@@ -118,10 +111,10 @@ impl Cluster {
         };
         let answer = self.control.mirror_push(
             app,
-            session,
+            &owner.id,
             offer.to_owned(),
             mid.to_owned(),
-            track,
+            (session, track),
             Instant::now(),
         )?;
         let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
@@ -152,12 +145,7 @@ impl Cluster {
     }
 
     /// Creates the relay session on the owner and the mirror here.
-    async fn open_relay(
-        &self,
-        app: &AppId,
-        session: &str,
-        owner: &Node,
-    ) -> Result<String, ApiError> {
+    async fn open_relay(&self, app: &AppId, owner: &Node) -> Result<String, ApiError> {
         let path = format!("/v1/apps/{}/sessions/new?thirdparty=true", app.0);
         let reply = self
             .call_as_app(&owner.api, app, Method::POST, &path, &json!({}))
@@ -165,7 +153,7 @@ impl Cluster {
         let relay = reply["sessionId"]
             .as_str()
             .ok_or_else(|| {
-                ApiError::cluster_unavailable("the owning node created no relay session")
+                ApiError::cluster_unavailable("The node that owns the track created no relay")
             })?
             .to_owned();
         let of = MirrorOf {
@@ -173,8 +161,7 @@ impl Cluster {
             api: owner.api.clone(),
             relay_session: relay.clone(),
         };
-        self.control
-            .create_mirror(app, session, of, Instant::now())?;
+        self.control.create_mirror(app, of, Instant::now())?;
         self.counters
             .relays_opened
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -210,7 +197,7 @@ impl Cluster {
         let busy = |app: &AppId, id: &str| self.relay_busy(app, id);
         for unused in self.control.take_unused_mirrors(now, LINGER, busy) {
             self.counters.relays_closed.fetch_add(1, Relaxed);
-            tracing::info!(session = %unused.id, node = %unused.of.node, "relay closed: no subscriber left");
+            tracing::info!(node = %unused.of.node, "relay closed: nothing of its node pulled here");
             let this = self.clone();
             // Not awaited here: a slow node must not hold up the others'
             // upkeep.
@@ -271,20 +258,22 @@ impl Cluster {
         Ok(value)
     }
 
-    /// Whether a relay's set-up is under way (the upkeep leaves it alone).
-    fn relay_busy(&self, app: &AppId, session: &str) -> bool {
+    /// Whether a relay from `node` is being set up or extended (the upkeep
+    /// leaves it alone).
+    fn relay_busy(&self, app: &AppId, node: &str) -> bool {
         let locks = self.relay_locks.lock().unwrap_or_else(|e| e.into_inner());
         locks
-            .get(&(app.clone(), session.to_owned()))
+            .get(&(app.clone(), node.to_owned()))
             .is_some_and(|l| l.try_lock().is_err())
     }
 
-    fn relay_lock(&self, app: &AppId, session: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// The lock of the relay of `app`'s tracks from `node`.
+    fn relay_lock(&self, app: &AppId, node: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.relay_locks.lock().unwrap_or_else(|e| e.into_inner());
         // Locks of finished set-ups go (only the map and the caller hold them).
         locks.retain(|_, l| Arc::strong_count(l) > 1);
         locks
-            .entry((app.clone(), session.to_owned()))
+            .entry((app.clone(), node.to_owned()))
             .or_default()
             .clone()
     }

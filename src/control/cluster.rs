@@ -1,13 +1,15 @@
 //! What the control plane offers a cluster (`crate::cluster`): a feed of
-//! the sessions this node creates and removes (for the Redis directory), and
-//! **mirrors**: local copies of sessions that live on another node.
+//! the sessions of this node that go or change their tracks (for the Redis
+//! directory), and **mirrors**: the local end of a relay from another node.
 //!
-//! A mirror has the id of the session it copies and pushes, under their
-//! names, the tracks of it that local sessions pull. Its peer is the owning
-//! node, where the relay is a third-party session that pulls those tracks
-//! (so media crosses once per node, however many local subscribers); to the
-//! workers a mirror is an ordinary publishing session. API calls never see
-//! a mirror: they go to the owner ([`Control::owns_session`]).
+//! There is one mirror per (app, owning node): a third-party session whose
+//! peer is the owning node, where the relay is a session of ours that pulls
+//! every track of that node pulled here (one 5-tuple between two nodes'
+//! media ports carries one session). The mirror pushes each such track
+//! under `{session}/{name}`, and the registry's aliases let pulls name it as
+//! on its node (`session`, `name`); media crosses once per node, however
+//! many local subscribers. To the workers a mirror is an ordinary
+//! publishing session; API calls never see one.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -42,20 +44,19 @@ pub struct MirrorOf {
 /// A mirror as the control plane keeps it.
 #[derive(Debug)]
 pub(super) struct Mirror {
+    app: AppId,
     of: MirrorOf,
-    /// Since when none of its tracks has a subscriber here.
+    /// Since when none of its tracks has been pulled here.
     unused_since: Option<Instant>,
 }
 
-/// A mirror that has had no subscriber for its linger: to close on its
-/// owner (its relay's mids) and forget here.
+/// A mirror none of whose tracks has been pulled here for its linger: to
+/// close on its node (its relay's mids) and forget here.
 #[derive(Debug)]
 pub struct UnusedMirror {
     /// Its app.
     pub app: AppId,
-    /// Its (the owner's session's) id.
-    pub id: SessionId,
-    /// Where it comes from.
+    /// Its node and relay.
     pub of: MirrorOf,
     /// The mids of its tracks, which are those of the relay's pulls.
     pub mids: Vec<String>,
@@ -117,44 +118,40 @@ impl Control {
             .is_some_and(|key| !st.mirrors.contains_key(&key))
     }
 
-    /// Whether a track can be pulled here without a relay: pushed by a
-    /// session of this node, or on a mirror (active or idle: its relay
+    /// Whether `id` is a mirror's (never a session of the API).
+    pub fn is_mirror(&self, app: &AppId, id: &str) -> bool {
+        let st = self.lock();
+        st.reg
+            .session_key(app, id)
+            .is_some_and(|key| st.mirrors.contains_key(&key))
+    }
+
+    /// Whether a track can be pulled here without a new relay: pushed by a
+    /// session of this node, or relayed here (active or idle: its relay
     /// carries it, and media turns it active again).
     pub fn has_track(&self, app: &AppId, session: &str, name: &str) -> bool {
         let st = self.lock();
         let name = TrackName(name.to_owned());
-        let Some(key) = st.reg.session_key(app, session) else {
-            return false;
-        };
-        let Some(s) = st.reg.session(key) else {
-            return false;
-        };
-        if st.mirrors.contains_key(&key) {
-            s.pushed.iter().any(|p| p.name == name)
-        } else {
-            s.pushed_track(&name).is_some()
-        }
+        let alias = (app.clone(), SessionId(session.to_owned()), name.clone());
+        st.reg.aliases.contains_key(&alias) || st.reg.find_track(app, session, &name).is_some()
     }
 
-    /// The mirror of `id`, if there is one.
-    pub fn mirror(&self, app: &AppId, id: &str) -> Option<MirrorOf> {
+    /// The mirror of `app`'s tracks from `node`, if there is one.
+    pub fn mirror_of_node(&self, app: &AppId, node: &str) -> Option<MirrorOf> {
         let st = self.lock();
-        let key = st.reg.session_key(app, id)?;
-        st.mirrors.get(&key).map(|m| m.of.clone())
+        st.mirrors
+            .values()
+            .find(|m| m.app == *app && m.of.node == node)
+            .map(|m| m.of.clone())
     }
 
-    /// Creates the mirror of `id` (a third-party session with that id).
-    pub fn create_mirror(
-        &self,
-        app: &AppId,
-        id: &str,
-        of: MirrorOf,
-        now: Instant,
-    ) -> Result<(), ApiError> {
+    /// Creates the mirror of `app`'s tracks from `of.node` (a third-party
+    /// session).
+    pub fn create_mirror(&self, app: &AppId, of: MirrorOf, now: Instant) -> Result<(), ApiError> {
         let mut st = self.lock();
         let key = st
             .reg
-            .create_session_with_id(app, Some(SessionId(id.to_owned())), now)
+            .create_session(app, now)
             .ok_or_else(|| ApiError::not_found("Unknown app"))?;
         let (ufrag, pwd) = st
             .reg
@@ -163,28 +160,43 @@ impl Control {
             .ok_or_else(|| ApiError::internal("mirror vanished"))?;
         self.directory.insert(&ufrag, key, &pwd);
         self.make_third_party(&mut st, key);
-        st.mirrors.insert(
-            key,
-            Mirror {
-                of,
-                unused_since: None,
-            },
-        );
+        let mirror = Mirror {
+            app: app.clone(),
+            of,
+            unused_since: None,
+        };
+        st.mirrors.insert(key, mirror);
         Ok(())
     }
 
-    /// Adds a track to a mirror: the owner's offer (its relay now pulls
-    /// `name` on `mid`) is applied as if a client pushed it; returns our
+    /// Adds a track to the mirror of `node`: the node's offer (its relay now
+    /// pulls `name` of `session` on `mid`) is applied as if a client pushed
+    /// it, and the track is aliased to its name on its node. Returns our
     /// answer, for the relay's renegotiation.
     pub fn mirror_push(
         &self,
         app: &AppId,
-        id: &str,
+        node: &str,
         offer: String,
         mid: String,
-        name: &str,
+        (session, name): (&str, &str),
         now: Instant,
     ) -> Result<String, ApiError> {
+        let (key, id) = {
+            let st = self.lock();
+            let key = st
+                .mirrors
+                .iter()
+                .find(|(_, m)| m.app == *app && m.of.node == node)
+                .map(|(k, _)| *k)
+                .ok_or_else(|| ApiError::internal("the relay's mirror is gone"))?;
+            let id = st.reg.session(key).map(|s| s.id.0.clone());
+            (
+                key,
+                id.ok_or_else(|| ApiError::internal("the relay's mirror is gone"))?,
+            )
+        };
+        let here = TrackName(format!("{session}/{name}"));
         let req = TracksNewRequest {
             session_description: Some(SessionDescriptionJson {
                 kind: "offer".into(),
@@ -193,30 +205,39 @@ impl Control {
             tracks: vec![TrackObject {
                 location: Some("local".into()),
                 mid: Some(mid),
-                track_name: Some(name.to_owned()),
+                track_name: Some(here.0.clone()),
                 ..TrackObject::default()
             }],
             auto_discover: false,
         };
-        let response = self.tracks_new(app, id, req, now)?;
+        let response = self.tracks_new(app, &id, req, now)?;
         if let Some(failed) = response.tracks.iter().find(|t| t.failed()) {
             return Err(ApiError::internal(format!(
                 "the relay's offer was refused: {}",
                 failed.error_description.as_deref().unwrap_or("")
             )));
         }
+        let alias = (
+            app.clone(),
+            SessionId(session.to_owned()),
+            TrackName(name.to_owned()),
+        );
+        self.lock().reg.aliases.insert(alias, (key, here));
         response
             .session_description
             .map(|d| d.sdp)
             .ok_or_else(|| ApiError::internal("no answer for the relay's offer"))
     }
 
-    /// Forgets a mirror (its subscribers' pulls turn inactive).
-    pub fn remove_mirror(&self, app: &AppId, id: &str) {
+    /// Forgets the mirror of `node` (its pulls here turn inactive).
+    pub fn remove_mirror(&self, app: &AppId, node: &str) {
         let mut st = self.lock();
-        if let Some(key) = st.reg.session_key(app, id)
-            && st.mirrors.contains_key(&key)
-        {
+        let key = st
+            .mirrors
+            .iter()
+            .find(|(_, m)| m.app == *app && m.of.node == node)
+            .map(|(k, _)| *k);
+        if let Some(key) = key {
             self.remove_session(&mut st, key);
         }
     }
@@ -253,7 +274,7 @@ impl Control {
 
     /// Mirrors none of whose tracks has been pulled here for `linger`
     /// (they are forgotten here; the caller closes their relays), except
-    /// those `busy` says are being set up.
+    /// those whose node `busy` says is setting up a relay.
     pub fn take_unused_mirrors(
         &self,
         now: Instant,
@@ -281,7 +302,7 @@ impl Control {
                 continue;
             };
             let used = s.pushed.iter().any(|p| pulled.contains(&p.key()));
-            if used || busy(app, &s.id.0) {
+            if used || busy(app, &m.of.node) {
                 m.unused_since = None;
                 continue;
             }
@@ -291,7 +312,6 @@ impl Control {
                     *key,
                     UnusedMirror {
                         app: app.clone(),
-                        id: s.id.clone(),
                         of: m.of.clone(),
                         mids: s.pushed.iter().map(|p| p.mid.0.clone()).collect(),
                     },

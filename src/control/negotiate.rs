@@ -278,8 +278,11 @@ pub fn apply_offer(
         claimed.push(mid.clone());
         let t = get_or_create(session, &mid, m.kind);
         t.codecs = codecs;
-        t.send = Some(send_stream(sid, &track.name, rtx));
-        t.subscription = Some(Subscription::of_item(&items[*i], track, payload_types));
+        let subscription = Subscription::of_item(&items[*i], track, payload_types);
+        // The names the pull gave (a relayed track's own name is its
+        // mirror's).
+        t.send = Some(send_stream(sid, &subscription.track_name, rtx));
+        t.subscription = Some(subscription);
         items[*i].mid = Some(mid.0.clone());
     }
 
@@ -785,7 +788,11 @@ pub fn add_pull(session: &mut Session, track: &PushedTrack, item: &TrackObject) 
     t.codecs = codecs;
     t.extmaps = extmaps;
     let rtx = t.codecs.iter().any(|c| c.rtx_of().is_some());
-    t.send = Some(send_stream(&subscription.session_id.0, &track.name, rtx));
+    t.send = Some(send_stream(
+        &subscription.session_id.0,
+        &subscription.track_name,
+        rtx,
+    ));
     t.subscription = Some(subscription);
     t.pulled_before = false;
     mid

@@ -37,6 +37,10 @@ pub struct Registry {
     /// The session that pushes each track (kept by the sync, which sees
     /// every session whose pushed tracks changed).
     pub tracks: HashMap<TrackKey, SessionKey>,
+    /// Tracks of other nodes' sessions relayed here (a cluster): (app,
+    /// their session, their name) → the mirror that pushes it, and its name
+    /// there.
+    pub aliases: HashMap<(AppId, SessionId, TrackName), (SessionKey, TrackName)>,
     /// Sessions in creation order, for the never-connected expiry: the
     /// oldest is first, so expiry looks only at what is due.
     pub created: VecDeque<(Instant, SessionKey)>,
@@ -133,18 +137,28 @@ impl Registry {
         for p in &session.pushed {
             self.tracks.remove(&p.key());
         }
+        if !self.aliases.is_empty() {
+            self.aliases.retain(|_, (mirror, _)| *mirror != key);
+        }
         Some((app, session))
     }
 
-    /// An active pushed track of `app`, by publisher session id and name.
+    /// An active pushed track of `app`, by publisher session id and name
+    /// (a relayed one by its alias).
     pub fn find_track(
         &self,
         app: &AppId,
         session_id: &str,
         name: &TrackName,
     ) -> Option<&PushedTrack> {
-        let key = self.session_key(app, session_id)?;
-        self.session(key)?.pushed_track(name)
+        let own = self
+            .session_key(app, session_id)
+            .and_then(|key| self.session(key)?.pushed_track(name));
+        own.or_else(|| {
+            let alias = (app.clone(), SessionId(session_id.to_owned()), name.clone());
+            let (mirror, there) = self.aliases.get(&alias)?;
+            self.session(*mirror)?.pushed_track(there)
+        })
     }
 
     /// The session that pushes a track, and the track.

@@ -95,6 +95,12 @@ impl Subscription {
     pub fn of_item(item: &TrackObject, track: &PushedTrack, payload_types: Vec<(u8, u8)>) -> Self {
         Subscription {
             simulcast: item.simulcast.clone(),
+            // The name the pull gave: a relayed track's own is its
+            // mirror's (`control::cluster`).
+            track_name: item
+                .track_name
+                .clone()
+                .map_or_else(|| track.name.clone(), TrackName),
             ..Subscription::new(
                 item.session_id.as_deref().unwrap_or_default(),
                 track,
