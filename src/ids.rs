@@ -96,6 +96,15 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether a secret someone gave equals the expected one, in constant time:
+/// both are hashed first, so that the comparison's time does not even
+/// depend on their lengths (API bearer tokens, the cluster secret).
+pub fn secrets_equal(given: &[u8], expected: &[u8]) -> bool {
+    let digest = |b: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b);
+    let (given, expected) = (digest(given), digest(expected));
+    aws_lc_rs::constant_time::verify_slices_are_equal(given.as_ref(), expected.as_ref()).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -113,10 +113,12 @@ fn start_node(name: &str, redis_port: u16) -> Node {
         http,
     };
     assert!(
-        wait_until(Duration::from_secs(20), || metric(
+        metric_reaches(
             &node,
-            "switchboard_cluster_directory_up"
-        ) == Some(1.0)),
+            "switchboard_cluster_directory_up",
+            1.0,
+            Duration::from_secs(20)
+        ),
         "node {name} joins the cluster"
     );
     node
@@ -141,6 +143,11 @@ fn redis_get(port: u16, key: &str) -> String {
         .output()
         .expect("redis-cli runs (Debian package redis-tools, with redis-server)");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Whether a metric of `node` shows `value` within `limit`.
+fn metric_reaches(node: &Node, name: &str, value: f64, limit: Duration) -> bool {
+    wait_until(limit, || metric(node, name) == Some(value))
 }
 
 fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -378,10 +385,12 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     let _ = redis.0.kill();
     let _ = redis.0.wait();
     assert!(
-        wait_until(Duration::from_secs(5), || metric(
+        metric_reaches(
             &b,
-            "switchboard_cluster_directory_up"
-        ) == Some(0.0)),
+            "switchboard_cluster_directory_up",
+            0.0,
+            Duration::from_secs(5)
+        ),
         "B notices the outage"
     );
     assert!(
@@ -401,10 +410,12 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     redis = start_redis(redis_port);
     for node in [&a, &b, &c] {
         assert!(
-            wait_until(Duration::from_secs(10), || metric(
+            metric_reaches(
                 node,
-                "switchboard_cluster_directory_up"
-            ) == Some(1.0)),
+                "switchboard_cluster_directory_up",
+                1.0,
+                Duration::from_secs(10)
+            ),
             "the nodes rejoin after the outage"
         );
     }
@@ -458,10 +469,12 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     }
     let left = Instant::now();
     assert!(
-        wait_until(Duration::from_secs(15), || metric(
+        metric_reaches(
             &b,
-            "switchboard_cluster_relays"
-        ) == Some(0.0)),
+            "switchboard_cluster_relays",
+            0.0,
+            Duration::from_secs(15)
+        ),
         "B's relay closes after its last subscriber left"
     );
     eprintln!(

@@ -57,9 +57,9 @@ impl Cluster {
         if self.control.has_track(app, session, track) {
             return Ok(());
         }
-        let (relay, opened) = match self.control.mirror_of_node(app, &owner.id) {
-            Some(m) => (m.relay_session, false),
-            None => (self.open_relay(app, &owner).await?, true),
+        let relay = match self.control.mirror_of_node(app, &owner.id) {
+            Some(m) => m.relay_session,
+            None => self.open_relay(app, &owner).await?,
         };
         let added = self
             .add_to_relay(app, (session, track), &owner, &relay)
@@ -69,8 +69,7 @@ impl Cluster {
             // mirror goes (its pulls here turn inactive, a later pull sets
             // it up again); the owner's relay session loses its consent.
             tracing::warn!(session, track, node = %owner.id, error = %e.description, "a relay could not be set up");
-            if opened || self.control.mirror_of_node(app, &owner.id).is_some() {
-                self.control.remove_mirror(app, &owner.id);
+            if self.control.remove_mirror(app, &owner.id) {
                 self.counters
                     .relays_closed
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

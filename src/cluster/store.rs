@@ -108,24 +108,25 @@ impl Store {
         Ok(c)
     }
 
-    /// Runs a pipeline of commands within [`OPERATION_TIMEOUT`] (twice:
-    /// connecting, then the commands).
-    async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
-        let run = async {
-            let mut c = self.connection().await?;
-            pipe.query_async::<()>(&mut c).await?;
-            Ok::<(), StoreError>(())
-        };
-        tokio::time::timeout(OPERATION_TIMEOUT * 2, run)
-            .await
-            .map_err(|_| StoreError::Timeout(OPERATION_TIMEOUT * 2))?
+    /// Runs one command within the bound: [`OPERATION_TIMEOUT`] to
+    /// connect, as much to answer.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.bounded(async |c| cmd.query_async(c).await).await
     }
 
-    /// Runs one command within [`OPERATION_TIMEOUT`].
-    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+    /// Runs a pipeline of commands within the same bound.
+    async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+        self.bounded(async |c| pipe.query_async(c).await).await
+    }
+
+    /// Runs `op` on the connection within twice [`OPERATION_TIMEOUT`].
+    async fn bounded<T>(
+        &self,
+        op: impl AsyncFnOnce(&mut ConnectionManager) -> redis::RedisResult<T>,
+    ) -> Result<T, StoreError> {
         let run = async {
             let mut c = self.connection().await?;
-            Ok::<T, StoreError>(cmd.query_async(&mut c).await?)
+            Ok::<T, StoreError>(op(&mut c).await?)
         };
         tokio::time::timeout(OPERATION_TIMEOUT * 2, run)
             .await

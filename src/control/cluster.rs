@@ -139,10 +139,8 @@ impl Control {
     /// The mirror of `app`'s tracks from `node`, if there is one.
     pub fn mirror_of_node(&self, app: &AppId, node: &str) -> Option<MirrorOf> {
         let st = self.lock();
-        st.mirrors
-            .values()
-            .find(|m| m.app == *app && m.of.node == node)
-            .map(|m| m.of.clone())
+        let key = mirror_key(&st, app, node)?;
+        st.mirrors.get(&key).map(|m| m.of.clone())
     }
 
     /// Creates the mirror of `app`'s tracks from `of.node` (a third-party
@@ -184,11 +182,7 @@ impl Control {
     ) -> Result<String, ApiError> {
         let (key, id) = {
             let st = self.lock();
-            let key = st
-                .mirrors
-                .iter()
-                .find(|(_, m)| m.app == *app && m.of.node == node)
-                .map(|(k, _)| *k)
+            let key = mirror_key(&st, app, node)
                 .ok_or_else(|| ApiError::internal("the relay's mirror is gone"))?;
             let id = st.reg.session(key).map(|s| s.id.0.clone());
             (
@@ -229,17 +223,15 @@ impl Control {
             .ok_or_else(|| ApiError::internal("no answer for the relay's offer"))
     }
 
-    /// Forgets the mirror of `node` (its pulls here turn inactive).
-    pub fn remove_mirror(&self, app: &AppId, node: &str) {
+    /// Forgets the mirror of `node` (its pulls here turn inactive);
+    /// whether there was one.
+    pub fn remove_mirror(&self, app: &AppId, node: &str) -> bool {
         let mut st = self.lock();
-        let key = st
-            .mirrors
-            .iter()
-            .find(|(_, m)| m.app == *app && m.of.node == node)
-            .map(|(k, _)| *k);
+        let key = mirror_key(&st, app, node);
         if let Some(key) = key {
             self.remove_session(&mut st, key);
         }
+        key.is_some()
     }
 
     /// How many mirrors (open relays) there are.
@@ -323,6 +315,14 @@ impl Control {
         }
         due.into_iter().map(|(_, m)| m).collect()
     }
+}
+
+/// The session of the mirror of `app`'s tracks from `node`.
+fn mirror_key(st: &State, app: &AppId, node: &str) -> Option<SessionKey> {
+    st.mirrors
+        .iter()
+        .find(|(_, m)| m.app == *app && m.of.node == node)
+        .map(|(k, _)| *k)
 }
 
 /// The names of a session's active pushed tracks.
