@@ -23,9 +23,22 @@ struct Link {
     dropped: u64,
 }
 
+/// What a simulated run shows.
+struct Run {
+    /// The estimate every 100 ms: (seconds since start, bit/s).
+    samples: Vec<(f64, f64)>,
+    /// Seconds from the start until the estimate was measured, and what
+    /// it was then.
+    measured: Option<(f64, f64)>,
+}
+
 /// Runs `phases` of (seconds, capacity bit/s, random loss in 1/1000);
 /// returns the estimate sampled every 100 ms as (seconds since start, bit/s).
 fn simulate(phases: &[(u64, f64, u32)]) -> Vec<(f64, f64)> {
+    run(phases).samples
+}
+
+fn run(phases: &[(u64, f64, u32)]) -> Run {
     let t0 = Instant::now();
     let mut est = BandwidthEstimator::new(t0);
     let mut client = TwccReceiver::new(t0);
@@ -47,6 +60,7 @@ fn simulate(phases: &[(u64, f64, u32)]) -> Vec<(f64, f64)> {
     let mut next_feedback = t0 + FEEDBACK;
     let mut next_sample = t0;
     let mut samples = Vec::new();
+    let mut measured = None;
     let mut packet = Vec::new();
     let mut statuses = Vec::new();
     let mut next_seq = 0u16;
@@ -96,6 +110,9 @@ fn simulate(phases: &[(u64, f64, u32)]) -> Vec<(f64, f64)> {
                 let (_, fb) = link.to_sender.pop_front().expect("front");
                 est.on_feedback(&fb, now, ONE_WAY * 2, &mut statuses);
             }
+            if measured.is_none() && est.measured(now) {
+                measured = Some((now.duration_since(t0).as_secs_f64(), est.estimate() as f64));
+            }
             if now >= next_sample {
                 next_sample += Duration::from_millis(100);
                 samples.push((now.duration_since(t0).as_secs_f64(), est.estimate() as f64));
@@ -104,7 +121,7 @@ fn simulate(phases: &[(u64, f64, u32)]) -> Vec<(f64, f64)> {
         }
     }
     assert_eq!(est.feedback_malformed, 0);
-    samples
+    Run { samples, measured }
 }
 
 const FEEDBACK: Duration = Duration::from_millis(50);
@@ -170,4 +187,21 @@ fn random_loss_of_five_percent_does_not_collapse_the_estimate() {
 fn heavy_loss_lowers_the_estimate() {
     let samples = simulate(&[(10, 2_000_000.0, 0), (10, 2_000_000.0, 250)]);
     assert!(mean(&samples, 17.0, 20.0) < 0.8 * mean(&samples, 7.0, 10.0));
+}
+
+#[test]
+fn the_estimate_is_measured_once_the_start_probes_answer() {
+    // A wide path: the start's probes answer within a few round trips,
+    // and the estimate is then well above its start value.
+    let wide = run(&[(3, 2_000_000.0, 0)]);
+    let (at, rate) = wide.measured.expect("measured");
+    assert!(at < 0.5, "measured after {at:.2} s");
+    assert!(rate > 2.0 * START_RATE, "{rate}");
+    // A path that drops every probe: measured by time alone.
+    let dead = run(&[(3, 2_000_000.0, 1000)]);
+    let (at, _) = dead.measured.expect("measured");
+    assert!(
+        (at - FIRST_MEASURE.as_secs_f64()).abs() < 0.01,
+        "measured after {at:.2} s"
+    );
 }

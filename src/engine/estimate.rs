@@ -27,6 +27,7 @@ use super::{Engine, Transmit};
 use crate::bwe::BandwidthEstimator;
 use crate::ids::SessionKey;
 use crate::session::SessionMedia;
+use crate::simulcast::Estimate;
 use crate::srtp::gcm;
 
 /// How often what the video needs is measured and the estimate judged.
@@ -100,6 +101,16 @@ impl SubscriberEstimate {
     /// `bytes` of video were sent.
     pub fn note_video(&mut self, bytes: usize) {
         self.video_bytes += bytes as u64;
+    }
+
+    /// The estimate as the simulcast layer choice reads it: none until it
+    /// rests on a measurement (the start value would move every new
+    /// subscriber down a layer and back up a moment later).
+    pub fn for_layers(&self, now: Instant) -> Option<Estimate> {
+        self.bwe.measured(now).then(|| Estimate {
+            rate: self.bwe.estimate() as f64,
+            congested: self.bwe.congested(now, CONGESTION_RECENT),
+        })
     }
 
     /// What its video needed over the last window before a pause, bit/s.

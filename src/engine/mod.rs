@@ -55,7 +55,7 @@ use crate::session::ingress::ReceptionStats;
 use crate::session::resend::ResendLimiter;
 use crate::session::rtt::{self, RoundTrip};
 use crate::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
-use crate::simulcast::{Admit, Layer, LayerSwitch, switch::FRAME_TICKS};
+use crate::simulcast::{Admit, Estimate, Layer, LayerSwitch, switch::FRAME_TICKS};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::{self, GcmReceiver, GcmSender};
 use crate::srtp::gcm_rtcp::GcmRtcpReceiver;
@@ -735,7 +735,7 @@ impl Engine {
             let estimate = layers
                 .as_ref()
                 .and(s.estimate.as_ref())
-                .map(|e| e.bwe.estimate() as f64);
+                .and_then(|e| e.for_layers(clock));
             let mut group = Coalescer::new(s.addr);
             for (plain, header) in run.packets() {
                 if let Some(sw) = layers.as_deref_mut()
@@ -1109,7 +1109,7 @@ impl Engine {
                                     // of the new target is not missed.
                                     sw.set_preferences(pull.preferences.clone(), &pull.rids);
                                     let estimate =
-                                        s.estimate.as_ref().map(|e| e.bwe.estimate() as f64);
+                                        s.estimate.as_ref().and_then(|e| e.for_layers(self.clock));
                                     sw.retarget(self.clock, estimate);
                                     if let Some(layer) = sw.poll_keyframe_request(self.clock) {
                                         self.events.push_back(EngineEvent::KeyframeRequest {
@@ -1343,7 +1343,7 @@ fn admit_layer(
     header: &RunHeader,
     len: usize,
     now: Instant,
-    estimate: Option<f64>,
+    estimate: Option<Estimate>,
     paused: bool,
     counters: &Counters,
 ) -> bool {

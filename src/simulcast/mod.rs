@@ -20,7 +20,7 @@ pub mod preferences;
 pub mod switch;
 
 pub use preferences::Preferences;
-pub use switch::{Admit, LayerSwitch};
+pub use switch::{Admit, Estimate, LayerSwitch};
 
 /// Most layers a track may have (browsers send up to three).
 pub const MAX_LAYERS: usize = 4;

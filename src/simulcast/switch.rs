@@ -18,7 +18,10 @@
 //! carries the current layer; up only to a layer live for
 //! [`UP_AFTER_LIVE`], when the estimate carries its rate with
 //! [`UP_MARGIN`] to spare, and not within [`UP_HOLD`] of a
-//! bandwidth-driven downswitch (no flapping).
+//! bandwidth-driven downswitch (no flapping). Down for bandwidth only on a
+//! path that shows congestion: while it shows none it carries the layer
+//! being sent, whatever an estimate still ramping up (or a layer's rate
+//! swollen by keyframes) says.
 
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,18 @@ const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// One video frame at 30 fps on the 90 kHz clock: the step of a switch
 /// whose keyframe is not after the last frame sent.
 pub const FRAME_TICKS: u32 = 3000;
+
+/// The subscriber's bandwidth estimate, as the layer choice reads it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimate {
+    /// Bit/s.
+    pub rate: f64,
+    /// The path showed congestion lately (a growing queue, heavy loss).
+    /// Only then is the layer being sent left for one the rate fits (and
+    /// switching up held for [`UP_HOLD`]): without congestion the path
+    /// carries it.
+    pub congested: bool,
+}
 
 /// What to do with one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,8 +207,8 @@ impl LayerSwitch {
     }
 
     /// Chooses the target from the preferences, the live layers and the
-    /// estimate (bit/s; `None` when the subscriber has none).
-    pub fn retarget(&mut self, now: Instant, estimate: Option<f64>) {
+    /// estimate (`None` when the subscriber has none yet).
+    pub fn retarget(&mut self, now: Instant, estimate: Option<Estimate>) {
         let current_rank = self.current.and_then(|c| self.candidates.rank(c));
         let up_allowed = self
             .last_down
@@ -203,17 +218,16 @@ impl LayerSwitch {
                 return true;
             };
             let rate = self.rate(layer);
-            let up = match (self.candidates.rank(layer), current_rank) {
-                (Some(r), Some(c)) => r < c,
-                _ => false,
-            };
-            if !up {
-                return rate <= estimate;
+            match (self.candidates.rank(layer), current_rank) {
+                (Some(r), Some(c)) if r < c => {
+                    let settled = self.seen[layer.index()]
+                        .live_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= UP_AFTER_LIVE);
+                    up_allowed && settled && rate * UP_MARGIN <= estimate.rate
+                }
+                (Some(r), Some(c)) if r == c && !estimate.congested => true,
+                _ => rate <= estimate.rate,
             }
-            let settled = self.seen[layer.index()]
-                .live_since
-                .is_some_and(|t| now.saturating_duration_since(t) >= UP_AFTER_LIVE);
-            up_allowed && settled && rate * UP_MARGIN <= estimate
         };
         let target = self
             .preferences
@@ -279,11 +293,11 @@ impl LayerSwitch {
     /// preferences follow the estimate and the next better live layer does
     /// not fit it: at most every [`PROBE_EVERY`], not within [`UP_HOLD`]
     /// of a switch down (it could not be switched up to anyway).
-    pub fn poll_probe(&mut self, now: Instant, estimate: Option<f64>) -> Option<f64> {
+    pub fn poll_probe(&mut self, now: Instant, estimate: Option<Estimate>) -> Option<f64> {
         if !self.preferences.by_estimate {
             return None;
         }
-        let estimate = estimate?;
+        let estimate = estimate?.rate;
         let rank = self.candidates.rank(self.current?)?;
         let better = *self.candidates.layers()[..rank]
             .iter()

@@ -15,6 +15,22 @@ fn switch(preferences: serde_json::Value) -> LayerSwitch {
     LayerSwitch::new(Preferences::from_api(&preferences), &rids())
 }
 
+/// An estimate of `rate` bit/s on a path that showed congestion.
+fn congested(rate: f64) -> Option<Estimate> {
+    Some(Estimate {
+        rate,
+        congested: true,
+    })
+}
+
+/// An estimate of `rate` bit/s still ramping up (no congestion seen).
+fn ramping(rate: f64) -> Option<Estimate> {
+    Some(Estimate {
+        rate,
+        congested: false,
+    })
+}
+
 /// Every layer sends a packet every 10 ms for `ms`, at 4:2:1 sizes.
 fn flow(s: &mut LayerSwitch, t0: Instant, ms: u64, live: &[Layer]) -> Instant {
     for i in 0..ms / 10 {
@@ -103,7 +119,7 @@ fn with_the_defaults_a_stopped_layer_is_not_left() {
     s.retarget(now, None);
     assert_eq!(s.admit(F, true), Admit::Switch);
     let now = flow(&mut s, now, 3000, &[H, Q]);
-    s.retarget(now, Some(10_000.0));
+    s.retarget(now, congested(10_000.0));
     assert_eq!(s.target(), Some(F));
     assert_eq!(s.poll_keyframe_request(now), None, "reached (and silent)");
 }
@@ -115,30 +131,60 @@ fn the_estimate_moves_down_at_once_and_up_only_after_the_hold() {
     // Rates: f 800 kbit/s, h 400, q 200 (1000, 500, 250 bytes per 10 ms).
     let now = flow(&mut s, t0, 3000, &[F, H, Q]);
     assert!((s.rate(F) - 800_000.0).abs() < 1_000.0, "{}", s.rate(F));
-    s.retarget(now, Some(2_000_000.0));
+    s.retarget(now, congested(2_000_000.0));
     assert_eq!(s.target(), Some(F));
     assert_eq!(s.admit(F, true), Admit::Switch);
     // The estimate drops to 500 kbit/s: down to h at once.
-    s.retarget(now, Some(500_000.0));
+    s.retarget(now, congested(500_000.0));
     assert_eq!(s.target(), Some(H));
     assert_eq!(s.admit(H, true), Admit::Switch);
     // It recovers, but not for UP_HOLD.
     let later = flow(&mut s, now, 5000, &[F, H, Q]);
-    s.retarget(later, Some(2_000_000.0));
+    s.retarget(later, congested(2_000_000.0));
     assert_eq!(s.target(), Some(H), "held");
     let later = flow(&mut s, later, 5100, &[F, H, Q]);
-    s.retarget(later, Some(2_000_000.0));
+    s.retarget(later, congested(2_000_000.0));
     assert_eq!(s.target(), Some(F), "after the hold");
     // Up needs a margin: 1.1 × f's rate is not enough.
     let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
     let now = flow(&mut s, t0, 3000, &[F, H, Q]);
-    s.retarget(now, Some(300_000.0));
+    s.retarget(now, congested(300_000.0));
     assert_eq!(s.admit(Q, true), Admit::Switch);
-    s.retarget(now, Some(880_000.0));
+    s.retarget(now, congested(880_000.0));
     assert_eq!(s.target(), Some(H), "h fits with margin, f does not");
     // Nothing fits: the lowest live layer.
-    s.retarget(now, Some(10_000.0));
+    s.retarget(now, congested(10_000.0));
     assert_eq!(s.target(), Some(Q));
+}
+
+#[test]
+fn without_congestion_the_layer_being_sent_is_kept_whatever_the_estimate() {
+    let t0 = Instant::now();
+    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
+    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
+    s.retarget(now, None);
+    assert_eq!(s.admit(F, true), Admit::Switch);
+    // An estimate still ramping up from its start value: f goes on.
+    s.retarget(now, ramping(300_000.0));
+    assert_eq!(s.target(), Some(F));
+    // The path shows congestion: down to what the estimate carries, held.
+    s.retarget(now, congested(300_000.0));
+    assert_eq!(s.target(), Some(Q));
+    assert_eq!(s.admit(Q, true), Admit::Switch);
+    let later = flow(&mut s, now, 5000, &[F, H, Q]);
+    s.retarget(later, ramping(2_000_000.0));
+    assert_eq!(s.target(), Some(Q), "held");
+
+    // A first choice on a ramping estimate fits it, and is not held.
+    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
+    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
+    s.retarget(now, ramping(300_000.0));
+    assert_eq!(s.target(), Some(Q));
+    assert_eq!(s.admit(Q, true), Admit::Switch);
+    let later = flow(&mut s, now, 500, &[F, H, Q]);
+    assert!(s.poll_probe(later, ramping(300_000.0)).is_some());
+    s.retarget(later, ramping(1_000_000.0));
+    assert_eq!(s.target(), Some(F));
 }
 
 #[test]
@@ -146,14 +192,14 @@ fn a_layer_live_for_less_than_two_seconds_is_not_switched_up_to() {
     let t0 = Instant::now();
     let mut s = switch(json!({"priorityOrdering": "asciibetical"}));
     let now = flow(&mut s, t0, 3000, &[H, Q]);
-    s.retarget(now, Some(5_000_000.0));
+    s.retarget(now, congested(5_000_000.0));
     assert_eq!(s.target(), Some(H));
     assert_eq!(s.admit(H, true), Admit::Switch);
     let now = flow(&mut s, now, 1000, &[F, H, Q]);
-    s.retarget(now, Some(5_000_000.0));
+    s.retarget(now, congested(5_000_000.0));
     assert_eq!(s.target(), Some(H));
     let now = flow(&mut s, now, 1100, &[F, H, Q]);
-    s.retarget(now, Some(5_000_000.0));
+    s.retarget(now, congested(5_000_000.0));
     assert_eq!(s.target(), Some(F));
 }
 
@@ -183,34 +229,40 @@ fn a_better_layer_that_does_not_fit_is_probed_for_every_few_seconds() {
     let t0 = Instant::now();
     let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
     let now = flow(&mut s, t0, 3000, &[F, H, Q]);
-    s.retarget(now, Some(2_000_000.0));
+    s.retarget(now, congested(2_000_000.0));
     assert_eq!(s.admit(F, true), Admit::Switch);
-    assert_eq!(s.poll_probe(now, Some(2_000_000.0)), None, "the best layer");
-    s.retarget(now, Some(500_000.0));
+    assert_eq!(
+        s.poll_probe(now, congested(2_000_000.0)),
+        None,
+        "the best layer"
+    );
+    s.retarget(now, congested(500_000.0));
     assert_eq!(s.admit(H, true), Admit::Switch);
     assert_eq!(
-        s.poll_probe(now, Some(500_000.0)),
+        s.poll_probe(now, congested(500_000.0)),
         None,
         "just switched down"
     );
     let later = flow(&mut s, now, UP_HOLD.as_millis() as u64, &[F, H, Q]);
-    let probe = s.poll_probe(later, Some(500_000.0)).expect("a probe for f");
+    let probe = s
+        .poll_probe(later, congested(500_000.0))
+        .expect("a probe for f");
     assert!(
         (probe - 800_000.0 * UP_MARGIN * PROBE_ABOVE).abs() < 5_000.0,
         "{probe}"
     );
     assert_eq!(
-        s.poll_probe(later + Duration::from_secs(1), Some(500_000.0)),
+        s.poll_probe(later + Duration::from_secs(1), congested(500_000.0)),
         None
     );
     let again = flow(&mut s, later, PROBE_EVERY.as_millis() as u64, &[F, H, Q]);
-    assert!(s.poll_probe(again, Some(500_000.0)).is_some());
+    assert!(s.poll_probe(again, congested(500_000.0)).is_some());
     // Once f fits, no probe; without priority ordering, never.
     let later = flow(&mut s, again, PROBE_EVERY.as_millis() as u64, &[F, H, Q]);
-    assert_eq!(s.poll_probe(later, Some(5_000_000.0)), None);
+    assert_eq!(s.poll_probe(later, congested(5_000_000.0)), None);
     let mut plain = switch(json!({"preferredRid": "h"}));
     let now = flow(&mut plain, t0, 3000, &[F, H, Q]);
-    plain.retarget(now, Some(100.0));
+    plain.retarget(now, congested(100.0));
     assert_eq!(plain.admit(H, true), Admit::Switch);
-    assert_eq!(plain.poll_probe(now + UP_HOLD, Some(100.0)), None);
+    assert_eq!(plain.poll_probe(now + UP_HOLD, congested(100.0)), None);
 }
