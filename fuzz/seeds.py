@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the seed inputs of each fuzz target into corpus/<target>/seed-*:
+"""Writes the seed inputs of each fuzz target into target/seeds/<target>/:
 well-formed examples the fuzzer mutates from (real browser offers from
 tests/data, Binding requests with valid MESSAGE-INTEGRITY and FINGERPRINT,
 RTP with header extensions and VP8/H.264 payloads, compound RTCP).
-Run by tools/fuzz before each run; the seeds are small and regenerated,
-what the fuzzer finds is kept beside them."""
+Run by tools/fuzz before each run, which reads them beside corpus/<target>
+(what earlier runs kept); they are regenerated, never committed."""
 
 import hashlib
 import hmac
@@ -27,7 +27,7 @@ def records(*items):
 
 
 def write(target, name, data):
-    d = HERE / "corpus" / target
+    d = HERE / "target" / "seeds" / target
     d.mkdir(parents=True, exist_ok=True)
     (d / f"seed-{name}").write_bytes(data)
 

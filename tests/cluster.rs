@@ -276,7 +276,7 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     let redis_port = free_tcp_port();
     let mut redis = start_redis(redis_port);
     let mut a = start_node("node-a", redis_port);
-    let b = start_node("node-b", redis_port);
+    let mut b = start_node("node-b", redis_port);
     let c = start_node("node-c", redis_port);
 
     // A publisher on A; two subscribers on B, one on C.
@@ -505,5 +505,28 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     );
     eprintln!("inactive {:?} after the kill", killed.elapsed());
     assert_eq!(metric(&c, "switchboard_cluster_relays"), Some(0.0));
+
+    // Node B stops gracefully: it leaves the directory as it exits, and
+    // no heartbeat lists it again.
+    let b_key = "switchboard:node:node-b";
+    assert!(!redis_get(redis_port, b_key).is_empty(), "B is listed");
+    let term = Command::new("kill")
+        .args(["-TERM", &b.process.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(term.success());
+    assert!(
+        wait_until(Duration::from_secs(10), || matches!(
+            b.process.0.try_wait(),
+            Ok(Some(_))
+        )),
+        "B exits on SIGTERM"
+    );
+    assert_eq!(redis_get(redis_port, b_key), "", "B left the directory");
+    std::thread::sleep(HEARTBEAT_AND_A_HALF);
+    assert_eq!(redis_get(redis_port, b_key), "", "and stays out of it");
     drop(redis);
 }
+
+/// Longer than a heartbeat's interval (1 s).
+const HEARTBEAT_AND_A_HALF: Duration = Duration::from_millis(1500);

@@ -31,7 +31,12 @@ impl Cluster {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let left = self.left.lock().await;
+            if *left {
+                return;
+            }
             let result = self.store.heartbeat(&self.node).await;
+            drop(left);
             let mut up_since = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
             match result {
                 Ok(()) => {

@@ -68,6 +68,9 @@ pub struct Cluster {
     in_sync: std::sync::atomic::AtomicBool,
     /// Since when the directory has answered every heartbeat.
     up_since: Mutex<Option<Instant>>,
+    /// Held by a heartbeat while it writes; true once the node left, so
+    /// that no heartbeat lists it again after [`Cluster::leave`].
+    left: tokio::sync::Mutex<bool>,
 }
 
 /// Counts of the cluster's work.
@@ -103,6 +106,7 @@ impl Cluster {
             warned: Default::default(),
             in_sync: Default::default(),
             up_since: Mutex::new(None),
+            left: tokio::sync::Mutex::new(false),
         }))
     }
 
@@ -116,8 +120,10 @@ impl Cluster {
     }
 
     /// Leaves the directory (a graceful stop); the heartbeat's expiry does
-    /// it otherwise.
+    /// it otherwise. A heartbeat under way is waited for, and none follows.
     pub async fn leave(&self) {
+        let mut left = self.left.lock().await;
+        *left = true;
         let _ = self.store.leave(&self.node.id).await;
     }
 }
