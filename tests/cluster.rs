@@ -142,6 +142,7 @@ fn redis_get(port: u16, key: &str) -> String {
         .args(["-p", &port.to_string(), "--raw", "GET", key])
         .output()
         .expect("redis-cli runs (Debian package redis-tools, with redis-server)");
+    assert!(out.status.success(), "redis-cli GET {key} failed");
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
@@ -506,8 +507,8 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     eprintln!("inactive {:?} after the kill", killed.elapsed());
     assert_eq!(metric(&c, "switchboard_cluster_relays"), Some(0.0));
 
-    // Node B stops gracefully: it leaves the directory as it exits, and
-    // no heartbeat lists it again.
+    // Node B stops gracefully: it leaves the directory as it exits (its
+    // entry does not wait for the heartbeat's expiry).
     let b_key = "switchboard:node:node-b";
     assert!(!redis_get(redis_port, b_key).is_empty(), "B is listed");
     let term = Command::new("kill")
@@ -523,10 +524,5 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
         "B exits on SIGTERM"
     );
     assert_eq!(redis_get(redis_port, b_key), "", "B left the directory");
-    std::thread::sleep(HEARTBEAT_AND_A_HALF);
-    assert_eq!(redis_get(redis_port, b_key), "", "and stays out of it");
     drop(redis);
 }
-
-/// Longer than a heartbeat's interval (1 s).
-const HEARTBEAT_AND_A_HALF: Duration = Duration::from_millis(1500);

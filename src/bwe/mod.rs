@@ -36,9 +36,9 @@ pub const START_RATE: f64 = 300_000.0;
 const SENT: usize = 512;
 /// Loss is judged over at least this many reported packets.
 const LOSS_PACKETS: u32 = 20;
-/// A new estimate is only its start value until a probe result or a
-/// congestion signal comes, or this long has passed (the start's probes
-/// are answered within a few round trips).
+/// A new estimate is only its start value and the first probe results
+/// until a congestion signal comes or this long has passed since it was
+/// made (the start's exponential probing climbs a step per round trip).
 pub const FIRST_MEASURE: Duration = Duration::from_secs(1);
 
 /// One packet we sent (12 bytes).
@@ -69,8 +69,6 @@ pub struct BandwidthEstimator {
     lost: u32,
     /// The best probe result since [`Self::take_probed`], bit/s.
     probed: f64,
-    /// A probe result came.
-    probed_once: bool,
     /// Feedback packets read.
     pub feedback_read: u64,
     /// Feedback packets that were malformed.
@@ -91,7 +89,6 @@ impl BandwidthEstimator {
             reported: 0,
             lost: 0,
             probed: 0.0,
-            probed_once: false,
             feedback_read: 0,
             feedback_malformed: 0,
         }
@@ -206,11 +203,10 @@ impl BandwidthEstimator {
             }
         }
         let rtt_us = rtt.as_micros() as i64;
-        let (rate, probed, once) = (&mut self.rate, &mut self.probed, &mut self.probed_once);
+        let (rate, probed) = (&mut self.rate, &mut self.probed);
         self.prober.results(now_us, |r| {
             rate.probed(r);
             *probed = probed.max(r);
-            *once = true;
         });
         let acked = self.acked.rate();
         self.rate.update(now_us, self.delay.usage(), acked, rtt_us);
@@ -232,12 +228,12 @@ impl BandwidthEstimator {
             .is_some_and(|t| now_us - t <= within.as_micros() as i64)
     }
 
-    /// Whether the estimate rests on a measurement (a probe result, a
-    /// congestion signal, or [`FIRST_MEASURE`] of feedback), not only on
-    /// [`START_RATE`]: until then a layer is not chosen by it.
+    /// Whether the estimate rests on a measurement: a congestion signal,
+    /// or [`FIRST_MEASURE`] since it was made (at the client's first
+    /// feedback), by when the start's probing has found what the path
+    /// carries. Until then a layer is not chosen by it.
     pub fn measured(&self, now: Instant) -> bool {
-        self.probed_once
-            || self.rate.last_congestion.is_some()
+        self.rate.last_congestion.is_some()
             || now.saturating_duration_since(self.epoch) >= FIRST_MEASURE
     }
 

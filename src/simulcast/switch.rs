@@ -14,14 +14,13 @@
 //!   of, while the target is not reached.
 //!
 //! Switching rules (media-quality.md): the current layer is forwarded until
-//! the target's keyframe arrives; down at once when the estimate no longer
-//! carries the current layer; up only to a layer live for
-//! [`UP_AFTER_LIVE`], when the estimate carries its rate with
-//! [`UP_MARGIN`] to spare, and not within [`UP_HOLD`] of a
-//! bandwidth-driven downswitch (no flapping). Down for bandwidth only on a
-//! path that shows congestion: while it shows none it carries the layer
-//! being sent, whatever an estimate still ramping up (or a layer's rate
-//! swollen by keyframes) says.
+//! the target's keyframe arrives; down at once when the path shows
+//! congestion and the estimate no longer carries the current layer (while
+//! the path shows none it carries the layer being sent, whatever an
+//! estimate still ramping up, or a layer's rate swollen by keyframes,
+//! says); up only to a layer live for [`UP_AFTER_LIVE`], when the estimate
+//! carries its rate with [`UP_MARGIN`] to spare, and not within
+//! [`UP_HOLD`] of a bandwidth-driven downswitch (no flapping).
 
 use std::time::{Duration, Instant};
 
@@ -213,6 +212,9 @@ impl LayerSwitch {
         let up_allowed = self
             .last_down
             .is_none_or(|t| now.saturating_duration_since(t) >= UP_HOLD);
+        // A switch down waits for its keyframe: it is not undone because
+        // the congestion that caused it has not been signalled again since.
+        let going_down = self.target.and_then(|t| self.candidates.rank(t)) > current_rank;
         let fits = |layer: Layer| {
             let Some(estimate) = estimate else {
                 return true;
@@ -225,7 +227,7 @@ impl LayerSwitch {
                         .is_some_and(|t| now.saturating_duration_since(t) >= UP_AFTER_LIVE);
                     up_allowed && settled && rate * UP_MARGIN <= estimate.rate
                 }
-                (Some(r), Some(c)) if r == c && !estimate.congested => true,
+                (Some(r), Some(c)) if r == c && !estimate.congested && !going_down => true,
                 _ => rate <= estimate.rate,
             }
         };

@@ -175,6 +175,35 @@ fn without_congestion_the_layer_being_sent_is_kept_whatever_the_estimate() {
     s.retarget(later, ramping(2_000_000.0));
     assert_eq!(s.target(), Some(Q), "held");
 
+    // Congested, but the estimate still carries f: f is kept.
+    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
+    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
+    s.retarget(now, None);
+    assert_eq!(s.admit(F, true), Admit::Switch);
+    s.retarget(now, congested(900_000.0));
+    assert_eq!(s.target(), Some(F));
+    // A switch down for congestion waits for its keyframe, and is not
+    // undone when no congestion is signalled meanwhile.
+    s.retarget(now, congested(300_000.0));
+    assert_eq!(s.target(), Some(Q));
+    let later = flow(&mut s, now, 2000, &[F, H, Q]);
+    s.retarget(later, ramping(300_000.0));
+    assert_eq!(s.target(), Some(Q), "still going down");
+    assert_eq!(s.admit(F, false), Admit::Forward, "f until q's keyframe");
+    assert_eq!(s.admit(Q, true), Admit::Switch);
+
+    // The layer being sent stops: the best live layer the estimate
+    // carries, congested or not.
+    let mut s = switch(
+        json!({"preferredRid": "f", "priorityOrdering": "asciibetical", "ridNotAvailable": "asciibetical"}),
+    );
+    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
+    s.retarget(now, None);
+    assert_eq!(s.admit(F, true), Admit::Switch);
+    let later = flow(&mut s, now, 1500, &[H, Q]);
+    s.retarget(later, ramping(500_000.0));
+    assert_eq!(s.target(), Some(H));
+
     // A first choice on a ramping estimate fits it, and is not held.
     let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
     let now = flow(&mut s, t0, 3000, &[F, H, Q]);
