@@ -31,6 +31,16 @@ fn ramping(rate: f64) -> Option<Estimate> {
     })
 }
 
+/// A switch with `preferences` sending f, all three layers live for 3 s
+/// from `t0`; and the time then.
+fn sending_f(preferences: serde_json::Value, t0: Instant) -> (LayerSwitch, Instant) {
+    let mut s = switch(preferences);
+    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
+    s.retarget(now, None);
+    assert_eq!(s.admit(F, true), Admit::Switch);
+    (s, now)
+}
+
 /// Every layer sends a packet every 10 ms for `ms`, at 4:2:1 sizes.
 fn flow(s: &mut LayerSwitch, t0: Instant, ms: u64, live: &[Layer]) -> Instant {
     for i in 0..ms / 10 {
@@ -160,10 +170,8 @@ fn the_estimate_moves_down_at_once_and_up_only_after_the_hold() {
 #[test]
 fn without_congestion_the_layer_being_sent_is_kept_whatever_the_estimate() {
     let t0 = Instant::now();
-    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
-    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
-    s.retarget(now, None);
-    assert_eq!(s.admit(F, true), Admit::Switch);
+    let by_estimate = json!({"preferredRid": "f", "priorityOrdering": "asciibetical"});
+    let (mut s, now) = sending_f(by_estimate.clone(), t0);
     // An estimate still ramping up from its start value: f goes on.
     s.retarget(now, ramping(300_000.0));
     assert_eq!(s.target(), Some(F));
@@ -176,10 +184,7 @@ fn without_congestion_the_layer_being_sent_is_kept_whatever_the_estimate() {
     assert_eq!(s.target(), Some(Q), "held");
 
     // Congested, but the estimate still carries f: f is kept.
-    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
-    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
-    s.retarget(now, None);
-    assert_eq!(s.admit(F, true), Admit::Switch);
+    let (mut s, now) = sending_f(by_estimate.clone(), t0);
     s.retarget(now, congested(900_000.0));
     assert_eq!(s.target(), Some(F));
     // A switch down for congestion waits for its keyframe, and is not
@@ -194,18 +199,16 @@ fn without_congestion_the_layer_being_sent_is_kept_whatever_the_estimate() {
 
     // The layer being sent stops: the best live layer the estimate
     // carries, congested or not.
-    let mut s = switch(
+    let (mut s, now) = sending_f(
         json!({"preferredRid": "f", "priorityOrdering": "asciibetical", "ridNotAvailable": "asciibetical"}),
+        t0,
     );
-    let now = flow(&mut s, t0, 3000, &[F, H, Q]);
-    s.retarget(now, None);
-    assert_eq!(s.admit(F, true), Admit::Switch);
     let later = flow(&mut s, now, 1500, &[H, Q]);
     s.retarget(later, ramping(500_000.0));
     assert_eq!(s.target(), Some(H));
 
     // A first choice on a ramping estimate fits it, and is not held.
-    let mut s = switch(json!({"preferredRid": "f", "priorityOrdering": "asciibetical"}));
+    let mut s = switch(by_estimate);
     let now = flow(&mut s, t0, 3000, &[F, H, Q]);
     s.retarget(now, ramping(300_000.0));
     assert_eq!(s.target(), Some(Q));
