@@ -59,6 +59,20 @@ pub enum IceError {
     BadIntegrity,
 }
 
+/// A STUN message of type `wanted` (a Binding request or success
+/// response) with a valid FINGERPRINT; `NotBindingRequest` for any other
+/// type, so that the caller can try the other reading.
+fn binding_message(datagram: &[u8], wanted: u16) -> Result<StunMessage<'_>, IceError> {
+    let message = StunMessage::new_checked(datagram)?;
+    if message.message_type() != wanted {
+        return Err(IceError::NotBindingRequest);
+    }
+    if !message.fingerprint_ok() {
+        return Err(IceError::BadFingerprint);
+    }
+    Ok(message)
+}
+
 /// A Binding request from the client, checked for form; its integrity still
 /// has to be checked with the password of the session its ufrag names.
 #[derive(Debug, Clone, Copy)]
@@ -75,13 +89,7 @@ pub struct BindingRequest<'a> {
 impl<'a> BindingRequest<'a> {
     /// Reads a Binding request and its USERNAME.
     pub fn read(datagram: &'a [u8]) -> Result<Self, IceError> {
-        let message = StunMessage::new_checked(datagram)?;
-        if message.message_type() != message_type::BINDING_REQUEST {
-            return Err(IceError::NotBindingRequest);
-        }
-        if !message.fingerprint_ok() {
-            return Err(IceError::BadFingerprint);
-        }
+        let message = binding_message(datagram, message_type::BINDING_REQUEST)?;
         let (local_ufrag, remote_ufrag) = message
             .username()
             .and_then(|u| u.split_once(':'))
@@ -128,13 +136,7 @@ pub struct BindingResponse<'a> {
 impl<'a> BindingResponse<'a> {
     /// Reads a Binding success response.
     pub fn read(datagram: &'a [u8]) -> Result<Self, IceError> {
-        let message = StunMessage::new_checked(datagram)?;
-        if message.message_type() != message_type::BINDING_SUCCESS {
-            return Err(IceError::NotBindingRequest);
-        }
-        if !message.fingerprint_ok() {
-            return Err(IceError::BadFingerprint);
-        }
+        let message = binding_message(datagram, message_type::BINDING_SUCCESS)?;
         Ok(BindingResponse { message })
     }
 

@@ -34,15 +34,11 @@ pub struct PeerChecks {
 impl PeerChecks {
     /// The candidates of the peer's latest SDP; checks start (again) at once
     /// when they changed.
+    /// (The SDP reader keeps only addresses that name a peer:
+    /// [`crate::sdp::udp_candidate`].)
     pub fn set_candidates(&mut self, candidates: &[SocketAddr]) {
-        // No checks to addresses that name no peer.
-        let usable: Vec<SocketAddr> = candidates
-            .iter()
-            .copied()
-            .filter(|a| a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast())
-            .collect();
-        if self.candidates != usable {
-            self.candidates = usable;
+        if self.candidates != candidates {
+            self.candidates = candidates.to_vec();
             self.next = None;
         }
     }
@@ -94,12 +90,16 @@ mod tests {
     fn unspecified_multicast_and_port_zero_candidates_are_not_checked() {
         let mut checks = PeerChecks::default();
         let ok = addr("10.0.0.1:40000");
-        checks.set_candidates(&[
-            addr("0.0.0.0:40000"),
-            addr("224.0.0.1:40000"),
-            addr("10.0.0.1:0"),
-            ok,
-        ]);
+        let read: Vec<SocketAddr> = [
+            "1 1 udp 1 0.0.0.0 40000 typ host",
+            "2 1 udp 1 224.0.0.1 40000 typ host",
+            "3 1 udp 1 10.0.0.1 0 typ host",
+            "4 1 udp 1 10.0.0.1 40000 typ host",
+        ]
+        .into_iter()
+        .filter_map(crate::sdp::udp_candidate)
+        .collect();
+        checks.set_candidates(&read);
         assert_eq!(checks.due(Instant::now(), None), vec![ok]);
     }
 

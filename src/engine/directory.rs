@@ -3,8 +3,8 @@
 //! by workers on STUN checks only (never per media packet).
 
 use std::collections::HashMap;
-use std::sync::RwLock;
-use std::time::Duration;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::ids::SessionKey;
 
@@ -23,7 +23,7 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct IceDirectory {
     entries: RwLock<HashMap<String, Entry>>,
-    checks: RwLock<SentChecks>,
+    checks: Mutex<SentChecks>,
 }
 
 /// The checks we sent, and when those past their timeout were last
@@ -32,7 +32,7 @@ pub struct IceDirectory {
 #[derive(Debug, Default)]
 struct SentChecks {
     by_id: HashMap<[u8; 12], SentCheck>,
-    pruned: Option<std::time::Instant>,
+    pruned: Option<Instant>,
 }
 
 /// A Binding request we sent (`control::peer_checks`).
@@ -41,11 +41,11 @@ struct SentCheck {
     key: SessionKey,
     /// The peer's password: its response is signed with it.
     remote_pwd: String,
-    sent: std::time::Instant,
+    sent: Instant,
 }
 
 /// How long a check we sent waits for its response.
-pub const CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl IceDirectory {
     /// Registers a session's credentials.
@@ -88,14 +88,8 @@ impl IceDirectory {
 
     /// Records a check we sent for `key`; checks older than
     /// [`CHECK_TIMEOUT`] are forgotten.
-    pub fn sent_check(
-        &self,
-        txid: [u8; 12],
-        key: SessionKey,
-        remote_pwd: &str,
-        now: std::time::Instant,
-    ) {
-        if let Ok(mut c) = self.checks.write() {
+    pub fn sent_check(&self, txid: [u8; 12], key: SessionKey, remote_pwd: &str, now: Instant) {
+        if let Ok(mut c) = self.checks.lock() {
             if c.pruned
                 .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
             {
@@ -119,14 +113,12 @@ impl IceDirectory {
         txid: &[u8; 12],
         authentic: impl FnOnce(&str) -> bool,
     ) -> Option<SessionKey> {
-        {
-            let c = self.checks.read().ok()?;
-            let sent = c.by_id.get(txid)?;
-            if !authentic(&sent.remote_pwd) {
-                return None;
-            }
+        let mut c = self.checks.lock().ok()?;
+        let sent = c.by_id.get(txid)?;
+        if !authentic(&sent.remote_pwd) {
+            return None;
         }
-        self.checks.write().ok()?.by_id.remove(txid).map(|s| s.key)
+        c.by_id.remove(txid).map(|s| s.key)
     }
 
     /// Looks a ufrag up, calling `f` with the session, its password and
@@ -145,7 +137,6 @@ impl IceDirectory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
 
     #[test]
     fn a_check_we_sent_is_answered_once_with_the_peer_password_and_forgotten_after_its_timeout() {

@@ -389,9 +389,10 @@ impl Engine {
         let key = crate::ice::BindingResponse::read(datagram)
             .ok()
             .and_then(|r| {
+                let txid = r.transaction_id();
                 self.directory
-                    .answered_check(&r.transaction_id(), |pwd| r.verify(pwd))
-                    .map(|key| (key, r.transaction_id()))
+                    .answered_check(&txid, |pwd| r.verify(pwd))
+                    .map(|key| (key, txid))
             });
         let Some((key, txid)) = key else {
             self.counters.count_drop(DropReason::BadStun);

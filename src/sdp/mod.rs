@@ -380,8 +380,9 @@ pub const MAX_CANDIDATES: usize = 8;
 
 /// The address of an `a=candidate` value when it is UDP, component 1 (RFC
 /// 8839 §5.1: foundation, component, transport, priority, address, port,
-/// `typ`, type, …); `None` for other components, TCP, mDNS names or
-/// malformed values.
+/// `typ`, type, …) and names a peer; `None` for other components, TCP,
+/// mDNS names, port 0, unspecified or multicast addresses, or malformed
+/// values.
 pub fn udp_candidate(value: &str) -> Option<std::net::SocketAddr> {
     let mut f = value.split_ascii_whitespace();
     let (_foundation, component, transport) = (f.next()?, f.next()?, f.next()?);
@@ -390,7 +391,9 @@ pub fn udp_candidate(value: &str) -> Option<std::net::SocketAddr> {
         return None;
     }
     let ip: std::net::IpAddr = address.parse().ok()?;
-    Some(std::net::SocketAddr::new(ip, port.parse().ok()?))
+    let port: u16 = port.parse().ok()?;
+    (port != 0 && !ip.is_unspecified() && !ip.is_multicast())
+        .then_some(std::net::SocketAddr::new(ip, port))
 }
 
 impl SessionDescription {

@@ -244,17 +244,7 @@ pub fn candidates(sdp_text: &str) -> Vec<SocketAddr> {
     sdp_text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
-        .filter_map(|c| {
-            let f: Vec<&str> = c.split_ascii_whitespace().collect();
-            if f.get(2)?.eq_ignore_ascii_case("udp") {
-                Some(SocketAddr::new(
-                    f.get(4)?.parse().ok()?,
-                    f.get(5)?.parse().ok()?,
-                ))
-            } else {
-                None
-            }
-        })
+        .filter_map(switchboard::sdp::udp_candidate)
         .collect()
 }
 
