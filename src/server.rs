@@ -41,6 +41,9 @@ pub enum StartError {
     /// The cluster's directory URL is not usable.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::store::StoreError),
+    /// The cluster secret cannot be sent in an HTTP header.
+    #[error("the cluster secret must be visible ASCII (it travels in an HTTP header)")]
+    ClusterSecret,
 }
 
 /// A running server.
@@ -126,9 +129,11 @@ impl Server {
                         .unwrap_or(media_addr)
                         .to_string(),
                 };
+                let secret = axum::http::HeaderValue::from_str(&c.secret)
+                    .map_err(|_| StartError::ClusterSecret)?;
                 let cluster = crate::cluster::Cluster::new(
                     &c.redis,
-                    c.secret.clone(),
+                    secret,
                     node,
                     config.app_list(),
                     control.clone(),

@@ -415,38 +415,38 @@ async fn metrics(State(state): State<ApiState>) -> Response {
                 "switchboard_cluster_forwarded_calls_total",
                 "counter",
                 "API calls forwarded to the node that owns their session",
-                &c.forwarded,
+                c.forwarded.load(Relaxed),
             ),
             (
                 "switchboard_cluster_relays_opened_total",
                 "counter",
                 "Relays set up from other nodes (one per app and node pulled from)",
-                &c.relays_opened,
+                c.relays_opened.load(Relaxed),
             ),
             (
                 "switchboard_cluster_relays_closed_total",
                 "counter",
                 "Relays closed (unused, or their node left)",
-                &c.relays_closed,
+                c.relays_closed.load(Relaxed),
             ),
             (
                 "switchboard_cluster_directory_up",
                 "gauge",
                 "Whether the cluster directory (Redis) answered the last heartbeat",
-                &c.directory_up,
+                c.directory_up.load(Relaxed),
+            ),
+            (
+                "switchboard_cluster_relays",
+                "gauge",
+                "Relays open now (one per app and node pulled from)",
+                state.control.mirror_count() as u64,
             ),
         ] {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                value.load(Relaxed)
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP switchboard_cluster_relays Relays open now (one per app and node pulled from)\n# TYPE switchboard_cluster_relays gauge\nswitchboard_cluster_relays {}",
-            state.control.mirror_count()
-        );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -29,6 +29,8 @@ impl Cluster {
     async fn heartbeats(self: Arc<Self>) {
         let mut tick = tokio::time::interval(HEARTBEAT);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first outage is logged even at a start without Redis.
+        let mut warned = false;
         loop {
             tick.tick().await;
             let left = self.left.lock().await;
@@ -50,8 +52,8 @@ impl Cluster {
                     self.in_sync.store(false, Relaxed);
                     // Once per outage (and at a start without Redis).
                     let was_up = self.counters.directory_up.swap(0, Relaxed) == 1;
-                    let first = !self.warned.swap(true, Relaxed);
-                    if was_up || first {
+                    if was_up || !warned {
+                        warned = true;
                         tracing::warn!(error = %e, "cluster directory unreachable: forwarding goes on, calls that need it answer 503");
                     }
                 }

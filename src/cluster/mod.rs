@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 
 use crate::control::Control;
 use crate::ids::AppId;
@@ -51,7 +51,7 @@ type RelayLock = Arc<tokio::sync::Mutex<()>>;
 pub struct Cluster {
     /// This node.
     pub node: Node,
-    secret: String,
+    secret: HeaderValue,
     store: Store,
     control: Arc<Control>,
     /// App secrets: a relay is set up through the owner's API as the app.
@@ -60,8 +60,6 @@ pub struct Cluster {
     relay_locks: Mutex<HashMap<(AppId, String), RelayLock>>,
     /// What it did (for metrics).
     pub counters: Counters,
-    /// The directory's first outage was logged.
-    warned: std::sync::atomic::AtomicBool,
     /// Whether the directory holds all of this node's sessions: false at
     /// the start, after an outage and after a failed write, until all are
     /// written again.
@@ -90,7 +88,7 @@ impl Cluster {
     /// Joins the cluster whose directory is at `redis` as `node`.
     pub fn new(
         redis: &str,
-        secret: String,
+        secret: HeaderValue,
         node: Node,
         apps: Vec<(AppId, String)>,
         control: Arc<Control>,
@@ -103,7 +101,6 @@ impl Cluster {
             apps: apps.into_iter().collect(),
             relay_locks: Mutex::new(HashMap::new()),
             counters: Counters::default(),
-            warned: Default::default(),
             in_sync: Default::default(),
             up_since: Mutex::new(None),
             left: tokio::sync::Mutex::new(false),

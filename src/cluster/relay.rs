@@ -29,7 +29,7 @@ use crate::api::error::ApiError;
 use crate::control::cluster::MirrorOf;
 use crate::ids::AppId;
 
-use super::store::{Node, Owner};
+use super::store::Node;
 use super::{Cluster, SECRET_HEADER, http};
 
 /// How long a relay stays after its last local subscriber left.
@@ -137,10 +137,7 @@ impl Cluster {
             .owner(&app.0, session)
             .await
             .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
-        Ok(match owner {
-            Owner::Node(n) if n.id != self.node.id => Some(n),
-            _ => None,
-        })
+        Ok(owner.filter(|n| n.id != self.node.id))
     }
 
     /// Creates the relay session on the owner and the mirror here.
@@ -239,7 +236,7 @@ impl Cluster {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(SECRET_HEADER, value(&self.secret)?);
+        headers.insert(SECRET_HEADER, self.secret.clone());
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let call = http::call(api, method, path, (headers, body), http::RELAY_CALL_TIMEOUT);
         let reply = call.await.map_err(|e| {

@@ -40,17 +40,6 @@ pub struct Node {
     pub media: String,
 }
 
-/// Who owns a session, as the directory says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Owner {
-    /// No node recorded it.
-    Unknown,
-    /// A live node.
-    Node(Node),
-    /// A node whose heartbeat expired.
-    Gone(String),
-}
-
 /// Why the directory could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -212,23 +201,22 @@ impl Store {
             .transpose()
     }
 
-    /// Who owns a session.
-    pub async fn owner(&self, app: &str, session: &str) -> Result<Owner, StoreError> {
+    /// The live node that owns a session; `None` when no node recorded it
+    /// or its node's heartbeat expired.
+    pub async fn owner(&self, app: &str, session: &str) -> Result<Option<Node>, StoreError> {
         let node: Option<String> = self
             .query(redis::cmd("GET").arg(session_key(app, session)))
             .await?;
         let Some(id) = node else {
-            return Ok(Owner::Unknown);
+            return Ok(None);
         };
-        Ok(match self.node(&id).await? {
-            Some(n) => Owner::Node(n),
-            None => {
-                // Its node is gone, and so is the session: nobody else
-                // would delete the keys before they expire.
-                self.forget_session(app, session).await?;
-                Owner::Gone(id)
-            }
-        })
+        let owner = self.node(&id).await?;
+        if owner.is_none() {
+            // Its node is gone, and so is the session: nobody else would
+            // delete the keys before they expire.
+            self.forget_session(app, session).await?;
+        }
+        Ok(owner)
     }
 }
 

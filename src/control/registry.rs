@@ -70,24 +70,10 @@ impl Registry {
 
     /// Creates a session in `app`.
     pub fn create_session(&mut self, app: &AppId, now: Instant) -> Option<SessionKey> {
-        self.create_session_with_id(app, None, now)
-    }
-
-    /// Creates a session in `app`, with `id` (a cluster's mirror of a
-    /// session of another node) or a fresh one.
-    pub fn create_session_with_id(
-        &mut self,
-        app: &AppId,
-        id: Option<SessionId>,
-        now: Instant,
-    ) -> Option<SessionKey> {
         let a = self.apps.get_mut(app)?;
         self.next_session += 1;
         let key = SessionKey(self.next_session);
-        let mut session = Box::new(Session::new(key, now));
-        if let Some(id) = id {
-            session.id = id;
-        }
+        let session = Box::new(Session::new(key, now));
         a.sessions.insert(session.id.clone(), key);
         self.sessions.insert(key, (app.clone(), session));
         self.created.push_back((now, key));
