@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{Api, Peer, drive, payload_type, received, write_frame};
 use serde_json::{Value, json};
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::media::{KeyframeRequestKind, MediaTime, Mid};
 use str0m::{Event, format::Codec};
 
 const APP: &str = "c1a55e7700000000000000000000c1a5";
@@ -164,23 +164,9 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 /// A publisher of "mic" (Opus) and "cam" (VP8) through `api`, connected.
 fn publish(api: &Api) -> (Peer, String, Mid, Mid) {
-    let mut peer = Peer::new("publisher");
-    let (mut audio, mut video) = (None, None);
-    let (offer, pending) = peer.offer(|s| {
-        audio = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-        video = Some(s.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
-    });
-    let (audio, video) = (audio.expect("mid"), video.expect("mid"));
-    let session = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session,
-        json!({"sessionDescription": {"type": "offer", "sdp": offer},
-               "tracks": [{"location": "local", "mid": audio.to_string(), "trackName": "mic"},
-                          {"location": "local", "mid": video.to_string(), "trackName": "cam"}]}),
-    );
-    assert_eq!(status, 200, "{body}");
-    common::connect_publisher(&mut peer, pending, &body);
-    (peer, session, audio, video)
+    let mut p = common::push_mic_cam(api);
+    common::connect_publisher(&mut p.peer, p.pending, &p.body);
+    (p.peer, p.session, p.audio, p.video)
 }
 
 /// A subscriber through `api` of `tracks` of `publisher_session`; connected.
@@ -511,11 +497,7 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     // entry does not wait for the heartbeat's expiry).
     let b_key = "switchboard:node:node-b";
     assert!(!redis_get(redis_port, b_key).is_empty(), "B is listed");
-    let term = Command::new("kill")
-        .args(["-TERM", &b.process.0.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(term.success());
+    common::terminate(&b.process.0);
     assert!(
         wait_until(Duration::from_secs(10), || matches!(
             b.process.0.try_wait(),

@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Api, pull, push_audio, received, send_opus, server};
+use common::{Api, pull, push_audio, received, send_opus, server, terminate};
 use serde_json::{Value, json};
 use str0m::media::Mid;
 
@@ -108,13 +108,6 @@ fn start_binary(drain_seconds: u64, extra: &[&str]) -> (std::process::Child, Str
         "the binary printed its API"
     );
     (child, base, secret)
-}
-
-/// Sends SIGTERM to `child`.
-fn terminate(child: &std::process::Child) {
-    // SAFETY: a plain kill(2) on our own child's pid.
-    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(sent, 0);
 }
 
 /// Waits up to `limit` for `child` to exit; its exit code and when.

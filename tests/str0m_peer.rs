@@ -12,7 +12,7 @@ use common::{Api, Peer, drive, server};
 use serde_json::json;
 use str0m::Event;
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::media::{KeyframeRequestKind, MediaTime, Mid};
 
 fn pt_of(peer: &mut Peer, mid: Mid, codec: Codec) -> str0m::media::Pt {
     let w = peer.rtc.writer(mid).expect("writer");
@@ -24,25 +24,14 @@ fn pt_of(peer: &mut Peer, mid: Mid, codec: Codec) -> str0m::media::Pt {
 
 /// Publishes audio+video from a new str0m peer; returns (peer, session, audio mid, video mid).
 fn publish(api: &Api) -> (Peer, String, Mid, Mid) {
-    let mut a = Peer::new("publisher");
-    let (mut audio, mut video) = (None, None);
-    let (offer, pending) = a.offer(|api| {
-        audio = Some(api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
-        video = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
-    });
-    let (audio, video) = (audio.unwrap(), video.unwrap());
-    let session = api.new_session();
-    let (status, body) = api.tracks_new(
-        &session,
-        json!({
-            "sessionDescription": {"type": "offer", "sdp": offer},
-            "tracks": [
-                {"location": "local", "mid": audio.to_string(), "trackName": "mic"},
-                {"location": "local", "mid": video.to_string(), "trackName": "cam"},
-            ]
-        }),
-    );
-    assert_eq!(status, 200, "{body}");
+    let common::MicCam {
+        peer: mut a,
+        session,
+        audio,
+        video,
+        pending,
+        body,
+    } = common::push_mic_cam(api);
     assert_eq!(body["requiresImmediateRenegotiation"], false);
     assert_eq!(body["tracks"][0]["trackName"], "mic");
     assert_eq!(body["tracks"][0]["mid"], audio.to_string());

@@ -443,6 +443,57 @@ pub fn push_audio(
     (peer, session, mid, body["tracks"].clone())
 }
 
+/// A push of "mic" (Opus) and "cam" (VP8) from a new str0m peer, offered
+/// with tracks/new and answered (status 200); the answer is not applied yet.
+pub struct MicCam {
+    pub peer: Peer,
+    pub session: String,
+    pub audio: str0m::media::Mid,
+    pub video: str0m::media::Mid,
+    pub pending: SdpPendingOffer,
+    /// tracks/new's answer.
+    pub body: Value,
+}
+
+/// Pushes "mic" and "cam" from a new peer through `api` ([`MicCam`]).
+pub fn push_mic_cam(api: &Api) -> MicCam {
+    use str0m::media::{Direction, MediaKind};
+    let mut peer = Peer::new("publisher");
+    let (mut audio, mut video) = (None, None);
+    let (offer, pending) = peer.offer(|s| {
+        audio = Some(s.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None));
+        video = Some(s.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+    });
+    let (audio, video) = (audio.expect("mid"), video.expect("mid"));
+    let session = api.new_session();
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({
+            "sessionDescription": {"type": "offer", "sdp": offer},
+            "tracks": [
+                {"location": "local", "mid": audio.to_string(), "trackName": "mic"},
+                {"location": "local", "mid": video.to_string(), "trackName": "cam"},
+            ]
+        }),
+    );
+    assert_eq!(status, 200, "{body}");
+    MicCam {
+        peer,
+        session,
+        audio,
+        video,
+        pending,
+        body,
+    }
+}
+
+/// Sends SIGTERM to a child process (a server started as a binary).
+pub fn terminate(child: &std::process::Child) {
+    // SAFETY: a plain kill(2) on our own child's pid.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+}
+
 /// Applies the answer of a push's tracks/new result `body` and waits until
 /// the publisher is connected.
 pub fn connect_publisher(peer: &mut Peer, pending: SdpPendingOffer, body: &Value) {
