@@ -4,14 +4,22 @@
 //! record is a packet to the server: chunks behind the association's real
 //! common header (ports, verification tag) with the CRC32c made right, so
 //! that the fuzzer's chunks reach the association, or (tag bit 0) raw bytes.
+//!
+//! A panic inside rtc-sctp while it reads a packet or runs its timers is
+//! caught by the transport, which closes that one association (the
+//! contract of `SctpTransport::handle_packet`); here it must leave the
+//! transport closed. Any other panic, and any that escapes the transport,
+//! is a crash.
 #![no_main]
 
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use switchboard::datachannel::dcep::{Dcep, Open};
 use switchboard::datachannel::policy::DeliveryPolicy;
-use switchboard::datachannel::sctp::SctpTransport;
+use switchboard::datachannel::sctp::{SctpEvent, SctpTransport};
 use switchboard::dtls::DtlsRole;
 use switchboard_fuzz::records;
 
@@ -38,7 +46,32 @@ fn pump(client: &mut SctpTransport, server: &mut SctpTransport, now: Instant) ->
     last
 }
 
+/// Set when rtc-sctp panicked (and the transport was to catch it).
+static LIBRARY_PANICKED: AtomicBool = AtomicBool::new(false);
+
+/// libFuzzer's panic hook aborts on every panic; this one lets a panic
+/// raised with rtc-sctp on the stack unwind (to the transport's guard, or
+/// past it to libFuzzer, which then aborts). The first is told once.
+fn contain_library_panics() {
+    static HOOK: Once = Once::new();
+    static TOLD: AtomicBool = AtomicBool::new(false);
+    HOOK.call_once(|| {
+        let abort = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let trace = std::backtrace::Backtrace::force_capture().to_string();
+            if !trace.contains("/rtc-sctp-") {
+                abort(info);
+            }
+            LIBRARY_PANICKED.store(true, Ordering::Relaxed);
+            if !TOLD.swap(true, Ordering::Relaxed) {
+                eprintln!("sctp: rtc-sctp panicked, to be contained: {info}");
+            }
+        }));
+    });
+}
+
 fuzz_target!(|data: &[u8]| {
+    contain_library_panics();
     let _ = Dcep::parse(data);
     let mut now = Instant::now();
     let mut client = SctpTransport::new(DtlsRole::Client, None);
@@ -71,9 +104,19 @@ fuzz_target!(|data: &[u8]| {
             p[8..12].copy_from_slice(&crc.to_le_bytes());
             p
         };
+        LIBRARY_PANICKED.store(false, Ordering::Relaxed);
         server.handle_packet(now, &packet);
         while server.poll_transmit().is_some() {}
-        while server.poll_event().is_some() {}
+        let mut closed = false;
+        while let Some(event) = server.poll_event() {
+            closed |= event == SctpEvent::Closed;
+        }
+        if LIBRARY_PANICKED.load(Ordering::Relaxed) {
+            assert!(
+                closed && !server.is_connected(),
+                "a library panic closes the association"
+            );
+        }
         let _ = server.buffered_amount(1);
         if r.tag & 2 != 0 {
             now += Duration::from_millis(u64::from(r.tag) * 10);

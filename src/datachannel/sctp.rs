@@ -29,6 +29,7 @@ use rtc_sctp::{
 
 use super::dcep::{self, Dcep, MessageKind, Open};
 use super::policy::{DeliveryPolicy, Reliability};
+use super::sctp_check::{self, TsnWindow};
 use crate::dtls::DtlsRole;
 
 /// The largest message we take, and the `a=max-message-size` we announce.
@@ -98,6 +99,8 @@ pub struct SctpTransport {
     events: VecDeque<SctpEvent>,
     /// SCTP packets to send, split out of the association's batches.
     transmits: VecDeque<Bytes>,
+    /// The peer's TSNs the association can still acknowledge.
+    tsn_window: TsnWindow,
 }
 
 impl SctpTransport {
@@ -127,6 +130,7 @@ impl SctpTransport {
             remote_max_message_size,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
+            tsn_window: TsnWindow::default(),
         }
     }
 
@@ -148,13 +152,15 @@ impl SctpTransport {
     }
 
     /// Takes one SCTP packet (a DTLS application-data record). A packet
-    /// whose chunks do not fit is dropped; should the association's library
+    /// whose chunks do not fit, or with DATA further ahead than a SACK
+    /// reaches, is dropped; should the association's library
     /// panic on one all the same, the association is closed, not the thread.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        if !super::sctp_check::chunks_fit(packet) {
+        if !(sctp_check::chunks_fit(packet) && self.tsn_window.admits(packet)) {
             self.events.push_back(SctpEvent::PacketDropped);
             return;
         }
+        self.tsn_window.received(packet, self.connected);
         self.guarded(|t| t.read_packet(now, packet));
     }
 
@@ -368,6 +374,9 @@ impl SctpTransport {
         }
         while let Some(transmit) = association.poll_transmit(now) {
             if let Payload::RawEncode(packets) = transmit.message {
+                for packet in &packets {
+                    self.tsn_window.sent(packet);
+                }
                 self.transmits.extend(packets);
             }
         }

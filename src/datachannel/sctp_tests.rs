@@ -353,3 +353,50 @@ fn an_abort_whose_cause_runs_past_its_chunk_is_dropped() {
     assert!(!pair.events[1].contains(&SctpEvent::Closed));
     assert!(pair.ends[1].is_connected(), "the association lives on");
 }
+
+/// Found by the `sctp` fuzz target: DATA chunks 65,535 and 65,536 TSNs
+/// past the cumulative TSN made rtc-sctp's SACK builder overflow its 16-bit
+/// gap-block offsets (a panic where overflow is checked, a false SACK where
+/// not). A packet with DATA further ahead than a SACK reaches is now dropped
+/// and counted; the association and its channel live on.
+#[test]
+fn data_further_ahead_than_a_sack_reaches_is_dropped() {
+    let mut pair = Pair::new(0, 7);
+    assert!(pair.run_until(Duration::from_secs(5), |p| {
+        p.ends.iter().all(|e| e.is_connected())
+    }));
+    let now = pair.now;
+    for end in &mut pair.ends {
+        end.open_channel(now, 1, DeliveryPolicy::default(), None)
+            .expect("opens");
+    }
+    pair.ends[0].send(now, 1, true, b"hi").expect("sends");
+    let sent = pair.ends[0].poll_transmit().expect("a packet");
+    pair.ends[1].handle_packet(now, &sent);
+    assert!(pair.run_until(Duration::from_secs(5), |p| !p.messages(1, 1).is_empty()));
+    // The chunk "hi" went in: DATA (RFC 9260 §3.3.1) right after the
+    // common header, its TSN at bytes 4..8.
+    assert_eq!(sent[12], 0, "a DATA chunk");
+    let tsn = u32::from_be_bytes(sent[16..20].try_into().unwrap());
+    let mut packet = sent[..12].to_vec();
+    for ahead in [65_535_u32, 65_536] {
+        // Unordered, whole, stream 1, PPID 51 (a string), one byte.
+        packet.extend_from_slice(&[0, 7, 0, 17]);
+        packet.extend_from_slice(&tsn.wrapping_add(ahead).to_be_bytes());
+        packet.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 51, b'x', 0, 0, 0]);
+    }
+    packet[8..12].fill(0);
+    let crc = crc32c::crc32c(&packet);
+    packet[8..12].copy_from_slice(&crc.to_le_bytes());
+    let now = pair.now;
+    pair.ends[1].handle_packet(now, &packet);
+    pair.ends[1].handle_timeout(now + Duration::from_secs(1));
+    pair.collect();
+    assert!(pair.events[1].contains(&SctpEvent::PacketDropped));
+    assert!(!pair.events[1].contains(&SctpEvent::Closed));
+    assert!(pair.ends[1].is_connected(), "the association lives on");
+    let now = pair.now;
+    pair.ends[0].send(now, 1, true, b"again").expect("sends");
+    pair.collect();
+    assert!(pair.run_until(Duration::from_secs(5), |p| p.messages(1, 1).len() == 2));
+}
