@@ -18,3 +18,4 @@ pub mod ops;
 pub mod policy;
 pub mod sctp;
 mod sctp_check;
+mod sctp_read;

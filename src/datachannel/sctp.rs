@@ -152,9 +152,10 @@ impl SctpTransport {
     }
 
     /// Takes one SCTP packet (a DTLS application-data record). A packet
-    /// whose chunks do not fit, or with DATA further ahead than a SACK
-    /// reaches, is dropped; should the association's library
-    /// panic on one all the same, the association is closed, not the thread.
+    /// that fails the checks of [`sctp_check`] (chunks that do not fit, or
+    /// hide others; TSNs further ahead than a SACK reaches) is dropped;
+    /// should the association's library panic on one all the same, the
+    /// association is closed, not the thread.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         if !(sctp_check::chunks_fit(packet) && self.tsn_window.admits(packet)) {
             self.events.push_back(SctpEvent::PacketDropped);

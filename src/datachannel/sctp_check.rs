@@ -1,68 +1,51 @@
-//! Checks of an SCTP packet's chunks before rtc-sctp reads them, each for
-//! an input that made rtc-sctp panic (found by the `sctp` fuzz target):
-//! - rtc-sctp slices each error cause of an ABORT or ERROR chunk by its
-//!   declared length without holding it against the chunk: packets whose
-//!   chunks, or such causes, do not lie inside them are dropped.
-//! - rtc-sctp steps to the next chunk by the length of what it read, not
-//!   by the chunk's Length field: a chunk that claims more (a SHUTDOWN ACK
-//!   of 32 bytes) made it read the rest as chunks nobody checked. Where the
-//!   RFC fixes what a chunk holds, the two must agree (to the padding).
-//! - rtc-sctp takes a DATA chunk whatever its distance past the cumulative
-//!   TSN, and its SACK builder counts gap-block offsets in 16 bits without a
-//!   check: a packet with a DATA chunk further ahead than a SACK can reach
-//!   ([`TsnWindow`]) is dropped. No sender that waits for acknowledgements
-//!   has that many chunks in flight.
-//!
-//! Chunks with parameters (INIT, HEARTBEAT, RE-CONFIG) are not walked here:
-//! a panic on one is caught by [`super::sctp::SctpTransport`], which closes
-//! that association only.
+//! Checks of an SCTP packet before rtc-sctp reads it, each for input that
+//! makes rtc-sctp panic or stall (the first found by the `sctp` fuzz
+//! target); a packet that fails one is dropped and counted:
+//! - every chunk lies inside the packet, and what rtc-sctp reads of it
+//!   ([`super::sctp_read`]) ends where its Length field says: rtc-sctp
+//!   slices error causes by their own lengths, and steps to the next chunk
+//!   by what it read, so a chunk that claims more (a SHUTDOWN ACK of 32
+//!   bytes) made it read chunks nobody checked;
+//! - DATA and FORWARD TSN stay within what a SACK can acknowledge
+//!   ([`TsnWindow`]): rtc-sctp takes a TSN whatever its distance past the
+//!   cumulative TSN, and its SACK builder counts gap-block offsets in 16
+//!   bits without a check; it steps TSN by TSN up to a FORWARD TSN's new
+//!   cumulative TSN, up to 2^31 steps on the thread. No sender that waits
+//!   for acknowledgements goes that far.
 //!
 //! Where it sits: [`super::sctp::SctpTransport::handle_packet`], on the
 //! DTLS threads.
+
+use super::sctp_read::{self, DATA, FORWARD_TSN, INIT, INIT_ACK, SACK};
 
 /// The common header: ports, verification tag, checksum.
 const COMMON_HEADER: usize = 12;
 /// A chunk's type, flags and length.
 const CHUNK_HEADER: usize = 4;
-/// An error cause's code and length.
-const CAUSE_HEADER: usize = 4;
-/// Chunk types (RFC 9260 §3.2).
-const DATA: u8 = 0;
-const INIT: u8 = 1;
-const INIT_ACK: u8 = 2;
-const SACK: u8 = 3;
-const SHUTDOWN: u8 = 7;
-const SHUTDOWN_ACK: u8 = 8;
-const COOKIE_ACK: u8 = 11;
-const SHUTDOWN_COMPLETE: u8 = 14;
-/// Chunk types that carry error causes (RFC 9260 §3.3.7, §3.3.10).
-const ABORT: u8 = 6;
-const ERROR: u8 = 9;
-/// Where the TSN lies in a DATA chunk, the initial TSN in an INIT or INIT
-/// ACK, the cumulative TSN ack in a SACK (RFC 9260 §3.3).
+/// Where the TSN lies in a DATA chunk, the new cumulative TSN in a FORWARD
+/// TSN, the initial TSN in an INIT or INIT ACK, the cumulative TSN ack in
+/// a SACK (RFC 9260 §3.3, RFC 3758 §3.2).
 const DATA_TSN: usize = 4;
+const FORWARD_TSN_CUMULATIVE: usize = 4;
 const INIT_TSN: usize = 16;
 const SACK_CUMULATIVE_TSN: usize = 4;
-/// How far past the cumulative TSN ack a DATA chunk is taken: a SACK names
-/// the chunks it holds beyond it by 16-bit offsets (RFC 9260 §3.3.4), and
-/// rtc-sctp's SACK builder overflows on a run that reaches the last one.
+/// How far past the cumulative TSN ack a DATA chunk or a FORWARD TSN is
+/// taken: a SACK names the chunks it holds beyond it by 16-bit offsets
+/// (RFC 9260 §3.3.4), and rtc-sctp's SACK builder overflows on a run that
+/// reaches the last one.
 pub const MAX_TSN_AHEAD: u32 = u16::MAX as u32 - 1;
+/// Serial number arithmetic's half (RFC 1982): rtc-sctp takes a TSN up to
+/// this far ahead of its cumulative TSN as new, further as old.
+const HALF: u32 = 1 << 31;
 
-/// Whether every chunk of `packet` lies inside it, every error cause of
-/// its ABORT and ERROR chunks inside its chunk (walked as rtc-sctp walks
-/// them: by their unpadded lengths), and what rtc-sctp reads of each chunk
-/// ends where its Length field says.
+/// Whether every chunk of `packet` lies inside it, and what rtc-sctp reads
+/// of each ends where its Length field says (to the padding): error causes
+/// inside their chunk, no chunk hidden inside another.
 pub fn chunks_fit(packet: &[u8]) -> bool {
     each_chunk(packet, |kind, chunk| {
         let value = &chunk[CHUNK_HEADER..];
-        let read = match kind {
-            ABORT | ERROR => causes_length(value),
-            SACK => Some(sack_length(value)),
-            SHUTDOWN => Some(4),
-            SHUTDOWN_ACK | COOKIE_ACK | SHUTDOWN_COMPLETE => Some(0),
-            _ => Some(value.len()),
-        };
-        read.is_some_and(|n| n.next_multiple_of(4) == value.len().next_multiple_of(4))
+        sctp_read::value_read(kind, value)
+            .is_some_and(|read| read.next_multiple_of(4) == value.len().next_multiple_of(4))
     })
 }
 
@@ -90,33 +73,6 @@ fn each_chunk(packet: &[u8], mut check: impl FnMut(u8, &[u8]) -> bool) -> bool {
     true
 }
 
-/// The length of the error causes at the start of `causes`, walked as
-/// rtc-sctp walks them; None if one runs past the chunk.
-fn causes_length(causes: &[u8]) -> Option<usize> {
-    let mut read = 0;
-    while causes.len() - read >= CAUSE_HEADER {
-        let len = usize::from(u16::from_be_bytes([causes[read + 2], causes[read + 3]]));
-        if len < CAUSE_HEADER || len > causes.len() - read {
-            return None;
-        }
-        read += len;
-    }
-    Some(read)
-}
-
-/// The length a SACK's value has by its counts of gap-ack blocks and
-/// duplicate TSNs (RFC 9260 §3.3.4); a shorter one is rtc-sctp's to refuse.
-fn sack_length(value: &[u8]) -> usize {
-    match value.get(8..12) {
-        Some(counts) => {
-            let blocks = usize::from(u16::from_be_bytes([counts[0], counts[1]]));
-            let duplicates = usize::from(u16::from_be_bytes([counts[2], counts[3]]));
-            12 + 4 * (blocks + duplicates)
-        }
-        None => value.len(),
-    }
-}
-
 /// The TSN at `at` in `chunk`, if the chunk holds one there.
 fn tsn_at(chunk: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_be_bytes(chunk.get(at..at + 4)?.try_into().ok()?))
@@ -125,41 +81,47 @@ fn tsn_at(chunk: &[u8], at: usize) -> Option<u32> {
 /// The peer's TSNs the association can still acknowledge: up to
 /// [`MAX_TSN_AHEAD`] past the cumulative TSN ack it last sent (before its
 /// first SACK, the peer's initial TSN less one). Kept from the packets
-/// themselves: the INIT or INIT ACK the peer sent, the SACKs we send. The
-/// association's own cumulative TSN is never behind it, so a chunk this
-/// window admits is never further ahead than it says.
+/// themselves: the INIT or INIT ACK the peer sent, the SACKs we send.
+///
+/// Why that bounds rtc-sctp: its own cumulative TSN is never behind this
+/// one, and never more than [`MAX_TSN_AHEAD`] ahead of it, since only DATA
+/// and FORWARD TSN move it and both are held to the window. A TSN admitted
+/// ahead is then within [`MAX_TSN_AHEAD`] of rtc-sctp's; one admitted
+/// behind is far enough behind that rtc-sctp too takes it for old.
 #[derive(Debug, Default)]
 pub struct TsnWindow {
     cumulative: Option<u32>,
 }
 
 impl TsnWindow {
-    /// Whether no DATA chunk of `packet` (one that fits) lies further
-    /// ahead than the association can acknowledge. Chunks at or before
-    /// the cumulative TSN (duplicates) are the association's to drop.
+    /// Whether every DATA chunk's TSN and FORWARD TSN's new cumulative TSN
+    /// in `packet` (whose chunks fit) lies within the window, or behind it.
     pub fn admits(&self, packet: &[u8]) -> bool {
         let Some(cumulative) = self.cumulative else {
             return true; // no association: nothing takes DATA yet
         };
-        each_chunk(packet, |kind, chunk| {
-            kind != DATA
-                || tsn_at(chunk, DATA_TSN).is_none_or(|tsn| {
-                    let ahead = tsn.wrapping_sub(cumulative);
-                    ahead <= MAX_TSN_AHEAD || ahead > 1 << 31
-                })
+        let within = |tsn: u32| {
+            let ahead = tsn.wrapping_sub(cumulative);
+            ahead <= MAX_TSN_AHEAD || ahead > HALF + MAX_TSN_AHEAD + 1
+        };
+        each_chunk(packet, |kind, chunk| match kind {
+            DATA => tsn_at(chunk, DATA_TSN).is_none_or(within),
+            FORWARD_TSN => tsn_at(chunk, FORWARD_TSN_CUMULATIVE).is_none_or(within),
+            _ => true,
         })
     }
 
     /// A packet from the peer, admitted: before the association is up,
-    /// its INIT or INIT ACK names the TSN its DATA starts from.
+    /// its INIT (the newest stands, as the association it makes does) or
+    /// its first INIT ACK (the one rtc-sctp answers) names the TSN its DATA
+    /// starts from.
     pub fn received(&mut self, packet: &[u8], connected: bool) {
         if connected {
             return;
         }
         each_chunk(packet, |kind, chunk| {
-            if matches!(kind, INIT | INIT_ACK)
-                && let Some(initial) = tsn_at(chunk, INIT_TSN)
-            {
+            let takes = kind == INIT || (kind == INIT_ACK && self.cumulative.is_none());
+            if takes && let Some(initial) = tsn_at(chunk, INIT_TSN) {
                 self.cumulative = Some(initial.wrapping_sub(1));
             }
             true
@@ -182,6 +144,7 @@ impl TsnWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datachannel::sctp_read::{ERROR, HEARTBEAT, SHUTDOWN, SHUTDOWN_ACK};
 
     fn packet(chunks: &[&[u8]]) -> Vec<u8> {
         let mut p = vec![0x13, 0x88, 0x13, 0x88, 1, 2, 3, 4, 0, 0, 0, 0];
@@ -234,6 +197,17 @@ mod tests {
         long[3] = 28;
         long.extend_from_slice(&[ERROR, 0, 0, 4, 0, 0, 0, 0]);
         assert!(!chunks_fit(&packet(&[&long])));
+        // A Heartbeat Info shorter than its HEARTBEAT, with a DATA chunk
+        // in the rest.
+        let mut heartbeat = vec![HEARTBEAT, 0, 0, 32, 0, 1, 0, 8, 1, 2, 3, 4];
+        heartbeat.extend(data(7));
+        heartbeat.resize(32, 0);
+        assert!(!chunks_fit(&packet(&[&heartbeat])));
+        heartbeat[7] = 28;
+        assert!(
+            chunks_fit(&packet(&[&heartbeat])),
+            "all of it Heartbeat Info"
+        );
         // Error causes that leave a part of their chunk unread.
         assert!(!chunks_fit(&packet(&[&[
             ERROR, 0, 0, 16, 0, 1, 0, 4, 9, 0, 0, 4, 0, 0, 0, 0
@@ -260,6 +234,12 @@ mod tests {
         chunk
     }
 
+    fn forward_tsn(cumulative: u32) -> Vec<u8> {
+        let mut chunk = vec![FORWARD_TSN, 0, 0, 8];
+        chunk.extend_from_slice(&cumulative.to_be_bytes());
+        chunk
+    }
+
     #[test]
     fn data_further_ahead_than_a_sack_reaches_is_not_admitted() {
         let mut window = TsnWindow::default();
@@ -273,16 +253,36 @@ mod tests {
         assert!(window.admits(&packet(&[&data(0xffff_fff0), &data(last)])));
         assert!(!window.admits(&packet(&[&data(0xffff_fff0), &data(last + 1)])));
         assert!(!window.admits(&packet(&[&data(0x7fff_0000)])));
-        assert!(
-            window.admits(&packet(&[&data(0xffff_0000)])),
-            "a duplicate is the association's to drop"
-        );
+        assert!(!window.admits(&packet(&[&forward_tsn(last + 1)])));
+        assert!(window.admits(&packet(&[&forward_tsn(last)])));
+        // Behind: a duplicate is the association's to drop, unless it is so
+        // far behind that the association could take it for new.
+        assert!(window.admits(&packet(&[&data(0xffff_0000)])));
+        let far_behind = 0xffff_ffef_u32.wrapping_add(HALF + MAX_TSN_AHEAD + 1);
+        assert!(!window.admits(&packet(&[&data(far_behind)])));
+        assert!(window.admits(&packet(&[&data(far_behind + 1)])));
         // Once connected, an INIT does not move the window; our SACKs do.
-        window.received(&packet(&[&init(INIT_ACK, 5)]), true);
+        window.received(&packet(&[&init(INIT, 5)]), true);
         assert!(!window.admits(&packet(&[&data(last + 1)])));
         window.sent(&packet(&[&sack(100)]));
         assert!(window.admits(&packet(&[&data(last + 1)])));
         assert!(window.admits(&packet(&[&data(100 + MAX_TSN_AHEAD)])));
         assert!(!window.admits(&packet(&[&data(101 + MAX_TSN_AHEAD)])));
+    }
+
+    #[test]
+    fn the_window_starts_where_the_association_does() {
+        // As server: the newest INIT before connecting stands.
+        let mut window = TsnWindow::default();
+        window.received(&packet(&[&init(INIT, 1000)]), false);
+        window.received(&packet(&[&init(INIT, 9000)]), false);
+        assert!(window.admits(&packet(&[&data(9000 + MAX_TSN_AHEAD - 1)])));
+        assert!(!window.admits(&packet(&[&data(1000 + 2 * MAX_TSN_AHEAD)])));
+        // As client: the first INIT ACK, the one answered with a COOKIE ECHO.
+        let mut window = TsnWindow::default();
+        window.received(&packet(&[&init(INIT_ACK, 1000)]), false);
+        window.received(&packet(&[&init(INIT_ACK, 900_000)]), false);
+        assert!(window.admits(&packet(&[&data(1000 + MAX_TSN_AHEAD - 1)])));
+        assert!(!window.admits(&packet(&[&data(900_000)])));
     }
 }
