@@ -115,6 +115,15 @@ impl Pair {
         true
     }
 
+    /// Both ends with their association up, over a clean link.
+    fn connected(seed: u64) -> Self {
+        let mut pair = Pair::new(0, seed);
+        assert!(pair.run_until(Duration::from_secs(5), |p| {
+            p.ends.iter().all(|e| e.is_connected())
+        }));
+        pair
+    }
+
     fn messages(&self, end: usize, id: u16) -> Vec<(MessageKind, Vec<u8>)> {
         self.events[end]
             .iter()
@@ -129,6 +138,13 @@ impl Pair {
 }
 
 /// Message `n` of a test: sizes from 0 to 64 KiB, strings and binary.
+/// Sets the CRC32c of an SCTP packet we wrote (RFC 9260 Appendix A).
+fn with_checksum(packet: &mut [u8]) {
+    packet[8..12].fill(0);
+    let crc = crc32c::crc32c(packet);
+    packet[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
 fn message(n: usize) -> (bool, Vec<u8>) {
     let sizes = [0, 1, 17, 1200, 1201, 5000, 65_536];
     let size = sizes[n % sizes.len()];
@@ -293,10 +309,7 @@ fn a_lost_init_ack_is_answered_again() {
 
 #[test]
 fn closing_a_channel_leaves_the_association_and_other_channels() {
-    let mut pair = Pair::new(0, 13);
-    assert!(pair.run_until(Duration::from_secs(5), |p| {
-        p.ends.iter().all(|e| e.is_connected())
-    }));
+    let mut pair = Pair::connected(13);
     let now = pair.now;
     for end in &mut pair.ends {
         for id in [3, 5] {
@@ -331,10 +344,7 @@ fn closing_a_channel_leaves_the_association_and_other_channels() {
 /// counted before the association reads it, and the association lives on.
 #[test]
 fn an_abort_whose_cause_runs_past_its_chunk_is_dropped() {
-    let mut pair = Pair::new(0, 5);
-    assert!(pair.run_until(Duration::from_secs(5), |p| {
-        p.ends.iter().all(|e| e.is_connected())
-    }));
+    let mut pair = Pair::connected(5);
     let now = pair.now;
     pair.ends[0]
         .open_channel(now, 1, DeliveryPolicy::default(), None)
@@ -344,9 +354,7 @@ fn an_abort_whose_cause_runs_past_its_chunk_is_dropped() {
     let sent = pair.ends[0].poll_transmit().expect("a packet");
     let mut packet = sent[..12].to_vec();
     packet.extend_from_slice(&[6, 0, 0, 8, 0, 13, 0, 32]);
-    packet[8..12].fill(0);
-    let crc = crc32c::crc32c(&packet);
-    packet[8..12].copy_from_slice(&crc.to_le_bytes());
+    with_checksum(&mut packet);
     pair.ends[1].handle_packet(now, &packet);
     pair.collect();
     assert!(pair.events[1].contains(&SctpEvent::PacketDropped));
@@ -361,10 +369,7 @@ fn an_abort_whose_cause_runs_past_its_chunk_is_dropped() {
 /// and counted; the association and its channel live on.
 #[test]
 fn data_further_ahead_than_a_sack_reaches_is_dropped() {
-    let mut pair = Pair::new(0, 7);
-    assert!(pair.run_until(Duration::from_secs(5), |p| {
-        p.ends.iter().all(|e| e.is_connected())
-    }));
+    let mut pair = Pair::connected(7);
     let now = pair.now;
     for end in &mut pair.ends {
         end.open_channel(now, 1, DeliveryPolicy::default(), None)
@@ -385,9 +390,7 @@ fn data_further_ahead_than_a_sack_reaches_is_dropped() {
         packet.extend_from_slice(&tsn.wrapping_add(ahead).to_be_bytes());
         packet.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 51, b'x', 0, 0, 0]);
     }
-    packet[8..12].fill(0);
-    let crc = crc32c::crc32c(&packet);
-    packet[8..12].copy_from_slice(&crc.to_le_bytes());
+    with_checksum(&mut packet);
     let now = pair.now;
     pair.ends[1].handle_packet(now, &packet);
     pair.ends[1].handle_timeout(now + Duration::from_secs(1));
