@@ -64,11 +64,12 @@ fn contain_library_panics() {
         let abort = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let trace = std::backtrace::Backtrace::force_capture().to_string();
-            let in_library = trace.lines().any(|l| l.contains("/rtc-sctp-"));
-            let checked = trace
+            let mut library = trace
                 .lines()
-                .any(|l| l.contains("/rtc-sctp-") && CHECKED.iter().any(|c| l.contains(c)));
-            if !in_library || checked {
+                .filter(|l| l.contains("/rtc-sctp-"))
+                .peekable();
+            let in_library = library.peek().is_some();
+            if !in_library || library.any(|l| CHECKED.iter().any(|c| l.contains(c))) {
                 abort(info);
             }
             LIBRARY_PANICKED.store(true, Ordering::Relaxed);

@@ -60,7 +60,7 @@ fn each_chunk(packet: &[u8], mut check: impl FnMut(u8, &[u8]) -> bool) -> bool {
         let Some(header) = rest.get(..CHUNK_HEADER) else {
             return false;
         };
-        let len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+        let len = sctp_read::length_field(header);
         let Some(chunk) = rest.get(..len).filter(|_| len >= CHUNK_HEADER) else {
             return false;
         };

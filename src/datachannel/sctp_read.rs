@@ -53,7 +53,7 @@ pub fn value_read(kind: u8, value: &[u8]) -> Option<usize> {
 fn causes_read(causes: &[u8]) -> Option<usize> {
     let mut read = 0;
     while causes.len() - read >= TLV_HEADER {
-        let len = tlv_length(&causes[read..]);
+        let len = length_field(&causes[read..]);
         if len < TLV_HEADER || len > causes.len() - read {
             return None;
         }
@@ -109,7 +109,7 @@ fn parameter_read(bytes: &[u8]) -> Option<usize> {
         return None;
     }
     let kind = u16::from_be_bytes([bytes[0], bytes[1]]);
-    let len = tlv_length(bytes);
+    let len = length_field(bytes);
     if len < TLV_HEADER || len > bytes.len() {
         return None;
     }
@@ -132,8 +132,9 @@ fn parameter_read(bytes: &[u8]) -> Option<usize> {
     Some(TLV_HEADER + kept)
 }
 
-/// A TLV's Length field.
-fn tlv_length(bytes: &[u8]) -> usize {
+/// The Length field of a chunk, a parameter or an error cause: all three
+/// begin with a type and a 16-bit length (RFC 9260 §3.2, §3.2.1, §3.3.10).
+pub fn length_field(bytes: &[u8]) -> usize {
     usize::from(u16::from_be_bytes([bytes[2], bytes[3]]))
 }
 

@@ -137,7 +137,6 @@ impl Pair {
     }
 }
 
-/// Message `n` of a test: sizes from 0 to 64 KiB, strings and binary.
 /// Sets the CRC32c of an SCTP packet we wrote (RFC 9260 Appendix A).
 fn with_checksum(packet: &mut [u8]) {
     packet[8..12].fill(0);
@@ -145,6 +144,7 @@ fn with_checksum(packet: &mut [u8]) {
     packet[8..12].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Message `n` of a test: sizes from 0 to 64 KiB, strings and binary.
 fn message(n: usize) -> (bool, Vec<u8>) {
     let sizes = [0, 1, 17, 1200, 1201, 5000, 65_536];
     let size = sizes[n % sizes.len()];
