@@ -77,6 +77,14 @@ pub struct ServeArgs {
     /// 429 [default: no limit].
     #[arg(long, env = "SWITCHBOARD_MAX_NEW_SESSIONS_PER_ADDRESS")]
     pub max_new_sessions_per_address: Option<u32>,
+    /// Most third-party sessions (`?thirdparty=true`) of one app that have
+    /// not connected; sessions/new beyond answers 503 [default: 32].
+    #[arg(long, env = "SWITCHBOARD_MAX_THIRD_PARTY_CONNECTING_PER_APP")]
+    pub max_third_party_connecting_per_app: Option<usize>,
+    /// Third-party sessions may send ICE checks to loopback and private
+    /// addresses (tests, LAN deployments) [default: public addresses only].
+    #[arg(long, env = "SWITCHBOARD_THIRD_PARTY_PRIVATE_CANDIDATES")]
+    pub third_party_private_candidates: bool,
     /// Join a cluster whose directory is this Redis (`redis://host:port`);
     /// without it the node stands alone and needs no Redis.
     #[arg(long, env = "SWITCHBOARD_CLUSTER_REDIS")]
@@ -125,6 +133,8 @@ struct FileConfig {
     max_tracks_per_session: Option<usize>,
     max_requests_per_second: Option<u32>,
     max_new_sessions_per_address: Option<u32>,
+    max_third_party_connecting_per_app: Option<usize>,
+    third_party_private_candidates: Option<bool>,
     cluster_redis: Option<String>,
     cluster_secret: Option<String>,
     cluster_node_id: Option<String>,
@@ -209,6 +219,12 @@ pub struct Limits {
     /// A session that never connected is removed after this long
     /// (calls-api.md, our rule: 60 s). Settable in code (tests).
     pub never_connected_timeout: std::time::Duration,
+    /// Third-party sessions per app that have not connected (each sends
+    /// ICE checks; 503 `temporarily_unavailable_error` beyond).
+    pub third_party_connecting_per_app: usize,
+    /// Third-party sessions may send checks to loopback and private
+    /// addresses (tests, LAN deployments); otherwise to public ones only.
+    pub third_party_private_candidates: bool,
 }
 
 impl Default for Limits {
@@ -220,6 +236,8 @@ impl Default for Limits {
             requests_per_second: 50,
             new_sessions_per_address: None,
             never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
+            third_party_connecting_per_app: 32,
+            third_party_private_candidates: false,
         }
     }
 }
@@ -241,6 +259,13 @@ pub enum ConfigError {
     /// The file is not valid TOML of the expected shape.
     #[error("parsing {0}: {1}")]
     Parse(PathBuf, toml::de::Error),
+    /// An app without an id or a secret (an empty secret would let a
+    /// request without a token through).
+    #[error("app {0:?}: an app needs a non-empty id and secret")]
+    EmptyApp(String),
+    /// Two apps with one id (one would silently replace the other).
+    #[error("app id {0:?} is configured twice")]
+    DuplicateApp(String),
     /// A cluster needs a shared secret.
     #[error("--cluster-redis needs --cluster-secret (the secret the nodes share)")]
     ClusterSecret,
@@ -301,6 +326,7 @@ impl Config {
         } else {
             file.apps
         };
+        check_apps(&apps)?;
         Ok(Config {
             http_bind: args
                 .http_bind
@@ -357,6 +383,12 @@ impl Config {
                         .max_new_sessions_per_address
                         .or(file.max_new_sessions_per_address),
                     never_connected_timeout: d.never_connected_timeout,
+                    third_party_connecting_per_app: args
+                        .max_third_party_connecting_per_app
+                        .or(file.max_third_party_connecting_per_app)
+                        .unwrap_or(d.third_party_connecting_per_app),
+                    third_party_private_candidates: args.third_party_private_candidates
+                        || file.third_party_private_candidates.unwrap_or(false),
                 }
             },
             cluster,
@@ -381,7 +413,10 @@ impl Config {
             drain: std::time::Duration::from_secs(DEFAULT_DRAIN_SECONDS),
             log_format: LogFormat::Text,
             handshake_threads: 1,
-            limits: Limits::default(),
+            limits: Limits {
+                third_party_private_candidates: true,
+                ..Limits::default()
+            },
             cluster: None,
         }
     }
@@ -393,6 +428,20 @@ impl Config {
             .map(|a| (AppId(a.id.clone()), a.secret.clone()))
             .collect()
     }
+}
+
+/// Refuses apps with an empty id or secret, and ids given twice.
+fn check_apps(apps: &[AppConfig]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::HashSet::new();
+    for app in apps {
+        if app.id.is_empty() || app.secret.is_empty() {
+            return Err(ConfigError::EmptyApp(app.id.clone()));
+        }
+        if !seen.insert(app.id.as_str()) {
+            return Err(ConfigError::DuplicateApp(app.id.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// The HTTP connection cap when none is configured.
@@ -489,5 +538,55 @@ mod tests {
         assert_eq!(d.limits, Limits::default());
         assert_eq!(d.limits.new_sessions_per_address, None);
         assert!(d.handshake_threads >= 1);
+    }
+
+    /// Loads a TOML configuration from a file.
+    fn load_toml(text: &str) -> Result<Config, ConfigError> {
+        let path =
+            std::env::temp_dir().join(format!("switchboard-{}.toml", hex(&random_bytes::<8>())));
+        std::fs::write(&path, text).unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            ..ServeArgs::default()
+        };
+        let out = Config::load(&args);
+        std::fs::remove_file(path).unwrap();
+        out
+    }
+
+    #[test]
+    fn apps_without_a_secret_or_configured_twice_are_refused() {
+        let ok = load_toml("[[apps]]\nid = \"a\"\nsecret = \"s\"\n").unwrap();
+        assert_eq!(ok.apps.len(), 1);
+        assert!(matches!(
+            load_toml("[[apps]]\nid = \"a\"\nsecret = \"\"\n"),
+            Err(ConfigError::EmptyApp(id)) if id == "a"
+        ));
+        assert!(matches!(
+            load_toml("[[apps]]\nid = \"a\"\nsecret = \"s\"\n[[apps]]\nid = \"a\"\nsecret = \"t\"\n"),
+            Err(ConfigError::DuplicateApp(id)) if id == "a"
+        ));
+        let dev = ServeArgs {
+            dev_app_secret: Some(String::new()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(Config::load(&dev), Err(ConfigError::EmptyApp(_))));
+    }
+
+    #[test]
+    fn third_party_checks_go_to_public_addresses_unless_configured() {
+        let d = Config::load(&ServeArgs::default()).unwrap();
+        assert!(!d.limits.third_party_private_candidates);
+        assert_eq!(d.limits.third_party_connecting_per_app, 32);
+        let lan = ServeArgs {
+            third_party_private_candidates: true,
+            max_third_party_connecting_per_app: Some(4),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&lan).unwrap();
+        assert!(c.limits.third_party_private_candidates);
+        assert_eq!(c.limits.third_party_connecting_per_app, 4);
+        let file = load_toml("third-party-private-candidates = true\n").unwrap();
+        assert!(file.limits.third_party_private_candidates);
     }
 }

@@ -23,5 +23,6 @@ pub mod server;
 pub mod session;
 pub mod simulcast;
 pub mod srtp;
+pub mod supervise;
 pub mod wire;
 pub mod worker;

@@ -72,6 +72,14 @@ fn main() -> anyhow::Result<()> {
     }
     if server.config.demo {
         println!("  demo page    http://{}/", server.http_addr);
+        if !server.http_addr.ip().is_loopback() {
+            tracing::warn!(
+                http = %server.http_addr,
+                "the demo page embeds the dev app's secret and is served beyond \
+                 this host: anyone who reaches it can use the API (configure [[apps]] \
+                 or pass --no-demo)"
+            );
+        }
     }
     notify_systemd("READY=1");
     let signal = wait_for(&signals);

@@ -159,60 +159,63 @@ impl Server {
             .enable_all()
             .build()
             .map_err(StartError::Runtime)?;
-        let control_thread = std::thread::Builder::new()
-            .name("control".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let listener = match tokio::net::TcpListener::from_std(listener) {
-                        Ok(l) => l,
-                        Err(e) => {
-                            tracing::error!(error = %e, "HTTP listener");
-                            return;
+        let control_thread = crate::supervise::spawn_critical("control".into(), move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "HTTP listener");
+                        return;
+                    }
+                };
+                let events_ctl = ctl.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = events_rx.recv().await {
+                        // A bug in handling one event must not stop
+                        // ICE and DTLS for every other session.
+                        let handled =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                events_ctl.handle_event(event, Instant::now())
+                            }));
+                        if let Err(payload) = handled {
+                            crate::supervise::note_contained(
+                                "a media worker event",
+                                payload.as_ref(),
+                            );
                         }
-                    };
-                    let events_ctl = ctl.clone();
-                    tokio::spawn(async move {
-                        while let Some(event) = events_rx.recv().await {
-                            // A bug in handling one event must not stop
-                            // ICE and DTLS for every other session.
-                            let handled =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    events_ctl.handle_event(event, Instant::now())
-                                }));
-                            if handled.is_err() {
-                                tracing::error!("panic while handling a media worker event");
-                            }
-                        }
-                    });
-                    tokio::spawn(ctl.clone().run_fanout_flush());
-                    let cluster = cluster.map(|(cluster, changes)| {
-                        cluster.spawn(changes);
-                        cluster
-                    });
-                    let tick_ctl = ctl.clone();
-                    tokio::spawn(async move {
-                        let mut interval = tokio::time::interval(TICK);
-                        loop {
-                            interval.tick().await;
-                            let ticked =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                    tick_ctl.handle_tick(Instant::now())
-                                }));
-                            if ticked.is_err() {
-                                tracing::error!("panic in the control timers");
-                            }
-                        }
-                    });
-                    listener::serve(listener, router(state), max_connections, async {
-                        let _ = shutdown_rx.await;
-                    })
-                    .await;
-                    if let Some(cluster) = cluster {
-                        cluster.leave().await;
                     }
                 });
-            })
-            .map_err(StartError::Runtime)?;
+                tokio::spawn(ctl.clone().run_fanout_flush());
+                let cluster = cluster.map(|(cluster, changes)| {
+                    cluster.spawn(changes);
+                    cluster
+                });
+                let tick_ctl = ctl.clone();
+                tokio::spawn(async move {
+                    let mut interval = tokio::time::interval(TICK);
+                    loop {
+                        interval.tick().await;
+                        let ticked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            tick_ctl.handle_tick(Instant::now())
+                        }));
+                        if let Err(payload) = ticked {
+                            crate::supervise::note_contained(
+                                "the control timers",
+                                payload.as_ref(),
+                            );
+                        }
+                    }
+                });
+                listener::serve(listener, router(state), max_connections, async {
+                    let _ = shutdown_rx.await;
+                })
+                .await;
+                if let Some(cluster) = cluster {
+                    cluster.leave().await;
+                }
+            });
+        })
+        .map_err(StartError::Runtime)?;
         Ok(Server {
             http_addr,
             media_addr,

@@ -54,9 +54,13 @@ impl Drop for Process {
     }
 }
 
+/// The directory's password (docs/cluster.md: Redis always runs with one).
+const REDIS_PASSWORD: &str = "a-redis-password-for-the-cluster-test";
+
 fn start_redis(port: u16) -> Process {
     let child = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--requirepass", REDIS_PASSWORD])
         .args(["--save", "", "--appendonly", "no"])
         .stdout(Stdio::null())
         .spawn()
@@ -93,7 +97,7 @@ fn start_node(name: &str, redis_port: u16) -> Node {
         .args(["--drain-seconds", "0"])
         .args([
             "--cluster-redis",
-            &format!("redis://127.0.0.1:{redis_port}"),
+            &format!("redis://:{REDIS_PASSWORD}@127.0.0.1:{redis_port}"),
         ])
         .args([
             "--cluster-secret",
@@ -139,7 +143,14 @@ fn metric(node: &Node, name: &str) -> Option<f64> {
 /// A Redis key's value, read with redis-cli (empty when absent).
 fn redis_get(port: u16, key: &str) -> String {
     let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "--raw", "GET", key])
+        .args([
+            "-p",
+            &port.to_string(),
+            "--no-auth-warning",
+            "-a",
+            REDIS_PASSWORD,
+        ])
+        .args(["--raw", "GET", key])
         .output()
         .expect("redis-cli runs (Debian package redis-tools, with redis-server)");
     assert!(out.status.success(), "redis-cli GET {key} failed");
@@ -507,4 +518,86 @@ fn a_cluster_of_three_nodes_relays_tracks_and_survives_outages() {
     );
     assert_eq!(redis_get(redis_port, b_key), "", "B left the directory");
     drop(redis);
+}
+
+/// `tools/cluster up --ip 127.0.0.2`: on an address other than 127.0.0.1,
+/// a Redis without a password refuses every client (protected mode), so
+/// the tool runs it with one; every node joins, Redis refuses a client
+/// without the password, and a session made on node 1 is found through
+/// node 2.
+#[test]
+fn tools_cluster_runs_on_any_address_with_an_authenticated_redis() {
+    let dir = log_dir().join("tools-cluster");
+    let (http, media, redis) = (free_tcp_port(), free_udp_port(), free_tcp_port());
+    let tool = |args: &[&str]| {
+        Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tools/cluster"))
+            .args(args)
+            .env("SWITCHBOARD_CLUSTER_DIR", &dir)
+            .env("SWITCHBOARD_BIN", env!("CARGO_BIN_EXE_switchboard"))
+            .env("CLUSTER_HTTP_PORT", http.to_string())
+            .env("CLUSTER_MEDIA_PORT", media.to_string())
+            .env("CLUSTER_REDIS_PORT", redis.to_string())
+            .output()
+            .expect("tools/cluster runs")
+    };
+    struct Down<F: Fn(&[&str]) -> std::process::Output>(F);
+    impl<F: Fn(&[&str]) -> std::process::Output> Drop for Down<F> {
+        fn drop(&mut self) {
+            (self.0)(&["down"]);
+        }
+    }
+    let up = tool(&["up", "--ip", "127.0.0.2", "--nodes", "2"]);
+    let tool = Down(tool);
+    let stdout = String::from_utf8_lossy(&up.stdout).into_owned();
+    assert!(
+        up.status.success(),
+        "tools/cluster up: {stdout}\n{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let urls: Vec<&str> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("node ")?.split(" api ").nth(1))
+        .collect();
+    assert_eq!(urls.len(), 2, "{stdout}");
+    assert!(
+        urls.iter().all(|u| u.starts_with("http://127.0.0.2:")),
+        "{urls:?}"
+    );
+    let app_line = stdout
+        .lines()
+        .find(|l| l.starts_with("app "))
+        .expect("app line");
+    let parts: Vec<&str> = app_line.split(' ').collect();
+    let (app, secret) = (parts[1], parts[3]);
+
+    // Redis wants the password.
+    let anonymous = Command::new("redis-cli")
+        .args(["-h", "127.0.0.2", "-p", &redis.to_string(), "GET", "x"])
+        .output()
+        .expect("redis-cli runs");
+    let said = String::from_utf8_lossy(&anonymous.stdout).into_owned()
+        + &String::from_utf8_lossy(&anonymous.stderr);
+    assert!(
+        said.contains("NOAUTH"),
+        "Redis answered a client without the password: {said}"
+    );
+    let config = std::fs::metadata(dir.join("redis.conf")).expect("redis.conf");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        config.permissions().mode() & 0o077,
+        0,
+        "redis.conf is private"
+    );
+
+    // The directory works: a session of node 1 is found through node 2.
+    let one = Api::at(urls[0], app, secret);
+    let two = Api::at(urls[1], app, secret);
+    let session = one.new_session();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            two.call("GET", &format!("/sessions/{session}"), None).0 == 200
+        }),
+        "node 2 finds node 1's session"
+    );
+    drop(tool);
 }

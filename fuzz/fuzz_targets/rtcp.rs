@@ -63,7 +63,7 @@ fn twcc_round_trip(data: &[u8]) {
             .expect("our feedback is one RTCP packet");
         assert!(feedback::is_feedback(p.count, p.packet_type));
         assert!(
-            feedback::read(p.bytes, &mut statuses),
+            feedback::read(p.bytes, &mut statuses, usize::from(u16::MAX)),
             "our feedback reads back"
         );
         for s in &statuses {

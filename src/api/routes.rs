@@ -392,6 +392,11 @@ async fn metrics(State(state): State<ApiState>) -> Response {
             "switchboard_datachannel_drops_total{{reason=\"{reason}\"}} {n}"
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_panics_total Panics in the process (contained, or ending it)\n# TYPE switchboard_panics_total counter\nswitchboard_panics_total {}",
+        crate::supervise::panics()
+    );
     let (sessions, tracks, subscriptions) = state.control.population();
     for (name, help, value) in [
         ("switchboard_sessions", "Sessions", sessions),

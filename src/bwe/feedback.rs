@@ -30,8 +30,11 @@ pub fn is_feedback(count: u8, packet_type: u8) -> bool {
 
 /// Reads one transport-cc feedback packet (whole, header included) into
 /// `out` (cleared first). Returns false, with `out` holding what was read
-/// before the fault, when the packet is malformed or truncated.
-pub fn read(packet: &[u8], out: &mut Vec<Status>) -> bool {
+/// before the fault, when the packet is malformed or truncated, or reports
+/// more than `max_statuses` packets (more than the sender remembers: a
+/// few bytes of run-length chunks can claim 65,535, and `out` never grows
+/// past `max_statuses`).
+pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
     out.clear();
     let Some(fixed) = packet.get(..20) else {
         return false;
@@ -41,6 +44,9 @@ pub fn read(packet: &[u8], out: &mut Vec<Status>) -> bool {
     }
     let base = u16::from_be_bytes([fixed[12], fixed[13]]);
     let count = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
+    if count > max_statuses {
+        return false;
+    }
     let reference = i64::from(i32::from_be_bytes([fixed[16], fixed[17], fixed[18], 0]) >> 8);
     let mut at = 20;
     // Status symbols first: 0 not received, 1 small delta, 2 large delta.
@@ -169,7 +175,7 @@ mod tests {
         let bytes = fb.marshal().expect("marshal");
         assert!(is_feedback(bytes[0] & 0x1f, bytes[1]));
         let mut out = Vec::new();
-        assert!(read(&bytes, &mut out));
+        assert!(read(&bytes, &mut out, ANY));
         let base = 100 * REFERENCE_UNIT_US;
         let got: Vec<(u16, Option<i64>)> = out.iter().map(|s| (s.seq, s.arrival_us)).collect();
         assert_eq!(
@@ -221,11 +227,34 @@ mod tests {
         let mut packet = Vec::new();
         let mut statuses = Vec::new();
         while rx.poll_feedback(1, 2, &mut packet) {
-            assert!(read(&packet, &mut statuses));
+            assert!(read(&packet, &mut statuses, ANY));
             got.extend(statuses.iter().map(|s| (s.seq, s.arrival_us.is_some())));
             packet.clear();
         }
         assert_eq!(got, expect);
+    }
+
+    /// No bound on the statuses read.
+    const ANY: usize = u16::MAX as usize;
+
+    #[test]
+    fn feedback_reporting_more_than_the_sender_remembers_is_refused() {
+        // 28 bytes: base 0, count 65,535, three runs of 8,191 "not received".
+        let mut packet = vec![
+            0x8f, 205, 0, 6, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0xff, 0xff, 0, 0, 1, 0,
+        ];
+        packet.extend_from_slice(&[0x1f, 0xff, 0x1f, 0xff, 0x1f, 0xff, 0, 0]);
+        let mut out = Vec::new();
+        assert!(!read(&packet, &mut out, 512));
+        assert!(out.is_empty() && out.capacity() == 0, "nothing was read");
+        // Within the bound it is read (and found truncated: 65,535 claimed).
+        assert!(!read(&packet, &mut out, ANY));
+        assert_eq!(out.len(), 3 * 8191);
+        // A count within the bound reads.
+        packet[14..16].copy_from_slice(&100u16.to_be_bytes());
+        assert!(read(&packet, &mut out, 512));
+        assert_eq!(out.len(), 100);
+        assert!(out.iter().all(|s| s.arrival_us.is_none()));
     }
 
     #[test]
@@ -236,9 +265,9 @@ mod tests {
         ];
         packet.extend_from_slice(&[0x20, 40]); // a run of 40 small deltas
         packet.extend_from_slice(&[4, 4, 4]); // only three of them
-        assert!(!read(&packet, &mut out));
+        assert!(!read(&packet, &mut out, ANY));
         for len in 0..packet.len() {
-            read(&packet[..len], &mut out);
+            read(&packet[..len], &mut out, ANY);
         }
     }
 }

@@ -167,7 +167,7 @@ impl BandwidthEstimator {
         rtt: Duration,
         statuses: &mut Vec<Status>,
     ) {
-        if !feedback::read(packet, statuses) {
+        if !feedback::read(packet, statuses, SENT) {
             self.feedback_malformed += 1;
         }
         self.feedback_read += 1;

@@ -157,7 +157,8 @@ impl Control {
             .map(|s| (s.ice.ufrag.clone(), s.ice.pwd.clone()))
             .ok_or_else(|| ApiError::internal("mirror vanished"))?;
         self.directory.insert(&ufrag, key, &pwd);
-        self.make_third_party(&mut st, key);
+        let targets = self.relay_check_targets();
+        self.make_third_party(&mut st, key, targets);
         let mirror = Mirror {
             app: app.clone(),
             of,

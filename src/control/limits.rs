@@ -22,6 +22,14 @@ use crate::config::Limits;
 /// tracks/close call (calls-api.md, "Limits and timers").
 pub const MAX_ITEMS: usize = 64;
 
+/// Most distinct formats a session keeps of what its client receives
+/// (`Session::decodable`; Chromium offers about twenty).
+pub const MAX_DECODABLE: usize = 64;
+
+/// Most formats an answer accepts on one m-line we receive (the first ones
+/// offered, in the offer's order of preference).
+pub const MAX_ANSWERED_FORMATS: usize = 32;
+
 /// Longest `preferredRid` (RFC 8851 rid-ids are short tokens).
 const MAX_RID_LEN: usize = 32;
 

@@ -7,6 +7,7 @@
 
 mod channel_ops;
 pub mod channels;
+pub mod check_targets;
 pub mod cluster;
 #[cfg(test)]
 mod handover_tests;
@@ -228,7 +229,12 @@ impl Control {
             .apps
             .get(&id)
             .ok_or_else(|| ApiError::not_found("Unknown app"))?;
-        if !crate::ids::secrets_equal(bearer.unwrap_or("").as_bytes(), a.secret.as_bytes()) {
+        // No token, or an empty one, never authorizes (whatever the app's
+        // secret: the configuration refuses empty ones too).
+        let given = bearer
+            .filter(|b| !b.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        if !crate::ids::secrets_equal(given.as_bytes(), a.secret.as_bytes()) {
             return Err(ApiError::unauthorized());
         }
         Ok(id)

@@ -91,17 +91,28 @@ fn learn_remote(
         session.remote_fingerprints = fingerprints;
     }
     session.extmap_allow_mixed |= desc.extmap_allow_mixed;
+    // Linear in the description: a payload type is one of 256, a format is
+    // compared by its identity, and what a session keeps is capped.
+    let mut known_pts = [false; 256];
+    for k in &session.client_payload_types {
+        known_pts[usize::from(k.pt)] = true;
+    }
     for c in desc.media.iter().flat_map(|m| m.codecs.iter()) {
-        if !session.client_payload_types.iter().any(|k| k.pt == c.pt) {
+        if !std::mem::replace(&mut known_pts[usize::from(c.pt)], true) {
             session.client_payload_types.push(c.clone());
         }
     }
+    let mut known: std::collections::HashSet<sdp::FormatId> =
+        session.decodable.iter().map(Codec::format_id).collect();
     let receiving = desc
         .media
         .iter()
         .filter(|m| m.is_active() && m.direction.receives());
     for c in receiving.flat_map(|m| m.codecs.iter()) {
-        if c.is_forwardable() && !session.decodable.iter().any(|d| d.same_format(c)) {
+        if session.decodable.len() >= super::limits::MAX_DECODABLE {
+            break;
+        }
+        if c.is_forwardable() && known.insert(c.format_id()) {
             session.decodable.push(c.clone());
         }
     }
@@ -252,10 +263,13 @@ pub fn apply_offer(
             .filter(|c| c.is_forwardable())
             .cloned()
             .collect();
+        let offered_ids: Vec<sdp::FormatId> = offered.iter().map(Codec::format_id).collect();
         let mut payload_types = Vec::new();
         let mut codecs = Vec::new();
         for pc in track.sent_codecs() {
-            if let Some(oc) = offered.iter().find(|oc| oc.same_format(pc)) {
+            let id = pc.format_id();
+            let found = offered_ids.iter().position(|o| *o == id);
+            if let Some(oc) = found.map(|i| &offered[i]) {
                 if !codecs.iter().any(|c: &Codec| c.pt == oc.pt) {
                     codecs.push(supported_feedback(oc));
                     // Its retransmission format, where the client offers one.
@@ -381,6 +395,7 @@ pub fn apply_offer(
                 .codecs
                 .iter()
                 .filter(|c| c.is_forwardable())
+                .take(super::limits::MAX_ANSWERED_FORMATS)
                 .map(supported_feedback)
                 .collect();
         }

@@ -85,6 +85,9 @@ impl Control {
             .get(app)
             .ok_or_else(|| ApiError::not_found("Unknown app"))?;
         limits::check_app_room(room, &self.limits)?;
+        if req.third_party {
+            self.check_third_party_room(&st, app)?;
+        }
         let key = st
             .reg
             .create_session(app, now)
@@ -98,7 +101,8 @@ impl Control {
         };
         self.directory.insert(&ufrag, key, &pwd);
         if req.third_party {
-            self.make_third_party(&mut st, key);
+            let targets = self.app_check_targets();
+            self.make_third_party(&mut st, key, targets);
         }
         let answer = match offer {
             Some(offer) => {

@@ -519,17 +519,18 @@ impl Session {
     /// publisher's number if free, else a free dynamic one. Returns the
     /// mapped codecs and the publisher → session map.
     pub fn map_codecs(&self, codecs: &[Codec]) -> (Vec<Codec>, Vec<(u8, u8)>) {
-        let mut used: Vec<(u8, Codec)> = self
+        let mut used: Vec<(u8, crate::sdp::FormatId)> = self
             .transceivers
             .iter()
             .flat_map(|t| t.codecs.iter())
             .chain(self.client_payload_types.iter())
-            .map(|c| (c.pt, c.clone()))
+            .map(|c| (c.pt, c.format_id()))
             .collect();
         let mut out = Vec::new();
         let mut map = Vec::new();
         for c in codecs {
-            let pt = match used.iter().find(|(_, u)| u.same_format(c)) {
+            let id = c.format_id();
+            let pt = match used.iter().find(|(_, u)| *u == id) {
                 Some((pt, _)) => *pt,
                 None if !used.iter().any(|(pt, _)| *pt == c.pt) => c.pt,
                 None => match (96..=127u8)
@@ -541,7 +542,7 @@ impl Session {
                 },
             };
             let mapped = Codec { pt, ..c.clone() };
-            used.push((pt, mapped.clone()));
+            used.push((pt, id));
             map.push((c.pt, pt));
             out.push(mapped);
         }

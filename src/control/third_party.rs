@@ -9,17 +9,53 @@ use bytes::BytesMut;
 use crate::engine::messages::WorkerCommand;
 use crate::ids::SessionKey;
 
+use crate::api::error::ApiError;
+use crate::ids::AppId;
+
+use super::check_targets::CheckTargets;
 use super::peer_checks::PeerChecks;
 use super::{Control, State};
 
 impl Control {
     /// Makes `key` a third-party session: from its peer's first SDP on, we
-    /// send the ICE checks.
-    pub(super) fn make_third_party(&self, st: &mut State, key: SessionKey) {
+    /// send the ICE checks, to the addresses `targets` admits.
+    pub(super) fn make_third_party(&self, st: &mut State, key: SessionKey, targets: CheckTargets) {
         if let Some(s) = st.reg.session_mut(key) {
-            s.peer_checks.get_or_insert_with(PeerChecks::default);
+            s.peer_checks
+                .get_or_insert_with(|| PeerChecks::new(targets));
             st.third_party.insert(key);
         }
+    }
+
+    /// Where an app's third-party sessions may send checks.
+    pub(super) fn app_check_targets(&self) -> CheckTargets {
+        CheckTargets::new(self.limits.third_party_private_candidates, &self.candidates)
+    }
+
+    /// Where a cluster relay's checks may go.
+    pub(super) fn relay_check_targets(&self) -> CheckTargets {
+        CheckTargets::cluster(&self.candidates)
+    }
+
+    /// Refuses a new third-party session of `app` while it has as many
+    /// that have not connected as its limit allows (each sends checks).
+    pub(super) fn check_third_party_room(&self, st: &State, app: &AppId) -> Result<(), ApiError> {
+        let connecting = st
+            .third_party
+            .iter()
+            .filter_map(|key| st.reg.session(*key).map(|s| (*key, s)))
+            .filter(|(key, s)| {
+                !s.is_connected()
+                    && st.reg.app_of(*key) == Some(app)
+                    && !st.mirrors.contains_key(key)
+            })
+            .count();
+        if connecting >= self.limits.third_party_connecting_per_app {
+            return Err(ApiError::temporarily_unavailable(format!(
+                "the app has {connecting} third-party sessions that have not connected, its limit"
+            )));
+        }
+        Ok(())
     }
 
     /// Sends the checks that are due, through the worker of the session's
@@ -43,7 +79,7 @@ impl Control {
             let bound = s.transport.map(|t| t.addr);
             let worker = s.transport.map_or(0, |t| t.worker.0);
             let username = format!("{remote_ufrag}:{}", s.ice.ufrag);
-            for to in checks.due(now, bound) {
+            if let Some(to) = checks.due(now, bound) {
                 let mut bytes = Vec::with_capacity(128);
                 let txid = crate::ids::random_bytes::<12>();
                 crate::ice::write_binding_request(&mut bytes, &txid, &username, remote_pwd, true);

@@ -212,9 +212,8 @@ impl HandshakePool {
                 timeouts: Default::default(),
                 to_wake: vec![false; workers.len()],
             };
-            let handle = std::thread::Builder::new()
-                .name(format!("dtls-{i}"))
-                .spawn(move || handshaker.run(&rx))?;
+            let handle =
+                crate::supervise::spawn_critical(format!("dtls-{i}"), move || handshaker.run(&rx))?;
             handles.push(handle);
         }
         Ok(HandshakePool {

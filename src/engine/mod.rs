@@ -76,6 +76,9 @@ use run::{Inbox, PacketRun, RunHeader};
 
 /// How often receiver reports go out.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Transport-cc feedback packets read from one compound RTCP packet; more
+/// are skipped.
+const MAX_FEEDBACK_PER_DATAGRAM: usize = 2;
 /// SSRCs a pushed track may use beyond those its SDP declares (simulcast
 /// layers and their RTX, learned from the first packets).
 const LEARNED_SSRCS: usize = 8;
@@ -900,6 +903,9 @@ impl Engine {
         }
     }
 
+    /// Reads at most [`MAX_FEEDBACK_PER_DATAGRAM`] transport-cc feedback
+    /// packets of one compound packet (a client sends one; a datagram
+    /// holds about 40 of the smallest).
     fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &mut [u8]) {
         let found = Self::unprotect(
             &self.bindings,
@@ -919,6 +925,7 @@ impl Engine {
         let plain = unprotected.bytes(datagram);
         let mut keyframe_tracks: Vec<(TrackKey, Option<Layer>)> = Vec::new();
         let mut reports: Vec<(Arc<TrackFanout>, SenderInfo, Option<Layer>)> = Vec::new();
+        let mut feedback_left = MAX_FEEDBACK_PER_DATAGRAM;
         for packet in rtcp::packets(plain) {
             let media = &session.media;
             let echoes = rtcp::report_blocks(&packet)
@@ -961,6 +968,10 @@ impl Engine {
                     keyframe_tracks.extend(unrepaired.map(|t| (t, None)));
                 }
             } else if feedback::is_feedback(packet.count, packet.packet_type) {
+                if feedback_left == 0 {
+                    continue;
+                }
+                feedback_left -= 1;
                 if session.estimate.is_none()
                     && session.media.twcc_extension.is_some()
                     && !session.media.outlets.is_empty()

@@ -6,6 +6,7 @@
 //! Where it sits: on the control thread, in negotiation; nothing here is on
 //! the packet path.
 
+pub mod limits;
 mod parse;
 mod write;
 
@@ -113,15 +114,12 @@ impl Codec {
     /// Whether two codecs are the same format (name, clock, channels and
     /// the fmtp parameters that change the bitstream).
     pub fn same_format(&self, other: &Codec) -> bool {
-        self.name.eq_ignore_ascii_case(&other.name)
-            && self.clock_rate == other.clock_rate
-            && self.channels.unwrap_or(1) == other.channels.unwrap_or(1)
-            && self.format_parameters() == other.format_parameters()
+        self.format_id() == other.format_id()
     }
 
-    /// The fmtp parameters that identify a format: H.264's profile and
-    /// packetization mode, VP9's and AV1's profile, H.265's profile and tier.
-    fn format_parameters(&self) -> Vec<(String, String)> {
+    /// What identifies this codec's format: compare these (or keep them in
+    /// a set) to compare many codecs in time linear in their number.
+    pub fn format_id(&self) -> FormatId {
         const IDENTIFYING: &[&str] = &[
             "packetization-mode",
             "profile-level-id",
@@ -130,14 +128,15 @@ impl Codec {
             "tier-flag",
             "profile-space",
         ];
-        let mut out: Vec<(String, String)> = self
+        let name = self.name.to_ascii_lowercase();
+        let mut parameters: Vec<(String, String)> = self
             .fmtp
             .as_deref()
             .unwrap_or("")
             .split(';')
             .filter_map(|p| p.trim().split_once('='))
+            .filter(|(k, _)| IDENTIFYING.iter().any(|i| k.trim().eq_ignore_ascii_case(i)))
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_ascii_lowercase()))
-            .filter(|(k, _)| IDENTIFYING.contains(&k.as_str()))
             .map(|(k, v)| {
                 // profile-level-id: only the profile (first 4 hex digits) must agree.
                 match v.get(..4) {
@@ -149,19 +148,24 @@ impl Codec {
             })
             .collect();
         // Defaults of absent parameters (RFC 6184, VP9 and AV1 RTP payload specs).
-        let defaults: &[(&str, &str)] = match self.name.to_ascii_lowercase().as_str() {
+        let defaults: &[(&str, &str)] = match name.as_str() {
             "h264" => &[("packetization-mode", "0"), ("profile-level-id", "4200")],
             "vp9" => &[("profile-id", "0")],
             "av1" => &[("profile", "0")],
             _ => &[],
         };
         for (k, v) in defaults {
-            if !out.iter().any(|(key, _)| key == k) {
-                out.push(((*k).into(), (*v).into()));
+            if !parameters.iter().any(|(key, _)| key == k) {
+                parameters.push(((*k).into(), (*v).into()));
             }
         }
-        out.sort();
-        out
+        parameters.sort();
+        FormatId {
+            name,
+            clock_rate: self.clock_rate,
+            channels: self.channels.unwrap_or(1),
+            parameters,
+        }
     }
 
     /// Audio or video, from the encoding name (audio: Opus, PCMU, PCMA, G722,
@@ -215,6 +219,17 @@ impl Codec {
         const NAMES: &[&str] = &["opus", "pcmu", "pcma", "vp8", "vp9", "h264", "h265", "av1"];
         NAMES.contains(&self.name.to_ascii_lowercase().as_str())
     }
+}
+
+/// The identity of a payload format ([`Codec::format_id`]): encoding name
+/// (lowercase), clock rate, channels, and the fmtp parameters that change
+/// the bitstream, with their defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FormatId {
+    name: String,
+    clock_rate: u32,
+    channels: u8,
+    parameters: Vec<(String, String)>,
 }
 
 /// `a=extmap`: a header extension and its id.

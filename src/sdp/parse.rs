@@ -17,9 +17,20 @@ pub enum SdpError {
     /// No `v=0` first line.
     #[error("not an SDP (no v=0)")]
     NotSdp,
+    /// Past one of the reader's bounds ([`super::limits`]).
+    #[error("line {line}: {what} (at most {limit})")]
+    TooLarge {
+        /// 1-based line number.
+        line: usize,
+        /// What is over its bound.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+    },
 }
 
-/// Parses an SDP offer or answer.
+/// Parses an SDP offer or answer, within the bounds of [`super::limits`]:
+/// the work and the memory are linear in the description's size.
 pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     let mut desc = SessionDescription::default();
     let mut lines = sdp
@@ -31,14 +42,30 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
         Some((_, "v=0")) => {}
         _ => return Err(SdpError::NotSdp),
     }
+    let mut fingerprints = Fingerprints::default();
     for (index, line) in lines {
         let n = index + 1;
         let bad = |reason| SdpError::Malformed { line: n, reason };
+        let too_large = |what, limit| SdpError::TooLarge {
+            line: n,
+            what,
+            limit,
+        };
+        if line.len() > limits::MAX_LINE {
+            return Err(too_large("line too long", limits::MAX_LINE));
+        }
         let (kind, value) = line.split_once('=').ok_or(bad("expected x=value"))?;
         match kind {
-            "m" => desc
-                .media
-                .push(media_line(value).ok_or(bad("malformed m-line"))?),
+            "m" => {
+                if desc.media.len() == limits::MAX_MEDIA {
+                    return Err(too_large("too many m-lines", limits::MAX_MEDIA));
+                }
+                let m = media_line(value).ok_or(bad("malformed m-line"))?;
+                if m.formats.len() > limits::MAX_FORMATS {
+                    return Err(too_large("too many formats", limits::MAX_FORMATS));
+                }
+                desc.media.push(m);
+            }
             "a" => {
                 let (name, arg) = value.split_once(':').unwrap_or((value, ""));
                 if name == "candidate" {
@@ -46,10 +73,20 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                     add_candidate(&mut desc, arg);
                     continue;
                 }
-                match desc.media.last_mut() {
-                    Some(m) => media_attribute(m, name, arg).ok_or(bad("malformed attribute"))?,
-                    None => session_attribute(&mut desc, name, arg),
+                if name == "fingerprint" && !fingerprints.note(arg.trim()) {
+                    return Err(too_large(
+                        "too many distinct fingerprints",
+                        limits::MAX_FINGERPRINTS,
+                    ));
                 }
+                let applied = match desc.media.last_mut() {
+                    Some(m) => media_attribute(m, name, arg),
+                    None => session_attribute(&mut desc, name, arg),
+                };
+                applied.map_err(|e| match e {
+                    Refused::Malformed(reason) => bad(reason),
+                    Refused::TooLarge(what, limit) => too_large(what, limit),
+                })?;
             }
             k if k.len() == 1 => {}
             _ => return Err(bad("expected a one-letter type")),
@@ -112,21 +149,90 @@ fn media_line(value: &str) -> Option<MediaSection> {
     })
 }
 
-fn session_attribute(desc: &mut SessionDescription, name: &str, arg: &str) {
+/// The distinct fingerprints read so far (at most
+/// [`limits::MAX_FINGERPRINTS`]: a description repeats its one fingerprint
+/// on every m-line).
+#[derive(Default)]
+struct Fingerprints(Vec<String>);
+
+impl Fingerprints {
+    /// Notes a fingerprint; false when it is one too many.
+    fn note(&mut self, value: &str) -> bool {
+        if self.0.iter().any(|f| f == value) {
+            return true;
+        }
+        if self.0.len() == limits::MAX_FINGERPRINTS {
+            return false;
+        }
+        self.0.push(value.to_owned());
+        true
+    }
+}
+
+/// Why an attribute was refused.
+enum Refused {
+    /// Not of its syntax: why.
+    Malformed(&'static str),
+    /// Past a bound: what, and the bound.
+    TooLarge(&'static str, usize),
+}
+
+/// Refuses pushing one more onto a list that holds `limit` already.
+fn room(len: usize, limit: usize, what: &'static str) -> Result<(), Refused> {
+    if len < limit {
+        Ok(())
+    } else {
+        Err(Refused::TooLarge(what, limit))
+    }
+}
+
+/// An ice-ufrag (RFC 8839 §5.4), or why not.
+fn ice_ufrag(arg: &str) -> Result<String, Refused> {
+    let arg = arg.trim();
+    limits::is_ice_credential(arg, limits::UFRAG_LEN)
+        .then(|| arg.to_owned())
+        .ok_or(Refused::Malformed(
+            "a=ice-ufrag must be 4 to 256 ice-chars (RFC 8839)",
+        ))
+}
+
+/// An ice-pwd (RFC 8839 §5.4), or why not.
+fn ice_pwd(arg: &str) -> Result<String, Refused> {
+    let arg = arg.trim();
+    limits::is_ice_credential(arg, limits::PWD_LEN)
+        .then(|| arg.to_owned())
+        .ok_or(Refused::Malformed(
+            "a=ice-pwd must be 22 to 256 ice-chars (RFC 8839)",
+        ))
+}
+
+fn session_attribute(desc: &mut SessionDescription, name: &str, arg: &str) -> Result<(), Refused> {
     match name {
-        "ice-ufrag" => desc.ice_ufrag = Some(arg.to_owned()),
-        "ice-pwd" => desc.ice_pwd = Some(arg.to_owned()),
-        "fingerprint" => desc.fingerprints.push(arg.trim().to_owned()),
+        "ice-ufrag" => desc.ice_ufrag = Some(ice_ufrag(arg)?),
+        "ice-pwd" => desc.ice_pwd = Some(ice_pwd(arg)?),
+        "fingerprint" => {
+            let value = arg.trim();
+            if !desc.fingerprints.iter().any(|f| f == value) {
+                desc.fingerprints.push(value.to_owned());
+            }
+        }
         "setup" => desc.setup = Some(arg.to_owned()),
         "extmap-allow-mixed" => desc.extmap_allow_mixed = true,
         "group" => {
             let mut parts = arg.split_ascii_whitespace();
             if parts.next() == Some("BUNDLE") && desc.bundle.is_none() {
-                desc.bundle = Some(parts.map(|m| Mid(m.to_owned())).collect());
+                let mids: Vec<Mid> = parts.map(|m| Mid(m.to_owned())).collect();
+                if mids.len() > limits::MAX_MEDIA || !mids.iter().all(|m| limits::is_mid(&m.0)) {
+                    return Err(Refused::Malformed(
+                        "a BUNDLE group of more than 1,024 mids, or of invalid ones",
+                    ));
+                }
+                desc.bundle = Some(mids);
             }
         }
         _ => {}
     }
+    Ok(())
 }
 
 /// Keeps a UDP candidate's address (see [`super::udp_candidate`]).
@@ -139,8 +245,70 @@ fn add_candidate(desc: &mut SessionDescription, value: &str) {
     }
 }
 
-/// Applies one media-level attribute; `None` if it is malformed.
-fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
+/// Applies one media-level attribute, or says why not.
+fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Result<(), Refused> {
+    match name {
+        "ice-ufrag" => m.ice_ufrag = Some(ice_ufrag(arg)?),
+        "ice-pwd" => m.ice_pwd = Some(ice_pwd(arg)?),
+        "mid" if !limits::is_mid(arg) => {
+            return Err(Refused::Malformed(
+                "a=mid must be 1 to 32 visible characters",
+            ));
+        }
+        "rtcp-fb" => {
+            let (pt, fb) = arg.split_once(' ').ok_or(MALFORMED)?;
+            let fb = fb.trim();
+            if pt == "*" {
+                for c in &mut m.codecs {
+                    room(
+                        c.rtcp_fb.len(),
+                        limits::MAX_FEEDBACK,
+                        "too many rtcp-fb values",
+                    )?;
+                    c.rtcp_fb.push(fb.to_owned());
+                }
+            } else if let Some(codec) = codec_mut(m, pt) {
+                room(
+                    codec.rtcp_fb.len(),
+                    limits::MAX_FEEDBACK,
+                    "too many rtcp-fb values",
+                )?;
+                codec.rtcp_fb.push(fb.to_owned());
+            }
+        }
+        "extmap" => {
+            room(m.extmaps.len(), limits::MAX_EXTMAPS, "too many extmaps")?;
+            media_value(m, name, arg).ok_or(MALFORMED)?;
+        }
+        "ssrc" => {
+            media_value(m, name, arg).ok_or(MALFORMED)?;
+            if m.ssrcs.len() > limits::MAX_SSRCS {
+                return Err(Refused::TooLarge("too many SSRCs", limits::MAX_SSRCS));
+            }
+        }
+        "rid" => {
+            room(m.rids.len(), limits::MAX_RIDS, "too many rids")?;
+            media_value(m, name, arg).ok_or(MALFORMED)?;
+        }
+        "simulcast" => {
+            media_value(m, name, arg).ok_or(MALFORMED)?;
+            if m.simulcast_send.len() > limits::MAX_RIDS {
+                return Err(Refused::TooLarge(
+                    "too many simulcast streams",
+                    limits::MAX_RIDS,
+                ));
+            }
+        }
+        _ => media_value(m, name, arg).ok_or(MALFORMED)?,
+    }
+    Ok(())
+}
+
+/// An attribute that does not follow its syntax.
+const MALFORMED: Refused = Refused::Malformed("malformed attribute");
+
+/// Reads one media-level attribute's value; `None` if it is malformed.
+fn media_value(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
     match name {
         "mid" => m.mid = Some(Mid(arg.to_owned())),
         "sendrecv" => m.direction = Direction::SendRecv,
@@ -150,9 +318,12 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
         "rtcp-mux" => m.rtcp_mux = true,
         "rtcp-rsize" => m.rtcp_rsize = true,
         "max-message-size" => m.max_message_size = arg.trim().parse().ok(),
-        "ice-ufrag" => m.ice_ufrag = Some(arg.to_owned()),
-        "ice-pwd" => m.ice_pwd = Some(arg.to_owned()),
-        "fingerprint" => m.fingerprints.push(arg.trim().to_owned()),
+        "fingerprint" => {
+            let value = arg.trim();
+            if !m.fingerprints.iter().any(|f| f == value) {
+                m.fingerprints.push(value.to_owned());
+            }
+        }
         "setup" => m.setup = Some(arg.to_owned()),
         "bundle-only" => m.bundle_only = true,
         "msid" => m.msid = Some(arg.to_owned()),
@@ -168,16 +339,6 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Option<()> {
             let (pt, params) = arg.split_once(' ')?;
             if let Some(codec) = codec_mut(m, pt) {
                 codec.fmtp = Some(params.trim().to_owned());
-            }
-        }
-        "rtcp-fb" => {
-            let (pt, fb) = arg.split_once(' ')?;
-            if pt == "*" {
-                for c in &mut m.codecs {
-                    c.rtcp_fb.push(fb.trim().to_owned());
-                }
-            } else if let Some(codec) = codec_mut(m, pt) {
-                codec.rtcp_fb.push(fb.trim().to_owned());
             }
         }
         "extmap" => {

@@ -146,18 +146,17 @@ impl Workers {
                 dtls: dtls.clone(),
                 engine,
             };
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("media-{i}"))
-                    .spawn(move || {
-                        if let Some(core) = core {
-                            core_affinity::set_for_current(core);
-                        }
-                        if let Err(e) = worker.run() {
-                            tracing::error!(worker = i, error = %e, "media worker stopped");
-                        }
-                    })?,
-            );
+            threads.push(crate::supervise::spawn_critical(
+                format!("media-{i}"),
+                move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    if let Err(e) = worker.run() {
+                        tracing::error!(worker = i, error = %e, "media worker stopped");
+                    }
+                },
+            )?);
         }
         Ok(Workers {
             handles,
