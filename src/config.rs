@@ -45,6 +45,11 @@ pub struct ServeArgs {
     /// [default: 1024, less when the open-file limit is lower].
     #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// Most HTTP connections open at once from one client address; more
+    /// are closed at once [default: no cap of its own; set it when clients
+    /// connect directly, not through a balancer].
+    #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub http_max_connections_per_address: Option<usize>,
     /// On SIGTERM or SIGINT: seconds that existing media keeps flowing
     /// (new API calls get 503) before the process exits; it exits sooner
     /// once no session is left [default: 10].
@@ -125,6 +130,7 @@ struct FileConfig {
     pin: Option<bool>,
     demo: Option<bool>,
     http_max_connections: Option<usize>,
+    http_max_connections_per_address: Option<usize>,
     drain_seconds: Option<u64>,
     log_format: Option<LogFormat>,
     handshake_threads: Option<usize>,
@@ -175,6 +181,8 @@ pub struct Config {
     /// Most HTTP connections served at once; further ones wait, unaccepted,
     /// in the listen queue until one closes.
     pub http_max_connections: usize,
+    /// Most HTTP connections from one client address (`None`: no cap).
+    pub http_max_connections_per_address: Option<usize>,
     /// How long a graceful shutdown lets existing media flow.
     pub drain: std::time::Duration,
     /// How log lines are written.
@@ -347,6 +355,10 @@ impl Config {
                 .or(file.http_max_connections)
                 .unwrap_or_else(default_http_max_connections)
                 .max(1),
+            http_max_connections_per_address: args
+                .http_max_connections_per_address
+                .or(file.http_max_connections_per_address)
+                .map(|n| n.max(1)),
             drain: std::time::Duration::from_secs(
                 args.drain_seconds
                     .or(file.drain_seconds)
@@ -410,6 +422,7 @@ impl Config {
             dev_app: true,
             demo: true,
             http_max_connections: default_http_max_connections(),
+            http_max_connections_per_address: None,
             drain: std::time::Duration::from_secs(DEFAULT_DRAIN_SECONDS),
             log_format: LogFormat::Text,
             handshake_threads: 1,

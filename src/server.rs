@@ -154,7 +154,10 @@ impl Server {
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
-        let max_connections = config.http_max_connections;
+        let connection_limits = listener::ConnectionLimits {
+            max: config.http_max_connections,
+            per_address: config.http_max_connections_per_address,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -206,7 +209,7 @@ impl Server {
                         }
                     }
                 });
-                listener::serve(listener, router(state), max_connections, async {
+                listener::serve(listener, router(state), connection_limits, async {
                     let _ = shutdown_rx.await;
                 })
                 .await;

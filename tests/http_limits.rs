@@ -362,3 +362,77 @@ fn head_over_limit() {
     let r = read_response(&mut unfinished, Duration::from_secs(2)).expect("431");
     assert_eq!(r.status, 431, "{}", r.head);
 }
+
+/// Idle keep-alive connections that fill every slot (a request every 25 s
+/// keeps each open) do not lock others out: while every slot is taken,
+/// the ones between requests are closed, and a new client is answered.
+#[test]
+fn idle_keep_alives_give_their_slots_up() {
+    const CAP: usize = 16;
+    let mut config = Config::loopback(1);
+    config.http_max_connections = CAP;
+    let server = Server::start(config).expect("server starts");
+    let addr = server.http_addr;
+    let mut idle: Vec<TcpStream> = (0..CAP)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+                .unwrap();
+            assert_eq!(
+                read_response(&mut s, Duration::from_secs(5))
+                    .unwrap()
+                    .status,
+                200
+            );
+            s
+        })
+        .collect();
+    let took = probe(addr);
+    assert!(
+        took < Duration::from_secs(1),
+        "a new client waited {took:?}"
+    );
+    let mut closed = 0;
+    for s in &mut idle {
+        closed += usize::from(ends_within(s, Duration::from_millis(500)));
+    }
+    assert!(closed >= 1, "idle connections made room");
+    assert!(accepted_fds(addr.port()) <= CAP);
+}
+
+/// With `--http-max-connections-per-address`, one address's connections
+/// beyond it are closed at once; another address is still served.
+#[test]
+fn one_address_holds_at_most_its_share() {
+    const PER_ADDRESS: usize = 4;
+    let mut config = Config::loopback(1);
+    config.http_max_connections_per_address = Some(PER_ADDRESS);
+    let server = Server::start(config).expect("server starts");
+    let addr = server.http_addr;
+    let held: Vec<TcpStream> = (0..PER_ADDRESS).map(|_| stall(addr)).collect();
+    let mut over = TcpStream::connect(addr).unwrap();
+    assert!(
+        ends_within(&mut over, Duration::from_secs(1)),
+        "a connection over the per-address cap is closed"
+    );
+    // From 127.0.0.2: served.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    other
+        .bind(&SocketAddr::from(([127, 0, 0, 2], 0)).into())
+        .unwrap();
+    other.connect(&addr.into()).unwrap();
+    let mut other: TcpStream = other.into();
+    other
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut other, Duration::from_secs(5)).expect("another address is served");
+    assert_eq!(r.status, 200);
+    drop(held);
+    // Its connections ended: the first address is served again.
+    wait_for(Duration::from_secs(3), || {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        read_response(&mut s, Duration::from_secs(1)).is_ok_and(|r| r.status == 200)
+    });
+}

@@ -18,10 +18,24 @@ use tokio::sync::watch;
 use super::limits::{LINGER_BYTES, LINGER_TIME, MAX_HEADER_BYTES};
 use super::phase::{Phase, Phases, Watched};
 
+/// What the accept loop tells every connection.
+pub struct Signals {
+    /// The server stops.
+    pub stop: watch::Receiver<()>,
+    /// Every slot is taken: a connection between requests ends.
+    pub reclaim: watch::Receiver<()>,
+}
+
 /// Serves `stream` until the client or the server ends it, a phase
-/// deadline passes, or `stop` fires (then a request in progress is
-/// answered first; a connection between requests ends at once).
-pub async fn serve(stream: TcpStream, router: Router, mut stop: watch::Receiver<()>) {
+/// deadline passes, `stop` fires (then a request in progress is answered
+/// first; a connection between requests ends at once), or `reclaim` fires
+/// while it is between requests.
+pub async fn serve(stream: TcpStream, router: Router, signals: Signals) {
+    let Signals {
+        mut stop,
+        mut reclaim,
+    } = signals;
+    reclaim.mark_unchanged();
     let phases = Arc::new(Phases::new(Instant::now()));
     let peer = stream.peer_addr().ok();
     let io = TokioIo::new(Watched::new(stream, phases.clone()));
@@ -57,6 +71,12 @@ pub async fn serve(stream: TcpStream, router: Router, mut stop: watch::Receiver<
             () = tokio::time::sleep_until(deadline.into()) => {
                 if phases.deadline() <= Instant::now() {
                     tracing::debug!(phase = ?phases.phase(), "HTTP connection timed out");
+                    return;
+                }
+            }
+            _ = reclaim.changed() => {
+                if phases.phase() == Phase::Idle {
+                    tracing::debug!("idle HTTP connection closed: every slot is taken");
                     return;
                 }
             }
