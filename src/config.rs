@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// addresses (tests, LAN deployments) [default: public addresses only].
     #[arg(long, env = "SWITCHBOARD_THIRD_PARTY_PRIVATE_CANDIDATES")]
     pub third_party_private_candidates: bool,
+    /// A bearer token that `GET /metrics` requires (`Authorization: Bearer
+    /// <token>`) [default: none, /metrics is open; keep it off the public
+    /// network then].
+    #[arg(long, env = "SWITCHBOARD_METRICS_TOKEN")]
+    pub metrics_token: Option<String>,
     /// Join a cluster whose directory is this Redis (`redis://host:port`);
     /// without it the node stands alone and needs no Redis.
     #[arg(long, env = "SWITCHBOARD_CLUSTER_REDIS")]
@@ -141,6 +146,7 @@ struct FileConfig {
     max_new_sessions_per_address: Option<u32>,
     max_third_party_connecting_per_app: Option<usize>,
     third_party_private_candidates: Option<bool>,
+    metrics_token: Option<String>,
     cluster_redis: Option<String>,
     cluster_secret: Option<String>,
     cluster_node_id: Option<String>,
@@ -193,6 +199,8 @@ pub struct Config {
     pub limits: Limits,
     /// Membership of a cluster, if any.
     pub cluster: Option<ClusterConfig>,
+    /// The bearer token `GET /metrics` requires, if any.
+    pub metrics_token: Option<String>,
 }
 
 /// How this node joins a cluster (`crate::cluster`).
@@ -404,6 +412,11 @@ impl Config {
                 }
             },
             cluster,
+            metrics_token: args
+                .metrics_token
+                .clone()
+                .or(file.metrics_token)
+                .filter(|t| !t.is_empty()),
         })
     }
 
@@ -431,6 +444,7 @@ impl Config {
                 ..Limits::default()
             },
             cluster: None,
+            metrics_token: None,
         }
     }
 

@@ -151,6 +151,7 @@ impl Server {
             draining: draining.clone(),
             latency: Default::default(),
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
+            metrics_token: config.metrics_token.as_deref().map(Arc::from),
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();

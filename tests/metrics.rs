@@ -76,13 +76,22 @@ fn operational_metrics_follow_a_real_session() {
     send_opus(&mut a, mid, b"metrics", 50, &mut [&mut c]);
     assert!(received(&c, sub_mid, b"metrics") >= 45, "media flowed");
 
-    let text = ureq::get(&format!("http://{}/metrics", server.http_addr))
-        .call()
-        .expect("metrics")
-        .into_body()
-        .read_to_string()
-        .expect("text");
-    let s = samples(&text);
+    // The track and subscription gauges are counted once a second.
+    let read = || {
+        let text = ureq::get(&format!("http://{}/metrics", server.http_addr))
+            .call()
+            .expect("metrics")
+            .into_body()
+            .read_to_string()
+            .expect("text");
+        samples(&text)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut s = read();
+    while s["switchboard_subscriptions"] != 1.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        s = read();
+    }
     assert_eq!(s["switchboard_sessions"], 2.0);
     assert_eq!(s["switchboard_tracks"], 1.0);
     assert_eq!(s["switchboard_subscriptions"], 1.0);
@@ -110,4 +119,35 @@ fn operational_metrics_follow_a_real_session() {
     );
     let wakeups = histogram(&s, "switchboard_worker_busy_seconds", w);
     assert!(wakeups >= batches, "{wakeups} wake-ups, {batches} batches");
+}
+
+/// With `--metrics-token`, `/metrics` answers 401 without the token (or
+/// with another), and the metrics with it.
+#[test]
+fn metrics_behind_a_token() {
+    let mut config = switchboard::config::Config::loopback(1);
+    config.metrics_token = Some("a-metrics-token".into());
+    let server = switchboard::server::Server::start(config).expect("server starts");
+    let url = format!("http://{}/metrics", server.http_addr);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let get = |token: Option<&str>| {
+        let mut r = agent.get(&url);
+        if let Some(t) = token {
+            r = r.header("Authorization", &format!("Bearer {t}"));
+        }
+        let mut response = r.call().expect("answered");
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().expect("body"))
+    };
+    for token in [None, Some("wrong"), Some("")] {
+        let (status, body) = get(token);
+        assert_eq!(status, 401, "token {token:?}: {body}");
+        assert!(body.contains("unauthorized"), "{body}");
+    }
+    let (status, body) = get(Some("a-metrics-token"));
+    assert_eq!(status, 200);
+    assert!(body.contains("switchboard_sessions "), "{body}");
 }

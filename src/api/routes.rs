@@ -36,6 +36,8 @@ pub struct ApiState {
     pub latency: Arc<ApiLatency>,
     /// This node's cluster, if it is in one.
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// The bearer token `/metrics` wants, if any (`--metrics-token`).
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// The demo page's template.
@@ -193,7 +195,17 @@ async fn demo(State(state): State<ApiState>) -> Response {
 }
 
 /// Prometheus text: per-worker packet counters and drops by reason.
-async fn metrics(State(state): State<ApiState>) -> Response {
+async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+    if let Some(token) = &state.metrics_token {
+        let given = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if given.is_empty() || !crate::ids::secrets_equal(given.as_bytes(), token.as_bytes()) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
     use crate::engine::counters::{Counters, DropReason};
     use std::fmt::Write as _;
     use std::sync::atomic::AtomicU64;

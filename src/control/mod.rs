@@ -93,6 +93,33 @@ struct State {
     /// The active pushed tracks of each session, as last told to the
     /// session feed (a cluster's directory).
     told_tracks: HashMap<SessionKey, Vec<String>>,
+    /// Tracks and subscriptions, as last counted (once a second).
+    population: Population,
+}
+
+/// What the registry holds, counted for the metrics' gauges.
+#[derive(Debug, Default, Clone, Copy)]
+struct Population {
+    /// Active pushed tracks.
+    tracks: usize,
+    /// Pulls on live transceivers.
+    subscriptions: usize,
+}
+
+impl Population {
+    /// Counts what `reg` holds.
+    fn of(reg: &Registry) -> Self {
+        let mut p = Population::default();
+        for (_, session) in reg.sessions.values() {
+            p.tracks += session.pushed.iter().filter(|t| t.active).count();
+            p.subscriptions += session
+                .transceivers
+                .iter()
+                .filter(|t| !t.stopped && t.subscription.is_some())
+                .count();
+        }
+        p
+    }
 }
 
 /// The control thread is behind the workers when the event it handled last
@@ -117,6 +144,7 @@ impl State {
             third_party: Default::default(),
             mirrors: Default::default(),
             told_tracks: HashMap::new(),
+            population: Population::default(),
         }
     }
 
@@ -181,20 +209,17 @@ impl Control {
         self.lock().reg.sessions.len()
     }
 
-    /// Sessions, pushed tracks (not closed) and subscriptions (pulls of
-    /// live transceivers), for the metrics' gauges.
+    /// Sessions (now), pushed tracks (not closed) and subscriptions (pulls
+    /// of live transceivers) as last counted, for the metrics' gauges: the
+    /// control timers count them once a second, so `/metrics` costs the
+    /// same whatever the number of sessions and however often it is read.
     pub fn population(&self) -> (usize, usize, usize) {
         let st = self.lock();
-        let (mut tracks, mut subscriptions) = (0, 0);
-        for (_, session) in st.reg.sessions.values() {
-            tracks += session.pushed.iter().filter(|p| p.active).count();
-            subscriptions += session
-                .transceivers
-                .iter()
-                .filter(|t| !t.stopped && t.subscription.is_some())
-                .count();
-        }
-        (st.reg.sessions.len(), tracks, subscriptions)
+        (
+            st.reg.sessions.len(),
+            st.population.tracks,
+            st.population.subscriptions,
+        )
     }
 
     /// Ends the handshake threads.

@@ -601,6 +601,7 @@ impl Control {
         if now >= st.next_liveness {
             st.next_liveness = now + LIVENESS_INTERVAL;
             self.check_liveness(&mut st, now);
+            st.population = super::Population::of(&st.reg);
         }
         let sessions = st.reg.sessions.len();
         let trim = st.trim.due(now, sessions);
