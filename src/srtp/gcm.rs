@@ -11,6 +11,8 @@ use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::cipher::{AES_128, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::iv::FixedLength;
 
+use super::windows::ReplayWindows;
+
 /// The tag GCM appends.
 pub const TAG_LEN: usize = 16;
 
@@ -213,7 +215,7 @@ impl ReplayWindow {
 pub struct GcmReceiver {
     cipher: SessionCipher,
     /// Per SSRC: the window over its packet index (ROC << 16 | SEQ).
-    streams: Vec<(u32, ReplayWindow)>,
+    streams: ReplayWindows,
 }
 
 /// Why an inbound packet was refused.
@@ -235,7 +237,7 @@ impl GcmReceiver {
     pub fn new(master_key: &[u8], master_salt: &[u8]) -> Result<Self, GcmError> {
         Ok(GcmReceiver {
             cipher: SessionCipher::new(master_key, master_salt)?,
-            streams: Vec::new(),
+            streams: ReplayWindows::default(),
         })
     }
 
@@ -252,8 +254,7 @@ impl GcmReceiver {
         }
         let seq = u16::from_be_bytes([packet[2], packet[3]]);
         let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
-        let state = self.streams.iter().position(|s| s.0 == ssrc);
-        let window = state.map(|i| self.streams[i].1);
+        let window = self.streams.get(ssrc);
         // RFC 3711 Appendix A: the ROC this packet most likely has.
         let roc = match window {
             None => 0u32,
@@ -284,10 +285,7 @@ impl GcmReceiver {
             .open_in_place(nonce, Aad::from(&*header), rest)
             .map_err(|_| UnprotectError::Authentication)?;
         // Authenticated: remember it.
-        match state {
-            None => self.streams.push((ssrc, ReplayWindow::new(index))),
-            Some(i) => self.streams[i].1.accept(index),
-        }
+        self.streams.accept(ssrc, index);
         Ok(len - TAG_LEN)
     }
 }
@@ -412,5 +410,46 @@ mod tests {
             ours.unprotect(&mut [0x80u8; 20], 12),
             Err(UnprotectError::Malformed)
         );
+    }
+
+    /// A client that authenticates every packet under a new SSRC: the
+    /// context keeps at most `MAX_STREAMS` windows, and a stream in use
+    /// keeps its own (its replays are still refused).
+    #[test]
+    fn a_client_rotating_its_ssrc_keeps_a_bounded_state() {
+        use crate::srtp::windows::MAX_STREAMS;
+        let k = SrtpKeys {
+            profile: ProtectionProfile::AeadAes128Gcm,
+            local: ((1..=16).collect(), (21..=32).collect()),
+            remote: ((41..=56).collect(), (61..=72).collect()),
+        };
+        let mut ours = GcmReceiver::new(&k.remote.0, &k.remote.1).unwrap();
+        let peer = SrtpKeys {
+            profile: k.profile,
+            local: k.remote.clone(),
+            remote: k.local.clone(),
+        };
+        let mut theirs = SrtpSession::new(&peer).unwrap();
+        let packet = |seq: u16, ssrc: u32| {
+            let mut plain = vec![0x80, 111];
+            plain.extend_from_slice(&seq.to_be_bytes());
+            plain.extend_from_slice(&[0, 0, 0, 0]);
+            plain.extend_from_slice(&ssrc.to_be_bytes());
+            plain.extend_from_slice(&[1, 2, 3, 4]);
+            plain
+        };
+        let mut kept = Vec::new();
+        for i in 0..(MAX_STREAMS as u32 * 2) {
+            let mut rotated = theirs.protect_rtp(&packet(1, 0x1000 + i)).unwrap().to_vec();
+            assert!(ours.unprotect(&mut rotated, 12).is_ok());
+            let mut steady = theirs.protect_rtp(&packet(i as u16, 7)).unwrap().to_vec();
+            kept = steady.clone();
+            assert!(
+                ours.unprotect(&mut steady, 12).is_ok(),
+                "packet {i} of the steady stream"
+            );
+        }
+        assert_eq!(ours.streams.len(), MAX_STREAMS);
+        assert_eq!(ours.unprotect(&mut kept, 12), Err(UnprotectError::Replay));
     }
 }

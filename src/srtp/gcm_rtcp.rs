@@ -9,7 +9,8 @@
 
 use aws_lc_rs::aead::{Aad, Nonce};
 
-use super::gcm::{GcmError, ReplayWindow, SessionCipher, TAG_LEN, UnprotectError};
+use super::gcm::{GcmError, SessionCipher, TAG_LEN, UnprotectError};
+use super::windows::ReplayWindows;
 
 /// Labels of RFC 3711 §4.3.2 for SRTCP.
 const LABEL_RTCP_KEY: u8 = 3;
@@ -23,7 +24,7 @@ const TRAILER_LEN: usize = 4;
 pub struct GcmRtcpReceiver {
     cipher: SessionCipher,
     /// Per sender SSRC: the window over its SRTCP index.
-    senders: Vec<(u32, ReplayWindow)>,
+    senders: ReplayWindows,
 }
 
 impl GcmRtcpReceiver {
@@ -36,7 +37,7 @@ impl GcmRtcpReceiver {
                 LABEL_RTCP_KEY,
                 LABEL_RTCP_SALT,
             )?,
-            senders: Vec::new(),
+            senders: ReplayWindows::default(),
         })
     }
 
@@ -56,8 +57,11 @@ impl GcmRtcpReceiver {
         }
         let index = u32::from_be_bytes(trailer) & 0x7fff_ffff;
         let ssrc = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
-        let state = self.senders.iter().position(|s| s.0 == ssrc);
-        if state.is_some_and(|i| self.senders[i].1.is_replay(u64::from(index))) {
+        if self
+            .senders
+            .get(ssrc)
+            .is_some_and(|w| w.is_replay(u64::from(index)))
+        {
             return Err(UnprotectError::Replay);
         }
         // RFC 7714 §9.1: IV = (0x0000 || SSRC || 0x0000 || index) XOR salt;
@@ -76,12 +80,7 @@ impl GcmRtcpReceiver {
             .key
             .open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(aad), sealed)
             .map_err(|_| UnprotectError::Authentication)?;
-        match state {
-            None => self
-                .senders
-                .push((ssrc, ReplayWindow::new(u64::from(index)))),
-            Some(i) => self.senders[i].1.accept(u64::from(index)),
-        }
+        self.senders.accept(ssrc, u64::from(index));
         Ok(len - TRAILER_LEN - TAG_LEN)
     }
 }

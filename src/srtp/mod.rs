@@ -6,6 +6,7 @@
 
 pub mod gcm;
 pub mod gcm_rtcp;
+pub mod windows;
 
 use bytes::BytesMut;
 use rtc_srtp::context::Context;

@@ -1,0 +1,92 @@
+//! The replay windows of one session's sending SSRCs (SRTP and SRTCP),
+//! bounded: a client that authenticates packets under ever new SSRCs
+//! costs one hash lookup per packet and at most [`MAX_STREAMS`] windows;
+//! past that, the window authenticated least recently is forgotten (the
+//! session's own loss: a stream whose window is forgotten starts again
+//! from its next packet).
+//!
+//! Where it sits: inside the session's inbound GCM contexts
+//! ([`super::gcm::GcmReceiver`], [`super::gcm_rtcp::GcmRtcpReceiver`]) on
+//! its media worker; looked up per packet, written per authenticated one.
+
+use rustc_hash::FxHashMap;
+
+use super::gcm::ReplayWindow;
+
+/// Most SSRCs one session keeps a window for: every m-line a session may
+/// have (256 by default) with a media, an RTX and a FEC stream, and room.
+pub const MAX_STREAMS: usize = 1024;
+
+/// Per SSRC: its replay window and when it last authenticated a packet.
+#[derive(Default)]
+pub(super) struct ReplayWindows {
+    streams: FxHashMap<u32, (ReplayWindow, u64)>,
+    /// Packets authenticated so far (the age of a window's last use).
+    clock: u64,
+}
+
+impl ReplayWindows {
+    /// The window of `ssrc`, if it has one.
+    pub(super) fn get(&self, ssrc: u32) -> Option<ReplayWindow> {
+        self.streams.get(&ssrc).map(|(w, _)| *w)
+    }
+
+    /// Records an authenticated packet of `ssrc` with `index` (not a
+    /// replay): its window moves, or one is made, forgetting the least
+    /// recently used when [`MAX_STREAMS`] are kept.
+    pub(super) fn accept(&mut self, ssrc: u32, index: u64) {
+        self.clock += 1;
+        if let Some((window, used)) = self.streams.get_mut(&ssrc) {
+            window.accept(index);
+            *used = self.clock;
+            return;
+        }
+        if self.streams.len() >= MAX_STREAMS
+            && let Some(stalest) = self
+                .streams
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(ssrc, _)| *ssrc)
+        {
+            self.streams.remove(&stalest);
+        }
+        self.streams
+            .insert(ssrc, (ReplayWindow::new(index), self.clock));
+    }
+
+    /// How many windows are kept.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.streams.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_bounded_and_the_stalest_goes_first() {
+        let mut w = ReplayWindows::default();
+        w.accept(1, 10);
+        for ssrc in 100..(100 + MAX_STREAMS as u32 * 3) {
+            w.accept(ssrc, 0);
+            w.accept(1, 11 + u64::from(ssrc)); // stream 1 stays in use
+        }
+        assert_eq!(w.len(), MAX_STREAMS);
+        assert!(w.get(1).is_some(), "the stream in use is kept");
+        assert!(w.get(100).is_none(), "the stalest were forgotten");
+        assert!(w.get(100 + MAX_STREAMS as u32 * 3 - 1).is_some());
+    }
+
+    #[test]
+    fn a_kept_window_still_refuses_replays() {
+        let mut w = ReplayWindows::default();
+        w.accept(7, 1000);
+        w.accept(7, 1001);
+        let window = w.get(7).unwrap();
+        assert!(window.is_replay(1000));
+        assert!(window.is_replay(1001));
+        assert!(!window.is_replay(1002));
+    }
+}
