@@ -64,7 +64,7 @@ impl Engine {
     pub(super) fn let_go(&mut self, key: SessionKey) -> Option<MediaSession> {
         self.control_budget.forget(key);
         self.data_budget.forget(key);
-        self.bindings.retain(|_, k| *k != key);
+        self.bindings.forget(key);
         let session = self.sessions.remove(&key)?;
         self.histories
             .follow(&session.media, &SessionMedia::default(), self.clock);
@@ -81,7 +81,7 @@ impl Engine {
         session.addr = addr;
         self.histories
             .follow(&SessionMedia::default(), &session.media, self.clock);
-        self.bindings.insert(addr, key);
+        self.bindings.bind(addr, key);
         self.sessions.insert(key, session);
     }
 }

@@ -17,6 +17,7 @@
 //! grouped by track, and each subscriber gets a track's packets back to
 //! back, in one UDP GSO transmit where they have one size.
 
+mod bindings;
 pub mod control_budget;
 pub mod counters;
 pub mod directory;
@@ -62,6 +63,7 @@ use crate::srtp::gcm_rtcp::GcmRtcpReceiver;
 use crate::wire::rtcp::{self, SenderInfo};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 use crate::wire::{PacketKind, classify};
+use bindings::Bindings;
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
 use estimate::{SubscriberEstimate, can_probe, release};
@@ -212,7 +214,7 @@ pub struct Engine {
     directory: Arc<IceDirectory>,
     counters: Arc<Counters>,
     /// 5-tuples bound by ICE checks on this worker.
-    bindings: HashMap<SocketAddr, SessionKey>,
+    bindings: Bindings,
     sessions: HashMap<SessionKey, MediaSession>,
     /// Reports of media off a session's path.
     off_path: OffPath,
@@ -276,7 +278,7 @@ impl Engine {
             epoch: now,
             directory,
             counters,
-            bindings: HashMap::default(),
+            bindings: Bindings::default(),
             sessions: HashMap::default(),
             transmits: VecDeque::new(),
             handoffs: VecDeque::new(),
@@ -314,7 +316,7 @@ impl Engine {
         self.clock = self.clock.max(now);
         match classify(datagram) {
             PacketKind::Stun => self.handle_stun(now, from, datagram),
-            PacketKind::Dtls => match self.bindings.get(&from).copied() {
+            PacketKind::Dtls => match self.bindings.get(&from) {
                 Some(key) if Self::is_data_channel_record(datagram) => {
                     self.handle_data_record(now, key, from, datagram)
                 }
@@ -372,7 +374,7 @@ impl Engine {
                 // Every valid check is reported: it binds the 5-tuple and
                 // refreshes consent (RFC 7675). Checks are a few per second
                 // per session at most.
-                self.bindings.insert(from, key);
+                self.bindings.bind(from, key);
                 self.events.push_back(EngineEvent::Bound {
                     key,
                     worker: self.id,
@@ -402,7 +404,7 @@ impl Engine {
             return;
         };
         if self.within_budget(key, now) {
-            self.bindings.insert(from, key);
+            self.bindings.bind(from, key);
             self.events.push_back(EngineEvent::Bound {
                 key,
                 worker: self.id,
@@ -465,14 +467,14 @@ impl Engine {
     /// datagram unprotected with its SRTP context; drops are counted.
     /// Takes the fields it needs, so that the caller keeps using the others.
     fn unprotect<'s>(
-        bindings: &HashMap<SocketAddr, SessionKey>,
+        bindings: &Bindings,
         sessions: &'s mut HashMap<SessionKey, MediaSession>,
         counters: &Counters,
         from: SocketAddr,
         datagram: &mut [u8],
         kind: PacketKind,
     ) -> Sender<'s> {
-        let Some(&key) = bindings.get(&from) else {
+        let Some(key) = bindings.get(&from) else {
             counters.count_drop(DropReason::UnboundAddress);
             return Sender::Dropped;
         };
@@ -1035,14 +1037,14 @@ impl Engine {
         self.forward_inbox();
         match command {
             WorkerCommand::Attach { key, addr } => {
-                self.bindings.insert(addr, key);
+                self.bindings.bind(addr, key);
                 match self.sessions.get_mut(&key) {
                     Some(s) => {
                         // A new nominated 5-tuple (ICE restart, network
                         // change) releases the old one.
                         let old = std::mem::replace(&mut s.addr, addr);
-                        if old != addr && self.bindings.get(&old) == Some(&key) {
-                            self.bindings.remove(&old);
+                        if old != addr {
+                            self.bindings.unbind(old, key);
                         }
                     }
                     None => {
