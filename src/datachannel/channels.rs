@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
+use super::budget::Budget;
 use super::dcep::MessageKind;
 use super::policy::DeliveryPolicy;
 use super::sctp::{SctpError, SctpEvent, SctpTransport};
@@ -169,6 +170,9 @@ pub struct SessionChannels {
     drops: Drops,
     /// Counts not yet taken.
     counts: Counts,
+    /// Bytes queued and held for the client, against the session's and
+    /// the server's budgets.
+    budget: Budget,
 }
 
 impl SessionChannels {
@@ -183,6 +187,7 @@ impl SessionChannels {
             outputs: VecDeque::new(),
             drops: Drops::default(),
             counts: Counts::default(),
+            budget: Budget::default(),
         }
     }
 
@@ -219,6 +224,11 @@ impl SessionChannels {
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.sctp.handle_packet(now, packet);
         self.pump(now);
+        // What it acknowledged leaves the send buffers.
+        for id in self.budget.queued_channels() {
+            let queued = self.sctp.buffered_amount(id);
+            self.budget.set_queued(id, queued);
+        }
     }
 
     /// When [`Self::handle_timeout`] is next due.
@@ -282,7 +292,7 @@ impl SessionChannels {
     /// Channel `id` publishes: the client's messages on it go to
     /// `subscribers` (see [`Self::set_subscribers`]).
     pub fn publish(&mut self, now: Instant, id: u16, policy: DeliveryPolicy) {
-        let subscribers = match self.roles.remove(&id) {
+        let subscribers = match self.remove_role(id) {
             Some(Role::Published { subscribers, .. }) => subscribers,
             _ => Arc::from([]),
         };
@@ -346,7 +356,7 @@ impl SessionChannels {
 
     /// Closes channel `id` (its stream is reset).
     pub fn close(&mut self, now: Instant, id: u16) {
-        if self.roles.remove(&id).is_some() {
+        if self.remove_role(id).is_some() {
             self.sctp.close_channel(now, id);
             self.pump(now);
         }
@@ -359,8 +369,9 @@ impl SessionChannels {
         match self.roles.get_mut(&id) {
             None => self.drop(|d| &mut d.unknown_channel),
             Some(Role::Subscribed { held: Some(h), .. }) => {
-                let full =
-                    h.messages.len() >= HELD_MESSAGES || h.bytes + message.bytes.len() > HELD_BYTES;
+                let full = h.messages.len() >= HELD_MESSAGES
+                    || h.bytes + message.bytes.len() > HELD_BYTES
+                    || !self.budget.hold(message.bytes.len());
                 if !full {
                     h.bytes += message.bytes.len();
                     h.messages.push_back(message.clone());
@@ -386,12 +397,18 @@ impl SessionChannels {
             self.drop(|d| &mut d.not_connected);
             return;
         }
-        if self.sctp.buffered_amount(id) > SEND_BUFFER_BYTES {
+        let queued = self.sctp.buffered_amount(id);
+        self.budget.set_queued(id, queued);
+        if queued > SEND_BUFFER_BYTES || !self.budget.admits_queue(message.bytes.len()) {
             self.drop(|d| &mut d.send_buffer_full);
             return;
         }
         match self.sctp.send(now, id, message.is_string, &message.bytes) {
-            Ok(()) => self.counts.delivered += 1,
+            Ok(()) => {
+                self.counts.delivered += 1;
+                let queued = self.sctp.buffered_amount(id);
+                self.budget.set_queued(id, queued);
+            }
             Err(SctpError::NotConnected) => self.drop(|d| &mut d.not_connected),
             Err(e) => {
                 tracing::debug!(error = %e, id, "data channel send refused");
@@ -404,7 +421,9 @@ impl SessionChannels {
     /// is up (else it opens on [`SctpEvent::Connected`]).
     fn open(&mut self, now: Instant, id: u16, role: Role) {
         let policy = role.policy();
-        self.roles.insert(id, role);
+        if let Some(Role::Subscribed { held: Some(h), .. }) = self.roles.insert(id, role) {
+            self.budget.release_held(h.bytes);
+        }
         if self.sctp.is_connected() {
             self.open_stream(now, id, policy);
             self.pump(now);
@@ -417,6 +436,15 @@ impl SessionChannels {
         }
     }
 
+    /// Takes channel `id`'s role; what it held is given back to the budget.
+    fn remove_role(&mut self, id: u16) -> Option<Role> {
+        let role = self.roles.remove(&id);
+        if let Some(Role::Subscribed { held: Some(h), .. }) = &role {
+            self.budget.release_held(h.bytes);
+        }
+        role
+    }
+
     /// Sends what `waitForAck` held on channel `id`, and stops holding.
     fn release(&mut self, now: Instant, id: u16) {
         let Some(Role::Subscribed { held, .. }) = self.roles.get_mut(&id) else {
@@ -425,6 +453,7 @@ impl SessionChannels {
         let Some(h) = held.take() else {
             return;
         };
+        self.budget.release_held(h.bytes);
         for message in &h.messages {
             self.send(now, id, message);
         }
@@ -444,7 +473,7 @@ impl SessionChannels {
                 }
                 SctpEvent::Closed => self.outputs.push_back(Output::Closed),
                 SctpEvent::ChannelClosed { id } => {
-                    if self.roles.remove(&id).is_some() {
+                    if self.remove_role(id).is_some() {
                         self.outputs.push_back(Output::ChannelClosed { id });
                     }
                 }

@@ -358,6 +358,60 @@ fn a_stalled_subscriber_loses_messages_and_nobody_else_does() {
     assert_eq!(net.peers[1].server.drops(), Drops::default());
 }
 
+/// A subscriber that stops acknowledging, on many channels: what the
+/// server queues and holds for it stays within its session's budget
+/// (before, 8 MiB queued and 4 MiB held per channel, 256 channels).
+#[test]
+fn a_stalled_subscriber_on_many_channels_costs_its_sessions_budget() {
+    use crate::datachannel::budget::{SESSION_HELD_BYTES, SESSION_QUEUED_BYTES};
+    let mut net = Net::new(2, 0, 29);
+    let now = net.now;
+    let publisher = ChannelRef {
+        session: key(0),
+        id: 1,
+    };
+    let policy = DeliveryPolicy::default();
+    // Channels 2..=17 deliver at once; 18..=33 hold (waitForAck).
+    for id in 2..=33u16 {
+        net.peers[1]
+            .server
+            .subscribe(now, id, publisher, policy, id > 17, false);
+        net.client_opens(1, id, policy);
+    }
+    net.collect();
+    net.run_for(Duration::from_millis(200));
+    net.peers[1].stalled = true;
+    let message = Message {
+        is_string: false,
+        bytes: Bytes::from(vec![5u8; 60_000]),
+    };
+    for round in 0..200 {
+        let now = net.now;
+        for id in 2..=33u16 {
+            net.peers[1].server.deliver(now, id, &message);
+        }
+        if round % 20 == 0 {
+            net.run_for(Duration::from_millis(10));
+        }
+    }
+    let server = &net.peers[1].server;
+    let drops = server.drops();
+    assert!(
+        drops.send_buffer_full > 0 && drops.held_full > 0,
+        "{drops:?}"
+    );
+    assert!(
+        server.budget.total() <= SESSION_QUEUED_BYTES + SESSION_HELD_BYTES,
+        "{} bytes",
+        server.budget.total()
+    );
+    assert!(
+        server.budget.total() >= SESSION_QUEUED_BYTES,
+        "the budget was used: {}",
+        server.budget.total()
+    );
+}
+
 #[test]
 fn a_client_close_is_reported_and_a_server_close_resets_the_clients_stream() {
     let mut net = Net::new(2, 0, 23);

@@ -11,6 +11,7 @@
 //! resets). Carrying its packets in the session's DTLS association, the API
 //! routes and the fan-out build on these.
 
+pub mod budget;
 pub mod channels;
 pub mod counters;
 pub mod dcep;
