@@ -4,7 +4,8 @@
 //! [`LINGER`]. (One relay per node pair, not per remote session: the two
 //! nodes' media ports make one 5-tuple, which carries one session.)
 //!
-//! Set-up, all through the owning node's public API, as the app:
+//! Set-up, all through the owning node's public API, signed as this node's
+//! (`node_call`; no app secret travels):
 //! 1. `sessions/new?thirdparty=true` there: the relay session (it checks
 //!    our candidates, as we check its);
 //! 2. here, the mirror (`control::cluster`), a third-party session too;
@@ -29,8 +30,8 @@ use crate::api::error::ApiError;
 use crate::control::cluster::MirrorOf;
 use crate::ids::AppId;
 
-use super::store::Node;
-use super::{Cluster, SECRET_HEADER, http};
+use super::store::{Node, Owner, Presence};
+use super::{Cluster, http, node_call};
 
 /// How long a relay stays after its last local subscriber left.
 pub const LINGER: Duration = Duration::from_secs(10);
@@ -38,8 +39,8 @@ pub const LINGER: Duration = Duration::from_secs(10);
 impl Cluster {
     /// Makes `track` of `session` (a session of `app`) pullable here: a
     /// no-op for local tracks and for sessions no node owns; otherwise the
-    /// relay from the owner carries it once this returns. Fails only when
-    /// the directory or the owner cannot be reached.
+    /// relay from the owner carries it once this returns. Fails when the
+    /// directory or the owner cannot be reached or is not believed.
     pub async fn ensure_relay(
         &self,
         app: &AppId,
@@ -92,7 +93,7 @@ impl Cluster {
         let base = format!("/v1/apps/{}/sessions/{relay}", app.0);
         let tracks_new = format!("{base}/tracks/new");
         let reply = self
-            .call_as_app(&owner.api, app, Method::POST, &tracks_new, &pull)
+            .call_as_node(owner, Method::POST, &tracks_new, &pull)
             .await?;
         let item = &reply["tracks"][0];
         if item.get("errorCode").is_some() {
@@ -118,15 +119,18 @@ impl Cluster {
         )?;
         let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
         let path = format!("{base}/renegotiate");
-        self.call_as_app(&owner.api, app, Method::PUT, &path, &renegotiate)
+        self.call_as_node(owner, Method::PUT, &path, &renegotiate)
             .await?;
         tracing::info!(session, track, node = %owner.id, "relay carries a track from its node");
         Ok(())
     }
 
     /// The live node that owns `session`, when it is not this one; `None`
-    /// when no node owns it (or its node is gone): the call is answered
-    /// here, as for an unknown session.
+    /// when no node owns it: the call is answered here, as for an unknown
+    /// session. A directory that cannot answer, or whose answer is not
+    /// believed (a record that does not verify, an owner not listed, a
+    /// directory being written again), is 503 `cluster_unavailable`: a
+    /// client tries again, and no live session is ever called gone for it.
     pub async fn owner_elsewhere(
         &self,
         app: &AppId,
@@ -134,17 +138,23 @@ impl Cluster {
     ) -> Result<Option<Node>, ApiError> {
         let owner = self
             .store
-            .owner(&app.0, session)
+            .owner(&app.0, session, &self.node.id)
             .await
             .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
-        Ok(owner.filter(|n| n.id != self.node.id))
+        match owner {
+            Owner::Node(node) => Ok(Some(node)),
+            Owner::Nobody | Owner::This => Ok(None),
+            Owner::Unsure(why) => Err(ApiError::cluster_unavailable(format!(
+                "The cluster directory cannot say where this session lives yet: {why}"
+            ))),
+        }
     }
 
     /// Creates the relay session on the owner and the mirror here.
     async fn open_relay(&self, app: &AppId, owner: &Node) -> Result<String, ApiError> {
         let path = format!("/v1/apps/{}/sessions/new?thirdparty=true", app.0);
         let reply = self
-            .call_as_app(&owner.api, app, Method::POST, &path, &json!({}))
+            .call_as_node(owner, Method::POST, &path, &json!({}))
             .await?;
         let relay = reply["sessionId"]
             .as_str()
@@ -176,7 +186,7 @@ impl Cluster {
         };
         for node in owners {
             match self.store.node(&node).await {
-                Ok(None) => {
+                Ok(Presence::Gone) => {
                     let n = self.control.remove_mirrors_of(&node);
                     self.counters.relays_closed.fetch_add(n as u64, Relaxed);
                     tracing::warn!(
@@ -185,7 +195,9 @@ impl Cluster {
                         "a node left the cluster: its relays are closed"
                     );
                 }
-                Ok(Some(_)) => {}
+                // Listed, or not sure (a directory being written again, a
+                // record not believed): relays keep forwarding.
+                Ok(Presence::Live(_) | Presence::Unsure(_)) => {}
                 // An outage of the directory: relays keep forwarding.
                 Err(_) => break,
             }
@@ -204,9 +216,12 @@ impl Cluster {
                     unused.app.0, unused.of.relay_session
                 );
                 let close = json!({"tracks": tracks, "force": true});
-                let closed = this
-                    .call_as_app(&unused.of.api, &unused.app, Method::PUT, &path, &close)
-                    .await;
+                let owner = Node {
+                    id: unused.of.node.clone(),
+                    api: unused.of.api.clone(),
+                    media: String::new(),
+                };
+                let closed = this.call_as_node(&owner, Method::PUT, &path, &close).await;
                 if let Err(e) = closed {
                     tracing::debug!(error = %e, "closing an unused relay on its node");
                 }
@@ -214,31 +229,30 @@ impl Cluster {
         }
     }
 
-    /// A JSON call to another node's API as `app`, with the cluster secret.
-    async fn call_as_app(
+    /// A JSON call to another node's API, signed as this node's (the
+    /// owner serves it as the app of its path).
+    async fn call_as_node(
         &self,
-        api: &str,
-        app: &AppId,
+        owner: &Node,
         method: Method,
         path: &str,
         body: &Value,
     ) -> Result<Value, ApiError> {
-        let secret = self
-            .apps
-            .get(app)
-            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let mut headers = HeaderMap::new();
-        let value = |v: &str| {
-            HeaderValue::from_str(v).map_err(|_| ApiError::internal("unsendable header value"))
-        };
-        headers.insert(header::AUTHORIZATION, value(&format!("Bearer {secret}"))?);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(SECRET_HEADER, self.secret.clone());
-        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        let call = http::call(api, method, path, (headers, body), http::RELAY_CALL_TIMEOUT);
+        let signed = self.sign_call(&owner.id, method.as_str(), path, &body);
+        headers.insert(node_call::HEADER, signed);
+        let call = http::call(
+            &owner.api,
+            method,
+            path,
+            (headers, body),
+            http::RELAY_CALL_TIMEOUT,
+        );
         let reply = call.await.map_err(|e| {
             tracing::warn!(error = %e, "a relay call got no answer");
             ApiError::cluster_unavailable("The node that owns the track did not answer")
@@ -247,9 +261,10 @@ impl Cluster {
         if !reply.status.is_success() {
             let why = value["errorDescription"].as_str().unwrap_or("");
             tracing::warn!(path, status = %reply.status, why, "a relay call failed");
-            return Err(ApiError::cluster_unavailable(
-                "The node that owns the track refused its relay",
-            ));
+            return Err(ApiError::cluster_unavailable(format!(
+                "The node that owns the track refused its relay ({}: {why})",
+                reply.status.as_u16()
+            )));
         }
         Ok(value)
     }

@@ -240,6 +240,16 @@ impl Control {
         Ok(id)
     }
 
+    /// `app`, for a call another node of the cluster signed (that node
+    /// checked its client's token): 404 for an unknown app.
+    pub fn known_app(&self, app: &str) -> Result<AppId, ApiError> {
+        let id = AppId(app.to_owned());
+        if !self.lock().reg.apps.contains_key(&id) {
+            return Err(ApiError::not_found("Unknown app"));
+        }
+        Ok(id)
+    }
+
     /// A session of `app` by id, counting the request against its rate.
     fn session_key(
         &self,
