@@ -11,6 +11,8 @@
 //! - The directory losing its records (FLUSHALL) or a node stalling past
 //!   its key's life answers 503, then 200 once the nodes write their
 //!   records again; relays go on.
+//! - A client's bursts of pulls and pulls past a relay's m-line cap fail
+//!   alone: the relayed pulls already there stay active.
 //!
 //! Needs `redis-server` (Debian's package; `tools/test` installs it).
 
@@ -22,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::cluster::*;
+use common::{Api, Peer};
 use serde_json::{Value, json};
+use str0m::media::Mid;
 
 /// The tests run one at a time (each runs a cluster on a small machine).
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -390,5 +394,101 @@ fn a_directory_that_lost_its_records_answers_503_then_200() {
         "a reader deletes no session key"
     );
     statuses_until_200("a stall of 3.5 s");
+    eprintln!("took {:?}", started.elapsed());
+}
+
+#[test]
+fn a_client_cannot_tear_down_relayed_pulls() {
+    let _one = serial();
+    let started = Instant::now();
+    let redis_port = free_tcp_port();
+    let _redis = start_redis(redis_port);
+    // Three m-lines per session, relays included: the cap is reached with
+    // three relayed tracks.
+    let cap: Vec<String> = vec!["--max-tracks-per-session".into(), "3".into()];
+    let a = start_node_with("node-a", redis_port, free_tcp_port(), &cap);
+    let b = start_node_with("node-b", redis_port, free_tcp_port(), &cap);
+    let (mut p1, p1_session, audio, video) = publish(&a.api);
+    let (mut p2, p2_session, _, _) = publish(&a.api);
+    let (mut sub, sub_session, sub_mids) =
+        subscribe(&b.api, &p1_session, &["mic"], &mut [&mut p1, &mut p2]);
+    let flowing = |tag: &[u8], p1: &mut Peer, sub: &mut Peer, mid: Mid| {
+        stream_until(
+            p1,
+            (audio, video),
+            &mut [(sub, mid)],
+            tag,
+            25,
+            Duration::from_secs(10),
+        )
+    };
+    assert!(
+        flowing(b"first", &mut p1, &mut sub, sub_mids[0]),
+        "the relayed pull works"
+    );
+
+    // Bursts of pulls (of tracks the owner does not have) from two clients
+    // at once: each client's own rate applies before any relay work, and
+    // the relay's session on A is not rate limited.
+    let bursts: Vec<_> = (0..2)
+        .map(|_| {
+            let api = Api::at(&b.http, APP, APP_SECRET);
+            let p1 = p1_session.clone();
+            std::thread::spawn(move || {
+                let session = api.new_session();
+                let since = Instant::now();
+                let mut statuses = Vec::new();
+                for i in 0..60 {
+                    let pull = json!({"tracks": [{"location": "remote", "sessionId": p1, "trackName": format!("nope{i}")}]});
+                    statuses.push(api.tracks_new(&session, pull).0);
+                }
+                (statuses, since.elapsed())
+            })
+        })
+        .collect();
+    for handle in bursts {
+        let (statuses, took) = handle.join().unwrap();
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        let limited = statuses.iter().filter(|s| **s == 429).count();
+        eprintln!("burst of 60 pulls in {took:?}: {ok} answered 200, {limited} 429");
+        assert_eq!(ok + limited, 60, "{statuses:?}");
+    }
+    assert_eq!(
+        metric(&b, "switchboard_cluster_relays_closed_total"),
+        Some(0.0)
+    );
+    assert_eq!(metric(&b, "switchboard_cluster_relays"), Some(1.0));
+
+    // Relayed tracks up to the cap, then one more: that pull fails alone.
+    let pull_one = |session: &str, track: &str| {
+        let puller = b.api.new_session();
+        let body =
+            json!({"tracks": [{"location": "remote", "sessionId": session, "trackName": track}]});
+        b.api.tracks_new(&puller, body)
+    };
+    for (session, track) in [(&p1_session, "cam"), (&p2_session, "mic")] {
+        let (status, body) = pull_one(session, track);
+        assert_eq!(status, 200, "{body}");
+        assert!(body["tracks"][0].get("errorCode").is_none(), "{body}");
+    }
+    let (status, body) = pull_one(&p2_session, "cam");
+    assert_eq!(
+        (status, error_code(&body)),
+        (503, Some("cluster_unavailable")),
+        "{body}"
+    );
+    assert_eq!(
+        metric(&b, "switchboard_cluster_relays_closed_total"),
+        Some(0.0)
+    );
+
+    // The relayed pull there before all this is still active and fed.
+    let statuses = track_statuses(&b.api.get_session(&sub_session));
+    assert_eq!(statuses, ["active"]);
+    assert!(
+        flowing(b"after", &mut p1, &mut sub, sub_mids[0]),
+        "the relayed pull still works"
+    );
+    drop(p2);
     eprintln!("took {:?}", started.elapsed());
 }

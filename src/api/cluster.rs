@@ -3,6 +3,8 @@
 //! routing), a call another node signed is served here as the app of its
 //! path, and a pull of another node's track first gets its relay.
 
+use std::collections::HashMap;
+
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -107,19 +109,25 @@ async fn from_node(cluster: &Cluster, header: &str, req: Request, next: Next) ->
     next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
-/// Before a tracks/new is served: the relays of the remote tracks it pulls
-/// from other nodes.
+/// Before a tracks/new is served (and after it was admitted: at most
+/// `limits::MAX_ITEMS` items, so as many directory lookups): the relays of
+/// the remote tracks it pulls from other nodes, one owner lookup per
+/// session named.
 pub async fn relays_for(s: &ApiState, app: &AppId, req: &TracksNewRequest) -> Result<(), ApiError> {
     let Some(cluster) = &s.cluster else {
         return Ok(());
     };
+    let mut by_session: HashMap<&str, Vec<&str>> = HashMap::new();
     for t in &req.tracks {
         if t.location.as_deref() != Some("remote") {
             continue;
         }
         if let (Some(session), Some(name)) = (&t.session_id, &t.track_name) {
-            cluster.ensure_relay(app, session, name).await?;
+            by_session.entry(session).or_default().push(name);
         }
+    }
+    for (session, names) in by_session {
+        cluster.ensure_relays(app, session, &names).await?;
     }
     Ok(())
 }

@@ -575,6 +575,7 @@ async fn new_session(
                 .split('&')
                 .any(|p| p.eq_ignore_ascii_case("thirdparty=true"));
             // Another node's calls (relays) are not one client's.
+            req.relay = caller.node;
             let client = peer.map(|p| p.0.0.ip()).filter(|_| !caller.node);
             let (id, answer) = s.control.new_session(&app, client, req, Instant::now())?;
             if let Some(cluster) = &s.cluster {
@@ -625,8 +626,15 @@ async fn tracks_new(
         async {
             let app = authorize(&s, &app, &caller)?;
             let req = read_json(body).await?;
+            // Everything that bounds the request comes before a relay's
+            // work: its session, its rate, its item cap.
+            let admitted = s
+                .control
+                .admit_tracks_new(&app, &session, &req, Instant::now())?;
             super::cluster::relays_for(&s, &app, &req).await?;
-            let result = s.control.tracks_new(&app, &session, req, Instant::now())?;
+            let result = s
+                .control
+                .tracks_new_admitted(admitted, &app, req, Instant::now())?;
             Ok(json(StatusCode::OK, &result))
         }
         .await,

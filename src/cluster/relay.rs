@@ -18,6 +18,11 @@
 //! `a=setup:passive`), and the track's media reaches the mirror as any
 //! publisher's would. A further track from the same node repeats steps 3–5
 //! on the same relay.
+//!
+//! A track whose steps 3–5 fail fails alone: what its steps did is undone
+//! (its pull on the owner closed, its alias here forgotten) and the relay
+//! goes on carrying its other tracks. Only a relay opened for that track,
+//! which carries nothing else, is forgotten.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,17 +42,22 @@ use super::{Cluster, http, node_call};
 pub const LINGER: Duration = Duration::from_secs(10);
 
 impl Cluster {
-    /// Makes `track` of `session` (a session of `app`) pullable here: a
+    /// Makes `tracks` of `session` (a session of `app`) pullable here: a
     /// no-op for local tracks and for sessions no node owns; otherwise the
-    /// relay from the owner carries it once this returns. Fails when the
-    /// directory or the owner cannot be reached or is not believed.
-    pub async fn ensure_relay(
+    /// relay from the owner carries them once this returns. Fails when the
+    /// directory or the owner cannot be reached or is not believed, or when
+    /// the relay cannot carry one of them (that one fails alone: what the
+    /// relay already carries goes on).
+    pub async fn ensure_relays(
         &self,
         app: &AppId,
         session: &str,
-        track: &str,
+        tracks: &[&str],
     ) -> Result<(), ApiError> {
-        if self.control.has_track(app, session, track) || self.control.owns_session(app, session) {
+        let all_here = tracks
+            .iter()
+            .all(|t| self.control.has_track(app, session, t));
+        if all_here || self.control.owns_session(app, session) {
             return Ok(());
         }
         let Some(owner) = self.owner_elsewhere(app, session).await? else {
@@ -55,32 +65,36 @@ impl Cluster {
         };
         let lock = self.relay_lock(app, &owner.id);
         let _one_at_a_time = lock.lock().await;
-        if self.control.has_track(app, session, track) {
-            return Ok(());
-        }
-        let relay = match self.control.mirror_of_node(app, &owner.id) {
-            Some(m) => m.relay_session,
-            None => self.open_relay(app, &owner).await?,
-        };
-        let added = self
-            .add_to_relay(app, (session, track), &owner, &relay)
-            .await;
-        if let Err(e) = &added {
-            // Half set up: nothing must look relayed that is not. The
-            // mirror goes (its pulls here turn inactive, a later pull sets
-            // it up again); the owner's relay session loses its consent.
-            tracing::warn!(session, track, node = %owner.id, error = %e.description, "a relay could not be set up");
-            if self.control.remove_mirror(app, &owner.id) {
-                self.counters
-                    .relays_closed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for track in tracks {
+            if self.control.has_track(app, session, track) {
+                continue;
+            }
+            let (relay, opened) = match self.control.mirror_of_node(app, &owner.id) {
+                Some(m) => (m.relay_session, false),
+                None => (self.open_relay(app, &owner).await?, true),
+            };
+            let added = self
+                .add_to_relay(app, (session, track), &owner, &relay)
+                .await;
+            if let Err(e) = added {
+                tracing::warn!(session, track, node = %owner.id, error = %e.description, "a track could not be added to its relay");
+                // A relay opened for this track carries nothing: forgotten,
+                // so that nothing looks relayed that is not (the owner's
+                // relay session loses its consent). An older relay goes on.
+                if opened && self.control.remove_mirror(app, &owner.id) {
+                    self.counters
+                        .relays_closed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Err(e);
             }
         }
-        added
+        Ok(())
     }
 
     /// Pulls `track` into the relay on its owner and pushes it on the
-    /// mirror (steps 3–5 of the module doc).
+    /// mirror (steps 3–5 of the module doc); on a failure, undoes what it
+    /// did.
     async fn add_to_relay(
         &self,
         app: &AppId,
@@ -116,11 +130,30 @@ impl Cluster {
             mid.to_owned(),
             (session, track),
             Instant::now(),
-        )?;
-        let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
-        let path = format!("{base}/renegotiate");
-        self.call_as_node(owner, Method::PUT, &path, &renegotiate)
-            .await?;
+        );
+        let renegotiated = match answer {
+            Ok(answer) => {
+                let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
+                let path = format!("{base}/renegotiate");
+                self.call_as_node(owner, Method::PUT, &path, &renegotiate)
+                    .await
+                    .map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = renegotiated {
+            // Nothing here names it relayed, and the owner's relay no
+            // longer pulls it (best effort: a relay whose owner is gone
+            // goes with the upkeep).
+            self.control.mirror_forget(app, &owner.id, (session, track));
+            let close = json!({"tracks": [{"mid": mid}], "force": true});
+            let path = format!("{base}/tracks/close");
+            let _ = self.call_as_node(owner, Method::PUT, &path, &close).await;
+            return Err(ApiError::cluster_unavailable(format!(
+                "The relay could not carry the track: {}",
+                e.description
+            )));
+        }
         tracing::info!(session, track, node = %owner.id, "relay carries a track from its node");
         Ok(())
     }

@@ -26,6 +26,8 @@ pub mod sync;
 mod third_party;
 mod transport;
 
+pub use operations::Admitted;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
