@@ -110,6 +110,12 @@ pub struct ServeArgs {
     /// http://<http-bind>].
     #[arg(long, env = "SWITCHBOARD_CLUSTER_API_URL")]
     pub cluster_api_url: Option<String>,
+    /// The only API addresses other nodes may have: networks (10.0.0.0/24,
+    /// fd00::/64, 10.0.0.5) and host:port pairs (repeat or
+    /// comma-separate); a node listed elsewhere is not called [default:
+    /// any http://host:port].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_PEERS", value_delimiter = ',')]
+    pub cluster_peers: Vec<String>,
 }
 
 /// How log lines are written (stderr).
@@ -151,6 +157,8 @@ struct FileConfig {
     cluster_secret: Option<String>,
     cluster_node_id: Option<String>,
     cluster_api_url: Option<String>,
+    #[serde(default)]
+    cluster_peers: Vec<String>,
     #[serde(default)]
     apps: Vec<AppConfig>,
 }
@@ -215,6 +223,8 @@ pub struct ClusterConfig {
     /// Where other nodes reach this node's API (None: from the HTTP bind
     /// address, once bound).
     pub api_url: Option<String>,
+    /// The API addresses other nodes may have.
+    pub peers: crate::cluster::peers::Peers,
 }
 
 /// Caps on what apps and sessions may hold and do (calls-api.md, "Limits
@@ -285,6 +295,9 @@ pub enum ConfigError {
     /// A cluster needs a shared secret.
     #[error("--cluster-redis needs --cluster-secret (the secret the nodes share)")]
     ClusterSecret,
+    /// A `--cluster-peers` entry is neither a network nor `host:port`.
+    #[error(transparent)]
+    ClusterPeers(#[from] crate::cluster::peers::PeersError),
 }
 
 impl Config {
@@ -324,6 +337,11 @@ impl Config {
                     .or(file.cluster_node_id)
                     .unwrap_or_else(|| hex(&random_bytes::<8>())),
                 api_url: args.cluster_api_url.clone().or(file.cluster_api_url),
+                peers: crate::cluster::peers::Peers::parse(if args.cluster_peers.is_empty() {
+                    &file.cluster_peers
+                } else {
+                    &args.cluster_peers
+                })?,
             }),
             None => None,
         };
@@ -615,5 +633,28 @@ mod tests {
         assert_eq!(c.limits.third_party_connecting_per_app, 4);
         let file = load_toml("third-party-private-candidates = true\n").unwrap();
         assert!(file.limits.third_party_private_candidates);
+    }
+
+    #[test]
+    fn cluster_peers_from_flag_or_file_and_bad_ones_refused() {
+        use crate::cluster::peers::Peers;
+        let cluster = "cluster-redis = \"redis://127.0.0.1:6379\"\ncluster-secret = \"s\"\n";
+        let any = load_toml(cluster).unwrap();
+        assert_eq!(any.cluster.unwrap().peers, Peers::any());
+        let file = load_toml(&format!("{cluster}cluster-peers = [\"10.0.0.0/24\"]\n")).unwrap();
+        let expected = Peers::parse(&["10.0.0.0/24".into()]).unwrap();
+        assert_eq!(file.cluster.unwrap().peers, expected);
+        let flag = ServeArgs {
+            cluster_redis: Some("redis://127.0.0.1:6379".into()),
+            cluster_secret: Some("s".into()),
+            cluster_peers: vec!["10.0.0.0/24".into()],
+            ..ServeArgs::default()
+        };
+        assert_eq!(
+            Config::load(&flag).unwrap().cluster.unwrap().peers,
+            expected
+        );
+        let bad = load_toml(&format!("{cluster}cluster-peers = [\"10.0.0.0/40\"]\n"));
+        assert!(matches!(bad, Err(ConfigError::ClusterPeers(_))));
     }
 }

@@ -98,7 +98,7 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Whether a secret someone gave equals the expected one, in constant time:
 /// both are hashed first, so that the comparison's time does not even
-/// depend on their lengths (API bearer tokens, the cluster secret).
+/// depend on their lengths (API bearer tokens).
 pub fn secrets_equal(given: &[u8], expected: &[u8]) -> bool {
     let digest = |b: &[u8]| aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b);
     let (given, expected) = (digest(given), digest(expected));

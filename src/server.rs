@@ -41,9 +41,9 @@ pub enum StartError {
     /// The cluster's directory URL is not usable.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::store::StoreError),
-    /// The cluster secret cannot be sent in an HTTP header.
-    #[error("the cluster secret must be visible ASCII (it travels in an HTTP header)")]
-    ClusterSecret,
+    /// This node's API URL is not one other nodes would call.
+    #[error("--cluster-api-url: {0}")]
+    ClusterApiUrl(#[from] crate::cluster::peers::UrlError),
 }
 
 /// A running server.
@@ -129,13 +129,14 @@ impl Server {
                         .unwrap_or(media_addr)
                         .to_string(),
                 };
-                let secret = axum::http::HeaderValue::from_str(&c.secret)
-                    .map_err(|_| StartError::ClusterSecret)?;
+                // Other nodes would refuse a record naming another URL (an
+                // unspecified bind address names no peer: set the URL).
+                crate::cluster::peers::ApiUrl::parse(&node.api)?;
                 let cluster = crate::cluster::Cluster::new(
                     &c.redis,
-                    secret,
+                    &c.secret,
                     node,
-                    config.app_list(),
+                    c.peers.clone(),
                     control.clone(),
                 )?;
                 let (feed, changes) = tokio::sync::mpsc::unbounded_channel();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -153,19 +153,52 @@ async fn cors(req: Request, next: Next) -> Response {
     response
 }
 
-pub(super) fn authorize(
-    state: &ApiState,
-    app: &str,
-    headers: &HeaderMap,
-) -> Result<AppId, ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, token) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        });
-    state.control.authorize(app, bearer)
+/// Who makes a call: a client with its bearer token, or another node of the
+/// cluster, whose signature the cluster middleware verified
+/// (`super::cluster::NodeCall`; that node checked its client's token).
+pub struct Caller {
+    bearer: Option<String>,
+    node: bool,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Caller::of(parts))
+    }
+}
+
+impl Caller {
+    /// The caller of a request.
+    pub(super) fn of(parts: &axum::http::request::Parts) -> Caller {
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.trim().split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then(|| token.trim().to_owned())
+            });
+        Caller {
+            bearer,
+            node: parts.extensions.get::<super::cluster::NodeCall>().is_some(),
+        }
+    }
+}
+
+/// The app a call may act as: its token's, or, for a node's call, the app
+/// of its path.
+pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<AppId, ApiError> {
+    if caller.node {
+        return state.control.known_app(app);
+    }
+    state.control.authorize(app, caller.bearer.as_deref())
 }
 
 /// Reads a JSON body whatever its content type; empty means `{}`.
@@ -458,10 +491,39 @@ async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response 
                 "Relays open now (one per app and node pulled from)",
                 state.control.mirror_count() as u64,
             ),
+            (
+                "switchboard_cluster_session_rewrites_total",
+                "counter",
+                "Times this node wrote all its sessions to the directory (start, outage, late heartbeat, lost records, periodic)",
+                c.resyncs.load(Relaxed),
+            ),
         ] {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_cluster_distrusted_total Directory records not believed (each answered 503), by reason\n# TYPE switchboard_cluster_distrusted_total counter"
+        );
+        for (why, n) in cluster.distrusted() {
+            let _ = writeln!(
+                out,
+                "switchboard_cluster_distrusted_total{{reason=\"{}\"}} {n}",
+                why.as_str()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_cluster_node_calls_refused_total Calls signed as another node's that were refused, by reason\n# TYPE switchboard_cluster_node_calls_refused_total counter"
+        );
+        for why in crate::cluster::node_call::REFUSALS {
+            let _ = writeln!(
+                out,
+                "switchboard_cluster_node_calls_refused_total{{reason=\"{}\"}} {}",
+                why.as_str(),
+                c.node_calls_refused[why.index()].load(Relaxed)
             );
         }
     }
@@ -512,12 +574,12 @@ async fn new_session(
     Path(app): Path<String>,
     peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
 ) -> Response {
     reply(
         async {
-            let app = authorize(&s, &app, &headers)?;
+            let app = authorize(&s, &app, &caller)?;
             let mut req: crate::api::types::NewSessionRequest = read_json(body).await?;
             req.third_party = query
                 .as_deref()
@@ -525,8 +587,8 @@ async fn new_session(
                 .split('&')
                 .any(|p| p.eq_ignore_ascii_case("thirdparty=true"));
             // Another node's calls (relays) are not one client's.
-            let from_node = s.cluster.as_ref().is_some_and(|c| c.is_internal(&headers));
-            let client = peer.map(|p| p.0.0.ip()).filter(|_| !from_node);
+            req.relay = caller.node;
+            let client = peer.map(|p| p.0.0.ip()).filter(|_| !caller.node);
             let (id, answer) = s.control.new_session(&app, client, req, Instant::now())?;
             if let Some(cluster) = &s.cluster {
                 cluster.record_new_session(&app, &id).await;
@@ -546,7 +608,7 @@ async fn new_session(
 async fn session_op<Req, Res, F>(
     s: ApiState,
     (app, session): (String, String),
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
     op: F,
 ) -> Response
@@ -557,7 +619,7 @@ where
 {
     reply(
         async {
-            let app = authorize(&s, &app, &headers)?;
+            let app = authorize(&s, &app, &caller)?;
             let req = read_json(body).await?;
             let result = op(&s.control, &app, &session, req, Instant::now())?;
             Ok(json(StatusCode::OK, &result))
@@ -569,15 +631,22 @@ where
 async fn tracks_new(
     State(s): State<ApiState>,
     Path((app, session)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Body,
 ) -> Response {
     reply(
         async {
-            let app = authorize(&s, &app, &headers)?;
+            let app = authorize(&s, &app, &caller)?;
             let req = read_json(body).await?;
+            // Everything that bounds the request comes before a relay's
+            // work: its session, its rate, its item cap.
+            let admitted = s
+                .control
+                .admit_tracks_new(&app, &session, &req, Instant::now())?;
             super::cluster::relays_for(&s, &app, &req).await?;
-            let result = s.control.tracks_new(&app, &session, req, Instant::now())?;
+            let result = s
+                .control
+                .tracks_new_admitted(admitted, &app, req, Instant::now())?;
             Ok(json(StatusCode::OK, &result))
         }
         .await,
@@ -587,7 +656,7 @@ async fn tracks_new(
 async fn renegotiate(
     State(s): State<ApiState>,
     Path(p): Path<(String, String)>,
-    h: HeaderMap,
+    h: Caller,
     b: Body,
 ) -> Response {
     session_op(
@@ -605,7 +674,7 @@ async fn renegotiate(
 async fn tracks_update(
     State(s): State<ApiState>,
     Path(p): Path<(String, String)>,
-    h: HeaderMap,
+    h: Caller,
     b: Body,
 ) -> Response {
     session_op(s, p, h, b, Control::tracks_update).await
@@ -614,7 +683,7 @@ async fn tracks_update(
 async fn tracks_close(
     State(s): State<ApiState>,
     Path(p): Path<(String, String)>,
-    h: HeaderMap,
+    h: Caller,
     b: Body,
 ) -> Response {
     session_op(s, p, h, b, Control::tracks_close).await
@@ -623,10 +692,10 @@ async fn tracks_close(
 async fn get_session(
     State(s): State<ApiState>,
     Path((app, session)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Response {
     reply((|| {
-        let app = authorize(&s, &app, &headers)?;
+        let app = authorize(&s, &app, &caller)?;
         let r = s.control.get_session(&app, &session, Instant::now())?;
         Ok(json(StatusCode::OK, &r))
     })())
@@ -636,11 +705,11 @@ async fn get_session(
 async fn session_stats(
     State(s): State<ApiState>,
     Path((app, session)): Path<(String, String)>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Response {
     reply(
         async {
-            let app = authorize(&s, &app, &headers)?;
+            let app = authorize(&s, &app, &caller)?;
             let request = s.control.stats_request(&app, &session, Instant::now())?;
             Ok(json(StatusCode::OK, &request.into_json().await?))
         }
@@ -651,7 +720,7 @@ async fn session_stats(
 async fn data_channels(
     State(s): State<ApiState>,
     Path((app, session, op)): Path<(String, String, String)>,
-    h: HeaderMap,
+    h: Caller,
     b: Body,
 ) -> Response {
     let p = (app, session);

@@ -72,6 +72,11 @@ pub struct NewSessionRequest {
     /// (from the query, not the body).
     #[serde(skip)]
     pub third_party: bool,
+    /// Made by another node of the cluster for its relay (a call it
+    /// signed, not a client's): not limited per client address, and its
+    /// requests not per session.
+    #[serde(skip)]
+    pub relay: bool,
 }
 
 /// POST tracks/new.

@@ -1,10 +1,12 @@
 //! Keeping this node's part of the directory: three tasks on the control
 //! thread's runtime, so that none waits on another's calls.
 //! - the heartbeat lists the node every [`HEARTBEAT`] (its entry lives
-//!   [`store::NODE_TTL`]);
+//!   [`store::NODE_TTL`]), and finds out when the directory may have lost
+//!   this node's records: an error, a beat later than the entry's life, the
+//!   entry or the directory's marker gone;
 //! - the feed writes the control plane's session changes, and all of the
 //!   node's sessions when the directory may have lost them (start, outage,
-//!   failed write) and every [`REWRITE`];
+//!   late beat, lost records, failed write) and every [`REWRITE`];
 //! - the upkeep closes relays whose node left and relays nobody uses.
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ impl Cluster {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first outage is logged even at a start without Redis.
         let mut warned = false;
+        let mut last_beat: Option<Instant> = None;
         loop {
             tick.tick().await;
             let left = self.left.lock().await;
@@ -39,10 +42,28 @@ impl Cluster {
             }
             let result = self.store.heartbeat(&self.node).await;
             drop(left);
+            let now = Instant::now();
             let mut up_since = self.up_since.lock().unwrap_or_else(|e| e.into_inner());
             match result {
-                Ok(()) => {
-                    up_since.get_or_insert_with(Instant::now);
+                Ok(beat) => {
+                    up_since.get_or_insert(now);
+                    // Our record may have expired before this beat (a
+                    // stall longer than its TTL), or the directory lost
+                    // what we wrote: write everything again.
+                    let late = last_beat
+                        .is_some_and(|t| now.saturating_duration_since(t) >= store::NODE_TTL);
+                    if !beat.was_listed || !beat.marker_kept || late {
+                        self.in_sync.store(false, Relaxed);
+                        if last_beat.is_some() {
+                            tracing::warn!(
+                                late,
+                                listed = beat.was_listed,
+                                marker = beat.marker_kept,
+                                "cluster directory: this node's records may be gone; writing them all again"
+                            );
+                        }
+                    }
+                    last_beat = Some(now);
                     if self.counters.directory_up.swap(1, Relaxed) == 0 {
                         tracing::info!(node = %self.node.id, api = %self.node.api, "cluster directory reachable; this node is listed");
                     }
@@ -84,6 +105,7 @@ impl Cluster {
                         // In sync from here: changes made while it writes
                         // are recorded after it.
                         self.in_sync.store(true, Relaxed);
+                        self.counters.resyncs.fetch_add(1, Relaxed);
                         match self.store.record_all(&self.node.id, &self.control.own_sessions()).await {
                             Ok(()) => next_rewrite = Instant::now() + REWRITE,
                             Err(e) => {

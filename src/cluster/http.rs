@@ -31,9 +31,9 @@ pub struct Reply {
 /// Why a call got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    /// The base URL is not `http://host:port`.
-    #[error("not an http:// URL: {0}")]
-    Url(String),
+    /// The base URL is not one a node may call (`peers::ApiUrl`).
+    #[error(transparent)]
+    Url(#[from] super::peers::UrlError),
     /// Connecting, sending or reading failed.
     #[error("calling {0}: {1}")]
     Io(String, String),
@@ -43,8 +43,8 @@ pub enum CallError {
 }
 
 /// Sends `method path` (with its query) to the node at `base`
-/// (`http://host:port`), with `headers` and `body`, waiting at most
-/// `timeout` for the whole reply.
+/// (`http://host:port`, checked by `peers::ApiUrl`), with `headers` and
+/// `body`, waiting at most `timeout` for the whole reply.
 pub async fn call(
     base: &str,
     method: Method,
@@ -52,12 +52,7 @@ pub async fn call(
     (headers, body): (HeaderMap, Bytes),
     timeout: Duration,
 ) -> Result<Reply, CallError> {
-    let authority = base
-        .strip_prefix("http://")
-        .map(|a| a.trim_end_matches('/'))
-        .filter(|a| !a.is_empty() && !a.contains('/'))
-        .ok_or_else(|| CallError::Url(base.to_owned()))?
-        .to_owned();
+    let authority = super::peers::ApiUrl::parse(base)?.authority().to_owned();
     let io_err = |e: &dyn std::fmt::Display| CallError::Io(authority.clone(), e.to_string());
     let run = async {
         let stream = tokio::net::TcpStream::connect(&authority)

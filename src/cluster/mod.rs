@@ -7,7 +7,7 @@
 //! - [`store`]: the directory in Redis (live nodes, which node owns which
 //!   session), fed by the control plane's session changes.
 //! - [`forward`]: an API call for another node's session goes to that node
-//!   (with the cluster secret) and its answer comes back as it is.
+//!   (signed as a node's, [`node_call`]) and its answer comes back as it is.
 //! - [`relay`]: the cascade. The first local pull of a track of another
 //!   node makes a *mirror* of that node here (`control::cluster`), fed by
 //!   one relay: a third-party session of ours on the owning node that pulls
@@ -15,6 +15,11 @@
 //!   mirror's tracks by their names on their node; NACKs and keyframe
 //!   requests go up the relay like any subscriber's.
 //! - [`http`]: the calls between nodes.
+//! - [`trust`], [`node_call`], [`peers`]: Redis is trusted for routing, not
+//!   for authority. Directory records are sealed with a key derived from
+//!   the cluster secret, calls between nodes carry a MAC instead of any
+//!   secret, and a node calls only `http://host:port` URLs (within
+//!   `--cluster-peers` when set).
 //!
 //! A single node has none of this: without `--cluster-redis` no cluster
 //! exists and no Redis is needed.
@@ -22,22 +27,26 @@
 mod directory;
 pub mod forward;
 pub mod http;
+pub mod node_call;
+pub mod peers;
 pub mod relay;
 pub mod store;
+pub mod trust;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 
 use crate::control::Control;
 use crate::ids::AppId;
 
+use node_call::{Call, Refusal, Verifier};
+use peers::Peers;
 use store::{Node, Store, StoreError};
-
-/// The header that carries the cluster secret on calls between nodes.
-pub const SECRET_HEADER: &str = "x-switchboard-cluster";
+use trust::{Distrust, Keys};
 /// How often the node's heartbeat and the relays' upkeep run.
 pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// How often the node writes all its sessions again (their keys expire
@@ -51,11 +60,12 @@ type RelayLock = Arc<tokio::sync::Mutex<()>>;
 pub struct Cluster {
     /// This node.
     pub node: Node,
-    secret: HeaderValue,
+    /// Derived from the cluster secret (which is kept nowhere else).
+    keys: Arc<Keys>,
+    /// Node calls' nonces seen.
+    verifier: Mutex<Verifier>,
     store: Store,
     control: Arc<Control>,
-    /// App secrets: a relay is set up through the owner's API as the app.
-    apps: HashMap<AppId, String>,
     /// One relay set-up at a time per (app, owning node).
     relay_locks: Mutex<HashMap<(AppId, String), RelayLock>>,
     /// What it did (for metrics).
@@ -82,23 +92,33 @@ pub struct Counters {
     pub relays_closed: std::sync::atomic::AtomicU64,
     /// Whether the directory answered the last heartbeat (0 or 1).
     pub directory_up: std::sync::atomic::AtomicU64,
+    /// Times this node wrote all its sessions: at its start, when the
+    /// directory may have lost them (outage, late heartbeat, lost records)
+    /// and every [`REWRITE`].
+    pub resyncs: AtomicU64,
+    /// Calls signed as a node's that were refused, by
+    /// [`Refusal`] (in the order of [`node_call::REFUSALS`]).
+    pub node_calls_refused: [AtomicU64; node_call::REFUSALS.len()],
 }
 
 impl Cluster {
-    /// Joins the cluster whose directory is at `redis` as `node`.
+    /// Joins the cluster whose directory is at `redis`, and whose nodes
+    /// share `secret`, as `node`; other nodes' API addresses must be within
+    /// `peers`.
     pub fn new(
         redis: &str,
-        secret: HeaderValue,
+        secret: &str,
         node: Node,
-        apps: Vec<(AppId, String)>,
+        peers: Peers,
         control: Arc<Control>,
     ) -> Result<Arc<Cluster>, StoreError> {
+        let keys = Arc::new(Keys::derive(secret.as_bytes()));
         Ok(Arc::new(Cluster {
             node,
-            secret,
-            store: Store::open(redis)?,
+            store: Store::open(redis, keys.clone(), peers)?,
+            keys,
+            verifier: Mutex::default(),
             control,
-            apps: apps.into_iter().collect(),
             relay_locks: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             in_sync: Default::default(),
@@ -107,13 +127,52 @@ impl Cluster {
         }))
     }
 
-    /// Whether a call carries the cluster secret (compared in constant
-    /// time): it comes from another node and is served here, never
-    /// forwarded again.
-    pub fn is_internal(&self, headers: &HeaderMap) -> bool {
-        headers.get(SECRET_HEADER).is_some_and(|given| {
-            crate::ids::secrets_equal(given.as_bytes(), self.secret.as_bytes())
-        })
+    /// Accepts a call signed as another node's (`header`, the value of
+    /// [`node_call::HEADER`]) to this node: it is then served here as the
+    /// app of its path, never forwarded again. A refusal is counted.
+    pub fn verify_call(
+        &self,
+        header: &str,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> Result<(), Refusal> {
+        let call = Call {
+            to: &self.node.id,
+            method,
+            path_and_query,
+            body,
+        };
+        let mut verifier = self.verifier.lock().unwrap_or_else(|e| e.into_inner());
+        let verified = verifier.verify(&self.keys, header, &call, store::unix_ms());
+        if let Err(refusal) = verified {
+            // Logged the 1st, 2nd, 4th, 8th… time for each reason.
+            let n = self.counters.node_calls_refused[refusal.index()].fetch_add(1, Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(method, path = path_and_query, why = %refusal, times = n, "a call signed as a node's was refused");
+            }
+        }
+        verified
+    }
+
+    /// The header value that signs a call to node `to`.
+    fn sign_call(&self, to: &str, method: &str, path_and_query: &str, body: &[u8]) -> HeaderValue {
+        let call = Call {
+            to,
+            method,
+            path_and_query,
+            body,
+        };
+        let value = self
+            .keys
+            .sign_call(&call, store::unix_ms(), crate::ids::random_bytes());
+        // Digits, hex and spaces.
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("v1"))
+    }
+
+    /// Directory records not believed so far, by reason.
+    pub fn distrusted(&self) -> impl Iterator<Item = (Distrust, u64)> + '_ {
+        self.store.distrusted()
     }
 
     /// Leaves the directory (a graceful stop); the heartbeat's expiry does

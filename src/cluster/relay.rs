@@ -4,7 +4,8 @@
 //! [`LINGER`]. (One relay per node pair, not per remote session: the two
 //! nodes' media ports make one 5-tuple, which carries one session.)
 //!
-//! Set-up, all through the owning node's public API, as the app:
+//! Set-up, all through the owning node's public API, signed as this node's
+//! (`node_call`; no app secret travels):
 //! 1. `sessions/new?thirdparty=true` there: the relay session (it checks
 //!    our candidates, as we check its);
 //! 2. here, the mirror (`control::cluster`), a third-party session too;
@@ -17,6 +18,11 @@
 //! `a=setup:passive`), and the track's media reaches the mirror as any
 //! publisher's would. A further track from the same node repeats steps 3–5
 //! on the same relay.
+//!
+//! A track whose steps 3–5 fail fails alone: what its steps did is undone
+//! (its pull on the owner closed, its alias here forgotten) and the relay
+//! goes on carrying its other tracks. Only a relay opened for that track,
+//! which carries nothing else, is forgotten.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,24 +35,29 @@ use crate::api::error::ApiError;
 use crate::control::cluster::MirrorOf;
 use crate::ids::AppId;
 
-use super::store::Node;
-use super::{Cluster, SECRET_HEADER, http};
+use super::store::{Node, Owner, Presence};
+use super::{Cluster, http, node_call};
 
 /// How long a relay stays after its last local subscriber left.
 pub const LINGER: Duration = Duration::from_secs(10);
 
 impl Cluster {
-    /// Makes `track` of `session` (a session of `app`) pullable here: a
+    /// Makes `tracks` of `session` (a session of `app`) pullable here: a
     /// no-op for local tracks and for sessions no node owns; otherwise the
-    /// relay from the owner carries it once this returns. Fails only when
-    /// the directory or the owner cannot be reached.
-    pub async fn ensure_relay(
+    /// relay from the owner carries them once this returns. Fails when the
+    /// directory or the owner cannot be reached or is not believed, or when
+    /// the relay cannot carry one of them (that one fails alone: what the
+    /// relay already carries goes on).
+    pub async fn ensure_relays(
         &self,
         app: &AppId,
         session: &str,
-        track: &str,
+        tracks: &[&str],
     ) -> Result<(), ApiError> {
-        if self.control.has_track(app, session, track) || self.control.owns_session(app, session) {
+        let all_here = tracks
+            .iter()
+            .all(|t| self.control.has_track(app, session, t));
+        if all_here || self.control.owns_session(app, session) {
             return Ok(());
         }
         let Some(owner) = self.owner_elsewhere(app, session).await? else {
@@ -54,32 +65,36 @@ impl Cluster {
         };
         let lock = self.relay_lock(app, &owner.id);
         let _one_at_a_time = lock.lock().await;
-        if self.control.has_track(app, session, track) {
-            return Ok(());
-        }
-        let relay = match self.control.mirror_of_node(app, &owner.id) {
-            Some(m) => m.relay_session,
-            None => self.open_relay(app, &owner).await?,
-        };
-        let added = self
-            .add_to_relay(app, (session, track), &owner, &relay)
-            .await;
-        if let Err(e) = &added {
-            // Half set up: nothing must look relayed that is not. The
-            // mirror goes (its pulls here turn inactive, a later pull sets
-            // it up again); the owner's relay session loses its consent.
-            tracing::warn!(session, track, node = %owner.id, error = %e.description, "a relay could not be set up");
-            if self.control.remove_mirror(app, &owner.id) {
-                self.counters
-                    .relays_closed
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for track in tracks {
+            if self.control.has_track(app, session, track) {
+                continue;
+            }
+            let (relay, opened) = match self.control.mirror_of_node(app, &owner.id) {
+                Some(m) => (m.relay_session, false),
+                None => (self.open_relay(app, &owner).await?, true),
+            };
+            let added = self
+                .add_to_relay(app, (session, track), &owner, &relay)
+                .await;
+            if let Err(e) = added {
+                tracing::warn!(session, track, node = %owner.id, error = %e.description, "a track could not be added to its relay");
+                // A relay opened for this track carries nothing: forgotten,
+                // so that nothing looks relayed that is not (the owner's
+                // relay session loses its consent). An older relay goes on.
+                if opened && self.control.remove_mirror(app, &owner.id) {
+                    self.counters
+                        .relays_closed
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Err(e);
             }
         }
-        added
+        Ok(())
     }
 
     /// Pulls `track` into the relay on its owner and pushes it on the
-    /// mirror (steps 3–5 of the module doc).
+    /// mirror (steps 3–5 of the module doc); on a failure, undoes what it
+    /// did.
     async fn add_to_relay(
         &self,
         app: &AppId,
@@ -92,7 +107,7 @@ impl Cluster {
         let base = format!("/v1/apps/{}/sessions/{relay}", app.0);
         let tracks_new = format!("{base}/tracks/new");
         let reply = self
-            .call_as_app(&owner.api, app, Method::POST, &tracks_new, &pull)
+            .call_as_node(owner, Method::POST, &tracks_new, &pull)
             .await?;
         let item = &reply["tracks"][0];
         if item.get("errorCode").is_some() {
@@ -115,18 +130,40 @@ impl Cluster {
             mid.to_owned(),
             (session, track),
             Instant::now(),
-        )?;
-        let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
-        let path = format!("{base}/renegotiate");
-        self.call_as_app(&owner.api, app, Method::PUT, &path, &renegotiate)
-            .await?;
+        );
+        let renegotiated = match answer {
+            Ok(answer) => {
+                let renegotiate = json!({"sessionDescription": {"type": "answer", "sdp": answer}});
+                let path = format!("{base}/renegotiate");
+                self.call_as_node(owner, Method::PUT, &path, &renegotiate)
+                    .await
+                    .map(|_| ())
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = renegotiated {
+            // Nothing here names it relayed, and the owner's relay no
+            // longer pulls it (best effort: a relay whose owner is gone
+            // goes with the upkeep).
+            self.control.mirror_forget(app, &owner.id, (session, track));
+            let close = json!({"tracks": [{"mid": mid}], "force": true});
+            let path = format!("{base}/tracks/close");
+            let _ = self.call_as_node(owner, Method::PUT, &path, &close).await;
+            return Err(ApiError::cluster_unavailable(format!(
+                "The relay could not carry the track: {}",
+                e.description
+            )));
+        }
         tracing::info!(session, track, node = %owner.id, "relay carries a track from its node");
         Ok(())
     }
 
     /// The live node that owns `session`, when it is not this one; `None`
-    /// when no node owns it (or its node is gone): the call is answered
-    /// here, as for an unknown session.
+    /// when no node owns it: the call is answered here, as for an unknown
+    /// session. A directory that cannot answer, or whose answer is not
+    /// believed (a record that does not verify, an owner not listed, a
+    /// directory being written again), is 503 `cluster_unavailable`: a
+    /// client tries again, and no live session is ever called gone for it.
     pub async fn owner_elsewhere(
         &self,
         app: &AppId,
@@ -134,17 +171,23 @@ impl Cluster {
     ) -> Result<Option<Node>, ApiError> {
         let owner = self
             .store
-            .owner(&app.0, session)
+            .owner(&app.0, session, &self.node.id)
             .await
             .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
-        Ok(owner.filter(|n| n.id != self.node.id))
+        match owner {
+            Owner::Node(node) => Ok(Some(node)),
+            Owner::Nobody | Owner::This => Ok(None),
+            Owner::Unsure(why) => Err(ApiError::cluster_unavailable(format!(
+                "The cluster directory cannot say where this session lives yet: {why}"
+            ))),
+        }
     }
 
     /// Creates the relay session on the owner and the mirror here.
     async fn open_relay(&self, app: &AppId, owner: &Node) -> Result<String, ApiError> {
         let path = format!("/v1/apps/{}/sessions/new?thirdparty=true", app.0);
         let reply = self
-            .call_as_app(&owner.api, app, Method::POST, &path, &json!({}))
+            .call_as_node(owner, Method::POST, &path, &json!({}))
             .await?;
         let relay = reply["sessionId"]
             .as_str()
@@ -176,7 +219,7 @@ impl Cluster {
         };
         for node in owners {
             match self.store.node(&node).await {
-                Ok(None) => {
+                Ok(Presence::Gone) => {
                     let n = self.control.remove_mirrors_of(&node);
                     self.counters.relays_closed.fetch_add(n as u64, Relaxed);
                     tracing::warn!(
@@ -185,7 +228,9 @@ impl Cluster {
                         "a node left the cluster: its relays are closed"
                     );
                 }
-                Ok(Some(_)) => {}
+                // Listed, or not sure (a directory being written again, a
+                // record not believed): relays keep forwarding.
+                Ok(Presence::Live(_) | Presence::Unsure(_)) => {}
                 // An outage of the directory: relays keep forwarding.
                 Err(_) => break,
             }
@@ -204,9 +249,12 @@ impl Cluster {
                     unused.app.0, unused.of.relay_session
                 );
                 let close = json!({"tracks": tracks, "force": true});
-                let closed = this
-                    .call_as_app(&unused.of.api, &unused.app, Method::PUT, &path, &close)
-                    .await;
+                let owner = Node {
+                    id: unused.of.node.clone(),
+                    api: unused.of.api.clone(),
+                    media: String::new(),
+                };
+                let closed = this.call_as_node(&owner, Method::PUT, &path, &close).await;
                 if let Err(e) = closed {
                     tracing::debug!(error = %e, "closing an unused relay on its node");
                 }
@@ -214,31 +262,30 @@ impl Cluster {
         }
     }
 
-    /// A JSON call to another node's API as `app`, with the cluster secret.
-    async fn call_as_app(
+    /// A JSON call to another node's API, signed as this node's (the
+    /// owner serves it as the app of its path).
+    async fn call_as_node(
         &self,
-        api: &str,
-        app: &AppId,
+        owner: &Node,
         method: Method,
         path: &str,
         body: &Value,
     ) -> Result<Value, ApiError> {
-        let secret = self
-            .apps
-            .get(app)
-            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let mut headers = HeaderMap::new();
-        let value = |v: &str| {
-            HeaderValue::from_str(v).map_err(|_| ApiError::internal("unsendable header value"))
-        };
-        headers.insert(header::AUTHORIZATION, value(&format!("Bearer {secret}"))?);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        headers.insert(SECRET_HEADER, self.secret.clone());
-        let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
-        let call = http::call(api, method, path, (headers, body), http::RELAY_CALL_TIMEOUT);
+        let signed = self.sign_call(&owner.id, method.as_str(), path, &body);
+        headers.insert(node_call::HEADER, signed);
+        let call = http::call(
+            &owner.api,
+            method,
+            path,
+            (headers, body),
+            http::RELAY_CALL_TIMEOUT,
+        );
         let reply = call.await.map_err(|e| {
             tracing::warn!(error = %e, "a relay call got no answer");
             ApiError::cluster_unavailable("The node that owns the track did not answer")
@@ -247,9 +294,10 @@ impl Cluster {
         if !reply.status.is_success() {
             let why = value["errorDescription"].as_str().unwrap_or("");
             tracing::warn!(path, status = %reply.status, why, "a relay call failed");
-            return Err(ApiError::cluster_unavailable(
-                "The node that owns the track refused its relay",
-            ));
+            return Err(ApiError::cluster_unavailable(format!(
+                "The node that owns the track refused its relay ({}: {why})",
+                reply.status.as_u16()
+            )));
         }
         Ok(value)
     }

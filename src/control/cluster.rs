@@ -157,6 +157,11 @@ impl Control {
             .map(|s| (s.ice.ufrag.clone(), s.ice.pwd.clone()))
             .ok_or_else(|| ApiError::internal("mirror vanished"))?;
         self.directory.insert(&ufrag, key, &pwd);
+        // Its requests are the node's, for every local pull of a track of
+        // that node: the per-session request rate is a client's.
+        if let Some(s) = st.reg.session_mut(key) {
+            s.rate_window = super::limits::RateWindow::exempt(now);
+        }
         let targets = self.relay_check_targets();
         self.make_third_party(&mut st, key, targets);
         let mirror = Mirror {
@@ -222,6 +227,22 @@ impl Control {
             .session_description
             .map(|d| d.sdp)
             .ok_or_else(|| ApiError::internal("no answer for the relay's offer"))
+    }
+
+    /// Forgets that the mirror of `node` carries `name` of `session` (its
+    /// relay could not be completed): a later pull sets it up again. The
+    /// mirror's m-line stays, inactive.
+    pub fn mirror_forget(&self, app: &AppId, node: &str, (session, name): (&str, &str)) {
+        let mut st = self.lock();
+        if mirror_key(&st, app, node).is_none() {
+            return;
+        }
+        let alias = (
+            app.clone(),
+            SessionId(session.to_owned()),
+            TrackName(name.to_owned()),
+        );
+        st.reg.aliases.remove(&alias);
     }
 
     /// Forgets the mirror of `node` (its pulls here turn inactive);

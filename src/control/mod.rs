@@ -26,6 +26,8 @@ pub mod sync;
 mod third_party;
 mod transport;
 
+pub use operations::Admitted;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -261,6 +263,16 @@ impl Control {
             .ok_or_else(ApiError::unauthorized)?;
         if !crate::ids::secrets_equal(given.as_bytes(), a.secret.as_bytes()) {
             return Err(ApiError::unauthorized());
+        }
+        Ok(id)
+    }
+
+    /// `app`, for a call another node of the cluster signed (that node
+    /// checked its client's token): 404 for an unknown app.
+    pub fn known_app(&self, app: &str) -> Result<AppId, ApiError> {
+        let id = AppId(app.to_owned());
+        if !self.lock().reg.apps.contains_key(&id) {
+            return Err(ApiError::not_found("Unknown app"));
         }
         Ok(id)
     }

@@ -30,6 +30,11 @@ pub(super) fn answer_json(sdp: String) -> SessionDescriptionJson {
     }
 }
 
+/// A tracks/new request checked and counted against its session's rate
+/// (session keys are never reused, so it names that session or none).
+#[derive(Debug)]
+pub struct Admitted(SessionKey);
+
 impl Control {
     pub(super) fn context(&self, now: Instant) -> Context<'_> {
         Context {
@@ -100,6 +105,11 @@ impl Control {
             (s.id.0.clone(), s.ice.ufrag.clone(), s.ice.pwd.clone())
         };
         self.directory.insert(&ufrag, key, &pwd);
+        if req.relay
+            && let Some(s) = st.reg.session_mut(key)
+        {
+            s.rate_window = limits::RateWindow::exempt(now);
+        }
         if req.third_party {
             let targets = self.app_check_targets();
             self.make_third_party(&mut st, key, targets);
@@ -132,13 +142,44 @@ impl Control {
         &self,
         app: &AppId,
         session_id: &str,
-        mut req: TracksNewRequest,
+        req: TracksNewRequest,
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
+        let admitted = self.admit_tracks_new(app, session_id, &req, now)?;
+        self.tracks_new_admitted(admitted, app, req, now)
+    }
+
+    /// The checks of a tracks/new that come before any work for it (a
+    /// cluster's relays included): the session exists and has not failed,
+    /// the request is within its rate (counted here, once) and the item
+    /// cap.
+    pub fn admit_tracks_new(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        req: &TracksNewRequest,
+        now: Instant,
+    ) -> Result<Admitted, ApiError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
         limits::check_simulcast(&req.tracks)?;
+        Ok(Admitted(key))
+    }
+
+    /// A tracks/new that [`Control::admit_tracks_new`] admitted (410 if its
+    /// session went meanwhile).
+    pub fn tracks_new_admitted(
+        &self,
+        Admitted(key): Admitted,
+        app: &AppId,
+        mut req: TracksNewRequest,
+        now: Instant,
+    ) -> Result<TracksResponse, ApiError> {
+        let mut st = self.lock();
+        if st.reg.app_of(key) != Some(app) {
+            return Err(ApiError::session_gone());
+        }
         let remote = match req.tracks.first().map(|t| t.location.as_deref()) {
             _ if req.tracks.is_empty() => false,
             Some(Some("remote")) => true,
