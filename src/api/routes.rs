@@ -228,7 +228,7 @@ async fn demo(State(state): State<ApiState>) -> Response {
 }
 
 /// Prometheus text: per-worker packet counters and drops by reason.
-async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
+async fn metrics(State(state): State<ApiState>, headers: axum::http::HeaderMap) -> Response {
     if let Some(token) = &state.metrics_token {
         let given = headers
             .get(axum::http::header::AUTHORIZATION)
