@@ -97,6 +97,15 @@ fn http_port(node: &Node) -> u16 {
     node.http.rsplit(':').next().unwrap().parse().unwrap()
 }
 
+/// The answer is 503 `cluster_unavailable` (not sure: clients retry).
+fn assert_unavailable(status: u16, body: &Value) {
+    assert_eq!(
+        (status, error_code(body)),
+        (503, Some("cluster_unavailable")),
+        "{body}"
+    );
+}
+
 fn error_code(body: &Value) -> Option<&str> {
     body["errorCode"].as_str()
 }
@@ -154,11 +163,7 @@ fn a_redis_writer_learns_no_secret_and_moves_no_session() {
     let pull = json!({"tracks": [{"location": "remote", "sessionId": on_c, "trackName": "mic"}]});
     let puller = b.api.new_session();
     let (status, body) = b.api.tracks_new(&puller, pull);
-    assert_eq!(
-        (status, error_code(&body)),
-        (503, Some("cluster_unavailable")),
-        "{body}"
-    );
+    assert_unavailable(status, &body);
     let calls = recorder.connections();
     assert_eq!(
         calls.len(),
@@ -205,11 +210,7 @@ fn a_redis_writer_learns_no_secret_and_moves_no_session() {
 
     // D does not call C's address: outside its peers, answered 503.
     let (status, body) = get(&d, &on_c);
-    assert_eq!(
-        (status, error_code(&body)),
-        (503, Some("cluster_unavailable")),
-        "{body}"
-    );
+    assert_unavailable(status, &body);
     assert_eq!(
         recorder.connections().len(),
         2,
@@ -279,11 +280,7 @@ fn a_redis_writer_learns_no_secret_and_moves_no_session() {
     );
     let (status, body) = get(&b, &on_a);
     signal(&a, libc::SIGCONT);
-    assert_eq!(
-        (status, error_code(&body)),
-        (503, Some("cluster_unavailable")),
-        "{body}"
-    );
+    assert_unavailable(status, &body);
     assert_eq!(
         recorder.connections().len(),
         2,
@@ -329,11 +326,7 @@ fn a_directory_that_lost_its_records_answers_503_then_200() {
                 .call("GET", &format!("/sessions/{publisher_session}"), None);
             assert_ne!(status, 410, "{what}: a live session answered gone: {body}");
             if status != 200 {
-                assert_eq!(
-                    (status, error_code(&body)),
-                    (503, Some("cluster_unavailable")),
-                    "{body}"
-                );
+                assert_unavailable(status, &body);
             }
             seen.push(status);
             if status == 200 {
@@ -383,11 +376,7 @@ fn a_directory_that_lost_its_records_answers_503_then_200() {
         .call("GET", &format!("/sessions/{publisher_session}"), None);
     let key_kept = redis_get(redis_port, &session_key(&publisher_session));
     signal(&a, libc::SIGCONT);
-    assert_eq!(
-        (status, error_code(&body)),
-        (503, Some("cluster_unavailable")),
-        "{body}"
-    );
+    assert_unavailable(status, &body);
     assert_eq!(
         record_node(&key_kept),
         "node-a",
@@ -472,11 +461,7 @@ fn a_client_cannot_tear_down_relayed_pulls() {
         assert!(body["tracks"][0].get("errorCode").is_none(), "{body}");
     }
     let (status, body) = pull_one(&p2_session, "cam");
-    assert_eq!(
-        (status, error_code(&body)),
-        (503, Some("cluster_unavailable")),
-        "{body}"
-    );
+    assert_unavailable(status, &body);
     assert_eq!(
         metric(&b, "switchboard_cluster_relays_closed_total"),
         Some(0.0)

@@ -72,6 +72,19 @@ enum Range {
     Public,
 }
 
+impl Range {
+    /// The range of an address that is `never` a peer, or `private`.
+    fn of(never: bool, private: bool) -> Range {
+        if never {
+            Range::Never
+        } else if private {
+            Range::Private
+        } else {
+            Range::Public
+        }
+    }
+}
+
 fn classify(ip: IpAddr) -> Range {
     match ip {
         IpAddr::V4(v4) => classify_v4(v4),
@@ -90,13 +103,7 @@ fn classify_v4(ip: Ipv4Addr) -> Range {
         || a >= 240 // reserved (RFC 1112)
         || (a == 192 && b == 0 && c == 0); // IETF protocol assignments (RFC 6890)
     let private = ip.is_loopback() || ip.is_private() || (a == 100 && (64..128).contains(&b));
-    if never {
-        Range::Never
-    } else if private {
-        Range::Private
-    } else {
-        Range::Public
-    }
+    Range::of(never, private)
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Range {
@@ -106,13 +113,7 @@ fn classify_v6(ip: Ipv6Addr) -> Range {
         || (first & 0xffc0) == 0xfe80 // link-local
         || first == 0x2001 && ip.segments()[1] == 0x0db8; // documentation
     let private = ip.is_loopback() || (first & 0xfe00) == 0xfc00; // unique local
-    if never {
-        Range::Never
-    } else if private {
-        Range::Private
-    } else {
-        Range::Public
-    }
+    Range::of(never, private)
 }
 
 #[cfg(test)]

@@ -359,22 +359,28 @@ mod tests {
         }
     }
 
-    /// rtc-srtp protects, we unprotect in place; replays, forgeries and
-    /// sequence wraps behave.
-    #[test]
-    fn we_unprotect_what_rtc_srtp_protects() {
+    /// Our receiver and, for the peer, an rtc-srtp session whose outbound
+    /// keys are the receiver's inbound ones.
+    fn receiver_and_peer() -> (GcmReceiver, SrtpSession) {
         let k = SrtpKeys {
             profile: ProtectionProfile::AeadAes128Gcm,
             local: ((1..=16).collect(), (21..=32).collect()),
             remote: ((41..=56).collect(), (61..=72).collect()),
         };
-        let mut ours = GcmReceiver::new(&k.remote.0, &k.remote.1).unwrap();
+        let ours = GcmReceiver::new(&k.remote.0, &k.remote.1).unwrap();
         let peer = SrtpKeys {
             profile: k.profile,
             local: k.remote.clone(),
             remote: k.local.clone(),
         };
-        let mut theirs = SrtpSession::new(&peer).unwrap();
+        (ours, SrtpSession::new(&peer).unwrap())
+    }
+
+    /// rtc-srtp protects, we unprotect in place; replays, forgeries and
+    /// sequence wraps behave.
+    #[test]
+    fn we_unprotect_what_rtc_srtp_protects() {
+        let (mut ours, mut theirs) = receiver_and_peer();
         let mut sent = Vec::new();
         for i in 0..300u32 {
             let seq = 65_400u16.wrapping_add(i as u16);
@@ -418,18 +424,7 @@ mod tests {
     #[test]
     fn a_client_rotating_its_ssrc_keeps_a_bounded_state() {
         use crate::srtp::windows::MAX_STREAMS;
-        let k = SrtpKeys {
-            profile: ProtectionProfile::AeadAes128Gcm,
-            local: ((1..=16).collect(), (21..=32).collect()),
-            remote: ((41..=56).collect(), (61..=72).collect()),
-        };
-        let mut ours = GcmReceiver::new(&k.remote.0, &k.remote.1).unwrap();
-        let peer = SrtpKeys {
-            profile: k.profile,
-            local: k.remote.clone(),
-            remote: k.local.clone(),
-        };
-        let mut theirs = SrtpSession::new(&peer).unwrap();
+        let (mut ours, mut theirs) = receiver_and_peer();
         let packet = |seq: u16, ssrc: u32| {
             let mut plain = vec![0x80, 111];
             plain.extend_from_slice(&seq.to_be_bytes());
