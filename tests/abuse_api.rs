@@ -151,3 +151,50 @@ fn simulcast_must_be_the_documented_object() {
     assert_eq!(status, 200, "{body}");
     assert!(body["tracks"][0]["errorCode"].is_null(), "{body}");
 }
+
+/// Names an app or client sends are bounded (each is stored, listed in GET
+/// session and written to a cluster's directory): a 257-byte trackName,
+/// sessionId of 65 bytes, and a 257-byte dataChannelName get 406
+/// `invalid_params`; a 256-byte track name is taken.
+#[test]
+fn names_longer_than_their_cap_are_refused() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let session = api.new_session();
+    for (what, item) in [
+        (
+            "trackName",
+            json!({"location": "remote", "sessionId": session, "trackName": "t".repeat(257)}),
+        ),
+        (
+            "sessionId",
+            json!({"location": "remote", "sessionId": "s".repeat(65), "trackName": "t"}),
+        ),
+    ] {
+        let (status, body) = api.tracks_new(&session, json!({ "tracks": [item] }));
+        assert_406(status, &body, what);
+        assert!(
+            body["errorDescription"].as_str().unwrap().contains(what),
+            "{body}"
+        );
+    }
+    let (status, body) = api.call(
+        "POST",
+        &format!("/sessions/{session}/datachannels/new"),
+        Some(
+            &json!({"dataChannels": [{"location": "local", "dataChannelName": "c".repeat(257)}]})
+                .to_string(),
+        ),
+    );
+    assert_406(status, &body, "dataChannelName");
+    // At the cap: a pull of an unknown track, answered per item.
+    let (status, body) = api.tracks_new(
+        &session,
+        json!({"tracks": [{"location": "remote", "sessionId": session, "trackName": "t".repeat(256)}]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["tracks"][0]["errorCode"], "not_found_track_error",
+        "{body}"
+    );
+}

@@ -154,6 +154,7 @@ impl Control {
         now: Instant,
     ) -> Result<DataChannelsResponse, ApiError> {
         limits::check_items(req.data_channels.len(), "dataChannels")?;
+        limits::check_channel_names(&req.data_channels)?;
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
         let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
@@ -312,6 +313,7 @@ impl Control {
         mut each: impl FnMut(&Self, &mut State, SessionKey, &mut DataChannelObject),
     ) -> Result<DataChannelsResponse, ApiError> {
         limits::check_items(req.data_channels.len(), "dataChannels")?;
+        limits::check_channel_names(&req.data_channels)?;
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
         for item in &mut req.data_channels {

@@ -181,6 +181,43 @@ impl AddressRate {
 /// A rate window.
 const WINDOW: Duration = Duration::from_secs(1);
 
+/// Longest `trackName` or `dataChannelName`, in bytes: each is stored per
+/// track, listed in GET session, and written to a cluster's directory.
+pub const MAX_NAME: usize = 256;
+
+/// Longest `sessionId` an item may name (ours are 32 hex characters).
+const MAX_SESSION_ID: usize = 64;
+
+/// Refuses an item naming a track, a session or a mid longer than a name
+/// may be (a mid may be `#` and a track name).
+pub fn check_names(items: &[TrackObject]) -> Result<(), ApiError> {
+    for t in items {
+        check_name("trackName", t.track_name.as_deref(), MAX_NAME)?;
+        check_name("sessionId", t.session_id.as_deref(), MAX_SESSION_ID)?;
+        check_name("mid", t.mid.as_deref(), 1 + MAX_NAME)?;
+    }
+    Ok(())
+}
+
+/// Refuses data-channel items whose names are too long.
+pub fn check_channel_names(items: &[crate::api::types::DataChannelObject]) -> Result<(), ApiError> {
+    for c in items {
+        check_name("dataChannelName", c.data_channel_name.as_deref(), MAX_NAME)?;
+        check_name("sessionId", c.session_id.as_deref(), MAX_SESSION_ID)?;
+    }
+    Ok(())
+}
+
+fn check_name(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v.len() > max => Err(ApiError::invalid_params(format!(
+            "{field} is at most {max} bytes (got {})",
+            v.len()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Every item's `simulcast` must be the documented object:
 /// `{preferredRid?: string, priorityOrdering?: "none" | "asciibetical",
 /// ridNotAvailable?: "none" | "asciibetical"}`.

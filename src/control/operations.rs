@@ -164,6 +164,7 @@ impl Control {
         let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
         limits::check_simulcast(&req.tracks)?;
+        limits::check_names(&req.tracks)?;
         Ok(Admitted(key))
     }
 
@@ -431,6 +432,7 @@ impl Control {
         let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
         limits::check_simulcast(&req.tracks)?;
+        limits::check_names(&req.tracks)?;
         for item in req.tracks.iter_mut() {
             let target = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let mid = Mid(item.mid.clone().unwrap_or_default());
@@ -505,6 +507,7 @@ impl Control {
         now: Instant,
     ) -> Result<TracksResponse, ApiError> {
         limits::check_items(req.tracks.len(), "tracks")?;
+        limits::check_names(&req.tracks)?;
         let offer = match (&req.session_description, req.force) {
             (Some(sd), false) => Some(parse_description(
                 &sd.kind,
