@@ -32,8 +32,9 @@ fn session_part(mids: usize, extra: &str) -> String {
     )
 }
 
-/// `m` recvonly video m-lines, each with `formats` VP9 formats of distinct
-/// profile-ids.
+/// `m` recvonly video m-lines, each with `formats` VP9 formats, every
+/// one of the offer with a profile-id of its own (so every format is a new
+/// one to whoever compares them).
 fn vp9_offer(m: usize, formats: usize) -> String {
     let pts: Vec<u8> = (96..=127).chain(35..=63).take(formats).collect();
     let list: Vec<String> = pts.iter().map(u8::to_string).collect();
@@ -45,7 +46,8 @@ fn vp9_offer(m: usize, formats: usize) -> String {
         ));
         for (n, pt) in pts.iter().enumerate() {
             sdp.push_str(&format!(
-                "a=rtpmap:{pt} VP9/90000\r\na=fmtp:{pt} profile-id={n}\r\n"
+                "a=rtpmap:{pt} VP9/90000\r\na=fmtp:{pt} profile-id={}\r\n",
+                i * formats + n
             ));
         }
     }
