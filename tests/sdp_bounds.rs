@@ -169,6 +169,10 @@ fn offers_past_the_readers_bounds_are_refused() {
     assert_refused(&api, &one(&fingerprints, ""), "nine distinct fingerprints");
     let feedback: String = (0..17).map(|i| format!("a=rtcp-fb:* x-{i}\r\n")).collect();
     assert_refused(&api, &one("", &feedback), "17 rtcp-fb values");
+    let long_feedback = one("", &format!("a=rtcp-fb:* x-{}\r\n", "f".repeat(100)));
+    assert_refused(&api, &long_feedback, "a 102-byte rtcp-fb value");
+    let long_fmtp = one("", &format!("a=fmtp:111 x={}\r\n", "1".repeat(1100)));
+    assert_refused(&api, &long_fmtp, "a 1,100-byte fmtp");
     let pts: Vec<String> = (0..129).map(|i| (i % 128).to_string()).collect();
     let formats = one("", "").replace(
         "m=audio 9 UDP/TLS/RTP/SAVPF 111",

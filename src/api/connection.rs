@@ -26,6 +26,10 @@ pub struct Signals {
     pub reclaim: watch::Receiver<()>,
 }
 
+/// How long an idle connection ended for another client's sake discards
+/// what its client still sends (a request that crossed the end).
+const RECLAIM_LINGER: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Serves `stream` until the client or the server ends it, a phase
 /// deadline passes, `stop` fires (then a request in progress is answered
 /// first; a connection between requests ends at once), or `reclaim` fires
@@ -64,6 +68,8 @@ pub async fn serve(stream: TcpStream, router: Router, signals: Signals) {
         .max_header_size(MAX_HEADER_BYTES)
         .serve_connection(io, service);
     let mut stopping = false;
+    // Ended to give its slot to another client: it lingers only briefly.
+    let mut reclaimed = false;
     let ended = loop {
         let deadline = phases.deadline();
         tokio::select! {
@@ -74,10 +80,15 @@ pub async fn serve(stream: TcpStream, router: Router, signals: Signals) {
                     return;
                 }
             }
-            _ = reclaim.changed() => {
+            Ok(()) = reclaim.changed(), if !stopping => {
+                // Ended like a stop between requests: a request that has
+                // arrived meanwhile is answered, then the connection ends
+                // (lingering, so that nothing unread resets it).
                 if phases.phase() == Phase::Idle {
-                    tracing::debug!("idle HTTP connection closed: every slot is taken");
-                    return;
+                    tracing::debug!("idle HTTP connection ends: every slot is taken");
+                    stopping = true;
+                    reclaimed = true;
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                 }
             }
             _ = stop.changed(), if !stopping => {
@@ -91,7 +102,10 @@ pub async fn serve(stream: TcpStream, router: Router, signals: Signals) {
         }
     };
     match ended {
-        Ok(()) => linger(connection.into_parts().io.into_inner().into_inner()).await,
+        Ok(()) => {
+            let time = if reclaimed { RECLAIM_LINGER } else { LINGER_TIME };
+            linger(connection.into_parts().io.into_inner().into_inner(), time).await
+        }
         Err(e) => tracing::debug!(error = %e, "HTTP connection"),
     }
 }
@@ -101,7 +115,7 @@ pub async fn serve(stream: TcpStream, router: Router, signals: Signals) {
 /// [`LINGER_TIME`]) until the client ends too. Closing with unread bytes
 /// would reset the connection, and a client still writing a refused body
 /// would see the reset instead of the answer.
-async fn linger(stream: TcpStream) {
+async fn linger(stream: TcpStream, time: std::time::Duration) {
     if socket2::SockRef::from(&stream)
         .shutdown(std::net::Shutdown::Write)
         .is_err()
@@ -123,5 +137,5 @@ async fn linger(stream: TcpStream) {
             }
         }
     };
-    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
+    let _ = tokio::time::timeout(time, discard).await;
 }

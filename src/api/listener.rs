@@ -25,31 +25,51 @@ pub struct ConnectionLimits {
     pub per_address: Option<usize>,
 }
 
-/// Connections open per client address.
+/// Connections open per client address (an IPv6 client by its /64: one
+/// host holds a whole /64).
 #[derive(Default)]
 struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
 
-impl PerAddress {
-    /// Counts a connection from `ip`, unless it holds `cap` already.
-    fn enter(&self, ip: IpAddr, cap: usize) -> bool {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let n = open.entry(ip).or_default();
-        if *n >= cap {
-            return false;
-        }
-        *n += 1;
-        true
-    }
+/// One connection counted against its address; uncounted when dropped
+/// (also when its task unwinds).
+struct Entered {
+    open: Arc<PerAddress>,
+    key: IpAddr,
+}
 
-    /// A connection from `ip` ended.
-    fn leave(&self, ip: IpAddr) {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = open.get_mut(&ip) {
+impl Drop for Entered {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.key) {
             *n -= 1;
             if *n == 0 {
-                open.remove(&ip);
+                open.remove(&self.key);
             }
         }
+    }
+}
+
+impl PerAddress {
+    /// Counts a connection from `ip`, unless its address holds `cap`
+    /// already.
+    fn enter(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Entered> {
+        let key = match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(key).or_default();
+        if *n >= cap {
+            return None;
+        }
+        *n += 1;
+        Some(Entered {
+            open: self.clone(),
+            key,
+        })
     }
 }
 
@@ -83,25 +103,24 @@ pub async fn serve(
         };
         match accepted {
             Ok((stream, peer)) => {
-                let ip = peer.ip().to_canonical();
-                if let Some(cap) = limits.per_address
-                    && !per_address.enter(ip, cap)
-                {
-                    tracing::debug!(%ip, "HTTP connection over the per-address cap: closed");
-                    continue;
-                }
+                let entered = match limits.per_address {
+                    Some(cap) => match per_address.enter(peer.ip(), cap) {
+                        Some(entered) => Some(entered),
+                        None => {
+                            tracing::debug!(ip = %peer.ip(), "HTTP connection over the per-address cap: closed");
+                            continue;
+                        }
+                    },
+                    None => None,
+                };
                 let router = router.clone();
                 let signals = Signals {
                     stop: stop_rx.clone(),
                     reclaim: reclaim_rx.clone(),
                 };
-                let per_address = per_address.clone();
                 tokio::spawn(async move {
                     connection::serve(stream, router, signals).await;
-                    if limits.per_address.is_some() {
-                        per_address.leave(ip);
-                    }
-                    drop(slot);
+                    drop((entered, slot));
                 });
             }
             Err(e) if is_per_connection(&e) => {}

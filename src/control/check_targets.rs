@@ -107,7 +107,19 @@ fn classify_v4(ip: Ipv4Addr) -> Range {
 }
 
 fn classify_v6(ip: Ipv6Addr) -> Range {
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    // NAT64: the well-known prefix (RFC 6052, /96) reaches the IPv4
+    // address in its last 32 bits, which decides; the local-use prefix
+    // (RFC 8215) is a network's own.
+    if (s[0], s[1], s[2], s[3], s[4], s[5]) == (0x64, 0xff9b, 0, 0, 0, 0) {
+        let [a, b] = s[6].to_be_bytes();
+        let [c, d] = s[7].to_be_bytes();
+        return classify_v4(Ipv4Addr::new(a, b, c, d));
+    }
+    if (s[0], s[1], s[2]) == (0x64, 0xff9b, 1) {
+        return Range::Private;
+    }
+    let first = s[0];
     let never = ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xffc0) == 0xfe80 // link-local
@@ -130,6 +142,10 @@ mod tests {
         let t = CheckTargets::new(false, &own);
         assert!(t.admits(addr("8.8.8.8:3478")));
         assert!(t.admits(addr("[2a00:1450::1]:3478")));
+        assert!(
+            t.admits(addr("[64:ff9b::808:808]:3478")),
+            "NAT64 of a public address"
+        );
         for refused in [
             "127.0.0.1:9",
             "10.1.2.3:40000",
@@ -147,6 +163,9 @@ mod tests {
             "[ff02::1]:40000",
             "[::ffff:127.0.0.1]:40000",
             "[::ffff:10.0.0.1]:40000",
+            "[64:ff9b::a00:1]:40000",
+            "[64:ff9b::7f00:1]:40000",
+            "[64:ff9b:1::1]:40000",
             "8.8.8.8:0",
             "198.51.100.9:5000",
         ] {

@@ -85,6 +85,16 @@ impl PeerChecks {
     /// addresses that name a peer: [`crate::sdp::udp_candidate`].)
     pub fn set_candidates(&mut self, candidates: &[SocketAddr]) {
         let old = std::mem::take(&mut self.pairs);
+        let refused = candidates
+            .iter()
+            .filter(|to| !self.targets.admits(**to))
+            .count();
+        if refused > 0 {
+            tracing::info!(
+                refused,
+                "third-party candidates not checked: not admitted targets (loopback and private ones need --third-party-private-candidates)"
+            );
+        }
         for &to in candidates.iter().filter(|to| self.targets.admits(**to)) {
             let pair = old.iter().find(|p| p.to == to).cloned();
             self.pairs.push(pair.unwrap_or(Pair {

@@ -78,8 +78,8 @@ impl Control {
             };
             let bound = s.transport.map(|t| t.addr);
             let worker = s.transport.map_or(0, |t| t.worker.0);
-            let username = format!("{remote_ufrag}:{}", s.ice.ufrag);
             if let Some(to) = checks.due(now, bound) {
+                let username = format!("{remote_ufrag}:{}", s.ice.ufrag);
                 let mut bytes = Vec::with_capacity(128);
                 let txid = crate::ids::random_bytes::<12>();
                 crate::ice::write_binding_request(&mut bytes, &txid, &username, remote_pwd, true);

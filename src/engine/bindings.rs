@@ -33,8 +33,9 @@ impl Bindings {
     }
 
     /// Binds `addr` to `key` (taking it from another session if it had
-    /// it); it becomes `key`'s most recent address.
-    pub fn bind(&mut self, addr: SocketAddr, key: SessionKey) {
+    /// it); it becomes `key`'s most recent address. `attached`, the
+    /// session's media path, is never the one unbound to make room.
+    pub fn bind(&mut self, addr: SocketAddr, key: SessionKey, attached: Option<SocketAddr>) {
         if let Some(previous) = self.by_addr.insert(addr, key)
             && previous != key
         {
@@ -49,7 +50,8 @@ impl Bindings {
             None => {
                 addrs.push(addr);
                 if addrs.len() > MAX_PER_SESSION {
-                    let oldest = addrs.remove(0);
+                    let oldest = addrs.iter().position(|a| Some(*a) != attached).unwrap_or(0);
+                    let oldest = addrs.remove(oldest);
                     self.by_addr.remove(&oldest);
                 }
             }
@@ -107,10 +109,10 @@ mod tests {
     fn a_session_holds_a_few_addresses_and_forgetting_it_frees_them() {
         let (a, b) = (SessionKey(1), SessionKey(2));
         let mut bindings = Bindings::default();
-        bindings.bind(addr(1), b);
+        bindings.bind(addr(1), b, None);
         for port in 100..10_100 {
-            bindings.bind(addr(port), a);
-            bindings.bind(addr(1), b); // b keeps checking
+            bindings.bind(addr(port), a, None);
+            bindings.bind(addr(1), b, None); // b keeps checking
         }
         assert_eq!(bindings.len(), MAX_PER_SESSION + 1);
         assert_eq!(bindings.get(&addr(10_099)), Some(a), "the newest stays");
@@ -125,8 +127,8 @@ mod tests {
     fn an_address_moves_between_sessions_and_unbinds_only_its_own() {
         let (a, b) = (SessionKey(1), SessionKey(2));
         let mut bindings = Bindings::default();
-        bindings.bind(addr(5), a);
-        bindings.bind(addr(5), b);
+        bindings.bind(addr(5), a, None);
+        bindings.bind(addr(5), b, None);
         assert_eq!(bindings.get(&addr(5)), Some(b));
         bindings.unbind(addr(5), a);
         assert_eq!(bindings.get(&addr(5)), Some(b), "not a's to unbind");
@@ -137,13 +139,29 @@ mod tests {
     }
 
     #[test]
+    fn the_attached_address_is_never_the_one_unbound() {
+        let a = SessionKey(1);
+        let mut bindings = Bindings::default();
+        bindings.bind(addr(1), a, None);
+        for port in 2..=(MAX_PER_SESSION as u16 * 3) {
+            bindings.bind(addr(port), a, Some(addr(1)));
+        }
+        assert_eq!(
+            bindings.get(&addr(1)),
+            Some(a),
+            "the media path stays bound"
+        );
+        assert_eq!(bindings.len(), MAX_PER_SESSION);
+    }
+
+    #[test]
     fn a_checked_address_is_kept_over_older_ones() {
         let a = SessionKey(1);
         let mut bindings = Bindings::default();
-        bindings.bind(addr(1), a);
+        bindings.bind(addr(1), a, None);
         for port in 2..=(MAX_PER_SESSION as u16 + 4) {
-            bindings.bind(addr(port), a);
-            bindings.bind(addr(1), a); // consent checks on the pair in use
+            bindings.bind(addr(port), a, None);
+            bindings.bind(addr(1), a, None); // consent checks on the pair in use
         }
         assert_eq!(bindings.get(&addr(1)), Some(a));
         assert_eq!(bindings.len(), MAX_PER_SESSION);

@@ -81,7 +81,7 @@ impl Engine {
         session.addr = addr;
         self.histories
             .follow(&SessionMedia::default(), &session.media, self.clock);
-        self.bindings.bind(addr, key);
+        self.bindings.bind(addr, key, Some(addr));
         self.sessions.insert(key, session);
     }
 }

@@ -374,7 +374,8 @@ impl Engine {
                 // Every valid check is reported: it binds the 5-tuple and
                 // refreshes consent (RFC 7675). Checks are a few per second
                 // per session at most.
-                self.bindings.bind(from, key);
+                let attached = self.sessions.get(&key).map(|s| s.addr);
+                self.bindings.bind(from, key, attached);
                 self.events.push_back(EngineEvent::Bound {
                     key,
                     worker: self.id,
@@ -404,7 +405,8 @@ impl Engine {
             return;
         };
         if self.within_budget(key, now) {
-            self.bindings.bind(from, key);
+            let attached = self.sessions.get(&key).map(|s| s.addr);
+            self.bindings.bind(from, key, attached);
             self.events.push_back(EngineEvent::Bound {
                 key,
                 worker: self.id,
@@ -1037,7 +1039,7 @@ impl Engine {
         self.forward_inbox();
         match command {
             WorkerCommand::Attach { key, addr } => {
-                self.bindings.bind(addr, key);
+                self.bindings.bind(addr, key, Some(addr));
                 match self.sessions.get_mut(&key) {
                     Some(s) => {
                         // A new nominated 5-tuple (ICE restart, network

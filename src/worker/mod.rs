@@ -153,7 +153,10 @@ impl Workers {
                         core_affinity::set_for_current(core);
                     }
                     if let Err(e) = worker.run() {
-                        tracing::error!(worker = i, error = %e, "media worker stopped");
+                        // Its sessions would be gone while the API still
+                        // answers: end the process for the supervisor.
+                        tracing::error!(worker = i, error = %e, exit = crate::supervise::EXIT_PANIC, "media worker stopped");
+                        std::process::exit(crate::supervise::EXIT_PANIC);
                     }
                 },
             )?);
