@@ -161,11 +161,41 @@ pub fn write_binding_request(
     remote_pwd: &str,
     use_candidate: bool,
 ) {
+    let role = (attr::ICE_CONTROLLING, use_candidate);
+    write_request(out, transaction_id, username, remote_pwd, role);
+}
+
+/// Appends a Binding request as the controlled agent (an ICE-lite server
+/// toward its client): the check of a new address before a session's media
+/// moves there (`control::path_probe`).
+pub fn write_path_probe(
+    out: &mut Vec<u8>,
+    transaction_id: &[u8; 12],
+    username: &str,
+    remote_pwd: &str,
+) {
+    write_request(
+        out,
+        transaction_id,
+        username,
+        remote_pwd,
+        (attr::ICE_CONTROLLED, false),
+    );
+}
+
+/// A Binding request with the role attribute and USE-CANDIDATE of `role`.
+fn write_request(
+    out: &mut Vec<u8>,
+    transaction_id: &[u8; 12],
+    username: &str,
+    remote_pwd: &str,
+    role: (u16, bool),
+) {
     let mut w = StunWriter::new(out, message_type::BINDING_REQUEST, transaction_id);
     w.attribute(attr::USERNAME, username.as_bytes());
     w.attribute(attr::PRIORITY, &0x6e00_01ffu32.to_be_bytes());
-    w.attribute(attr::ICE_CONTROLLING, &[1, 2, 3, 4, 5, 6, 7, 8]);
-    if use_candidate {
+    w.attribute(role.0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    if role.1 {
         w.attribute(attr::USE_CANDIDATE, &[]);
     }
     w.message_integrity(remote_pwd.as_bytes());

@@ -27,12 +27,21 @@ fn attribute(sdp: &str, name: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn forged_checks_from_another_port_do_not_move_the_media() {
-    let server = server(1);
-    let api = Api::new(&server);
+/// A publisher (str0m) and a subscriber (str0m) of its audio, connected
+/// through `server`, with what an attacker who saw the subscriber's SDPs
+/// knows: our ufrag and pwd for that session and the client's ufrag.
+struct Pair {
+    a: Peer,
+    mid: str0m::media::Mid,
+    c: Peer,
+    c_mid: str0m::media::Mid,
+    username: String,
+    pwd: String,
+}
+
+fn connected_pair(api: &Api) -> Pair {
     let mut a = Peer::new("publisher");
-    let (publisher, mid, _) = push_one(&api, &mut a, MediaKind::Audio, "mic", |o| o);
+    let (publisher, mid, _) = push_one(api, &mut a, MediaKind::Audio, "mic", |o| o);
     assert!(drive(&mut [&mut a], Duration::from_secs(10), |p| p[0].connected));
 
     // The subscriber, pulling by hand to keep both SDPs.
@@ -55,14 +64,36 @@ fn forged_checks_from_another_port_do_not_move_the_media() {
     let c_mid: str0m::media::Mid = body["tracks"][0]["mid"].as_str().unwrap().into();
     send_opus(&mut a, mid, b"before", 20, &mut [&mut c]);
     assert!(received(&c, c_mid, b"before") >= 10);
-
-    // The attacker knows our ufrag and pwd for this session and the
-    // client's ufrag: it forges nominating checks from its own port.
-    let (ours, pwd, theirs) = (
+    let username = format!(
+        "{}:{}",
         attribute(&offer, "ice-ufrag"),
-        attribute(&offer, "ice-pwd"),
-        attribute(&answer, "ice-ufrag"),
+        attribute(&answer, "ice-ufrag")
     );
+    Pair {
+        a,
+        mid,
+        c,
+        c_mid,
+        username,
+        pwd: attribute(&offer, "ice-pwd"),
+    }
+}
+
+#[test]
+fn forged_checks_from_another_port_do_not_move_the_media() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let Pair {
+        mut a,
+        mid,
+        mut c,
+        c_mid,
+        username,
+        pwd,
+    } = connected_pair(&api);
+
+    // The attacker forges nominating checks from its own port.
+
     let attacker = UdpSocket::bind("127.0.0.1:0").unwrap();
     attacker.set_nonblocking(true).unwrap();
     let media = server.media_addr;
@@ -70,7 +101,7 @@ fn forged_checks_from_another_port_do_not_move_the_media() {
     for round in 0..8u8 {
         let mut check = Vec::new();
         let id = [round; 12];
-        write_binding_request(&mut check, &id, &format!("{ours}:{theirs}"), &pwd, true);
+        write_binding_request(&mut check, &id, &username, &pwd, true);
         attacker.send_to(&check, media).unwrap();
         // The session's real client keeps sending and checking meanwhile.
         send_opus(&mut a, mid, b"during", 25, &mut [&mut c]);
@@ -98,7 +129,7 @@ fn forged_checks_from_another_port_do_not_move_the_media() {
     write_binding_request(
         &mut check,
         &[99; 12],
-        &format!("{ours}:someone-else"),
+        &format!("{}:someone-else", username.split(':').next().unwrap()),
         &pwd,
         true,
     );
@@ -110,6 +141,50 @@ fn forged_checks_from_another_port_do_not_move_the_media() {
         text.contains("reason=\"wrong_username\"} 1"),
         "counted: {text}"
     );
+}
+
+/// The subscriber falls silent (its network is gone) and an attacker who
+/// can forge its source address nominates another address with valid
+/// checks, past the 8 s of silence after which a path may move: the
+/// server asks the new address first (a Binding request of its own) and
+/// moves nothing, since the address never answers. Before, the media went
+/// there: a reflection of a session's media at any address.
+#[test]
+fn a_new_address_gets_no_media_before_it_answers_our_check() {
+    let server = server(1);
+    let api = Api::new(&server);
+    let Pair {
+        mut a,
+        mid,
+        username,
+        pwd,
+        ..
+    } = connected_pair(&api);
+    let victim = UdpSocket::bind("127.0.0.1:0").unwrap();
+    victim.set_nonblocking(true).unwrap();
+    let (mut probes, mut media, mut other) = (0, 0, 0);
+    for round in 0..12u8 {
+        let mut check = Vec::new();
+        write_binding_request(&mut check, &[round + 100; 12], &username, &pwd, true);
+        victim.send_to(&check, server.media_addr).unwrap();
+        // The publisher goes on; the subscriber is not driven (silent).
+        send_opus(&mut a, mid, b"silent", 50, &mut []);
+        let mut buf = [0u8; 1500];
+        while let Ok((n, _)) = victim.recv_from(&mut buf) {
+            match buf[..n].first() {
+                Some(0x00) if buf[1] == 0x01 => probes += 1, // Binding request
+                Some(0x01) => other += 1,                    // responses to its checks
+                Some(128..=191) => media += 1,
+                _ => other += 1,
+            }
+        }
+    }
+    eprintln!("the forged address got {probes} checks, {media} media packets, {other} others");
+    assert!(
+        probes >= 1,
+        "the server checked the new address before moving"
+    );
+    assert_eq!(media, 0, "no media went to an address that never answered");
 }
 
 /// The server's /metrics text.

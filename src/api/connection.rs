@@ -103,7 +103,11 @@ pub async fn serve(stream: TcpStream, router: Router, signals: Signals) {
     };
     match ended {
         Ok(()) => {
-            let time = if reclaimed { RECLAIM_LINGER } else { LINGER_TIME };
+            let time = if reclaimed {
+                RECLAIM_LINGER
+            } else {
+                LINGER_TIME
+            };
             linger(connection.into_parts().io.into_inner().into_inner(), time).await
         }
         Err(e) => tracing::debug!(error = %e, "HTTP connection"),

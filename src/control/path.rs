@@ -79,6 +79,8 @@ pub struct PathSelector {
     recent: VecDeque<([u8; 12], SocketAddr)>,
     paths: Vec<PathSeen>,
     restarting: bool,
+    /// The probe of a new address before the media moves there.
+    pub probe: super::path_probe::PathProbe,
 }
 
 impl PathSelector {

@@ -170,6 +170,12 @@ impl Control {
         let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
             return;
         };
+        if let Some(moved) = session.path.probe.answered(&txid, seen.worker, seen.addr) {
+            tracing::info!(session = %session.id, to = %seen.addr, "media path moved: the new address answered our check");
+            session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
+            self.switch_path(st, key, moved, Keys::Same, now);
+            return;
+        }
         let current = session.transport;
         let decision =
             session
@@ -194,7 +200,42 @@ impl Control {
             PathDecision::Switch(new) => new,
         };
         session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
-        self.switch_path(st, key, new, Keys::Same, now);
+        self.move_path(st, key, new, now);
+    }
+
+    /// Moves a session's media to `new` as its checks or media decided: at
+    /// once while it is not connected (the DTLS handshake proves the
+    /// address), on a new worker at the same address, and for third-party
+    /// sessions (their checks are ours); otherwise once the new address
+    /// answers a check of ours (`path_probe`).
+    fn move_path(&self, st: &mut State, key: SessionKey, new: TransportBinding, now: Instant) {
+        let Some(session) = st.reg.session_mut(key) else {
+            return;
+        };
+        let elsewhere = session.transport.is_some_and(|t| t.addr != new.addr);
+        let probed = elsewhere && session.is_connected() && session.peer_checks.is_none();
+        let credentials = session.remote_ice.clone();
+        let (Some((remote_ufrag, remote_pwd)), true) = (credentials, probed) else {
+            self.switch_path(st, key, new, Keys::Same, now);
+            return;
+        };
+        let Some(txid) = session
+            .path
+            .probe
+            .begin(new, now, crate::ids::random_bytes::<12>())
+        else {
+            return;
+        };
+        let username = format!("{remote_ufrag}:{}", session.ice.ufrag);
+        let mut bytes = Vec::with_capacity(128);
+        crate::ice::write_path_probe(&mut bytes, &txid, &username, &remote_pwd);
+        self.directory.sent_check(txid, key, &remote_pwd, now);
+        if let Some(w) = self.workers.get(new.worker.0) {
+            w.send(WorkerCommand::Send {
+                to: new.addr,
+                bytes: bytes::BytesMut::from(&bytes[..]),
+            });
+        }
     }
 
     /// Media of `key` from `from`, an address its ICE checks bound that is
@@ -229,8 +270,8 @@ impl Control {
             return;
         }
         if let Some(new) = session.path.handle_media(Some(current), worker, addr, at) {
-            tracing::info!(session = %session.id, from = %current.addr, to = %addr, "media path moved: the client sends from its newly nominated address");
-            self.switch_path(st, key, new, Keys::Same, now);
+            tracing::debug!(session = %session.id, from = %current.addr, to = %addr, "the client sends media from its newly nominated address");
+            self.move_path(st, key, new, now);
         }
     }
 
