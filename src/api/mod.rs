@@ -11,6 +11,7 @@ pub mod error;
 pub mod latency;
 pub mod limits;
 pub mod listener;
+pub mod metrics;
 pub mod phase;
 pub mod routes;
 pub mod types;

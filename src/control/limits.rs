@@ -181,6 +181,17 @@ impl AddressRate {
 /// A rate window.
 const WINDOW: Duration = Duration::from_secs(1);
 
+/// Refuses a new third-party session of an app that has `connecting`
+/// that have not connected, its `limit` or more (each sends ICE checks).
+pub fn check_third_party_room(connecting: usize, limit: usize) -> Result<(), ApiError> {
+    if connecting >= limit {
+        return Err(ApiError::temporarily_unavailable(format!(
+            "the app has {connecting} third-party sessions that have not connected, its limit"
+        )));
+    }
+    Ok(())
+}
+
 /// Longest `trackName` or `dataChannelName`, in bytes: each is stored per
 /// track, listed in GET session, and written to a cluster's directory.
 pub const MAX_NAME: usize = 256;

@@ -16,6 +16,7 @@ mod memory;
 pub mod negotiate;
 mod operations;
 pub mod path;
+mod path_move;
 pub mod path_probe;
 pub mod peer_checks;
 pub mod registry;

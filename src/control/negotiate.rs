@@ -91,31 +91,7 @@ fn learn_remote(
         session.remote_fingerprints = fingerprints;
     }
     session.extmap_allow_mixed |= desc.extmap_allow_mixed;
-    // Linear in the description: a payload type is one of 256, a format is
-    // compared by its identity, and what a session keeps is capped.
-    let mut known_pts = [false; 256];
-    for k in &session.client_payload_types {
-        known_pts[usize::from(k.pt)] = true;
-    }
-    for c in desc.media.iter().flat_map(|m| m.codecs.iter()) {
-        if !std::mem::replace(&mut known_pts[usize::from(c.pt)], true) {
-            session.client_payload_types.push(c.clone());
-        }
-    }
-    let mut known: std::collections::HashSet<sdp::FormatId> =
-        session.decodable.iter().map(Codec::format_id).collect();
-    let receiving = desc
-        .media
-        .iter()
-        .filter(|m| m.is_active() && m.direction.receives());
-    for c in receiving.flat_map(|m| m.codecs.iter()) {
-        if session.decodable.len() >= super::limits::MAX_DECODABLE {
-            break;
-        }
-        if c.is_forwardable() && known.insert(c.format_id()) {
-            session.decodable.push(c.clone());
-        }
-    }
+    session.learn_formats(desc);
     // The bundle's extension ids: the client's, where it named them.
     for e in desc.media.iter().flat_map(|m| m.extmaps.iter()) {
         if extension::is_accepted(&e.uri)

@@ -91,7 +91,8 @@ impl Control {
             .ok_or_else(|| ApiError::not_found("Unknown app"))?;
         limits::check_app_room(room, &self.limits)?;
         if req.third_party {
-            self.check_third_party_room(&st, app)?;
+            let connecting = self.third_party_connecting(&st, app);
+            limits::check_third_party_room(connecting, self.limits.third_party_connecting_per_app)?;
         }
         let key = st
             .reg

@@ -309,6 +309,36 @@ impl Session {
         }
     }
 
+    /// Learns the client's payload types (every one it used) and the
+    /// forwardable formats it receives from its SDP `desc`.
+    pub fn learn_formats(&mut self, desc: &crate::sdp::SessionDescription) {
+        // Linear in the description: a payload type is one of 256, a format is
+        // compared by its identity, and what a session keeps is capped.
+        let mut known_pts = [false; 256];
+        for k in &self.client_payload_types {
+            known_pts[usize::from(k.pt)] = true;
+        }
+        for c in desc.media.iter().flat_map(|m| m.codecs.iter()) {
+            if !std::mem::replace(&mut known_pts[usize::from(c.pt)], true) {
+                self.client_payload_types.push(c.clone());
+            }
+        }
+        let mut known: std::collections::HashSet<crate::sdp::FormatId> =
+            self.decodable.iter().map(Codec::format_id).collect();
+        let receiving = desc
+            .media
+            .iter()
+            .filter(|m| m.is_active() && m.direction.receives());
+        for c in receiving.flat_map(|m| m.codecs.iter()) {
+            if self.decodable.len() >= super::limits::MAX_DECODABLE {
+                break;
+            }
+            if c.is_forwardable() && known.insert(c.format_id()) {
+                self.decodable.push(c.clone());
+            }
+        }
+    }
+
     /// Stops a transceiver that the SDP rejected or stopped (port 0): what it
     /// carried is closed and the slot may be recycled.
     pub fn stop_transceiver(&mut self, mid: &Mid) {

@@ -9,7 +9,6 @@ use bytes::BytesMut;
 use crate::engine::messages::WorkerCommand;
 use crate::ids::SessionKey;
 
-use crate::api::error::ApiError;
 use crate::ids::AppId;
 
 use super::check_targets::CheckTargets;
@@ -37,11 +36,10 @@ impl Control {
         CheckTargets::cluster(&self.candidates)
     }
 
-    /// Refuses a new third-party session of `app` while it has as many
-    /// that have not connected as its limit allows (each sends checks).
-    pub(super) fn check_third_party_room(&self, st: &State, app: &AppId) -> Result<(), ApiError> {
-        let connecting = st
-            .third_party
+    /// `app`'s third-party sessions that have not connected (each sends
+    /// checks); cluster mirrors are not the app's.
+    pub(super) fn third_party_connecting(&self, st: &State, app: &AppId) -> usize {
+        st.third_party
             .iter()
             .filter_map(|key| st.reg.session(*key).map(|s| (*key, s)))
             .filter(|(key, s)| {
@@ -49,13 +47,7 @@ impl Control {
                     && st.reg.app_of(*key) == Some(app)
                     && !st.mirrors.contains_key(key)
             })
-            .count();
-        if connecting >= self.limits.third_party_connecting_per_app {
-            return Err(ApiError::temporarily_unavailable(format!(
-                "the app has {connecting} third-party sessions that have not connected, its limit"
-            )));
-        }
-        Ok(())
+            .count()
     }
 
     /// Sends the checks that are due, through the worker of the session's

@@ -61,9 +61,21 @@ impl Budget {
         }
     }
 
-    /// The channels with bytes queued, as last read.
-    pub fn queued_channels(&self) -> Vec<u16> {
-        self.queued.keys().copied().collect()
+    /// Reads again what each channel with bytes queued has queued now
+    /// (`read` answers for one channel), after the peer acknowledged some.
+    pub fn refresh(&mut self, mut read: impl FnMut(u16) -> usize) {
+        let mut total = 0;
+        self.queued.retain(|id, bytes| {
+            *bytes = read(*id);
+            total += *bytes;
+            *bytes > 0
+        });
+        let before = std::mem::replace(&mut self.queued_total, total);
+        if total >= before {
+            SERVER.fetch_add(total - before, Ordering::Relaxed);
+        } else {
+            SERVER.fetch_sub(before - total, Ordering::Relaxed);
+        }
     }
 
     /// Whether `len` more bytes may be queued: within the session's and
@@ -113,9 +125,9 @@ mod tests {
         assert!(b.admits_queue(6 * 1024 * 1024));
         b.set_queued(2, 6 * 1024 * 1024);
         assert!(!b.admits_queue(1), "16 MiB queued: the session's budget");
-        b.set_queued(1, 0);
+        b.refresh(|id| if id == 1 { 0 } else { 6 * 1024 * 1024 });
         assert!(b.admits_queue(1024));
-        assert_eq!(b.queued_channels(), vec![2]);
+        assert_eq!(b.queued.len(), 1, "channel 1 has nothing queued");
         assert!(b.hold(SESSION_HELD_BYTES));
         assert!(!b.hold(1));
         b.release_held(SESSION_HELD_BYTES);

@@ -225,10 +225,8 @@ impl SessionChannels {
         self.sctp.handle_packet(now, packet);
         self.pump(now);
         // What it acknowledged leaves the send buffers.
-        for id in self.budget.queued_channels() {
-            let queued = self.sctp.buffered_amount(id);
-            self.budget.set_queued(id, queued);
-        }
+        let sctp = &mut self.sctp;
+        self.budget.refresh(|id| sctp.buffered_amount(id));
     }
 
     /// When [`Self::handle_timeout`] is next due.
