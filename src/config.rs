@@ -251,6 +251,10 @@ pub struct Limits {
     /// Third-party sessions may send checks to loopback and private
     /// addresses (tests, LAN deployments); otherwise to public ones only.
     pub third_party_private_candidates: bool,
+    /// A connected session whose address answers none of our consent
+    /// checks for this long stops getting media (RFC 7675: 30 s), and is
+    /// removed 30 s later. Settable in code (tests).
+    pub consent_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -264,6 +268,7 @@ impl Default for Limits {
             never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
             third_party_connecting_per_app: 32,
             third_party_private_candidates: false,
+            consent_timeout: crate::control::consent::CONSENT_TIMEOUT,
         }
     }
 }
@@ -427,6 +432,7 @@ impl Config {
                         .unwrap_or(d.third_party_connecting_per_app),
                     third_party_private_candidates: args.third_party_private_candidates
                         || file.third_party_private_candidates.unwrap_or(false),
+                    consent_timeout: d.consent_timeout,
                 }
             },
             cluster,

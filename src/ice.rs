@@ -167,8 +167,9 @@ pub fn write_binding_request(
 
 /// Appends a Binding request as the controlled agent (an ICE-lite server
 /// toward its client): the check of a new address before a session's media
-/// moves there (`control::path_probe`).
-pub fn write_path_probe(
+/// moves there (`control::path_probe`), and consent checks on its path
+/// (`control::consent`).
+pub fn write_controlled_check(
     out: &mut Vec<u8>,
     transaction_id: &[u8; 12],
     username: &str,

@@ -187,6 +187,108 @@ fn a_new_address_gets_no_media_before_it_answers_our_check() {
     assert_eq!(media, 0, "no media went to an address that never answered");
 }
 
+/// A server whose sessions lose consent after 3 s without an answer to
+/// our checks (30 s in production), so that the tests below run in seconds.
+fn quick_consent_server() -> switchboard::server::Server {
+    let mut config = switchboard::config::Config::loopback(1);
+    config.limits.consent_timeout = Duration::from_secs(3);
+    switchboard::server::Server::start(config).expect("server starts")
+}
+
+/// What one socket got from the server over `span`, split at `tail`
+/// before its end: (our Binding requests, media before, media in the tail).
+/// The socket's owner answers nothing; `forge` runs every 200 ms.
+fn watch(
+    socket: &UdpSocket,
+    span: Duration,
+    tail: Duration,
+    mut forge: impl FnMut(u8),
+    a: &mut Peer,
+    mid: str0m::media::Mid,
+) -> (usize, usize, usize) {
+    let start = std::time::Instant::now();
+    let (mut checks, mut media, mut media_tail) = (0, 0, 0);
+    let mut round = 0u8;
+    while start.elapsed() < span {
+        forge(round);
+        round = round.wrapping_add(1);
+        send_opus(a, mid, b"watched", 10, &mut []);
+        let mut buf = [0u8; 1500];
+        while let Ok((n, _)) = socket.recv_from(&mut buf) {
+            match buf[..n].first() {
+                Some(0x00) if buf[1] == 0x01 => checks += 1,
+                Some(128..=191) if start.elapsed() >= span - tail => media_tail += 1,
+                Some(128..=191) => media += 1,
+                _ => {}
+            }
+        }
+    }
+    (checks, media, media_tail)
+}
+
+/// Consent (RFC 7675) comes from answers to the server's checks, not from
+/// the client's checks: once the subscriber stops answering (it left, and
+/// its address may now be someone else's), checks forged from its address
+/// with valid credentials do not keep its media flowing there. Before,
+/// each forged check refreshed consent and the media went on for as long
+/// as the forger liked.
+#[test]
+fn forged_checks_from_the_clients_address_keep_no_consent() {
+    let server = quick_consent_server();
+    let api = Api::new(&server);
+    let Pair {
+        mut a,
+        mid,
+        c,
+        username,
+        pwd,
+        ..
+    } = connected_pair(&api);
+    let media_addr = server.media_addr;
+    // The subscriber is no longer driven: it answers nothing. The forger
+    // sends valid checks from its address (here: its very socket).
+    let (checks, media, tail) = watch(
+        &c.socket,
+        Duration::from_secs(6),
+        Duration::from_secs(1),
+        |round| {
+            let mut check = Vec::new();
+            write_binding_request(&mut check, &[round; 12], &username, &pwd, false);
+            c.socket.send_to(&check, media_addr).unwrap();
+        },
+        &mut a,
+        mid,
+    );
+    eprintln!("the silent client got {checks} consent checks, {media} media packets, then {tail}");
+    assert!(checks >= 2, "the server checked consent: {checks}");
+    assert!(media > 0, "media flowed while consent was fresh");
+    assert_eq!(tail, 0, "consent lost 3 s after the last answer");
+}
+
+/// The other side of the rule: an independent client (str0m) answers the
+/// server's consent checks, so its media goes on past many timeouts.
+#[test]
+fn a_client_that_answers_our_checks_keeps_its_media() {
+    let server = quick_consent_server();
+    let api = Api::new(&server);
+    let Pair {
+        mut a,
+        mid,
+        mut c,
+        c_mid,
+        ..
+    } = connected_pair(&api);
+    for _ in 0..4 {
+        // 4 × 2.5 s: past three timeouts.
+        send_opus(&mut a, mid, b"later", 125, &mut [&mut c]);
+    }
+    send_opus(&mut a, mid, b"last", 50, &mut [&mut c]);
+    let last = received(&c, c_mid, b"last");
+    assert!(last >= 45, "media after 10 s: {last} of 50");
+    let text = metrics(server.http_addr);
+    assert!(!text.contains("switchboard_consent_lost_total 1"), "{text}");
+}
+
 /// The server's /metrics text.
 fn metrics(http: std::net::SocketAddr) -> String {
     use std::io::{Read, Write};

@@ -227,6 +227,29 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
         "# HELP switchboard_panics_total Panics in the process (contained, or ending it)\n# TYPE switchboard_panics_total counter\nswitchboard_panics_total {}",
         crate::supervise::panics()
     );
+    let consent = state.control.consent_counters();
+    for (name, help, value) in [
+        (
+            "switchboard_consent_checks_total",
+            "Consent checks (RFC 7675) sent to sessions' addresses",
+            consent.checks,
+        ),
+        (
+            "switchboard_consent_answers_total",
+            "Consent checks answered",
+            consent.answers,
+        ),
+        (
+            "switchboard_consent_lost_total",
+            "Sessions whose media stopped: their address answered no consent check in time",
+            consent.lost,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
     let (sessions, tracks, subscriptions) = state.control.population();
     for (name, help, value) in [
         ("switchboard_sessions", "Sessions", sessions),

@@ -9,6 +9,8 @@ mod channel_ops;
 pub mod channels;
 pub mod check_targets;
 pub mod cluster;
+pub mod consent;
+mod consent_checks;
 #[cfg(test)]
 mod handover_tests;
 pub mod limits;
@@ -99,6 +101,8 @@ struct State {
     told_tracks: HashMap<SessionKey, Vec<String>>,
     /// Tracks and subscriptions, as last counted (once a second).
     population: Population,
+    /// Consent checks sent and answered, and consents lost.
+    consent: consent::ConsentCounters,
 }
 
 /// What the registry holds, counted for the metrics' gauges.
@@ -149,6 +153,7 @@ impl State {
             mirrors: Default::default(),
             told_tracks: HashMap::new(),
             population: Population::default(),
+            consent: Default::default(),
         }
     }
 
@@ -224,6 +229,12 @@ impl Control {
             st.population.tracks,
             st.population.subscriptions,
         )
+    }
+
+    /// Consent checks sent and answered, and sessions that lost consent,
+    /// since the start (RFC 7675; `consent`).
+    pub fn consent_counters(&self) -> consent::ConsentCounters {
+        self.lock().consent
     }
 
     /// Ends the handshake threads.

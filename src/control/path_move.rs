@@ -29,7 +29,8 @@ impl Control {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        let elsewhere = session.transport.is_some_and(|t| t.addr != new.addr);
+        // After consent was lost (no path), the way back is probed too.
+        let elsewhere = session.transport.is_none_or(|t| t.addr != new.addr);
         let probed = elsewhere && session.is_connected() && session.peer_checks.is_none();
         let credentials = session.remote_ice.clone();
         let (Some((remote_ufrag, remote_pwd)), true) = (credentials, probed) else {
@@ -45,7 +46,7 @@ impl Control {
         };
         let username = format!("{remote_ufrag}:{}", session.ice.ufrag);
         let mut bytes = Vec::with_capacity(128);
-        crate::ice::write_path_probe(&mut bytes, &txid, &username, &remote_pwd);
+        crate::ice::write_controlled_check(&mut bytes, &txid, &username, &remote_pwd);
         self.directory.sent_check(txid, key, &remote_pwd, now);
         if let Some(w) = self.workers.get(new.worker.0) {
             w.send(WorkerCommand::Send {

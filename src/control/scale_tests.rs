@@ -300,11 +300,11 @@ fn expiry_looks_only_at_what_is_due() {
     let connected = h.session();
     h.connect(&connected, 0);
     {
-        // Its client keeps sending consent checks.
+        // Its client keeps answering our consent checks.
         let mut st = h.control.lock();
         let key = st.reg.session_key(&h.app, &connected).expect("key");
-        if let Some(s) = st.reg.session_mut(key) {
-            s.last_check = Some(h.now + Duration::from_secs(60));
+        if let Some(consent) = st.reg.session_mut(key).and_then(|s| s.consent.as_mut()) {
+            consent.proven(h.now + Duration::from_secs(60));
         }
     }
     for _ in 0..SESSIONS - 1 {

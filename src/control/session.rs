@@ -257,8 +257,8 @@ pub struct Session {
     pub created: Instant,
     /// When DTLS completed.
     pub connected_at: Option<Instant>,
-    /// When the last valid ICE check arrived (consent freshness).
-    pub last_check: Option<Instant>,
+    /// Consent freshness (RFC 7675), from when it connected.
+    pub consent: Option<super::consent::Consent>,
     /// Requests in the current rate-limit window.
     pub rate_window: RateWindow,
     /// Pulls that were closed, as GET lists them (status inactive).
@@ -301,7 +301,7 @@ impl Session {
             rtcp_ssrc: u32::from_be_bytes(seed[8..12].try_into().unwrap_or_default()) | 1,
             created: now,
             connected_at: None,
-            last_check: None,
+            consent: None,
             rate_window: RateWindow::new(now),
             closed_pulls: Vec::new(),
             channels: Default::default(),

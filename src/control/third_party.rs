@@ -57,7 +57,10 @@ impl Control {
             return;
         }
         let State {
-            reg, third_party, ..
+            reg,
+            third_party,
+            consent: counters,
+            ..
         } = st;
         for key in third_party.iter() {
             let Some(s) = reg.session_mut(*key) else {
@@ -76,6 +79,10 @@ impl Control {
                 let txid = crate::ids::random_bytes::<12>();
                 crate::ice::write_binding_request(&mut bytes, &txid, &username, remote_pwd, true);
                 self.directory.sent_check(txid, *key, remote_pwd, now);
+                if let (Some(consent), Some(_)) = (s.consent.as_mut(), bound) {
+                    consent.sent(txid, to);
+                    counters.checks += 1;
+                }
                 if let Some(w) = self.workers.get(worker) {
                     w.send(WorkerCommand::Send {
                         to,

@@ -12,6 +12,7 @@ use crate::engine::messages::{EngineEvent, WorkerCommand};
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::simulcast::Layer;
 
+use super::consent::Consent;
 use super::path::PathDecision;
 use super::session::TransportBinding;
 use super::{Control, State};
@@ -21,8 +22,6 @@ use crate::dtls::pool::Job;
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// DTLS records kept while the client's fingerprint is not yet known.
 const DTLS_BACKLOG: usize = 32;
-/// No valid ICE check for this long: consent lost, forwarding to it stops.
-const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// After losing consent, the session may come back within this long; then
 /// it and its tracks are gone.
 const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
@@ -172,20 +171,34 @@ impl Control {
         };
         if let Some(moved) = session.path.probe.answered(&txid, seen.worker, seen.addr) {
             tracing::info!(session = %session.id, to = %seen.addr, "media path moved: the new address answered our check");
-            session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
+            if let Some(consent) = session.consent.as_mut() {
+                consent.proven(at);
+            }
             self.switch_path(st, key, moved, Keys::Same, now);
             return;
         }
         let current = session.transport;
+        let on_path = current.is_some_and(|t| t.addr == seen.addr);
+        if on_path
+            && session
+                .consent
+                .as_mut()
+                .is_some_and(|c| c.answered(&txid, seen.addr, at))
+        {
+            // The client answered a consent check of ours: its path is alive.
+            session.path.proven(seen.addr, at);
+            st.consent.answers += 1;
+            return;
+        }
         let decision =
             session
                 .path
                 .handle_check(current, txid, seen.worker, seen.addr, seen.nominated, at);
         let new = match decision {
-            // Only checks on the media path count as consent (RFC 7675).
+            // The client's checks refresh no consent (`consent`: anyone who
+            // forges its address could send them); they nominate.
             PathDecision::Replay | PathDecision::Elsewhere => return,
             PathDecision::Current { nominated } => {
-                session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
                 if nominated {
                     if let Some(t) = session.transport.as_mut() {
                         t.nominated = true;
@@ -199,7 +212,6 @@ impl Control {
             }
             PathDecision::Switch(new) => new,
         };
-        session.last_check = Some(session.last_check.map_or(at, |t| t.max(at)));
         self.move_path(st, key, new, now);
     }
 
@@ -479,6 +491,11 @@ impl Control {
         session.srtp_keys = Some(keys.clone());
         let first = session.connected_at.is_none();
         session.connected_at = Some(now);
+        // The handshake came from the session's address: consent is fresh.
+        match session.consent.as_mut() {
+            Some(consent) => consent.proven(now),
+            None => session.consent = Some(Consent::new(self.limits.consent_timeout, now)),
+        }
         if let Some(t) = session.transport {
             self.workers[t.worker.0].send(WorkerCommand::Keys { key, keys });
         }
@@ -607,6 +624,7 @@ impl Control {
         if now >= st.next_liveness {
             st.next_liveness = now + LIVENESS_INTERVAL;
             self.check_liveness(&mut st, now);
+            self.send_consent_checks(&mut st, now);
             st.population = super::Population::of(&st.reg);
         }
         let sessions = st.reg.sessions.len();
@@ -650,13 +668,13 @@ impl Control {
         let mut gone = Vec::new();
         let mut idle = Vec::new();
         for (key, (_, s)) in &st.reg.sessions {
-            let Some(connected_at) = s.connected_at else {
+            let (Some(connected_at), Some(consent)) = (s.connected_at, &s.consent) else {
                 continue;
             };
-            let silent = now.saturating_duration_since(s.last_check.unwrap_or(connected_at));
-            if silent > CONSENT_TIMEOUT + RECONNECT_WINDOW {
+            let silent = consent.silent_for(now);
+            if silent > consent.timeout() + RECONNECT_WINDOW {
                 gone.push(*key);
-            } else if silent > CONSENT_TIMEOUT && s.transport.is_some() {
+            } else if silent > consent.timeout() && s.transport.is_some() {
                 lost.push(*key);
             }
             for p in s.pushed.iter().filter(|p| p.active) {
@@ -680,7 +698,8 @@ impl Control {
             let Some(session) = st.reg.session_mut(key) else {
                 continue;
             };
-            tracing::info!(session = %session.id, "consent lost: no ICE check for 30 s");
+            tracing::info!(session = %session.id, "consent lost: our checks went unanswered");
+            st.consent.lost += 1;
             if let Some(t) = session.transport.take() {
                 self.workers[t.worker.0].send(WorkerCommand::Detach { key });
             }
