@@ -55,6 +55,13 @@ fn video_holds_up_through_five_percent_loss_each_way() {
         "clean {clean}, lossy {lossy}\n{logs}"
     );
     assert!(lossy["nackCount"].as_u64().unwrap_or(0) > 0, "{lossy}");
+    // A 30 s call through loss keeps consent: Chromium answers the
+    // server's checks (RFC 7675), one every 5 s.
+    let consent = &lossy["consent"];
+    assert!(
+        consent["answers"].as_u64() >= Some(4) && consent["lost"] == 0,
+        "consent {consent}"
+    );
     assert!(
         lossy["serverRetransmitted"].as_u64().unwrap_or(0) > 0,
         "{lossy}"

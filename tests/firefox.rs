@@ -53,6 +53,13 @@ fn run(name: &str, passed: impl Fn(&serde_json::Value) -> bool) -> serde_json::V
     node.arg(&script).arg(&server.url).arg(name);
     let (status, stdout, stderr) = netns::output_within(node, 120);
     let logs = server.logs();
+    // Firefox answers the server's consent checks (RFC 7675), which keep
+    // its media flowing past 30 s.
+    let consent = server.consent(&ns);
+    assert!(
+        consent["answers"].as_u64() >= Some(1) && consent["lost"] == 0,
+        "{name}: consent {consent}"
+    );
     let result: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!("{name}: no JSON result ({e}, {status}): {stdout}\n--- browsers ---\n{stderr}\n--- server ---\n{logs}")
     });

@@ -56,17 +56,17 @@ pub struct Consent {
 
 impl Consent {
     /// Consent fresh at `now`, lost after `timeout` without a response;
-    /// checks go out every sixth of it (5 s for RFC 7675's 30 s).
+    /// the first check is due at once (a client that answers none is seen
+    /// early, in the log and the metrics), then every sixth of the timeout
+    /// (5 s for RFC 7675's 30 s).
     pub fn new(timeout: Duration, now: Instant) -> Self {
-        let mut consent = Consent {
+        Consent {
             timeout,
             fresh: now,
             next: now,
             outstanding: [None; OUTSTANDING],
             slot: 0,
-        };
-        consent.next = now + consent.interval();
-        consent
+        }
     }
 
     /// Between checks, before randomisation.

@@ -264,6 +264,23 @@ impl NsServer {
         server
     }
 
+    /// The server's consent counters (RFC 7675) from its /metrics, read
+    /// inside `ns`: checks sent, answered, and sessions that lost consent.
+    pub fn consent(&self, ns: &Netns) -> serde_json::Value {
+        let mut curl = ns.command("curl");
+        curl.args(["-s", "--max-time", "5", "http://127.0.0.1:8080/metrics"]);
+        let (_, text, _) = output_within(curl, 10);
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<u64>().ok())
+        };
+        serde_json::json!({
+            "checks": value("switchboard_consent_checks_total "),
+            "answers": value("switchboard_consent_answers_total "),
+            "lost": value("switchboard_consent_lost_total "),
+        })
+    }
+
     /// Everything the server printed so far.
     pub fn logs(&self) -> String {
         format!("{}{}", self.stdout.text(), self.stderr.text())
@@ -327,7 +344,7 @@ pub fn run_chromium_script(
         .args(args);
     let (status, stdout, stderr) = output_within(node, 240);
     let logs = server.logs();
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+    let mut result: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
         format!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
     })?;
     if !(status.success() && result["ok"] == true) {
@@ -335,5 +352,6 @@ pub fn run_chromium_script(
             "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
         ));
     }
+    result["consent"] = server.consent(&ns);
     Ok((result, logs))
 }
