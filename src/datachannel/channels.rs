@@ -28,6 +28,7 @@ use rustc_hash::FxHashMap;
 use super::budget::Budget;
 use super::dcep::MessageKind;
 use super::policy::DeliveryPolicy;
+use super::queue_delay::QueueDelay;
 use super::sctp::{SctpError, SctpEvent, SctpTransport};
 use crate::dtls::DtlsRole;
 use crate::ids::SessionKey;
@@ -46,7 +47,9 @@ pub const HELD_BYTES: usize = 4 * 1024 * 1024;
 /// Bytes queued in one channel's SCTP send buffer past which a delivered
 /// message is dropped: a slow subscriber loses messages, nobody waits.
 /// Large enough that a burst from a fast publisher (a few MB from Chromium
-/// on loopback) is carried whole to subscribers that keep up.
+/// on loopback) is carried whole to subscribers that keep up. A channel
+/// whose drain rate is known holds less: half a second of it
+/// ([`super::queue_delay`]).
 pub const SEND_BUFFER_BYTES: usize = 8 * 1024 * 1024;
 
 /// A channel of some session: where a message goes.
@@ -99,6 +102,9 @@ pub struct Drops {
     pub held_full: u64,
     /// For a channel whose send buffer was full (a slow subscriber).
     pub send_buffer_full: u64,
+    /// For a channel whose queue would wait longer than half a second at
+    /// the rate it drains (a slow subscriber, or a server short of CPU).
+    pub queue_delay: u64,
     /// For a channel whose association is not up.
     pub not_connected: u64,
     /// Refused by SCTP (larger than the peer takes, a closed stream).
@@ -173,6 +179,8 @@ pub struct SessionChannels {
     /// Bytes queued and held for the client, against the session's and
     /// the server's budgets.
     budget: Budget,
+    /// Each channel's drain rate, to shed what would wait too long.
+    delay: QueueDelay,
 }
 
 impl SessionChannels {
@@ -188,6 +196,7 @@ impl SessionChannels {
             drops: Drops::default(),
             counts: Counts::default(),
             budget: Budget::default(),
+            delay: QueueDelay::default(),
         }
     }
 
@@ -216,6 +225,7 @@ impl SessionChannels {
             return;
         }
         self.sctp = SctpTransport::new(self.role, self.remote_max_message_size);
+        self.delay = QueueDelay::default();
         self.sctp.start(now);
         self.pump(now);
     }
@@ -225,8 +235,12 @@ impl SessionChannels {
         self.sctp.handle_packet(now, packet);
         self.pump(now);
         // What it acknowledged leaves the send buffers.
-        let sctp = &mut self.sctp;
-        self.budget.refresh(|id| sctp.buffered_amount(id));
+        let (sctp, delay) = (&mut self.sctp, &mut self.delay);
+        self.budget.refresh(|id| {
+            let queued = sctp.buffered_amount(id);
+            delay.drained_to(id, now, queued);
+            queued
+        });
     }
 
     /// When [`Self::handle_timeout`] is next due.
@@ -397,8 +411,14 @@ impl SessionChannels {
         }
         let queued = self.sctp.buffered_amount(id);
         self.budget.set_queued(id, queued);
-        if queued > SEND_BUFFER_BYTES || !self.budget.admits_queue(message.bytes.len()) {
+        self.delay.drained_to(id, now, queued);
+        let len = message.bytes.len();
+        if queued > SEND_BUFFER_BYTES || !self.budget.admits_queue(len) {
             self.drop(|d| &mut d.send_buffer_full);
+            return;
+        }
+        if !self.delay.admits(id, now, queued, SEND_BUFFER_BYTES) {
+            self.drop(|d| &mut d.queue_delay);
             return;
         }
         match self.sctp.send(now, id, message.is_string, &message.bytes) {
@@ -406,6 +426,7 @@ impl SessionChannels {
                 self.counts.delivered += 1;
                 let queued = self.sctp.buffered_amount(id);
                 self.budget.set_queued(id, queued);
+                self.delay.queued(id, now, queued);
             }
             Err(SctpError::NotConnected) => self.drop(|d| &mut d.not_connected),
             Err(e) => {
@@ -437,6 +458,7 @@ impl SessionChannels {
     /// Takes channel `id`'s role; what it held is given back to the budget.
     fn remove_role(&mut self, id: u16) -> Option<Role> {
         let role = self.roles.remove(&id);
+        self.delay.forget(id);
         if let Some(Role::Subscribed { held: Some(h), .. }) = &role {
             self.budget.release_held(h.bytes);
         }

@@ -17,11 +17,12 @@ pub struct DataChannelCounters {
 }
 
 /// The drop reasons, as metric labels, in the order of [`Drops::by_reason`].
-pub const DROP_REASONS: [&str; 7] = [
+pub const DROP_REASONS: [&str; 8] = [
     "unknown_channel",
     "no_reply_right",
     "held_full",
     "send_buffer_full",
+    "queue_delay",
     "not_connected",
     "refused",
     "malformed_sctp",
@@ -35,6 +36,7 @@ impl Drops {
             self.no_reply_right,
             self.held_full,
             self.send_buffer_full,
+            self.queue_delay,
             self.not_connected,
             self.refused,
             self.malformed,

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod dcep;
 pub mod ops;
 pub mod policy;
+pub mod queue_delay;
 pub mod sctp;
 mod sctp_check;
 mod sctp_read;
