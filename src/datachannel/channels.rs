@@ -103,8 +103,10 @@ pub struct Drops {
     /// For a channel whose send buffer was full (a slow subscriber).
     pub send_buffer_full: u64,
     /// For a channel whose queue would wait longer than half a second at
-    /// the rate it drains (a slow subscriber, or a server short of CPU).
+    /// the rate it drains (a slow subscriber).
     pub queue_delay: u64,
+    /// By a DTLS thread short of CPU (`overload`).
+    pub overload: u64,
     /// For a channel whose association is not up.
     pub not_connected: u64,
     /// Refused by SCTP (larger than the peer takes, a closed stream).
@@ -396,6 +398,12 @@ impl SessionChannels {
                 self.pump(now);
             }
         }
+    }
+
+    /// A message for one of the channels dropped by its thread, short of CPU
+    /// ([`super::overload`]).
+    pub fn shed(&mut self) {
+        self.drop(|d| &mut d.overload);
     }
 
     /// Counts one dropped message under the reason `field` picks.

@@ -17,12 +17,13 @@ pub struct DataChannelCounters {
 }
 
 /// The drop reasons, as metric labels, in the order of [`Drops::by_reason`].
-pub const DROP_REASONS: [&str; 8] = [
+pub const DROP_REASONS: [&str; 9] = [
     "unknown_channel",
     "no_reply_right",
     "held_full",
     "send_buffer_full",
     "queue_delay",
+    "overload",
     "not_connected",
     "refused",
     "malformed_sctp",
@@ -37,6 +38,7 @@ impl Drops {
             self.held_full,
             self.send_buffer_full,
             self.queue_delay,
+            self.overload,
             self.not_connected,
             self.refused,
             self.malformed,

@@ -16,6 +16,7 @@ pub mod channels;
 pub mod counters;
 pub mod dcep;
 pub mod ops;
+pub mod overload;
 pub mod policy;
 pub mod queue_delay;
 pub mod sctp;

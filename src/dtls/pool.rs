@@ -211,6 +211,7 @@ impl HandshakePool {
                 timers: BinaryHeap::new(),
                 timeouts: Default::default(),
                 to_wake: vec![false; workers.len()],
+                overload: Default::default(),
             };
             let handle =
                 crate::supervise::spawn_critical(format!("dtls-{i}"), move || handshaker.run(&rx))?;
@@ -275,6 +276,8 @@ struct Handshaker {
     timeouts: crate::logging::Repeats,
     /// Workers sent datagrams since they were last woken.
     to_wake: Vec<bool>,
+    /// The share of deliveries dropped while this thread is behind.
+    overload: crate::datachannel::overload::Overload,
 }
 
 /// Jobs handled at most before the workers are woken for what they were sent.
@@ -330,6 +333,8 @@ impl Handshaker {
 
     /// Handles one job; false on shutdown.
     fn handle(&mut self, job: Job, now: Instant) -> bool {
+        let waiting = self.queues.queued[self.thread].load(Ordering::Relaxed);
+        self.overload.update(now, waiting);
         match job {
             Job::Open {
                 key,
@@ -525,6 +530,10 @@ impl Handshaker {
             .get_mut(&target.session)
             .and_then(|h| h.channels.as_mut())
         {
+            if self.overload.sheds() {
+                channels.shed();
+                return;
+            }
             channels.deliver(now, target.id, message);
             self.drain_channels(target.session, None, now);
         }
