@@ -7,6 +7,7 @@ use super::*;
 use crate::datachannel::policy::Reliability;
 use crate::datachannel::sctp::MAX_MESSAGE_SIZE;
 use crate::datachannel::sctp::tests::Rng;
+use std::collections::VecDeque;
 
 /// One session: its client and the server's channels for it.
 struct Peer {
@@ -46,8 +47,24 @@ impl Link {
     }
 }
 
+/// The server's DTLS thread as a CPU: packets to the server wait in its
+/// queue (at most `DATA_QUEUE`, as the workers bound it) and each costs
+/// `per_packet`, each delivery `per_delivery`; with `overload`, deliveries
+/// are shed as `dtls::pool` sheds them.
+struct Cpu {
+    per_packet: Duration,
+    per_delivery: Duration,
+    busy_until: Instant,
+    queue: VecDeque<(usize, Bytes)>,
+    overload: Option<crate::datachannel::overload::Overload>,
+    /// Packets dropped at the full queue.
+    dropped: usize,
+}
+
 struct Net {
     now: Instant,
+    /// When set, the server's work takes time.
+    cpu: Option<Cpu>,
     peers: Vec<Peer>,
     /// (arrival, session, to the server?, packet).
     in_flight: Vec<(Instant, usize, bool, Bytes)>,
@@ -64,6 +81,7 @@ impl Net {
         let now = Instant::now();
         let mut net = Net {
             now,
+            cpu: None,
             peers: (0..sessions)
                 .map(|_| Peer {
                     client: SctpTransport::new(DtlsRole::Client, Some(MAX_MESSAGE_SIZE)),
@@ -135,9 +153,15 @@ impl Net {
         if !forwards.is_empty() {
             for (to, message) in forwards {
                 for target in to.iter() {
-                    self.peers[target.session.0 as usize]
-                        .server
-                        .deliver(now, target.id, &message);
+                    let server = &mut self.peers[target.session.0 as usize].server;
+                    if let Some(cpu) = &mut self.cpu {
+                        if cpu.overload.as_mut().is_some_and(|o| o.sheds()) {
+                            server.shed();
+                            continue;
+                        }
+                        cpu.busy_until = cpu.busy_until.max(now) + cpu.per_delivery;
+                    }
+                    server.deliver(now, target.id, &message);
                 }
             }
             self.collect();
@@ -157,6 +181,12 @@ impl Net {
                         .into_iter()
                         .chain(p.server.poll_timeout())
                 }))
+                .chain(
+                    self.cpu
+                        .as_ref()
+                        .filter(|c| !c.queue.is_empty())
+                        .map(|c| c.busy_until),
+                )
                 .min();
             let Some(next) = next.filter(|&t| t <= end) else {
                 return false;
@@ -167,11 +197,30 @@ impl Net {
             self.in_flight = later;
             for (_, i, to_server, packet) in due {
                 let p = &mut self.peers[i];
-                if to_server {
-                    p.server.handle_packet(now, &packet);
-                } else {
-                    p.client.handle_packet(now, &packet);
+                match &mut self.cpu {
+                    Some(cpu) if to_server => {
+                        if cpu.queue.len() < crate::dtls::pool::DATA_QUEUE {
+                            cpu.queue.push_back((i, packet));
+                        } else {
+                            cpu.dropped += 1;
+                        }
+                    }
+                    _ if to_server => p.server.handle_packet(now, &packet),
+                    _ => p.client.handle_packet(now, &packet),
                 }
+            }
+            // The thread works through its queue as its time allows.
+            while let Some(cpu) = self.cpu.as_mut().filter(|c| c.busy_until <= now) {
+                let Some((i, packet)) = cpu.queue.pop_front() else {
+                    break;
+                };
+                let waiting = cpu.queue.len();
+                if let Some(o) = &mut cpu.overload {
+                    o.update(now, waiting);
+                }
+                cpu.busy_until = cpu.busy_until.max(now) + cpu.per_packet;
+                self.peers[i].server.handle_packet(now, &packet);
+                self.collect();
             }
             for p in &mut self.peers {
                 if p.client.poll_timeout().is_some_and(|t| t <= now) {
@@ -566,4 +615,63 @@ fn a_subscriber_behind_a_bottleneck_gets_fresh_messages_and_the_excess_is_shed()
     assert!(drops.queue_delay > 0, "{drops:?}");
     assert_eq!(drops.send_buffer_full, 0, "{drops:?}");
     assert_eq!(net.peers[1].server.drops(), Drops::default());
+}
+
+/// The server's thread can do 1,000 deliveries a second and is offered
+/// 2,000 (10 subscribers of 200 messages a second). Without shedding its
+/// queue fills, the publisher's packets are dropped there and SCTP
+/// retransmits them a second or more later: every subscriber gets its
+/// messages seconds late. With the thread's share of deliveries shed
+/// (`overload`), every published message is read and what is delivered
+/// arrives within a fraction of a second.
+#[test]
+fn an_overloaded_thread_sheds_deliveries_and_keeps_its_messages_fresh() {
+    let run = |shedding: bool| {
+        let mut net = Net::new(11, 0, 37);
+        wire(&mut net, DeliveryPolicy::default(), false, None);
+        net.cpu = Some(Cpu {
+            per_packet: Duration::from_micros(20),
+            per_delivery: Duration::from_millis(1),
+            busy_until: net.now,
+            queue: VecDeque::new(),
+            overload: shedding.then(Default::default),
+            dropped: 0,
+        });
+        let mut sent_at = Vec::new();
+        for n in 0..1000u64 {
+            let mut m = vec![0u8; 200];
+            m[..8].copy_from_slice(&n.to_be_bytes());
+            sent_at.push(net.now);
+            net.client_sends(0, 1, false, &m);
+            net.run_for(Duration::from_millis(5));
+        }
+        net.run_for(Duration::from_secs(3));
+        let mut delays: Vec<Duration> = (1..11)
+            .flat_map(|i| net.messages_at(i, 3))
+            .map(|(at, m)| {
+                let n = u64::from_be_bytes(m[..8].try_into().unwrap());
+                at.saturating_duration_since(sent_at[n as usize])
+            })
+            .collect();
+        delays.sort();
+        let read = net.peers[0].server.take_counts().received;
+        let shed: u64 = (1..11).map(|i| net.peers[i].server.drops().overload).sum();
+        let p50 = delays[delays.len() / 2];
+        eprintln!(
+            "shedding {shedding}: {} delivered, p50 {p50:?}, p99 {:?}, {read} of 1000 read, {} packets dropped at the queue, {shed} shed",
+            delays.len(),
+            delays[delays.len() * 99 / 100],
+            net.cpu.as_ref().map_or(0, |c| c.dropped),
+        );
+        (p50, read, shed)
+    };
+    let (p50, read, shed) = run(true);
+    assert_eq!(read, 1000, "every published message read");
+    assert!(shed > 0);
+    assert!(p50 <= Duration::from_millis(300), "p50 {p50:?}");
+    let (p50_before, _, _) = run(false);
+    assert!(
+        p50_before >= 4 * p50,
+        "without shedding: p50 {p50_before:?}"
+    );
 }
