@@ -17,5 +17,6 @@ use common::browser::api_scenario;
 
 #[test]
 fn a_publishers_channel_fans_out_to_two_chromium_subscribers_and_one_may_reply() {
-    api_scenario("datachannels.mjs", "fanout");
+    let found = api_scenario("datachannels.mjs", "fanout");
+    println!("server counters: {}", found["metrics"]);
 }

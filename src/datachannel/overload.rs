@@ -12,7 +12,9 @@
 //! the queue's length rather than its delay: every [`UPDATE`] it grows
 //! with how far the queue is above [`TARGET_RECORDS`] and with how fast it
 //! grew, and shrinks likewise. Deliveries are dropped evenly at that share
-//! (a credit, not a coin), so the same share costs each message alike.
+//! (a credit, not a coin), so the same share costs each message alike;
+//! none within [`BURST_ALLOWANCE`] of a queue's rise from idle, nor while
+//! the queue is short and the share small.
 //!
 //! Where it sits: one per DTLS thread (`dtls::pool`), which feeds it its
 //! queue's length with [`Overload::update`] as it takes jobs and asks
@@ -33,25 +35,41 @@ const ALPHA: f64 = 0.125;
 const BETA: f64 = 1.25;
 /// The queue length the gains are expressed in.
 const SCALE: f64 = 4096.0;
+/// A burst the thread rides out before it sheds, from idle (RFC 8033's
+/// burst allowance): a client's burst is not an overload.
+pub const BURST_ALLOWANCE: Duration = Duration::from_millis(150);
 
 /// One thread's share of deliveries to drop.
 #[derive(Debug, Clone, Default)]
 pub struct Overload {
     share: f64,
     credit: f64,
+    /// When the share was last set.
     last: Option<Instant>,
+    /// The queue's length then.
     previous: usize,
+    /// Its latest length.
+    latest: usize,
+    /// What is left of the burst allowance.
+    allowance: Duration,
 }
 
 impl Overload {
     /// The thread's queue holds `records` at `now`; the share is set again
     /// once each [`UPDATE`].
     pub fn update(&mut self, now: Instant, records: usize) {
+        self.latest = records;
         if self
             .last
             .is_some_and(|t| now.saturating_duration_since(t) < UPDATE)
         {
             return;
+        }
+        let short = TARGET_RECORDS / 2;
+        if self.share == 0.0 && records < short && self.previous < short {
+            self.allowance = BURST_ALLOWANCE;
+        } else {
+            self.allowance = self.allowance.saturating_sub(UPDATE);
         }
         let (now_len, before) = (records as f64, self.previous as f64);
         let target = TARGET_RECORDS as f64;
@@ -66,9 +84,12 @@ impl Overload {
         self.last = Some(now);
     }
 
-    /// Whether the next delivery is dropped.
+    /// Whether the next delivery is dropped: never within the burst
+    /// allowance, nor while the queue is short and the share small (RFC
+    /// 8033 §4.1).
     pub fn sheds(&mut self) -> bool {
-        if self.share <= 0.0 {
+        let short = self.latest < TARGET_RECORDS / 2 && self.share < 0.2;
+        if self.share <= 0.0 || !self.allowance.is_zero() || short {
             return false;
         }
         self.credit += self.share;
@@ -133,6 +154,25 @@ mod tests {
     fn a_thread_that_keeps_up_drops_nothing() {
         let (_, share) = run(60_000.0, 50_000.0, 10);
         assert_eq!(share, 1.0);
+    }
+
+    #[test]
+    fn a_burst_from_idle_is_ridden_out() {
+        let t0 = Instant::now();
+        let mut o = Overload::default();
+        o.update(t0, 0);
+        // A burst: the queue is long for 100 ms, then drains.
+        for i in 1..=6u32 {
+            o.update(t0 + UPDATE * i, 1000);
+            assert!(!o.sheds(), "within the allowance");
+        }
+        // The same backlog kept up past the allowance is an overload.
+        let mut shed = 0;
+        for i in 7..=40u32 {
+            o.update(t0 + UPDATE * i, 1000);
+            shed += usize::from(o.sheds());
+        }
+        assert!(shed > 0);
     }
 
     #[test]

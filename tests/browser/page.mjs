@@ -23,8 +23,9 @@
 //                               mid sampled every 100 ms for ms; the stall is
 //                               the longest time without a new frame
 //   flow(pc)                  → {"in|out kind mid": "frames/packets"}, compact
-//   metrics()                 → the server's forwarded and dropped packet (and video pauses)
-//                               counters (GET /metrics, summed over workers)
+//   metrics()                 → the server's forwarded and dropped packet (and video pauses,
+//                               data-channel drops by reason) counters (GET /metrics,
+//                               summed over workers)
 //   sdpSummary(sdp)           → the m-, mid, direction, BUNDLE, ICE and codec
 //                               lines (for evidence in results)
 //   iceCredentials(sdp)       → {ufrag, pwd}
@@ -253,11 +254,13 @@ export function installHelpers(cfg) {
 
   async function metrics() {
     const text = await (await fetch(location.origin + "/metrics")).text();
-    const out = { forwarded: 0, videoPauses: 0, drops: {} };
-    for (const m of text.matchAll(/^switchboard_(rtp_forwarded|video_pauses|drops)_total\{[^}]*?(?:reason="([^"]+)")?\} (\d+)$/gm)) {
+    const out = { forwarded: 0, videoPauses: 0, drops: {}, dataChannelDrops: {} };
+    for (const m of text.matchAll(/^switchboard_(rtp_forwarded|video_pauses|drops|datachannel_drops)_total\{[^}]*?(?:reason="([^"]+)")?\} (\d+)$/gm)) {
       if (m[1] === "rtp_forwarded") out.forwarded += Number(m[3]);
       else if (m[1] === "video_pauses") out.videoPauses += Number(m[3]);
-      else if (Number(m[3])) out.drops[m[2]] = (out.drops[m[2]] || 0) + Number(m[3]);
+      else if (!Number(m[3])) continue;
+      else if (m[1] === "drops") out.drops[m[2]] = (out.drops[m[2]] || 0) + Number(m[3]);
+      else out.dataChannelDrops[m[2]] = (out.dataChannelDrops[m[2]] || 0) + Number(m[3]);
     }
     return out;
   }
