@@ -9,8 +9,11 @@
 //! subscriber holding `canReply` sends, to the publisher. The thread hands
 //! each forward to the threads of the target sessions, whose
 //! [`SessionChannels::deliver`] sends it. Nothing here blocks: a
-//! subscriber whose SCTP send buffer is full loses the message (counted),
-//! the publisher and the others do not wait.
+//! subscriber whose SCTP send buffer is full, or holds more than it drains
+//! in 0.5 s ([`super::queue_delay`]), loses the message (counted), the
+//! publisher and the others do not wait; the thread itself sheds a share
+//! when short of CPU ([`super::overload`], through
+//! [`SessionChannels::shed`]).
 //!
 //! Call contract: as [`SctpTransport`] (`start` once DTLS connected,
 //! `handle_packet`, `handle_timeout` when `poll_timeout` is due, then drain
