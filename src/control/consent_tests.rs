@@ -45,10 +45,10 @@ fn run(
         let mut txid = [0u8; 12];
         txid[..8].copy_from_slice(&n.to_be_bytes());
         let jitter = rng.next() as u16;
-        if let Some(id) = consent.due(now, addr(1), txid, jitter) {
-            if let Some(at) = respond(&mut rng, now) {
-                responses.push((at, id));
-            }
+        if let Some(id) = consent.due(now, addr(1), txid, jitter)
+            && let Some(at) = respond(&mut rng, now)
+        {
+            responses.push((at, id));
         }
     }
     (longest, lost)

@@ -2,10 +2,12 @@
 //! keyed by the client's DTLS keys, one outbound keyed by ours.
 //!
 //! Where it sits: on the media worker that owns the session's 5-tuple,
-//! right after receive (unprotect) and right before send (protect).
+//! right after receive (unprotect) and right before send (protect). What
+//! reaches the inbound context passes [`screen`] first.
 
 pub mod gcm;
 pub mod gcm_rtcp;
+pub mod screen;
 pub mod windows;
 
 use bytes::BytesMut;
@@ -13,6 +15,7 @@ use rtc_srtp::context::Context;
 use rtc_srtp::crypto::default_provider;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 
+use self::screen::{Screen, Verdict};
 use crate::dtls::SrtpKeys;
 
 /// Why a packet could not be protected or unprotected.
@@ -23,7 +26,11 @@ pub struct SrtpError(String);
 /// The two SRTP contexts of a session.
 pub struct SrtpSession {
     inbound: Context,
+    /// Which SSRCs `inbound` may hold state for.
+    screen: Screen,
     outbound: Context,
+    /// The exported keys, for a fresh `inbound`.
+    keys: SrtpKeys,
 }
 
 impl SrtpSession {
@@ -31,15 +38,9 @@ impl SrtpSession {
     pub fn new(keys: &SrtpKeys) -> Result<Self, SrtpError> {
         let provider = default_provider().map_err(|e| SrtpError(e.to_string()))?;
         let crypto = provider.crypto();
-        let inbound = Context::new(
-            &keys.remote.0,
-            &keys.remote.1,
-            keys.profile,
-            Some(srtp_replay_protection(1024)),
-            Some(srtcp_replay_protection(1024)),
-            crypto,
-        )
-        .map_err(|e| SrtpError(e.to_string()))?;
+        let inbound = inbound_context(keys)?;
+        let screen = Screen::new(keys.profile, &keys.remote.0, &keys.remote.1)
+            .ok_or_else(|| SrtpError("bad SRTP master key or salt length".into()))?;
         let outbound = Context::new(
             &keys.local.0,
             &keys.local.1,
@@ -49,11 +50,18 @@ impl SrtpSession {
             crypto,
         )
         .map_err(|e| SrtpError(e.to_string()))?;
-        Ok(SrtpSession { inbound, outbound })
+        Ok(SrtpSession {
+            inbound,
+            screen,
+            outbound,
+            keys: keys.clone(),
+        })
     }
 
     /// Decrypts and authenticates an SRTP packet from the client.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<BytesMut, SrtpError> {
+        let verdict = self.screen.rtp(packet);
+        self.screened(verdict)?;
         self.inbound
             .decrypt_rtp(packet)
             .map_err(|e| SrtpError(e.to_string()))
@@ -61,9 +69,29 @@ impl SrtpSession {
 
     /// Decrypts and authenticates an SRTCP packet from the client.
     pub fn unprotect_rtcp(&mut self, packet: &[u8]) -> Result<BytesMut, SrtpError> {
+        let verdict = self.screen.rtcp(packet);
+        self.screened(verdict)?;
         self.inbound
             .decrypt_rtcp(packet)
             .map_err(|e| SrtpError(e.to_string()))
+    }
+
+    /// The SSRCs the inbound context holds state for: (RTP, RTCP).
+    pub fn inbound_ssrcs(&self) -> (usize, usize) {
+        self.screen.held()
+    }
+
+    fn screened(&mut self, verdict: Verdict) -> Result<(), SrtpError> {
+        match verdict {
+            Verdict::Pass => Ok(()),
+            Verdict::Afresh => {
+                self.inbound = inbound_context(&self.keys)?;
+                Ok(())
+            }
+            Verdict::Refuse => Err(SrtpError(
+                "a new SSRC whose packet does not authenticate".into(),
+            )),
+        }
     }
 
     /// Protects an RTP packet for the client.
@@ -95,6 +123,20 @@ impl SrtpSession {
             .encrypt_rtcp(packet)
             .map_err(|e| SrtpError(e.to_string()))
     }
+}
+
+/// The inbound context for the client's keys.
+fn inbound_context(keys: &SrtpKeys) -> Result<Context, SrtpError> {
+    let provider = default_provider().map_err(|e| SrtpError(e.to_string()))?;
+    Context::new(
+        &keys.remote.0,
+        &keys.remote.1,
+        keys.profile,
+        Some(srtp_replay_protection(1024)),
+        Some(srtcp_replay_protection(1024)),
+        provider.crypto(),
+    )
+    .map_err(|e| SrtpError(e.to_string()))
 }
 
 #[cfg(test)]
