@@ -14,7 +14,9 @@
 //! inside its DTLS association, [`crate::datachannel`]): application-data
 //! records come straight from the media workers ([`JobQueues::data`],
 //! bounded), the control thread's wiring comes as [`Job::Channel`], and a
-//! message for sessions of another thread goes there as [`Job::Deliver`].
+//! message for sessions of another thread goes there as [`Job::Deliver`]
+//! (bounded too: a thread that is behind loses them, counted as
+//! `overload`).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -29,7 +31,7 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc::Sender as EventSender;
 
 use super::{DtlsIdentity, DtlsRole, DtlsTransport, Fingerprint};
-use crate::datachannel::channels::{ChannelRef, Message, Output, SessionChannels};
+use crate::datachannel::channels::{ChannelRef, Drops, Message, Output, SessionChannels};
 use crate::datachannel::counters::DataChannelCounters;
 use crate::datachannel::ops::{ChannelEvent, ChannelOp};
 use crate::engine::counters::{Histogram, Milliseconds};
@@ -112,6 +114,13 @@ pub enum Job {
 /// media worker drops them (counted) and SCTP retransmits.
 pub const DATA_QUEUE: usize = 4096;
 
+/// Deliveries queued to one thread at most, and their bytes: past either,
+/// a message for that thread's sessions is dropped (counted as `overload`:
+/// the thread is behind).
+pub const DELIVER_QUEUE: usize = 4096;
+/// See [`DELIVER_QUEUE`].
+pub const DELIVER_QUEUE_BYTES: usize = 64 << 20;
+
 /// The handshake threads' queues, shared by the control thread, the
 /// media workers and the threads themselves.
 #[derive(Clone)]
@@ -119,6 +128,9 @@ pub struct JobQueues {
     jobs: Arc<[Sender<Job>]>,
     /// Application-data records queued to each thread.
     queued: Arc<[AtomicUsize]>,
+    /// [`Job::Deliver`]s queued to each thread, and their message bytes.
+    deliveries: Arc<[AtomicUsize]>,
+    delivery_bytes: Arc<[AtomicUsize]>,
 }
 
 impl JobQueues {
@@ -127,11 +139,13 @@ impl JobQueues {
         let (jobs, receivers): (Vec<_>, Vec<_>) = (0..threads.max(1))
             .map(|_| crossbeam_channel::unbounded())
             .unzip();
-        let queued = (0..jobs.len()).map(|_| AtomicUsize::new(0)).collect();
+        let zeros = || (0..jobs.len()).map(|_| AtomicUsize::new(0)).collect();
         (
             JobQueues {
+                queued: zeros(),
+                deliveries: zeros(),
+                delivery_bytes: zeros(),
                 jobs: jobs.into(),
-                queued,
             },
             receivers,
         )
@@ -168,9 +182,25 @@ impl JobQueues {
         true
     }
 
-    /// Hands a message for channels of `thread`'s sessions to it.
-    fn deliver(&self, thread: usize, to: Vec<ChannelRef>, message: Message) {
+    /// Hands a message for channels of `thread`'s sessions to it; false
+    /// (nothing sent) when that thread has [`DELIVER_QUEUE`] deliveries or
+    /// [`DELIVER_QUEUE_BYTES`] waiting.
+    fn deliver(&self, thread: usize, to: Vec<ChannelRef>, message: Message) -> bool {
+        let bytes = message.bytes.len();
+        let jobs = self.deliveries[thread].fetch_add(1, Ordering::Relaxed);
+        let held = self.delivery_bytes[thread].fetch_add(bytes, Ordering::Relaxed);
+        if jobs >= DELIVER_QUEUE || held + bytes > DELIVER_QUEUE_BYTES {
+            self.delivered(thread, bytes);
+            return false;
+        }
         let _ = self.jobs[thread].send(Job::Deliver { to, message });
+        true
+    }
+
+    /// `thread` took a delivery of `bytes` off its queue.
+    fn delivered(&self, thread: usize, bytes: usize) {
+        self.deliveries[thread].fetch_sub(1, Ordering::Relaxed);
+        self.delivery_bytes[thread].fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
@@ -333,7 +363,8 @@ impl Handshaker {
 
     /// Handles one job; false on shutdown.
     fn handle(&mut self, job: Job, now: Instant) -> bool {
-        let waiting = self.queues.queued[self.thread].load(Ordering::Relaxed);
+        let waiting = self.queues.queued[self.thread].load(Ordering::Relaxed)
+            + self.queues.deliveries[self.thread].load(Ordering::Relaxed);
         self.overload.update(now, waiting);
         match job {
             Job::Open {
@@ -371,6 +402,7 @@ impl Handshaker {
             }
             Job::Channel { key, op } => self.channel_op(key, op, now),
             Job::Deliver { to, message } => {
+                self.queues.delivered(self.thread, message.bytes.len());
                 for target in to {
                     self.deliver(target, &message, now);
                 }
@@ -555,8 +587,15 @@ impl Handshaker {
                 None => elsewhere.push((thread, vec![*target])),
             }
         }
+        let mut shed = Drops::default();
         for (thread, targets) in elsewhere {
-            self.queues.deliver(thread, targets, message.clone());
+            let n = targets.len() as u64;
+            if !self.queues.deliver(thread, targets, message.clone()) {
+                shed.overload += n;
+            }
+        }
+        if shed.overload > 0 {
+            self.counters.add(0, 0, &shed);
         }
     }
 
@@ -634,3 +673,7 @@ impl Handshaker {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pool_tests.rs"]
+mod tests;
