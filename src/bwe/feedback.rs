@@ -29,11 +29,12 @@ pub fn is_feedback(count: u8, packet_type: u8) -> bool {
 }
 
 /// Reads one transport-cc feedback packet (whole, header included) into
-/// `out` (cleared first). Returns false, with `out` holding what was read
-/// before the fault, when the packet is malformed or truncated, or reports
-/// more than `max_statuses` packets (more than the sender remembers: a
-/// few bytes of run-length chunks can claim 65,535, and `out` never grows
-/// past `max_statuses`).
+/// `out` (cleared first): its newest `max_statuses` statuses at most (the
+/// older ones are past what the sender remembers; a few bytes of
+/// run-length chunks can claim 65,535, and `out` never grows past
+/// `max_statuses`). Returns false, with `out` holding what was read before
+/// the fault, when the packet is malformed or truncated. The work is
+/// linear in the packet's length, whatever it claims.
 pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
     out.clear();
     let Some(fixed) = packet.get(..20) else {
@@ -44,65 +45,143 @@ pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
     }
     let base = u16::from_be_bytes([fixed[12], fixed[13]]);
     let count = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
-    if count > max_statuses {
+    let reference = i64::from(i32::from_be_bytes([fixed[16], fixed[17], fixed[18], 0]) >> 8);
+    // The status chunks first: where they end, the deltas begin.
+    let mut chunks = Runs::new(packet, count);
+    while chunks.next().is_some() {}
+    if chunks.truncated {
         return false;
     }
-    let reference = i64::from(i32::from_be_bytes([fixed[16], fixed[17], fixed[18], 0]) >> 8);
-    let mut at = 20;
-    // Status symbols first: 0 not received, 1 small delta, 2 large delta.
-    let mut symbols = 0;
-    while symbols < count {
-        let Some(c) = packet.get(at..at + 2) else {
-            return false;
+    let mut deltas = Deltas {
+        packet,
+        at: chunks.at,
+        time: reference * REFERENCE_UNIT_US,
+    };
+    // Statuses past `max_statuses` from the newest are skipped; their
+    // deltas still move the clock.
+    let skip = count.saturating_sub(max_statuses);
+    let mut index = 0;
+    for (symbol, n) in Runs::new(packet, count) {
+        let skipped = n.min(skip.saturating_sub(index));
+        if symbol != 0 {
+            for _ in 0..skipped {
+                if deltas.next(symbol).is_none() {
+                    return false;
+                }
+            }
+        }
+        for k in skipped..n {
+            out.push(Status {
+                seq: base.wrapping_add((index + k) as u16),
+                // The symbol waits here until its delta is read.
+                arrival_us: (symbol != 0).then_some(i64::from(symbol)),
+            });
+        }
+        index += n;
+    }
+    for i in 0..out.len() {
+        let Some(symbol) = out[i].arrival_us else {
+            continue;
         };
-        at += 2;
-        let chunk = u16::from_be_bytes([c[0], c[1]]);
-        let mut push = |symbol: u8| {
-            if symbols < count {
-                out.push(Status {
-                    seq: base.wrapping_add(symbols as u16),
-                    // The symbol waits here until its delta is read.
-                    arrival_us: (symbol != 0).then_some(i64::from(symbol)),
-                });
-                symbols += 1;
-            }
-        };
-        if chunk & 0x8000 == 0 {
-            let symbol = ((chunk >> 13) & 0x3) as u8;
-            for _ in 0..(chunk & 0x1fff) {
-                push(symbol);
-            }
-        } else if chunk & 0x4000 == 0 {
-            for i in (0..14).rev() {
-                push(((chunk >> i) & 1) as u8);
-            }
-        } else {
-            for i in (0..7).rev() {
-                push(((chunk >> (2 * i)) & 0x3) as u8);
+        match deltas.next(symbol as u8) {
+            Some(arrival) => out[i].arrival_us = Some(arrival),
+            None => {
+                // Only what was read whole stays.
+                out.truncate(i);
+                return false;
             }
         }
     }
-    let mut time = reference * REFERENCE_UNIT_US;
-    for s in out.iter_mut() {
-        let Some(symbol) = s.arrival_us else {
-            continue;
-        };
-        let delta = match symbol {
-            1 => packet.get(at).map(|&b| (i64::from(b), 1)),
-            2 => packet
-                .get(at..at + 2)
-                .map(|b| (i64::from(i16::from_be_bytes([b[0], b[1]])), 2)),
-            _ => None,
-        };
-        let Some((delta, len)) = delta else {
-            s.arrival_us = None;
-            return false;
-        };
-        at += len;
-        time += delta * DELTA_UNIT_US;
-        s.arrival_us = Some(time);
-    }
     true
+}
+
+/// The status symbols of a packet's chunks, a run at a time: (symbol, how
+/// many); 0 not received, 1 small delta, 2 large delta. A run-length chunk
+/// is one run, however long; a vector chunk's symbols are runs of one.
+struct Runs<'a> {
+    packet: &'a [u8],
+    /// The next chunk.
+    at: usize,
+    /// Symbols still to come.
+    left: usize,
+    /// The current vector chunk and how many of its symbols are left.
+    vector: Option<(u16, u8)>,
+    /// The chunks ended before `left` symbols did.
+    truncated: bool,
+}
+
+impl<'a> Runs<'a> {
+    fn new(packet: &'a [u8], count: usize) -> Self {
+        Runs {
+            packet,
+            at: 20,
+            left: count,
+            vector: None,
+            truncated: false,
+        }
+    }
+}
+
+impl Iterator for Runs<'_> {
+    type Item = (u8, usize);
+
+    fn next(&mut self) -> Option<(u8, usize)> {
+        if self.left == 0 {
+            return None;
+        }
+        if let Some((chunk, remaining)) = self.vector.as_mut() {
+            *remaining -= 1;
+            let symbol = if *chunk & 0x4000 == 0 {
+                ((*chunk >> *remaining) & 1) as u8
+            } else {
+                ((*chunk >> (2 * *remaining)) & 0x3) as u8
+            };
+            if *remaining == 0 {
+                self.vector = None;
+            }
+            self.left -= 1;
+            return Some((symbol, 1));
+        }
+        let Some(c) = self.packet.get(self.at..self.at + 2) else {
+            self.truncated = true;
+            return None;
+        };
+        self.at += 2;
+        let chunk = u16::from_be_bytes([c[0], c[1]]);
+        if chunk & 0x8000 == 0 {
+            let n = usize::from(chunk & 0x1fff).min(self.left);
+            self.left -= n;
+            return Some((((chunk >> 13) & 0x3) as u8, n));
+        }
+        self.vector = Some((chunk, if chunk & 0x4000 == 0 { 14 } else { 7 }));
+        self.next()
+    }
+}
+
+/// The receive deltas after the chunks, and the clock they move.
+struct Deltas<'a> {
+    packet: &'a [u8],
+    at: usize,
+    /// The receiver's clock, µs.
+    time: i64,
+}
+
+impl Deltas<'_> {
+    /// The arrival time of the next received packet, whose symbol is
+    /// `symbol`; `None` past the packet's end or for a reserved symbol.
+    fn next(&mut self, symbol: u8) -> Option<i64> {
+        let (delta, len) = match symbol {
+            1 => self.packet.get(self.at).map(|&b| (i64::from(b), 1))?,
+            2 => self
+                .packet
+                .get(self.at..self.at + 2)
+                .map(|b| (i64::from(i16::from_be_bytes([b[0], b[1]])), 2))?,
+            _ => return None,
+        };
+        self.at += len;
+        self.time += delta * DELTA_UNIT_US;
+        Some(self.time)
+    }
 }
 
 #[cfg(test)]
@@ -238,8 +317,9 @@ mod tests {
     const ANY: usize = u16::MAX as usize;
 
     #[test]
-    fn feedback_reporting_more_than_the_sender_remembers_is_refused() {
-        // 28 bytes: base 0, count 65,535, three runs of 8,191 "not received".
+    fn feedback_reporting_more_than_the_sender_remembers_is_read_to_its_newest() {
+        // 28 bytes claiming 65,535 statuses (base 0) with three runs of
+        // 8,191 "not received" and an empty run: truncated, nothing read.
         let mut packet = vec![
             0x8f, 205, 0, 6, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0xff, 0xff, 0, 0, 1, 0,
         ];
@@ -247,14 +327,66 @@ mod tests {
         let mut out = Vec::new();
         assert!(!read(&packet, &mut out, 512));
         assert!(out.is_empty() && out.capacity() == 0, "nothing was read");
-        // Within the bound it is read (and found truncated: 65,535 claimed).
-        assert!(!read(&packet, &mut out, ANY));
-        assert_eq!(out.len(), 3 * 8191);
-        // A count within the bound reads.
-        packet[14..16].copy_from_slice(&100u16.to_be_bytes());
+        // Eight runs of 8,191 and one of 7: all 65,535, none received.
+        // Only the newest 512 are read.
+        packet.truncate(20);
+        for _ in 0..8 {
+            packet.extend_from_slice(&[0x1f, 0xff]);
+        }
+        packet.extend_from_slice(&[0, 7]);
         assert!(read(&packet, &mut out, 512));
-        assert_eq!(out.len(), 100);
+        assert!(out.len() == 512 && out.capacity() <= 1024, "{}", out.len());
+        assert_eq!(out[0].seq, 65_534 - 511);
+        assert_eq!(out[511].seq, 65_534);
         assert!(out.iter().all(|s| s.arrival_us.is_none()));
+    }
+
+    #[test]
+    fn the_newest_statuses_of_a_long_feedback_keep_their_arrival_times() {
+        // Written by an independent stack: 600 statuses (received, lost,
+        // received), more than the 512 read; the older deltas still move
+        // the clock of the newer ones.
+        use rtc_rtcp::transport_feedbacks::transport_layer_cc::{
+            PacketStatusChunk, RecvDelta, RunLengthChunk, StatusChunkTypeTcc, SymbolTypeTcc,
+            TransportLayerCc,
+        };
+        use rtc_shared::marshal::Marshal;
+        let run = |symbol, run_length| {
+            PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                packet_status_symbol: symbol,
+                run_length,
+            })
+        };
+        let small = SymbolTypeTcc::PacketReceivedSmallDelta;
+        let fb = TransportLayerCc {
+            sender_ssrc: 1,
+            media_ssrc: 2,
+            base_sequence_number: 65_000,
+            packet_status_count: 600,
+            reference_time: 7,
+            fb_pkt_count: 1,
+            packet_chunks: vec![
+                run(small, 300),
+                run(SymbolTypeTcc::PacketNotReceived, 200),
+                run(small, 100),
+            ],
+            recv_deltas: (0..400)
+                .map(|i| RecvDelta {
+                    type_tcc_packet: small,
+                    delta: 250 * (i % 4),
+                })
+                .collect(),
+        };
+        let bytes = fb.marshal().expect("marshal");
+        let (mut all, mut newest) = (Vec::new(), Vec::new());
+        assert!(read(&bytes, &mut all, ANY));
+        assert!(read(&bytes, &mut newest, 512));
+        assert_eq!(all.len(), 600);
+        assert_eq!(newest[..], all[88..]);
+        assert_eq!(newest[0].seq, 65_088);
+        assert!(newest[300 - 88].arrival_us.is_none());
+        assert!(newest.last().unwrap().arrival_us.is_some());
     }
 
     #[test]
