@@ -32,9 +32,9 @@ pub fn is_feedback(count: u8, packet_type: u8) -> bool {
 /// `out` (cleared first): its newest `max_statuses` statuses at most (the
 /// older ones are past what the sender remembers; a few bytes of
 /// run-length chunks can claim 65,535, and `out` never grows past
-/// `max_statuses`). Returns false, with `out` holding what was read before
-/// the fault, when the packet is malformed or truncated. The work is
-/// linear in the packet's length, whatever it claims.
+/// `max_statuses`). Returns false, with `out` holding the statuses read
+/// whole before the fault, when the packet is malformed or truncated. The
+/// work is linear in the packet's length, whatever it claims.
 pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
     out.clear();
     let Some(fixed) = packet.get(..20) else {
@@ -46,22 +46,26 @@ pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
     let base = u16::from_be_bytes([fixed[12], fixed[13]]);
     let count = usize::from(u16::from_be_bytes([fixed[14], fixed[15]]));
     let reference = i64::from(i32::from_be_bytes([fixed[16], fixed[17], fixed[18], 0]) >> 8);
-    // The status chunks first: where they end, the deltas begin.
-    let mut chunks = Runs::new(packet, count);
-    while chunks.next().is_some() {}
-    if chunks.truncated {
-        return false;
-    }
     let mut deltas = Deltas {
         packet,
-        at: chunks.at,
+        at: 0,
         time: reference * REFERENCE_UNIT_US,
     };
     // Statuses past `max_statuses` from the newest are skipped; their
-    // deltas still move the clock.
+    // deltas still move the clock, so where the deltas begin (after the
+    // chunks) is found first.
     let skip = count.saturating_sub(max_statuses);
+    let mut runs = Runs::new(packet, count);
+    if skip > 0 {
+        while runs.next().is_some() {}
+        if runs.truncated {
+            return false;
+        }
+        deltas.at = runs.at;
+        runs = Runs::new(packet, count);
+    }
     let mut index = 0;
-    for (symbol, n) in Runs::new(packet, count) {
+    for (symbol, n) in runs.by_ref() {
         let skipped = n.min(skip.saturating_sub(index));
         if symbol != 0 {
             for _ in 0..skipped {
@@ -78,6 +82,13 @@ pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
             });
         }
         index += n;
+    }
+    if runs.truncated {
+        out.clear();
+        return false;
+    }
+    if skip == 0 {
+        deltas.at = runs.at;
     }
     for i in 0..out.len() {
         let Some(symbol) = out[i].arrival_us else {
