@@ -22,6 +22,17 @@ pub struct Status {
     pub arrival_us: Option<i64>,
 }
 
+impl Status {
+    /// Status `index` from `base`, its symbol waiting (as the arrival)
+    /// until its delta is read.
+    fn pending(base: u16, index: usize, symbol: u8) -> Self {
+        Status {
+            seq: base.wrapping_add(index as u16),
+            arrival_us: (symbol != 0).then_some(i64::from(symbol)),
+        }
+    }
+}
+
 /// Whether an RTCP packet (`count` = FMT, `packet_type`) is transport-cc
 /// feedback.
 pub fn is_feedback(count: u8, packet_type: u8) -> bool {
@@ -65,21 +76,32 @@ pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
         runs = Runs::new(packet, count);
     }
     let mut index = 0;
-    for (symbol, n) in runs.by_ref() {
-        let skipped = n.min(skip.saturating_sub(index));
-        if symbol != 0 {
-            for _ in 0..skipped {
-                if deltas.next(symbol).is_none() {
-                    return false;
+    for chunk in runs.by_ref() {
+        let n = chunk.len();
+        match chunk {
+            Chunk::Run { symbol, .. } => {
+                let skipped = n.min(skip.saturating_sub(index));
+                if symbol != 0 {
+                    for _ in 0..skipped {
+                        if deltas.next(symbol).is_none() {
+                            return false;
+                        }
+                    }
+                }
+                for k in skipped..n {
+                    out.push(Status::pending(base, index + k, symbol));
                 }
             }
-        }
-        for k in skipped..n {
-            out.push(Status {
-                seq: base.wrapping_add((index + k) as u16),
-                // The symbol waits here until its delta is read.
-                arrival_us: (symbol != 0).then_some(i64::from(symbol)),
-            });
+            Chunk::Vector { .. } => {
+                for k in 0..n {
+                    let symbol = chunk.symbol(k);
+                    if index + k >= skip {
+                        out.push(Status::pending(base, index + k, symbol));
+                    } else if symbol != 0 && deltas.next(symbol).is_none() {
+                        return false;
+                    }
+                }
+            }
         }
         index += n;
     }
@@ -106,18 +128,40 @@ pub fn read(packet: &[u8], out: &mut Vec<Status>, max_statuses: usize) -> bool {
     true
 }
 
-/// The status symbols of a packet's chunks, a run at a time: (symbol, how
-/// many); 0 not received, 1 small delta, 2 large delta. A run-length chunk
-/// is one run, however long; a vector chunk's symbols are runs of one.
+/// One status chunk, cut to the statuses the packet claims.
+#[derive(Clone, Copy)]
+enum Chunk {
+    /// `n` times `symbol`: 0 not received, 1 small delta, 2 large delta.
+    Run { symbol: u8, n: usize },
+    /// `n` symbols of `width` bits (1 or 2), the first in the highest bits.
+    Vector { bits: u16, width: u8, n: usize },
+}
+
+impl Chunk {
+    fn len(self) -> usize {
+        match self {
+            Chunk::Run { n, .. } | Chunk::Vector { n, .. } => n,
+        }
+    }
+
+    /// Symbol `k` of a vector chunk (the symbol of a run).
+    fn symbol(self, k: usize) -> u8 {
+        match self {
+            Chunk::Run { symbol, .. } => symbol,
+            Chunk::Vector { bits, width: 1, .. } => ((bits >> (13 - k)) & 1) as u8,
+            Chunk::Vector { bits, .. } => ((bits >> (12 - 2 * k)) & 0x3) as u8,
+        }
+    }
+}
+
+/// The status chunks of a packet claiming `left` statuses.
 struct Runs<'a> {
     packet: &'a [u8],
     /// The next chunk.
     at: usize,
-    /// Symbols still to come.
+    /// Statuses still to come.
     left: usize,
-    /// The current vector chunk and how many of its symbols are left.
-    vector: Option<(u16, u8)>,
-    /// The chunks ended before `left` symbols did.
+    /// The chunks ended before `left` statuses did.
     truncated: bool,
 }
 
@@ -127,45 +171,44 @@ impl<'a> Runs<'a> {
             packet,
             at: 20,
             left: count,
-            vector: None,
             truncated: false,
         }
     }
 }
 
 impl Iterator for Runs<'_> {
-    type Item = (u8, usize);
+    type Item = Chunk;
 
-    fn next(&mut self) -> Option<(u8, usize)> {
+    fn next(&mut self) -> Option<Chunk> {
         if self.left == 0 {
             return None;
-        }
-        if let Some((chunk, remaining)) = self.vector.as_mut() {
-            *remaining -= 1;
-            let symbol = if *chunk & 0x4000 == 0 {
-                ((*chunk >> *remaining) & 1) as u8
-            } else {
-                ((*chunk >> (2 * *remaining)) & 0x3) as u8
-            };
-            if *remaining == 0 {
-                self.vector = None;
-            }
-            self.left -= 1;
-            return Some((symbol, 1));
         }
         let Some(c) = self.packet.get(self.at..self.at + 2) else {
             self.truncated = true;
             return None;
         };
         self.at += 2;
-        let chunk = u16::from_be_bytes([c[0], c[1]]);
-        if chunk & 0x8000 == 0 {
-            let n = usize::from(chunk & 0x1fff).min(self.left);
-            self.left -= n;
-            return Some((((chunk >> 13) & 0x3) as u8, n));
-        }
-        self.vector = Some((chunk, if chunk & 0x4000 == 0 { 14 } else { 7 }));
-        self.next()
+        let bits = u16::from_be_bytes([c[0], c[1]]);
+        let chunk = if bits & 0x8000 == 0 {
+            Chunk::Run {
+                symbol: ((bits >> 13) & 0x3) as u8,
+                n: usize::from(bits & 0x1fff).min(self.left),
+            }
+        } else if bits & 0x4000 == 0 {
+            Chunk::Vector {
+                bits,
+                width: 1,
+                n: self.left.min(14),
+            }
+        } else {
+            Chunk::Vector {
+                bits,
+                width: 2,
+                n: self.left.min(7),
+            }
+        };
+        self.left -= chunk.len();
+        Some(chunk)
     }
 }
 
