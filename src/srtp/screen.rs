@@ -60,14 +60,21 @@ enum Check {
     },
 }
 
+/// What a packet is: the context keeps the two kinds' state apart.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Rtp = 0,
+    Rtcp = 1,
+}
+
 /// The SSRCs one session's inbound context holds state for.
 ///
 /// Call contract: [`Self::rtp`] / [`Self::rtcp`] before handing a packet
 /// to the context; on [`Verdict::Afresh`] make a new context first.
 pub struct Screen {
     check: Check,
-    rtp: FxHashSet<u32>,
-    rtcp: FxHashSet<u32>,
+    /// Admitted SSRCs, by [`Kind`].
+    admitted: [FxHashSet<u32>; 2],
 }
 
 impl Screen {
@@ -93,73 +100,68 @@ impl Screen {
         };
         Some(Screen {
             check,
-            rtp: FxHashSet::default(),
-            rtcp: FxHashSet::default(),
+            admitted: Default::default(),
         })
     }
 
     /// The SSRCs admitted: (RTP, RTCP).
     pub fn held(&self) -> (usize, usize) {
-        (self.rtp.len(), self.rtcp.len())
+        (self.admitted[0].len(), self.admitted[1].len())
     }
 
     /// An SRTP packet from the client.
     pub fn rtp(&mut self, packet: &[u8]) -> Verdict {
-        let Some(ssrc) = packet.get(8..12) else {
+        self.screen(Kind::Rtp, packet)
+    }
+
+    /// An SRTCP packet from the client.
+    pub fn rtcp(&mut self, packet: &[u8]) -> Verdict {
+        self.screen(Kind::Rtcp, packet)
+    }
+
+    fn screen(&mut self, kind: Kind, packet: &[u8]) -> Verdict {
+        // RTP's SSRC; SRTCP's first sender SSRC (it keys the state).
+        let at = match kind {
+            Kind::Rtp => 8,
+            Kind::Rtcp => 4,
+        };
+        let Some(ssrc) = packet
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        else {
             return Verdict::Refuse;
         };
-        let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
-        if self.rtp.contains(&ssrc) {
+        if self.admitted[kind as usize].contains(&ssrc) {
             return Verdict::Pass;
         }
-        let authentic = match &mut self.check {
+        if !self.authentic(kind, packet) {
+            return Verdict::Refuse;
+        }
+        let full = self.admitted.iter().any(|a| a.len() >= MAX_SSRCS);
+        if full {
+            // The context holds both kinds: both start afresh.
+            self.admitted.iter_mut().for_each(FxHashSet::clear);
+        }
+        self.admitted[kind as usize].insert(ssrc);
+        if full { Verdict::Afresh } else { Verdict::Pass }
+    }
+
+    /// Whether a packet of a new SSRC authenticates (checked on a copy).
+    fn authentic(&mut self, kind: Kind, packet: &[u8]) -> bool {
+        match (&mut self.check, kind) {
             // A new SSRC's first packet has rollover counter 0 (RFC 3711
             // §3.3.1), as the context will assume.
-            Check::HmacSha1 { rtp, .. } => cm_authentic(rtp, packet, Some(0)),
-            Check::Gcm { rtp: rx, .. } => {
+            (Check::HmacSha1 { rtp, .. }, Kind::Rtp) => cm_authentic(rtp, packet, Some(0)),
+            // The tag covers the packet with its E flag and index.
+            (Check::HmacSha1 { rtcp, .. }, Kind::Rtcp) => {
+                packet.len() >= 8 + 4 + CM_TAG_LEN && cm_authentic(rtcp, packet, None)
+            }
+            (Check::Gcm { rtp: rx, .. }, Kind::Rtp) => {
                 let mut copy = packet.to_vec();
                 rtp::header_len(&copy).is_some_and(|h| rx.unprotect(&mut copy, h).is_ok())
             }
-        };
-        self.admit(authentic, ssrc, true)
-    }
-
-    /// An SRTCP packet from the client (its first sender SSRC keys the
-    /// context's state).
-    pub fn rtcp(&mut self, packet: &[u8]) -> Verdict {
-        let Some(ssrc) = packet.get(4..8) else {
-            return Verdict::Refuse;
-        };
-        let ssrc = u32::from_be_bytes([ssrc[0], ssrc[1], ssrc[2], ssrc[3]]);
-        if self.rtcp.contains(&ssrc) {
-            return Verdict::Pass;
+            (Check::Gcm { rtcp: rx, .. }, Kind::Rtcp) => rx.unprotect(&mut packet.to_vec()).is_ok(),
         }
-        let authentic = match &mut self.check {
-            // The tag covers the packet with its E flag and index.
-            Check::HmacSha1 { rtcp, .. } => {
-                packet.len() >= 8 + 4 + CM_TAG_LEN && cm_authentic(rtcp, packet, None)
-            }
-            Check::Gcm { rtcp: rx, .. } => rx.unprotect(&mut packet.to_vec()).is_ok(),
-        };
-        self.admit(authentic, ssrc, false)
-    }
-
-    fn admit(&mut self, authentic: bool, ssrc: u32, rtp: bool) -> Verdict {
-        if !authentic {
-            return Verdict::Refuse;
-        }
-        let full = self.rtp.len().max(self.rtcp.len()) >= MAX_SSRCS;
-        if full {
-            // The context holds both kinds: both start afresh.
-            self.rtp.clear();
-            self.rtcp.clear();
-        }
-        if rtp {
-            self.rtp.insert(ssrc);
-        } else {
-            self.rtcp.insert(ssrc);
-        }
-        if full { Verdict::Afresh } else { Verdict::Pass }
     }
 }
 
