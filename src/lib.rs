@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bwe;
+pub mod calls;
 pub mod cluster;
 pub mod codec;
 pub mod config;

@@ -43,7 +43,7 @@ pub enum StartError {
     Cluster(#[from] crate::cluster::store::StoreError),
     /// This node's API URL is not one other nodes would call.
     #[error("--cluster-api-url: {0}")]
-    ClusterApiUrl(#[from] crate::cluster::peers::UrlError),
+    ClusterApiUrl(#[from] crate::config::peers::UrlError),
 }
 
 /// A running server.
@@ -131,7 +131,7 @@ impl Server {
                 };
                 // Other nodes would refuse a record naming another URL (an
                 // unspecified bind address names no peer: set the URL).
-                crate::cluster::peers::ApiUrl::parse(&node.api)?;
+                crate::config::peers::ApiUrl::parse(&node.api)?;
                 let cluster = crate::cluster::Cluster::new(
                     &c.redis,
                     &c.secret,

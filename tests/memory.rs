@@ -12,7 +12,7 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use serde_json::json;
-use switchboard::api::types::{NewSessionRequest, TrackObject, TracksNewRequest};
+use switchboard::calls::types::{NewSessionRequest, TrackObject, TracksNewRequest};
 use switchboard::config::Config;
 use switchboard::engine::fixture::{self, PUBLISHER_SSRC};
 use switchboard::ids::AppId;

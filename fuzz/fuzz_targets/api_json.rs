@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
-use switchboard::api::error::ApiError;
+use switchboard::calls::CallsError;
 use switchboard::config::Limits;
 use switchboard::control::Control;
 use switchboard::dtls::DtlsIdentity;
@@ -22,17 +22,17 @@ use switchboard_fuzz::records;
 static IDENTITY: OnceLock<Arc<DtlsIdentity>> = OnceLock::new();
 
 /// As the routes read a body: blank means `{}`.
-fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CallsError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    serde_json::from_slice(text).map_err(|e| ApiError::decoding(e.to_string()))
+    serde_json::from_slice(text).map_err(|e| CallsError::decoding(e.to_string()))
 }
 
 /// A response or error serialises, as the route would send it.
-fn answered<T: serde::Serialize>(result: Result<T, ApiError>) {
+fn answered<T: serde::Serialize>(result: Result<T, CallsError>) {
     if let Ok(value) = result {
         serde_json::to_vec(&value).expect("a response serialises");
     }

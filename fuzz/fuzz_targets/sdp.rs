@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::api::types::TrackObject;
+use switchboard::calls::types::TrackObject;
 use switchboard::control::negotiate::{self, Context};
 use switchboard::control::registry::Registry;
 use switchboard::dtls::DtlsIdentity;

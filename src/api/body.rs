@@ -9,22 +9,23 @@ use std::pin::Pin;
 use axum::body::{Body, HttpBody as _};
 use bytes::{Bytes, BytesMut};
 
-use super::error::ApiError;
 use super::limits::{BODY_LIMIT, BODY_READ_TIMEOUT};
+use crate::calls::CallsError;
 
 /// The whole body, or 413 `payload_too_large`, or 408 when it does not
 /// arrive within [`BODY_READ_TIMEOUT`].
-pub async fn read_limited(mut body: Body) -> Result<Bytes, ApiError> {
+pub async fn read_limited(mut body: Body) -> Result<Bytes, CallsError> {
     if body.size_hint().lower() > BODY_LIMIT as u64 {
-        return Err(ApiError::payload_too_large());
+        return Err(CallsError::payload_too_large());
     }
     let collect = async {
         let mut out = BytesMut::new();
         while let Some(frame) = poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
-            let frame = frame.map_err(|e| ApiError::decoding(format!("Reading the body: {e}")))?;
+            let frame =
+                frame.map_err(|e| CallsError::decoding(format!("Reading the body: {e}")))?;
             if let Ok(data) = frame.into_data() {
                 if out.len() + data.len() > BODY_LIMIT {
-                    return Err(ApiError::payload_too_large());
+                    return Err(CallsError::payload_too_large());
                 }
                 out.extend_from_slice(&data);
             }
@@ -33,5 +34,5 @@ pub async fn read_limited(mut body: Body) -> Result<Bytes, ApiError> {
     };
     tokio::time::timeout(BODY_READ_TIMEOUT, collect)
         .await
-        .unwrap_or_else(|_| Err(ApiError::request_timeout()))
+        .unwrap_or_else(|_| Err(CallsError::request_timeout()))
 }

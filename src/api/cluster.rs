@@ -10,13 +10,13 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::types::TracksNewRequest;
+use crate::calls::types::TracksNewRequest;
 use crate::cluster::{Cluster, node_call};
 use crate::ids::AppId;
 
 use super::body::read_limited;
-use super::error::ApiError;
 use super::routes::{ApiState, Caller, authorize};
+use crate::calls::CallsError;
 
 /// Marks a request whose node signature verified (a request extension,
 /// which only this middleware sets): the handlers serve it as the app of
@@ -65,7 +65,7 @@ pub async fn to_owner(State(s): State<ApiState>, req: Request, next: Next) -> Re
         // A mirror is not a session of this node's API, even when its
         // owner is gone.
         Ok(None) if s.control.is_mirror(&app, &session) => {
-            return ApiError::session_gone().into_response();
+            return CallsError::session_gone().into_response();
         }
         Ok(None) => return next.run(Request::from_parts(parts, body)).await,
         Err(e) => return e.into_response(),
@@ -103,7 +103,7 @@ async fn from_node(cluster: &Cluster, header: &str, req: Request, next: Next) ->
         .verify_call(header, parts.method.as_str(), &path, &body)
         .is_err()
     {
-        return ApiError::unauthorized().into_response();
+        return CallsError::unauthorized().into_response();
     }
     parts.extensions.insert(NodeCall);
     next.run(Request::from_parts(parts, Body::from(body))).await
@@ -113,7 +113,11 @@ async fn from_node(cluster: &Cluster, header: &str, req: Request, next: Next) ->
 /// `limits::MAX_ITEMS` items, so as many directory lookups): the relays of
 /// the remote tracks it pulls from other nodes, one owner lookup per
 /// session named.
-pub async fn relays_for(s: &ApiState, app: &AppId, req: &TracksNewRequest) -> Result<(), ApiError> {
+pub async fn relays_for(
+    s: &ApiState,
+    app: &AppId,
+    req: &TracksNewRequest,
+) -> Result<(), CallsError> {
     let Some(cluster) = &s.cluster else {
         return Ok(());
     };

@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
+use crate::calls::CallsError;
 
 /// Whether the server drains, and for how long it will.
 #[derive(Debug, Clone)]
@@ -51,12 +51,9 @@ pub async fn refuse_while_draining(
     if !draining.is_draining() {
         return next.run(req).await;
     }
-    let mut response = ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "temporarily_unavailable_error",
-        "The server is shutting down; retry on another node",
-    )
-    .into_response();
+    let mut response =
+        CallsError::temporarily_unavailable("The server is shutting down; retry on another node")
+            .into_response();
     let seconds = draining.retry_after.as_secs().max(1).to_string();
     if let Ok(value) = HeaderValue::from_str(&seconds) {
         response.headers_mut().insert(header::RETRY_AFTER, value);

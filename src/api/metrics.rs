@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::error::ApiError;
 use super::routes::ApiState;
+use crate::calls::CallsError;
 
 /// Prometheus text: per-worker packet counters and drops by reason.
 pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Response {
@@ -21,7 +21,7 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if given.is_empty() || !crate::ids::secrets_equal(given.as_bytes(), token.as_bytes()) {
-            return ApiError::unauthorized().into_response();
+            return CallsError::unauthorized().into_response();
         }
     }
     use crate::engine::counters::{Counters, DropReason};

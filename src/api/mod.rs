@@ -14,4 +14,3 @@ pub mod listener;
 pub mod metrics;
 pub mod phase;
 pub mod routes;
-pub mod types;

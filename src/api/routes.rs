@@ -20,8 +20,8 @@ use crate::ids::AppId;
 
 use super::body::read_limited;
 use super::draining::{Draining, refuse_while_draining};
-use super::error::ApiError;
 use super::latency::{self, ApiLatency};
+use crate::calls::CallsError;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -97,7 +97,7 @@ pub fn router(state: ApiState) -> Router {
         )
         .nest("/v1/apps/{app}", app_routes.clone())
         .nest("/apps/{app}", app_routes)
-        .fallback(|| async { ApiError::not_found("No such route").into_response() })
+        .fallback(|| async { CallsError::not_found("No such route").into_response() })
         .method_not_allowed_fallback(|| async {
             json(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -197,7 +197,7 @@ impl Caller {
 
 /// The app a call may act as: its token's, or, for a node's call, the app
 /// of its path.
-pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<AppId, ApiError> {
+pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<AppId, CallsError> {
     if caller.node {
         return state.control.known_app(app);
     }
@@ -205,17 +205,17 @@ pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<
 }
 
 /// Reads a JSON body whatever its content type; empty means `{}`.
-async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, ApiError> {
+async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, CallsError> {
     let bytes = read_limited(body).await?;
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         &bytes
     };
-    serde_json::from_slice(text).map_err(|e| ApiError::decoding(e.to_string()))
+    serde_json::from_slice(text).map_err(|e| CallsError::decoding(e.to_string()))
 }
 
-fn reply(result: Result<Response, ApiError>) -> Response {
+fn reply(result: Result<Response, CallsError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -226,7 +226,7 @@ async fn demo(State(state): State<ApiState>) -> Response {
             page.to_string(),
         )
             .into_response(),
-        None => ApiError::not_found("The demo page is disabled").into_response(),
+        None => CallsError::not_found("The demo page is disabled").into_response(),
     }
 }
 
@@ -241,7 +241,7 @@ async fn new_session(
     reply(
         async {
             let app = authorize(&s, &app, &caller)?;
-            let mut req: crate::api::types::NewSessionRequest = read_json(body).await?;
+            let mut req: crate::calls::types::NewSessionRequest = read_json(body).await?;
             req.third_party = query
                 .as_deref()
                 .unwrap_or("")
@@ -276,7 +276,7 @@ async fn session_op<Req, Res, F>(
 where
     Req: DeserializeOwned,
     Res: Serialize,
-    F: FnOnce(&Control, &AppId, &str, Req, Instant) -> Result<Res, ApiError>,
+    F: FnOnce(&Control, &AppId, &str, Req, Instant) -> Result<Res, CallsError>,
 {
     reply(
         async {
@@ -390,6 +390,6 @@ async fn data_channels(
         "new" => session_op(s, p, h, b, Control::datachannels_new).await,
         "update" => session_op(s, p, h, b, Control::datachannels_update).await,
         "close" => session_op(s, p, h, b, Control::datachannels_close).await,
-        _ => ApiError::not_found("No such route").into_response(),
+        _ => CallsError::not_found("No such route").into_response(),
     }
 }

@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::api::error::ApiError;
+use crate::calls::CallsError;
 
 use super::store::Node;
 use super::{Cluster, http, node_call};
@@ -45,7 +45,7 @@ impl Cluster {
             // checked here): the cluster's secrets or clocks differ.
             Ok(reply) if reply.status == StatusCode::UNAUTHORIZED => {
                 tracing::warn!(node = %owner.id, "a node refused this node's signed call: are the cluster secrets the same and the clocks within 30 s?");
-                ApiError::cluster_unavailable("The node that owns this session refused this node")
+                CallsError::cluster_unavailable("The node that owns this session refused this node")
                     .into_response()
             }
             Ok(reply) => {
@@ -61,7 +61,7 @@ impl Cluster {
             }
             Err(e) => {
                 tracing::warn!(node = %owner.id, error = %e, "a forwarded call got no answer");
-                ApiError::cluster_unavailable("The node that owns this session did not answer")
+                CallsError::cluster_unavailable("The node that owns this session did not answer")
                     .into_response()
             }
         }

@@ -33,7 +33,7 @@ pub struct Reply {
 pub enum CallError {
     /// The base URL is not one a node may call (`peers::ApiUrl`).
     #[error(transparent)]
-    Url(#[from] super::peers::UrlError),
+    Url(#[from] crate::config::peers::UrlError),
     /// Connecting, sending or reading failed.
     #[error("calling {0}: {1}")]
     Io(String, String),
@@ -52,7 +52,9 @@ pub async fn call(
     (headers, body): (HeaderMap, Bytes),
     timeout: Duration,
 ) -> Result<Reply, CallError> {
-    let authority = super::peers::ApiUrl::parse(base)?.authority().to_owned();
+    let authority = crate::config::peers::ApiUrl::parse(base)?
+        .authority()
+        .to_owned();
     let io_err = |e: &dyn std::fmt::Display| CallError::Io(authority.clone(), e.to_string());
     let run = async {
         let stream = tokio::net::TcpStream::connect(&authority)

@@ -15,7 +15,7 @@
 //!   mirror's tracks by their names on their node; NACKs and keyframe
 //!   requests go up the relay like any subscriber's.
 //! - [`http`]: the calls between nodes.
-//! - [`trust`], [`node_call`], [`peers`]: Redis is trusted for routing, not
+//! - [`trust`], [`node_call`], [`crate::config::peers`]: Redis is trusted for routing, not
 //!   for authority. Directory records are sealed with a key derived from
 //!   the cluster secret, calls between nodes carry a MAC instead of any
 //!   secret, and a node calls only `http://host:port` URLs (within
@@ -28,7 +28,7 @@ mod directory;
 pub mod forward;
 pub mod http;
 pub mod node_call;
-pub mod peers;
+
 pub mod relay;
 pub mod store;
 pub mod trust;
@@ -43,8 +43,8 @@ use axum::http::HeaderValue;
 use crate::control::Control;
 use crate::ids::AppId;
 
+use crate::config::peers::Peers;
 use node_call::{Call, Refusal, Verifier};
-use peers::Peers;
 use store::{Node, Store, StoreError};
 use trust::{Distrust, Keys};
 /// How often the node's heartbeat and the relays' upkeep run.

@@ -31,7 +31,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde_json::{Value, json};
 
-use crate::api::error::ApiError;
+use crate::calls::CallsError;
 use crate::control::cluster::MirrorOf;
 use crate::ids::AppId;
 
@@ -53,7 +53,7 @@ impl Cluster {
         app: &AppId,
         session: &str,
         tracks: &[&str],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CallsError> {
         let all_here = tracks
             .iter()
             .all(|t| self.control.has_track(app, session, t));
@@ -101,7 +101,7 @@ impl Cluster {
         (session, track): (&str, &str),
         owner: &Node,
         relay: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CallsError> {
         let pull =
             json!({"tracks": [{"location": "remote", "sessionId": session, "trackName": track}]});
         let base = format!("/v1/apps/{}/sessions/{relay}", app.0);
@@ -119,7 +119,7 @@ impl Cluster {
             reply["sessionDescription"]["sdp"].as_str(),
             item["mid"].as_str(),
         ) else {
-            return Err(ApiError::cluster_unavailable(
+            return Err(CallsError::cluster_unavailable(
                 "The node that owns the track gave no offer for its relay",
             ));
         };
@@ -149,7 +149,7 @@ impl Cluster {
             let close = json!({"tracks": [{"mid": mid}], "force": true});
             let path = format!("{base}/tracks/close");
             let _ = self.call_as_node(owner, Method::PUT, &path, &close).await;
-            return Err(ApiError::cluster_unavailable(format!(
+            return Err(CallsError::cluster_unavailable(format!(
                 "The relay could not carry the track: {}",
                 e.description
             )));
@@ -168,23 +168,23 @@ impl Cluster {
         &self,
         app: &AppId,
         session: &str,
-    ) -> Result<Option<Node>, ApiError> {
+    ) -> Result<Option<Node>, CallsError> {
         let owner = self
             .store
             .owner(&app.0, session, &self.node.id)
             .await
-            .map_err(|e| ApiError::cluster_unavailable(e.to_string()))?;
+            .map_err(|e| CallsError::cluster_unavailable(e.to_string()))?;
         match owner {
             Owner::Node(node) => Ok(Some(node)),
             Owner::Nobody | Owner::This => Ok(None),
-            Owner::Unsure(why) => Err(ApiError::cluster_unavailable(format!(
+            Owner::Unsure(why) => Err(CallsError::cluster_unavailable(format!(
                 "The cluster directory cannot say where this session lives yet: {why}"
             ))),
         }
     }
 
     /// Creates the relay session on the owner and the mirror here.
-    async fn open_relay(&self, app: &AppId, owner: &Node) -> Result<String, ApiError> {
+    async fn open_relay(&self, app: &AppId, owner: &Node) -> Result<String, CallsError> {
         let path = format!("/v1/apps/{}/sessions/new?thirdparty=true", app.0);
         let reply = self
             .call_as_node(owner, Method::POST, &path, &json!({}))
@@ -192,7 +192,7 @@ impl Cluster {
         let relay = reply["sessionId"]
             .as_str()
             .ok_or_else(|| {
-                ApiError::cluster_unavailable("The node that owns the track created no relay")
+                CallsError::cluster_unavailable("The node that owns the track created no relay")
             })?
             .to_owned();
         let of = MirrorOf {
@@ -270,7 +270,7 @@ impl Cluster {
         method: Method,
         path: &str,
         body: &Value,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, CallsError> {
         let body = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -288,13 +288,13 @@ impl Cluster {
         );
         let reply = call.await.map_err(|e| {
             tracing::warn!(error = %e, "a relay call got no answer");
-            ApiError::cluster_unavailable("The node that owns the track did not answer")
+            CallsError::cluster_unavailable("The node that owns the track did not answer")
         })?;
         let value: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         if !reply.status.is_success() {
             let why = value["errorDescription"].as_str().unwrap_or("");
             tracing::warn!(path, status = %reply.status, why, "a relay call failed");
-            return Err(ApiError::cluster_unavailable(format!(
+            return Err(CallsError::cluster_unavailable(format!(
                 "The node that owns the track refused its relay ({}: {why})",
                 reply.status.as_u16()
             )));

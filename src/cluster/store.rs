@@ -30,8 +30,8 @@ use std::time::{Duration, SystemTime};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::{Deserialize, Serialize};
 
-use super::peers::Peers;
 use super::trust::{Distrust, Keys};
+use crate::config::peers::Peers;
 
 /// How long a node stays in the directory after its last heartbeat.
 pub const NODE_TTL: Duration = Duration::from_secs(3);

@@ -25,8 +25,8 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use serde::{Deserialize, Serialize};
 
-use super::peers::{ApiUrl, Peers};
 use super::store::Node;
+use crate::config::peers::{ApiUrl, Peers};
 
 /// How far another node's clock may be from ours (node records and node
 /// calls carry the time they were made).

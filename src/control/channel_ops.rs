@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use crate::api::error::ApiError;
-use crate::api::types::{
+use crate::calls::CallsError;
+use crate::calls::types::{
     DataChannelObject, DataChannelsRequest, DataChannelsResponse, EstablishRequest,
     EstablishResponse,
 };
@@ -80,13 +80,13 @@ impl Control {
         session_id: &str,
         req: EstablishRequest,
         now: Instant,
-    ) -> Result<EstablishResponse, ApiError> {
+    ) -> Result<EstablishResponse, CallsError> {
         let name = req
             .data_channel
             .as_ref()
             .and_then(|c| c.data_channel_name.as_deref());
         if name != Some(SERVER_EVENTS) {
-            return Err(ApiError::invalid_params(format!(
+            return Err(CallsError::invalid_params(format!(
                 "datachannels/establish takes only the {SERVER_EVENTS:?} channel"
             )));
         }
@@ -113,12 +113,18 @@ impl Control {
             }
             None => {
                 Self::ensure_no_pending(&st, key, now)?;
-                let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+                let session = st
+                    .reg
+                    .session_mut(key)
+                    .ok_or_else(CallsError::session_gone)?;
                 negotiate::add_data_channel_mline(session);
                 (true, offer_json(negotiate::write_offer(session, &ctx)))
             }
         };
-        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        let session = st
+            .reg
+            .session_mut(key)
+            .ok_or_else(CallsError::session_gone)?;
         if !session
             .channels
             .channels
@@ -152,14 +158,14 @@ impl Control {
         session_id: &str,
         mut req: DataChannelsRequest,
         now: Instant,
-    ) -> Result<DataChannelsResponse, ApiError> {
+    ) -> Result<DataChannelsResponse, CallsError> {
         limits::check_items(req.data_channels.len(), "dataChannels")?;
         limits::check_channel_names(&req.data_channels)?;
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
+        let session = st.reg.session(key).ok_or_else(CallsError::session_gone)?;
         if !session.channels.has_room(req.data_channels.len()) {
-            return Err(ApiError::invalid_params(format!(
+            return Err(CallsError::invalid_params(format!(
                 "a session has at most {} data channels",
                 super::channels::MAX_CHANNELS_PER_SESSION
             )));
@@ -311,7 +317,7 @@ impl Control {
         mut req: DataChannelsRequest,
         now: Instant,
         mut each: impl FnMut(&Self, &mut State, SessionKey, &mut DataChannelObject),
-    ) -> Result<DataChannelsResponse, ApiError> {
+    ) -> Result<DataChannelsResponse, CallsError> {
         limits::check_items(req.data_channels.len(), "dataChannels")?;
         limits::check_channel_names(&req.data_channels)?;
         let mut st = self.lock();
@@ -332,7 +338,7 @@ impl Control {
         session_id: &str,
         req: DataChannelsRequest,
         now: Instant,
-    ) -> Result<DataChannelsResponse, ApiError> {
+    ) -> Result<DataChannelsResponse, CallsError> {
         self.for_each_item(app, session_id, req, now, Self::update_item)
     }
 
@@ -371,7 +377,7 @@ impl Control {
         session_id: &str,
         req: DataChannelsRequest,
         now: Instant,
-    ) -> Result<DataChannelsResponse, ApiError> {
+    ) -> Result<DataChannelsResponse, CallsError> {
         self.for_each_item(app, session_id, req, now, |this, st, key, item| {
             let id = item.id.and_then(|id| u16::try_from(id).ok());
             if !id.is_some_and(|id| this.close_channel(st, key, id)) {

@@ -8,7 +8,7 @@
 //! channels; [`SessionChannelState::replay`] gives the whole state to a
 //! thread that learns of the session only later.
 
-use crate::api::types::DataChannelObject;
+use crate::calls::types::DataChannelObject;
 use crate::datachannel::channels::{ChannelRef, SERVER_EVENTS, SERVER_EVENTS_ID};
 use crate::datachannel::dcep::is_ours;
 use crate::datachannel::ops::ChannelOp;

@@ -14,8 +14,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::api::error::ApiError;
-use crate::api::types::{SessionDescriptionJson, TrackObject, TracksNewRequest};
+use crate::calls::CallsError;
+use crate::calls::types::{SessionDescriptionJson, TrackObject, TracksNewRequest};
 use crate::ids::{AppId, SessionId, SessionKey, TrackName};
 
 use super::{Control, State};
@@ -145,17 +145,17 @@ impl Control {
 
     /// Creates the mirror of `app`'s tracks from `of.node` (a third-party
     /// session).
-    pub fn create_mirror(&self, app: &AppId, of: MirrorOf, now: Instant) -> Result<(), ApiError> {
+    pub fn create_mirror(&self, app: &AppId, of: MirrorOf, now: Instant) -> Result<(), CallsError> {
         let mut st = self.lock();
         let key = st
             .reg
             .create_session(app, now)
-            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+            .ok_or_else(|| CallsError::not_found("Unknown app"))?;
         let (ufrag, pwd) = st
             .reg
             .session(key)
             .map(|s| (s.ice.ufrag.clone(), s.ice.pwd.clone()))
-            .ok_or_else(|| ApiError::internal("mirror vanished"))?;
+            .ok_or_else(|| CallsError::internal("mirror vanished"))?;
         self.directory.insert(&ufrag, key, &pwd);
         // Its requests are the node's, for every local pull of a track of
         // that node: the per-session request rate is a client's.
@@ -185,15 +185,15 @@ impl Control {
         mid: String,
         (session, name): (&str, &str),
         now: Instant,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, CallsError> {
         let (key, id) = {
             let st = self.lock();
             let key = mirror_key(&st, app, node)
-                .ok_or_else(|| ApiError::internal("the relay's mirror is gone"))?;
+                .ok_or_else(|| CallsError::internal("the relay's mirror is gone"))?;
             let id = st.reg.session(key).map(|s| s.id.0.clone());
             (
                 key,
-                id.ok_or_else(|| ApiError::internal("the relay's mirror is gone"))?,
+                id.ok_or_else(|| CallsError::internal("the relay's mirror is gone"))?,
             )
         };
         let here = TrackName(format!("{session}/{name}"));
@@ -212,7 +212,7 @@ impl Control {
         };
         let response = self.tracks_new(app, &id, req, now)?;
         if let Some(failed) = response.tracks.iter().find(|t| t.failed()) {
-            return Err(ApiError::internal(format!(
+            return Err(CallsError::internal(format!(
                 "the relay's offer was refused: {}",
                 failed.error_description.as_deref().unwrap_or("")
             )));
@@ -226,7 +226,7 @@ impl Control {
         response
             .session_description
             .map(|d| d.sdp)
-            .ok_or_else(|| ApiError::internal("no answer for the relay's offer"))
+            .ok_or_else(|| CallsError::internal("no answer for the relay's offer"))
     }
 
     /// Forgets that the mirror of `node` carries `name` of `session` (its

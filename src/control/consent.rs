@@ -23,8 +23,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// No response to our checks for this long: consent is lost and the media
-/// stops (RFC 7675 §5.1: 30 s).
-pub const CONSENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// stops (RFC 7675 §5.1: 30 s); `--consent-timeout` aside.
+pub use crate::config::CONSENT_TIMEOUT;
 /// Checks awaiting their response. A response comes within a round trip;
 /// these cover a few intervals of late ones.
 const OUTSTANDING: usize = 4;

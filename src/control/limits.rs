@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::api::error::ApiError;
-use crate::api::types::TrackObject;
+use crate::calls::CallsError;
+use crate::calls::types::TrackObject;
 use crate::sdp::{MediaKind, SessionDescription};
 
 use super::registry::App;
@@ -34,9 +34,9 @@ pub const MAX_ANSWERED_FORMATS: usize = 32;
 const MAX_RID_LEN: usize = 32;
 
 /// Refuses a call with more than [`MAX_ITEMS`] items.
-pub fn check_items(count: usize, what: &str) -> Result<(), ApiError> {
+pub fn check_items(count: usize, what: &str) -> Result<(), CallsError> {
     if count > MAX_ITEMS {
-        return Err(ApiError::invalid_params(format!(
+        return Err(CallsError::invalid_params(format!(
             "at most {MAX_ITEMS} {what} per call (got {count})"
         )));
     }
@@ -46,9 +46,9 @@ pub fn check_items(count: usize, what: &str) -> Result<(), ApiError> {
 /// Refuses an SDP with more m-lines than a session may have (the cap,
 /// 256 by default, keeps the answer to an offer of ours far below the 1 MiB
 /// body limit: our offers carry one codec per pulled m-line, about 1.5 KiB).
-pub fn check_mlines(desc: &SessionDescription, max: usize) -> Result<(), ApiError> {
+pub fn check_mlines(desc: &SessionDescription, max: usize) -> Result<(), CallsError> {
     if desc.media.len() > max {
-        return Err(ApiError::invalid_params(format!(
+        return Err(CallsError::invalid_params(format!(
             "at most {max} m-lines per session (the SDP has {})",
             desc.media.len()
         )));
@@ -58,10 +58,10 @@ pub fn check_mlines(desc: &SessionDescription, max: usize) -> Result<(), ApiErro
 
 /// Refuses adding `added` m-lines to a session that would then have more
 /// than `max`.
-pub fn check_room(session: &Session, added: usize, max: usize) -> Result<(), ApiError> {
+pub fn check_room(session: &Session, added: usize, max: usize) -> Result<(), CallsError> {
     let total = session.transceivers.len() + added;
     if total > max {
-        return Err(ApiError::invalid_params(format!(
+        return Err(CallsError::invalid_params(format!(
             "at most {max} m-lines per session (this call would make {total})"
         )));
     }
@@ -70,15 +70,15 @@ pub fn check_room(session: &Session, added: usize, max: usize) -> Result<(), Api
 
 /// Refuses a new session in an app at its caps: sessions, or sessions that
 /// never connected (503: clients retry later, when some have expired).
-pub fn check_app_room(app: &App, limits: &Limits) -> Result<(), ApiError> {
+pub fn check_app_room(app: &App, limits: &Limits) -> Result<(), CallsError> {
     if app.sessions.len() >= limits.sessions_per_app {
-        return Err(ApiError::temporarily_unavailable(format!(
+        return Err(CallsError::temporarily_unavailable(format!(
             "the app has {} sessions, its limit",
             app.sessions.len()
         )));
     }
     if app.never_connected() >= limits.never_connected_per_app {
-        return Err(ApiError::temporarily_unavailable(format!(
+        return Err(CallsError::temporarily_unavailable(format!(
             "the app has {} sessions that never connected, its limit",
             app.never_connected()
         )));
@@ -92,7 +92,7 @@ pub fn check_auto_discover(
     session: &Session,
     offer: &SessionDescription,
     items: usize,
-) -> Result<(), ApiError> {
+) -> Result<(), CallsError> {
     let discovered = offer
         .media
         .iter()
@@ -135,7 +135,7 @@ impl RateWindow {
     }
 
     /// Counts a request at `now`; 429 past `max` in its window.
-    pub fn count(&mut self, max: u32, now: Instant) -> Result<(), ApiError> {
+    pub fn count(&mut self, max: u32, now: Instant) -> Result<(), CallsError> {
         if self.exempt {
             return Ok(());
         }
@@ -144,7 +144,7 @@ impl RateWindow {
         }
         self.count += 1;
         if self.count > max {
-            return Err(ApiError::rate_limited());
+            return Err(CallsError::rate_limited());
         }
         Ok(())
     }
@@ -167,7 +167,7 @@ const ADDRESSES_KEPT: usize = 65_536;
 
 impl AddressRate {
     /// Counts a request from `ip`; 429 past `max` in its window.
-    pub fn check(&mut self, ip: IpAddr, max: u32, now: Instant) -> Result<(), ApiError> {
+    pub fn check(&mut self, ip: IpAddr, max: u32, now: Instant) -> Result<(), CallsError> {
         if self.windows.len() >= ADDRESSES_KEPT {
             self.windows.retain(|_, w| !w.ended(now));
         }
@@ -183,9 +183,9 @@ const WINDOW: Duration = Duration::from_secs(1);
 
 /// Refuses a new third-party session of an app that has `connecting`
 /// that have not connected, its `limit` or more (each sends ICE checks).
-pub fn check_third_party_room(connecting: usize, limit: usize) -> Result<(), ApiError> {
+pub fn check_third_party_room(connecting: usize, limit: usize) -> Result<(), CallsError> {
     if connecting >= limit {
-        return Err(ApiError::temporarily_unavailable(format!(
+        return Err(CallsError::temporarily_unavailable(format!(
             "the app has {connecting} third-party sessions that have not connected, its limit"
         )));
     }
@@ -201,7 +201,7 @@ const MAX_SESSION_ID: usize = 64;
 
 /// Refuses an item naming a track, a session or a mid longer than a name
 /// may be (a mid may be `#` and a track name).
-pub fn check_names(items: &[TrackObject]) -> Result<(), ApiError> {
+pub fn check_names(items: &[TrackObject]) -> Result<(), CallsError> {
     for t in items {
         check_name("trackName", t.track_name.as_deref(), MAX_NAME)?;
         check_name("sessionId", t.session_id.as_deref(), MAX_SESSION_ID)?;
@@ -211,7 +211,9 @@ pub fn check_names(items: &[TrackObject]) -> Result<(), ApiError> {
 }
 
 /// Refuses data-channel items whose names are too long.
-pub fn check_channel_names(items: &[crate::api::types::DataChannelObject]) -> Result<(), ApiError> {
+pub fn check_channel_names(
+    items: &[crate::calls::types::DataChannelObject],
+) -> Result<(), CallsError> {
     for c in items {
         check_name("dataChannelName", c.data_channel_name.as_deref(), MAX_NAME)?;
         check_name("sessionId", c.session_id.as_deref(), MAX_SESSION_ID)?;
@@ -219,9 +221,9 @@ pub fn check_channel_names(items: &[crate::api::types::DataChannelObject]) -> Re
     Ok(())
 }
 
-fn check_name(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+fn check_name(field: &str, value: Option<&str>, max: usize) -> Result<(), CallsError> {
     match value {
-        Some(v) if v.len() > max => Err(ApiError::invalid_params(format!(
+        Some(v) if v.len() > max => Err(CallsError::invalid_params(format!(
             "{field} is at most {max} bytes (got {})",
             v.len()
         ))),
@@ -232,9 +234,9 @@ fn check_name(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiErr
 /// Every item's `simulcast` must be the documented object:
 /// `{preferredRid?: string, priorityOrdering?: "none" | "asciibetical",
 /// ridNotAvailable?: "none" | "asciibetical"}`.
-pub fn check_simulcast(items: &[TrackObject]) -> Result<(), ApiError> {
+pub fn check_simulcast(items: &[TrackObject]) -> Result<(), CallsError> {
     for value in items.iter().filter_map(|t| t.simulcast.as_ref()) {
-        simulcast(value).map_err(|why| ApiError::invalid_params(format!("simulcast: {why}")))?;
+        simulcast(value).map_err(|why| CallsError::invalid_params(format!("simulcast: {why}")))?;
     }
     Ok(())
 }

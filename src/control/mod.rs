@@ -37,7 +37,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::api::error::ApiError;
+use crate::calls::CallsError;
 use crate::config::Limits;
 use crate::dtls::DtlsIdentity;
 use crate::dtls::pool::HandshakePool;
@@ -261,31 +261,31 @@ impl Control {
 
     /// Checks the bearer token for `app`: 404 for an unknown app, 401 for a
     /// missing or wrong token (compared in constant time).
-    pub fn authorize(&self, app: &str, bearer: Option<&str>) -> Result<AppId, ApiError> {
+    pub fn authorize(&self, app: &str, bearer: Option<&str>) -> Result<AppId, CallsError> {
         let st = self.lock();
         let id = AppId(app.to_owned());
         let a = st
             .reg
             .apps
             .get(&id)
-            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+            .ok_or_else(|| CallsError::not_found("Unknown app"))?;
         // No token, or an empty one, never authorizes (whatever the app's
         // secret: the configuration refuses empty ones too).
         let given = bearer
             .filter(|b| !b.is_empty())
-            .ok_or_else(ApiError::unauthorized)?;
+            .ok_or_else(CallsError::unauthorized)?;
         if !crate::ids::secrets_equal(given.as_bytes(), a.secret.as_bytes()) {
-            return Err(ApiError::unauthorized());
+            return Err(CallsError::unauthorized());
         }
         Ok(id)
     }
 
     /// `app`, for a call another node of the cluster signed (that node
     /// checked its client's token): 404 for an unknown app.
-    pub fn known_app(&self, app: &str) -> Result<AppId, ApiError> {
+    pub fn known_app(&self, app: &str) -> Result<AppId, CallsError> {
         let id = AppId(app.to_owned());
         if !self.lock().reg.apps.contains_key(&id) {
-            return Err(ApiError::not_found("Unknown app"));
+            return Err(CallsError::not_found("Unknown app"));
         }
         Ok(id)
     }
@@ -297,14 +297,17 @@ impl Control {
         app: &AppId,
         id: &str,
         now: Instant,
-    ) -> Result<SessionKey, ApiError> {
+    ) -> Result<SessionKey, CallsError> {
         let key = st
             .reg
             .session_key(app, id)
-            .ok_or_else(ApiError::session_gone)?;
-        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            .ok_or_else(CallsError::session_gone)?;
+        let session = st
+            .reg
+            .session_mut(key)
+            .ok_or_else(CallsError::session_gone)?;
         if let Some(reason) = &session.failure {
-            return Err(ApiError::session_failed(reason));
+            return Err(CallsError::session_failed(reason));
         }
         session
             .rate_window

@@ -6,8 +6,8 @@
 //! Where it sits: the control thread, under the API handlers. It changes the
 //! registry; `super::sync` then tells the media workers.
 
-use crate::api::error::ApiError;
-use crate::api::types::TrackObject;
+use crate::calls::CallsError;
+use crate::calls::types::TrackObject;
 use crate::datachannel::sctp::MAX_MESSAGE_SIZE;
 use crate::dtls::{DtlsIdentity, Fingerprint};
 use crate::fanout::TrackFanout;
@@ -40,24 +40,25 @@ pub fn parse_description(
     expected: &str,
     sdp: &str,
     max_mlines: usize,
-) -> Result<SessionDescription, ApiError> {
+) -> Result<SessionDescription, CallsError> {
     if kind != expected {
-        return Err(ApiError::invalid_session_description(format!(
+        return Err(CallsError::invalid_session_description(format!(
             "expected an {expected}, got {kind:?}"
         )));
     }
-    let desc = sdp::parse(sdp).map_err(|e| ApiError::invalid_session_description(e.to_string()))?;
+    let desc =
+        sdp::parse(sdp).map_err(|e| CallsError::invalid_session_description(e.to_string()))?;
     super::limits::check_mlines(&desc, max_mlines)?;
     if desc.media.is_empty() {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "the SDP has no m-lines",
         ));
     }
     Ok(desc)
 }
 
-fn session_mut(reg: &mut Registry, key: SessionKey) -> Result<&mut Session, ApiError> {
-    reg.session_mut(key).ok_or_else(ApiError::session_gone)
+fn session_mut(reg: &mut Registry, key: SessionKey) -> Result<&mut Session, CallsError> {
+    reg.session_mut(key).ok_or_else(CallsError::session_gone)
 }
 
 /// Records the client's fingerprint and bundle extensions from its SDP.
@@ -65,19 +66,19 @@ fn learn_remote(
     session: &mut Session,
     desc: &SessionDescription,
     in_offer: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), CallsError> {
     let fingerprints: Vec<Fingerprint> = desc
         .fingerprints()
         .into_iter()
         .filter_map(Fingerprint::parse)
         .collect();
     if fingerprints.is_empty() {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "missing or unsupported a=fingerprint (one of sha-1, sha-224, sha-256, sha-384, sha-512 required)",
         ));
     }
     let Some((ufrag, pwd)) = desc.ice_credentials() else {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "missing a=ice-ufrag / a=ice-pwd",
         ));
     };
@@ -114,21 +115,21 @@ pub fn check_offer(
     session: &Session,
     offer: &SessionDescription,
     now: std::time::Instant,
-) -> Result<(), ApiError> {
+) -> Result<(), CallsError> {
     if session.offer_pending(now) {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "an offer from the server is awaiting its answer (renegotiate first)",
         ));
     }
     let mut seen: Vec<&Mid> = Vec::new();
     for (i, m) in offer.media.iter().enumerate() {
         let Some(mid) = &m.mid else {
-            return Err(ApiError::invalid_session_description(
+            return Err(CallsError::invalid_session_description(
                 "every m-line needs a=mid",
             ));
         };
         if seen.contains(&mid) {
-            return Err(ApiError::invalid_session_description(format!(
+            return Err(CallsError::invalid_session_description(format!(
                 "mid {mid} appears twice"
             )));
         }
@@ -136,13 +137,13 @@ pub fn check_offer(
         match session.transceivers.get(i) {
             Some(t) if &t.mid == mid || t.stopped => {}
             Some(t) => {
-                return Err(ApiError::invalid_session_description(format!(
+                return Err(CallsError::invalid_session_description(format!(
                     "m-line {i} has mid {mid} but was {}: m-lines must keep their order",
                     t.mid
                 )));
             }
             None if session.transceiver(mid).is_some() => {
-                return Err(ApiError::invalid_session_description(format!(
+                return Err(CallsError::invalid_session_description(format!(
                     "mid {mid} moved"
                 )));
             }
@@ -150,7 +151,7 @@ pub fn check_offer(
         }
     }
     if offer.media.len() < session.transceivers.len() {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "the offer lacks m-lines the session already has",
         ));
     }
@@ -187,7 +188,7 @@ pub fn apply_offer(
     items: &mut Vec<TrackObject>,
     auto_discover: bool,
     ctx: &Context<'_>,
-) -> Result<String, ApiError> {
+) -> Result<String, CallsError> {
     // Resolve pulls first (they read other sessions).
     let mut pulls: Vec<(usize, PushedTrack, String)> = Vec::new();
     for (i, item) in items.iter_mut().enumerate() {
@@ -846,9 +847,9 @@ pub fn apply_answer(
     session: &mut Session,
     answer: &SessionDescription,
     now: std::time::Instant,
-) -> Result<(), ApiError> {
+) -> Result<(), CallsError> {
     if !session.offer_pending(now) {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "no offer from the server is pending",
         ));
     }
@@ -860,13 +861,13 @@ pub fn apply_answer(
         Some("passive") => crate::dtls::DtlsRole::Client,
         Some("active") | None => crate::dtls::DtlsRole::Server,
         Some(other) => {
-            return Err(ApiError::invalid_session_description(format!(
+            return Err(CallsError::invalid_session_description(format!(
                 "a=setup:{other} is not a valid answer to actpass"
             )));
         }
     };
     if session.dtls_open && session.dtls_role != role {
-        return Err(ApiError::invalid_session_description(
+        return Err(CallsError::invalid_session_description(
             "the DTLS role cannot change",
         ));
     }

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::api::error::ApiError;
-use crate::api::types::{
+use crate::calls::CallsError;
+use crate::calls::types::{
     NewSessionRequest, RenegotiateRequest, SessionDescriptionJson, TrackObject, TracksCloseRequest,
     TracksNewRequest, TracksResponse, TracksUpdateRequest,
 };
@@ -66,7 +66,7 @@ impl Control {
     fn parse_offer(
         &self,
         sd: Option<&SessionDescriptionJson>,
-    ) -> Result<Option<crate::sdp::SessionDescription>, ApiError> {
+    ) -> Result<Option<crate::sdp::SessionDescription>, CallsError> {
         sd.map(|sd| parse_description(&sd.kind, "offer", &sd.sdp, self.limits.tracks_per_session))
             .transpose()
     }
@@ -78,7 +78,7 @@ impl Control {
         client: Option<std::net::IpAddr>,
         req: NewSessionRequest,
         now: Instant,
-    ) -> Result<(String, Option<SessionDescriptionJson>), ApiError> {
+    ) -> Result<(String, Option<SessionDescriptionJson>), CallsError> {
         let offer = self.parse_offer(req.session_description.as_ref())?;
         let mut st = self.lock();
         if let (Some(max), Some(ip)) = (self.limits.new_sessions_per_address, client) {
@@ -88,7 +88,7 @@ impl Control {
             .reg
             .apps
             .get(app)
-            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+            .ok_or_else(|| CallsError::not_found("Unknown app"))?;
         limits::check_app_room(room, &self.limits)?;
         if req.third_party {
             let connecting = self.third_party_connecting(&st, app);
@@ -97,12 +97,12 @@ impl Control {
         let key = st
             .reg
             .create_session(app, now)
-            .ok_or_else(|| ApiError::not_found("Unknown app"))?;
+            .ok_or_else(|| CallsError::not_found("Unknown app"))?;
         let (id, ufrag, pwd) = {
             let s = st
                 .reg
                 .session(key)
-                .ok_or_else(|| ApiError::internal("session vanished"))?;
+                .ok_or_else(|| CallsError::internal("session vanished"))?;
             (s.id.0.clone(), s.ice.ufrag.clone(), s.ice.pwd.clone())
         };
         self.directory.insert(&ufrag, key, &pwd);
@@ -145,7 +145,7 @@ impl Control {
         session_id: &str,
         req: TracksNewRequest,
         now: Instant,
-    ) -> Result<TracksResponse, ApiError> {
+    ) -> Result<TracksResponse, CallsError> {
         let admitted = self.admit_tracks_new(app, session_id, &req, now)?;
         self.tracks_new_admitted(admitted, app, req, now)
     }
@@ -160,7 +160,7 @@ impl Control {
         session_id: &str,
         req: &TracksNewRequest,
         now: Instant,
-    ) -> Result<Admitted, ApiError> {
+    ) -> Result<Admitted, CallsError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
@@ -177,17 +177,17 @@ impl Control {
         app: &AppId,
         mut req: TracksNewRequest,
         now: Instant,
-    ) -> Result<TracksResponse, ApiError> {
+    ) -> Result<TracksResponse, CallsError> {
         let mut st = self.lock();
         if st.reg.app_of(key) != Some(app) {
-            return Err(ApiError::session_gone());
+            return Err(CallsError::session_gone());
         }
         let remote = match req.tracks.first().map(|t| t.location.as_deref()) {
             _ if req.tracks.is_empty() => false,
             Some(Some("remote")) => true,
             Some(Some("local")) => false,
             _ => {
-                return Err(ApiError::invalid_params(
+                return Err(CallsError::invalid_params(
                     "each track needs location \"local\" or \"remote\"",
                 ));
             }
@@ -198,18 +198,18 @@ impl Control {
             .iter()
             .any(|t| t.location.as_deref() != Some(wanted))
         {
-            return Err(ApiError::invalid_params(
+            return Err(CallsError::invalid_params(
                 "all tracks of one call must have the same location",
             ));
         }
         let offer = self.parse_offer(req.session_description.as_ref())?;
         if offer.is_none() && req.tracks.is_empty() {
-            return Err(ApiError::invalid_params(
+            return Err(CallsError::invalid_params(
                 "no tracks and no sessionDescription",
             ));
         }
         {
-            let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
+            let session = st.reg.session(key).ok_or_else(CallsError::session_gone)?;
             match &offer {
                 Some(offer) if req.auto_discover => {
                     limits::check_auto_discover(session, offer, req.tracks.len())?
@@ -255,7 +255,10 @@ impl Control {
             } else {
                 self.add_pushes(now, &mut st, key, &mut tracks)?
             };
-            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let session = st
+                .reg
+                .session_mut(key)
+                .ok_or_else(CallsError::session_gone)?;
             let sdp = added.then(|| negotiate::write_offer(session, &ctx));
             TracksResponse {
                 requires_immediate_renegotiation: sdp.is_some(),
@@ -272,13 +275,13 @@ impl Control {
         st: &State,
         key: SessionKey,
         now: Instant,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CallsError> {
         match st.reg.session(key) {
-            Some(s) if s.offer_pending(now) => Err(ApiError::invalid_session_description(
+            Some(s) if s.offer_pending(now) => Err(CallsError::invalid_session_description(
                 "an offer from the server is awaiting its answer (renegotiate first)",
             )),
             Some(_) => Ok(()),
-            None => Err(ApiError::session_gone()),
+            None => Err(CallsError::session_gone()),
         }
     }
 
@@ -289,7 +292,7 @@ impl Control {
         app: &AppId,
         key: SessionKey,
         items: &mut [TrackObject],
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, CallsError> {
         Self::ensure_no_pending(st, key, now)?;
         let mut added = false;
         for item in items.iter_mut() {
@@ -298,7 +301,10 @@ impl Control {
                 negotiate::not_found(item);
                 continue;
             };
-            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let session = st
+                .reg
+                .session_mut(key)
+                .ok_or_else(CallsError::session_gone)?;
             // A client that already told us what it decodes (in an earlier
             // SDP) gets the error now rather than a dead m-line.
             let decodable = negotiate::decodable_formats(session, track.kind);
@@ -325,7 +331,7 @@ impl Control {
         st: &mut State,
         key: SessionKey,
         items: &mut [TrackObject],
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, CallsError> {
         Self::ensure_no_pending(st, key, now)?;
         let mut added = false;
         for item in items.iter_mut() {
@@ -343,7 +349,10 @@ impl Control {
                 continue;
             };
             let name = TrackName(name);
-            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let session = st
+                .reg
+                .session_mut(key)
+                .ok_or_else(CallsError::session_gone)?;
             if session.pushed_track(&name).is_some() {
                 item.fail(
                     "repeated_local_track_error",
@@ -366,7 +375,7 @@ impl Control {
         app: &AppId,
         key: SessionKey,
         items: &mut [TrackObject],
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CallsError> {
         for item in items.iter_mut() {
             let local = TrackName(
                 item.mid
@@ -380,7 +389,10 @@ impl Control {
                 negotiate::not_found(item);
                 continue;
             };
-            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let session = st
+                .reg
+                .session_mut(key)
+                .ok_or_else(CallsError::session_gone)?;
             let Some(t) = session.transceivers.iter_mut().find(|t| {
                 t.recv.as_ref() == Some(&local) && t.send.is_some() && t.kind == track.kind
             }) else {
@@ -408,13 +420,16 @@ impl Control {
         session_id: &str,
         req: RenegotiateRequest,
         now: Instant,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), CallsError> {
         let sd = &req.session_description;
         let answer =
             parse_description(&sd.kind, "answer", &sd.sdp, self.limits.tracks_per_session)?;
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        let session = st
+            .reg
+            .session_mut(key)
+            .ok_or_else(CallsError::session_gone)?;
         negotiate::apply_answer(session, &answer, now)?;
         self.finish(&mut st, key);
         self.request_new_keyframes(&mut st, key, now);
@@ -428,7 +443,7 @@ impl Control {
         session_id: &str,
         mut req: TracksUpdateRequest,
         now: Instant,
-    ) -> Result<TracksResponse, ApiError> {
+    ) -> Result<TracksResponse, CallsError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
         limits::check_items(req.tracks.len(), "tracks")?;
@@ -445,7 +460,10 @@ impl Control {
                 .and_then(|t| t.subscription.as_ref())
                 .and_then(|sub| st.reg.track_owner(sub.track))
                 .is_some_and(|(_, track)| !track.rids.is_empty());
-            let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+            let session = st
+                .reg
+                .session_mut(key)
+                .ok_or_else(CallsError::session_gone)?;
             let Some(t) = session
                 .transceiver_mut(&mid)
                 .filter(|t| t.subscription.is_some() && !t.stopped)
@@ -506,7 +524,7 @@ impl Control {
         session_id: &str,
         mut req: TracksCloseRequest,
         now: Instant,
-    ) -> Result<TracksResponse, ApiError> {
+    ) -> Result<TracksResponse, CallsError> {
         limits::check_items(req.tracks.len(), "tracks")?;
         limits::check_names(&req.tracks)?;
         let offer = match (&req.session_description, req.force) {
@@ -517,7 +535,7 @@ impl Control {
                 self.limits.tracks_per_session,
             )?),
             (None, false) => {
-                return Err(ApiError::invalid_params(
+                return Err(CallsError::invalid_params(
                     "tracks/close without force needs the client's offer",
                 ));
             }
@@ -525,7 +543,10 @@ impl Control {
         };
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        let session = st.reg.session_mut(key).ok_or_else(ApiError::session_gone)?;
+        let session = st
+            .reg
+            .session_mut(key)
+            .ok_or_else(CallsError::session_gone)?;
         // Validate the offer before anything is closed.
         if let Some(offer) = &offer {
             negotiate::check_offer(session, offer, now)?;
@@ -585,10 +606,10 @@ impl Control {
         app: &AppId,
         session_id: &str,
         now: Instant,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Value, CallsError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
+        let session = st.reg.session(key).ok_or_else(CallsError::session_gone)?;
         let mut tracks = Vec::new();
         for p in &session.pushed {
             tracks.push(TrackObject {

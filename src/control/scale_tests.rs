@@ -12,7 +12,7 @@ use crossbeam_channel::Receiver;
 use super::Control;
 use super::session::TransportBinding;
 use super::sync::SyncCounts;
-use crate::api::types::{TrackObject, TracksCloseRequest, TracksNewRequest};
+use crate::calls::types::{TrackObject, TracksCloseRequest, TracksNewRequest};
 use crate::config::Limits;
 use crate::dtls::pool::{HandshakePool, JobQueues};
 use crate::dtls::{DtlsIdentity, SrtpKeys};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::api::types::TrackObject;
+use crate::calls::types::TrackObject;
 
 use super::limits::RateWindow;
 use super::path::PathSelector;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::api::error::ApiError;
+use crate::calls::CallsError;
 use crate::engine::messages::WorkerCommand;
 use crate::engine::stats::SessionStats;
 use crate::ids::{AppId, Mid, Rid};
@@ -54,10 +54,10 @@ impl Control {
         app: &AppId,
         session_id: &str,
         now: Instant,
-    ) -> Result<StatsRequest, ApiError> {
+    ) -> Result<StatsRequest, CallsError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        let session = st.reg.session(key).ok_or_else(ApiError::session_gone)?;
+        let session = st.reg.session(key).ok_or_else(CallsError::session_gone)?;
         let pushed = session
             .pushed
             .iter()
@@ -103,14 +103,14 @@ impl StatsRequest {
     /// Waits for the worker's snapshot and writes the route's JSON. A
     /// session with no media path (not connected, or consent lost) has
     /// `connected: false` and no media figures.
-    pub async fn into_json(self) -> Result<Value, ApiError> {
+    pub async fn into_json(self) -> Result<Value, CallsError> {
         let media = match self.reply {
             Some(rx) => match tokio::time::timeout(STATS_WAIT, rx).await {
                 Ok(Ok(media)) => media,
                 // The worker stopped, or moved the session meanwhile.
                 Ok(Err(_)) => None,
                 Err(_) => {
-                    return Err(ApiError::temporarily_unavailable(
+                    return Err(CallsError::temporarily_unavailable(
                         "the session's media worker did not answer in time",
                     ));
                 }

@@ -5,173 +5,13 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 
-use serde::Deserialize;
-
 use crate::ids::{AppId, hex, random_bytes};
 
-/// `switchboard [serve]` flags.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServeArgs {
-    /// TOML configuration file (same keys as the flags, plus [[apps]]).
-    #[arg(long, env = "SWITCHBOARD_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Address of the HTTP API and demo page [default: 127.0.0.1:8080].
-    #[arg(long, env = "SWITCHBOARD_HTTP_BIND")]
-    pub http_bind: Option<SocketAddr>,
-    /// Address of the media UDP port [default: 0.0.0.0:40000].
-    #[arg(long, env = "SWITCHBOARD_MEDIA_BIND")]
-    pub media_bind: Option<SocketAddr>,
-    /// Addresses announced as ICE candidates (repeat or comma-separate)
-    /// [default: the media bind address, or 127.0.0.1 and this host's LAN
-    /// address when bound to all interfaces].
-    #[arg(long, env = "SWITCHBOARD_ANNOUNCE_IP", value_delimiter = ',')]
-    pub announce_ip: Vec<IpAddr>,
-    /// Media worker threads [default: one per core].
-    #[arg(long, env = "SWITCHBOARD_WORKERS")]
-    pub workers: Option<usize>,
-    /// Do not pin media workers to cores.
-    #[arg(long, env = "SWITCHBOARD_NO_PIN")]
-    pub no_pin: bool,
-    /// Id of the embedded dev app [default: random per start].
-    #[arg(long, env = "SWITCHBOARD_DEV_APP_ID")]
-    pub dev_app_id: Option<String>,
-    /// Secret of the embedded dev app [default: random per start].
-    #[arg(long, env = "SWITCHBOARD_DEV_APP_SECRET")]
-    pub dev_app_secret: Option<String>,
-    /// Do not serve the demo page.
-    #[arg(long, env = "SWITCHBOARD_NO_DEMO")]
-    pub no_demo: bool,
-    /// Most HTTP connections open at once; more wait in the listen queue
-    /// [default: 1024, less when the open-file limit is lower].
-    #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS")]
-    pub http_max_connections: Option<usize>,
-    /// Most HTTP connections open at once from one client address; more
-    /// are closed at once [default: no cap of its own; set it when clients
-    /// connect directly, not through a balancer].
-    #[arg(long, env = "SWITCHBOARD_HTTP_MAX_CONNECTIONS_PER_ADDRESS")]
-    pub http_max_connections_per_address: Option<usize>,
-    /// On SIGTERM or SIGINT: seconds that existing media keeps flowing
-    /// (new API calls get 503) before the process exits; it exits sooner
-    /// once no session is left [default: 10].
-    #[arg(long, env = "SWITCHBOARD_DRAIN_SECONDS")]
-    pub drain_seconds: Option<u64>,
-    /// Log lines as text or as JSON objects, one per line (for log
-    /// collectors) [default: text].
-    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Threads that run DTLS handshakes [default: a quarter of the cores, at
-    /// least one].
-    #[arg(long, env = "SWITCHBOARD_HANDSHAKE_THREADS")]
-    pub handshake_threads: Option<usize>,
-    /// Most sessions in one app; sessions/new beyond answers 503
-    /// [default: 200000].
-    #[arg(long, env = "SWITCHBOARD_MAX_SESSIONS_PER_APP")]
-    pub max_sessions_per_app: Option<usize>,
-    /// Most sessions of one app that never connected; sessions/new beyond
-    /// answers 503 [default: 100000].
-    #[arg(long, env = "SWITCHBOARD_MAX_NEVER_CONNECTED_PER_APP")]
-    pub max_never_connected_per_app: Option<usize>,
-    /// Most m-lines (tracks) in one session [default: 256].
-    #[arg(long, env = "SWITCHBOARD_MAX_TRACKS_PER_SESSION")]
-    pub max_tracks_per_session: Option<usize>,
-    /// Most API requests per second on one session; more answer 429
-    /// [default: 50].
-    #[arg(long, env = "SWITCHBOARD_MAX_REQUESTS_PER_SECOND")]
-    pub max_requests_per_second: Option<u32>,
-    /// Most sessions/new per second from one client address; more answer
-    /// 429 [default: no limit].
-    #[arg(long, env = "SWITCHBOARD_MAX_NEW_SESSIONS_PER_ADDRESS")]
-    pub max_new_sessions_per_address: Option<u32>,
-    /// Most third-party sessions (`?thirdparty=true`) of one app that have
-    /// not connected; sessions/new beyond answers 503 [default: 32].
-    #[arg(long, env = "SWITCHBOARD_MAX_THIRD_PARTY_CONNECTING_PER_APP")]
-    pub max_third_party_connecting_per_app: Option<usize>,
-    /// Third-party sessions may send ICE checks to loopback and private
-    /// addresses (tests, LAN deployments) [default: public addresses only].
-    #[arg(long, env = "SWITCHBOARD_THIRD_PARTY_PRIVATE_CANDIDATES")]
-    pub third_party_private_candidates: bool,
-    /// A bearer token that `GET /metrics` requires (`Authorization: Bearer
-    /// <token>`) [default: none, /metrics is open; keep it off the public
-    /// network then].
-    #[arg(long, env = "SWITCHBOARD_METRICS_TOKEN")]
-    pub metrics_token: Option<String>,
-    /// Join a cluster whose directory is this Redis (`redis://host:port`);
-    /// without it the node stands alone and needs no Redis.
-    #[arg(long, env = "SWITCHBOARD_CLUSTER_REDIS")]
-    pub cluster_redis: Option<String>,
-    /// The secret the cluster's nodes share for calls between them
-    /// (required with --cluster-redis).
-    #[arg(long, env = "SWITCHBOARD_CLUSTER_SECRET")]
-    pub cluster_secret: Option<String>,
-    /// This node's id in the cluster [default: random per start].
-    #[arg(long, env = "SWITCHBOARD_CLUSTER_NODE_ID")]
-    pub cluster_node_id: Option<String>,
-    /// The URL other nodes reach this node's API at [default:
-    /// http://<http-bind>].
-    #[arg(long, env = "SWITCHBOARD_CLUSTER_API_URL")]
-    pub cluster_api_url: Option<String>,
-    /// The only API addresses other nodes may have: networks (10.0.0.0/24,
-    /// fd00::/64, 10.0.0.5) and host:port pairs (repeat or
-    /// comma-separate); a node listed elsewhere is not called [default:
-    /// any http://host:port].
-    #[arg(long, env = "SWITCHBOARD_CLUSTER_PEERS", value_delimiter = ',')]
-    pub cluster_peers: Vec<String>,
-}
+mod flags;
+pub mod peers;
 
-/// How log lines are written (stderr).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line: timestamp, level, target, fields.
-    Json,
-}
-
-/// The TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct FileConfig {
-    http_bind: Option<SocketAddr>,
-    media_bind: Option<SocketAddr>,
-    #[serde(default)]
-    announce_ip: Vec<IpAddr>,
-    workers: Option<usize>,
-    pin: Option<bool>,
-    demo: Option<bool>,
-    http_max_connections: Option<usize>,
-    http_max_connections_per_address: Option<usize>,
-    drain_seconds: Option<u64>,
-    log_format: Option<LogFormat>,
-    handshake_threads: Option<usize>,
-    max_sessions_per_app: Option<usize>,
-    max_never_connected_per_app: Option<usize>,
-    max_tracks_per_session: Option<usize>,
-    max_requests_per_second: Option<u32>,
-    max_new_sessions_per_address: Option<u32>,
-    max_third_party_connecting_per_app: Option<usize>,
-    third_party_private_candidates: Option<bool>,
-    metrics_token: Option<String>,
-    cluster_redis: Option<String>,
-    cluster_secret: Option<String>,
-    cluster_node_id: Option<String>,
-    cluster_api_url: Option<String>,
-    #[serde(default)]
-    cluster_peers: Vec<String>,
-    #[serde(default)]
-    apps: Vec<AppConfig>,
-}
-
-/// One `[[apps]]` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AppConfig {
-    /// The app id used in URLs.
-    pub id: String,
-    /// The bearer secret.
-    pub secret: String,
-}
+use flags::FileConfig;
+pub use flags::{AppConfig, LogFormat, ServeArgs};
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -224,7 +64,7 @@ pub struct ClusterConfig {
     /// address, once bound).
     pub api_url: Option<String>,
     /// The API addresses other nodes may have.
-    pub peers: crate::cluster::peers::Peers,
+    pub peers: peers::Peers,
 }
 
 /// Caps on what apps and sessions may hold and do (calls-api.md, "Limits
@@ -268,7 +108,7 @@ impl Default for Limits {
             never_connected_timeout: NEVER_CONNECTED_TIMEOUT,
             third_party_connecting_per_app: 32,
             third_party_private_candidates: false,
-            consent_timeout: crate::control::consent::CONSENT_TIMEOUT,
+            consent_timeout: CONSENT_TIMEOUT,
         }
     }
 }
@@ -280,6 +120,9 @@ fn default_handshake_threads() -> usize {
 
 /// The default of [`Config::never_connected_timeout`].
 pub const NEVER_CONNECTED_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The default of [`Limits::consent_timeout`]: RFC 7675's 30 s.
+pub const CONSENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -302,7 +145,7 @@ pub enum ConfigError {
     ClusterSecret,
     /// A `--cluster-peers` entry is neither a network nor `host:port`.
     #[error(transparent)]
-    ClusterPeers(#[from] crate::cluster::peers::PeersError),
+    ClusterPeers(#[from] peers::PeersError),
 }
 
 impl Config {
@@ -342,7 +185,7 @@ impl Config {
                     .or(file.cluster_node_id)
                     .unwrap_or_else(|| hex(&random_bytes::<8>())),
                 api_url: args.cluster_api_url.clone().or(file.cluster_api_url),
-                peers: crate::cluster::peers::Peers::parse(if args.cluster_peers.is_empty() {
+                peers: peers::Peers::parse(if args.cluster_peers.is_empty() {
                     &file.cluster_peers
                 } else {
                     &args.cluster_peers
@@ -643,7 +486,7 @@ mod tests {
 
     #[test]
     fn cluster_peers_from_flag_or_file_and_bad_ones_refused() {
-        use crate::cluster::peers::Peers;
+        use peers::Peers;
         let cluster = "cluster-redis = \"redis://127.0.0.1:6379\"\ncluster-secret = \"s\"\n";
         let any = load_toml(cluster).unwrap();
         assert_eq!(any.cluster.unwrap().peers, Peers::any());
