@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod datachannel;
 pub mod dtls;
+pub mod dtls_threads;
 pub mod engine;
 pub mod fanout;
 pub mod ice;

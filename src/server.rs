@@ -14,7 +14,7 @@ use crate::api::routes::{ApiState, DEMO_TEMPLATE, router};
 use crate::config::Config;
 use crate::control::Control;
 use crate::dtls::DtlsIdentity;
-use crate::dtls::pool::{HandshakePool, JobQueues};
+use crate::dtls_threads::{HandshakePool, JobQueues};
 use crate::engine::directory::IceDirectory;
 use crate::worker::Workers;
 
@@ -75,7 +75,7 @@ impl Server {
             config.pin,
             directory.clone(),
             events_tx.clone(),
-            dtls_queues.clone(),
+            Arc::new(dtls_queues.clone()),
         )
         .map_err(|e| StartError::Bind(config.media_bind, e))?;
         let handshakes = HandshakePool::spawn(

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::dtls_pair::{Pair, handshake, pair};
-use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, SrtpKeys};
+use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport};
+use switchboard::srtp::SrtpKeys;
 
 #[test]
 fn a_second_handshake_replaces_the_keys_and_a_repeated_hello_does_not() {

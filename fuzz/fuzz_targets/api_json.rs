@@ -13,7 +13,7 @@ use switchboard::calls::CallsError;
 use switchboard::config::Limits;
 use switchboard::control::Control;
 use switchboard::dtls::DtlsIdentity;
-use switchboard::dtls::pool::{HandshakePool, JobQueues};
+use switchboard::dtls_threads::{HandshakePool, JobQueues};
 use switchboard::engine::directory::IceDirectory;
 use switchboard::ids::AppId;
 use switchboard::worker::WorkerHandle;

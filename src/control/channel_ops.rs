@@ -14,7 +14,7 @@ use crate::calls::types::{
 use crate::datachannel::channels::{ChannelRef, SERVER_EVENTS, SERVER_EVENTS_ID};
 use crate::datachannel::ops::{ChannelEvent, ChannelOp};
 use crate::datachannel::policy::DeliveryPolicy;
-use crate::dtls::pool::Job;
+use crate::dtls_threads::Job;
 use crate::ids::{AppId, SessionKey};
 
 use super::channels::{DataChannel, Publisher};

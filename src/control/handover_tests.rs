@@ -14,13 +14,14 @@ use super::Control;
 use super::session::TransportBinding;
 use super::transport::Keys;
 use crate::config::Limits;
-use crate::dtls::pool::{HandshakePool, JobQueues};
-use crate::dtls::{DtlsIdentity, SrtpKeys};
+use crate::dtls::DtlsIdentity;
+use crate::dtls_threads::{HandshakePool, JobQueues};
 use crate::engine::Engine;
 use crate::engine::counters::Counters;
 use crate::engine::directory::IceDirectory;
 use crate::engine::messages::WorkerCommand;
 use crate::ids::{AppId, SessionKey, WorkerId};
+use crate::srtp::SrtpKeys;
 use crate::worker::WorkerHandle;
 
 struct Harness {

@@ -40,7 +40,7 @@ use std::time::Instant;
 use crate::calls::CallsError;
 use crate::config::Limits;
 use crate::dtls::DtlsIdentity;
-use crate::dtls::pool::HandshakePool;
+use crate::dtls_threads::HandshakePool;
 use crate::engine::directory::IceDirectory;
 use crate::ids::{AppId, SessionKey, TrackKey};
 use crate::simulcast::Layer;

@@ -14,11 +14,12 @@ use super::session::TransportBinding;
 use super::sync::SyncCounts;
 use crate::calls::types::{TrackObject, TracksCloseRequest, TracksNewRequest};
 use crate::config::Limits;
-use crate::dtls::pool::{HandshakePool, JobQueues};
-use crate::dtls::{DtlsIdentity, SrtpKeys};
+use crate::dtls::DtlsIdentity;
+use crate::dtls_threads::{HandshakePool, JobQueues};
 use crate::engine::directory::IceDirectory;
 use crate::engine::messages::WorkerCommand;
 use crate::ids::{AppId, TrackKey, WorkerId};
+use crate::srtp::SrtpKeys;
 use crate::worker::WorkerHandle;
 
 const SESSIONS: usize = 20_000;

@@ -10,12 +10,13 @@ use crate::calls::types::TrackObject;
 
 use super::limits::RateWindow;
 use super::path::PathSelector;
-use crate::dtls::pool::Route;
-use crate::dtls::{DtlsRole, Fingerprint, SrtpKeys};
+use crate::dtls::{DtlsRole, Fingerprint};
+use crate::dtls_threads::Route;
 use crate::fanout::TrackFanout;
 use crate::ice::IceCredentials;
 use crate::ids::{Mid, Rid, SessionId, SessionKey, TrackKey, TrackName, WorkerId};
 use crate::sdp::{Codec, Direction, Extmap, MediaKind, SendStream, extension};
+use crate::srtp::SrtpKeys;
 
 /// How long our offer waits for its answer before it is abandoned.
 const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -16,7 +16,7 @@ use super::consent::Consent;
 use super::path::PathDecision;
 use super::session::TransportBinding;
 use super::{Control, State};
-use crate::dtls::pool::Job;
+use crate::dtls_threads::Job;
 
 /// At most one keyframe request upstream per track per this long.
 const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
@@ -392,7 +392,7 @@ impl Control {
         st: &mut State,
         key: SessionKey,
         (worker, addr): (WorkerId, SocketAddr),
-        result: Result<Box<crate::dtls::SrtpKeys>, String>,
+        result: Result<Box<crate::srtp::SrtpKeys>, String>,
         now: Instant,
     ) {
         if st.reg.session(key).is_none_or(|s| s.failure.is_some()) {
@@ -480,7 +480,7 @@ impl Control {
         &self,
         st: &mut State,
         key: SessionKey,
-        keys: crate::dtls::SrtpKeys,
+        keys: crate::srtp::SrtpKeys,
         now: Instant,
     ) {
         let Some((app, session)) = st.reg.sessions.get_mut(&key) else {

@@ -50,7 +50,7 @@ impl Link {
 /// The server's DTLS thread as a CPU: packets to the server wait in its
 /// queue (at most `DATA_QUEUE`, as the workers bound it) and each costs
 /// `per_packet`, each delivery `per_delivery`; with `overload`, deliveries
-/// are shed as `dtls::pool` sheds them.
+/// are shed as `dtls_threads` sheds them.
 struct Cpu {
     per_packet: Duration,
     per_delivery: Duration,
@@ -199,7 +199,7 @@ impl Net {
                 let p = &mut self.peers[i];
                 match &mut self.cpu {
                     Some(cpu) if to_server => {
-                        if cpu.queue.len() < crate::dtls::pool::DATA_QUEUE {
+                        if cpu.queue.len() < crate::datachannel::overload::DATA_QUEUE {
                             cpu.queue.push_back((i, packet));
                         } else {
                             cpu.dropped += 1;

@@ -1,5 +1,5 @@
 //! Shedding when a DTLS thread is short of CPU: the records the media
-//! workers hand it (`dtls::pool::DATA_QUEUE` at most) back up once the
+//! workers hand it ([`DATA_QUEUE`] at most) back up once the
 //! messages it delivers cost more than it has. Past that bound the workers
 //! drop records, a publisher's among them, and SCTP waits a second or more
 //! to retransmit them: every subscriber of that publisher then gets its
@@ -16,12 +16,16 @@
 //! none within [`BURST_ALLOWANCE`] of a queue's rise from idle, nor while
 //! the queue is short and the share small.
 //!
-//! Where it sits: one per DTLS thread (`dtls::pool`), which feeds it its
+//! Where it sits: one per DTLS thread (`dtls_threads`), which feeds it its
 //! queue's length with [`Overload::update`] as it takes jobs and asks
 //! [`Overload::sheds`] before each delivery. Sans-IO: `now` and a length
 //! in.
 
 use std::time::{Duration, Instant};
+
+/// Application-data records queued to one DTLS thread at most: past this,
+/// a media worker drops them (counted) and SCTP retransmits.
+pub const DATA_QUEUE: usize = 4096;
 
 /// Records waiting past which the thread is behind: a few milliseconds
 /// of its work.

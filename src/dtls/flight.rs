@@ -10,7 +10,7 @@
 //! left a browser without media. [`LastFlight`] keeps repeats from the
 //! endpoint and answers them itself.
 
-use super::handshake_fragments;
+use super::client_hello::handshake_fragments;
 
 /// Copies of one flight sent on the peer's repeats, at most (the
 /// endpoint's own timer retransmits besides).

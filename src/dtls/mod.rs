@@ -1,7 +1,12 @@
-//! DTLS-SRTP (RFC 5763, RFC 5764) for one session, sans-IO, on the control
-//! thread. Media workers pass the session's DTLS records here and send what
-//! [`DtlsTransport::poll_transmit`] returns; when the handshake completes the
-//! SRTP keys are exported and installed on the worker.
+//! DTLS-SRTP (RFC 5763, RFC 5764) for one session, sans-IO: records and
+//! `now` in, records, timers and keys out. It runs on the DTLS threads
+//! (`crate::dtls_threads`), which pass it the session's records and send
+//! what [`DtlsTransport::poll_transmit`] returns; when the handshake
+//! completes the SRTP keys are exported and installed on the media worker.
+//! Beside it: the server's certificate ([`identity`]), the certificate
+//! fingerprints of the SDP ([`fingerprint`]), a checked reader of the
+//! client's first flight (`client_hello`) and the flight bookkeeping that
+//! answers a retransmitted one (`flight`).
 //!
 //! The server is the DTLS server in its answers (`a=setup:passive`) and
 //! offers `actpass`; browsers answer `active`, but a client that answers
@@ -16,23 +21,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use rtc_dtls::config::{ClientAuthType, ConfigBuilder, ExtendedMasterSecretType, HandshakeConfig};
-use rtc_dtls::crypto::Certificate;
-use rtc_dtls::crypto_provider::{RTCCryptoProvider, default_provider};
 use rtc_dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc_dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc_srtp::protection_profile::ProtectionProfile;
 
-mod fingerprint;
+mod client_hello;
+pub mod fingerprint;
 mod flight;
-pub mod pool;
+pub mod identity;
+
+use client_hello::{ClientHello, client_hello_random, client_hello_srtp_profiles};
+pub use identity::DtlsIdentity;
+
+use crate::srtp::SrtpKeys;
 
 pub use fingerprint::{Fingerprint, HashFunction, matches_any};
 
 /// The label of the DTLS-SRTP exporter (RFC 5764 §4.2).
 const SRTP_EXPORTER_LABEL: &str = "EXTRACTOR-dtls_srtp";
-/// The use_srtp extension type (RFC 5764 §4.1.1).
-const USE_SRTP: u16 = 14;
 /// The associations of one transport are keyed by one fixed address: the
 /// client may change 5-tuple during the handshake, the association does not.
 const ASSOCIATION: SocketAddr =
@@ -59,71 +65,6 @@ pub enum DtlsError {
     /// Application data the association could not protect.
     #[error("application data: {0}")]
     Write(String),
-}
-
-/// The server's certificate, made once at start and shared by all sessions.
-pub struct DtlsIdentity {
-    certificate: Certificate,
-    provider: Arc<dyn RTCCryptoProvider>,
-    /// Its fingerprint, for every SDP we write.
-    pub fingerprint: Fingerprint,
-}
-
-impl DtlsIdentity {
-    /// Generates a self-signed ECDSA P-256 certificate.
-    pub fn generate() -> Result<Self, DtlsError> {
-        let provider = default_provider().map_err(|e| DtlsError::Certificate(e.to_string()))?;
-        let certificate =
-            Certificate::generate_self_signed(vec!["switchboard".to_owned()], provider.crypto())
-                .map_err(|e| DtlsError::Certificate(e.to_string()))?;
-        let fingerprint = Fingerprint::of(certificate.certificate[0].as_ref());
-        Ok(DtlsIdentity {
-            certificate,
-            provider,
-            fingerprint,
-        })
-    }
-
-    fn config(
-        &self,
-        profiles: Vec<SrtpProtectionProfile>,
-        remote: Vec<Fingerprint>,
-        is_client: bool,
-    ) -> Result<HandshakeConfig, DtlsError> {
-        let verify = Arc::new(move |certs: &[Vec<u8>], _: &[_]| match certs.first() {
-            Some(der) if matches_any(&remote, der) => Ok(()),
-            _ => Err(rtc_shared::error::Error::Other(
-                "the peer's certificate matches none of its a=fingerprint lines".into(),
-            )),
-        });
-        ConfigBuilder::default()
-            .with_crypto_provider(self.provider.clone())
-            .with_certificates(vec![self.certificate.clone()])
-            .with_srtp_protection_profiles(profiles)
-            .with_extended_master_secret(ExtendedMasterSecretType::Request)
-            .with_client_auth(ClientAuthType::RequireAnyClientCert)
-            .with_insecure_skip_verify(true)
-            .with_verify_peer_certificate(Some(verify))
-            .build(is_client, None)
-            .map_err(|e| DtlsError::Certificate(e.to_string()))
-    }
-}
-
-/// SRTP master keys and salts exported from a completed handshake.
-#[derive(Clone)]
-pub struct SrtpKeys {
-    /// The negotiated profile.
-    pub profile: ProtectionProfile,
-    /// Key and salt protecting what we send.
-    pub local: (Vec<u8>, Vec<u8>),
-    /// Key and salt protecting what the client sends.
-    pub remote: (Vec<u8>, Vec<u8>),
-}
-
-impl std::fmt::Debug for SrtpKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SrtpKeys({:?})", self.profile)
-    }
 }
 
 /// One session's DTLS association, server side.
@@ -518,166 +459,6 @@ pub const MAX_RECEIVED_RECORDS: usize = 256;
 /// Datagrams kept while the first ClientHello is incomplete.
 const MAX_EARLY_DATAGRAMS: usize = 16;
 
-/// Reassembles the first ClientHello (message_seq 0) from its handshake
-/// fragments (RFC 6347 §4.2.3).
-#[derive(Default)]
-struct ClientHello {
-    length: Option<usize>,
-    body: Vec<u8>,
-    /// Bytes of `body` received, as sorted, merged ranges.
-    received: Vec<(usize, usize)>,
-}
-
-impl ClientHello {
-    /// Takes the ClientHello fragments of a datagram's epoch-0 handshake records.
-    fn add_datagram(&mut self, datagram: &[u8]) {
-        for f in hello_fragments(datagram) {
-            let (total, offset, fragment) = (f.total, f.offset, f.bytes);
-            let frag_len = fragment.len();
-            if f.seq != 0 || offset + frag_len > total || total > 1 << 16 {
-                continue;
-            }
-            if self.length.is_none_or(|l| l != total) {
-                *self = ClientHello {
-                    length: Some(total),
-                    body: vec![0; total],
-                    received: Vec::new(),
-                };
-            }
-            self.body[offset..offset + frag_len].copy_from_slice(fragment);
-            self.received.push((offset, offset + frag_len));
-            self.received.sort_unstable();
-            let mut merged: Vec<(usize, usize)> = Vec::new();
-            for &(a, b) in &self.received {
-                match merged.last_mut() {
-                    Some(last) if a <= last.1 => last.1 = last.1.max(b),
-                    _ => merged.push((a, b)),
-                }
-            }
-            self.received = merged;
-        }
-    }
-
-    /// The whole ClientHello body, once every byte arrived.
-    fn complete(&self) -> Option<&[u8]> {
-        let total = self.length?;
-        (self.received.as_slice() == [(0, total)] || total == 0).then_some(&self.body[..])
-    }
-}
-
-/// The client random of a datagram's first-fragment ClientHello (epoch 0,
-/// fragment offset 0), if it carries one.
-fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
-    let first = hello_fragments(datagram).find(|f| f.offset == 0)?;
-    first.bytes.get(2..34).and_then(|r| r.try_into().ok())
-}
-
-/// One handshake message fragment of an epoch-0 handshake record
-/// (RFC 6347 §4.2.2).
-struct Fragment<'a> {
-    /// HandshakeType (1: ClientHello).
-    kind: u8,
-    /// The whole message's length.
-    total: usize,
-    /// message_seq.
-    seq: u16,
-    /// Where the fragment sits in the message.
-    offset: usize,
-    /// The fragment.
-    bytes: &'a [u8],
-}
-
-/// The ClientHello fragments of a datagram, in order.
-fn hello_fragments(datagram: &[u8]) -> impl Iterator<Item = Fragment<'_>> {
-    handshake_fragments(datagram).filter(|f| f.kind == 1)
-}
-
-/// The handshake fragments of a datagram's epoch-0 records, in order; ends
-/// at a truncated record or fragment.
-fn handshake_fragments(datagram: &[u8]) -> impl Iterator<Item = Fragment<'_>> {
-    let mut records = Reader(datagram);
-    let mut record = Reader(&[]);
-    std::iter::from_fn(move || {
-        loop {
-            if let Some(hs) = record.take(12) {
-                let Some(bytes) = record.take(be24(&hs[9..12])) else {
-                    records = Reader(&[]);
-                    record = Reader(&[]);
-                    return None;
-                };
-                return Some(Fragment {
-                    kind: hs[0],
-                    total: be24(&hs[1..4]),
-                    seq: u16::from_be_bytes([hs[4], hs[5]]),
-                    offset: be24(&hs[6..9]),
-                    bytes,
-                });
-            }
-            let header = records.take(13)?;
-            let len = usize::from(u16::from_be_bytes([header[11], header[12]]));
-            let body = records.take(len)?;
-            let epoch = u16::from_be_bytes([header[3], header[4]]);
-            if header[0] == 22 && epoch == 0 {
-                record = Reader(body);
-            }
-        }
-    })
-}
-
-fn be24(b: &[u8]) -> usize {
-    (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2])
-}
-
-/// The SRTP profiles in a ClientHello body's `use_srtp` extension (empty
-/// if it has none or is malformed).
-fn client_hello_srtp_profiles(body: &[u8]) -> Vec<u16> {
-    let parse = || -> Option<Vec<u16>> {
-        let mut r = Reader(body);
-        r.take(2 + 32)?; // client_version, random
-        let n = usize::from(r.u8()?);
-        r.take(n)?; // session_id
-        let n = usize::from(r.u8()?);
-        r.take(n)?; // cookie
-        let n = usize::from(r.u16()?);
-        r.take(n)?; // cipher_suites
-        let n = usize::from(r.u8()?);
-        r.take(n)?; // compression_methods
-        let n = usize::from(r.u16()?);
-        let mut ext = Reader(r.take(n)?);
-        while let (Some(kind), Some(len)) = (ext.u16(), ext.u16()) {
-            let mut body = Reader(ext.take(usize::from(len))?);
-            if kind == USE_SRTP {
-                let n = usize::from(body.u16()?);
-                let mut list = Reader(body.take(n)?);
-                let mut profiles = Vec::new();
-                while let Some(p) = list.u16() {
-                    profiles.push(p);
-                }
-                return Some(profiles);
-            }
-        }
-        None
-    };
-    parse().unwrap_or_default()
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
-        self.0 = rest;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        let b = self.take(2)?;
-        Some(u16::from_be_bytes([b[0], b[1]]))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -695,77 +476,5 @@ mod tests {
             Some(SrtpProtectionProfile::Srtp_Aes128_Cm_Hmac_Sha1_80)
         );
         assert_eq!(choose_profile(&[0x0002]), None);
-    }
-
-    /// A ClientHello record (annotated), with use_srtp listing AES_CM_80 then GCM.
-    #[test]
-    fn reads_use_srtp_from_a_client_hello() {
-        let mut body = vec![0xfe, 0xfd]; // client_version DTLS 1.2
-        body.extend_from_slice(&[0xab; 32]); // random
-        body.push(0); // session_id: empty
-        body.push(0); // cookie: empty
-        body.extend_from_slice(&[0x00, 0x02, 0xc0, 0x2b]); // one cipher suite
-        body.extend_from_slice(&[0x01, 0x00]); // null compression
-        let ext = [
-            0x00, 0x17, 0x00, 0x00, // extended_master_secret, empty
-            0x00, 0x0e, 0x00, 0x07, // use_srtp, 7 bytes
-            0x00, 0x04, 0x00, 0x01, 0x00, 0x07, // two profiles: 0x0001, 0x0007
-            0x00, // empty MKI
-        ];
-        body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
-        body.extend_from_slice(&ext);
-        let len = (body.len() as u32).to_be_bytes();
-        let mut dgram = vec![22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
-        dgram.extend_from_slice(&((body.len() + 12) as u16).to_be_bytes());
-        dgram.extend_from_slice(&[
-            1, len[1], len[2], len[3], 0, 0, 0, 0, 0, len[1], len[2], len[3],
-        ]);
-        dgram.extend_from_slice(&body);
-
-        let mut whole = ClientHello::default();
-        whole.add_datagram(&dgram);
-        assert_eq!(
-            whole.complete().map(client_hello_srtp_profiles),
-            Some(vec![0x0001, 0x0007])
-        );
-
-        // The same ClientHello in two fragments, in two datagrams, last first.
-        let split = 40;
-        let fragment = |from: usize, to: usize| {
-            let mut d = vec![22, 0xfe, 0xff, 0, 0, 0, 0, 0, 0, 0, 0];
-            d.extend_from_slice(&((to - from + 12) as u16).to_be_bytes());
-            let off = (from as u32).to_be_bytes();
-            let flen = ((to - from) as u32).to_be_bytes();
-            d.extend_from_slice(&[
-                1, len[1], len[2], len[3], 0, 0, off[1], off[2], off[3], flen[1], flen[2], flen[3],
-            ]);
-            d.extend_from_slice(&body[from..to]);
-            d
-        };
-        // The client random, which tells a new handshake from a retransmission.
-        assert_eq!(client_hello_random(&dgram), Some([0xab; 32]));
-        assert_eq!(client_hello_random(&fragment(0, split)), Some([0xab; 32]));
-        assert_eq!(client_hello_random(&fragment(split, body.len())), None);
-        assert_eq!(client_hello_random(&fragment(0, 20)), None);
-
-        let mut parts = ClientHello::default();
-        parts.add_datagram(&fragment(split, body.len()));
-        assert!(parts.complete().is_none());
-        parts.add_datagram(&fragment(0, split));
-        assert_eq!(
-            parts.complete().map(client_hello_srtp_profiles),
-            Some(vec![0x0001, 0x0007])
-        );
-
-        // Truncations and other handshake types never complete or panic.
-        for n in 0..dgram.len() {
-            let mut h = ClientHello::default();
-            h.add_datagram(&dgram[..n]);
-            assert!(h.complete().is_none());
-        }
-        dgram[13] = 2; // ServerHello
-        let mut h = ClientHello::default();
-        h.add_datagram(&dgram);
-        assert!(h.complete().is_none());
     }
 }

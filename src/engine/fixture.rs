@@ -7,9 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rtc_srtp::protection_profile::ProtectionProfile;
-
-use crate::dtls::SrtpKeys;
 use crate::fanout::{FanoutTable, TrackFanout};
 use crate::ids::{Mid, SessionKey, TrackKey, WorkerId};
 use crate::session::{InboundRoute, Outlet, SessionMedia};
@@ -20,47 +17,14 @@ use super::counters::Counters;
 use super::directory::IceDirectory;
 use super::messages::WorkerCommand;
 
-/// Payload bytes of [`rtp_packet`]: a 1200-byte SRTP datagram with GCM.
-pub const PAYLOAD: usize = 1200 - 12 - 8 - 16;
+pub use crate::srtp::fixture::{PAYLOAD, PUBLISHER_TWCC, keys, peer, rtp_packet};
 
-/// Deterministic keys for a profile.
-pub fn keys(profile: ProtectionProfile, seed: u8) -> SrtpKeys {
-    let (k, s) = (profile.key_len(), profile.salt_len());
-    SrtpKeys {
-        profile,
-        local: (vec![seed; k], vec![seed ^ 1; s]),
-        remote: (vec![seed ^ 2; k], vec![seed ^ 3; s]),
-    }
-}
+use rtc_srtp::protection_profile::ProtectionProfile;
 
-/// The client's side of a session with these keys.
-pub fn peer(keys: &SrtpKeys) -> SrtpSession {
-    let swapped = SrtpKeys {
-        profile: keys.profile,
-        local: keys.remote.clone(),
-        remote: keys.local.clone(),
-    };
-    SrtpSession::new(&swapped).expect("SRTP context from fixed keys")
-}
+use crate::srtp::SrtpKeys;
 
-/// The publisher's transport-wide sequence number extension id.
-pub const PUBLISHER_TWCC: u8 = 3;
 /// The subscribers' one.
 pub const SUBSCRIBER_TWCC: u8 = 5;
-
-/// A plaintext VP8-like RTP packet with a transport-wide sequence number,
-/// as browsers send them.
-pub fn rtp_packet(seq: u16, ssrc: u32) -> Vec<u8> {
-    let mut p = vec![0x90, 96];
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
-    p.extend_from_slice(&ssrc.to_be_bytes());
-    p.extend_from_slice(&[0xbe, 0xde, 0, 1, (PUBLISHER_TWCC << 4) | 1]);
-    p.extend_from_slice(&seq.to_be_bytes());
-    p.push(0);
-    p.extend(std::iter::repeat_n(0xab, PAYLOAD));
-    p
-}
 
 /// The publisher's SSRC in [`fan_out`].
 pub const PUBLISHER_SSRC: u32 = 0xabc;

@@ -9,11 +9,11 @@ use bytes::BytesMut;
 
 use super::handover::MovedSession;
 use super::run::OwnedRun;
-use crate::dtls::SrtpKeys;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::session::SessionMedia;
 use crate::simulcast::Layer;
+use crate::srtp::SrtpKeys;
 use crate::wire::rtcp::SenderInfo;
 
 /// From the control thread to one worker.

@@ -293,7 +293,7 @@ impl GcmReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dtls::SrtpKeys;
+    use crate::srtp::SrtpKeys;
     use crate::srtp::SrtpSession;
     use rtc_srtp::protection_profile::ProtectionProfile;
 

@@ -88,7 +88,7 @@ impl GcmRtcpReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fixture;
+    use crate::srtp::fixture;
     use crate::wire::rtcp;
     use rtc_srtp::protection_profile::ProtectionProfile;
 

@@ -5,8 +5,10 @@
 //! right after receive (unprotect) and right before send (protect). What
 //! reaches the inbound context passes [`screen`] first.
 
+pub mod fixture;
 pub mod gcm;
 pub mod gcm_rtcp;
+mod keys;
 pub mod screen;
 pub mod windows;
 
@@ -16,7 +18,7 @@ use rtc_srtp::crypto::default_provider;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 
 use self::screen::{Screen, Verdict};
-use crate::dtls::SrtpKeys;
+pub use keys::SrtpKeys;
 
 /// Why a packet could not be protected or unprotected.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +146,7 @@ mod tests {
     use rtc_srtp::protection_profile::ProtectionProfile;
 
     use super::*;
-    use crate::engine::fixture::{keys, peer};
+    use crate::srtp::fixture::{keys, peer};
     use crate::wire::rtp::RtpHeader;
 
     /// Found by the engine fuzz target: a one-byte extension element that
@@ -165,7 +167,7 @@ mod tests {
             let mut ours = SrtpSession::new(&keys(profile, 7)).expect("keys");
             assert!(ours.protect_rtp(&packet).is_err(), "{profile:?}");
             // The context goes on: an ordinary packet still round-trips.
-            let plain = crate::engine::fixture::rtp_packet(2, 2);
+            let plain = crate::srtp::fixture::rtp_packet(2, 2);
             let protected = ours.protect_rtp(&plain).expect("protect");
             let back = peer(&keys(profile, 7))
                 .unprotect_rtp(&protected)

@@ -6,8 +6,8 @@
 use rtc_srtp::protection_profile::ProtectionProfile;
 
 use super::MAX_SSRCS;
-use crate::engine::fixture::{keys, peer, rtp_packet};
 use crate::srtp::SrtpSession;
+use crate::srtp::fixture::{keys, peer, rtp_packet};
 
 const PROFILES: [ProtectionProfile; 2] = [
     ProtectionProfile::AeadAes128Gcm,

@@ -21,17 +21,27 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tokio::sync::mpsc::Sender as EventSender;
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::dtls::pool::JobQueues;
 use crate::engine::Engine;
 use crate::engine::counters::{Counters, DropReason};
 use crate::engine::directory::IceDirectory;
 use crate::engine::messages::{EngineEvent, Handoff, WorkerCommand};
-use crate::ids::WorkerId;
+use crate::ids::{SessionKey, WorkerId};
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
 /// Capacity of one hand-off queue.
 const RING_CAPACITY: usize = 8192;
+
+/// Where a worker hands the application-data (SCTP) records it receives:
+/// the DTLS thread that owns the session (`crate::dtls_threads`). The
+/// worker knows it only through this call, so the threads may in turn send
+/// through [`WorkerHandle`]s.
+pub trait RecordSink: Send + Sync {
+    /// Hands `bytes`, from `from` through this worker, to `key`'s DTLS
+    /// thread; false (dropped, counted by the caller) when that thread is
+    /// behind.
+    fn data(&self, key: SessionKey, from: (WorkerId, SocketAddr), bytes: Vec<u8>) -> bool;
+}
 
 /// The control thread's handle on one worker.
 #[derive(Clone)]
@@ -86,7 +96,7 @@ impl Workers {
         pin: bool,
         directory: Arc<IceDirectory>,
         events: EventSender<EngineEvent>,
-        dtls: JobQueues,
+        dtls: Arc<dyn RecordSink>,
     ) -> io::Result<Self> {
         let count = count.max(1);
         let mut sockets = Vec::with_capacity(count);
@@ -197,7 +207,7 @@ struct Worker {
     rings: Arc<Rings>,
     events: EventSender<EngineEvent>,
     /// The DTLS threads, for data-channel records.
-    dtls: JobQueues,
+    dtls: Arc<dyn RecordSink>,
     engine: Engine,
 }
 

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport, SrtpKeys};
+use switchboard::dtls::{DtlsIdentity, DtlsRole, DtlsTransport};
+use switchboard::srtp::SrtpKeys;
 
 /// A server and a client transport that accept each other's certificate,
 /// with their identities (for further transports).
