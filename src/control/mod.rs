@@ -9,12 +9,17 @@ mod channel_ops;
 pub mod channels;
 pub mod check_targets;
 pub mod cluster;
+pub mod codecs;
 pub mod consent;
 mod consent_checks;
+pub mod describe;
+mod expiry;
 #[cfg(test)]
 mod handover_tests;
+mod keyframes;
 pub mod limits;
 mod memory;
+pub mod mlines;
 pub mod negotiate;
 mod operations;
 pub mod path;
@@ -28,6 +33,8 @@ pub mod session;
 pub mod stats;
 pub mod sync;
 mod third_party;
+pub mod track_changes;
+pub mod transceiver;
 mod transport;
 
 pub use operations::Admitted;

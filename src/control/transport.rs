@@ -1,8 +1,8 @@
 //! Transport events from the media workers, on the control thread: ICE
 //! bindings choose the worker that owns a session; DTLS records drive the
-//! handshake, whose keys are then installed there; keyframe requests are
-//! throttled and sent upstream; timers retransmit DTLS flights and expire
-//! sessions.
+//! handshake, whose keys are then installed there; media off a session's
+//! path and floods are judged. Keyframe requests are in `keyframes`,
+//! timers and expiry in `expiry`.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,30 +13,11 @@ use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::simulcast::Layer;
 
 use super::consent::Consent;
+use super::keyframes::KEYFRAME_INTERVAL;
 use super::path::PathDecision;
 use super::session::TransportBinding;
 use super::{Control, State};
 use crate::dtls_threads::Job;
-
-/// At most one keyframe request upstream per track per this long.
-const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
-/// DTLS records kept while the client's fingerprint is not yet known.
-const DTLS_BACKLOG: usize = 32;
-/// After losing consent, the session may come back within this long; then
-/// it and its tracks are gone.
-const RECONNECT_WINDOW: Duration = Duration::from_secs(30);
-/// Never-connected sessions removed per control tick (20 ms) at most, so
-/// that a burst of expiries never holds the control thread for long.
-const EXPIRE_PER_TICK: usize = 500;
-/// A session that floods (past its event budget) this many seconds in a
-/// row is closed.
-const FLOOD_WINDOWS: u32 = 5;
-/// Flooding reports further apart than this start a new streak.
-const FLOOD_GAP: Duration = Duration::from_millis(2500);
-/// Consent and idle tracks are judged this often (a scan of the sessions).
-const LIVENESS_INTERVAL: Duration = Duration::from_secs(1);
-/// A pushed track with no media for this long becomes inactive.
-const TRACK_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The keys a session has when its path moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +27,14 @@ pub(super) enum Keys {
     /// Those of a handshake that just completed on the new path.
     New,
 }
+
+/// DTLS records kept while the client's fingerprint is not yet known.
+const DTLS_BACKLOG: usize = 32;
+/// A session that floods (past its event budget) this many seconds in a
+/// row is closed.
+const FLOOD_WINDOWS: u32 = 5;
+/// Flooding reports further apart than this start a new streak.
+const FLOOD_GAP: Duration = Duration::from_millis(2500);
 
 impl Control {
     /// Handles one event from a media worker.
@@ -133,28 +122,6 @@ impl Control {
             tracing::warn!(session = %session.id, seconds = FLOOD_WINDOWS, "session closed: it flooded the server with DTLS records or ICE checks");
             self.remove_session(st, key);
         }
-    }
-
-    /// A track marked inactive for lack of media whose media came back is
-    /// active again (a track the API closed stays closed).
-    fn reactivate_if_idle(&self, st: &mut State, track: TrackKey) {
-        if !st.idle_tracks.remove(&track) {
-            return;
-        }
-        let Some(session) = st.reg.track_owner_mut(track) else {
-            return;
-        };
-        let key = session.key;
-        for p in session
-            .pushed
-            .iter_mut()
-            .filter(|p| p.key() == track && p.idle)
-        {
-            tracing::info!(session = %session.id, track = %p.name, "media resumed: track active again");
-            p.idle = false;
-            p.active = true;
-        }
-        self.sync(st, &[key]);
     }
 
     fn handle_bound(
@@ -307,7 +274,7 @@ impl Control {
 
     /// A fresh media state for `key` on `worker`, at `addr`, with the
     /// session's keys when it has them.
-    fn attach(&self, st: &State, key: SessionKey, worker: WorkerId, addr: SocketAddr) {
+    pub(super) fn attach(&self, st: &State, key: SessionKey, worker: WorkerId, addr: SocketAddr) {
         let w = &self.workers[worker.0];
         w.send(WorkerCommand::Attach { key, addr });
         if let Some(keys) = st.reg.session(key).and_then(|s| s.srtp_keys.clone()) {
@@ -387,7 +354,7 @@ impl Control {
     }
 
     /// A handshake thread finished a session's handshake.
-    fn handle_handshake(
+    pub(super) fn handle_handshake(
         &self,
         st: &mut State,
         key: SessionKey,
@@ -427,7 +394,7 @@ impl Control {
     /// become inactive, its ICE credentials are forgotten, its API calls
     /// answer 410 with the reason, and it expires as any unconnected
     /// session. Other sessions are untouched.
-    fn fail_session(&self, st: &mut State, key: SessionKey, reason: String) {
+    pub(super) fn fail_session(&self, st: &mut State, key: SessionKey, reason: String) {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
@@ -518,23 +485,6 @@ impl Control {
         }
     }
 
-    /// Keyframes for what a session pulls and for what it pushes (its
-    /// subscribers), after its transport lost packets (a path or key change).
-    fn request_keyframes_around(&self, st: &mut State, key: SessionKey, now: Instant) {
-        let Some(session) = st.reg.session(key).filter(|s| s.is_connected()) else {
-            return;
-        };
-        let pushed: Vec<TrackKey> = session
-            .pushed
-            .iter()
-            .filter(|p| p.active)
-            .map(|p| p.key())
-            .collect();
-        for track in session.active_pulls().into_iter().chain(pushed) {
-            self.request_keyframe(st, track, now);
-        }
-    }
-
     /// Keyframes for every active pull of a connected session. (A pull of
     /// a simulcast track asks for its own layer's keyframe on its worker,
     /// when it starts or changes layer: asking every layer would cost the
@@ -594,175 +544,8 @@ impl Control {
         }
     }
 
-    /// Timers: deferred keyframe requests, expiry, liveness (DTLS
-    /// retransmissions run on the handshake threads).
-    pub fn handle_tick(&self, now: Instant) {
-        let mut st = self.lock();
-        let waiting: Vec<(TrackKey, Option<Layer>)> = st
-            .keyframes_waiting
-            .iter()
-            .copied()
-            .filter(|t| {
-                st.keyframes
-                    .get(t)
-                    .is_none_or(|(at, _)| now.saturating_duration_since(*at) >= KEYFRAME_INTERVAL)
-            })
-            .collect();
-        for (track, layer) in waiting {
-            st.keyframes_waiting.remove(&(track, layer));
-            if st
-                .keyframes
-                .get(&(track, layer))
-                .is_some_and(|(_, pending)| *pending)
-            {
-                self.request_keyframe_of(&mut st, track, layer, now);
-            }
-        }
-        self.send_peer_checks(&mut st, now);
-        let expired = self.never_connected_due(&mut st, now);
-        self.remove_sessions(&mut st, expired);
-        if now >= st.next_liveness {
-            st.next_liveness = now + LIVENESS_INTERVAL;
-            self.check_liveness(&mut st, now);
-            self.send_consent_checks(&mut st, now);
-            st.population = super::Population::of(&st.reg);
-        }
-        let sessions = st.reg.sessions.len();
-        let trim = st.trim.due(now, sessions);
-        drop(st);
-        if trim {
-            super::memory::release_freed_heap();
-        }
-    }
-
-    /// Sessions that never connected and are past their time, oldest
-    /// first, at most [`EXPIRE_PER_TICK`]: only the front of the creation
-    /// queue is looked at, so the cost follows what expires.
-    fn never_connected_due(&self, st: &mut State, now: Instant) -> Vec<SessionKey> {
-        let mut due = Vec::new();
-        while due.len() < EXPIRE_PER_TICK {
-            let Some(&(created, key)) = st.reg.created.front() else {
-                break;
-            };
-            if now.saturating_duration_since(created) <= self.limits.never_connected_timeout {
-                break;
-            }
-            st.reg.created.pop_front();
-            if st.reg.session(key).is_some_and(|s| !s.is_connected()) {
-                due.push(key);
-            }
-        }
-        due
-    }
-
-    /// Consent freshness and idle tracks: a connected session with no valid
-    /// ICE check for 30 s stops receiving media, and is removed 30 s later;
-    /// a pushed track with no media for 30 s becomes inactive.
-    fn check_liveness(&self, st: &mut State, now: Instant) {
-        if st.behind_workers(now) {
-            // Events wait in the queue (the control thread stalled): what
-            // they say is newer than what the registry says. Judge later.
-            return;
-        }
-        let mut lost = Vec::new();
-        let mut gone = Vec::new();
-        let mut idle = Vec::new();
-        for (key, (_, s)) in &st.reg.sessions {
-            let (Some(connected_at), Some(consent)) = (s.connected_at, &s.consent) else {
-                continue;
-            };
-            let silent = consent.silent_for(now);
-            if silent > consent.timeout() + RECONNECT_WINDOW {
-                gone.push(*key);
-            } else if silent > consent.timeout() && s.transport.is_some() {
-                lost.push(*key);
-            }
-            for p in s.pushed.iter().filter(|p| p.active) {
-                let last = st
-                    .media_seen
-                    .get(&p.key())
-                    .copied()
-                    .unwrap_or(connected_at)
-                    .max(connected_at);
-                if now.saturating_duration_since(last) > TRACK_IDLE_TIMEOUT {
-                    idle.push((*key, p.key()));
-                }
-            }
-        }
-        for key in &gone {
-            tracing::info!(session = key.0, "session expired after losing consent");
-        }
-        self.remove_sessions(st, gone);
-        let mut changed: Vec<SessionKey> = Vec::new();
-        for key in lost {
-            let Some(session) = st.reg.session_mut(key) else {
-                continue;
-            };
-            tracing::info!(session = %session.id, "consent lost: our checks went unanswered");
-            st.consent.lost += 1;
-            if let Some(t) = session.transport.take() {
-                self.workers[t.worker.0].send(WorkerCommand::Detach { key });
-            }
-            changed.push(key);
-            st.synced.forget(key);
-        }
-        for (key, track) in idle {
-            if let Some(session) = st.reg.session_mut(key) {
-                for p in session.pushed.iter_mut().filter(|p| p.key() == track) {
-                    tracing::info!(session = %session.id, track = %p.name, "track idle for 30 s: inactive");
-                    p.active = false;
-                    p.idle = true;
-                    st.idle_tracks.insert(track);
-                }
-            }
-            changed.push(key);
-        }
-        self.sync_now(st, &changed);
-    }
-
     /// Removes a session: its ICE credentials, its worker state, its tracks.
     pub(super) fn remove_session(&self, st: &mut State, key: SessionKey) {
         self.remove_sessions(st, vec![key]);
-    }
-
-    /// Removes sessions, then tells the workers: their fan-out entries go,
-    /// nothing else is looked at.
-    fn remove_sessions(&self, st: &mut State, keys: Vec<SessionKey>) {
-        let removed: Vec<SessionKey> = keys
-            .into_iter()
-            .filter(|key| self.remove_unsynced(st, *key))
-            .collect();
-        self.sync_now(st, &removed);
-    }
-
-    /// Removes a session without telling the sync; whether it existed.
-    fn remove_unsynced(&self, st: &mut State, key: SessionKey) -> bool {
-        self.close_all_channels(st, key);
-        let Some((app, session)) = st.reg.remove_session(key) else {
-            return false;
-        };
-        st.told_tracks.remove(&key);
-        if st.mirrors.remove(&key).is_none() {
-            self.note_session(super::cluster::SessionChange::Removed(
-                app,
-                session.id.clone(),
-            ));
-        }
-        self.directory.remove(&session.ice.ufrag);
-        // Every worker may hold bindings of its 5-tuples, not only the owner.
-        for w in &self.workers {
-            w.send(WorkerCommand::Detach { key });
-        }
-        for p in &session.pushed {
-            p.fanout.store(Default::default());
-            st.keyframes.retain(|(t, _), _| *t != p.key());
-            st.keyframes_waiting.retain(|(t, _)| *t != p.key());
-            st.media_seen.remove(&p.key());
-            st.idle_tracks.remove(&p.key());
-        }
-        self.handshakes.send(Job::Close { key });
-        st.synced.forget(key);
-        st.third_party.remove(&key);
-        true
     }
 }
