@@ -14,15 +14,10 @@ use crate::calls::types::TracksNewRequest;
 use crate::cluster::{Cluster, node_call};
 use crate::ids::AppId;
 
+use super::auth::{Caller, NodeCall, authorize};
 use super::body::read_limited;
-use super::routes::{ApiState, Caller, authorize};
+use super::state::ApiState;
 use crate::calls::CallsError;
-
-/// Marks a request whose node signature verified (a request extension,
-/// which only this middleware sets): the handlers serve it as the app of
-/// its path, without a bearer token.
-#[derive(Debug, Clone, Copy)]
-pub struct NodeCall;
 
 /// `(app, session)` of `/v1/apps/{app}/sessions/{session}[/…]` (or
 /// `/apps/…`); `None` for other paths (sessions/new included).

@@ -20,7 +20,7 @@ impl IntoResponse for CallsError {
         });
         let status =
             StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = super::routes::json(status, &body);
+        let mut response = super::state::json(status, &body);
         if ends_connection(self.code) {
             response.headers_mut().insert(
                 header::CONNECTION,

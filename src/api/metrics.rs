@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
-use super::routes::ApiState;
+use super::state::ApiState;
 use crate::calls::CallsError;
 
 /// Prometheus text: per-worker packet counters and drops by reason.

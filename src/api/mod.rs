@@ -3,6 +3,7 @@
 //! whatever their content type, and the demo page at `/`; served with
 //! limits on every client's time, head, body and connections.
 
+pub mod auth;
 pub mod body;
 pub mod cluster;
 pub mod connection;
@@ -14,3 +15,4 @@ pub mod listener;
 pub mod metrics;
 pub mod phase;
 pub mod routes;
+pub mod state;

@@ -1,7 +1,6 @@
 //! Routes and handlers. Every response is JSON with `Content-Type:
 //! application/json`, carries CORS headers, and never redirects.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -18,27 +17,12 @@ use serde_json::json;
 use crate::control::Control;
 use crate::ids::AppId;
 
+use super::auth::{Caller, authorize};
 use super::body::read_limited;
-use super::draining::{Draining, refuse_while_draining};
+use super::draining::refuse_while_draining;
 use super::latency::{self, ApiLatency};
+pub use super::state::{ApiState, json};
 use crate::calls::CallsError;
-
-/// What the handlers share.
-#[derive(Clone)]
-pub struct ApiState {
-    /// The control plane.
-    pub control: Arc<Control>,
-    /// The demo page with the dev app's credentials filled in, if enabled.
-    pub demo_page: Option<Arc<str>>,
-    /// Set when the server drains: API calls are refused.
-    pub draining: Draining,
-    /// Latency per route.
-    pub latency: Arc<ApiLatency>,
-    /// This node's cluster, if it is in one.
-    pub cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// The bearer token `/metrics` wants, if any (`--metrics-token`).
-    pub metrics_token: Option<Arc<str>>,
-}
 
 /// The demo page's template.
 pub const DEMO_TEMPLATE: &str = include_str!("demo.html");
@@ -115,17 +99,6 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// A JSON response.
-pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = (status, bytes).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
 /// CORS on every response; preflights answered here.
 async fn cors(req: Request, next: Next) -> Response {
     let origin = req
@@ -154,54 +127,6 @@ async fn cors(req: Request, next: Next) -> Response {
         HeaderValue::from_static("600"),
     );
     response
-}
-
-/// Who makes a call: a client with its bearer token, or another node of the
-/// cluster, whose signature the cluster middleware verified
-/// (`super::cluster::NodeCall`; that node checked its client's token).
-pub struct Caller {
-    bearer: Option<String>,
-    node: bool,
-}
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        _: &S,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Caller::of(parts))
-    }
-}
-
-impl Caller {
-    /// The caller of a request.
-    pub(super) fn of(parts: &axum::http::request::Parts) -> Caller {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.trim().split_once(' ')?;
-                scheme
-                    .eq_ignore_ascii_case("bearer")
-                    .then(|| token.trim().to_owned())
-            });
-        Caller {
-            bearer,
-            node: parts.extensions.get::<super::cluster::NodeCall>().is_some(),
-        }
-    }
-}
-
-/// The app a call may act as: its token's, or, for a node's call, the app
-/// of its path.
-pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<AppId, CallsError> {
-    if caller.node {
-        return state.control.known_app(app);
-    }
-    state.control.authorize(app, caller.bearer.as_deref())
 }
 
 /// Reads a JSON body whatever its content type; empty means `{}`.
@@ -248,8 +173,8 @@ async fn new_session(
                 .split('&')
                 .any(|p| p.eq_ignore_ascii_case("thirdparty=true"));
             // Another node's calls (relays) are not one client's.
-            req.relay = caller.node;
-            let client = peer.map(|p| p.0.0.ip()).filter(|_| !caller.node);
+            req.relay = caller.is_node();
+            let client = peer.map(|p| p.0.0.ip()).filter(|_| !caller.is_node());
             let (id, answer) = s.control.new_session(&app, client, req, Instant::now())?;
             if let Some(cluster) = &s.cluster {
                 cluster.record_new_session(&app, &id).await;

@@ -18,6 +18,7 @@
 pub mod acked;
 pub mod delay;
 pub mod feedback;
+pub mod pause;
 pub mod probe;
 pub mod rate;
 

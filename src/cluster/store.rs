@@ -28,13 +28,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use serde::{Deserialize, Serialize};
 
 use super::trust::{Distrust, Keys};
+pub use super::trust::{NODE_TTL, Node};
 use crate::config::peers::Peers;
 
-/// How long a node stays in the directory after its last heartbeat.
-pub const NODE_TTL: Duration = Duration::from_secs(3);
 /// How long a session's keys live unless its node writes them again (it
 /// does every `cluster::REWRITE`): a crashed node's keys go by themselves.
 pub const SESSION_TTL: Duration = Duration::from_secs(3600);
@@ -62,18 +60,6 @@ if kept == 0 then
 end
 return {listed, kept}
 ";
-
-/// A node as the directory lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Node {
-    /// Its id.
-    #[serde(skip)]
-    pub id: String,
-    /// Its API base URL (`http://host:port`).
-    pub api: String,
-    /// Its media address.
-    pub media: String,
-}
 
 /// Why the directory could not answer.
 #[derive(Debug, thiserror::Error)]

@@ -25,8 +25,22 @@ use std::time::Duration;
 use aws_lc_rs::hmac;
 use serde::{Deserialize, Serialize};
 
-use super::store::Node;
 use crate::config::peers::{ApiUrl, Peers};
+
+/// How long a node stays in the directory after its last heartbeat.
+pub const NODE_TTL: Duration = Duration::from_secs(3);
+
+/// A node as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Node {
+    /// Its id.
+    #[serde(skip)]
+    pub id: String,
+    /// Its API base URL (`http://host:port`).
+    pub api: String,
+    /// Its media address.
+    pub media: String,
+}
 
 /// How far another node's clock may be from ours (node records and node
 /// calls carry the time they were made).
@@ -219,7 +233,7 @@ impl Keys {
         if !self.directory_verifies(&fields, &r.mac) {
             return Err(Distrust::Mac);
         }
-        let max_age = (super::store::NODE_TTL + CLOCK_TOLERANCE).as_millis() as u64;
+        let max_age = (NODE_TTL + CLOCK_TOLERANCE).as_millis() as u64;
         if now_ms.abs_diff(r.at) > max_age {
             return Err(Distrust::Stale);
         }

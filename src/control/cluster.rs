@@ -160,7 +160,7 @@ impl Control {
         // Its requests are the node's, for every local pull of a track of
         // that node: the per-session request rate is a client's.
         if let Some(s) = st.reg.session_mut(key) {
-            s.rate_window = super::limits::RateWindow::exempt(now);
+            s.rate_window = super::rate_window::RateWindow::exempt(now);
         }
         let targets = self.relay_check_targets();
         self.make_third_party(&mut st, key, targets);

@@ -3,6 +3,7 @@
 //! with each m-line's direction, codecs, extensions and send streams.
 
 use crate::datachannel::sctp::MAX_MESSAGE_SIZE;
+use crate::dtls::DtlsIdentity;
 use crate::ids::{Mid, TrackName, random_bytes};
 use crate::sdp::{
     self, Direction, MediaKind, MediaOut, SdpWriter, SendStream, SessionDescription, Transport,
@@ -10,7 +11,16 @@ use crate::sdp::{
 
 use super::session::{Session, Transceiver};
 
-use super::negotiate::Context;
+/// What every SDP needs besides the session: our certificate and
+/// candidates, and the time of the request.
+pub struct Context<'a> {
+    /// Our DTLS identity.
+    pub identity: &'a DtlsIdentity,
+    /// Host candidates.
+    pub candidates: &'a [std::net::SocketAddr],
+    /// Now.
+    pub now: std::time::Instant,
+}
 
 pub(super) fn transport<'a>(
     session: &'a Session,

@@ -4,10 +4,6 @@
 //!
 //! Where it sits: the control thread, at the start of each operation.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::calls::CallsError;
@@ -21,10 +17,6 @@ use crate::config::Limits;
 /// Most items in one tracks/new (autoDiscover included), tracks/update or
 /// tracks/close call (calls-api.md, "Limits and timers").
 pub const MAX_ITEMS: usize = 64;
-
-/// Most distinct formats a session keeps of what its client receives
-/// (`Session::decodable`; Chromium offers about twenty).
-pub const MAX_DECODABLE: usize = 64;
 
 /// Most formats an answer accepts on one m-line we receive (the first ones
 /// offered, in the offer's order of preference).
@@ -105,81 +97,6 @@ pub fn check_auto_discover(
         .count();
     check_items(items + discovered, "tracks (autoDiscover included)")
 }
-
-/// Requests counted in one-second windows: 429 past a maximum.
-#[derive(Debug, Clone, Copy)]
-pub struct RateWindow {
-    start: Instant,
-    count: u32,
-    /// Never 429: a cluster's relay sessions, whose requests are a node's
-    /// on behalf of its clients (each of them limited on that node).
-    exempt: bool,
-}
-
-impl RateWindow {
-    /// A window starting at `now`, with nothing counted.
-    pub fn new(now: Instant) -> Self {
-        RateWindow {
-            start: now,
-            count: 0,
-            exempt: false,
-        }
-    }
-
-    /// A window that never refuses (a relay's session, on either node).
-    pub fn exempt(now: Instant) -> Self {
-        RateWindow {
-            exempt: true,
-            ..RateWindow::new(now)
-        }
-    }
-
-    /// Counts a request at `now`; 429 past `max` in its window.
-    pub fn count(&mut self, max: u32, now: Instant) -> Result<(), CallsError> {
-        if self.exempt {
-            return Ok(());
-        }
-        if now.saturating_duration_since(self.start) >= WINDOW {
-            *self = RateWindow::new(now);
-        }
-        self.count += 1;
-        if self.count > max {
-            return Err(CallsError::rate_limited());
-        }
-        Ok(())
-    }
-
-    /// Whether its window ended before `now`.
-    fn ended(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.start) >= WINDOW
-    }
-}
-
-/// A [`RateWindow`] per client address (the optional sessions/new limit
-/// per address).
-#[derive(Default)]
-pub struct AddressRate {
-    windows: HashMap<IpAddr, RateWindow>,
-}
-
-/// Addresses remembered before stale windows are dropped.
-const ADDRESSES_KEPT: usize = 65_536;
-
-impl AddressRate {
-    /// Counts a request from `ip`; 429 past `max` in its window.
-    pub fn check(&mut self, ip: IpAddr, max: u32, now: Instant) -> Result<(), CallsError> {
-        if self.windows.len() >= ADDRESSES_KEPT {
-            self.windows.retain(|_, w| !w.ended(now));
-        }
-        self.windows
-            .entry(ip)
-            .or_insert_with(|| RateWindow::new(now))
-            .count(max, now)
-    }
-}
-
-/// A rate window.
-const WINDOW: Duration = Duration::from_secs(1);
 
 /// Refuses a new third-party session of an app that has `connecting`
 /// that have not connected, its `limit` or more (each sends ICE checks).
@@ -273,20 +190,6 @@ fn simulcast(value: &Value) -> Result<(), String> {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn an_exempt_window_never_refuses() {
-        let now = Instant::now();
-        let mut limited = RateWindow::new(now);
-        for _ in 0..50 {
-            assert!(limited.count(50, now).is_ok());
-        }
-        assert!(limited.count(50, now).is_err());
-        let mut exempt = RateWindow::exempt(now);
-        for _ in 0..1000 {
-            assert!(exempt.count(50, now).is_ok());
-        }
-    }
 
     #[test]
     fn simulcast_must_be_the_documented_object() {

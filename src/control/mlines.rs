@@ -9,7 +9,6 @@ use crate::ids::{Mid, TrackName, hex, random_bytes};
 use crate::sdp::{self, Codec, MediaKind, extension};
 
 use super::describe::send_stream;
-use super::negotiate::{forwarded_extmaps, simulcast_rids};
 use super::session::{
     PushedTrack, Session, Subscription, Transceiver, default_codecs, sending_feedback,
     supported_feedback,
@@ -202,4 +201,22 @@ pub(super) fn push_track(session: &mut Session, m: &sdp::MediaSection, mid: &Mid
 
 pub(super) fn random_track_name() -> String {
     hex(&random_bytes::<8>())
+}
+
+/// The simulcast layers of a video m-line we receive (none for audio).
+pub(super) fn simulcast_rids(m: &sdp::MediaSection) -> Vec<crate::ids::Rid> {
+    if m.kind == MediaKind::Video {
+        m.simulcast_rids()
+    } else {
+        Vec::new()
+    }
+}
+
+/// The extensions of a publisher's m-line that are forwarded end to end.
+pub(super) fn forwarded_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
+    m.extmaps
+        .iter()
+        .filter(|e| extension::is_forwarded(&e.uri))
+        .cloned()
+        .collect()
 }

@@ -26,6 +26,7 @@ pub mod path;
 mod path_move;
 pub mod path_probe;
 pub mod peer_checks;
+pub mod rate_window;
 pub mod registry;
 #[cfg(test)]
 mod scale_tests;
@@ -92,7 +93,7 @@ struct State {
     /// When consent and idle tracks are judged next.
     next_liveness: Instant,
     /// sessions/new per client address, when limited.
-    new_sessions: limits::AddressRate,
+    new_sessions: rate_window::AddressRate,
     /// Sessions whose media state is on its way between workers
     /// (`engine::handover`), and whether a new handshake replaced their
     /// keys meanwhile.

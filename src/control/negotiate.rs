@@ -8,28 +8,19 @@
 
 use crate::calls::CallsError;
 use crate::calls::types::TrackObject;
-use crate::dtls::{DtlsIdentity, Fingerprint};
+use crate::dtls::Fingerprint;
 use crate::ids::{AppId, Mid, SessionKey, TrackName};
 use crate::sdp::{self, Codec, MediaKind, SessionDescription, extension};
 
 use super::registry::Registry;
 use super::session::{PushedTrack, Session, Subscription, Transceiver, supported_feedback};
 
-pub use super::describe::write_offer;
+pub use super::describe::{Context, write_offer};
 use super::describe::{send_stream, write_answer};
 pub use super::mlines::{add_data_channel_mline, add_pull, add_push_without_sdp};
-use super::mlines::{get_or_create, push_track, random_track_name};
-
-/// What every SDP needs besides the session: our certificate and
-/// candidates, and the time of the request.
-pub struct Context<'a> {
-    /// Our DTLS identity.
-    pub identity: &'a DtlsIdentity,
-    /// Host candidates.
-    pub candidates: &'a [std::net::SocketAddr],
-    /// Now.
-    pub now: std::time::Instant,
-}
+use super::mlines::{
+    forwarded_extmaps, get_or_create, push_track, random_track_name, simulcast_rids,
+};
 
 /// Parses a client SDP of the expected type.
 pub fn parse_description(
@@ -389,29 +380,11 @@ pub fn apply_offer(
     Ok(write_answer(session, offer, ctx))
 }
 
-/// The simulcast layers of a video m-line we receive (none for audio).
-pub(super) fn simulcast_rids(m: &sdp::MediaSection) -> Vec<crate::ids::Rid> {
-    if m.kind == MediaKind::Video {
-        m.simulcast_rids()
-    } else {
-        Vec::new()
-    }
-}
-
 /// The extensions of an offered m-line that switchboard accepts.
 fn accepted_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
     m.extmaps
         .iter()
         .filter(|e| extension::is_accepted(&e.uri))
-        .cloned()
-        .collect()
-}
-
-/// The extensions of a publisher's m-line that are forwarded end to end.
-pub(super) fn forwarded_extmaps(m: &sdp::MediaSection) -> Vec<crate::sdp::Extmap> {
-    m.extmaps
-        .iter()
-        .filter(|e| extension::is_forwarded(&e.uri))
         .cloned()
         .collect()
 }

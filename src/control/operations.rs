@@ -109,7 +109,7 @@ impl Control {
         if req.relay
             && let Some(s) = st.reg.session_mut(key)
         {
-            s.rate_window = limits::RateWindow::exempt(now);
+            s.rate_window = super::rate_window::RateWindow::exempt(now);
         }
         if req.third_party {
             let targets = self.app_check_targets();

@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use crate::ids::WorkerId;
 
-use super::session::TransportBinding;
+use super::transceiver::TransportBinding;
 
 /// How long the current path must be silent before another one may take
 /// its place. Longer than browsers' consent interval (Chrome checks a

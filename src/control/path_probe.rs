@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::session::TransportBinding;
+use super::transceiver::TransportBinding;
 
 /// Between probes of one session: a lost probe is sent again when the
 /// client's next check or media asks for the move, at most this often.

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use crate::calls::types::TrackObject;
 
-use super::limits::RateWindow;
 use super::path::PathSelector;
+use super::rate_window::RateWindow;
 use crate::dtls::{DtlsRole, Fingerprint};
 use crate::dtls_threads::Route;
 use crate::ice::IceCredentials;
@@ -19,6 +19,10 @@ pub use super::transceiver::{
     PushedTrack, Subscription, Transceiver, TransportBinding, map_payload_types,
 };
 use crate::srtp::SrtpKeys;
+
+/// Most distinct formats a session keeps of what its client receives
+/// (`Session::decodable`; Chromium offers about twenty).
+pub const MAX_DECODABLE: usize = 64;
 
 /// How long our offer waits for its answer before it is abandoned.
 const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -158,7 +162,7 @@ impl Session {
             .iter()
             .filter(|m| m.is_active() && m.direction.receives());
         for c in receiving.flat_map(|m| m.codecs.iter()) {
-            if self.decodable.len() >= super::limits::MAX_DECODABLE {
+            if self.decodable.len() >= MAX_DECODABLE {
                 break;
             }
             if c.is_forwardable() && known.insert(c.format_id()) {

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::counters::Counters;
-use super::estimate::{SubscriberEstimate, can_probe};
 use super::forward::Forwarded;
+use super::media_session::can_probe;
 use super::messages::EngineEvent;
 use super::off_path;
 use super::retransmit::Subscriber;
 use super::{
     Engine, MAX_FEEDBACK_PER_DATAGRAM, REPORT_INTERVAL, REPORT_MTU, SSRC_TIMEOUT, Transmit,
 };
+use crate::bwe::pause::SubscriberEstimate;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey};
 use crate::session::rtt;

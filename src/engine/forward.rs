@@ -11,11 +11,11 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::counters::{Counters, DropReason};
-use super::estimate;
 use super::gso::Coalescer;
 use super::messages::{EngineEvent, Handoff, HandoffPayload};
 use super::run::{PacketRun, RunHeader};
 use super::{ARENA_BYTES, Engine, SPARE_BLOCKS, Transmit, VIDEO_CLOCK};
+use crate::bwe::pause;
 use crate::codec::Codec;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
@@ -213,7 +213,7 @@ impl Engine {
                 if let Some(rate) = sw.poll_probe(clock, estimate)
                     && let Some(e) = s.estimate.as_deref_mut()
                 {
-                    e.bwe.request_probe(rate, estimate::PROBE_LENGTH, clock);
+                    e.bwe.request_probe(rate, pause::PROBE_LENGTH, clock);
                 }
                 if let Some(layer) = sw.poll_keyframe_request(clock) {
                     self.events.push_back(EngineEvent::KeyframeRequest {

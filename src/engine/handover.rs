@@ -21,29 +21,11 @@
 
 use std::net::SocketAddr;
 
-use super::estimate::release;
+use super::Engine;
+use super::media_session::{MediaSession, MovedSession, release};
 use super::messages::EngineEvent;
-use super::{Engine, MediaSession};
 use crate::ids::{SessionKey, WorkerId};
 use crate::session::SessionMedia;
-
-/// The state of a session on its way from one worker to another.
-pub struct MovedSession(Box<MediaSession>);
-
-impl std::fmt::Debug for MovedSession {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MovedSession")
-            .field("addr", &self.0.addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MovedSession {
-    /// The client address it had on the worker it left.
-    pub fn addr(&self) -> SocketAddr {
-        self.0.addr
-    }
-}
 
 impl Engine {
     /// Lets `key` go to worker `to`, reporting its state to the control

@@ -2,7 +2,6 @@
 //! contexts, what it pushes (reception stats, repairs, learned layers) and
 //! what it pulls (outbound streams, bandwidth estimate).
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,9 +10,9 @@ use rtc_srtp::protection_profile::ProtectionProfile;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::counters::Counters;
-use super::estimate::{SubscriberEstimate, can_probe, release};
-use super::messages::EngineEvent;
 use super::repair::Repairs;
+use crate::bwe::pause::SubscriberEstimate;
+use crate::ids::TrackKey;
 use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
@@ -107,8 +106,8 @@ impl MediaSession {
     /// Takes the session's new media (a renegotiation) and returns the old:
     /// learned SSRCs stay only while their route still exists with the same
     /// mid; outbound streams only while their outlet does, and a pull whose
-    /// simulcast preferences changed is chosen again at once (a keyframe
-    /// request for its new target goes to `events`); transport-cc arrivals
+    /// simulcast preferences changed is chosen again at once (`keyframe` is
+    /// called for its new target's layer); transport-cc arrivals
     /// are recorded while it pushes, its estimate kept while it pulls.
     pub(super) fn remap(
         &mut self,
@@ -116,7 +115,7 @@ impl MediaSession {
         epoch: Instant,
         now: Instant,
         counters: &Counters,
-        events: &mut VecDeque<EngineEvent>,
+        mut keyframe: impl FnMut(TrackKey, Layer),
     ) -> Arc<SessionMedia> {
         let old = std::mem::replace(&mut self.media, media);
         let s = self;
@@ -152,10 +151,7 @@ impl MediaSession {
                         let estimate = s.estimate.as_ref().and_then(|e| e.for_layers(now));
                         sw.retarget(now, estimate);
                         if let Some(layer) = sw.poll_keyframe_request(now) {
-                            events.push_back(EngineEvent::KeyframeRequest {
-                                track: o.track,
-                                layer: Some(layer),
-                            });
+                            keyframe(o.track, layer);
                         }
                     }
                 }
@@ -177,5 +173,39 @@ impl MediaSession {
             e.can_probe = can_probe(&s.media);
         }
         old
+    }
+}
+
+/// The state of a session on its way from one worker to another
+/// (`super::handover`).
+pub struct MovedSession(pub(super) Box<MediaSession>);
+
+impl std::fmt::Debug for MovedSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MovedSession")
+            .field("addr", &self.0.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MovedSession {
+    /// The client address it had on the worker it left.
+    pub fn addr(&self) -> SocketAddr {
+        self.0.addr
+    }
+}
+
+/// Whether probes can be sent to a session: one of its video outlets has
+/// an RTX stream.
+pub(super) fn can_probe(media: &SessionMedia) -> bool {
+    media.outlets.iter().any(|o| o.video && o.rtx.is_some())
+}
+
+/// Forgets a session's estimate, and its pause.
+pub(super) fn release(estimate: Option<Box<SubscriberEstimate>>, counters: &Counters) {
+    if estimate.is_some_and(|e| e.paused) {
+        counters
+            .paused_video
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
-use super::handover::MovedSession;
+use super::media_session::MovedSession;
 use super::run::OwnedRun;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};

@@ -21,7 +21,6 @@ mod bindings;
 pub mod control_budget;
 pub mod counters;
 pub mod directory;
-mod estimate;
 mod feedback;
 pub mod fixture;
 mod forward;
@@ -31,6 +30,7 @@ mod handover;
 mod media_session;
 pub mod messages;
 pub mod off_path;
+mod probes;
 mod receive;
 mod repair;
 mod retransmit;
@@ -39,7 +39,7 @@ pub mod stats;
 mod stun;
 pub mod stun_limit;
 
-pub use handover::MovedSession;
+pub use media_session::MovedSession;
 
 use std::collections::VecDeque;
 
@@ -56,10 +56,10 @@ use crate::wire::{PacketKind, classify};
 use bindings::Bindings;
 use counters::{Counters, DropReason};
 use directory::IceDirectory;
-use estimate::release;
 use forward::Forwarded;
 use handoff_pool::HandoffPool;
 use media_session::MediaSession;
+use media_session::release;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
 use off_path::OffPath;
 use receive::{Plain, Sender};
@@ -318,12 +318,18 @@ impl Engine {
             }
             WorkerCommand::Media { key, media } => {
                 if let Some(s) = self.sessions.get_mut(&key) {
+                    let events = &mut self.events;
                     let old = s.remap(
                         media,
                         self.epoch,
                         self.clock,
                         &self.counters,
-                        &mut self.events,
+                        |track, layer| {
+                            events.push_back(EngineEvent::KeyframeRequest {
+                                track,
+                                layer: Some(layer),
+                            })
+                        },
                     );
                     self.histories.follow(&old, &s.media, self.clock);
                 }

@@ -234,8 +234,8 @@ pub(crate) fn owned_run(packets: &[&[u8]]) -> OwnedRun {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::fixture::rtp_packet;
     use crate::ids::TrackKey;
+    use crate::srtp::fixture::rtp_packet;
 
     #[test]
     fn runs_group_tracks_in_arrival_order() {

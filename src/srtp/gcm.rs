@@ -162,53 +162,6 @@ impl GcmSender {
     }
 }
 
-/// A replay window of 128 packets over a packet index (RFC 3711 §3.3.2):
-/// the highest index seen and which of the 127 before it were seen.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct ReplayWindow {
-    highest: u64,
-    /// Bit i: index `highest - i` was seen.
-    seen: u128,
-}
-
-impl ReplayWindow {
-    /// A window whose first packet has `index`.
-    pub(super) fn new(index: u64) -> Self {
-        ReplayWindow {
-            highest: index,
-            seen: 1,
-        }
-    }
-
-    /// The highest index seen.
-    pub(super) fn highest(&self) -> u64 {
-        self.highest
-    }
-
-    /// Whether `index` was seen already, or is too old to tell.
-    pub(super) fn is_replay(&self, index: u64) -> bool {
-        index <= self.highest && {
-            let age = self.highest - index;
-            age >= 128 || self.seen & (1u128 << age) != 0
-        }
-    }
-
-    /// Remembers an authenticated `index` (not a replay).
-    pub(super) fn accept(&mut self, index: u64) {
-        if index > self.highest {
-            let shift = index - self.highest;
-            self.seen = if shift >= 128 {
-                1
-            } else {
-                (self.seen << shift) | 1
-            };
-            self.highest = index;
-        } else {
-            self.seen |= 1u128 << (self.highest - index);
-        }
-    }
-}
-
 /// The inbound SRTP context of one session for AEAD_AES_128_GCM: decrypts
 /// in place, estimates the rollover counter (RFC 3711 Appendix A) and
 /// rejects replays with a 128-packet window (RFC 3711 §3.3.2).

@@ -13,7 +13,52 @@
 
 use rustc_hash::FxHashMap;
 
-use super::gcm::ReplayWindow;
+/// A replay window of 128 packets over a packet index (RFC 3711 §3.3.2):
+/// the highest index seen and which of the 127 before it were seen.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ReplayWindow {
+    highest: u64,
+    /// Bit i: index `highest - i` was seen.
+    seen: u128,
+}
+
+impl ReplayWindow {
+    /// A window whose first packet has `index`.
+    pub(super) fn new(index: u64) -> Self {
+        ReplayWindow {
+            highest: index,
+            seen: 1,
+        }
+    }
+
+    /// The highest index seen.
+    pub(super) fn highest(&self) -> u64 {
+        self.highest
+    }
+
+    /// Whether `index` was seen already, or is too old to tell.
+    pub(super) fn is_replay(&self, index: u64) -> bool {
+        index <= self.highest && {
+            let age = self.highest - index;
+            age >= 128 || self.seen & (1u128 << age) != 0
+        }
+    }
+
+    /// Remembers an authenticated `index` (not a replay).
+    pub(super) fn accept(&mut self, index: u64) {
+        if index > self.highest {
+            let shift = index - self.highest;
+            self.seen = if shift >= 128 {
+                1
+            } else {
+                (self.seen << shift) | 1
+            };
+            self.highest = index;
+        } else {
+            self.seen |= 1u128 << (self.highest - index);
+        }
+    }
+}
 
 /// Most SSRCs one session keeps a window for: every m-line a session may
 /// have (256 by default) with a media, an RTX and a FEC stream, and room.

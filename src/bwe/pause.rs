@@ -1,34 +1,22 @@
-//! Using a subscriber's bandwidth estimate: when it cannot carry the
-//! subscriber's video for [`PAUSE_AFTER`] while the path keeps showing
-//! congestion (a growing queue or heavy loss in every window, not an
-//! estimate still ramping up), the video is paused (audio goes
-//! on) and probes are sent every [`PROBE_EVERY`] at what the video needs;
-//! once the estimate carries [`RESUME_ABOVE`] × that again, the video
-//! resumes (sequence numbers continue, a keyframe is asked for). The
-//! hysteresis (pause below 0.8 ×, resume above 1.2 ×) keeps it from
-//! flapping. Probes are padding-only packets on the subscriber's RTX
-//! stream (RFC 4588 §4: padding carries no OSN), each with our
-//! transport-wide number.
+//! The video pause rule of one subscriber, beside its bandwidth estimate:
+//! when the estimate cannot carry the subscriber's video for
+//! [`PAUSE_AFTER`] while the path keeps showing congestion (a growing
+//! queue or heavy loss in every window, not an estimate still ramping up),
+//! the video is paused (audio goes on) and probes are asked for every
+//! [`PROBE_EVERY`] at what the video needs; once the estimate carries
+//! [`RESUME_ABOVE`] × that again, the video resumes. The hysteresis (pause
+//! below 0.8 ×, resume above 1.2 ×) keeps it from flapping.
 //!
-//! Where it sits: per subscriber session on its worker, next to the
-//! [`BandwidthEstimator`]: the fan-out counts the video it sends
-//! ([`SubscriberEstimate::note_video`]) and skips paused video; the
-//! worker's feedback tick calls [`SubscriberEstimate::judge`] and applies
-//! what changed (`Engine::apply`); its timer sends the probes due
-//! (`Engine::send_probes`). Sans-IO.
+//! Where it sits: per subscriber session on its worker. The fan-out counts
+//! the video it sends ([`SubscriberEstimate::note_video`]) and skips paused
+//! video; the worker's feedback tick calls [`SubscriberEstimate::judge`]
+//! and applies what changed (`crate::engine`'s probes stage, which also
+//! sends the probe packets). Sans-IO.
 
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
-
-use super::counters::Counters;
-use super::messages::EngineEvent;
-use super::{Engine, Transmit};
-use crate::bwe::BandwidthEstimator;
-use crate::ids::SessionKey;
-use crate::session::SessionMedia;
+use super::BandwidthEstimator;
 use crate::simulcast::Estimate;
-use crate::srtp::gcm;
 
 /// How often what the video needs is measured and the estimate judged.
 pub const WINDOW: Duration = Duration::from_secs(1);
@@ -49,9 +37,6 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(2);
 pub const PROBE_LENGTH: Duration = Duration::from_millis(250);
 /// Video slower than this is never paused (bit/s).
 const MIN_NEED: f64 = 50_000.0;
-/// Padding bytes in a probe packet (RFC 3550 padding: at most 255).
-pub const PROBE_PADDING: usize = 255;
-
 /// What changed for the subscriber's video.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
@@ -170,155 +155,10 @@ impl SubscriberEstimate {
     }
 }
 
-/// Writes a padding-only RTP packet (RFC 3550 §5.1 P bit) on `ssrc`:
-/// payload type `pt`, sequence `seq`, timestamp `ts`, carrying our
-/// transport-wide number `twcc` in one-byte extension `twcc_id`.
-pub fn write_probe(out: &mut Vec<u8>, pt: u8, seq: u16, ts: u32, ssrc: u32, twcc: (u8, u16)) {
-    out.clear();
-    out.extend_from_slice(&[0xb0, pt & 0x7f]); // V=2, P, X
-    out.extend_from_slice(&seq.to_be_bytes());
-    out.extend_from_slice(&ts.to_be_bytes());
-    out.extend_from_slice(&ssrc.to_be_bytes());
-    out.extend_from_slice(&[0xbe, 0xde, 0, 1, (twcc.0 << 4) | 1]);
-    out.extend_from_slice(&twcc.1.to_be_bytes());
-    out.push(0);
-    out.resize(out.len() + PROBE_PADDING - 1, 0);
-    out.push(PROBE_PADDING as u8);
-}
-
-/// Whether probes can be sent to a session: one of its video outlets has
-/// an RTX stream.
-pub(super) fn can_probe(media: &SessionMedia) -> bool {
-    media.outlets.iter().any(|o| o.video && o.rtx.is_some())
-}
-
-/// Forgets a session's estimate, and its pause.
-pub(super) fn release(estimate: Option<Box<SubscriberEstimate>>, counters: &Counters) {
-    if estimate.is_some_and(|e| e.paused) {
-        counters
-            .paused_video
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl Engine {
-    /// Pauses or resumes a subscriber's video for its estimate.
-    pub(super) fn apply(&mut self, key: SessionKey, change: Change) {
-        let Some(s) = self.sessions.get_mut(&key) else {
-            return;
-        };
-        let video = s.media.outlets.iter().filter(|o| o.video);
-        if let Some(e) = s.estimate.as_deref() {
-            let (estimate, need) = (e.bwe.estimate() / 1000, e.need() as u64 / 1000);
-            tracing::debug!(?key, ?change, estimate, need, "subscriber video (kbit/s)");
-        }
-        match change {
-            Change::Pause => {
-                Counters::add(&self.counters.paused_video, 1);
-                Counters::add(&self.counters.video_pauses, 1);
-            }
-            Change::Resume => {
-                self.counters
-                    .paused_video
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-                for o in video {
-                    let mut layer = None;
-                    if let Some(stream) = s.outbound.get_mut(&o.ssrc) {
-                        stream.rebase();
-                        // A simulcast pull waits for a keyframe of its layer.
-                        if let Some(sw) = stream.layers.as_deref_mut() {
-                            sw.restart();
-                            layer = sw.target();
-                        }
-                    }
-                    self.events.push_back(EngineEvent::KeyframeRequest {
-                        track: o.track,
-                        layer,
-                    });
-                }
-            }
-        }
-    }
-
-    /// Sends the probe packets due (padding on the RTX stream of a video
-    /// outlet, numbered for transport-cc) and schedules the next.
-    pub(super) fn send_probes(&mut self, now: Instant) {
-        let mut next: Option<Instant> = None;
-        let mut probing = std::mem::take(&mut self.probing);
-        probing.retain(|key| {
-            let Some(s) = self.sessions.get_mut(key) else {
-                return false;
-            };
-            let (Some(e), Some(srtp), Some(twcc)) = (
-                s.estimate.as_deref_mut(),
-                s.srtp.as_mut(),
-                s.media.twcc_extension,
-            ) else {
-                return false;
-            };
-            let rtx = s.media.outlets.iter().find_map(|o| {
-                let r = o.rtx.as_ref().filter(|_| o.video)?;
-                Some((o.ssrc, r.ssrc, r.payload_types.first()?.1))
-            });
-            while let Some(cluster) = e.bwe.poll_probe(now) {
-                let Some((ssrc, rtx_ssrc, pt)) = rtx else {
-                    continue;
-                };
-                let stream = s.outbound.entry(ssrc).or_default();
-                let seq = stream.next_rtx_seq(rtx_ssrc);
-                let size = PROBE_PADDING + 20 + gcm::TAG_LEN;
-                let number = s.twcc_seq;
-                s.twcc_seq = number.wrapping_add(1);
-                e.bwe.sent(number, size, now, Some(cluster));
-                let ts = stream.last_timestamp();
-                write_probe(&mut self.scratch, pt, seq, ts, rtx_ssrc, (twcc, number));
-                let protected = match s.gcm.as_mut() {
-                    Some(g) => {
-                        let mut packet = BytesMut::from(&self.scratch[..]);
-                        g.protect(&mut packet, 20).ok().map(|()| packet)
-                    }
-                    None => srtp.protect_rtp(&self.scratch).ok(),
-                };
-                if let Some(bytes) = protected {
-                    self.transmits.push_back(Transmit::single(s.addr, bytes));
-                    Counters::add(&self.counters.probe_packets, 1);
-                }
-            }
-            match e.bwe.probe_at() {
-                Some(at) => {
-                    next = Some(next.map_or(at, |n| n.min(at)));
-                    true
-                }
-                None => {
-                    e.listed = false;
-                    false
-                }
-            }
-        });
-        self.probing = probing;
-        self.next_probe = next;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::session::twcc::TwccReceiver;
-    use crate::wire::rtp::RtpHeader;
-
-    #[test]
-    fn a_probe_is_padding_only_with_our_number() {
-        let mut out = Vec::new();
-        write_probe(&mut out, 97, 7, 9000, 0x1234, (3, 0xbeef));
-        let h = RtpHeader::new_checked(&out).expect("rtp");
-        assert_eq!(
-            (h.payload_type(), h.sequence_number(), h.ssrc()),
-            (97, 7, 0x1234)
-        );
-        assert_eq!(h.extension(3), Some(&[0xbe, 0xef][..]));
-        assert_eq!(out.len() - h.payload_offset(), PROBE_PADDING);
-        assert_eq!(usize::from(*out.last().unwrap()), PROBE_PADDING);
-    }
 
     /// Transport-cc feedback reporting 100 packets of which 90 were lost
     /// (heavy loss: congestion), at `t`.
