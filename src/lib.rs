@@ -1,9 +1,13 @@
 //! switchboard: a WebRTC SFU with a Cloudflare Calls compatible HTTP API.
 //!
-//! The crate is laid out along the data path (see `docs` in the README):
-//! `wire` (packet views), `ice`, `dtls`, `srtp`, `sdp`, `fanout`, `engine`
-//! (everything one media worker owns, sans-IO), `worker` (sockets and the
-//! clock), `control` (registry, negotiation, DTLS), `api` (HTTP).
+//! The crate's modules are rooms in a fixed order, each importing only
+//! rooms before it (docs/architecture.md, "The house"; checked by
+//! `tools/imports/check`): the leaves `ids`, `wire` (packet views), `codec`
+//! and `supervise`; `calls` (the API's JSON and error codes); `config`,
+//! `logging`; `srtp`, `dtls`; `fanout`, `ice`, `simulcast`, `sdp`;
+//! `session`, `datachannel`, `bwe`; `engine` (everything one media worker
+//! owns, sans-IO); `worker` (sockets and the clock); `dtls_threads`;
+//! `control` (registry, negotiation); `cluster`; `api` (HTTP); `server`.
 
 pub mod api;
 pub mod bwe;

@@ -26,7 +26,7 @@ impl Control {
     /// Sends `op` to the DTLS thread of `key`, once it runs the session
     /// (before, the whole state is replayed when it starts).
     fn channel_op(&self, st: &State, key: SessionKey, op: ChannelOp) {
-        if st.reg.session(key).is_some_and(|s| s.dtls_open) {
+        if st.reg.session(key).is_some_and(|s| s.dtls.is_open()) {
             self.handshakes.send(Job::Channel { key, op });
         }
     }
@@ -50,7 +50,7 @@ impl Control {
             return;
         };
         let c = &mut session.channels;
-        if session.dtls_open && c.negotiated && !c.announced {
+        if session.dtls.is_open() && c.negotiated && !c.announced {
             c.announced = true;
             let op = ChannelOp::Enable {
                 remote_max_message_size: c.remote_max_message_size,
@@ -207,7 +207,7 @@ impl Control {
                 "A data channel with this name is already published by this session",
             );
         }
-        let Some(id) = session.channels.next_id(session.dtls_role) else {
+        let Some(id) = session.channels.next_id(session.dtls.role) else {
             return item.fail("invalid_params", "No stream id left on this session");
         };
         let c = DataChannel::published(id, name, policy);
@@ -239,7 +239,7 @@ impl Control {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        let Some(id) = session.channels.next_id(session.dtls_role) else {
+        let Some(id) = session.channels.next_id(session.dtls.role) else {
             return item.fail("invalid_params", "No stream id left on this session");
         };
         let can_reply = item.can_reply == Some(true);

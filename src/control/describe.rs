@@ -87,7 +87,7 @@ pub(super) fn write_answer(
         offer.extmap_allow_mixed,
         session.peer_checks.is_none(),
     );
-    let setup = match session.dtls_role {
+    let setup = match session.dtls.role {
         crate::dtls::DtlsRole::Server => "passive",
         crate::dtls::DtlsRole::Client => "active",
     };
@@ -154,7 +154,7 @@ pub(super) fn media_out<'a>(
 /// Writes our offer with every transceiver of the session, and marks it pending.
 pub fn write_offer(session: &mut Session, ctx: &Context<'_>) -> String {
     session.version += 1;
-    session.offer_made = Some(ctx.now);
+    session.signalling.offer_made(ctx.now);
     let live =
         |t: &Transceiver| !t.stopped && (t.kind == MediaKind::Application || !t.codecs.is_empty());
     let bundle: Vec<&Mid> = session

@@ -98,7 +98,7 @@ impl Control {
         let mut gone = Vec::new();
         let mut idle = Vec::new();
         for (key, (_, s)) in &st.reg.sessions {
-            let (Some(connected_at), Some(consent)) = (s.connected_at, &s.consent) else {
+            let (Some(connected_at), Some(consent)) = (s.dtls.connected_at(), &s.consent) else {
                 continue;
             };
             let silent = consent.silent_for(now);

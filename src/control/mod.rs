@@ -31,6 +31,8 @@ pub mod registry;
 #[cfg(test)]
 mod scale_tests;
 pub mod session;
+pub mod session_dtls;
+pub mod signalling;
 pub mod stats;
 pub mod sync;
 mod third_party;
@@ -314,7 +316,7 @@ impl Control {
             .reg
             .session_mut(key)
             .ok_or_else(CallsError::session_gone)?;
-        if let Some(reason) = &session.failure {
+        if let Some(reason) = session.dtls.failure() {
             return Err(CallsError::session_failed(reason));
         }
         session

@@ -76,8 +76,8 @@ fn learn_remote(
     if let Some(checks) = &mut session.peer_checks {
         checks.set_candidates(&desc.candidates);
     }
-    if session.remote_fingerprints.is_empty() {
-        session.remote_fingerprints = fingerprints;
+    if session.dtls.remote_fingerprints.is_empty() {
+        session.dtls.remote_fingerprints = fingerprints;
     }
     session.extmap_allow_mixed |= desc.extmap_allow_mixed;
     session.learn_formats(desc);
@@ -177,17 +177,8 @@ pub fn apply_offer(
     auto_discover: bool,
     ctx: &Context<'_>,
 ) -> Result<String, CallsError> {
-    // Resolve pulls first (they read other sessions).
-    let mut pulls: Vec<(usize, PushedTrack, String)> = Vec::new();
-    for (i, item) in items.iter_mut().enumerate() {
-        if item.location.as_deref() != Some("remote") {
-            continue;
-        }
-        match resolve_pull(reg, app, item) {
-            Some((track, sid)) => pulls.push((i, track, sid)),
-            None => not_found(item),
-        }
-    }
+    // Pulls are resolved first: they read other sessions.
+    let pulls = resolve_pulls(reg, app, items);
     let session = session_mut(reg, key)?;
     check_offer(session, offer, ctx.now)?;
     learn_remote(session, offer, true)?;
@@ -198,10 +189,45 @@ pub fn apply_offer(
         .map(|t| t.mid.clone())
         .collect();
     align_transceivers(session, offer);
+    place_pulls(session, offer, items, &pulls);
+    apply_pushes(session, offer, items);
+    if auto_discover {
+        discover_pushes(session, offer, items, &known);
+    }
+    answer_mlines(session, offer);
+    Ok(write_answer(session, offer, ctx))
+}
 
-    // Match pulls to offered receiving m-lines not yet in use, by kind and order.
+/// A pull item's source track and session id, with the item's index; items
+/// whose track is unknown are failed.
+type Pull = (usize, PushedTrack, String);
+
+/// Resolves the pull items (`location: remote`) of a request.
+fn resolve_pulls(reg: &Registry, app: &AppId, items: &mut [TrackObject]) -> Vec<Pull> {
+    let mut pulls = Vec::new();
+    for (i, item) in items.iter_mut().enumerate() {
+        if item.location.as_deref() != Some("remote") {
+            continue;
+        }
+        match resolve_pull(reg, app, item) {
+            Some((track, sid)) => pulls.push((i, track, sid)),
+            None => not_found(item),
+        }
+    }
+    pulls
+}
+
+/// Places each pull on an offered receiving m-line not yet in use, of its
+/// kind, in order, with the formats both sides have; an item with no such
+/// m-line, or no common format, fails.
+fn place_pulls(
+    session: &mut Session,
+    offer: &SessionDescription,
+    items: &mut [TrackObject],
+    pulls: &[Pull],
+) {
     let mut claimed: Vec<Mid> = Vec::new();
-    for (i, track, sid) in &pulls {
+    for (i, track, sid) in pulls {
         let slot = offer.media.iter().find(|m| {
             m.is_active()
                 && m.kind == track.kind
@@ -222,12 +248,49 @@ pub fn apply_offer(
             continue;
         };
         let mid = m.mid.clone().unwrap_or_else(|| Mid(String::new()));
-        let offered: Vec<Codec> = m
-            .codecs
-            .iter()
-            .filter(|c| c.is_forwardable())
-            .cloned()
-            .collect();
+        let Some(formats) = PullFormats::match_offer(track, m) else {
+            items[*i].mid = Some(String::new());
+            incompatible_codec(&mut items[*i], track, &forwardable(m));
+            continue;
+        };
+        claimed.push(mid.clone());
+        let rtx = formats.codecs.iter().any(|c| c.rtx_of().is_some());
+        let t = get_or_create(session, &mid, m.kind);
+        t.codecs = formats.codecs;
+        let subscription = Subscription::of_item(&items[*i], track, formats.payload_types);
+        // The names the pull gave (a relayed track's own name is its
+        // mirror's).
+        t.send = Some(send_stream(sid, &subscription.track_name, rtx));
+        t.subscription = Some(subscription);
+        items[*i].mid = Some(mid.0.clone());
+    }
+}
+
+/// The forwardable formats an m-line offers.
+fn forwardable(m: &sdp::MediaSection) -> Vec<Codec> {
+    m.codecs
+        .iter()
+        .filter(|c| c.is_forwardable())
+        .cloned()
+        .collect()
+}
+
+/// What a pull sends on the m-line the client offered for it.
+#[derive(Debug, PartialEq)]
+pub(super) struct PullFormats {
+    /// The formats answered, in the client's payload types: each of the
+    /// track's formats the client offers (with the feedback we support),
+    /// followed by its RTX format where the client offers one.
+    pub codecs: Vec<Codec>,
+    /// The track's payload type → the client's, per common format.
+    pub payload_types: Vec<(u8, u8)>,
+}
+
+impl PullFormats {
+    /// The formats `track` sends that the offered m-line `m` receives; None
+    /// when there is none.
+    pub(super) fn match_offer(track: &PushedTrack, m: &sdp::MediaSection) -> Option<Self> {
+        let offered = forwardable(m);
         let offered_ids: Vec<sdp::FormatId> = offered.iter().map(Codec::format_id).collect();
         let mut payload_types = Vec::new();
         let mut codecs = Vec::new();
@@ -248,24 +311,17 @@ pub fn apply_offer(
                 payload_types.push((pc.pt, oc.pt));
             }
         }
-        let rtx = codecs.iter().any(|c| c.rtx_of().is_some());
-        if payload_types.is_empty() {
-            items[*i].mid = Some(String::new());
-            incompatible_codec(&mut items[*i], track, &offered);
-            continue;
-        }
-        claimed.push(mid.clone());
-        let t = get_or_create(session, &mid, m.kind);
-        t.codecs = codecs;
-        let subscription = Subscription::of_item(&items[*i], track, payload_types);
-        // The names the pull gave (a relayed track's own name is its
-        // mirror's).
-        t.send = Some(send_stream(sid, &subscription.track_name, rtx));
-        t.subscription = Some(subscription);
-        items[*i].mid = Some(mid.0.clone());
+        (!payload_types.is_empty()).then_some(PullFormats {
+            codecs,
+            payload_types,
+        })
     }
+}
 
-    // Pushes named by mid.
+/// Pushes named by mid (`location: local`): each becomes the track of the
+/// offered sending m-line of its mid; an item without a mid, without such
+/// an m-line, or naming a track pushed elsewhere fails.
+fn apply_pushes(session: &mut Session, offer: &SessionDescription, items: &mut [TrackObject]) {
     for item in items.iter_mut() {
         if item.location.as_deref() != Some("local") || item.failed() {
             continue;
@@ -309,35 +365,47 @@ pub fn apply_offer(
         }
         push_track(session, m, &mid, name);
     }
+}
 
-    // autoDiscover: every other sending m-line becomes a track.
-    if auto_discover {
-        for m in offer
-            .media
-            .iter()
-            .filter(|m| m.is_active() && m.direction.sends())
+/// autoDiscover: every sending m-line new in this offer (not among `known`,
+/// carrying no track yet) becomes a track with a random name, listed as an
+/// item of its own.
+fn discover_pushes(
+    session: &mut Session,
+    offer: &SessionDescription,
+    items: &mut Vec<TrackObject>,
+    known: &[Mid],
+) {
+    for m in offer
+        .media
+        .iter()
+        .filter(|m| m.is_active() && m.direction.sends())
+    {
+        let Some(mid) = &m.mid else { continue };
+        if m.kind == MediaKind::Application
+            || known.contains(mid)
+            || session.transceiver(mid).is_some_and(|t| t.recv.is_some())
         {
-            let Some(mid) = &m.mid else { continue };
-            // Only m-lines new in this offer: known ones keep what they carry.
-            if m.kind == MediaKind::Application
-                || known.contains(mid)
-                || session.transceiver(mid).is_some_and(|t| t.recv.is_some())
-            {
-                continue;
-            }
-            let name = TrackName(random_track_name());
-            push_track(session, m, mid, name.clone());
-            items.push(TrackObject {
-                location: Some("local".into()),
-                mid: Some(mid.0.clone()),
-                track_name: Some(name.0),
-                kind: Some(m.kind.as_str().to_owned()),
-                ..TrackObject::default()
-            });
+            continue;
         }
+        let name = TrackName(random_track_name());
+        push_track(session, m, mid, name.clone());
+        items.push(TrackObject {
+            location: Some("local".into()),
+            mid: Some(mid.0.clone()),
+            track_name: Some(name.0),
+            kind: Some(m.kind.as_str().to_owned()),
+            ..TrackObject::default()
+        });
     }
+}
 
-    // Every offered m-line gets a transceiver and an answer.
+/// Every offered m-line gets a transceiver to answer with: inactive ones
+/// are stopped, the data-channel m-line is negotiated (a second one
+/// stopped), and a media m-line without formats of its own yet takes the
+/// forwardable ones offered; pushed tracks learn their SSRCs, extensions
+/// and simulcast layers from their m-line.
+fn answer_mlines(session: &mut Session, offer: &SessionDescription) {
     for m in &offer.media {
         let Some(mid) = &m.mid else { continue };
         get_or_create(session, mid, m.kind);
@@ -377,7 +445,6 @@ pub fn apply_offer(
             p.rids = simulcast_rids(m);
         }
     }
-    Ok(write_answer(session, offer, ctx))
 }
 
 /// The extensions of an offered m-line that switchboard accepts.
@@ -467,13 +534,13 @@ pub fn apply_answer(
             )));
         }
     };
-    if session.dtls_open && session.dtls_role != role {
+    if session.dtls.is_open() && session.dtls.role != role {
         return Err(CallsError::invalid_session_description(
             "the DTLS role cannot change",
         ));
     }
     learn_remote(session, answer, false)?;
-    session.dtls_role = role;
+    session.dtls.role = role;
     for m in &answer.media {
         let Some(mid) = &m.mid else { continue };
         // In an answer, a port-0 m-line inside the BUNDLE group is bundled
@@ -528,6 +595,10 @@ pub fn apply_answer(
             }
         }
     }
-    session.offer_made = None;
+    session.signalling.answered();
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "negotiate_tests.rs"]
+mod tests;

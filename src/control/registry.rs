@@ -116,7 +116,7 @@ impl Registry {
         let (app, session) = self.sessions.remove(&key)?;
         if let Some(a) = self.apps.get_mut(&app) {
             a.sessions.remove(&session.id);
-            if session.connected_at.is_some() {
+            if session.dtls.connected_at().is_some() {
                 a.connected = a.connected.saturating_sub(1);
             }
         }

@@ -107,7 +107,7 @@ impl Harness {
             let mut st = self.control.lock();
             let key = st.reg.session_key(&self.app, id).expect("session");
             if let Some(s) = st.reg.session_mut(key) {
-                s.offer_made = None;
+                s.signalling.answered();
             }
         }
         let req = TracksNewRequest {

@@ -8,8 +8,8 @@ use crate::calls::types::TrackObject;
 
 use super::path::PathSelector;
 use super::rate_window::RateWindow;
-use crate::dtls::{DtlsRole, Fingerprint};
-use crate::dtls_threads::Route;
+use super::session_dtls::SessionDtls;
+use super::signalling::Signalling;
 use crate::ice::IceCredentials;
 use crate::ids::{Mid, Rid, SessionId, SessionKey, TrackKey, TrackName};
 use crate::sdp::{Codec, Extmap, MediaKind, extension};
@@ -18,14 +18,10 @@ pub use super::codecs::{default_codecs, sending_feedback, supported_feedback};
 pub use super::transceiver::{
     PushedTrack, Subscription, Transceiver, TransportBinding, map_payload_types,
 };
-use crate::srtp::SrtpKeys;
 
 /// Most distinct formats a session keeps of what its client receives
 /// (`Session::decodable`; Chromium offers about twenty).
 pub const MAX_DECODABLE: usize = 64;
-
-/// How long our offer waits for its answer before it is abandoned.
-const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One session.
 pub struct Session {
@@ -49,22 +45,9 @@ pub struct Session {
     pub origin: u64,
     /// SDP origin version, bumped per description we write.
     pub version: u64,
-    /// The client's certificate fingerprints (any may match), from its
-    /// first SDP; empty until then.
-    pub remote_fingerprints: Vec<Fingerprint>,
-    /// Our DTLS role (client when the client answered `a=setup:passive`).
-    pub dtls_role: DtlsRole,
-    /// Its DTLS handshake was handed to the handshake threads (once the
-    /// fingerprint is known).
-    pub dtls_open: bool,
-    /// DTLS records that arrived before the fingerprint did, with the
-    /// worker and address each came from.
-    pub dtls_backlog: Vec<(Route, Vec<u8>)>,
-    /// Why its transport failed for good (a refused DTLS handshake): API
-    /// calls then answer 410 with it, and it receives no more media.
-    pub failure: Option<String>,
-    /// SRTP keys once DTLS completed.
-    pub srtp_keys: Option<SrtpKeys>,
+    /// Its DTLS association: the client's fingerprints, our role, and
+    /// where the handshake stands (its keys once connected).
+    pub dtls: SessionDtls,
     /// Where its media flows.
     pub transport: Option<TransportBinding>,
     /// Its m-lines in SDP order.
@@ -75,8 +58,8 @@ pub struct Session {
     pub extmaps: Vec<Extmap>,
     /// `a=extmap-allow-mixed` from the client.
     pub extmap_allow_mixed: bool,
-    /// When our offer, still awaiting the client's answer, was made.
-    pub offer_made: Option<Instant>,
+    /// Where offer/answer stands: stable, or our offer awaiting its answer.
+    pub signalling: Signalling,
     /// Every payload type the client has used in this session (BUNDLE
     /// requires one meaning per number), forwardable or not.
     pub client_payload_types: Vec<Codec>,
@@ -87,8 +70,6 @@ pub struct Session {
     pub rtcp_ssrc: u32,
     /// When it was created.
     pub created: Instant,
-    /// When DTLS completed.
-    pub connected_at: Option<Instant>,
     /// Consent freshness (RFC 7675), from when it connected.
     pub consent: Option<super::consent::Consent>,
     /// Requests in the current rate-limit window.
@@ -116,23 +97,17 @@ impl Session {
             flooding: None,
             origin: u64::from_be_bytes(seed[..8].try_into().unwrap_or_default()) >> 2,
             version: 1,
-            remote_fingerprints: Vec::new(),
-            dtls_role: DtlsRole::Server,
-            dtls_open: false,
-            dtls_backlog: Vec::new(),
-            failure: None,
-            srtp_keys: None,
+            dtls: SessionDtls::default(),
             transport: None,
             transceivers: Vec::new(),
             pushed: Vec::new(),
             extmaps: Vec::new(),
             extmap_allow_mixed: false,
-            offer_made: None,
+            signalling: Signalling::Stable,
             client_payload_types: Vec::new(),
             decodable: Vec::new(),
             rtcp_ssrc: u32::from_be_bytes(seed[8..12].try_into().unwrap_or_default()) | 1,
             created: now,
-            connected_at: None,
             consent: None,
             rate_window: RateWindow::new(now),
             closed_pulls: Vec::new(),
@@ -233,8 +208,7 @@ impl Session {
     /// abandoned (our rule), so that a client that failed to apply it can
     /// negotiate again.
     pub fn offer_pending(&self, now: Instant) -> bool {
-        self.offer_made
-            .is_some_and(|at| now.saturating_duration_since(at) < OFFER_ANSWER_TIMEOUT)
+        self.signalling.offer_pending(now)
     }
 
     /// The source tracks of its active pulls.
@@ -252,7 +226,7 @@ impl Session {
 
     /// Whether DTLS completed.
     pub fn is_connected(&self) -> bool {
-        self.srtp_keys.is_some()
+        self.dtls.keys().is_some()
     }
 
     /// The transceiver with this mid.

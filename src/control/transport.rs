@@ -28,8 +28,6 @@ pub(super) enum Keys {
     New,
 }
 
-/// DTLS records kept while the client's fingerprint is not yet known.
-const DTLS_BACKLOG: usize = 32;
 /// A session that floods (past its event budget) this many seconds in a
 /// row is closed.
 const FLOOD_WINDOWS: u32 = 5;
@@ -133,7 +131,11 @@ impl Control {
         at: Instant,
         now: Instant,
     ) {
-        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
+        let Some(session) = st
+            .reg
+            .session_mut(key)
+            .filter(|s| s.dtls.failure().is_none())
+        else {
             return;
         };
         if let Some(moved) = session.path.probe.answered(&txid, seen.worker, seen.addr) {
@@ -195,7 +197,11 @@ impl Control {
         bytes: Option<Vec<u8>>,
         now: Instant,
     ) {
-        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
+        let Some(session) = st
+            .reg
+            .session_mut(key)
+            .filter(|s| s.dtls.failure().is_none())
+        else {
             return;
         };
         let Some(current) = session.transport else {
@@ -259,7 +265,7 @@ impl Control {
         st.synced.forget(key);
         // Retransmissions follow the path; as DTLS client, the handshake
         // starts once ICE found it.
-        if st.reg.session(key).is_some_and(|s| s.dtls_open) {
+        if st.reg.session(key).is_some_and(|s| s.dtls.is_open()) {
             self.handshakes.send(Job::Path {
                 key,
                 path: (worker, addr),
@@ -277,7 +283,7 @@ impl Control {
     pub(super) fn attach(&self, st: &State, key: SessionKey, worker: WorkerId, addr: SocketAddr) {
         let w = &self.workers[worker.0];
         w.send(WorkerCommand::Attach { key, addr });
-        if let Some(keys) = st.reg.session(key).and_then(|s| s.srtp_keys.clone()) {
+        if let Some(keys) = st.reg.session(key).and_then(|s| s.dtls.keys().cloned()) {
             w.send(WorkerCommand::Keys { key, keys });
         }
     }
@@ -296,7 +302,7 @@ impl Control {
         let keys_replaced = st.handovers.remove(&key).unwrap_or(false);
         let session = st.reg.session(key);
         let path = session.and_then(|s| s.transport);
-        let keys = session.and_then(|s| s.srtp_keys.clone());
+        let keys = session.and_then(|s| s.dtls.keys().cloned());
         match (path, moved) {
             (Some(t), Some(session)) => {
                 let w = &self.workers[t.worker.0];
@@ -333,17 +339,19 @@ impl Control {
         addr: SocketAddr,
         bytes: Vec<u8>,
     ) {
-        let Some(session) = st.reg.session_mut(key).filter(|s| s.failure.is_none()) else {
+        let Some(session) = st
+            .reg
+            .session_mut(key)
+            .filter(|s| s.dtls.failure().is_none())
+        else {
             return;
         };
-        if !session.dtls_open {
+        if !session.dtls.is_open() {
             tracing::debug!(
                 session = key.0,
                 "DTLS record before the fingerprint is known"
             );
-            if session.dtls_backlog.len() < DTLS_BACKLOG {
-                session.dtls_backlog.push(((worker, addr), bytes));
-            }
+            session.dtls.hold((worker, addr), bytes);
             return;
         }
         self.handshakes.send(Job::Record {
@@ -362,7 +370,11 @@ impl Control {
         result: Result<Box<crate::srtp::SrtpKeys>, String>,
         now: Instant,
     ) {
-        if st.reg.session(key).is_none_or(|s| s.failure.is_some()) {
+        if st
+            .reg
+            .session(key)
+            .is_none_or(|s| s.dtls.failure().is_some())
+        {
             return;
         }
         let keys = match result {
@@ -374,7 +386,7 @@ impl Control {
         // is there; its media moves with it.
         let moved = st.reg.session_mut(key).and_then(|s| {
             let cur = s.transport?;
-            let again = s.srtp_keys.is_some() && cur.addr != addr;
+            let again = s.dtls.keys().is_some() && cur.addr != addr;
             again.then(|| s.path.proven(addr, now))
         });
         if moved.is_some() {
@@ -398,16 +410,13 @@ impl Control {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        if session.srtp_keys.is_some() {
+        if !session.dtls.fail(reason.clone()) {
             // A connected association is never failed by a later record:
             // whoever can send from its 5-tuple must not end it.
             tracing::debug!(session = %session.id, reason = %reason, "DTLS record refused");
             return;
         }
         tracing::warn!(session = %session.id, reason = %reason, "session transport failed");
-        session.dtls_open = false;
-        session.dtls_backlog.clear();
-        session.failure = Some(reason);
         self.handshakes.send(Job::Close { key });
         session.transport = None;
         for p in &mut session.pushed {
@@ -428,17 +437,15 @@ impl Control {
         let Some(session) = st.reg.session_mut(key) else {
             return;
         };
-        if session.dtls_open || session.failure.is_some() || session.remote_fingerprints.is_empty()
-        {
+        let Some(backlog) = session.dtls.open() else {
             return;
-        }
-        session.dtls_open = true;
+        };
         self.handshakes.send(Job::Open {
             key,
-            fingerprints: session.remote_fingerprints.clone(),
-            role: session.dtls_role,
+            fingerprints: session.dtls.remote_fingerprints.clone(),
+            role: session.dtls.role,
             path: session.transport.map(|t| (t.worker, t.addr)),
-            backlog: std::mem::take(&mut session.dtls_backlog),
+            backlog,
         });
         self.replay_channels(st, key);
     }
@@ -453,11 +460,9 @@ impl Control {
         let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
             return;
         };
-        let again = session.srtp_keys.is_some();
+        let again = session.dtls.connected(keys.clone(), now).again;
         tracing::info!(session = %session.id, profile = ?keys.profile, again, "DTLS connected");
-        session.srtp_keys = Some(keys.clone());
-        let first = session.connected_at.is_none();
-        session.connected_at = Some(now);
+        let first = !again;
         // The handshake came from the session's address: consent is fresh.
         match session.consent.as_mut() {
             Some(consent) => consent.proven(now),

@@ -12,8 +12,8 @@ use super::counters::Counters;
 use super::forward::Forwarded;
 use super::media_session::can_probe;
 use super::messages::EngineEvent;
+use super::nack::responder::Subscriber;
 use super::off_path;
-use super::retransmit::Subscriber;
 use super::{
     Engine, MAX_FEEDBACK_PER_DATAGRAM, REPORT_INTERVAL, REPORT_MTU, SSRC_TIMEOUT, Transmit,
 };

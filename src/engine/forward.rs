@@ -14,13 +14,12 @@ use super::counters::{Counters, DropReason};
 use super::gso::Coalescer;
 use super::messages::{EngineEvent, Handoff, HandoffPayload};
 use super::run::{PacketRun, RunHeader};
-use super::{ARENA_BYTES, Engine, SPARE_BLOCKS, Transmit, VIDEO_CLOCK};
+use super::{ARENA_BYTES, Engine, SPARE_BLOCKS, Transmit};
 use crate::bwe::pause;
 use crate::codec::Codec;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::session::egress::OutboundStream;
-use crate::simulcast::switch::FRAME_TICKS;
 use crate::simulcast::{Admit, Estimate, Layer, LayerSwitch};
 use crate::srtp::gcm;
 use crate::wire::rtcp::SenderInfo;
@@ -186,7 +185,11 @@ impl Engine {
                 rtp::set_sequence_number(packet, seq);
                 rtp::set_timestamp(packet, ts);
                 if let Some(sw) = layers.as_deref_mut() {
-                    sent_layer(sw, packet, header);
+                    let vp8 = header.codec == Codec::Vp8;
+                    let payload = vp8
+                        .then(|| packet.get_mut(header.layout.payload_offset..))
+                        .flatten();
+                    sw.sent_packet(payload, header.marker);
                 }
                 let protected = match s.gcm.as_mut() {
                     Some(g) => g
@@ -316,68 +319,14 @@ fn admit_layer(
     let Some(layer) = header.layer else {
         return false;
     };
-    sw.handle_packet(now, layer, len);
-    if sw.target().is_none() {
-        // The first packets: a target at once, so that a keyframe among
-        // them is not missed.
-        sw.retarget(now, estimate);
-    }
-    if paused {
-        return false;
-    }
-    let timeline = sw.timeline();
-    match sw.admit(layer, header.keyframe) {
+    match sw.admit_packet(now, layer, len, header.keyframe, estimate, paused) {
         Admit::Skip => false,
         Admit::Forward => true,
         Admit::Switch => {
-            switch_stream(stream, sw, timeline, layer, header);
+            let (ssrc, seq, ts) = (header.ssrc, header.sequence_number, header.timestamp);
+            stream.switch_layer(sw, layer, ssrc, seq, ts);
             Counters::add(&counters.layer_switches, 1);
             true
         }
     }
-}
-
-/// A packet of a simulcast pull is about to be protected: its VP8
-/// numbering continued, its end of frame noted.
-#[inline(never)]
-fn sent_layer(sw: &mut LayerSwitch, packet: &mut [u8], header: &RunHeader) {
-    if header.codec == Codec::Vp8
-        && let Some(payload) = packet.get_mut(header.layout.payload_offset..)
-    {
-        sw.vp8.apply(payload);
-    }
-    sw.sent(header.marker);
-}
-
-/// Re-bases `stream` on a keyframe of `layer` (a simulcast switch, `sw`
-/// now on it): the same layer after a pause continues its own numbers;
-/// another layer continues the stream at the keyframe's time on the
-/// previous layer's clock (through both layers' sender reports), or one
-/// frame after the last one sent when that time is unknown or not later.
-fn switch_stream(
-    stream: &mut OutboundStream,
-    sw: &mut LayerSwitch,
-    timeline: Option<Layer>,
-    layer: Layer,
-    header: &RunHeader,
-) {
-    sw.vp8.switched();
-    if timeline == Some(layer) {
-        stream.rebase();
-        return;
-    }
-    let last = stream.last_timestamp();
-    let mapped = timeline
-        .and_then(|from| sw.switch_timestamp(from, layer, header.timestamp, VIDEO_CLOCK))
-        .map(|ts| stream.sent_as(0, ts).1)
-        .filter(|at| (at.wrapping_sub(last) as i32) > 0);
-    let at = mapped.unwrap_or(last.wrapping_add(FRAME_TICKS));
-    let skip = !sw.frame_complete();
-    stream.switch_source(
-        header.ssrc,
-        header.sequence_number,
-        header.timestamp,
-        at,
-        skip,
-    );
 }

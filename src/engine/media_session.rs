@@ -10,13 +10,13 @@ use rtc_srtp::protection_profile::ProtectionProfile;
 use rustc_hash::FxHashMap as HashMap;
 
 use super::counters::Counters;
-use super::repair::Repairs;
+use super::nack::repair::Repairs;
 use crate::bwe::pause::SubscriberEstimate;
+use crate::engine::nack::budget::ResendLimiter;
 use crate::ids::TrackKey;
 use crate::session::SessionMedia;
 use crate::session::egress::OutboundStream;
 use crate::session::ingress::ReceptionStats;
-use crate::session::resend::ResendLimiter;
 use crate::session::rtt::RoundTrip;
 use crate::session::twcc::TwccReceiver;
 use crate::simulcast::Layer;

@@ -16,6 +16,15 @@
 //! outputs are polled (or the inbox fills): the packets of one batch are
 //! grouped by track, and each subscriber gets a track's packets back to
 //! back, in one UDP GSO transmit where they have one size.
+//!
+//! This file is the dispatcher: each input goes to the stage that owns it,
+//! a file of its own, and returns here once. A datagram is classified
+//! (RFC 7983) into `stun` (checks), `receive` (SRTP unprotect, route,
+//! layer learning, NACK bookkeeping, the inbox) or `feedback` (RTCP); the
+//! inbox leaves through `forward` (fan-out, per-subscriber rewrite and
+//! protect, GSO). `media_session` is one session as its worker keeps it;
+//! `nack` answers and sends NACKs; `probes` pauses and probes video;
+//! `handover` moves a session to another worker.
 
 mod bindings;
 pub mod control_budget;
@@ -32,8 +41,8 @@ pub mod messages;
 pub mod off_path;
 mod probes;
 mod receive;
-mod repair;
-mod retransmit;
+
+pub mod nack;
 pub mod run;
 pub mod stats;
 mod stun;
@@ -61,9 +70,9 @@ use handoff_pool::HandoffPool;
 use media_session::MediaSession;
 use media_session::release;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
+use nack::responder::Histories;
 use off_path::OffPath;
 use receive::{Plain, Sender};
-use retransmit::Histories;
 use run::Inbox;
 
 /// How often receiver reports go out.
@@ -80,8 +89,6 @@ const SSRC_TIMEOUT: Duration = Duration::from_secs(10);
 const REPORT_MTU: usize = 1200;
 /// Simulcast layers' SSRCs (media and RTX) a session may have learned.
 const LEARNED_LAYER_SSRCS: usize = 64;
-/// The RTP clock of video.
-const VIDEO_CLOCK: u32 = 90_000;
 /// At most one MediaReceived event per track per this long.
 const MEDIA_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a track's last media event is remembered.

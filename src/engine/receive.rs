@@ -16,8 +16,8 @@ use super::bindings::Bindings;
 use super::counters::{Counters, DropReason};
 use super::media_session::MediaSession;
 use super::messages::EngineEvent;
+use super::nack::repair::Verdict;
 use super::off_path;
-use super::repair::Verdict;
 use super::run::RunHeader;
 use super::{
     DTLS_APPLICATION_DATA, Engine, LEARNED_LAYER_SSRCS, LEARNED_SSRCS, MEDIA_EVENT_INTERVAL,

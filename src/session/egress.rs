@@ -2,7 +2,8 @@
 //! timestamp continuity across source changes (tracks/update re-points an
 //! outlet), and the counters its sender reports carry.
 
-use crate::simulcast::LayerSwitch;
+use crate::simulcast::switch::{FRAME_TICKS, VIDEO_CLOCK};
+use crate::simulcast::{Layer, LayerSwitch};
 use crate::wire::rtcp::SenderInfo;
 
 /// State of one stream we send to a subscriber.
@@ -69,6 +70,36 @@ impl OutboundStream {
         let since_first = seq.wrapping_sub(self.source_first);
         let sent = self.last_seq.wrapping_sub(self.source_first);
         (since_first <= sent).then(|| (ssrc, seq.wrapping_sub(self.seq_offset)))
+    }
+
+    /// Re-bases the stream on a keyframe of `layer` (`ssrc`, `seq`, `ts`)
+    /// that its pull `sw` just switched to: the same layer after a pause
+    /// continues its own numbers; another layer continues the stream at the
+    /// keyframe's time on the previous layer's clock (through both layers'
+    /// sender reports), or one frame after the last one sent when that
+    /// time is unknown or not later.
+    pub fn switch_layer(
+        &mut self,
+        sw: &mut LayerSwitch,
+        layer: Layer,
+        ssrc: u32,
+        seq: u16,
+        ts: u32,
+    ) {
+        sw.vp8.switched();
+        let timeline = sw.switched_from();
+        if timeline == Some(layer) {
+            self.rebase();
+            return;
+        }
+        let last = self.last_timestamp();
+        let mapped = timeline
+            .and_then(|from| sw.switch_timestamp(from, layer, ts, VIDEO_CLOCK))
+            .map(|at| self.sent_as(0, at).1)
+            .filter(|at| (at.wrapping_sub(last) as i32) > 0);
+        let at = mapped.unwrap_or(last.wrapping_add(FRAME_TICKS));
+        let skip = !sw.frame_complete();
+        self.switch_source(ssrc, seq, ts, at, skip);
     }
 
     /// The next packet, `seq`/`ts` of source `ssrc`, starts a keyframe of

@@ -8,11 +8,8 @@
 //! that here as a [`SessionMedia`].
 
 pub mod egress;
-pub mod history;
 pub mod ingress;
 pub mod media;
-pub mod nack;
-pub mod resend;
 pub mod rtt;
 pub mod twcc;
 

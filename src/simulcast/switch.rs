@@ -52,6 +52,8 @@ const RATE_WINDOW: Duration = Duration::from_millis(500);
 /// One video frame at 30 fps on the 90 kHz clock: the step of a switch
 /// whose keyframe is not after the last frame sent.
 pub const FRAME_TICKS: u32 = 3000;
+/// The RTP clock rate of video (RFC 7741, RFC 6184, …), Hz.
+pub const VIDEO_CLOCK: u32 = 90_000;
 
 /// The subscriber's bandwidth estimate, as the layer choice reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -98,6 +100,8 @@ pub struct LayerSwitch {
     /// The layer whose timeline the outbound stream's numbers follow (the
     /// last one sent).
     timeline: Option<Layer>,
+    /// The timeline the stream followed before the last switch.
+    switched_from: Option<Layer>,
     target: Option<Layer>,
     seen: [Seen; MAX_LAYERS],
     window_start: Option<Instant>,
@@ -117,6 +121,7 @@ impl LayerSwitch {
             preferences,
             current: None,
             timeline: None,
+            switched_from: None,
             target: None,
             seen: [Seen::default(); MAX_LAYERS],
             window_start: None,
@@ -253,12 +258,53 @@ impl LayerSwitch {
         match self.target {
             Some(t) if t == layer && self.current != Some(t) && keyframe => {
                 self.current = Some(t);
-                self.timeline = Some(t);
+                self.switched_from = self.timeline.replace(t);
                 Admit::Switch
             }
             _ if self.current == Some(layer) => Admit::Forward,
             _ => Admit::Skip,
         }
+    }
+
+    /// The layer whose timeline the stream followed before the last
+    /// [`Admit::Switch`] (none before the first).
+    pub fn switched_from(&self) -> Option<Layer> {
+        self.switched_from
+    }
+
+    /// Whether this pull forwards a packet of `layer` (`bytes` long;
+    /// `keyframe`: it starts one), after counting it: a pull without a
+    /// target gets one at once, so that a keyframe among its first packets
+    /// is not missed; a `paused` pull (its video paused for bandwidth)
+    /// forwards nothing.
+    pub fn admit_packet(
+        &mut self,
+        now: Instant,
+        layer: Layer,
+        bytes: usize,
+        keyframe: bool,
+        estimate: Option<Estimate>,
+        paused: bool,
+    ) -> Admit {
+        self.handle_packet(now, layer, bytes);
+        if self.target.is_none() {
+            self.retarget(now, estimate);
+        }
+        if paused {
+            return Admit::Skip;
+        }
+        self.admit(layer, keyframe)
+    }
+
+    /// A packet this pull admitted is about to be protected: its VP8
+    /// numbering continued (`vp8_payload`: its payload, when VP8), its end
+    /// of frame (`marker`) noted.
+    #[inline(never)]
+    pub fn sent_packet(&mut self, vp8_payload: Option<&mut [u8]>, marker: bool) {
+        if let Some(payload) = vp8_payload {
+            self.vp8.apply(payload);
+        }
+        self.sent(marker);
     }
 
     /// A packet was sent, with the marker bit `marker` (the last packet

@@ -298,3 +298,20 @@ fn a_better_layer_that_does_not_fit_is_probed_for_every_few_seconds() {
     assert_eq!(plain.admit(H, true), Admit::Switch);
     assert_eq!(plain.poll_probe(now + UP_HOLD, congested(100.0)), None);
 }
+
+#[test]
+fn a_packet_admitted_counts_targets_and_remembers_the_timeline_it_leaves() {
+    let t0 = Instant::now();
+    let mut s = switch(json!({"preferredRid": "h"}));
+    // A paused pull forwards nothing, but its first packet sets a target.
+    assert_eq!(s.admit_packet(t0, H, 1000, true, None, true), Admit::Skip);
+    assert_eq!(s.target(), Some(H));
+    assert_eq!(s.admit_packet(t0, H, 1000, true, None, false), Admit::Switch);
+    assert_eq!(s.switched_from(), None, "nothing was sent before");
+    assert_eq!(s.admit_packet(t0, H, 1000, false, None, false), Admit::Forward);
+    s.set_preferences(Preferences::from_api(&json!({"preferredRid": "f"})), &rids());
+    let now = flow(&mut s, t0, 3000, &[F, H]);
+    s.retarget(now, None);
+    assert_eq!(s.admit_packet(now, F, 4000, true, None, false), Admit::Switch);
+    assert_eq!(s.switched_from(), Some(H), "the stream followed h until now");
+}

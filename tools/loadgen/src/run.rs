@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 
-use switchboard::session::nack::Arrival;
+use switchboard::engine::nack::generator::Arrival;
 use switchboard::wire::{PacketKind, classify};
 
 use crate::endpoint::{Endpoint, Phase};

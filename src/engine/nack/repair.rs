@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::generator::{Arrival, NackGenerator};
 use crate::session::InboundRoute;
-use crate::session::nack::{Arrival, NackGenerator};
 use crate::simulcast::Layer;
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};

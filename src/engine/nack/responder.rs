@@ -17,19 +17,19 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
+use super::budget::{self, Refused, ResendLimiter};
+use super::history::{self, TrackHistory};
 use crate::bwe::BandwidthEstimator;
 use crate::ids::TrackKey;
 use crate::session::egress::OutboundStream;
-use crate::session::history::{self, TrackHistory};
-use crate::session::resend::{self, Refused, ResendLimiter};
 use crate::session::{Outlet, SessionMedia};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::GcmSender;
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 
-use super::Transmit;
-use super::counters::{Counters, DropReason};
-use super::run::PacketRun;
+use crate::engine::Transmit;
+use crate::engine::counters::{Counters, DropReason};
+use crate::engine::run::PacketRun;
 
 /// The histories of the tracks that NACK-capable subscribers on this
 /// worker receive, each with how many outlets use it.
@@ -142,7 +142,7 @@ impl Histories {
             twcc_seq,
             mut estimate,
         } = sub;
-        let (max_age, repeat) = (history::max_age(rtt), resend::repeat_after(rtt));
+        let (max_age, repeat) = (history::max_age(rtt), budget::repeat_after(rtt));
         let outlet: Option<&Outlet> = media
             .outlets
             .iter()
