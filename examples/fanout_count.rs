@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use switchboard::engine::fixture::{self, PUBLISHER_SSRC};
-use switchboard::session::twcc::TwccReceiver;
+use switchboard::streams::twcc::TwccReceiver;
 
 const SUBSCRIBERS: usize = 100;
 

@@ -14,7 +14,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard::engine::fixture::{self, PUBLISHER_SSRC};
-use switchboard::session::twcc::TwccReceiver;
+use switchboard::streams::twcc::TwccReceiver;
 
 const SUBSCRIBERS: usize = 100;
 const PER_FEEDBACK: u16 = 12;

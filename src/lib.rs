@@ -5,7 +5,7 @@
 //! `tools/imports/check`): the leaves `ids`, `wire` (packet views), `codec`
 //! and `supervise`; `calls` (the API's JSON and error codes); `config`,
 //! `logging`; `srtp`, `dtls`; `fanout`, `ice`, `simulcast`, `sdp`;
-//! `session`, `datachannel`, `bwe`; `engine` (everything one media worker
+//! `streams`, `datachannel`, `bwe`; `engine` (everything one media worker
 //! owns, sans-IO); `worker` (sockets and the clock); `dtls_threads`;
 //! `control` (registry, negotiation); `cluster`; `api` (HTTP); `server`.
 
@@ -26,9 +26,9 @@ pub mod ids;
 pub mod logging;
 pub mod sdp;
 pub mod server;
-pub mod session;
 pub mod simulcast;
 pub mod srtp;
+pub mod streams;
 pub mod supervise;
 pub mod wire;
 pub mod worker;

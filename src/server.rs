@@ -1,6 +1,6 @@
 //! Starting and stopping a whole server: media workers, the control
 //! thread (a tokio current-thread runtime serving the HTTP API, within the
-//! limits of [`crate::api::limits`], and handling worker events and
+//! limits of [`crate::api::http_limits`], and handling worker events and
 //! timers).
 
 use std::net::{SocketAddr, TcpListener};
@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::control::Control;
 use crate::dtls::DtlsIdentity;
 use crate::dtls_threads::{HandshakePool, JobQueues};
-use crate::engine::directory::IceDirectory;
+use crate::engine::ice_directory::IceDirectory;
 use crate::worker::Workers;
 
 /// How often the control thread runs its timers.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use switchboard::engine::Engine;
 use switchboard::engine::counters::{Counters, DropReason};
-use switchboard::engine::directory::IceDirectory;
+use switchboard::engine::ice_directory::IceDirectory;
 use switchboard::ice::{BindingRequest, write_binding_request};
 use switchboard::ids::{SessionKey, WorkerId};
 use switchboard::wire::{rtcp, rtp::RtpHeader, stun::StunMessage};

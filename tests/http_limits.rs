@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::server;
-use switchboard::api::limits::{
+use switchboard::api::http_limits::{
     BODY_LIMIT, BODY_READ_TIMEOUT, HEADER_READ_TIMEOUT, LINGER_BYTES, LINGER_TIME, MAX_HEADER_BYTES,
 };
 use switchboard::config::Config;

@@ -4,7 +4,7 @@
 //! `profile-id`: the formats were compared pairwise, allocating, across
 //! the whole offer) is answered at once while another app's
 //! `sessions/new` stays fast; offers past the SDP reader's bounds
-//! (`sdp::limits`) are refused with 406 `invalid_session_description`;
+//! (`sdp::bounds`) are refused with 406 `invalid_session_description`;
 //! and a Chromium offer of 128 m-lines is still accepted.
 
 mod common;

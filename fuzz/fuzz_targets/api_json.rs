@@ -14,7 +14,7 @@ use switchboard::config::Limits;
 use switchboard::control::Control;
 use switchboard::dtls::DtlsIdentity;
 use switchboard::dtls_threads::{HandshakePool, JobQueues};
-use switchboard::engine::directory::IceDirectory;
+use switchboard::engine::ice_directory::IceDirectory;
 use switchboard::ids::AppId;
 use switchboard::worker::WorkerHandle;
 use switchboard_fuzz::records;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use libfuzzer_sys::fuzz_target;
 use switchboard::bwe::BandwidthEstimator;
 use switchboard::bwe::feedback::{self, Status};
-use switchboard::session::twcc::TwccReceiver;
+use switchboard::streams::twcc::TwccReceiver;
 use switchboard::wire::rtcp;
 
 fn read_compound(data: &[u8]) {

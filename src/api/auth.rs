@@ -1,6 +1,6 @@
 //! Who makes an API call and which app it may act as: a client with its
 //! app's bearer token, or another node of the cluster whose signature the
-//! cluster middleware (`super::cluster`) verified.
+//! cluster middleware (`super::node_calls`) verified.
 
 use axum::http::header;
 

@@ -9,7 +9,7 @@ use std::pin::Pin;
 use axum::body::{Body, HttpBody as _};
 use bytes::{Bytes, BytesMut};
 
-use super::limits::{BODY_LIMIT, BODY_READ_TIMEOUT};
+use super::http_limits::{BODY_LIMIT, BODY_READ_TIMEOUT};
 use crate::calls::CallsError;
 
 /// The whole body, or 413 `payload_too_large`, or 408 when it does not

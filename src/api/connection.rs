@@ -15,7 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::limits::{LINGER_BYTES, LINGER_TIME, MAX_HEADER_BYTES};
+use super::http_limits::{LINGER_BYTES, LINGER_TIME, MAX_HEADER_BYTES};
 use super::phase::{Phase, Phases, Watched};
 
 /// What the accept loop tells every connection.

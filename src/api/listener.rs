@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::connection::{self, Signals};
-use super::limits::{ACCEPT_BACKOFF, SHUTDOWN_GRACE};
+use super::http_limits::{ACCEPT_BACKOFF, SHUTDOWN_GRACE};
 
 /// How many connections are served at once.
 #[derive(Debug, Clone, Copy)]

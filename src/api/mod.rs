@@ -5,14 +5,14 @@
 
 pub mod auth;
 pub mod body;
-pub mod cluster;
 pub mod connection;
 pub mod draining;
 pub mod error;
+pub mod http_limits;
 pub mod latency;
-pub mod limits;
 pub mod listener;
 pub mod metrics;
+pub mod node_calls;
 pub mod phase;
 pub mod routes;
 pub mod state;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::limits::{BODY_READ_TIMEOUT, HANDLER_GRACE, HEADER_READ_TIMEOUT, IDLE_TIMEOUT};
+use super::http_limits::{BODY_READ_TIMEOUT, HANDLER_GRACE, HEADER_READ_TIMEOUT, IDLE_TIMEOUT};
 
 /// A connection's phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

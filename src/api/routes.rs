@@ -93,7 +93,7 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            super::cluster::to_owner,
+            super::node_calls::to_owner,
         ))
         .layer(middleware::from_fn(cors))
         .with_state(state)
@@ -229,7 +229,7 @@ async fn tracks_new(
             let admitted = s
                 .control
                 .admit_tracks_new(&app, &session, &req, Instant::now())?;
-            super::cluster::relays_for(&s, &app, &req).await?;
+            super::node_calls::relays_for(&s, &app, &req).await?;
             let result = s
                 .control
                 .tracks_new_admitted(admitted, &app, req, Instant::now())?;

@@ -241,7 +241,7 @@ impl Deltas<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::twcc::TwccReceiver;
+    use crate::streams::twcc::TwccReceiver;
     use std::time::{Duration, Instant};
 
     #[test]

@@ -245,4 +245,4 @@ impl BandwidthEstimator {
 }
 
 #[cfg(test)]
-mod tests;
+mod bottleneck_tests;

@@ -158,7 +158,7 @@ impl SubscriberEstimate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::twcc::TwccReceiver;
+    use crate::streams::twcc::TwccReceiver;
 
     /// Transport-cc feedback reporting 100 packets of which 90 were lost
     /// (heavy loss: congestion), at `t`.

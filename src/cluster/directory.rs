@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use crate::control::cluster::SessionChange;
+use crate::control::mirrors::SessionChange;
 use crate::ids::AppId;
 
 use super::store::{self, StoreError};

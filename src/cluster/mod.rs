@@ -9,7 +9,7 @@
 //! - [`forward`]: an API call for another node's session goes to that node
 //!   (signed as a node's, [`node_call`]) and its answer comes back as it is.
 //! - [`relay`]: the cascade. The first local pull of a track of another
-//!   node makes a *mirror* of that node here (`control::cluster`), fed by
+//!   node makes a *mirror* of that node here (`control::mirrors`), fed by
 //!   one relay: a third-party session of ours on the owning node that pulls
 //!   the tracks through that node's own API. Local subscribers pull the
 //!   mirror's tracks by their names on their node; NACKs and keyframe

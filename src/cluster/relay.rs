@@ -8,7 +8,7 @@
 //! (`node_call`; no app secret travels):
 //! 1. `sessions/new?thirdparty=true` there: the relay session (it checks
 //!    our candidates, as we check its);
-//! 2. here, the mirror (`control::cluster`), a third-party session too;
+//! 2. here, the mirror (`control::mirrors`), a third-party session too;
 //! 3. `tracks/new` there, pulling the track into the relay: its offer;
 //! 4. the offer applied to the mirror as a push of the track: our answer;
 //! 5. `renegotiate` there with the answer.
@@ -32,7 +32,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use serde_json::{Value, json};
 
 use crate::calls::CallsError;
-use crate::control::cluster::MirrorOf;
+use crate::control::mirrors::MirrorOf;
 use crate::ids::AppId;
 
 use super::store::{Node, Owner, Presence};

@@ -1,7 +1,7 @@
 //! The Calls API's data-channel operations (calls-api.md, "Data channels"):
 //! establish, new (publish and subscribe), update (canReply), close, and
 //! what the DTLS threads report of the associations. Each change is kept
-//! in the registry ([`super::channels`]) and sent to the DTLS thread of
+//! in the registry ([`super::channel_state`]) and sent to the DTLS thread of
 //! every session it touches.
 
 use std::time::Instant;
@@ -17,7 +17,7 @@ use crate::datachannel::policy::DeliveryPolicy;
 use crate::dtls_threads::Job;
 use crate::ids::{AppId, SessionKey};
 
-use super::channels::{DataChannel, Publisher};
+use super::channel_state::{DataChannel, Publisher};
 use super::negotiate::{self, parse_description};
 use super::operations::{answer_json, offer_json};
 use super::{Control, State, limits};
@@ -167,7 +167,7 @@ impl Control {
         if !session.channels.has_room(req.data_channels.len()) {
             return Err(CallsError::invalid_params(format!(
                 "a session has at most {} data channels",
-                super::channels::MAX_CHANNELS_PER_SESSION
+                super::channel_state::MAX_CHANNELS_PER_SESSION
             )));
         }
         for item in &mut req.data_channels {

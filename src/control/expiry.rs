@@ -168,7 +168,7 @@ impl Control {
         };
         st.told_tracks.remove(&key);
         if st.mirrors.remove(&key).is_none() {
-            self.note_session(super::cluster::SessionChange::Removed(
+            self.note_session(super::mirrors::SessionChange::Removed(
                 app,
                 session.id.clone(),
             ));

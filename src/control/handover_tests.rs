@@ -18,7 +18,7 @@ use crate::dtls::DtlsIdentity;
 use crate::dtls_threads::{HandshakePool, JobQueues};
 use crate::engine::Engine;
 use crate::engine::counters::Counters;
-use crate::engine::directory::IceDirectory;
+use crate::engine::ice_directory::IceDirectory;
 use crate::engine::messages::WorkerCommand;
 use crate::ids::{AppId, SessionKey, WorkerId};
 use crate::srtp::SrtpKeys;

@@ -6,9 +6,8 @@
 //! is a single-threaded runtime, so it is uncontended.
 
 mod channel_ops;
-pub mod channels;
+pub mod channel_state;
 pub mod check_targets;
-pub mod cluster;
 pub mod codecs;
 pub mod consent;
 mod consent_checks;
@@ -19,6 +18,7 @@ mod handover_tests;
 mod keyframes;
 pub mod limits;
 mod memory;
+pub mod mirrors;
 pub mod mlines;
 pub mod negotiate;
 mod operations;
@@ -51,7 +51,7 @@ use crate::calls::CallsError;
 use crate::config::Limits;
 use crate::dtls::DtlsIdentity;
 use crate::dtls_threads::HandshakePool;
-use crate::engine::directory::IceDirectory;
+use crate::engine::ice_directory::IceDirectory;
 use crate::ids::{AppId, SessionKey, TrackKey};
 use crate::simulcast::Layer;
 use crate::worker::WorkerHandle;
@@ -72,7 +72,7 @@ pub struct Control {
     /// Set when fan-out tables wait for a flush.
     flush_due: tokio::sync::Notify,
     /// Where sessions created and removed are told (a cluster's directory).
-    session_feed: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<cluster::SessionChange>>,
+    session_feed: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<mirrors::SessionChange>>,
 }
 
 struct State {
@@ -105,7 +105,7 @@ struct State {
     /// Third-party sessions: we send their ICE checks.
     third_party: std::collections::HashSet<SessionKey>,
     /// Copies of sessions of other nodes (a cluster's relays).
-    mirrors: cluster::Mirrors,
+    mirrors: mirrors::Mirrors,
     /// The active pushed tracks of each session, as last told to the
     /// session feed (a cluster's directory).
     told_tracks: HashMap<SessionKey, Vec<String>>,

@@ -16,7 +16,7 @@ use crate::calls::types::{TrackObject, TracksCloseRequest, TracksNewRequest};
 use crate::config::Limits;
 use crate::dtls::DtlsIdentity;
 use crate::dtls_threads::{HandshakePool, JobQueues};
-use crate::engine::directory::IceDirectory;
+use crate::engine::ice_directory::IceDirectory;
 use crate::engine::messages::WorkerCommand;
 use crate::ids::{AppId, TrackKey, WorkerId};
 use crate::srtp::SrtpKeys;

@@ -77,7 +77,7 @@ pub struct Session {
     /// Pulls that were closed, as GET lists them (status inactive).
     pub closed_pulls: Vec<TrackObject>,
     /// Its data channels.
-    pub channels: super::channels::SessionChannelState,
+    pub channels: super::channel_state::SessionChannelState,
     /// Third-party sessions only: the checks we send as the controlling
     /// ICE agent.
     pub peer_checks: Option<super::peer_checks::PeerChecks>,

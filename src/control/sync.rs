@@ -18,8 +18,8 @@ use crate::engine::messages::WorkerCommand;
 use crate::fanout::FanoutTable;
 use crate::ids::{SessionKey, TrackKey};
 use crate::sdp::{Extmap, MediaKind, extension};
-use crate::session::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};
 use crate::simulcast::Preferences;
+use crate::streams::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};
 use crate::worker::WorkerHandle;
 
 use super::registry::Registry;

@@ -87,7 +87,7 @@ impl Subscription {
         Subscription {
             simulcast: item.simulcast.clone(),
             // The name the pull gave: a relayed track's own is its
-            // mirror's (`control::cluster`).
+            // mirror's (`control::mirrors`).
             track_name: item
                 .track_name
                 .clone()

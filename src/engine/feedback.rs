@@ -20,8 +20,8 @@ use super::{
 use crate::bwe::pause::SubscriberEstimate;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey};
-use crate::session::rtt;
 use crate::simulcast::Layer;
+use crate::streams::rtt;
 use crate::wire::rtcp::SenderInfo;
 use crate::wire::{PacketKind, rtcp};
 

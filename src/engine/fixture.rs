@@ -9,12 +9,12 @@ use std::time::Instant;
 
 use crate::fanout::{FanoutTable, TrackFanout};
 use crate::ids::{Mid, SessionKey, TrackKey, WorkerId};
-use crate::session::{InboundRoute, Outlet, SessionMedia};
 use crate::srtp::SrtpSession;
+use crate::streams::{InboundRoute, Outlet, SessionMedia};
 
 use super::Engine;
 use super::counters::Counters;
-use super::directory::IceDirectory;
+use super::ice_directory::IceDirectory;
 use super::messages::WorkerCommand;
 
 pub use crate::srtp::fixture::{PAYLOAD, PUBLISHER_TWCC, keys, peer, rtp_packet};

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::messages::{Handoff, HandoffPayload};
-use super::run::{OwnedRun, PacketRun};
+use super::packet_run::{OwnedRun, PacketRun};
 use crate::fanout::TrackFanout;
 
 /// Hand-offs kept for reuse; more in flight at once are allocated and
@@ -65,7 +65,7 @@ impl HandoffPool {
 mod tests {
     use super::*;
     use crate::engine::fixture::rtp_packet;
-    use crate::engine::run::owned_run;
+    use crate::engine::packet_run::owned_run;
     use crate::ids::TrackKey;
 
     #[test]

@@ -25,7 +25,7 @@ use super::Engine;
 use super::media_session::{MediaSession, MovedSession, release};
 use super::messages::EngineEvent;
 use crate::ids::{SessionKey, WorkerId};
-use crate::session::SessionMedia;
+use crate::streams::SessionMedia;
 
 impl Engine {
     /// Lets `key` go to worker `to`, reporting its state to the control

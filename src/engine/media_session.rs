@@ -14,15 +14,15 @@ use super::nack::repair::Repairs;
 use crate::bwe::pause::SubscriberEstimate;
 use crate::engine::nack::budget::ResendLimiter;
 use crate::ids::TrackKey;
-use crate::session::SessionMedia;
-use crate::session::egress::OutboundStream;
-use crate::session::ingress::ReceptionStats;
-use crate::session::rtt::RoundTrip;
-use crate::session::twcc::TwccReceiver;
 use crate::simulcast::Layer;
 use crate::srtp::gcm::{GcmReceiver, GcmSender};
 use crate::srtp::gcm_rtcp::GcmRtcpReceiver;
 use crate::srtp::{SrtpKeys, SrtpSession};
+use crate::streams::SessionMedia;
+use crate::streams::egress::OutboundStream;
+use crate::streams::ingress::ReceptionStats;
+use crate::streams::rtt::RoundTrip;
+use crate::streams::twcc::TwccReceiver;
 
 /// One session on the worker that owns its transport.
 pub(super) struct MediaSession {

@@ -8,12 +8,12 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::media_session::MovedSession;
-use super::run::OwnedRun;
+use super::packet_run::OwnedRun;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
-use crate::session::SessionMedia;
 use crate::simulcast::Layer;
 use crate::srtp::SrtpKeys;
+use crate::streams::SessionMedia;
 use crate::wire::rtcp::SenderInfo;
 
 /// From the control thread to one worker.

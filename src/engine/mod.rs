@@ -29,13 +29,14 @@
 mod bindings;
 pub mod control_budget;
 pub mod counters;
-pub mod directory;
 mod feedback;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 mod forward;
 mod gso;
 mod handoff_pool;
 mod handover;
+pub mod ice_directory;
 mod media_session;
 pub mod messages;
 pub mod off_path;
@@ -43,7 +44,7 @@ mod probes;
 mod receive;
 
 pub mod nack;
-pub mod run;
+pub mod packet_run;
 pub mod stats;
 mod stun;
 pub mod stun_limit;
@@ -60,20 +61,20 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 
 use crate::ids::{SessionKey, TrackKey, WorkerId};
-use crate::session::twcc::FEEDBACK_INTERVAL;
+use crate::streams::twcc::FEEDBACK_INTERVAL;
 use crate::wire::{PacketKind, classify};
 use bindings::Bindings;
 use counters::{Counters, DropReason};
-use directory::IceDirectory;
 use forward::Forwarded;
 use handoff_pool::HandoffPool;
+use ice_directory::IceDirectory;
 use media_session::MediaSession;
 use media_session::release;
 use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
 use nack::responder::Histories;
 use off_path::OffPath;
+use packet_run::Inbox;
 use receive::{Plain, Sender};
-use run::Inbox;
 
 /// How often receiver reports go out.
 const REPORT_INTERVAL: Duration = Duration::from_secs(1);

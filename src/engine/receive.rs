@@ -18,16 +18,16 @@ use super::media_session::MediaSession;
 use super::messages::EngineEvent;
 use super::nack::repair::Verdict;
 use super::off_path;
-use super::run::RunHeader;
+use super::packet_run::RunHeader;
 use super::{
     DTLS_APPLICATION_DATA, Engine, LEARNED_LAYER_SSRCS, LEARNED_SSRCS, MEDIA_EVENT_INTERVAL,
     MEDIA_EVENT_MEMORY,
 };
 use crate::codec::Codec;
 use crate::ids::{SessionKey, TrackKey};
-use crate::session::SessionMedia;
-use crate::session::ingress::ReceptionStats;
 use crate::simulcast::Layer;
+use crate::streams::SessionMedia;
+use crate::streams::ingress::ReceptionStats;
 use crate::wire::rtp::RtpHeader;
 use crate::wire::{PacketKind, rtp};
 
@@ -311,7 +311,7 @@ fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
 fn learn_layer(
     layers: &mut HashMap<u32, Layer>,
     media: &SessionMedia,
-    route: &crate::session::InboundRoute,
+    route: &crate::streams::InboundRoute,
     header: &RtpHeader<'_>,
 ) -> Option<Layer> {
     let ssrc = header.ssrc();

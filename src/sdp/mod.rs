@@ -6,7 +6,7 @@
 //! Where it sits: on the control thread, in negotiation; nothing here is on
 //! the packet path.
 
-pub mod limits;
+pub mod bounds;
 mod parse;
 mod write;
 

@@ -17,7 +17,7 @@ pub enum SdpError {
     /// No `v=0` first line.
     #[error("not an SDP (no v=0)")]
     NotSdp,
-    /// Past one of the reader's bounds ([`super::limits`]).
+    /// Past one of the reader's bounds ([`super::bounds`]).
     #[error("line {line}: {what} (at most {limit})")]
     TooLarge {
         /// 1-based line number.
@@ -29,7 +29,7 @@ pub enum SdpError {
     },
 }
 
-/// Parses an SDP offer or answer, within the bounds of [`super::limits`]:
+/// Parses an SDP offer or answer, within the bounds of [`super::bounds`]:
 /// the work and the memory are linear in the description's size.
 pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
     let mut desc = SessionDescription::default();
@@ -51,18 +51,18 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
             what,
             limit,
         };
-        if line.len() > limits::MAX_LINE {
-            return Err(too_large("line too long", limits::MAX_LINE));
+        if line.len() > bounds::MAX_LINE {
+            return Err(too_large("line too long", bounds::MAX_LINE));
         }
         let (kind, value) = line.split_once('=').ok_or(bad("expected x=value"))?;
         match kind {
             "m" => {
-                if desc.media.len() == limits::MAX_MEDIA {
-                    return Err(too_large("too many m-lines", limits::MAX_MEDIA));
+                if desc.media.len() == bounds::MAX_MEDIA {
+                    return Err(too_large("too many m-lines", bounds::MAX_MEDIA));
                 }
                 let m = media_line(value).ok_or(bad("malformed m-line"))?;
-                if m.formats.len() > limits::MAX_FORMATS {
-                    return Err(too_large("too many formats", limits::MAX_FORMATS));
+                if m.formats.len() > bounds::MAX_FORMATS {
+                    return Err(too_large("too many formats", bounds::MAX_FORMATS));
                 }
                 desc.media.push(m);
             }
@@ -76,7 +76,7 @@ pub fn parse(sdp: &str) -> Result<SessionDescription, SdpError> {
                 if name == "fingerprint" && !fingerprints.note(arg.trim()) {
                     return Err(too_large(
                         "too many distinct fingerprints",
-                        limits::MAX_FINGERPRINTS,
+                        bounds::MAX_FINGERPRINTS,
                     ));
                 }
                 let applied = match desc.media.last_mut() {
@@ -150,7 +150,7 @@ fn media_line(value: &str) -> Option<MediaSection> {
 }
 
 /// The distinct fingerprints read so far (at most
-/// [`limits::MAX_FINGERPRINTS`]: a description repeats its one fingerprint
+/// [`bounds::MAX_FINGERPRINTS`]: a description repeats its one fingerprint
 /// on every m-line).
 #[derive(Default)]
 struct Fingerprints(Vec<String>);
@@ -161,7 +161,7 @@ impl Fingerprints {
         if self.0.iter().any(|f| f == value) {
             return true;
         }
-        if self.0.len() == limits::MAX_FINGERPRINTS {
+        if self.0.len() == bounds::MAX_FINGERPRINTS {
             return false;
         }
         self.0.push(value.to_owned());
@@ -189,7 +189,7 @@ fn room(len: usize, limit: usize, what: &'static str) -> Result<(), Refused> {
 /// An ice-ufrag (RFC 8839 §5.4), or why not.
 fn ice_ufrag(arg: &str) -> Result<String, Refused> {
     let arg = arg.trim();
-    limits::is_ice_credential(arg, limits::UFRAG_LEN)
+    bounds::is_ice_credential(arg, bounds::UFRAG_LEN)
         .then(|| arg.to_owned())
         .ok_or(Refused::Malformed(
             "a=ice-ufrag must be 4 to 256 ice-chars (RFC 8839)",
@@ -199,7 +199,7 @@ fn ice_ufrag(arg: &str) -> Result<String, Refused> {
 /// An ice-pwd (RFC 8839 §5.4), or why not.
 fn ice_pwd(arg: &str) -> Result<String, Refused> {
     let arg = arg.trim();
-    limits::is_ice_credential(arg, limits::PWD_LEN)
+    bounds::is_ice_credential(arg, bounds::PWD_LEN)
         .then(|| arg.to_owned())
         .ok_or(Refused::Malformed(
             "a=ice-pwd must be 22 to 256 ice-chars (RFC 8839)",
@@ -222,7 +222,7 @@ fn session_attribute(desc: &mut SessionDescription, name: &str, arg: &str) -> Re
             let mut parts = arg.split_ascii_whitespace();
             if parts.next() == Some("BUNDLE") && desc.bundle.is_none() {
                 let mids: Vec<Mid> = parts.map(|m| Mid(m.to_owned())).collect();
-                if mids.len() > limits::MAX_MEDIA || !mids.iter().all(|m| limits::is_mid(&m.0)) {
+                if mids.len() > bounds::MAX_MEDIA || !mids.iter().all(|m| bounds::is_mid(&m.0)) {
                     return Err(Refused::Malformed(
                         "a BUNDLE group of more than 1,024 mids, or of invalid ones",
                     ));
@@ -250,16 +250,16 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Result<(), Re
     match name {
         "ice-ufrag" => m.ice_ufrag = Some(ice_ufrag(arg)?),
         "ice-pwd" => m.ice_pwd = Some(ice_pwd(arg)?),
-        "fmtp" if arg.len() > limits::MAX_FMTP + 4 => {
-            return Err(Refused::TooLarge("an fmtp too long", limits::MAX_FMTP));
+        "fmtp" if arg.len() > bounds::MAX_FMTP + 4 => {
+            return Err(Refused::TooLarge("an fmtp too long", bounds::MAX_FMTP));
         }
-        "rtpmap" if arg.len() > limits::MAX_ENCODING_NAME + 24 => {
+        "rtpmap" if arg.len() > bounds::MAX_ENCODING_NAME + 24 => {
             return Err(Refused::TooLarge(
                 "an rtpmap too long",
-                limits::MAX_ENCODING_NAME,
+                bounds::MAX_ENCODING_NAME,
             ));
         }
-        "mid" if !limits::is_mid(arg) => {
+        "mid" if !bounds::is_mid(arg) => {
             return Err(Refused::Malformed(
                 "a=mid must be 1 to 32 visible characters",
             ));
@@ -267,17 +267,17 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Result<(), Re
         "rtcp-fb" => {
             let (pt, fb) = arg.split_once(' ').ok_or(MALFORMED)?;
             let fb = fb.trim();
-            if fb.len() > limits::MAX_FEEDBACK_VALUE {
+            if fb.len() > bounds::MAX_FEEDBACK_VALUE {
                 return Err(Refused::TooLarge(
                     "an rtcp-fb value too long",
-                    limits::MAX_FEEDBACK_VALUE,
+                    bounds::MAX_FEEDBACK_VALUE,
                 ));
             }
             if pt == "*" {
                 for c in &mut m.codecs {
                     room(
                         c.rtcp_fb.len(),
-                        limits::MAX_FEEDBACK,
+                        bounds::MAX_FEEDBACK,
                         "too many rtcp-fb values",
                     )?;
                     c.rtcp_fb.push(fb.to_owned());
@@ -285,32 +285,32 @@ fn media_attribute(m: &mut MediaSection, name: &str, arg: &str) -> Result<(), Re
             } else if let Some(codec) = codec_mut(m, pt) {
                 room(
                     codec.rtcp_fb.len(),
-                    limits::MAX_FEEDBACK,
+                    bounds::MAX_FEEDBACK,
                     "too many rtcp-fb values",
                 )?;
                 codec.rtcp_fb.push(fb.to_owned());
             }
         }
         "extmap" => {
-            room(m.extmaps.len(), limits::MAX_EXTMAPS, "too many extmaps")?;
+            room(m.extmaps.len(), bounds::MAX_EXTMAPS, "too many extmaps")?;
             media_value(m, name, arg).ok_or(MALFORMED)?;
         }
         "ssrc" => {
             media_value(m, name, arg).ok_or(MALFORMED)?;
-            if m.ssrcs.len() > limits::MAX_SSRCS {
-                return Err(Refused::TooLarge("too many SSRCs", limits::MAX_SSRCS));
+            if m.ssrcs.len() > bounds::MAX_SSRCS {
+                return Err(Refused::TooLarge("too many SSRCs", bounds::MAX_SSRCS));
             }
         }
         "rid" => {
-            room(m.rids.len(), limits::MAX_RIDS, "too many rids")?;
+            room(m.rids.len(), bounds::MAX_RIDS, "too many rids")?;
             media_value(m, name, arg).ok_or(MALFORMED)?;
         }
         "simulcast" => {
             media_value(m, name, arg).ok_or(MALFORMED)?;
-            if m.simulcast_send.len() > limits::MAX_RIDS {
+            if m.simulcast_send.len() > bounds::MAX_RIDS {
                 return Err(Refused::TooLarge(
                     "too many simulcast streams",
-                    limits::MAX_RIDS,
+                    bounds::MAX_RIDS,
                 ));
             }
         }

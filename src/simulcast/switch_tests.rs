@@ -306,12 +306,28 @@ fn a_packet_admitted_counts_targets_and_remembers_the_timeline_it_leaves() {
     // A paused pull forwards nothing, but its first packet sets a target.
     assert_eq!(s.admit_packet(t0, H, 1000, true, None, true), Admit::Skip);
     assert_eq!(s.target(), Some(H));
-    assert_eq!(s.admit_packet(t0, H, 1000, true, None, false), Admit::Switch);
+    assert_eq!(
+        s.admit_packet(t0, H, 1000, true, None, false),
+        Admit::Switch
+    );
     assert_eq!(s.switched_from(), None, "nothing was sent before");
-    assert_eq!(s.admit_packet(t0, H, 1000, false, None, false), Admit::Forward);
-    s.set_preferences(Preferences::from_api(&json!({"preferredRid": "f"})), &rids());
+    assert_eq!(
+        s.admit_packet(t0, H, 1000, false, None, false),
+        Admit::Forward
+    );
+    s.set_preferences(
+        Preferences::from_api(&json!({"preferredRid": "f"})),
+        &rids(),
+    );
     let now = flow(&mut s, t0, 3000, &[F, H]);
     s.retarget(now, None);
-    assert_eq!(s.admit_packet(now, F, 4000, true, None, false), Admit::Switch);
-    assert_eq!(s.switched_from(), Some(H), "the stream followed h until now");
+    assert_eq!(
+        s.admit_packet(now, F, 4000, true, None, false),
+        Admit::Switch
+    );
+    assert_eq!(
+        s.switched_from(),
+        Some(H),
+        "the stream followed h until now"
+    );
 }

@@ -5,6 +5,7 @@
 //! right after receive (unprotect) and right before send (protect). What
 //! reaches the inbound context passes [`screen`] first.
 
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture;
 pub mod gcm;
 pub mod gcm_rtcp;

@@ -23,7 +23,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::engine::Engine;
 use crate::engine::counters::{Counters, DropReason};
-use crate::engine::directory::IceDirectory;
+use crate::engine::ice_directory::IceDirectory;
 use crate::engine::messages::{EngineEvent, Handoff, WorkerCommand};
 use crate::ids::{SessionKey, WorkerId};
 

@@ -21,15 +21,15 @@ use super::budget::{self, Refused, ResendLimiter};
 use super::history::{self, TrackHistory};
 use crate::bwe::BandwidthEstimator;
 use crate::ids::TrackKey;
-use crate::session::egress::OutboundStream;
-use crate::session::{Outlet, SessionMedia};
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::GcmSender;
+use crate::streams::egress::OutboundStream;
+use crate::streams::{Outlet, SessionMedia};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 
 use crate::engine::Transmit;
 use crate::engine::counters::{Counters, DropReason};
-use crate::engine::run::PacketRun;
+use crate::engine::packet_run::PacketRun;
 
 /// The histories of the tracks that NACK-capable subscribers on this
 /// worker receive, each with how many outlets use it.

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use switchboard::engine::nack::generator::{Arrival, NackGenerator};
-use switchboard::session::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
+use switchboard::streams::twcc::{FEEDBACK_INTERVAL, TwccReceiver};
 use switchboard::wire::rtcp;
 use switchboard::wire::rtp::RtpHeader;
 

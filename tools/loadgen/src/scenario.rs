@@ -123,7 +123,7 @@ impl Scenario {
             join_rate: None,
             join_threads: 0,
             loss: 0,
-            twcc_feedback: switchboard::session::twcc::FEEDBACK_INTERVAL,
+            twcc_feedback: switchboard::streams::twcc::FEEDBACK_INTERVAL,
             pull_url: None,
             pull_server_pid: None,
             simulcast: None,

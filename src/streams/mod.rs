@@ -1,7 +1,8 @@
-//! One session's packet state on the media worker that owns its 5-tuple:
-//! its SRTP contexts, the routes of the tracks it pushes (ingress), the
-//! outlets of the tracks it pulls (egress), and the reception statistics
-//! its receiver reports carry.
+//! One session's RTP streams (RFC 7656) on the media worker that owns its
+//! 5-tuple: the routes of the tracks it pushes and the reception
+//! statistics its receiver reports carry (ingress), the outlets of the
+//! tracks it pulls and their numbering (egress), its round-trip time and
+//! transport-cc arrivals.
 //!
 //! Where it sits: the engine looks a session up by 5-tuple and hands it the
 //! packet; the control thread decides what it pushes and pulls and installs

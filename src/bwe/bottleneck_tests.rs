@@ -4,7 +4,7 @@
 //! feedback written by our own transport-cc writer every 50 ms.
 
 use super::*;
-use crate::session::twcc::TwccReceiver;
+use crate::streams::twcc::TwccReceiver;
 use std::collections::VecDeque;
 
 const STEP: Duration = Duration::from_micros(100);
