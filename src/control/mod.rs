@@ -26,6 +26,7 @@ pub mod path;
 mod path_move;
 pub mod path_probe;
 pub mod peer_checks;
+pub mod pulls;
 pub mod rate_window;
 pub mod registry;
 #[cfg(test)]

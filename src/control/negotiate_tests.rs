@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::*;
+use crate::control::transceiver::PushedTrack;
 use crate::ids::TrackKey;
-use crate::sdp::parse;
+use crate::sdp::{Codec, parse};
 
 fn offer(name: &str) -> SessionDescription {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -296,9 +296,9 @@ impl Control {
         Self::ensure_no_pending(st, key, now)?;
         let mut added = false;
         for item in items.iter_mut() {
-            let found = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
+            let found = super::pulls::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let Some(track) = found else {
-                negotiate::not_found(item);
+                super::pulls::not_found(item);
                 continue;
             };
             let session = st
@@ -307,7 +307,7 @@ impl Control {
                 .ok_or_else(CallsError::session_gone)?;
             // A client that already told us what it decodes (in an earlier
             // SDP) gets the error now rather than a dead m-line.
-            let decodable = negotiate::decodable_formats(session, track.kind);
+            let decodable = super::pulls::decodable_formats(session, track.kind);
             if !decodable.is_empty()
                 && !track
                     .sent_codecs()
@@ -315,7 +315,7 @@ impl Control {
                     .any(|c| decodable.iter().any(|d| d.same_format(c)))
             {
                 item.mid = Some(String::new());
-                negotiate::incompatible_codec(item, &track, &decodable);
+                super::pulls::incompatible_codec(item, &track, &decodable);
                 continue;
             }
             let mid = negotiate::add_pull(session, &track, item);
@@ -384,9 +384,9 @@ impl Control {
                     .trim_start_matches('#')
                     .to_owned(),
             );
-            let found = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
+            let found = super::pulls::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let Some(track) = found else {
-                negotiate::not_found(item);
+                super::pulls::not_found(item);
                 continue;
             };
             let session = st
@@ -404,7 +404,7 @@ impl Control {
             };
             let payload_types = map_payload_types(track.sent_codecs(), &t.codecs);
             if payload_types.is_empty() {
-                negotiate::incompatible_codec(item, &track, &t.codecs);
+                super::pulls::incompatible_codec(item, &track, &t.codecs);
                 continue;
             }
             item.mid = Some(t.mid.0.clone());

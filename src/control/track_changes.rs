@@ -31,7 +31,7 @@ impl Control {
         limits::check_simulcast(&req.tracks)?;
         limits::check_names(&req.tracks)?;
         for item in req.tracks.iter_mut() {
-            let target = negotiate::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
+            let target = super::pulls::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let mid = Mid(item.mid.clone().unwrap_or_default());
             // Whether the track pulled on that mid now is simulcast.
             let pulls_simulcast = st
