@@ -15,11 +15,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::codec::Codec;
 use crate::engine::messages::WorkerCommand;
+use crate::engine::session_media::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};
 use crate::fanout::FanoutTable;
 use crate::ids::{SessionKey, TrackKey};
 use crate::sdp::{Extmap, MediaKind, extension};
 use crate::simulcast::Preferences;
-use crate::streams::{InboundRoute, Outlet, RtxStream, SessionMedia, SimulcastPull};
 use crate::worker::WorkerHandle;
 
 use super::registry::Registry;

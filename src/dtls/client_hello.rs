@@ -50,9 +50,10 @@ impl ClientHello {
     }
 
     /// The whole ClientHello body, once every byte arrived.
-    pub(super) fn complete(&self) -> Option<&[u8]> {
+    pub(super) fn complete(&self) -> Option<ClientHelloBody<'_>> {
         let total = self.length?;
-        (self.received.as_slice() == [(0, total)] || total == 0).then_some(&self.body[..])
+        (self.received.as_slice() == [(0, total)] || total == 0)
+            .then_some(ClientHelloBody(&self.body[..]))
     }
 }
 
@@ -60,7 +61,8 @@ impl ClientHello {
 /// fragment offset 0), if it carries one.
 pub(super) fn client_hello_random(datagram: &[u8]) -> Option<[u8; 32]> {
     let first = hello_fragments(datagram).find(|f| f.offset == 0)?;
-    first.bytes.get(2..34).and_then(|r| r.try_into().ok())
+    // The body's start: what the random needs of it.
+    ClientHelloBody(first.bytes).random()
 }
 
 /// One handshake message fragment of an epoch-0 handshake record
@@ -119,11 +121,26 @@ fn be24(b: &[u8]) -> usize {
     (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2])
 }
 
-/// The SRTP profiles in a ClientHello body's `use_srtp` extension (empty
-/// if it has none or is malformed).
-pub(super) fn client_hello_srtp_profiles(body: &[u8]) -> Vec<u16> {
-    let parse = || -> Option<Vec<u16>> {
-        let mut r = Reader(body);
+/// A whole ClientHello body (RFC 6347 §4.2.1), as [`ClientHello::complete`]
+/// gives it: its fields are read through checked lengths, and a malformed
+/// body reads as having none of what was asked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct ClientHelloBody<'a>(&'a [u8]);
+
+impl<'a> ClientHelloBody<'a> {
+    /// The client random.
+    pub(super) fn random(&self) -> Option<[u8; 32]> {
+        self.0.get(2..34).and_then(|r| r.try_into().ok())
+    }
+
+    /// The SRTP profiles of its `use_srtp` extension (empty if it has none
+    /// or is malformed).
+    pub(super) fn srtp_profiles(&self) -> Vec<u16> {
+        self.read_srtp_profiles().unwrap_or_default()
+    }
+
+    fn read_srtp_profiles(&self) -> Option<Vec<u16>> {
+        let mut r = Reader(self.0);
         r.take(2 + 32)?; // client_version, random
         let n = usize::from(r.u8()?);
         r.take(n)?; // session_id
@@ -148,8 +165,7 @@ pub(super) fn client_hello_srtp_profiles(body: &[u8]) -> Vec<u16> {
             }
         }
         None
-    };
-    parse().unwrap_or_default()
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -201,7 +217,7 @@ mod tests {
         let mut whole = ClientHello::default();
         whole.add_datagram(&dgram);
         assert_eq!(
-            whole.complete().map(client_hello_srtp_profiles),
+            whole.complete().map(|body| body.srtp_profiles()),
             Some(vec![0x0001, 0x0007])
         );
 
@@ -229,7 +245,7 @@ mod tests {
         assert!(parts.complete().is_none());
         parts.add_datagram(&fragment(0, split));
         assert_eq!(
-            parts.complete().map(client_hello_srtp_profiles),
+            parts.complete().map(|body| body.srtp_profiles()),
             Some(vec![0x0001, 0x0007])
         );
 

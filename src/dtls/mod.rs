@@ -30,7 +30,7 @@ pub mod fingerprint;
 mod flight;
 pub mod identity;
 
-use client_hello::{ClientHello, client_hello_random, client_hello_srtp_profiles};
+use client_hello::{ClientHello, client_hello_random};
 pub use identity::DtlsIdentity;
 
 use crate::srtp::SrtpKeys;
@@ -209,8 +209,8 @@ impl DtlsTransport {
             let Some(body) = self.hello.complete() else {
                 return Ok(None);
             };
-            self.hello_random = body.get(2..34).and_then(|r| r.try_into().ok());
-            let offered = client_hello_srtp_profiles(body);
+            self.hello_random = body.random();
+            let offered = body.srtp_profiles();
             let profile = choose_profile(&offered).ok_or(DtlsError::NoSrtpProfile)?;
             let config =
                 self.identity

@@ -212,8 +212,7 @@ impl Engine {
                 }
                 if e.can_probe && !e.listed && e.bwe.probe_at().is_some() {
                     e.listed = true;
-                    self.probing.push(key);
-                    self.next_probe = Some(now);
+                    self.probing.list(key, now);
                 }
             }
         }

@@ -7,10 +7,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::engine::session_media::{InboundRoute, Outlet, SessionMedia};
 use crate::fanout::{FanoutTable, TrackFanout};
 use crate::ids::{Mid, SessionKey, TrackKey, WorkerId};
 use crate::srtp::SrtpSession;
-use crate::streams::{InboundRoute, Outlet, SessionMedia};
 
 use super::Engine;
 use super::counters::Counters;

@@ -4,17 +4,14 @@
 //! place into the arena and coalesced into one GSO transmit; publishers'
 //! sender reports follow the same path, translated.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
-
-use bytes::BytesMut;
 
 use super::counters::{Counters, DropReason};
 use super::gso::Coalescer;
 use super::messages::{EngineEvent, Handoff, HandoffPayload};
 use super::packet_run::{PacketRun, RunHeader};
-use super::{ARENA_BYTES, Engine, SPARE_BLOCKS, Transmit};
+use super::{Engine, Transmit};
 use crate::bwe::pause;
 use crate::codec::Codec;
 use crate::fanout::TrackFanout;
@@ -125,9 +122,7 @@ impl Engine {
             }
             // The whole run fits in one block, so its datagrams are contiguous.
             let need = run.bytes() + run.len() * gcm::TAG_LEN;
-            if self.arena.capacity() < need {
-                Self::next_arena(&mut self.arena, &mut self.spare, need);
-            }
+            self.arena.reserve(need);
             let estimate = layers
                 .as_ref()
                 .and(s.estimate.as_ref())
@@ -158,7 +153,7 @@ impl Engine {
                     header.timestamp,
                     plain.len() - header.layout.payload_offset,
                 );
-                let packet = &mut self.arena;
+                let packet = self.arena.block();
                 packet.extend_from_slice(plain);
                 let number = s.twcc_seq;
                 let stamped = rtp::rewrite_in_place(
@@ -234,29 +229,8 @@ impl Engine {
             && e.bwe.probe_at().is_some()
         {
             e.listed = true;
-            self.probing.push(sub);
-            self.next_probe = Some(clock);
+            self.probing.list(sub, clock);
         }
-    }
-
-    /// Replaces an exhausted arena block by a spare one whose datagrams have
-    /// all been sent, or by a new block.
-    pub(super) fn next_arena(arena: &mut BytesMut, spare: &mut VecDeque<BytesMut>, need: usize) {
-        spare.push_back(std::mem::take(arena));
-        for _ in 0..spare.len() {
-            let Some(mut block) = spare.pop_front() else {
-                break;
-            };
-            if block.try_reclaim(ARENA_BYTES.max(need)) {
-                *arena = block;
-                return;
-            }
-            spare.push_back(block);
-        }
-        if spare.len() > SPARE_BLOCKS {
-            spare.pop_front();
-        }
-        *arena = BytesMut::with_capacity(ARENA_BYTES.max(need));
     }
 
     /// Sends a sender report for `track` to subscriber `sub` on this worker.

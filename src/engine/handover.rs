@@ -24,8 +24,8 @@ use std::net::SocketAddr;
 use super::Engine;
 use super::media_session::{MediaSession, MovedSession, release};
 use super::messages::EngineEvent;
+use crate::engine::session_media::SessionMedia;
 use crate::ids::{SessionKey, WorkerId};
-use crate::streams::SessionMedia;
 
 impl Engine {
     /// Lets `key` go to worker `to`, reporting its state to the control

@@ -9,11 +9,11 @@ use bytes::BytesMut;
 
 use super::media_session::MovedSession;
 use super::packet_run::OwnedRun;
+use crate::engine::session_media::SessionMedia;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::simulcast::Layer;
 use crate::srtp::SrtpKeys;
-use crate::streams::SessionMedia;
 use crate::wire::rtcp::SenderInfo;
 
 /// From the control thread to one worker.

@@ -26,6 +26,7 @@
 //! `nack` answers and sends NACKs; `probes` pauses and probes video;
 //! `handover` moves a session to another worker.
 
+mod arena;
 mod bindings;
 pub mod control_budget;
 pub mod counters;
@@ -42,6 +43,7 @@ pub mod messages;
 pub mod off_path;
 mod probes;
 mod receive;
+pub mod session_media;
 
 pub mod nack;
 pub mod packet_run;
@@ -63,6 +65,7 @@ use bytes::BytesMut;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
 use crate::streams::twcc::FEEDBACK_INTERVAL;
 use crate::wire::{PacketKind, classify};
+use arena::Arena;
 use bindings::Bindings;
 use counters::{Counters, DropReason};
 use forward::Forwarded;
@@ -74,6 +77,7 @@ use messages::{EngineEvent, Handoff, HandoffPayload, WorkerCommand};
 use nack::responder::Histories;
 use off_path::OffPath;
 use packet_run::Inbox;
+use probes::Probing;
 use receive::{Plain, Sender};
 
 /// How often receiver reports go out.
@@ -145,8 +149,7 @@ pub struct Engine {
     /// Reports of media off a session's path.
     off_path: OffPath,
     /// Sessions with probe packets to send, and when the next is due.
-    probing: Vec<SessionKey>,
-    next_probe: Option<Instant>,
+    probing: Probing,
     /// Scratch for the statuses of a transport-cc feedback packet.
     statuses: Vec<crate::bwe::feedback::Status>,
     transmits: VecDeque<Transmit>,
@@ -168,10 +171,7 @@ pub struct Engine {
     scratch: Vec<u8>,
     /// Outgoing packets are written here and split off: one allocation
     /// serves many datagrams.
-    arena: BytesMut,
-    /// Exhausted arena blocks, reused once every datagram split from them
-    /// has been sent (in steady state nothing is allocated).
-    spare: VecDeque<BytesMut>,
+    arena: Arena,
     /// Received RTP waiting to be fanned out with the rest of its batch.
     inbox: Inbox,
     /// Hand-offs to other workers, recycled.
@@ -183,11 +183,6 @@ const DTLS_APPLICATION_DATA: u8 = 23;
 /// Data-channel records one session may send its DTLS thread per second
 /// (a 1 KiB message each: 80 Mbit/s).
 const DATA_RECORDS_PER_WINDOW: u32 = 10_000;
-
-/// Bytes of one arena block.
-const ARENA_BYTES: usize = 256 * 1024;
-/// Blocks kept for reuse.
-const SPARE_BLOCKS: usize = 8;
 
 impl Engine {
     /// Worker `id` of `workers`, sharing the ICE directory.
@@ -219,12 +214,10 @@ impl Engine {
             clock: now,
             histories: Histories::default(),
             off_path: OffPath::default(),
-            probing: Vec::new(),
-            next_probe: None,
+            probing: Probing::default(),
             statuses: Vec::new(),
             scratch: Vec::with_capacity(1500),
-            arena: BytesMut::new(),
-            spare: VecDeque::with_capacity(SPARE_BLOCKS + 1),
+            arena: Arena::new(),
             inbox: Inbox::new(),
             pool: HandoffPool::default(),
         }
@@ -372,7 +365,7 @@ impl Engine {
     /// When [`Engine::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Instant {
         let next = self.next_report.min(self.next_feedback);
-        self.next_probe.map_or(next, |p| p.min(next))
+        self.probing.next().map_or(next, |p| p.min(next))
     }
 
     /// Sends transport-cc feedback and receiver reports when due.
@@ -386,7 +379,7 @@ impl Engine {
             self.send_reports(now);
             self.forget_silent_tracks(now);
         }
-        if self.next_probe.is_some_and(|t| now >= t) {
+        if self.probing.next().is_some_and(|t| now >= t) {
             self.send_probes(now);
         }
     }

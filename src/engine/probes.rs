@@ -35,6 +35,27 @@ pub fn write_probe(out: &mut Vec<u8>, pt: u8, seq: u16, ts: u32, ssrc: u32, twcc
     out.push(PROBE_PADDING as u8);
 }
 
+/// The sessions with probes to send, and when the next is due.
+#[derive(Debug, Default)]
+pub(super) struct Probing {
+    sessions: Vec<SessionKey>,
+    next: Option<Instant>,
+}
+
+impl Probing {
+    /// `key`'s estimate asks for probes from `now` (it is listed once: its
+    /// `listed` flag says so).
+    pub(super) fn list(&mut self, key: SessionKey, now: Instant) {
+        self.sessions.push(key);
+        self.next = Some(now);
+    }
+
+    /// When the next probe is due.
+    pub(super) fn next(&self) -> Option<Instant> {
+        self.next
+    }
+}
+
 impl Engine {
     /// Pauses or resumes a subscriber's video for its estimate.
     pub(super) fn apply(&mut self, key: SessionKey, change: Change) {
@@ -78,7 +99,7 @@ impl Engine {
     /// outlet, numbered for transport-cc) and schedules the next.
     pub(super) fn send_probes(&mut self, now: Instant) {
         let mut next: Option<Instant> = None;
-        let mut probing = std::mem::take(&mut self.probing);
+        let mut probing = std::mem::take(&mut self.probing.sessions);
         probing.retain(|key| {
             let Some(s) = self.sessions.get_mut(key) else {
                 return false;
@@ -129,8 +150,10 @@ impl Engine {
                 }
             }
         });
-        self.probing = probing;
-        self.next_probe = next;
+        self.probing = Probing {
+            sessions: probing,
+            next,
+        };
     }
 }
 

@@ -24,9 +24,9 @@ use super::{
     MEDIA_EVENT_MEMORY,
 };
 use crate::codec::Codec;
+use crate::engine::session_media::SessionMedia;
 use crate::ids::{SessionKey, TrackKey};
 use crate::simulcast::Layer;
-use crate::streams::SessionMedia;
 use crate::streams::ingress::ReceptionStats;
 use crate::wire::rtp::RtpHeader;
 use crate::wire::{PacketKind, rtp};
@@ -311,7 +311,7 @@ fn find_route(media: &SessionMedia, header: &RtpHeader<'_>) -> Option<usize> {
 fn learn_layer(
     layers: &mut HashMap<u32, Layer>,
     media: &SessionMedia,
-    route: &crate::streams::InboundRoute,
+    route: &crate::engine::session_media::InboundRoute,
     header: &RtpHeader<'_>,
 ) -> Option<Layer> {
     let ssrc = header.ssrc();

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap as HashMap;
 
 use super::generator::{Arrival, NackGenerator};
+use crate::engine::session_media::InboundRoute;
 use crate::simulcast::Layer;
-use crate::streams::InboundRoute;
 use crate::wire::rtcp;
 use crate::wire::rtp::{self, RtpHeader};
 

@@ -20,11 +20,11 @@ use bytes::BytesMut;
 use super::budget::{self, Refused, ResendLimiter};
 use super::history::{self, TrackHistory};
 use crate::bwe::BandwidthEstimator;
+use crate::engine::session_media::{Outlet, SessionMedia};
 use crate::ids::TrackKey;
 use crate::srtp::SrtpSession;
 use crate::srtp::gcm::GcmSender;
 use crate::streams::egress::OutboundStream;
-use crate::streams::{Outlet, SessionMedia};
 use crate::wire::rtp::{self, Rewrite, RtpHeader};
 
 use crate::engine::Transmit;
