@@ -2,9 +2,8 @@
 //! transport, where its 5-tuple lives, and its transceivers (m-lines) with
 //! what each pushes or pulls.
 
+use std::collections::VecDeque;
 use std::time::Instant;
-
-use crate::calls::types::TrackObject;
 
 use super::path::PathSelector;
 use super::rate_window::RateWindow;
@@ -22,6 +21,21 @@ pub use super::transceiver::{
 /// Most distinct formats a session keeps of what its client receives
 /// (`Session::decodable`; Chromium offers about twenty).
 pub const MAX_DECODABLE: usize = 64;
+
+/// Closed pulls a session remembers for GET at most (a client that pulls
+/// and closes again and again holds no more than this).
+pub const MAX_CLOSED_PULLS: usize = 256;
+
+/// A pull that was closed, as GET session lists it (status inactive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedPull {
+    /// The m-line it was on.
+    pub mid: Mid,
+    /// The publisher's session.
+    pub session_id: SessionId,
+    /// The track's name, as the pull gave it.
+    pub track_name: TrackName,
+}
 
 /// One session.
 pub struct Session {
@@ -74,8 +88,9 @@ pub struct Session {
     pub consent: Option<super::consent::Consent>,
     /// Requests in the current rate-limit window.
     pub rate_window: RateWindow,
-    /// Pulls that were closed, as GET lists them (status inactive).
-    pub closed_pulls: Vec<TrackObject>,
+    /// Pulls that were closed, as GET lists them (status inactive): the
+    /// latest [`MAX_CLOSED_PULLS`].
+    pub closed_pulls: VecDeque<ClosedPull>,
     /// Its data channels.
     pub channels: super::channel_state::SessionChannelState,
     /// Third-party sessions only: the checks we send as the controlling
@@ -110,7 +125,7 @@ impl Session {
             created: now,
             consent: None,
             rate_window: RateWindow::new(now),
-            closed_pulls: Vec::new(),
+            closed_pulls: VecDeque::new(),
             channels: Default::default(),
             peer_checks: None,
         }
@@ -166,13 +181,13 @@ impl Session {
         t.send = None;
         if let Some(s) = t.subscription.take() {
             t.pulled_before = true;
-            self.closed_pulls.push(TrackObject {
-                location: Some("remote".into()),
-                mid: Some(mid.0.clone()),
-                session_id: Some(s.session_id.0),
-                track_name: Some(s.track_name.0),
-                status: Some("inactive".into()),
-                ..TrackObject::default()
+            if self.closed_pulls.len() == MAX_CLOSED_PULLS {
+                self.closed_pulls.pop_front();
+            }
+            self.closed_pulls.push_back(ClosedPull {
+                mid: mid.clone(),
+                session_id: s.session_id,
+                track_name: s.track_name,
             });
         }
         if let Some(name) = t.recv.take() {
@@ -407,5 +422,44 @@ mod tests {
         assert_ne!(s.ice.pwd, ours.pwd);
         assert_eq!(s.retired_ufrag.as_deref(), Some(ours.ufrag.as_str()));
         assert!(s.path.is_restarting());
+    }
+
+    /// A client that pulls and closes on one m-line again and again: GET
+    /// keeps listing the latest closed pulls, and the session holds no
+    /// more than [`MAX_CLOSED_PULLS`] of them.
+    #[test]
+    fn closed_pulls_are_bounded() {
+        use super::super::transceiver::{PushedTrack, Subscription, Transceiver};
+        let mut s = Session::new(SessionKey(1), Instant::now());
+        let mid = Mid("0".into());
+        s.transceivers
+            .push(Transceiver::new(mid.clone(), MediaKind::Video));
+        let track = |i: usize| PushedTrack {
+            name: TrackName(format!("t{i}")),
+            mid: Mid("1".into()),
+            kind: MediaKind::Video,
+            fanout: std::sync::Arc::new(crate::fanout::TrackFanout::new(TrackKey(i as u64))),
+            codecs: Vec::new(),
+            ssrcs: Vec::new(),
+            extmaps: Vec::new(),
+            rids: Vec::new(),
+            active: true,
+            idle: false,
+        };
+        for i in 0..MAX_CLOSED_PULLS + 10 {
+            let t = s.transceiver_mut(&mid).expect("the m-line");
+            t.subscription = Some(Subscription::new("publisher", &track(i), Vec::new()));
+            assert!(s.close_transceiver(&mid));
+        }
+        assert_eq!(s.closed_pulls.len(), MAX_CLOSED_PULLS);
+        let last = s.closed_pulls.back().expect("the latest");
+        assert_eq!(
+            last.track_name,
+            TrackName(format!("t{}", MAX_CLOSED_PULLS + 9))
+        );
+        assert_eq!(
+            s.closed_pulls.front().map(|c| c.track_name.0.as_str()),
+            Some("t10")
+        );
     }
 }

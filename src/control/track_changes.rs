@@ -218,7 +218,14 @@ impl Control {
             }
         }
         for c in &session.closed_pulls {
-            tracks.push(c.clone());
+            tracks.push(TrackObject {
+                location: Some("remote".into()),
+                mid: Some(c.mid.0.clone()),
+                session_id: Some(c.session_id.0.clone()),
+                track_name: Some(c.track_name.0.clone()),
+                status: Some("inactive".into()),
+                ..TrackObject::default()
+            });
         }
         let connected = session.channels.connected;
         let channels: Vec<_> = session
