@@ -63,7 +63,7 @@ fuzz_target!(|data: &[u8]| {
                 track_name: i.track_name.clone(),
                 ..TrackObject::default()
             };
-            let (track, _) = negotiate::resolve_pull(&reg, &app, &pull)?;
+            let (track, _) = switchboard::control::pulls::resolve_pull(&reg, &app, &pull)?;
             Some((track, pull))
         })
         .collect();
