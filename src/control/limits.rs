@@ -116,6 +116,14 @@ pub const MAX_NAME: usize = 256;
 /// Longest `sessionId` an item may name (ours are 32 hex characters).
 const MAX_SESSION_ID: usize = 64;
 
+/// The checks of a tracks/new or tracks/update body before any work: the
+/// item cap, each item's `simulcast` object and the lengths of its names.
+pub fn check_track_items(items: &[TrackObject]) -> Result<(), CallsError> {
+    check_items(items.len(), "tracks")?;
+    check_simulcast(items)?;
+    check_names(items)
+}
+
 /// Refuses an item naming a track, a session or a mid longer than a name
 /// may be (a mid may be `#` and a track name).
 pub fn check_names(items: &[TrackObject]) -> Result<(), CallsError> {

@@ -163,9 +163,7 @@ impl Control {
     ) -> Result<Admitted, CallsError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        limits::check_items(req.tracks.len(), "tracks")?;
-        limits::check_simulcast(&req.tracks)?;
-        limits::check_names(&req.tracks)?;
+        limits::check_track_items(&req.tracks)?;
         Ok(Admitted(key))
     }
 

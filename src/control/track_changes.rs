@@ -27,9 +27,7 @@ impl Control {
     ) -> Result<TracksResponse, CallsError> {
         let mut st = self.lock();
         let key = self.session_key(&mut st, app, session_id, now)?;
-        limits::check_items(req.tracks.len(), "tracks")?;
-        limits::check_simulcast(&req.tracks)?;
-        limits::check_names(&req.tracks)?;
+        limits::check_track_items(&req.tracks)?;
         for item in req.tracks.iter_mut() {
             let target = super::pulls::resolve_pull(&st.reg, app, item).map(|(t, _)| t);
             let mid = Mid(item.mid.clone().unwrap_or_default());

@@ -12,6 +12,7 @@ use super::counters::DropReason;
 use super::messages::EngineEvent;
 use super::{Engine, Transmit};
 use crate::ice::BindingRequest;
+use crate::ids::SessionKey;
 
 impl Engine {
     pub(super) fn handle_stun(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
@@ -51,16 +52,7 @@ impl Engine {
                 // Every valid check is reported: it binds the 5-tuple and
                 // refreshes consent (RFC 7675). Checks are a few per second
                 // per session at most.
-                let attached = self.sessions.get(&key).map(|s| s.addr);
-                self.bindings.bind(from, key, attached);
-                self.events.push_back(EngineEvent::Bound {
-                    key,
-                    worker: self.id,
-                    addr: from,
-                    nominated: check.use_candidate,
-                    txid: check.transaction_id(),
-                    at: now,
-                });
+                self.bind_checked(from, key, check.use_candidate, check.transaction_id(), now);
             }
         }
     }
@@ -82,16 +74,30 @@ impl Engine {
             return;
         };
         if self.within_budget(key, now) {
-            let attached = self.sessions.get(&key).map(|s| s.addr);
-            self.bindings.bind(from, key, attached);
-            self.events.push_back(EngineEvent::Bound {
-                key,
-                worker: self.id,
-                addr: from,
-                nominated: true,
-                txid,
-                at: now,
-            });
+            self.bind_checked(from, key, true, txid, now);
         }
+    }
+
+    /// `from` passed a connectivity check of `key` (transaction `txid`):
+    /// it is bound on this worker (beside the session's media path, if it
+    /// has one), and the control thread hears of it.
+    fn bind_checked(
+        &mut self,
+        from: SocketAddr,
+        key: SessionKey,
+        nominated: bool,
+        txid: [u8; 12],
+        now: Instant,
+    ) {
+        let attached = self.sessions.get(&key).map(|s| s.addr);
+        self.bindings.bind(from, key, attached);
+        self.events.push_back(EngineEvent::Bound {
+            key,
+            worker: self.id,
+            addr: from,
+            nominated,
+            txid,
+            at: now,
+        });
     }
 }
