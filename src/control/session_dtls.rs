@@ -47,13 +47,6 @@ enum State {
     Failed(String),
 }
 
-/// What a completed handshake was for the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completed {
-    /// A handshake had completed before (new keys for a new association).
-    pub again: bool,
-}
-
 impl Default for SessionDtls {
     fn default() -> Self {
         SessionDtls {
@@ -135,11 +128,12 @@ impl SessionDtls {
         true
     }
 
-    /// A handshake completed at `now` with `keys`.
-    pub fn connected(&mut self, keys: SrtpKeys, now: Instant) -> Completed {
+    /// A handshake completed at `now` with `keys`; whether one had
+    /// completed before (new keys for a new association).
+    pub fn connected(&mut self, keys: SrtpKeys, now: Instant) -> bool {
         let again = matches!(self.state, State::Connected { .. });
         self.state = State::Connected { keys, at: now };
-        Completed { again }
+        again
     }
 }
 
@@ -182,12 +176,12 @@ mod tests {
         dtls.open();
         let t0 = Instant::now();
         let k = keys(ProtectionProfile::AeadAes128Gcm, 1);
-        assert_eq!(dtls.connected(k.clone(), t0), Completed { again: false });
+        assert!(!dtls.connected(k.clone(), t0), "the first handshake");
         assert!(!dtls.fail("bad record".into()));
         assert_eq!(dtls.failure(), None);
         assert!(dtls.keys().is_some());
         let t1 = t0 + std::time::Duration::from_secs(1);
-        assert_eq!(dtls.connected(k, t1), Completed { again: true });
+        assert!(dtls.connected(k, t1), "a second one");
         assert_eq!(dtls.connected_at(), Some(t1));
     }
 

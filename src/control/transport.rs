@@ -460,7 +460,7 @@ impl Control {
         let Some((app, session)) = st.reg.sessions.get_mut(&key) else {
             return;
         };
-        let again = session.dtls.connected(keys.clone(), now).again;
+        let again = session.dtls.connected(keys.clone(), now);
         tracing::info!(session = %session.id, profile = ?keys.profile, again, "DTLS connected");
         let first = !again;
         // The handshake came from the session's address: consent is fresh.

@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::Route;
 use crate::datachannel::channels::{ChannelRef, Message};
 use crate::datachannel::ops::ChannelOp;
+use crate::datachannel::overload::DATA_QUEUE;
 use crate::dtls::{DtlsRole, Fingerprint};
 use crate::ids::SessionKey;
 use crate::worker::RecordSink;
@@ -82,8 +83,6 @@ pub enum Job {
     /// The thread ends.
     Shutdown,
 }
-
-pub use crate::datachannel::overload::DATA_QUEUE;
 
 /// Deliveries queued to one thread at most, and their bytes: past either,
 /// a message for that thread's sessions is dropped (counted as `overload`:

@@ -37,7 +37,7 @@ mod data_channels;
 mod jobs;
 mod thread;
 
-pub use jobs::{DATA_QUEUE, DELIVER_QUEUE, DELIVER_QUEUE_BYTES, Job, JobQueues};
+pub use jobs::{DELIVER_QUEUE, DELIVER_QUEUE_BYTES, Job, JobQueues};
 use thread::Handshaker;
 
 /// A media worker and a client address: where a flight is sent.
