@@ -18,6 +18,8 @@
 //                        20 lines typed in Chromium must all reach Firefox,
 //                        in order, and Firefox's reply must reach Chromium.
 //   chat-firefox-publishes  the same with the roles swapped.
+//   Both chat scenarios end once the server has had a consent answer from
+//   each of the two sessions (its /metrics).
 //
 // Env: FIREFOX (default /usr/bin/firefox-esr), CHROMIUM (default
 // /usr/bin/chromium), ECHO_TIMEOUT_MS (default 20000, counted from the first
@@ -134,6 +136,13 @@ const pageError = (page) => () =>
 
 const stats = (page) => page.evaluate(() => window.demoStats());
 
+// The server's count of answered consent checks (RFC 7675), from /metrics.
+async function consentAnswers() {
+  const text = await (await fetch(new URL("/metrics", baseUrl))).text();
+  const line = text.split("\n").find((l) => l.startsWith("switchboard_consent_answers_total "));
+  return line ? Number(line.split(" ")[1]) : 0;
+}
+
 async function runEcho(ff) {
   const page = await open(ff, "firefox");
   const clicked = Date.now();
@@ -201,8 +210,14 @@ async function runChat(pubBrowser, subBrowser) {
     pub.evaluate((r) => window.demo.chat.messages.includes(r), reply), pageError(pub));
   const received = await sub.evaluate(() => window.demo.chat.messages);
   const inOrder = JSON.stringify(received) === JSON.stringify(lines);
-  if (got.value && back.value && inOrder) return { ok: true, ms: Date.now() - started, received: received.length };
-  return { ok: false, reason: got.reason || back.reason || `lines out of order: ${JSON.stringify(received)}` };
+  // The chat can be over within a second of connecting, before the server's
+  // first consent check (its liveness scan runs once a second): keep both
+  // browsers connected until it has had an answer from each session, which
+  // the test then checks from the server's side.
+  const consent = await pollUntil(deadline, "a consent answer from each session", async () =>
+    (await consentAnswers()) >= 2);
+  if (got.value && back.value && inOrder && consent.value) return { ok: true, ms: Date.now() - started, received: received.length };
+  return { ok: false, reason: got.reason || back.reason || consent.reason || `lines out of order: ${JSON.stringify(received)}` };
 }
 
 try {
