@@ -7,8 +7,10 @@
 //! `logging`; `srtp`, `dtls`; `fanout`, `ice`, `simulcast`, `sdp`;
 //! `streams`, `datachannel`, `bwe`; `engine` (everything one media worker
 //! owns, sans-IO); `worker` (sockets and the clock); `dtls_threads`;
-//! `control` (registry, negotiation); `cluster`; `api` (HTTP); `server`.
+//! `control` (registry, negotiation); `cluster`; `adapters` (WebSocket
+//! adapters: WebRTC clients of the server itself); `api` (HTTP); `server`.
 
+pub mod adapters;
 pub mod api;
 pub mod bwe;
 pub mod calls;

@@ -60,6 +60,9 @@ pub struct Server {
     draining: Draining,
     control_thread: Option<JoinHandle<()>>,
     workers: Option<Workers>,
+    /// The WebSocket adapters (for metrics and tests).
+    pub adapters: Arc<crate::adapters::Adapters>,
+    adapter_runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Server {
@@ -146,7 +149,26 @@ impl Server {
             None => None,
         };
         let draining = Draining::new(config.drain);
+        let adapter_runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.adapters.threads)
+            .thread_name("adapter")
+            .enable_all()
+            .build()
+            .map_err(StartError::Runtime)?;
+        let mut own: Vec<std::net::IpAddr> = config.announce_ip.clone();
+        own.extend([media_addr.ip(), http_addr.ip()]);
+        let adapters = crate::adapters::Adapters::new(
+            control.clone(),
+            crate::adapters::Settings {
+                per_app: config.adapters.per_app,
+                allow_local: config.adapters.allow_local.unwrap_or(config.dev_app),
+                own,
+                media: media_addr,
+            },
+            adapter_runtime.handle().clone(),
+        );
         let state = ApiState {
+            adapters: adapters.clone(),
             control: control.clone(),
             demo_page,
             draining: draining.clone(),
@@ -230,6 +252,8 @@ impl Server {
             draining,
             control_thread: Some(control_thread),
             workers: Some(workers),
+            adapters,
+            adapter_runtime: Some(adapter_runtime),
         })
     }
 
@@ -278,6 +302,9 @@ impl Server {
         }
         if let Some(t) = self.control_thread.take() {
             let _ = t.join();
+        }
+        if let Some(rt) = self.adapter_runtime.take() {
+            rt.shutdown_background();
         }
         self.control.shutdown();
         if let Some(w) = self.workers.take() {

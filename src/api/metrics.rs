@@ -1,5 +1,5 @@
 //! `GET /metrics`: the Prometheus text of the workers' counters and drops,
-//! the histograms, the data-channel and cluster counters, the gauges the
+//! the histograms, the data-channel, adapter and cluster counters, the gauges the
 //! control thread counts, and panics; behind `--metrics-token` when set.
 //!
 //! Where it sits: an HTTP route beside the Calls API (`super::routes`); it
@@ -265,6 +265,7 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
     }
+    super::adapter_metrics::write(&mut out, state.adapters.counters());
     if let Some(cluster) = &state.cluster {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &cluster.counters;
@@ -353,7 +354,7 @@ fn write_histogram(
 
 /// Writes one Prometheus histogram with a series per label set
 /// (`name="value"`, without braces; empty for none).
-fn write_series(
+pub(super) fn write_series(
     out: &mut String,
     name: &str,
     help: &str,

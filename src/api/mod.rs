@@ -3,6 +3,8 @@
 //! whatever their content type, and the demo page at `/`; served with
 //! limits on every client's time, head, body and connections.
 
+pub mod adapter_metrics;
+pub mod adapters;
 pub mod auth;
 pub mod body;
 pub mod connection;

@@ -63,6 +63,14 @@ pub fn router(state: ApiState) -> Router {
             get(session_stats).route_layer(timed("GET stats")),
         )
         .route(
+            "/adapters/websocket/new",
+            post(super::adapters::open).route_layer(timed("POST adapters/websocket/new")),
+        )
+        .route(
+            "/adapters/websocket/close",
+            post(super::adapters::close).route_layer(timed("POST adapters/websocket/close")),
+        )
+        .route(
             "/sessions/{session}/datachannels/{op}",
             post(data_channels)
                 .put(data_channels)
@@ -130,7 +138,7 @@ async fn cors(req: Request, next: Next) -> Response {
 }
 
 /// Reads a JSON body whatever its content type; empty means `{}`.
-async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, CallsError> {
+pub(super) async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, CallsError> {
     let bytes = read_limited(body).await?;
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
@@ -140,7 +148,7 @@ async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, CallsError> {
     serde_json::from_slice(text).map_err(|e| CallsError::decoding(e.to_string()))
 }
 
-fn reply(result: Result<Response, CallsError>) -> Response {
+pub(super) fn reply(result: Result<Response, CallsError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

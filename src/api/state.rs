@@ -16,6 +16,8 @@ use crate::control::Control;
 pub struct ApiState {
     /// The control plane.
     pub control: Arc<Control>,
+    /// The WebSocket adapters.
+    pub adapters: Arc<crate::adapters::Adapters>,
     /// The demo page with the dev app's credentials filled in, if enabled.
     pub demo_page: Option<Arc<str>>,
     /// Set when the server drains: API calls are refused.

@@ -114,6 +114,18 @@ pub struct ServeArgs {
     /// any http://host:port].
     #[arg(long, env = "SWITCHBOARD_CLUSTER_PEERS", value_delimiter = ',')]
     pub cluster_peers: Vec<String>,
+    /// Threads that run the WebSocket adapters (decoding, encoding, their
+    /// WebRTC clients and WebSockets) [default: 2].
+    #[arg(long, env = "SWITCHBOARD_ADAPTER_THREADS")]
+    pub adapter_threads: Option<usize>,
+    /// Most WebSocket adapters open at once in one app; more answer the
+    /// item error temporarily_unavailable_error [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_ADAPTERS_PER_APP")]
+    pub max_adapters_per_app: Option<usize>,
+    /// WebSocket adapters may connect to loopback, link-local and this
+    /// server's own addresses [default: only with the embedded dev app].
+    #[arg(long, env = "SWITCHBOARD_ADAPTERS_ALLOW_LOCAL_ENDPOINTS")]
+    pub adapters_allow_local_endpoints: bool,
 }
 
 /// How log lines are written (stderr).
@@ -157,6 +169,9 @@ pub(super) struct FileConfig {
     pub(super) cluster_api_url: Option<String>,
     #[serde(default)]
     pub(super) cluster_peers: Vec<String>,
+    pub(super) adapter_threads: Option<usize>,
+    pub(super) max_adapters_per_app: Option<usize>,
+    pub(super) adapters_allow_local_endpoints: Option<bool>,
     #[serde(default)]
     pub(super) apps: Vec<AppConfig>,
 }

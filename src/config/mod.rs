@@ -49,6 +49,30 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// The bearer token `GET /metrics` requires, if any.
     pub metrics_token: Option<String>,
+    /// How the WebSocket adapters run.
+    pub adapters: AdapterConfig,
+}
+
+/// How the WebSocket adapters run (`crate::adapters`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdapterConfig {
+    /// Threads of the adapter runtime.
+    pub threads: usize,
+    /// Adapters open at once per app at most.
+    pub per_app: usize,
+    /// Endpoints on loopback, link-local and this server's addresses are
+    /// allowed; `None`: only with the embedded dev app.
+    pub allow_local: Option<bool>,
+}
+
+impl Default for AdapterConfig {
+    fn default() -> Self {
+        AdapterConfig {
+            threads: 2,
+            per_app: 64,
+            allow_local: None,
+        }
+    }
 }
 
 /// How this node joins a cluster (`crate::cluster`).
@@ -284,6 +308,23 @@ impl Config {
                 .clone()
                 .or(file.metrics_token)
                 .filter(|t| !t.is_empty()),
+            adapters: {
+                let d = AdapterConfig::default();
+                AdapterConfig {
+                    threads: args
+                        .adapter_threads
+                        .or(file.adapter_threads)
+                        .unwrap_or(d.threads)
+                        .max(1),
+                    per_app: args
+                        .max_adapters_per_app
+                        .or(file.max_adapters_per_app)
+                        .unwrap_or(d.per_app),
+                    allow_local: (args.adapters_allow_local_endpoints
+                        || file.adapters_allow_local_endpoints.unwrap_or(false))
+                    .then_some(true),
+                }
+            },
         })
     }
 
@@ -312,6 +353,10 @@ impl Config {
             },
             cluster: None,
             metrics_token: None,
+            adapters: AdapterConfig {
+                threads: 1,
+                ..AdapterConfig::default()
+            },
         }
     }
 

@@ -12,6 +12,7 @@ pub mod codecs;
 pub mod consent;
 mod consent_checks;
 pub mod describe;
+mod end_session;
 mod expiry;
 #[cfg(test)]
 mod handover_tests;

@@ -1,0 +1,86 @@
+//! The WebSocket adapters' part of `GET /metrics`: adapters open and
+//! opened by kind, closes by reason, messages and bytes each way, drops by
+//! reason, reconnects, concealed audio frames, and the time from a video
+//! frame to its JPEG picture.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::adapters::counters::{AdapterCounters, CloseReason, Drop, Kind};
+
+/// Appends the adapter series to `out`.
+pub fn write(out: &mut String, c: &AdapterCounters) {
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_adapters WebSocket adapters open, by kind\n# TYPE switchboard_adapters gauge"
+    );
+    for k in Kind::ALL {
+        let _ = writeln!(out, "switchboard_adapters{{kind=\"{}\"}} {}", k.label(), c.open(k));
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_adapters_opened_total WebSocket adapters opened, by kind\n# TYPE switchboard_adapters_opened_total counter"
+    );
+    for k in Kind::ALL {
+        let _ = writeln!(
+            out,
+            "switchboard_adapters_opened_total{{kind=\"{}\"}} {}",
+            k.label(),
+            c.opened_total(k)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_adapters_closed_total WebSocket adapters closed, by reason\n# TYPE switchboard_adapters_closed_total counter"
+    );
+    for r in CloseReason::ALL {
+        let _ = writeln!(
+            out,
+            "switchboard_adapters_closed_total{{reason=\"{}\"}} {}",
+            r.label(),
+            c.closed_total(r)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_adapter_drops_total Adapter messages dropped or held back, by reason\n# TYPE switchboard_adapter_drops_total counter"
+    );
+    for d in Drop::ALL {
+        let _ = writeln!(
+            out,
+            "switchboard_adapter_drops_total{{reason=\"{}\"}} {}",
+            d.label(),
+            c.drops(d)
+        );
+    }
+    for (name, help, value) in [
+        ("switchboard_adapter_messages_out_total", "Messages adapters sent to endpoints", &c.messages_out),
+        ("switchboard_adapter_bytes_out_total", "Payload bytes adapters sent to endpoints", &c.bytes_out),
+        ("switchboard_adapter_messages_in_total", "Messages adapters read from endpoints", &c.messages_in),
+        ("switchboard_adapter_bytes_in_total", "Payload bytes adapters read from endpoints", &c.bytes_in),
+        ("switchboard_adapter_reconnects_total", "Egress adapters that reached their endpoint again", &c.reconnects),
+        (
+            "switchboard_adapter_concealed_frames_total",
+            "Audio egress frames lost upstream: concealed, or rebuilt from FEC",
+            &c.concealed_frames,
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+            value.load(Relaxed)
+        );
+    }
+    let (buckets, sum_us) = c.picture_histogram();
+    let count = buckets.last().map(|b| b.1).unwrap_or(0);
+    let finite: Vec<(f64, u64)> = buckets
+        .iter()
+        .filter_map(|(le, n)| le.map(|le| (le as f64 / 1e6, *n)))
+        .collect();
+    super::metrics::write_series(
+        out,
+        "switchboard_adapter_picture_seconds",
+        "Time from a video frame to its JPEG picture (decode, convert, encode)",
+        std::iter::once((String::new(), (finite, count, sum_us as f64 / 1e6))),
+    );
+}
