@@ -31,6 +31,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// TCP connect, per address tried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The kernel's send buffer of an adapter's TCP connection (bytes).
+pub const SEND_BUFFER: usize = 256 * 1024;
 /// TLS and WebSocket handshakes together.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -212,6 +214,8 @@ pub async fn connect(endpoint: &Endpoint, policy: &AddressPolicy) -> Result<Sock
             }
         };
         let _ = stream.set_nodelay(true);
+        // What a stuck endpoint can hold in the kernel for us.
+        let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
         let connector = if endpoint.url.starts_with("wss://") {
             Connector::Rustls(tls())
         } else {

@@ -12,7 +12,7 @@ use axum::response::Response;
 use crate::engine::counters::{Bounds, Histogram};
 
 /// The routes timed, by the label they get in the metrics.
-pub const ROUTES: [&str; 9] = [
+pub const ROUTES: [&str; 11] = [
     "POST sessions/new",
     "POST tracks/new",
     "PUT renegotiate",
@@ -22,6 +22,8 @@ pub const ROUTES: [&str; 9] = [
     "GET stats",
     "datachannels",
     "GET metrics",
+    "POST adapters/websocket/new",
+    "POST adapters/websocket/close",
 ];
 
 /// API latencies, in microseconds (100 µs to 1 s).

@@ -7,6 +7,7 @@ pub mod browser;
 pub mod cluster;
 pub mod dtls_pair;
 pub mod sdp_text;
+pub mod ws_endpoint;
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
