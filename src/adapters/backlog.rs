@@ -21,16 +21,16 @@ pub const VIDEO_BACKLOG: usize = 1;
 /// closed.
 pub const STUCK_AFTER: Duration = Duration::from_secs(10);
 
-/// The bounded queue.
-pub struct Backlog {
-    queue: VecDeque<Vec<u8>>,
+/// The bounded queue of messages `M`.
+pub struct Backlog<M> {
+    queue: VecDeque<M>,
     capacity: usize,
     /// When the writer last took a message (or the queue last was empty).
     progress: Instant,
     dropped: u64,
 }
 
-impl Backlog {
+impl<M> Backlog<M> {
     /// An empty queue of at most `capacity` messages (at least one).
     pub fn new(capacity: usize, now: Instant) -> Self {
         Backlog {
@@ -42,7 +42,7 @@ impl Backlog {
     }
 
     /// Queues a message; returns whether an older one was dropped for it.
-    pub fn push(&mut self, message: Vec<u8>, now: Instant) -> bool {
+    pub fn push(&mut self, message: M, now: Instant) -> bool {
         if self.queue.is_empty() {
             self.progress = now;
         }
@@ -58,7 +58,7 @@ impl Backlog {
     }
 
     /// The next message for the writer, which has room for it.
-    pub fn take(&mut self, now: Instant) -> Option<Vec<u8>> {
+    pub fn take(&mut self, now: Instant) -> Option<M> {
         let m = self.queue.pop_front()?;
         self.progress = now;
         Some(m)

@@ -60,16 +60,32 @@ pub struct Egress {
     pub output: Output,
 }
 
+/// One message for the endpoint: its bytes and its payload's size (what
+/// `bytesProcessed` counts).
+struct Outgoing {
+    bytes: Vec<u8>,
+    payload: u64,
+}
+
+impl Outgoing {
+    fn of(packet: &Packet) -> Self {
+        Outgoing {
+            bytes: packet.to_bytes(),
+            payload: packet.payload.len() as u64,
+        }
+    }
+}
+
 /// The WebSocket side: a task that writes what it is given and reads (and
 /// ignores) what the endpoint sends; it ends when the connection does.
 struct Connection {
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Outgoing>,
     task: JoinHandle<()>,
 }
 
 impl Connection {
     fn spawn(socket: Socket, bytes: Arc<std::sync::atomic::AtomicU64>, counters: Arc<AdapterCounters>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1);
+        let (tx, mut rx) = mpsc::channel::<Outgoing>(1);
         let task = tokio::spawn(async move {
             let mut socket = socket;
             loop {
@@ -79,8 +95,8 @@ impl Connection {
                             let _ = socket.close(None).await;
                             return;
                         };
-                        let n = m.len() as u64;
-                        if socket.send(Message::Binary(m.into())).await.is_err() {
+                        let n = m.payload;
+                        if socket.send(Message::Binary(m.bytes.into())).await.is_err() {
                             return;
                         }
                         bytes.fetch_add(n, Relaxed);
@@ -156,7 +172,7 @@ pub async fn run(
                                 payload: jpeg,
                             };
                             sequence = sequence.wrapping_add(1);
-                            if backlog.push(m.to_bytes(), now) {
+                            if backlog.push(Outgoing::of(&m), now) {
                                 counters.dropped(Dropped::Backlog, 1);
                             }
                         }
@@ -185,7 +201,7 @@ pub async fn run(
                     timestamp: frame.index.wrapping_mul(FRAME_TICKS),
                     payload: pcm,
                 };
-                if backlog.push(m.to_bytes(), now) {
+                if backlog.push(Outgoing::of(&m), now) {
                     counters.dropped(Dropped::Backlog, 1);
                 }
             }
