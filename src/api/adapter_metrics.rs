@@ -72,15 +72,16 @@ pub fn write(out: &mut String, c: &AdapterCounters) {
         );
     }
     let (buckets, sum_us) = c.picture_histogram();
-    let count = buckets.last().map(|b| b.1).unwrap_or(0);
-    let finite: Vec<(f64, u64)> = buckets
-        .iter()
-        .filter_map(|(le, n)| le.map(|le| (le as f64 / 1e6, *n)))
-        .collect();
-    super::metrics::write_series(
+    let name = "switchboard_adapter_picture_seconds";
+    let _ = writeln!(
         out,
-        "switchboard_adapter_picture_seconds",
-        "Time from a video frame to its JPEG picture (decode, convert, encode)",
-        std::iter::once((String::new(), (finite, count, sum_us as f64 / 1e6))),
+        "# HELP {name} Time from a video frame to its JPEG picture (decode, convert, encode)\n# TYPE {name} histogram"
     );
+    let mut count = 0;
+    for (le, n) in buckets {
+        let le = le.map_or("+Inf".to_owned(), |us| (us as f64 / 1e6).to_string());
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
+        count = n;
+    }
+    let _ = writeln!(out, "{name}_sum {}\n{name}_count {count}", sum_us as f64 / 1e6);
 }

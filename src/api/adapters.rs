@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::auth::{Caller, authorize};
-use super::routes::{ApiState, json, read_json, reply};
+use super::body::{read_json, reply};
+use super::state::{ApiState, json};
 
 fn status(code: u16) -> StatusCode {
     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)

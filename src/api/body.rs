@@ -1,12 +1,15 @@
 //! Reading a request body within [`BODY_LIMIT`] and [`BODY_READ_TIMEOUT`]:
 //! a declared length over the limit is refused before any of the body is
 //! read, a streamed one as soon as it passes the limit, and nothing more
-//! than the limit is ever buffered.
+//! than the limit is ever buffered; and the JSON of a request body, and the
+//! response of a handler's result.
 
 use std::future::poll_fn;
 use std::pin::Pin;
 
 use axum::body::{Body, HttpBody as _};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
 use bytes::{Bytes, BytesMut};
 
 use super::http_limits::{BODY_LIMIT, BODY_READ_TIMEOUT};
@@ -35,4 +38,19 @@ pub async fn read_limited(mut body: Body) -> Result<Bytes, CallsError> {
     tokio::time::timeout(BODY_READ_TIMEOUT, collect)
         .await
         .unwrap_or_else(|_| Err(CallsError::request_timeout()))
+}
+
+/// Reads a JSON body whatever its content type; empty means `{}`.
+pub async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, CallsError> {
+    let bytes = read_limited(body).await?;
+    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &bytes
+    };
+    serde_json::from_slice(text).map_err(|e| CallsError::decoding(e.to_string()))
+}
+
+pub fn reply(result: Result<Response, CallsError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
 }

@@ -354,7 +354,7 @@ fn write_histogram(
 
 /// Writes one Prometheus histogram with a series per label set
 /// (`name="value"`, without braces; empty for none).
-pub(super) fn write_series(
+fn write_series(
     out: &mut String,
     name: &str,
     help: &str,

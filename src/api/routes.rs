@@ -18,7 +18,7 @@ use crate::control::Control;
 use crate::ids::AppId;
 
 use super::auth::{Caller, authorize};
-use super::body::read_limited;
+use super::body::{read_json, reply};
 use super::draining::refuse_while_draining;
 use super::latency::{self, ApiLatency};
 pub use super::state::{ApiState, json};
@@ -135,21 +135,6 @@ async fn cors(req: Request, next: Next) -> Response {
         HeaderValue::from_static("600"),
     );
     response
-}
-
-/// Reads a JSON body whatever its content type; empty means `{}`.
-pub(super) async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, CallsError> {
-    let bytes = read_limited(body).await?;
-    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        &bytes
-    };
-    serde_json::from_slice(text).map_err(|e| CallsError::decoding(e.to_string()))
-}
-
-pub(super) fn reply(result: Result<Response, CallsError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn demo(State(state): State<ApiState>) -> Response {
