@@ -32,7 +32,10 @@ fn main() {
     println!("adapter sink on ws://{addr}/ (Ctrl-C to stop)");
     for stream in listener.incoming().flatten() {
         std::thread::spawn(move || {
-            let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+            let peer = stream
+                .peer_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
             let Ok(mut ws) = tungstenite::accept(stream) else {
                 return;
             };
@@ -83,11 +86,16 @@ fn serve(peer: &str, ws: &mut tungstenite::WebSocket<std::net::TcpStream>) {
 fn send_tone(ws: &mut tungstenite::WebSocket<std::net::TcpStream>) {
     let mut pcm = Vec::new();
     for i in 0..96_000u32 {
-        let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 48_000.0).sin()) as i16;
+        let v =
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 48_000.0).sin()) as i16;
         pcm.extend_from_slice(&v.to_le_bytes());
         pcm.extend_from_slice(&v.to_le_bytes());
     }
-    for (n, chunk) in pcm.chunks(32_000).chain(std::iter::once(&[][..])).enumerate() {
+    for (n, chunk) in pcm
+        .chunks(32_000)
+        .chain(std::iter::once(&[][..]))
+        .enumerate()
+    {
         let p = Packet {
             sequence_number: n as u32,
             timestamp: 0,

@@ -35,8 +35,15 @@ const MEASURE: Duration = Duration::from_secs(8);
 
 fn main() {
     let counts: Vec<usize> = {
-        let given: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-        if given.is_empty() { vec![10, 40] } else { given }
+        let given: Vec<usize> = std::env::args()
+            .skip(1)
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        if given.is_empty() {
+            vec![10, 40]
+        } else {
+            given
+        }
     };
     let mut config = Config::loopback(1);
     config.adapters.allow_local = Some(true);
@@ -55,22 +62,30 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let session = publisher(&call, stop.clone());
     let sink = sink(stop.clone());
-    println!("| adapters | kind | adapter thread CPU | per adapter | adapters per core | media worker CPU |");
+    println!(
+        "| adapters | kind | adapter thread CPU | per adapter | adapters per core | media worker CPU |"
+    );
     println!("|---|---|---|---|---|---|");
     for kind in ["pcm_egress", "jpeg_egress", "pcm_ingest"] {
         for &n in &counts {
             let item = match kind {
-                "pcm_egress" => json!({"location": "remote", "sessionId": session, "trackName": "mic",
-                                       "endpoint": format!("ws://{sink}/"), "outputCodec": "pcm"}),
-                "jpeg_egress" => json!({"location": "remote", "sessionId": session, "trackName": "cam",
-                                        "endpoint": format!("ws://{sink}/"), "outputCodec": "jpeg"}),
+                "pcm_egress" => {
+                    json!({"location": "remote", "sessionId": session, "trackName": "mic",
+                                       "endpoint": format!("ws://{sink}/"), "outputCodec": "pcm"})
+                }
+                "jpeg_egress" => {
+                    json!({"location": "remote", "sessionId": session, "trackName": "cam",
+                                        "endpoint": format!("ws://{sink}/"), "outputCodec": "jpeg"})
+                }
                 _ => json!({"location": "local", "trackName": "speech",
                             "endpoint": format!("ws://{sink}/?speak"), "inputCodec": "pcm"}),
             };
             let mut ids = Vec::new();
             for _ in 0..n {
                 let r = call("/adapters/websocket/new", json!({"tracks": [item]}));
-                let id = r["tracks"][0]["adapterId"].as_str().unwrap_or_else(|| panic!("{r}"));
+                let id = r["tracks"][0]["adapterId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{r}"));
                 ids.push(id.to_owned());
             }
             std::thread::sleep(WARM_UP);
@@ -88,7 +103,10 @@ fn main() {
                 worker * 100.0
             );
             for id in ids {
-                call("/adapters/websocket/close", json!({"tracks": [{"adapterId": id}]}));
+                call(
+                    "/adapters/websocket/close",
+                    json!({"tracks": [{"adapterId": id}]}),
+                );
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -122,7 +140,8 @@ fn sink(stop: Arc<AtomicBool>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let mut pcm = Vec::new();
     for i in 0..48_000u32 * 12 {
-        let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 48_000.0).sin()) as i16;
+        let v =
+            (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 48_000.0).sin()) as i16;
         pcm.extend_from_slice(&v.to_le_bytes());
         pcm.extend_from_slice(&v.to_le_bytes());
     }
@@ -132,15 +151,22 @@ fn sink(stop: Arc<AtomicBool>) -> SocketAddr {
             let (pcm, stop) = (pcm.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut speak = false;
-                let Ok(mut ws) = tungstenite::accept_hdr(stream, |req: &tungstenite::handshake::server::Request, res| {
-                    speak = req.uri().query() == Some("speak");
-                    Ok(res)
-                }) else {
+                let Ok(mut ws) = tungstenite::accept_hdr(
+                    stream,
+                    |req: &tungstenite::handshake::server::Request, res| {
+                        speak = req.uri().query() == Some("speak");
+                        Ok(res)
+                    },
+                ) else {
                     return;
                 };
                 if speak {
                     for (n, chunk) in pcm.chunks(32_000).enumerate() {
-                        let p = Packet { sequence_number: n as u32, timestamp: 0, payload: chunk.to_vec() };
+                        let p = Packet {
+                            sequence_number: n as u32,
+                            timestamp: 0,
+                            payload: chunk.to_vec(),
+                        };
                         if ws.send(Message::Binary(p.to_bytes().into())).is_err() {
                             return;
                         }
@@ -157,22 +183,32 @@ fn sink(stop: Arc<AtomicBool>) -> SocketAddr {
 /// own thread; returns the session id.
 fn publisher(call: &dyn Fn(&str, Value) -> Value, stop: Arc<AtomicBool>) -> String {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_millis(2))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(2)))
+        .unwrap();
     let local = socket.local_addr().unwrap();
-    let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).enable_vp8(true).build(Instant::now());
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .build(Instant::now());
     rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
     let mut api = rtc.sdp_api();
     let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     let video = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
     let (offer, pending) = api.apply().unwrap();
-    let session = call("/sessions/new", json!({}))["sessionId"].as_str().unwrap().to_owned();
+    let session = call("/sessions/new", json!({}))["sessionId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let r = call(
         &format!("/sessions/{session}/tracks/new"),
         json!({"sessionDescription": {"type": "offer", "sdp": offer.to_sdp_string()},
                "tracks": [{"location": "local", "mid": audio.to_string(), "trackName": "mic"},
                           {"location": "local", "mid": video.to_string(), "trackName": "cam"}]}),
     );
-    let answer = SdpAnswer::from_sdp_string(r["sessionDescription"]["sdp"].as_str().unwrap()).unwrap();
+    let answer =
+        SdpAnswer::from_sdp_string(r["sessionDescription"]["sdp"].as_str().unwrap()).unwrap();
     rtc.sdp_api().accept_answer(pending, answer).unwrap();
     let vp8 = encode_vp8(300);
     std::thread::spawn(move || run_publisher(rtc, socket, local, audio, video, vp8, stop));
@@ -180,8 +216,17 @@ fn publisher(call: &dyn Fn(&str, Value) -> Value, stop: Arc<AtomicBool>) -> Stri
     session
 }
 
-fn run_publisher(mut rtc: Rtc, socket: UdpSocket, local: SocketAddr, audio: Mid, video: Mid, vp8: Vec<Vec<u8>>, stop: Arc<AtomicBool>) {
-    let mut encoder = opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
+fn run_publisher(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    local: SocketAddr,
+    audio: Mid,
+    video: Mid,
+    vp8: Vec<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut encoder =
+        opus::Encoder::new(48_000, opus::Channels::Stereo, opus::Application::Audio).unwrap();
     let start = Instant::now();
     let (mut audio_sent, mut video_sent) = (0u64, 0u64);
     let mut buf = [0u8; 2000];
@@ -189,7 +234,10 @@ fn run_publisher(mut rtc: Rtc, socket: UdpSocket, local: SocketAddr, audio: Mid,
         let now = Instant::now();
         let elapsed = now.duration_since(start);
         let pt = |rtc: &mut Rtc, mid: Mid, codec: Codec| {
-            rtc.writer(mid)?.payload_params().find(|p| p.spec().codec == codec).map(|p| p.pt())
+            rtc.writer(mid)?
+                .payload_params()
+                .find(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
         };
         while audio_sent < (elapsed.as_millis() / 20) as u64 {
             let mut pcm = [0i16; 1920];
@@ -204,7 +252,12 @@ fn run_publisher(mut rtc: Rtc, socket: UdpSocket, local: SocketAddr, audio: Mid,
             if let Some(pt) = pt(&mut rtc, audio, Codec::Opus)
                 && let Some(w) = rtc.writer(audio)
             {
-                let _ = w.write(pt, now, MediaTime::from_micros(audio_sent * 20_000), out[..n].to_vec());
+                let _ = w.write(
+                    pt,
+                    now,
+                    MediaTime::from_micros(audio_sent * 20_000),
+                    out[..n].to_vec(),
+                );
             }
             audio_sent += 1;
         }
@@ -230,7 +283,15 @@ fn run_publisher(mut rtc: Rtc, socket: UdpSocket, local: SocketAddr, audio: Mid,
         match socket.recv_from(&mut buf) {
             Ok((n, from)) => {
                 if let Ok(contents) = buf[..n].try_into() {
-                    let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source: from, destination: local, contents });
+                    let input = Input::Receive(
+                        Instant::now(),
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: from,
+                            destination: local,
+                            contents,
+                        },
+                    );
                     if rtc.accepts(&input) {
                         let _ = rtc.handle_input(input);
                     }
@@ -250,7 +311,10 @@ fn run_publisher(mut rtc: Rtc, socket: UdpSocket, local: SocketAddr, audio: Mid,
 fn encode_vp8(n: usize) -> Vec<Vec<u8>> {
     ffmpeg::init().unwrap();
     let codec = ffmpeg::encoder::find_by_name("libvpx").expect("libvpx in libavcodec");
-    let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec).encoder().video().unwrap();
+    let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec)
+        .encoder()
+        .video()
+        .unwrap();
     let (w, h) = (640, 480);
     ctx.set_width(w);
     ctx.set_height(h);

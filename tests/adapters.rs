@@ -115,7 +115,10 @@ impl TonePublisher {
 /// Checks PCM frames: size, numbering without gaps, timestamps, and the
 /// tone's frequency within 2 %.
 fn check_pcm(frames: &[ws_endpoint::Received], hz: f64) {
-    assert!(frames.iter().all(|f| f.payload.len() == 3840), "every frame is 3,840 bytes");
+    assert!(
+        frames.iter().all(|f| f.payload.len() == 3840),
+        "every frame is 3,840 bytes"
+    );
     for w in frames.windows(2) {
         assert_eq!(w[1].sequence_number, w[0].sequence_number + 1, "no gap");
         assert_eq!(w[1].timestamp, w[0].timestamp.wrapping_add(960));
@@ -126,7 +129,10 @@ fn check_pcm(frames: &[ws_endpoint::Received], hz: f64) {
         .flat_map(|f| f.payload.clone())
         .collect();
     let found = ws_endpoint::dominant_frequency(&ws_endpoint::left_channel(&pcm), 48_000.0);
-    assert!((found - hz).abs() <= hz * 0.02, "tone at {found} Hz, want {hz}");
+    assert!(
+        (found - hz).abs() <= hz * 0.02,
+        "tone at {found} Hz, want {hz}"
+    );
 }
 
 #[test]
@@ -148,7 +154,10 @@ fn pcm_egress_of_an_opus_tone_with_loss_gives_fifty_frames_a_second() {
                 "endpoint": endpoint.url(), "outputCodec": "pcm"}]),
     );
     assert_eq!(status, 200, "{body}");
-    let id = body["tracks"][0]["adapterId"].as_str().expect("adapterId").to_owned();
+    let id = body["tracks"][0]["adapterId"]
+        .as_str()
+        .expect("adapterId")
+        .to_owned();
     assert_eq!(body["tracks"][0]["trackName"], "mic");
     assert_eq!(body["tracks"][0]["endpoint"], endpoint.url());
     publisher.send(300); // 6 s
@@ -162,7 +171,9 @@ fn pcm_egress_of_an_opus_tone_with_loss_gives_fifty_frames_a_second() {
     assert!(metric(&server, "switchboard_adapter_concealed_frames_total ") > 0.0);
     let (status, body) = close_adapters(&api, &[&id]);
     assert_eq!(status, 200, "{body}");
-    let bytes = body["tracks"][0]["bytesProcessed"].as_u64().expect("bytesProcessed");
+    let bytes = body["tracks"][0]["bytesProcessed"]
+        .as_u64()
+        .expect("bytesProcessed");
     assert!(bytes >= 3840 * 250, "{bytes}");
     // Again: closed already, 200 without bytesProcessed.
     let (status, body) = close_adapters(&api, &[&id]);
@@ -185,7 +196,10 @@ fn pcm_ingest_is_played_out_at_real_time_pace_to_a_subscriber() {
                 "inputCodec": "pcm", "mode": "buffer"}]),
     );
     assert_eq!(status, 200, "{body}");
-    let session = body["tracks"][0]["sessionId"].as_str().expect("sessionId").to_owned();
+    let session = body["tracks"][0]["sessionId"]
+        .as_str()
+        .expect("sessionId")
+        .to_owned();
     let (mut sub, _, pulled) = common::pull(
         &api,
         json!([{"location": "remote", "sessionId": session, "trackName": "speech"}]),
@@ -210,7 +224,10 @@ fn pcm_ingest_is_played_out_at_real_time_pace_to_a_subscriber() {
     }
     // Real-time pace: about 50 packets a second, not the 4 s sent at once.
     let rate = f64::from(packets) / elapsed;
-    assert!((40.0..=56.0).contains(&rate), "{packets} packets in {elapsed} s");
+    assert!(
+        (40.0..=56.0).contains(&rate),
+        "{packets} packets in {elapsed} s"
+    );
     let left = ws_endpoint::left_channel(&pcm_out[pcm_out.len() / 2..]);
     let found = ws_endpoint::dominant_frequency(&left[..24_000.min(left.len())], 48_000.0);
     assert!((found - 440.0).abs() <= 440.0 * 0.02, "{found} Hz");
@@ -223,16 +240,26 @@ fn documented_errors_and_limits() {
     let publisher = TonePublisher::new(&api);
     let local = Endpoint::start(Behaviour::Collect, None);
     // Loopback endpoint refused, by address and by name.
-    for url in [local.url(), format!("ws://localhost:{}/", local.addr.port())] {
+    for url in [
+        local.url(),
+        format!("ws://localhost:{}/", local.addr.port()),
+    ] {
         let (status, body) = new_adapters(
             &api,
             json!([{"location": "remote", "sessionId": publisher.session, "trackName": "mic",
                     "endpoint": url, "outputCodec": "pcm"}]),
         );
         assert_eq!(status, 503, "{body}");
-        assert_eq!(body["tracks"][0]["errorCode"], "websocket_localhost_not_allowed", "{body}");
+        assert_eq!(
+            body["tracks"][0]["errorCode"], "websocket_localhost_not_allowed",
+            "{body}"
+        );
     }
-    assert_eq!(metric(&strict, "switchboard_sessions "), 1.0, "nothing was set up for them");
+    assert_eq!(
+        metric(&strict, "switchboard_sessions "),
+        1.0,
+        "nothing was set up for them"
+    );
     drop(api);
     let server = server(true);
     let api = Api::new(&server);
@@ -245,9 +272,17 @@ fn documented_errors_and_limits() {
     // 406 for the whole request: too many items, a bad URL, a bad shape.
     let five: Vec<Value> = (0..5).map(|_| item("mic", &good.url())).collect();
     let (status, body) = new_adapters(&api, Value::Array(five));
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_params")), "{body}");
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_params")),
+        "{body}"
+    );
     let (status, body) = new_adapters(&api, json!([item("mic", "http://example.com/")]));
-    assert_eq!((status, body["errorCode"].as_str()), (406, Some("invalid_params")), "{body}");
+    assert_eq!(
+        (status, body["errorCode"].as_str()),
+        (406, Some("invalid_params")),
+        "{body}"
+    );
     // Per item: unknown track; a handshake that fails (redirect, nothing
     // listening); one that never comes; 200 because one item succeeded.
     let redirect = Endpoint::start(Behaviour::Redirect, None);
@@ -272,11 +307,22 @@ fn documented_errors_and_limits() {
         .collect();
     assert_eq!(
         codes,
-        ["not_found_track_error", "websocket_handshake_failed", "websocket_connection_timeout", "websocket_handshake_failed"],
+        [
+            "not_found_track_error",
+            "websocket_handshake_failed",
+            "websocket_connection_timeout",
+            "websocket_handshake_failed"
+        ],
         "{body}"
     );
-    assert!(started.elapsed() < Duration::from_secs(9), "items are set up together");
-    let (status, body) = new_adapters(&api, json!([item("mic", &good.url()), item("nope", &good.url())]));
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "items are set up together"
+    );
+    let (status, body) = new_adapters(
+        &api,
+        json!([item("mic", &good.url()), item("nope", &good.url())]),
+    );
     assert_eq!(status, 200, "{body}");
     let id = body["tracks"][0]["adapterId"].as_str().unwrap().to_owned();
     // A video codec for an audio track.
@@ -285,10 +331,18 @@ fn documented_errors_and_limits() {
         json!([{"location": "remote", "sessionId": publisher.session, "trackName": "mic",
                 "endpoint": good.url(), "outputCodec": "jpeg"}]),
     );
-    assert_eq!((status, body["tracks"][0]["errorCode"].as_str()), (503, Some("invalid_params")), "{body}");
+    assert_eq!(
+        (status, body["tracks"][0]["errorCode"].as_str()),
+        (503, Some("invalid_params")),
+        "{body}"
+    );
     // Close: unknown id; another app's id is unknown too; then the limit.
     let (status, body) = close_adapters(&api, &["0123"]);
-    assert_eq!((status, body["tracks"][0]["errorCode"].as_str()), (503, Some("adapter_not_found")), "{body}");
+    assert_eq!(
+        (status, body["tracks"][0]["errorCode"].as_str()),
+        (503, Some("adapter_not_found")),
+        "{body}"
+    );
     let (status, body) = close_adapters(&api, &[&id, "0123"]);
     assert_eq!(status, 200, "{body}");
     assert!(body["tracks"][0]["bytesProcessed"].is_u64(), "{body}");
@@ -298,10 +352,20 @@ fn documented_errors_and_limits() {
         let items: Vec<Value> = (0..4).map(|_| item("mic", &good.url())).collect();
         let (status, body) = new_adapters(&api, Value::Array(items));
         assert_eq!(status, 200, "{body}");
-        ids.extend(body["tracks"].as_array().unwrap().iter().map(|t| t["adapterId"].as_str().unwrap().to_owned()));
+        ids.extend(
+            body["tracks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["adapterId"].as_str().unwrap().to_owned()),
+        );
     }
     let (status, body) = new_adapters(&api, json!([item("mic", &good.url())]));
-    assert_eq!((status, body["tracks"][0]["errorCode"].as_str()), (503, Some("temporarily_unavailable_error")), "{body}");
+    assert_eq!(
+        (status, body["tracks"][0]["errorCode"].as_str()),
+        (503, Some("temporarily_unavailable_error")),
+        "{body}"
+    );
     // Bearer auth per app.
     let (status, _) = api.call_with(
         "POST",
@@ -314,7 +378,10 @@ fn documented_errors_and_limits() {
         let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
         assert_eq!(close_adapters(&api, &refs).0, 200);
     }
-    assert_eq!(metric(&server, "switchboard_adapters{kind=\"pcm_egress\"} "), 0.0);
+    assert_eq!(
+        metric(&server, "switchboard_adapters{kind=\"pcm_egress\"} "),
+        0.0
+    );
 }
 
 #[test]
@@ -342,12 +409,35 @@ fn egress_reconnects_a_stuck_endpoint_is_closed_and_garbage_ends_ingest() {
     assert!(flaky.connections.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     assert!(flaky.received().len() > 200, "{}", flaky.received().len());
     assert!(metric(&server, "switchboard_adapter_reconnects_total ") >= 1.0);
-    assert_eq!(metric(&server, "switchboard_adapters_closed_total{reason=\"stuck\"} "), 1.0);
-    assert_eq!(metric(&server, "switchboard_adapters_closed_total{reason=\"garbage\"} "), 1.0);
-    assert_eq!(metric(&server, "switchboard_adapters{kind=\"pcm_egress\"} "), 1.0);
+    assert_eq!(
+        metric(
+            &server,
+            "switchboard_adapters_closed_total{reason=\"stuck\"} "
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &server,
+            "switchboard_adapters_closed_total{reason=\"garbage\"} "
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&server, "switchboard_adapters{kind=\"pcm_egress\"} "),
+        1.0
+    );
     // The garbage adapter's session is gone with it.
     assert_eq!(
-        api.call("GET", &format!("/sessions/{}", b3["tracks"][0]["sessionId"].as_str().unwrap()), None).0,
+        api.call(
+            "GET",
+            &format!(
+                "/sessions/{}",
+                b3["tracks"][0]["sessionId"].as_str().unwrap()
+            ),
+            None
+        )
+        .0,
         410
     );
 }
@@ -366,7 +456,12 @@ fn a_thousand_adapters_opened_and_closed_give_their_memory_back() {
         for _ in 0..n / 4 {
             let (status, body) = new_adapters(&api, json!([item, item, item, item]));
             assert_eq!(status, 200, "{body}");
-            let ids: Vec<&str> = body["tracks"].as_array().unwrap().iter().map(|t| t["adapterId"].as_str().unwrap()).collect();
+            let ids: Vec<&str> = body["tracks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["adapterId"].as_str().unwrap())
+                .collect();
             assert_eq!(close_adapters(&api, &ids).0, 200);
         }
     };
@@ -376,10 +471,26 @@ fn a_thousand_adapters_opened_and_closed_give_their_memory_back() {
     round(1000);
     std::thread::sleep(Duration::from_millis(500));
     let after = rss_kb();
-    assert_eq!(metric(&server, "switchboard_adapters_opened_total{kind=\"pcm_egress\"} "), 1100.0);
-    assert_eq!(metric(&server, "switchboard_adapters{kind=\"pcm_egress\"} "), 0.0);
-    assert_eq!(metric(&server, "switchboard_sessions "), 1.0, "every adapter session ended");
-    assert!(after < baseline + 16 * 1024, "RSS {baseline} kB before, {after} kB after");
+    assert_eq!(
+        metric(
+            &server,
+            "switchboard_adapters_opened_total{kind=\"pcm_egress\"} "
+        ),
+        1100.0
+    );
+    assert_eq!(
+        metric(&server, "switchboard_adapters{kind=\"pcm_egress\"} "),
+        0.0
+    );
+    assert_eq!(
+        metric(&server, "switchboard_sessions "),
+        1.0,
+        "every adapter session ended"
+    );
+    assert!(
+        after < baseline + 16 * 1024,
+        "RSS {baseline} kB before, {after} kB after"
+    );
 }
 
 fn rss_kb() -> u64 {

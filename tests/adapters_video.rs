@@ -24,7 +24,8 @@ const H: u32 = 240;
 /// (a keyframe every second at 30 frames a second).
 fn encode(name: &str, n: usize) -> Vec<Vec<u8>> {
     ffmpeg::init().unwrap();
-    let codec = ffmpeg::encoder::find_by_name(name).unwrap_or_else(|| panic!("libavcodec has no {name}"));
+    let codec =
+        ffmpeg::encoder::find_by_name(name).unwrap_or_else(|| panic!("libavcodec has no {name}"));
     let mut ctx = ffmpeg::codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
@@ -103,7 +104,11 @@ fn jpeg_egress_survives_loss(codec: Codec, encoder: &str) {
         _ => c.enable_vp8(true),
     });
     let (session, mid, _) = common::push_one(&api, &mut peer, MediaKind::Video, "cam", |s| s);
-    assert!(drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0].connected), "publisher connects");
+    assert!(
+        drive(&mut [&mut peer], Duration::from_secs(10), |p| p[0]
+            .connected),
+        "publisher connects"
+    );
     let pt = common::payload_type(&mut peer, mid, codec);
     // 3 % of the RTP packets lost.
     let mut n = 0u64;
@@ -125,7 +130,13 @@ fn jpeg_egress_survives_loss(codec: Codec, encoder: &str) {
     assert_eq!(status, 200, "{body}");
     let start = Instant::now();
     for (i, frame) in frames.iter().enumerate() {
-        common::write_frame(&mut peer, mid, pt, MediaTime::from_90khz(i as u64 * 3000), frame.clone());
+        common::write_frame(
+            &mut peer,
+            mid,
+            pt,
+            MediaTime::from_90khz(i as u64 * 3000),
+            frame.clone(),
+        );
         let next = start + Duration::from_millis(i as u64 * 1000 / 30 + 33);
         while Instant::now() < next {
             if !peer.step() {
@@ -135,13 +146,29 @@ fn jpeg_egress_survives_loss(codec: Codec, encoder: &str) {
     }
     let pictures = endpoint.received();
     // 8 s of video at 2 pictures a second, less the start (first keyframe).
-    assert!(pictures.len() >= 12, "{codec:?}: {} pictures", pictures.len());
+    assert!(
+        pictures.len() >= 12,
+        "{codec:?}: {} pictures",
+        pictures.len()
+    );
     for p in &pictures {
-        assert_eq!(jpeg_size(&p.payload), Some((W, H)), "{codec:?}: a {W}x{H} JPEG");
+        assert_eq!(
+            jpeg_size(&p.payload),
+            Some((W, H)),
+            "{codec:?}: a {W}x{H} JPEG"
+        );
     }
-    let span = pictures.last().unwrap().at.duration_since(pictures[0].at).as_secs_f64();
+    let span = pictures
+        .last()
+        .unwrap()
+        .at
+        .duration_since(pictures[0].at)
+        .as_secs_f64();
     let rate = (pictures.len() - 1) as f64 / span;
-    assert!((1.6..=2.4).contains(&rate), "{codec:?}: {rate} pictures a second");
+    assert!(
+        (1.6..=2.4).contains(&rate),
+        "{codec:?}: {rate} pictures a second"
+    );
 }
 
 #[test]

@@ -17,7 +17,12 @@ const SECRET: &str = "openapi-test-secret";
 
 #[test]
 fn the_server_conforms_to_its_openapi_description() {
-    let report = schemathesis(&["--exclude-path-regex", "/adapters/websocket/", "--checks", "all"]);
+    let report = schemathesis(&[
+        "--exclude-path-regex",
+        "/adapters/websocket/",
+        "--checks",
+        "all",
+    ]);
     assert!(
         report.contains("not_a_server_error"),
         "checks ran:\n{report}"
@@ -39,7 +44,8 @@ fn the_adapter_routes_conform_to_their_openapi_description() {
         "not_a_server_error",
     ]);
     assert!(
-        report.contains("status_code_conformance") && report.contains("response_schema_conformance"),
+        report.contains("status_code_conformance")
+            && report.contains("response_schema_conformance"),
         "checks ran:\n{report}"
     );
 }

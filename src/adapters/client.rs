@@ -139,10 +139,10 @@ impl LocalClient {
             .enable_h265(true)
             .build(now);
         rtc.add_local_candidate(
-            Candidate::host(local, "udp").map_err(|e| ItemError::new("internal_error", e.to_string()))?,
+            Candidate::host(local, "udp")
+                .map_err(|e| ItemError::new("internal_error", e.to_string()))?,
         );
-        let (session_id, _) =
-            control.new_session(app, None, NewSessionRequest::default(), now)?;
+        let (session_id, _) = control.new_session(app, None, NewSessionRequest::default(), now)?;
         let ended = |e: ItemError| {
             control.end_session(app, &session_id);
             e
@@ -172,7 +172,10 @@ impl LocalClient {
             )));
         }
         let (Some(offer), Some(mid)) = (res.session_description, result.mid) else {
-            return Err(ended(ItemError::new("internal_error", "no offer for the pull")));
+            return Err(ended(ItemError::new(
+                "internal_error",
+                "no offer for the pull",
+            )));
         };
         let offer = SdpOffer::from_sdp_string(&without_candidates(&offer.sdp))
             .map_err(|e| ended(ItemError::new("internal_error", format!("our offer: {e}"))))?;
@@ -181,7 +184,8 @@ impl LocalClient {
             .accept_offer(offer)
             .map_err(|e| ended(ItemError::new("internal_error", format!("our offer: {e}"))))?;
         rtc.add_remote_candidate(
-            Candidate::host(server, "udp").map_err(|e| ended(ItemError::new("internal_error", e.to_string())))?,
+            Candidate::host(server, "udp")
+                .map_err(|e| ended(ItemError::new("internal_error", e.to_string())))?,
         );
         control
             .renegotiate(
@@ -211,17 +215,20 @@ impl LocalClient {
         let server = media_target(media);
         let (socket, local) = bind(server).await?;
         let now = Instant::now();
-        let mut rtc = Rtc::builder().clear_codecs().enable_opus(true, false).build(now);
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .build(now);
         rtc.add_local_candidate(
-            Candidate::host(local, "udp").map_err(|e| ItemError::new("internal_error", e.to_string()))?,
+            Candidate::host(local, "udp")
+                .map_err(|e| ItemError::new("internal_error", e.to_string()))?,
         );
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
         let (offer, pending) = api
             .apply()
             .ok_or_else(|| ItemError::new("internal_error", "no offer"))?;
-        let (session_id, _) =
-            control.new_session(app, None, NewSessionRequest::default(), now)?;
+        let (session_id, _) = control.new_session(app, None, NewSessionRequest::default(), now)?;
         let ended = |e: ItemError| {
             control.end_session(app, &session_id);
             e
@@ -255,7 +262,10 @@ impl LocalClient {
             )));
         }
         let Some(answer) = res.session_description else {
-            return Err(ended(ItemError::new("internal_error", "no answer for the push")));
+            return Err(ended(ItemError::new(
+                "internal_error",
+                "no answer for the push",
+            )));
         };
         let answer = SdpAnswer::from_sdp_string(&without_candidates(&answer.sdp))
             .map_err(|e| ended(ItemError::new("internal_error", format!("our answer: {e}"))))?;
@@ -263,7 +273,8 @@ impl LocalClient {
             .accept_answer(pending, answer)
             .map_err(|e| ended(ItemError::new("internal_error", format!("our answer: {e}"))))?;
         rtc.add_remote_candidate(
-            Candidate::host(server, "udp").map_err(|e| ended(ItemError::new("internal_error", e.to_string())))?,
+            Candidate::host(server, "udp")
+                .map_err(|e| ended(ItemError::new("internal_error", e.to_string())))?,
         );
         Ok(LocalClient::new(rtc, socket, local, session_id, mid))
     }

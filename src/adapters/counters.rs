@@ -95,7 +95,12 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in metric order.
-    pub const ALL: [Drop; 4] = [Drop::Backlog, Drop::Late, Drop::Undecodable, Drop::IngestPaused];
+    pub const ALL: [Drop; 4] = [
+        Drop::Backlog,
+        Drop::Late,
+        Drop::Undecodable,
+        Drop::IngestPaused,
+    ];
 
     /// The metric label.
     pub fn label(self) -> &'static str {
@@ -109,7 +114,8 @@ impl Drop {
 }
 
 /// Upper bounds (µs) of the picture-time histogram's buckets.
-pub const PICTURE_BUCKETS_US: [u64; 8] = [500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000];
+pub const PICTURE_BUCKETS_US: [u64; 8] =
+    [500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000];
 
 /// The counters.
 #[derive(Debug, Default)]
@@ -144,8 +150,11 @@ impl AdapterCounters {
     /// An adapter of `kind` closed for `reason`.
     pub fn closed(&self, kind: Kind, reason: CloseReason) {
         self.open[kind.index()].fetch_sub(1, Relaxed);
-        self.closed[CloseReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)]
-            .fetch_add(1, Relaxed);
+        self.closed[CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0)]
+        .fetch_add(1, Relaxed);
     }
 
     /// Counts `n` drops for `reason`.
@@ -175,7 +184,11 @@ impl AdapterCounters {
 
     /// Adapters closed so far, by reason.
     pub fn closed_total(&self, reason: CloseReason) -> u64 {
-        self.closed[CloseReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)].load(Relaxed)
+        self.closed[CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0)]
+        .load(Relaxed)
     }
 
     /// Drops so far, by reason.

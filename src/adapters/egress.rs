@@ -84,7 +84,11 @@ struct Connection {
 }
 
 impl Connection {
-    fn spawn(socket: Socket, bytes: Arc<std::sync::atomic::AtomicU64>, counters: Arc<AdapterCounters>) -> Self {
+    fn spawn(
+        socket: Socket,
+        bytes: Arc<std::sync::atomic::AtomicU64>,
+        counters: Arc<AdapterCounters>,
+    ) -> Self {
         let (tx, mut rx) = mpsc::channel::<Outgoing>(1);
         let task = tokio::spawn(async move {
             let mut socket = socket;
@@ -165,7 +169,8 @@ pub async fn run(
                     match picture(maker, now, &d) {
                         Ok(Some(jpeg)) => {
                             counters.picture_time(started.elapsed().as_micros() as u64);
-                            let ts = d.time.rebase(str0m::media::Frequency::NINETY_KHZ).numer() as u32;
+                            let ts =
+                                d.time.rebase(str0m::media::Frequency::NINETY_KHZ).numer() as u32;
                             let m = Packet {
                                 sequence_number: sequence,
                                 timestamp: ts,
@@ -180,7 +185,8 @@ pub async fn run(
                         Err(_) => counters.dropped(Dropped::Undecodable, 1),
                     }
                     if maker.awaiting_keyframe()
-                        && last_keyframe_request.is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
+                        && last_keyframe_request
+                            .is_none_or(|t| now.duration_since(t) >= KEYFRAME_EVERY)
                     {
                         last_keyframe_request = Some(now);
                         client.request_keyframe();
@@ -236,7 +242,10 @@ pub async fn run(
                     return CloseReason::EndpointGone;
                 }
                 None => {
-                    reconnect = Some((since, spawn_reconnect_after(endpoint.clone(), policy.clone())));
+                    reconnect = Some((
+                        since,
+                        spawn_reconnect_after(endpoint.clone(), policy.clone()),
+                    ));
                 }
             }
         }
@@ -261,7 +270,11 @@ pub async fn run(
     }
 }
 
-fn picture(maker: &mut JpegMaker, now: Instant, d: &MediaData) -> Result<Option<Vec<u8>>, super::jpeg::VideoError> {
+fn picture(
+    maker: &mut JpegMaker,
+    now: Instant,
+    d: &MediaData,
+) -> Result<Option<Vec<u8>>, super::jpeg::VideoError> {
     let codec = match d.params.spec().codec {
         Codec::Vp8 => VideoCodec::Vp8,
         Codec::Vp9 => VideoCodec::Vp9,

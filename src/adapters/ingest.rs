@@ -92,7 +92,9 @@ pub async fn run(
         while let Some(due) = pacer.poll(now) {
             let data = match due.frame {
                 Some(f) => f,
-                None => silence.get_or_insert_with(|| encoder.encode(None).unwrap_or_default()).clone(),
+                None => silence
+                    .get_or_insert_with(|| encoder.encode(None).unwrap_or_default())
+                    .clone(),
             };
             let (Some(pt), Some(w)) = (pt, client.rtc().writer(mid)) else {
                 continue;

@@ -16,11 +16,11 @@
 
 use std::time::{Duration, Instant};
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::codec::{self, Id};
 use ffmpeg::software::scaling;
 use ffmpeg::util::format::Pixel;
 use ffmpeg::util::frame::Video as VideoFrame;
+use ffmpeg_next as ffmpeg;
 
 /// The video codecs a pulled track may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,7 +185,11 @@ impl JpegMaker {
             let base = self.next_picture.unwrap_or(now);
             // Keep the pace; a late picture does not cause a burst.
             let next = base + self.interval;
-            self.next_picture = Some(if next <= now { now + self.interval } else { next });
+            self.next_picture = Some(if next <= now {
+                now + self.interval
+            } else {
+                next
+            });
         }
         Ok(picture)
     }
@@ -219,7 +223,8 @@ impl Decoder {
             .as_ref()
             .is_none_or(|(f, sw, sh, _)| (*f, *sw, *sh) != (format, w, h))
         {
-            let ctx = scaling::Context::get(format, w, h, Pixel::RGB24, w, h, scaling::Flags::BILINEAR)?;
+            let ctx =
+                scaling::Context::get(format, w, h, Pixel::RGB24, w, h, scaling::Flags::BILINEAR)?;
             self.scaler = Some((format, w, h, Scaler(ctx)));
         }
         let Some((_, _, _, scaler)) = self.scaler.as_mut() else {
@@ -263,7 +268,10 @@ mod tests {
     fn vp8_frames(n: usize, w: u32, h: u32) -> Option<Vec<(Vec<u8>, bool)>> {
         init();
         let codec = ffmpeg::encoder::find(Id::VP8)?;
-        let mut ctx = codec::context::Context::new_with_codec(codec).encoder().video().ok()?;
+        let mut ctx = codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .ok()?;
         ctx.set_width(w);
         ctx.set_height(h);
         ctx.set_format(Pixel::YUV420P);
@@ -295,7 +303,9 @@ mod tests {
     #[test]
     fn vp8_gives_one_jpeg_per_interval_of_the_camera_size_and_survives_a_gap() {
         let Some(frames) = vp8_frames(60, 320, 240) else {
-            panic!("libavcodec has no VP8 encoder (libvpx): install libavcodec-extra or libavcodec59 with libvpx");
+            panic!(
+                "libavcodec has no VP8 encoder (libvpx): install libavcodec-extra or libavcodec59 with libvpx"
+            );
         };
         let t0 = Instant::now();
         let mut maker = JpegMaker::new(Duration::from_millis(500));
@@ -306,7 +316,10 @@ mod tests {
                 continue;
             }
             let now = t0 + Duration::from_millis(i as u64 * 33);
-            if let Some(p) = maker.frame(now, VideoCodec::Vp8, data, Some(*key), i != 23).unwrap() {
+            if let Some(p) = maker
+                .frame(now, VideoCodec::Vp8, data, Some(*key), i != 23)
+                .unwrap()
+            {
                 pictures.push((i, p));
             }
         }
@@ -327,7 +340,12 @@ mod tests {
         init();
         let mut maker = JpegMaker::new(Duration::from_secs(1));
         let now = Instant::now();
-        for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264, VideoCodec::H265] {
+        for codec in [
+            VideoCodec::Vp8,
+            VideoCodec::Vp9,
+            VideoCodec::H264,
+            VideoCodec::H265,
+        ] {
             for len in [0usize, 1, 7, 300] {
                 let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 256) as u8).collect();
                 let _ = maker.frame(now, codec, &junk, None, true);

@@ -116,7 +116,11 @@ type Opened = (serde_json::Value, bool);
 
 impl Adapters {
     /// The adapters, running their tasks on `runtime`.
-    pub fn new(control: Arc<Control>, settings: Settings, runtime: tokio::runtime::Handle) -> Arc<Self> {
+    pub fn new(
+        control: Arc<Control>,
+        settings: Settings,
+        runtime: tokio::runtime::Handle,
+    ) -> Arc<Self> {
         jpeg::init();
         Arc::new(Adapters {
             control,
@@ -138,13 +142,20 @@ impl Adapters {
 
     /// POST adapters/websocket/new: opens each item's adapter; 200 if any
     /// opened, 503 if none did.
-    pub async fn open(self: &Arc<Self>, app: &AppId, req: NewRequest) -> Result<(u16, serde_json::Value), CallsError> {
+    pub async fn open(
+        self: &Arc<Self>,
+        app: &AppId,
+        req: NewRequest,
+    ) -> Result<(u16, serde_json::Value), CallsError> {
         let plans = req.plans()?;
         let mut tasks = Vec::new();
         for (item, plan) in req.tracks.into_iter().zip(plans) {
             let me = self.clone();
             let app = app.clone();
-            tasks.push(self.runtime.spawn(async move { me.open_one(&app, item, plan).await }));
+            tasks.push(
+                self.runtime
+                    .spawn(async move { me.open_one(&app, item, plan).await }),
+            );
         }
         let mut items = Vec::new();
         let mut any = false;
@@ -155,7 +166,10 @@ impl Adapters {
             any |= ok;
             items.push(item);
         }
-        Ok((if any { 200 } else { 503 }, serde_json::json!({ "tracks": items })))
+        Ok((
+            if any { 200 } else { 503 },
+            serde_json::json!({ "tracks": items }),
+        ))
     }
 
     async fn open_one(self: Arc<Self>, app: &AppId, item: NewItem, plan: Plan) -> Opened {
@@ -167,10 +181,16 @@ impl Adapters {
             let mut t = self.lock();
             if t.count(app) >= self.settings.per_app {
                 drop(t);
-                fail(&mut out, &ItemError::new(
-                    "temporarily_unavailable_error",
-                    format!("the app has {} WebSocket adapters open, the most it may", self.settings.per_app),
-                ));
+                fail(
+                    &mut out,
+                    &ItemError::new(
+                        "temporarily_unavailable_error",
+                        format!(
+                            "the app has {} WebSocket adapters open, the most it may",
+                            self.settings.per_app
+                        ),
+                    ),
+                );
                 return (out, false);
             }
             *t.opening.entry(app.clone()).or_default() += 1;
@@ -219,12 +239,20 @@ impl Adapters {
         let media = self.settings.media;
         let control = self.control.clone();
         let client = match plan.kind {
-            Kind::PcmIngest => LocalClient::push_audio(control, app, media, &plan.track_name).await?,
+            Kind::PcmIngest => {
+                LocalClient::push_audio(control, app, media, &plan.track_name).await?
+            }
             Kind::PcmEgress | Kind::JpegEgress => {
                 let publisher = plan.session_id.as_deref().unwrap_or("");
                 let audio = plan.kind == Kind::PcmEgress;
-                let client = LocalClient::pull(control, app, media, publisher, &plan.track_name, audio).await?;
-                let want = if audio { MediaKind::Audio } else { MediaKind::Video };
+                let client =
+                    LocalClient::pull(control, app, media, publisher, &plan.track_name, audio)
+                        .await?;
+                let want = if audio {
+                    MediaKind::Audio
+                } else {
+                    MediaKind::Video
+                };
                 if client.kind() != Some(want) {
                     self.control.end_session(app, &client.session_id);
                     return Err(ItemError::new(
@@ -262,8 +290,9 @@ impl Adapters {
             }
             Kind::PcmEgress | Kind::JpegEgress => {
                 let output = if plan.kind == Kind::PcmEgress {
-                    let decoder = pcm::PcmDecoder::new()
-                        .map_err(|e| ItemError::new("internal_error", format!("Opus decoder: {e}")))?;
+                    let decoder = pcm::PcmDecoder::new().map_err(|e| {
+                        ItemError::new("internal_error", format!("Opus decoder: {e}"))
+                    })?;
                     egress::Output::Pcm(playout::Playout::new(), Box::new(decoder))
                 } else {
                     egress::Output::Jpeg(Box::new(jpeg::JpegMaker::new(plan.picture_interval)))
@@ -305,12 +334,20 @@ impl Adapters {
             // Closed by the API, which counted it already.
         }
         t.remember_closed(app.clone(), id.to_owned());
-        tracing::info!(adapter = id, reason = reason.label(), "WebSocket adapter closed");
+        tracing::info!(
+            adapter = id,
+            reason = reason.label(),
+            "WebSocket adapter closed"
+        );
     }
 
     /// POST adapters/websocket/close: 200 if any item closed (or was
     /// closed already), 503 if none did.
-    pub fn close(&self, app: &AppId, req: CloseRequest) -> Result<(u16, serde_json::Value), CallsError> {
+    pub fn close(
+        &self,
+        app: &AppId,
+        req: CloseRequest,
+    ) -> Result<(u16, serde_json::Value), CallsError> {
         req.check()?;
         let mut items = Vec::new();
         let mut any = false;
@@ -337,7 +374,10 @@ impl Adapters {
             }
             items.push(out);
         }
-        Ok((if any { 200 } else { 503 }, serde_json::json!({ "tracks": items })))
+        Ok((
+            if any { 200 } else { 503 },
+            serde_json::json!({ "tracks": items }),
+        ))
     }
 
     /// Adapters open now, all apps.

@@ -48,7 +48,8 @@ impl PcmDecoder {
                 FrameSource::Packet(p) => match self.decoder.decode(p, &mut self.scratch, false) {
                     Ok(n) => {
                         let n = (n * 2).min(self.scratch.len());
-                        self.carry.extend_from_slice(&self.scratch[FRAME_VALUES.min(n)..n]);
+                        self.carry
+                            .extend_from_slice(&self.scratch[FRAME_VALUES.min(n)..n]);
                         let mut v = self.scratch[..FRAME_VALUES.min(n)].to_vec();
                         v.resize(FRAME_VALUES, 0);
                         v
@@ -59,7 +60,10 @@ impl PcmDecoder {
                     }
                 },
                 FrameSource::Fec(next) => {
-                    match self.decoder.decode(next, &mut self.scratch[..FRAME_VALUES], true) {
+                    match self
+                        .decoder
+                        .decode(next, &mut self.scratch[..FRAME_VALUES], true)
+                    {
                         Ok(_) => self.scratch[..FRAME_VALUES].to_vec(),
                         Err(_) => self.conceal(),
                     }
@@ -76,7 +80,10 @@ impl PcmDecoder {
     }
 
     fn conceal(&mut self) -> Vec<i16> {
-        match self.decoder.decode(&[], &mut self.scratch[..FRAME_VALUES], false) {
+        match self
+            .decoder
+            .decode(&[], &mut self.scratch[..FRAME_VALUES], false)
+        {
             Ok(_) => self.scratch[..FRAME_VALUES].to_vec(),
             Err(_) => vec![0; FRAME_VALUES],
         }
@@ -144,7 +151,9 @@ mod tests {
     fn a_tone_survives_encode_loss_fec_and_concealment() {
         let mut enc = OpusEncoder::new().unwrap();
         let mut dec = PcmDecoder::new().unwrap();
-        let packets: Vec<Vec<u8>> = (0..100).map(|i| enc.encode(Some(&tone(i, 440.0))).unwrap()).collect();
+        let packets: Vec<Vec<u8>> = (0..100)
+            .map(|i| enc.encode(Some(&tone(i, 440.0))).unwrap())
+            .collect();
         let mut pcm = Vec::new();
         for (i, p) in packets.iter().enumerate() {
             let source = match i % 10 {
@@ -160,6 +169,9 @@ mod tests {
         let hz = crossings(&pcm[FRAME_BYTES * 10..]);
         assert!((hz - 440.0).abs() < 440.0 * 0.02, "{hz}");
         assert_eq!(dec.frame(&FrameSource::Silence), vec![0; FRAME_BYTES]);
-        assert_eq!(dec.frame(&FrameSource::Packet(vec![0xff; 3])).len(), FRAME_BYTES);
+        assert_eq!(
+            dec.frame(&FrameSource::Packet(vec![0xff; 3])).len(),
+            FRAME_BYTES
+        );
     }
 }

@@ -243,7 +243,10 @@ mod tests {
     struct Lcg(u64);
     impl Lcg {
         fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             self.0 >> 33
         }
     }
@@ -283,7 +286,9 @@ mod tests {
     #[test]
     fn a_clean_stream_plays_every_packet_on_a_20_ms_grid() {
         let t0 = Instant::now();
-        let sent: Vec<_> = (0..100u64).map(|i| (i, 5000 + i as u32 * 960, i * 20)).collect();
+        let sent: Vec<_> = (0..100u64)
+            .map(|i| (i, 5000 + i as u32 * 960, i * 20))
+            .collect();
         let out = play(t0, sent, 2100);
         // Frames at 60, 80, ..., 2080 ms.
         assert_eq!(out.len(), 102);

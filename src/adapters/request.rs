@@ -74,7 +74,9 @@ fn invalid(description: impl Into<String>) -> CallsError {
 fn name(value: &Option<String>, what: &str, i: usize) -> Result<String, CallsError> {
     match value {
         Some(v) if !v.is_empty() && v.len() <= MAX_NAME => Ok(v.clone()),
-        Some(_) => Err(invalid(format!("tracks[{i}].{what} must have 1 to {MAX_NAME} bytes"))),
+        Some(_) => Err(invalid(format!(
+            "tracks[{i}].{what} must have 1 to {MAX_NAME} bytes"
+        ))),
         None => Err(invalid(format!("tracks[{i}].{what} is required"))),
     }
 }
@@ -91,24 +93,40 @@ impl NewRequest {
             .map(|(i, t)| {
                 let url = t.endpoint.as_deref().unwrap_or("");
                 let endpoint = super::endpoint(url).ok_or_else(|| {
-                    invalid(format!("tracks[{i}].endpoint must be a ws:// or wss:// URL"))
+                    invalid(format!(
+                        "tracks[{i}].endpoint must be a ws:// or wss:// URL"
+                    ))
                 })?;
                 let track_name = name(&t.track_name, "trackName", i)?;
-                let (kind, session_id) = match (t.location.as_deref(), t.input_codec.as_deref(), t.output_codec.as_deref()) {
+                let (kind, session_id) = match (
+                    t.location.as_deref(),
+                    t.input_codec.as_deref(),
+                    t.output_codec.as_deref(),
+                ) {
                     (Some("local"), Some("pcm"), None) => (Kind::PcmIngest, None),
                     (Some("remote"), None, Some(codec @ ("pcm" | "jpeg"))) => (
-                        if codec == "pcm" { Kind::PcmEgress } else { Kind::JpegEgress },
+                        if codec == "pcm" {
+                            Kind::PcmEgress
+                        } else {
+                            Kind::JpegEgress
+                        },
                         Some(name(&t.session_id, "sessionId", i)?),
                     ),
                     (Some("local"), ..) => {
-                        return Err(invalid(format!("tracks[{i}]: a local adapter takes inputCodec \"pcm\"")));
+                        return Err(invalid(format!(
+                            "tracks[{i}]: a local adapter takes inputCodec \"pcm\""
+                        )));
                     }
                     (Some("remote"), ..) => {
                         return Err(invalid(format!(
                             "tracks[{i}]: a remote adapter takes outputCodec \"pcm\" or \"jpeg\""
                         )));
                     }
-                    _ => return Err(invalid(format!("tracks[{i}].location must be \"local\" or \"remote\""))),
+                    _ => {
+                        return Err(invalid(format!(
+                            "tracks[{i}].location must be \"local\" or \"remote\""
+                        )));
+                    }
                 };
                 if let Some(mode) = &t.mode
                     && mode != "buffer"
@@ -122,7 +140,9 @@ impl NewRequest {
                         return Err(invalid(format!("tracks[{i}].frameRate must be 0.1 to 30")));
                     }
                     (_, Some(_)) => {
-                        return Err(invalid(format!("tracks[{i}].frameRate applies to outputCodec \"jpeg\" only")));
+                        return Err(invalid(format!(
+                            "tracks[{i}].frameRate applies to outputCodec \"jpeg\" only"
+                        )));
                     }
                 };
                 Ok(Plan {

@@ -121,7 +121,10 @@ impl AddressPolicy {
 }
 
 /// Resolves the endpoint and checks every address it has.
-pub async fn resolve(endpoint: &Endpoint, policy: &AddressPolicy) -> Result<Vec<SocketAddr>, ItemError> {
+pub async fn resolve(
+    endpoint: &Endpoint,
+    policy: &AddressPolicy,
+) -> Result<Vec<SocketAddr>, ItemError> {
     let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> = match tokio::time::timeout(
         CONNECT_TIMEOUT,
@@ -208,7 +211,10 @@ pub async fn connect(endpoint: &Endpoint, policy: &AddressPolicy) -> Result<Sock
             Err(_) => {
                 last = ItemError::new(
                     "websocket_connection_timeout",
-                    format!("{addr}: no connection within {} s", CONNECT_TIMEOUT.as_secs()),
+                    format!(
+                        "{addr}: no connection within {} s",
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
                 );
                 continue;
             }
@@ -232,7 +238,10 @@ pub async fn connect(endpoint: &Endpoint, policy: &AddressPolicy) -> Result<Sock
             Ok(Err(e)) => Err(ItemError::new("websocket_handshake_failed", e.to_string())),
             Err(_) => Err(ItemError::new(
                 "websocket_connection_timeout",
-                format!("no WebSocket handshake within {} s", HANDSHAKE_TIMEOUT.as_secs()),
+                format!(
+                    "no WebSocket handshake within {} s",
+                    HANDSHAKE_TIMEOUT.as_secs()
+                ),
             )),
         };
     }
@@ -245,7 +254,12 @@ mod tests {
 
     #[test]
     fn endpoints_must_be_ws_urls_with_a_host() {
-        for ok in ["ws://example.com/x?token=1", "wss://a.b:8443", "ws://[::1]:9/p", "ws://10.0.0.1"] {
+        for ok in [
+            "ws://example.com/x?token=1",
+            "wss://a.b:8443",
+            "ws://[::1]:9/p",
+            "ws://10.0.0.1",
+        ] {
             assert!(Endpoint::parse(ok).is_some(), "{ok}");
         }
         for bad in [
@@ -271,7 +285,18 @@ mod tests {
             allow_local: false,
             own: vec![own],
         };
-        for bad in ["127.0.0.1", "127.9.9.9", "::1", "169.254.169.254", "fe80::1", "0.0.0.0", "::ffff:127.0.0.1", "203.0.113.7", "224.0.0.1", "255.255.255.255"] {
+        for bad in [
+            "127.0.0.1",
+            "127.9.9.9",
+            "::1",
+            "169.254.169.254",
+            "fe80::1",
+            "0.0.0.0",
+            "::ffff:127.0.0.1",
+            "203.0.113.7",
+            "224.0.0.1",
+            "255.255.255.255",
+        ] {
             assert!(!strict.permits(bad.parse().unwrap()), "{bad}");
         }
         for ok in ["93.184.216.34", "10.1.2.3", "2001:db8::1"] {

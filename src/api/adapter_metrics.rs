@@ -10,55 +10,67 @@ use crate::adapters::counters::{AdapterCounters, CloseReason, Drop, Kind};
 
 /// Appends the adapter series to `out`.
 pub fn write(out: &mut String, c: &AdapterCounters) {
-    let _ = writeln!(
+    let kinds = || Kind::ALL.into_iter().map(|k| (k.label(), k));
+    labelled(
         out,
-        "# HELP switchboard_adapters WebSocket adapters open, by kind\n# TYPE switchboard_adapters gauge"
+        "switchboard_adapters",
+        "gauge",
+        "WebSocket adapters open, by kind",
+        "kind",
+        kinds().map(|(l, k)| (l, c.open(k))),
     );
-    for k in Kind::ALL {
-        let _ = writeln!(out, "switchboard_adapters{{kind=\"{}\"}} {}", k.label(), c.open(k));
-    }
-    let _ = writeln!(
+    labelled(
         out,
-        "# HELP switchboard_adapters_opened_total WebSocket adapters opened, by kind\n# TYPE switchboard_adapters_opened_total counter"
+        "switchboard_adapters_opened_total",
+        "counter",
+        "WebSocket adapters opened, by kind",
+        "kind",
+        kinds().map(|(l, k)| (l, c.opened_total(k))),
     );
-    for k in Kind::ALL {
-        let _ = writeln!(
-            out,
-            "switchboard_adapters_opened_total{{kind=\"{}\"}} {}",
-            k.label(),
-            c.opened_total(k)
-        );
-    }
-    let _ = writeln!(
+    labelled(
         out,
-        "# HELP switchboard_adapters_closed_total WebSocket adapters closed, by reason\n# TYPE switchboard_adapters_closed_total counter"
+        "switchboard_adapters_closed_total",
+        "counter",
+        "WebSocket adapters closed, by reason",
+        "reason",
+        CloseReason::ALL
+            .into_iter()
+            .map(|r| (r.label(), c.closed_total(r))),
     );
-    for r in CloseReason::ALL {
-        let _ = writeln!(
-            out,
-            "switchboard_adapters_closed_total{{reason=\"{}\"}} {}",
-            r.label(),
-            c.closed_total(r)
-        );
-    }
-    let _ = writeln!(
+    labelled(
         out,
-        "# HELP switchboard_adapter_drops_total Adapter messages dropped or held back, by reason\n# TYPE switchboard_adapter_drops_total counter"
+        "switchboard_adapter_drops_total",
+        "counter",
+        "Adapter messages dropped or held back, by reason",
+        "reason",
+        Drop::ALL.into_iter().map(|d| (d.label(), c.drops(d))),
     );
-    for d in Drop::ALL {
-        let _ = writeln!(
-            out,
-            "switchboard_adapter_drops_total{{reason=\"{}\"}} {}",
-            d.label(),
-            c.drops(d)
-        );
-    }
     for (name, help, value) in [
-        ("switchboard_adapter_messages_out_total", "Messages adapters sent to endpoints", &c.messages_out),
-        ("switchboard_adapter_bytes_out_total", "Payload bytes adapters sent to endpoints", &c.bytes_out),
-        ("switchboard_adapter_messages_in_total", "Messages adapters read from endpoints", &c.messages_in),
-        ("switchboard_adapter_bytes_in_total", "Payload bytes adapters read from endpoints", &c.bytes_in),
-        ("switchboard_adapter_reconnects_total", "Egress adapters that reached their endpoint again", &c.reconnects),
+        (
+            "switchboard_adapter_messages_out_total",
+            "Messages adapters sent to endpoints",
+            &c.messages_out,
+        ),
+        (
+            "switchboard_adapter_bytes_out_total",
+            "Payload bytes adapters sent to endpoints",
+            &c.bytes_out,
+        ),
+        (
+            "switchboard_adapter_messages_in_total",
+            "Messages adapters read from endpoints",
+            &c.messages_in,
+        ),
+        (
+            "switchboard_adapter_bytes_in_total",
+            "Payload bytes adapters read from endpoints",
+            &c.bytes_in,
+        ),
+        (
+            "switchboard_adapter_reconnects_total",
+            "Egress adapters that reached their endpoint again",
+            &c.reconnects,
+        ),
         (
             "switchboard_adapter_concealed_frames_total",
             "Audio egress frames lost upstream: concealed, or rebuilt from FEC",
@@ -83,5 +95,24 @@ pub fn write(out: &mut String, c: &AdapterCounters) {
         let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {n}");
         count = n;
     }
-    let _ = writeln!(out, "{name}_sum {}\n{name}_count {count}", sum_us as f64 / 1e6);
+    let _ = writeln!(
+        out,
+        "{name}_sum {}\n{name}_count {count}",
+        sum_us as f64 / 1e6
+    );
+}
+
+/// One series with a label per value.
+fn labelled(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    label: &str,
+    values: impl Iterator<Item = (&'static str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (value, n) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
 }

@@ -9,8 +9,8 @@ use std::pin::Pin;
 
 use axum::body::{Body, HttpBody as _};
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use bytes::{Bytes, BytesMut};
+use serde::de::DeserializeOwned;
 
 use super::http_limits::{BODY_LIMIT, BODY_READ_TIMEOUT};
 use crate::calls::CallsError;

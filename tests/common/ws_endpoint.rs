@@ -54,12 +54,15 @@ impl Endpoint {
     /// Starts an endpoint with `behaviour`; `recv_buffer` (bytes) shrinks
     /// its sockets' receive buffer (a stuck endpoint fills up sooner).
     pub fn start(behaviour: Behaviour, recv_buffer: Option<usize>) -> Endpoint {
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         if let Some(b) = recv_buffer {
             socket.set_recv_buffer_size(b).unwrap();
         }
         socket.set_reuse_address(true).unwrap();
-        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        socket
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
         socket.listen(64).unwrap();
         let listener: TcpListener = socket.into();
         listener.set_nonblocking(true).unwrap();
@@ -129,12 +132,16 @@ fn serve(
             let mut s = stream;
             let mut buf = [0u8; 2048];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n");
+            let _ = s.write_all(
+                b"HTTP/1.1 302 Found\r\nLocation: ws://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n",
+            );
             return;
         }
         _ => {}
     }
-    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let Ok(mut ws) = tungstenite::accept(stream) else {
         return;
     };
@@ -142,7 +149,10 @@ fn serve(
     match &behaviour {
         Behaviour::Send(payloads) => {
             for (i, p) in payloads.iter().enumerate() {
-                if ws.send(Message::Binary(packet(i as u32, p).into())).is_err() {
+                if ws
+                    .send(Message::Binary(packet(i as u32, p).into()))
+                    .is_err()
+                {
                     return;
                 }
             }
