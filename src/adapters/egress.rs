@@ -35,6 +35,9 @@ use super::websocket::{AddressPolicy, Endpoint, Socket, connect};
 pub const RECONNECT_WINDOW: Duration = Duration::from_secs(15);
 /// Between reconnect attempts.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// How often the task checks that the pulled track's publisher is still
+/// there (an adapter whose publisher left closes).
+const SOURCE_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// At most one keyframe request per this long.
 const KEYFRAME_EVERY: Duration = Duration::from_secs(1);
 
@@ -48,6 +51,8 @@ pub enum Output {
 
 /// An egress adapter, set up and connected, ready to run.
 pub struct Egress {
+    /// Asked whether the pulled track's publisher is still there.
+    pub source: Box<dyn Fn() -> bool + Send>,
     /// Its WebRTC client (the pull is negotiated).
     pub client: LocalClient,
     /// Its WebSocket, open.
@@ -133,6 +138,7 @@ pub async fn run(
     counters: Arc<AdapterCounters>,
 ) -> CloseReason {
     let Egress {
+        source,
         mut client,
         socket,
         endpoint,
@@ -154,8 +160,15 @@ pub async fn run(
     let mut last_keyframe_request: Option<Instant> = None;
     let mut late_seen = 0;
     let mut concealed_seen = 0;
+    let mut source_checked = Instant::now();
     loop {
         let now = Instant::now();
+        if now.duration_since(source_checked) >= SOURCE_CHECK_EVERY {
+            source_checked = now;
+            if !source() {
+                return CloseReason::MediaGone;
+            }
+        }
         if !client.poll(&mut events) {
             return CloseReason::MediaGone;
         }

@@ -297,7 +297,10 @@ impl Adapters {
                 } else {
                     egress::Output::Jpeg(Box::new(jpeg::JpegMaker::new(plan.picture_interval)))
                 };
+                let (control, app, session) =
+                    (self.control.clone(), app.clone(), session_id.clone());
                 Task::Egress(egress::Egress {
+                    source: Box::new(move || control.pulls_have_a_source(&app, &session)),
                     client,
                     socket,
                     endpoint: plan.endpoint.clone(),

@@ -31,6 +31,8 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// TCP connect, per address tried.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Resolving, connecting and handshakes together, at most.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(12);
 /// The kernel's send buffer of an adapter's TCP connection (bytes).
 pub const SEND_BUFFER: usize = 256 * 1024;
 /// TLS and WebSocket handshakes together.
@@ -197,8 +199,20 @@ fn limits() -> WebSocketConfig {
 }
 
 /// Opens the WebSocket: resolves and checks the endpoint, connects to the
-/// first address that answers, and shakes hands.
+/// first address that answers, and shakes hands; within [`TOTAL_TIMEOUT`]
+/// whatever the number of addresses.
 pub async fn connect(endpoint: &Endpoint, policy: &AddressPolicy) -> Result<Socket, ItemError> {
+    tokio::time::timeout(TOTAL_TIMEOUT, connect_within(endpoint, policy))
+        .await
+        .unwrap_or_else(|_| {
+            Err(ItemError::new(
+                "websocket_connection_timeout",
+                format!("no WebSocket within {} s", TOTAL_TIMEOUT.as_secs()),
+            ))
+        })
+}
+
+async fn connect_within(endpoint: &Endpoint, policy: &AddressPolicy) -> Result<Socket, ItemError> {
     let addrs = resolve(endpoint, policy).await?;
     let mut last = ItemError::new("websocket_connection_timeout", "no address answered");
     for addr in addrs {
