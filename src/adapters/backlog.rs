@@ -64,6 +64,11 @@ impl<M> Backlog<M> {
         Some(m)
     }
 
+    /// A new writer starts: waiting counts from `now`.
+    pub fn restart(&mut self, now: Instant) {
+        self.progress = now;
+    }
+
     /// Whether messages wait.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()

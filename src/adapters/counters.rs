@@ -51,19 +51,16 @@ pub enum CloseReason {
     /// The adapter's WebRTC client lost its connection, or the pulled
     /// track's publisher left.
     MediaGone,
-    /// The server is stopping.
-    Shutdown,
 }
 
 impl CloseReason {
     /// Every reason, in metric order.
-    pub const ALL: [CloseReason; 6] = [
+    pub const ALL: [CloseReason; 5] = [
         CloseReason::Api,
         CloseReason::EndpointGone,
         CloseReason::Stuck,
         CloseReason::Garbage,
         CloseReason::MediaGone,
-        CloseReason::Shutdown,
     ];
 
     /// The metric label.
@@ -74,7 +71,6 @@ impl CloseReason {
             CloseReason::Stuck => "stuck",
             CloseReason::Garbage => "garbage",
             CloseReason::MediaGone => "media_gone",
-            CloseReason::Shutdown => "shutdown",
         }
     }
 }
@@ -89,6 +85,8 @@ pub enum Drop {
     Late,
     /// Egress video: a frame that did not decode.
     Undecodable,
+    /// Egress audio: the jitter buffer was full; its oldest frame went.
+    JitterOverflow,
     /// Ingest: the 60 s buffer was full; reading paused (nothing lost).
     IngestPaused,
 }
@@ -108,6 +106,7 @@ impl Drop {
             Drop::Backlog => "backlog",
             Drop::Late => "late",
             Drop::Undecodable => "undecodable",
+            Drop::JitterOverflow => "jitter_overflow",
             Drop::IngestPaused => "ingest_paused",
         }
     }
@@ -122,8 +121,8 @@ pub const PICTURE_BUCKETS_US: [u64; 8] =
 pub struct AdapterCounters {
     open: [AtomicU64; 3],
     opened: [AtomicU64; 3],
-    closed: [AtomicU64; 6],
-    drops: [AtomicU64; 4],
+    closed: [AtomicU64; 5],
+    drops: [AtomicU64; 5],
     /// Messages sent to endpoints.
     pub messages_out: AtomicU64,
     /// Bytes sent to endpoints (payloads).

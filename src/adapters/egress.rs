@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use str0m::Event;
 use str0m::format::Codec;
 use str0m::media::MediaData;
+use str0m::{Event, IceConnectionState};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -35,6 +35,9 @@ use super::websocket::{AddressPolicy, Endpoint, Socket, connect};
 pub const RECONNECT_WINDOW: Duration = Duration::from_secs(15);
 /// Between reconnect attempts.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// A client that has not connected by then (or lost its connection) ends
+/// the adapter.
+pub const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 /// How often the task checks that the pulled track's publisher is still
 /// there (an adapter whose publisher left closes).
 const SOURCE_CHECK_EVERY: Duration = Duration::from_secs(2);
@@ -124,8 +127,29 @@ impl Connection {
 }
 
 impl Drop for Connection {
+    /// The writer sees its queue close and sends a Close frame; one that
+    /// cannot (a stuck endpoint) is stopped a second later.
     fn drop(&mut self) {
-        self.task.abort();
+        let task = self.task.abort_handle();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    task.abort();
+                });
+            }
+            Err(_) => task.abort(),
+        }
+    }
+}
+
+/// A task that is stopped when its handle goes (a reconnect attempt must
+/// not outlive its adapter).
+struct Attempt(JoinHandle<Option<Socket>>);
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -153,16 +177,22 @@ pub async fn run(
         Instant::now(),
     );
     let mut connection = Some(Connection::spawn(socket, bytes.clone(), counters.clone()));
-    let mut reconnect: Option<(Instant, JoinHandle<Option<Socket>>)> = None;
+    let mut reconnect: Option<(Instant, Attempt)> = None;
+    let started = Instant::now();
+    let mut connected = false;
     let mut events = Vec::new();
     let mut buf = vec![0u8; 2048];
     let mut sequence: u32 = 0;
     let mut last_keyframe_request: Option<Instant> = None;
     let mut late_seen = 0;
+    let mut overflow_seen = 0;
     let mut concealed_seen = 0;
     let mut source_checked = Instant::now();
     loop {
         let now = Instant::now();
+        if !connected && now.duration_since(started) > CONNECT_WITHIN {
+            return CloseReason::MediaGone;
+        }
         if now.duration_since(source_checked) >= SOURCE_CHECK_EVERY {
             source_checked = now;
             if !source() {
@@ -173,13 +203,22 @@ pub async fn run(
             return CloseReason::MediaGone;
         }
         for e in events.drain(..) {
+            match &e {
+                Event::Connected => connected = true,
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    return CloseReason::MediaGone;
+                }
+                _ => {}
+            }
             match (e, &mut output) {
                 (Event::RtpPacket(p), Output::Pcm(playout, _)) => {
                     playout.push(now, *p.seq_no, p.header.timestamp, &p.payload);
                 }
                 (Event::MediaData(d), Output::Jpeg(maker)) => {
                     let started = Instant::now();
-                    match picture(maker, now, &d) {
+                    // Decoding may take milliseconds: let the runtime move
+                    // the other adapters off this thread meanwhile.
+                    match tokio::task::block_in_place(|| picture(maker, now, &d)) {
                         Ok(Some(jpeg)) => {
                             counters.picture_time(started.elapsed().as_micros() as u64);
                             let ts =
@@ -227,6 +266,8 @@ pub async fn run(
             let c = playout.counts();
             counters.dropped(Dropped::Late, c.late - late_seen);
             late_seen = c.late;
+            counters.dropped(Dropped::JitterOverflow, c.overflow - overflow_seen);
+            overflow_seen = c.overflow;
             counters
                 .concealed_frames
                 .fetch_add(c.concealed + c.fec - concealed_seen, Relaxed);
@@ -238,26 +279,36 @@ pub async fn run(
         // The endpoint went: reconnect within the window, or end.
         if connection.as_ref().is_some_and(|c| c.task.is_finished()) {
             connection = None;
-            reconnect = Some((now, spawn_reconnect(endpoint.clone(), policy.clone())));
+            reconnect = Some((
+                now,
+                attempt(
+                    endpoint.clone(),
+                    policy.clone(),
+                    Duration::ZERO,
+                    now + RECONNECT_WINDOW,
+                ),
+            ));
         }
         if let Some((since, task)) = &mut reconnect
-            && task.is_finished()
+            && task.0.is_finished()
         {
             let since = *since;
-            let attempt = task.await.ok().flatten();
+            let socket = (&mut task.0).await.ok().flatten();
             reconnect = None;
-            match attempt {
+            match socket {
                 Some(socket) => {
                     counters.reconnects.fetch_add(1, Relaxed);
+                    backlog.restart(now);
                     connection = Some(Connection::spawn(socket, bytes.clone(), counters.clone()));
                 }
-                None if now.duration_since(since) >= RECONNECT_WINDOW => {
+                None if now.duration_since(since) + RECONNECT_EVERY >= RECONNECT_WINDOW => {
                     return CloseReason::EndpointGone;
                 }
                 None => {
+                    let deadline = since + RECONNECT_WINDOW;
                     reconnect = Some((
                         since,
-                        spawn_reconnect_after(endpoint.clone(), policy.clone()),
+                        attempt(endpoint.clone(), policy.clone(), RECONNECT_EVERY, deadline),
                     ));
                 }
             }
@@ -308,13 +359,21 @@ fn picture(
         .map(|p| p.jpeg))
 }
 
-fn spawn_reconnect(endpoint: Endpoint, policy: AddressPolicy) -> JoinHandle<Option<Socket>> {
-    tokio::spawn(async move { connect(&endpoint, &policy).await.ok() })
-}
-
-fn spawn_reconnect_after(endpoint: Endpoint, policy: AddressPolicy) -> JoinHandle<Option<Socket>> {
-    tokio::spawn(async move {
-        tokio::time::sleep(RECONNECT_EVERY).await;
-        connect(&endpoint, &policy).await.ok()
-    })
+/// One attempt to reach the endpoint again after `delay`, given up at
+/// `deadline` (the end of the reconnect window).
+fn attempt(
+    endpoint: Endpoint,
+    policy: AddressPolicy,
+    delay: Duration,
+    deadline: Instant,
+) -> Attempt {
+    Attempt(tokio::spawn(async move {
+        tokio::time::timeout_at(deadline.into(), async {
+            tokio::time::sleep(delay).await;
+            connect(&endpoint, &policy).await.ok()
+        })
+        .await
+        .ok()
+        .flatten()
+    }))
 }

@@ -18,9 +18,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use str0m::Event;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaTime};
+use str0m::{Event, IceConnectionState};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -75,9 +75,15 @@ pub async fn run(
             return CloseReason::MediaGone;
         }
         for e in events.drain(..) {
-            if matches!(e, Event::Connected) {
-                connected = true;
-                pacer.start(now);
+            match e {
+                Event::Connected => {
+                    connected = true;
+                    pacer.start(now);
+                }
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    return CloseReason::MediaGone;
+                }
+                _ => {}
             }
         }
         if !connected && now.duration_since(started) > CONNECT_WITHIN {
@@ -154,7 +160,12 @@ pub async fn run(
                 }
                 // A broken connection: play out what came.
                 Some(Err(_)) => endpoint_open = false,
-                // Text, ping, pong: nothing to play.
+                // Text is not a Packet.
+                Some(Ok(Message::Text(_))) => {
+                    let _ = socket.close(None).await;
+                    return CloseReason::Garbage;
+                }
+                // Ping, pong: nothing to play.
                 Some(Ok(_)) => {}
             },
         }

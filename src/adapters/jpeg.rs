@@ -204,6 +204,12 @@ fn open(codec: VideoCodec) -> Result<Decoder, VideoError> {
     let found = found.ok_or(VideoError::NoDecoder(codec))?;
     let mut context = codec::context::Context::new_with_codec(found);
     context.set_threading(codec::threading::Config::count(1));
+    // SAFETY: a field of the context this function owns, set before the
+    // decoder opens; libavcodec refuses pictures larger than this before
+    // allocating them.
+    unsafe {
+        (*context.as_mut_ptr()).max_pixels = i64::from(MAX_DIMENSION) * i64::from(MAX_DIMENSION);
+    }
     let decoder = context.decoder().video()?;
     Ok(Decoder {
         codec,

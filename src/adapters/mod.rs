@@ -37,7 +37,6 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use str0m::media::MediaKind;
 use tokio::sync::watch;
@@ -204,21 +203,32 @@ impl Adapters {
             }
         }
         match result {
-            Ok(started) => {
+            Ok((started, task)) => {
                 out["adapterId"] = started.id.clone().into();
                 if plan.kind == Kind::PcmIngest {
                     out["sessionId"] = started.session_id.clone().into();
                 }
+                // Registered before its task runs: a task that ends at once
+                // finds itself in the table.
                 t.open.insert(
-                    started.id,
+                    started.id.clone(),
                     Open {
                         app: app.clone(),
                         kind: plan.kind,
                         stop: started.stop,
-                        bytes: started.bytes,
+                        bytes: started.bytes.clone(),
                     },
                 );
                 self.counters.opened(plan.kind);
+                drop(t);
+                self.spawn(
+                    app,
+                    started.id,
+                    started.session_id,
+                    plan.kind,
+                    started.bytes,
+                    task,
+                );
                 (out, true)
             }
             Err(e) => {
@@ -228,8 +238,49 @@ impl Adapters {
         }
     }
 
-    /// Sets up one adapter and spawns its task.
-    async fn start(self: &Arc<Self>, app: &AppId, plan: &Plan) -> Result<Started, ItemError> {
+    /// Runs an adapter's task; when it ends, [`Self::finished`].
+    fn spawn(
+        self: &Arc<Self>,
+        app: &AppId,
+        id: String,
+        session_id: String,
+        kind: Kind,
+        bytes: Arc<AtomicU64>,
+        task: Task,
+    ) {
+        let me = self.clone();
+        let app = app.clone();
+        let counters = self.counters.clone();
+        self.runtime.spawn(async move {
+            let reason = match task {
+                Task::Egress(e, stopped) => egress::run(e, stopped, bytes, counters).await,
+                Task::Ingest(i, stopped) => ingest::run(i, stopped, bytes, counters).await,
+            };
+            me.finished(&app, &id, &session_id, kind, reason);
+        });
+    }
+
+    /// Sets up one adapter: its codec, endpoint check, WebRTC client and
+    /// WebSocket; its task is the caller's to run.
+    async fn start(
+        self: &Arc<Self>,
+        app: &AppId,
+        plan: &Plan,
+    ) -> Result<(Started, Task), ItemError> {
+        // The codec first: nothing to undo if it cannot start.
+        let codec = match plan.kind {
+            Kind::PcmIngest => {
+                Codec::Encoder(Box::new(pcm::OpusEncoder::new().map_err(|e| {
+                    ItemError::new("internal_error", format!("Opus encoder: {e}"))
+                })?))
+            }
+            Kind::PcmEgress => {
+                Codec::Decoder(Box::new(pcm::PcmDecoder::new().map_err(|e| {
+                    ItemError::new("internal_error", format!("Opus decoder: {e}"))
+                })?))
+            }
+            Kind::JpegEgress => Codec::Jpeg(Box::new(jpeg::JpegMaker::new(plan.picture_interval))),
+        };
         let policy = AddressPolicy {
             allow_local: self.settings.allow_local,
             own: self.settings.own.clone(),
@@ -278,53 +329,71 @@ impl Adapters {
         let (stop, stopped) = watch::channel(false);
         let bytes = Arc::new(AtomicU64::new(0));
         let id = hex(&crate::ids::random_bytes::<16>());
-        let task = match plan.kind {
-            Kind::PcmIngest => {
-                let encoder = pcm::OpusEncoder::new()
-                    .map_err(|e| ItemError::new("internal_error", format!("Opus encoder: {e}")))?;
-                Task::Ingest(ingest::Ingest {
+        let task = match codec {
+            Codec::Encoder(encoder) => Task::Ingest(
+                ingest::Ingest {
                     client,
                     socket,
-                    encoder: Box::new(encoder),
-                })
-            }
-            Kind::PcmEgress | Kind::JpegEgress => {
-                let output = if plan.kind == Kind::PcmEgress {
-                    let decoder = pcm::PcmDecoder::new().map_err(|e| {
-                        ItemError::new("internal_error", format!("Opus decoder: {e}"))
-                    })?;
-                    egress::Output::Pcm(playout::Playout::new(), Box::new(decoder))
-                } else {
-                    egress::Output::Jpeg(Box::new(jpeg::JpegMaker::new(plan.picture_interval)))
-                };
-                let (control, app, session) =
-                    (self.control.clone(), app.clone(), session_id.clone());
-                Task::Egress(egress::Egress {
-                    source: Box::new(move || control.pulls_have_a_source(&app, &session)),
+                    encoder,
+                },
+                stopped,
+            ),
+            Codec::Decoder(decoder) => Task::Egress(
+                self.egress(
+                    app,
+                    &session_id,
                     client,
                     socket,
-                    endpoint: plan.endpoint.clone(),
+                    plan,
                     policy,
-                    output,
-                })
-            }
+                    egress::Output::Pcm(playout::Playout::new(), decoder),
+                ),
+                stopped,
+            ),
+            Codec::Jpeg(maker) => Task::Egress(
+                self.egress(
+                    app,
+                    &session_id,
+                    client,
+                    socket,
+                    plan,
+                    policy,
+                    egress::Output::Jpeg(maker),
+                ),
+                stopped,
+            ),
         };
-        let me = self.clone();
-        let (app2, id2, session2, kind) = (app.clone(), id.clone(), session_id.clone(), plan.kind);
-        let (bytes2, counters) = (bytes.clone(), self.counters.clone());
-        self.runtime.spawn(async move {
-            let reason = match task {
-                Task::Egress(e) => egress::run(e, stopped, bytes2, counters).await,
-                Task::Ingest(i) => ingest::run(i, stopped, bytes2, counters).await,
-            };
-            me.finished(&app2, &id2, &session2, kind, reason);
-        });
-        Ok(Started {
-            id,
-            session_id,
-            stop,
-            bytes,
-        })
+        Ok((
+            Started {
+                id,
+                session_id,
+                stop,
+                bytes,
+            },
+            task,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn egress(
+        &self,
+        app: &AppId,
+        session_id: &str,
+        client: LocalClient,
+        socket: websocket::Socket,
+        plan: &Plan,
+        policy: AddressPolicy,
+        output: egress::Output,
+    ) -> egress::Egress {
+        let (control, app, session) = (self.control.clone(), app.clone(), session_id.to_owned());
+        egress::Egress {
+            source: Box::new(move || control.pulls_have_a_source(&app, &session)),
+            client,
+            socket,
+            endpoint: plan.endpoint.clone(),
+            policy,
+            output,
+        }
     }
 
     /// An adapter's task ended (closed by the API or by itself).
@@ -390,8 +459,15 @@ impl Adapters {
 }
 
 enum Task {
-    Egress(egress::Egress),
-    Ingest(ingest::Ingest),
+    Egress(egress::Egress, watch::Receiver<bool>),
+    Ingest(ingest::Ingest, watch::Receiver<bool>),
+}
+
+/// An adapter's codec, made before anything else of it.
+enum Codec {
+    Encoder(Box<pcm::OpusEncoder>),
+    Decoder(Box<pcm::PcmDecoder>),
+    Jpeg(Box<jpeg::JpegMaker>),
 }
 
 struct Started {
@@ -409,9 +485,6 @@ fn fail(out: &mut serde_json::Value, e: &ItemError) {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
-
-/// The default picture interval of JPEG egress (1 a second).
-pub const DEFAULT_PICTURE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An endpoint URL's check, for the request reader.
 pub(crate) fn endpoint(url: &str) -> Option<Endpoint> {

@@ -15,8 +15,10 @@
 //! is here, else concealment; a stream that stops entirely conceals
 //! [`CONCEAL_MAX`] frames, then gives silence. Packets older than the
 //! playout point are dropped (late); the buffer holds at most
-//! [`MAX_FRAMES`] (beyond: the oldest frames are skipped); a timestamp
-//! jump of more than a second (a new source) restarts the grid.
+//! [`MAX_FRAMES`] (beyond: the oldest frames are skipped); three packets
+//! in a row more than a second from the playout point (a new source)
+//! restart the grid. Packets are taken to be 20 ms (the WebRTC default);
+//! shorter ones fall between grid points and are dropped as late.
 //!
 //! Sans-IO: `now`, sequence numbers, timestamps and bytes in.
 
@@ -34,8 +36,10 @@ pub const DELAY: Duration = Duration::from_millis(60);
 pub const MAX_FRAMES: usize = 25;
 /// Missing frames concealed in a row before the rest is silence.
 pub const CONCEAL_MAX: u32 = 5;
-/// A timestamp this far from the playout point starts a new grid.
+/// A timestamp this far from the playout point is a stray packet, or,
+/// [`RESYNC_AFTER`] in a row, a new source (a new grid).
 const RESYNC_TICKS: i64 = 48_000;
+const RESYNC_AFTER: u32 = 3;
 
 /// What to play for one frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +96,8 @@ pub struct Playout {
     last_seq: Option<u64>,
     /// Missing frames in a row.
     missing_run: u32,
+    /// Packets in a row far from the playout point.
+    far: u32,
     index: u32,
     counts: PlayoutCounts,
 }
@@ -119,6 +125,7 @@ impl Playout {
             next: 0,
             last_seq: None,
             missing_run: 0,
+            far: 0,
             index: 0,
             counts: PlayoutCounts::default(),
         }
@@ -137,10 +144,19 @@ impl Playout {
             start: now + DELAY,
             played: 0,
         });
-        let mut at = i64::from(ts.wrapping_sub(grid.origin_ts) as i32);
+        // Relative to the playout point, so that the 32-bit clock's wrap
+        // never matters.
+        let point = grid.origin_ts.wrapping_add(self.next as u32);
+        let mut at = self.next + i64::from(ts.wrapping_sub(point) as i32);
         if (at - self.next).abs() > RESYNC_TICKS {
-            // A new source or a long pause: a new grid from this packet,
-            // keeping the frame count and pace.
+            // One stray packet is late (or absurd); a run of them is a new
+            // source: a new grid from this packet, keeping the frame count
+            // and pace.
+            self.far += 1;
+            if self.far < RESYNC_AFTER {
+                self.counts.late += 1;
+                return;
+            }
             let start = self.next_due().unwrap_or(now).max(now);
             self.grid = Some(Grid {
                 origin_ts: ts,
@@ -152,6 +168,7 @@ impl Playout {
             self.last_seq = seq.checked_sub(1);
             at = 0;
         }
+        self.far = 0;
         if at < self.next {
             self.counts.late += 1;
             return;
@@ -390,9 +407,26 @@ mod tests {
         }
         assert!(p.buffer.len() <= MAX_FRAMES);
         assert!(p.counts().overflow > 0);
-        // A jump of a minute: a new grid, playing at once.
+        // One stray packet a minute away is dropped; three in a row are
+        // a new source: a new grid, playing at once.
+        let late = p.counts().late;
         p.push(t0, 5000, 48_000 * 60, b"c");
+        assert_eq!(p.counts().late, late + 1);
+        p.push(t0, 5001, 48_000 * 60 + 960, b"d");
+        p.push(t0, 5002, 48_000 * 60 + 1920, b"e");
         let f = p.poll(t0 + DELAY).expect("due");
-        assert_eq!(f.source, FrameSource::Packet(b"c".to_vec()));
+        assert_eq!(f.source, FrameSource::Packet(b"e".to_vec()));
+    }
+
+    #[test]
+    fn the_rtp_clock_wraps_without_a_glitch() {
+        let t0 = Instant::now();
+        let start = u32::MAX - 960 * 10;
+        let sent: Vec<_> = (0..40u64)
+            .map(|i| (i, start.wrapping_add(i as u32 * 960), i * 20))
+            .collect();
+        let out = play(t0, sent, 900);
+        let seqs: Vec<u64> = out.iter().filter_map(|(_, f)| packet_seq(f)).collect();
+        assert_eq!(seqs, (0..40).collect::<Vec<_>>());
     }
 }
