@@ -12,22 +12,32 @@
 
 mod common;
 
+use std::sync::Mutex;
+
 use common::browser::api_scenario;
+
+/// A browser takes both cores: one scenario at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn scenario(name: &str) -> serde_json::Value {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    scenario(name)
+}
 
 #[test]
 fn a_published_tone_arrives_as_pcm() {
-    let r = api_scenario("adapters.mjs", "pcm-egress");
+    let r = scenario("pcm-egress");
     assert!(r["rate"].as_f64().unwrap_or(0.0) >= 45.0, "{r}");
 }
 
 #[test]
 fn the_camera_arrives_as_jpeg_pictures() {
-    let r = api_scenario("adapters.mjs", "jpeg-egress");
+    let r = scenario("jpeg-egress");
     assert!(r["pictures"].as_u64().unwrap_or(0) >= 16, "{r}");
 }
 
 #[test]
 fn pcm_streamed_at_once_is_played_at_real_time_pace() {
-    let r = api_scenario("adapters.mjs", "pcm-ingest");
+    let r = scenario("pcm-ingest");
     assert!(r["concealed"].as_f64().unwrap_or(1.0) < 0.02, "{r}");
 }
