@@ -21,7 +21,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn scenario(name: &str) -> serde_json::Value {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    scenario(name)
+    api_scenario("adapters.mjs", name)
 }
 
 #[test]
