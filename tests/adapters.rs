@@ -44,15 +44,11 @@ fn close_adapters(api: &Api, ids: &[&str]) -> (u16, Value) {
 }
 
 fn metric(server: &Server, line_start: &str) -> f64 {
-    let text = ureq::get(format!("http://{}/metrics", server.http_addr))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    common::metric_at(
+        &format!("http://{}", server.http_addr),
+        line_start.trim_end(),
+    )
+    .unwrap_or(0.0)
 }
 
 /// A str0m publisher of a 440 Hz tone as Opus ("mic") and its session.

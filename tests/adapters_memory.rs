@@ -14,15 +14,11 @@ use switchboard::config::Config;
 use switchboard::server::Server;
 
 fn metric(server: &Server, line_start: &str) -> f64 {
-    let text = ureq::get(format!("http://{}/metrics", server.http_addr))
-        .call()
-        .expect("metrics")
-        .body_mut()
-        .read_to_string()
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
-        .unwrap_or(0.0)
+    common::metric_at(
+        &format!("http://{}", server.http_addr),
+        line_start.trim_end(),
+    )
+    .unwrap_or(0.0)
 }
 
 #[test]

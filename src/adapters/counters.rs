@@ -30,10 +30,6 @@ impl Kind {
             Kind::PcmIngest => "pcm_ingest",
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// Why an adapter closed.
@@ -93,10 +89,11 @@ pub enum Drop {
 
 impl Drop {
     /// Every reason, in metric order.
-    pub const ALL: [Drop; 4] = [
+    pub const ALL: [Drop; 5] = [
         Drop::Backlog,
         Drop::Late,
         Drop::Undecodable,
+        Drop::JitterOverflow,
         Drop::IngestPaused,
     ];
 
@@ -119,10 +116,11 @@ pub const PICTURE_BUCKETS_US: [u64; 8] =
 /// The counters.
 #[derive(Debug, Default)]
 pub struct AdapterCounters {
-    open: [AtomicU64; 3],
-    opened: [AtomicU64; 3],
-    closed: [AtomicU64; 5],
-    drops: [AtomicU64; 5],
+    // Indexed by the enums' discriminants, which follow their `ALL` order.
+    open: [AtomicU64; Kind::ALL.len()],
+    opened: [AtomicU64; Kind::ALL.len()],
+    closed: [AtomicU64; CloseReason::ALL.len()],
+    drops: [AtomicU64; Drop::ALL.len()],
     /// Messages sent to endpoints.
     pub messages_out: AtomicU64,
     /// Bytes sent to endpoints (payloads).
@@ -142,23 +140,19 @@ pub struct AdapterCounters {
 impl AdapterCounters {
     /// An adapter of `kind` opened.
     pub fn opened(&self, kind: Kind) {
-        self.opened[kind.index()].fetch_add(1, Relaxed);
-        self.open[kind.index()].fetch_add(1, Relaxed);
+        self.opened[kind as usize].fetch_add(1, Relaxed);
+        self.open[kind as usize].fetch_add(1, Relaxed);
     }
 
     /// An adapter of `kind` closed for `reason`.
     pub fn closed(&self, kind: Kind, reason: CloseReason) {
-        self.open[kind.index()].fetch_sub(1, Relaxed);
-        self.closed[CloseReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0)]
-        .fetch_add(1, Relaxed);
+        self.open[kind as usize].fetch_sub(1, Relaxed);
+        self.closed[reason as usize].fetch_add(1, Relaxed);
     }
 
     /// Counts `n` drops for `reason`.
     pub fn dropped(&self, reason: Drop, n: u64) {
-        self.drops[Drop::ALL.iter().position(|r| *r == reason).unwrap_or(0)].fetch_add(n, Relaxed);
+        self.drops[reason as usize].fetch_add(n, Relaxed);
     }
 
     /// A picture took `us` from frame to JPEG.
@@ -173,26 +167,22 @@ impl AdapterCounters {
 
     /// Adapters open now, by kind.
     pub fn open(&self, kind: Kind) -> u64 {
-        self.open[kind.index()].load(Relaxed)
+        self.open[kind as usize].load(Relaxed)
     }
 
     /// Adapters opened so far, by kind.
     pub fn opened_total(&self, kind: Kind) -> u64 {
-        self.opened[kind.index()].load(Relaxed)
+        self.opened[kind as usize].load(Relaxed)
     }
 
     /// Adapters closed so far, by reason.
     pub fn closed_total(&self, reason: CloseReason) -> u64 {
-        self.closed[CloseReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .unwrap_or(0)]
-        .load(Relaxed)
+        self.closed[reason as usize].load(Relaxed)
     }
 
     /// Drops so far, by reason.
     pub fn drops(&self, reason: Drop) -> u64 {
-        self.drops[Drop::ALL.iter().position(|r| *r == reason).unwrap_or(0)].load(Relaxed)
+        self.drops[reason as usize].load(Relaxed)
     }
 
     /// The picture-time histogram: cumulative counts per bucket bound
@@ -205,5 +195,22 @@ impl AdapterCounters {
             out.push((PICTURE_BUCKETS_US.get(i).copied(), cumulative));
         }
         (out, self.picture_sum_us.load(Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_enum_lists_its_variants_in_discriminant_order() {
+        assert!(Kind::ALL.iter().enumerate().all(|(i, k)| *k as usize == i));
+        assert!(
+            CloseReason::ALL
+                .iter()
+                .enumerate()
+                .all(|(i, r)| *r as usize == i)
+        );
+        assert!(Drop::ALL.iter().enumerate().all(|(i, d)| *d as usize == i));
     }
 }

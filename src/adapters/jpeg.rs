@@ -109,8 +109,6 @@ pub struct JpegMaker {
     awaiting_keyframe: bool,
     /// Frames skipped while waiting for a keyframe.
     pub skipped: u64,
-    /// Frames handed to the decoder.
-    pub decoded: u64,
 }
 
 impl JpegMaker {
@@ -122,7 +120,6 @@ impl JpegMaker {
             decoder: None,
             awaiting_keyframe: true,
             skipped: 0,
-            decoded: 0,
         }
     }
 
@@ -168,7 +165,6 @@ impl JpegMaker {
         } else {
             codec::discard::Discard::NonReference
         });
-        self.decoded += 1;
         if let Err(e) = d.decoder.send_packet(&ffmpeg::Packet::copy(data)) {
             // A broken frame: wait for the next keyframe.
             self.awaiting_keyframe = true;

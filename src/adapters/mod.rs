@@ -48,7 +48,7 @@ use crate::ids::AppId;
 use client::{ItemError, LocalClient};
 use counters::{AdapterCounters, CloseReason, Kind};
 use request::{CloseItem, CloseRequest, NewItem, NewRequest, Plan};
-use websocket::{AddressPolicy, Endpoint};
+use websocket::AddressPolicy;
 
 /// Closed adapters remembered for a repeated close.
 pub const CLOSED_REMEMBERED: usize = 4096;
@@ -270,16 +270,21 @@ impl Adapters {
         // The codec first: nothing to undo if it cannot start.
         let codec = match plan.kind {
             Kind::PcmIngest => {
-                Codec::Encoder(Box::new(pcm::OpusEncoder::new().map_err(|e| {
+                Codec::Ingest(Box::new(pcm::OpusEncoder::new().map_err(|e| {
                     ItemError::new("internal_error", format!("Opus encoder: {e}"))
                 })?))
             }
             Kind::PcmEgress => {
-                Codec::Decoder(Box::new(pcm::PcmDecoder::new().map_err(|e| {
-                    ItemError::new("internal_error", format!("Opus decoder: {e}"))
-                })?))
+                let decoder = pcm::PcmDecoder::new()
+                    .map_err(|e| ItemError::new("internal_error", format!("Opus decoder: {e}")))?;
+                Codec::Egress(egress::Output::Pcm(
+                    playout::Playout::new(),
+                    Box::new(decoder),
+                ))
             }
-            Kind::JpegEgress => Codec::Jpeg(Box::new(jpeg::JpegMaker::new(plan.picture_interval))),
+            Kind::JpegEgress => Codec::Egress(egress::Output::Jpeg(Box::new(
+                jpeg::JpegMaker::new(plan.picture_interval),
+            ))),
         };
         let policy = AddressPolicy {
             allow_local: self.settings.allow_local,
@@ -330,7 +335,7 @@ impl Adapters {
         let bytes = Arc::new(AtomicU64::new(0));
         let id = hex(&crate::ids::random_bytes::<16>());
         let task = match codec {
-            Codec::Encoder(encoder) => Task::Ingest(
+            Codec::Ingest(encoder) => Task::Ingest(
                 ingest::Ingest {
                     client,
                     socket,
@@ -338,30 +343,21 @@ impl Adapters {
                 },
                 stopped,
             ),
-            Codec::Decoder(decoder) => Task::Egress(
-                self.egress(
-                    app,
-                    &session_id,
-                    client,
-                    socket,
-                    plan,
-                    policy,
-                    egress::Output::Pcm(playout::Playout::new(), decoder),
-                ),
-                stopped,
-            ),
-            Codec::Jpeg(maker) => Task::Egress(
-                self.egress(
-                    app,
-                    &session_id,
-                    client,
-                    socket,
-                    plan,
-                    policy,
-                    egress::Output::Jpeg(maker),
-                ),
-                stopped,
-            ),
+            Codec::Egress(output) => {
+                let (control, app, session) =
+                    (self.control.clone(), app.clone(), session_id.clone());
+                Task::Egress(
+                    egress::Egress {
+                        source: Box::new(move || control.pulls_have_a_source(&app, &session)),
+                        client,
+                        socket,
+                        endpoint: plan.endpoint.clone(),
+                        policy,
+                        output,
+                    },
+                    stopped,
+                )
+            }
         };
         Ok((
             Started {
@@ -372,28 +368,6 @@ impl Adapters {
             },
             task,
         ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn egress(
-        &self,
-        app: &AppId,
-        session_id: &str,
-        client: LocalClient,
-        socket: websocket::Socket,
-        plan: &Plan,
-        policy: AddressPolicy,
-        output: egress::Output,
-    ) -> egress::Egress {
-        let (control, app, session) = (self.control.clone(), app.clone(), session_id.to_owned());
-        egress::Egress {
-            source: Box::new(move || control.pulls_have_a_source(&app, &session)),
-            client,
-            socket,
-            endpoint: plan.endpoint.clone(),
-            policy,
-            output,
-        }
     }
 
     /// An adapter's task ended (closed by the API or by itself).
@@ -451,11 +425,6 @@ impl Adapters {
             serde_json::json!({ "tracks": items }),
         ))
     }
-
-    /// Adapters open now, all apps.
-    pub fn open_count(&self) -> usize {
-        self.lock().open.len()
-    }
 }
 
 enum Task {
@@ -463,11 +432,11 @@ enum Task {
     Ingest(ingest::Ingest, watch::Receiver<bool>),
 }
 
-/// An adapter's codec, made before anything else of it.
+/// An adapter's codec, made before anything else of it: ingest's
+/// encoder, or what egress makes of the media.
 enum Codec {
-    Encoder(Box<pcm::OpusEncoder>),
-    Decoder(Box<pcm::PcmDecoder>),
-    Jpeg(Box<jpeg::JpegMaker>),
+    Ingest(Box<pcm::OpusEncoder>),
+    Egress(egress::Output),
 }
 
 struct Started {
@@ -484,9 +453,4 @@ fn fail(out: &mut serde_json::Value, e: &ItemError) {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// An endpoint URL's check, for the request reader.
-pub(crate) fn endpoint(url: &str) -> Option<Endpoint> {
-    Endpoint::parse(url)
 }

@@ -10,7 +10,7 @@
 //! more than one frame: the rest is carried into the frames after it, which
 //! the jitter buffer sees as silence (no packet was sent for them).
 
-use super::ingest_pacer::{FRAME_BYTES, FRAME_SAMPLES, FRAME_VALUES};
+use super::ingest_pacer::{FRAME_BYTES, FRAME_VALUES};
 use super::playout::FrameSource;
 
 /// The longest Opus packet: 120 ms of stereo.
@@ -21,8 +21,6 @@ pub struct PcmDecoder {
     decoder: opus::Decoder,
     carry: Vec<i16>,
     scratch: Vec<i16>,
-    /// Packets libopus refused (each gives a concealed frame).
-    pub corrupt: u64,
 }
 
 impl PcmDecoder {
@@ -32,7 +30,6 @@ impl PcmDecoder {
             decoder: opus::Decoder::new(48_000, opus::Channels::Stereo)?,
             carry: Vec::new(),
             scratch: vec![0; MAX_VALUES],
-            corrupt: 0,
         })
     }
 
@@ -54,10 +51,8 @@ impl PcmDecoder {
                         v.resize(FRAME_VALUES, 0);
                         v
                     }
-                    Err(_) => {
-                        self.corrupt += 1;
-                        self.conceal()
-                    }
+                    // A packet libopus refuses is concealed.
+                    Err(_) => self.conceal(),
                 },
                 FrameSource::Fec(next) => {
                     match self
@@ -119,12 +114,10 @@ impl OpusEncoder {
     }
 }
 
-/// Samples per channel of a frame (for callers that count time).
-pub const SAMPLES_PER_FRAME: usize = FRAME_SAMPLES;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::ingest_pacer::FRAME_SAMPLES;
 
     fn tone(frame: usize, hz: f64) -> [i16; FRAME_VALUES] {
         let mut f = [0i16; FRAME_VALUES];

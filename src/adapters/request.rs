@@ -92,7 +92,7 @@ impl NewRequest {
             .enumerate()
             .map(|(i, t)| {
                 let url = t.endpoint.as_deref().unwrap_or("");
-                let endpoint = super::endpoint(url).ok_or_else(|| {
+                let endpoint = Endpoint::parse(url).ok_or_else(|| {
                     invalid(format!(
                         "tracks[{i}].endpoint must be a ws:// or wss:// URL"
                     ))

@@ -130,14 +130,7 @@ pub fn start_node_with(name: &str, redis_port: u16, http_port: u16, extra: &[Str
 
 /// One metric's value (the first series of that name).
 pub fn metric(node: &Node, name: &str) -> Option<f64> {
-    let text = ureq::get(&format!("{}/metrics", node.http))
-        .call()
-        .ok()?
-        .body_mut()
-        .read_to_string()
-        .ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    super::metric_at(&node.http, name)
 }
 
 /// A Redis key's value, read with redis-cli (empty when absent).

@@ -24,6 +24,19 @@ pub fn server(workers: usize) -> Server {
     Server::start(Config::loopback(workers)).expect("server starts")
 }
 
+/// One metric's value (the first series of that name, labels included
+/// when given) from the server whose HTTP base is `http`.
+pub fn metric_at(http: &str, name: &str) -> Option<f64> {
+    let text = ureq::get(&format!("{http}/metrics"))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// The Calls API of one app.
 pub struct Api {
     pub base: String,
