@@ -105,9 +105,28 @@ pub fn secrets_equal(given: &[u8], expected: &[u8]) -> bool {
     aws_lc_rs::constant_time::verify_slices_are_equal(given.as_ref(), expected.as_ref()).is_ok()
 }
 
+/// A token derived from an app's secret for one scope (a WHIP stream's
+/// `whip:{stream}`, a WHEP stream's `whep:{stream}`): lowercase hex of
+/// HMAC-SHA256(secret, scope). Whoever holds the secret can make it; it
+/// grants only its scope (docs/calls-api.md, "WHIP and WHEP").
+pub fn scoped_token(secret: &[u8], scope: &str) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    hex(aws_lc_rs::hmac::sign(&key, scope.as_bytes()).as_ref())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scoped_tokens_follow_rfc_4231_hmac_sha256() {
+        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+        assert_eq!(
+            scoped_token(b"Jefe", "what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_ne!(scoped_token(b"s", "whip:a"), scoped_token(b"s", "whep:a"));
+    }
 
     #[test]
     fn session_ids_are_32_lowercase_hex_and_distinct() {

@@ -8,7 +8,9 @@
 //! `streams`, `datachannel`, `bwe`; `engine` (everything one media worker
 //! owns, sans-IO); `worker` (sockets and the clock); `dtls_threads`;
 //! `control` (registry, negotiation); `cluster`; `adapters` (WebSocket
-//! adapters: WebRTC clients of the server itself); `api` (HTTP); `server`.
+//! adapters: WebRTC clients of the server itself); `turn` (TURN
+//! credentials for coturn); `whip` (WHIP/WHEP on sessions and tracks);
+//! `api` (HTTP); `server`.
 
 pub mod adapters;
 pub mod api;
@@ -32,5 +34,7 @@ pub mod simulcast;
 pub mod srtp;
 pub mod streams;
 pub mod supervise;
+pub mod turn;
+pub mod whip;
 pub mod wire;
 pub mod worker;

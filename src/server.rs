@@ -44,6 +44,9 @@ pub enum StartError {
     /// This node's API URL is not one other nodes would call.
     #[error("--cluster-api-url: {0}")]
     ClusterApiUrl(#[from] crate::config::peers::UrlError),
+    /// The TURN user store's URL is not usable.
+    #[error("--turn-redis: {0}")]
+    Turn(#[from] crate::turn::store::StoreError),
 }
 
 /// A running server.
@@ -167,6 +170,11 @@ impl Server {
             },
             adapter_runtime.handle().clone(),
         );
+        let whip = Arc::new(crate::whip::Whip::new(control.clone()));
+        let turn = match config.turn.clone() {
+            Some(t) => Some(Arc::new(crate::turn::Turn::new(t)?)),
+            None => None,
+        };
         let state = ApiState {
             adapters: adapters.clone(),
             control: control.clone(),
@@ -175,6 +183,8 @@ impl Server {
             latency: Default::default(),
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             metrics_token: config.metrics_token.as_deref().map(Arc::from),
+            whip: whip.clone(),
+            turn,
         };
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
@@ -216,6 +226,14 @@ impl Server {
                 let cluster = cluster.map(|(cluster, changes)| {
                     cluster.spawn(changes);
                     cluster
+                });
+                tokio::spawn(async move {
+                    // WHIP/WHEP sessions that ended without a DELETE.
+                    let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
+                    loop {
+                        interval.tick().await;
+                        whip.forget_ended();
+                    }
                 });
                 let tick_ctl = ctl.clone();
                 tokio::spawn(async move {

@@ -39,6 +39,11 @@ impl Caller {
         self.node
     }
 
+    /// The bearer token, if the request has one.
+    pub fn bearer(&self) -> Option<&str> {
+        self.bearer.as_deref()
+    }
+
     /// The caller of a request.
     pub(super) fn of(parts: &axum::http::request::Parts) -> Caller {
         let bearer = parts
@@ -65,4 +70,20 @@ pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<
         return state.control.known_app(app);
     }
     state.control.authorize(app, caller.bearer.as_deref())
+}
+
+/// Like [`authorize`], also accepting the token derived for `scope`
+/// (WHIP/WHEP per-stream tokens, [`crate::ids::scoped_token`]).
+pub(super) fn authorize_scoped(
+    state: &ApiState,
+    app: &str,
+    caller: &Caller,
+    scope: &str,
+) -> Result<AppId, CallsError> {
+    if caller.node {
+        return state.control.known_app(app);
+    }
+    state
+        .control
+        .authorize_scoped(app, caller.bearer.as_deref(), scope)
 }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use crate::engine::counters::{Bounds, Histogram};
 
 /// The routes timed, by the label they get in the metrics.
-pub const ROUTES: [&str; 11] = [
+pub const ROUTES: [&str; 17] = [
     "POST sessions/new",
     "POST tracks/new",
     "PUT renegotiate",
@@ -24,6 +24,12 @@ pub const ROUTES: [&str; 11] = [
     "GET metrics",
     "POST adapters/websocket/new",
     "POST adapters/websocket/close",
+    "whip",
+    "whip session",
+    "whep",
+    "whep session",
+    "POST turn credentials",
+    "POST turn revoke",
 ];
 
 /// API latencies, in microseconds (100 µs to 1 s).

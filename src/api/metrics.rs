@@ -265,6 +265,14 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
             "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
         );
     }
+    let (publishers, players) = state.whip.counts();
+    let _ = writeln!(
+        out,
+        "# HELP switchboard_whip_sessions WHIP publishers and WHEP players\n\
+         # TYPE switchboard_whip_sessions gauge\n\
+         switchboard_whip_sessions{{role=\"publish\"}} {publishers}\n\
+         switchboard_whip_sessions{{role=\"play\"}} {players}"
+    );
     super::adapter_metrics::write(&mut out, state.adapters.counters());
     if let Some(cluster) = &state.cluster {
         use std::sync::atomic::Ordering::Relaxed;

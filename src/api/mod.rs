@@ -18,3 +18,5 @@ pub mod node_calls;
 pub mod phase;
 pub mod routes;
 pub mod state;
+pub mod turn;
+pub mod whip;

@@ -9,7 +9,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -71,6 +71,28 @@ pub fn router(state: ApiState) -> Router {
             post(super::adapters::close).route_layer(timed("POST adapters/websocket/close")),
         )
         .route(
+            "/whip/{stream}",
+            post(super::whip::publish)
+                .get(super::whip::live)
+                .route_layer(timed("whip")),
+        )
+        .route(
+            "/whip/{stream}/{session}",
+            patch(super::whip::whip_patch)
+                .delete(super::whip::whip_delete)
+                .route_layer(timed("whip session")),
+        )
+        .route(
+            "/whep/{stream}",
+            post(super::whip::play).route_layer(timed("whep")),
+        )
+        .route(
+            "/whep/{stream}/{session}",
+            patch(super::whip::whep_patch)
+                .delete(super::whip::whep_delete)
+                .route_layer(timed("whep session")),
+        )
+        .route(
             "/sessions/{session}/datachannels/{op}",
             post(data_channels)
                 .put(data_channels)
@@ -86,6 +108,18 @@ pub fn router(state: ApiState) -> Router {
         .route(
             "/metrics",
             get(super::metrics::metrics).route_layer(timed("GET metrics")),
+        )
+        .route(
+            "/v1/turn/keys/{key}/credentials/generate-ice-servers",
+            post(super::turn::generate_ice_servers).route_layer(timed("POST turn credentials")),
+        )
+        .route(
+            "/v1/turn/keys/{key}/credentials/generate",
+            post(super::turn::generate).route_layer(timed("POST turn credentials")),
+        )
+        .route(
+            "/v1/turn/keys/{key}/credentials/{username}/revoke",
+            post(super::turn::revoke).route_layer(timed("POST turn revoke")),
         )
         .nest("/v1/apps/{app}", app_routes.clone())
         .nest("/apps/{app}", app_routes)
@@ -114,8 +148,21 @@ async fn cors(req: Request, next: Next) -> Response {
         .get(header::ORIGIN)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("*"));
+    let whip = req.uri().path().contains("/whip/") || req.uri().path().contains("/whep/");
     let mut response = if req.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        if whip {
+            // RFC 9725 §4.2: what a WHIP/WHEP endpoint accepts.
+            r.headers_mut().insert(
+                header::HeaderName::from_static("accept-post"),
+                HeaderValue::from_static("application/sdp"),
+            );
+            r.headers_mut().insert(
+                header::HeaderName::from_static("accept-patch"),
+                HeaderValue::from_static("application/trickle-ice-sdpfrag"),
+            );
+        }
+        r
     } else {
         next.run(req).await
     };
@@ -124,11 +171,18 @@ async fn cors(req: Request, next: Next) -> Response {
     h.insert(header::VARY, HeaderValue::from_static("Origin"));
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, PUT, OPTIONS"),
+        HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE, OPTIONS"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("authorization, content-type"),
+        HeaderValue::from_static("authorization, content-type, if-match"),
+    );
+    // WHIP/WHEP clients in browsers read these from the 201 and PATCH answers.
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(
+            "location, etag, link, accept-patch, accept-post, x-calls-session, x-calls-tracks",
+        ),
     );
     h.insert(
         header::ACCESS_CONTROL_MAX_AGE,

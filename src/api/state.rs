@@ -28,6 +28,10 @@ pub struct ApiState {
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
     /// The bearer token `/metrics` wants, if any (`--metrics-token`).
     pub metrics_token: Option<Arc<str>>,
+    /// WHIP and WHEP.
+    pub whip: Arc<crate::whip::Whip>,
+    /// The TURN credentials service, if a TURN server is configured.
+    pub turn: Option<Arc<crate::turn::Turn>>,
 }
 
 /// A JSON response.

@@ -126,6 +126,33 @@ pub struct ServeArgs {
     /// server's own addresses [default: only with the embedded dev app].
     #[arg(long, env = "SWITCHBOARD_ADAPTERS_ALLOW_LOCAL_ENDPOINTS")]
     pub adapters_allow_local_endpoints: bool,
+    /// Host name or address of the TURN server beside this one (coturn,
+    /// `tools/turn up`); turns on the TURN keys API and WHIP/WHEP `Link`
+    /// headers [default: no TURN].
+    #[arg(long, env = "SWITCHBOARD_TURN_HOST")]
+    pub turn_host: Option<String>,
+    /// The TURN server's STUN/TURN port, UDP and TCP [default: 3478].
+    #[arg(long, env = "SWITCHBOARD_TURN_PORT")]
+    pub turn_port: Option<u16>,
+    /// The TURN server's TURN-over-TLS port; 0: none [default: 5349].
+    #[arg(long, env = "SWITCHBOARD_TURNS_PORT")]
+    pub turns_port: Option<u16>,
+    /// The TURN server's realm [default: switchboard].
+    #[arg(long, env = "SWITCHBOARD_TURN_REALM")]
+    pub turn_realm: Option<String>,
+    /// The secret TURN credentials are signed with (REST scheme).
+    #[arg(long, env = "SWITCHBOARD_TURN_SECRET")]
+    pub turn_secret: Option<String>,
+    /// The TURN server's user store, where issued usernames are written
+    /// and revoked ones deleted (redis://host:port/db).
+    #[arg(long, env = "SWITCHBOARD_TURN_REDIS")]
+    pub turn_redis: Option<String>,
+    /// The TURN key's id: POST /v1/turn/keys/{id}/credentials/….
+    #[arg(long, env = "SWITCHBOARD_TURN_KEY_ID")]
+    pub turn_key_id: Option<String>,
+    /// The TURN key's bearer token.
+    #[arg(long, env = "SWITCHBOARD_TURN_KEY_TOKEN")]
+    pub turn_key_token: Option<String>,
 }
 
 /// How log lines are written (stderr).
@@ -172,6 +199,14 @@ pub(super) struct FileConfig {
     pub(super) adapter_threads: Option<usize>,
     pub(super) max_adapters_per_app: Option<usize>,
     pub(super) adapters_allow_local_endpoints: Option<bool>,
+    pub(super) turn_host: Option<String>,
+    pub(super) turn_port: Option<u16>,
+    pub(super) turns_port: Option<u16>,
+    pub(super) turn_realm: Option<String>,
+    pub(super) turn_secret: Option<String>,
+    pub(super) turn_redis: Option<String>,
+    pub(super) turn_key_id: Option<String>,
+    pub(super) turn_key_token: Option<String>,
     #[serde(default)]
     pub(super) apps: Vec<AppConfig>,
 }

@@ -9,9 +9,11 @@ use crate::ids::{AppId, hex, random_bytes};
 
 mod flags;
 pub mod peers;
+mod turn;
 
 use flags::FileConfig;
 pub use flags::{AppConfig, LogFormat, ServeArgs};
+pub use turn::TurnConfig;
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +53,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// How the WebSocket adapters run.
     pub adapters: AdapterConfig,
+    /// The TURN server beside this one, if any.
+    pub turn: Option<TurnConfig>,
 }
 
 /// How the WebSocket adapters run (`crate::adapters`).
@@ -170,6 +174,9 @@ pub enum ConfigError {
     /// A `--cluster-peers` entry is neither a network nor `host:port`.
     #[error(transparent)]
     ClusterPeers(#[from] peers::PeersError),
+    /// TURN is on (`--turn-host`) but a setting it needs is missing.
+    #[error("--turn-host needs {0} (tools/turn up prints every TURN flag)")]
+    TurnNeeds(&'static str),
 }
 
 impl Config {
@@ -183,6 +190,7 @@ impl Config {
             }
             None => FileConfig::default(),
         };
+        let turn = turn::resolve(args, &file)?;
         let media_bind = args
             .media_bind
             .or(file.media_bind)
@@ -325,6 +333,7 @@ impl Config {
                     .then_some(true),
                 }
             },
+            turn,
         })
     }
 
@@ -357,6 +366,7 @@ impl Config {
                 threads: 1,
                 ..AdapterConfig::default()
             },
+            turn: None,
         }
     }
 

@@ -292,6 +292,33 @@ impl Control {
         Ok(id)
     }
 
+    /// Like [`Control::authorize`], but also accepts the token derived from
+    /// the app's secret for `scope` ([`crate::ids::scoped_token`]).
+    pub fn authorize_scoped(
+        &self,
+        app: &str,
+        bearer: Option<&str>,
+        scope: &str,
+    ) -> Result<AppId, CallsError> {
+        let st = self.lock();
+        let id = AppId(app.to_owned());
+        let a = st
+            .reg
+            .apps
+            .get(&id)
+            .ok_or_else(|| CallsError::not_found("Unknown app"))?;
+        let given = bearer
+            .filter(|b| !b.is_empty())
+            .ok_or_else(CallsError::unauthorized)?;
+        let scoped = crate::ids::scoped_token(a.secret.as_bytes(), scope);
+        if crate::ids::secrets_equal(given.as_bytes(), a.secret.as_bytes())
+            || crate::ids::secrets_equal(given.as_bytes(), scoped.as_bytes())
+        {
+            return Ok(id);
+        }
+        Err(CallsError::unauthorized())
+    }
+
     /// `app`, for a call another node of the cluster signed (that node
     /// checked its client's token): 404 for an unknown app.
     pub fn known_app(&self, app: &str) -> Result<AppId, CallsError> {

@@ -1,0 +1,380 @@
+//! The WHIP (RFC 9725) and WHEP routes under an app
+//! (docs/calls-api.md, "WHIP and WHEP"): SDP in and out, `Location`,
+//! `ETag`, ICE server `Link`s, trickle and ICE restart `PATCH`es,
+//! `DELETE`; answered by [`crate::whip::Whip`]. Errors carry RFC 9725's
+//! statuses (400 bad SDP or fragment, 401 token, 404 unknown stream or
+//! session, 412 `If-Match` mismatch, 415 content type) and the Calls API's
+//! JSON body.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::auth::{Caller, authorize_scoped};
+use super::body::read_limited;
+use super::state::{ApiState, json};
+use crate::ids::AppId;
+use crate::whip::{Created, Patched, PlayRequest, WhipError};
+
+/// The content type of offers and answers.
+const SDP: &str = "application/sdp";
+/// The content type of trickle and restart fragments (RFC 8840).
+const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+/// How long the TURN credentials in a session's `Link` headers last.
+pub const LINK_CREDENTIALS_TTL: u64 = 12 * 3600;
+
+/// WHIP publishes, WHEP plays; each has its own token scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Whip,
+    Whep,
+}
+
+impl Door {
+    fn scope(self, stream: &str) -> String {
+        match self {
+            Door::Whip => format!("whip:{stream}"),
+            Door::Whep => format!("whep:{stream}"),
+        }
+    }
+}
+
+impl IntoResponse for WhipError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        json(
+            status,
+            &serde_json::json!({
+                "errorCode": self.code,
+                "errorDescription": self.description,
+            }),
+        )
+    }
+}
+
+fn unsupported_type(wanted: &str) -> Response {
+    WhipError {
+        status: 415,
+        code: "invalid_content_type",
+        description: format!("Content-Type must be {wanted}"),
+    }
+    .into_response()
+}
+
+/// Whether the request's content type is `wanted` (parameters aside).
+fn has_type(headers: &HeaderMap, wanted: &str) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(wanted))
+}
+
+/// Checks the stream name and the token for `door`.
+fn admit(
+    s: &ApiState,
+    app: &str,
+    stream: &str,
+    caller: &Caller,
+    door: Door,
+) -> Result<AppId, WhipError> {
+    if !crate::whip::names::valid_stream(stream) {
+        return Err(WhipError::not_found(
+            "stream names are 1 to 48 of A-Z a-z 0-9 _ . -",
+        ));
+    }
+    Ok(authorize_scoped(s, app, caller, &door.scope(stream))?)
+}
+
+/// The body as text (SDP and fragments are UTF-8).
+async fn text(body: Body) -> Result<String, WhipError> {
+    let bytes = read_limited(body).await?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| WhipError::bad_request("the body is not UTF-8"))
+}
+
+fn header_value(v: &str) -> Option<HeaderValue> {
+    HeaderValue::from_str(v).ok()
+}
+
+/// 201 with the answer and the session's headers; `Location` is the
+/// session's absolute path.
+async fn created(s: &ApiState, (app, stream): (&AppId, &str), door: Door, c: Created) -> Response {
+    let door_name = match door {
+        Door::Whip => "whip",
+        Door::Whep => "whep",
+    };
+    let location = format!("/v1/apps/{app}/{door_name}/{stream}/{}", c.session_id);
+    let mut response = (StatusCode::CREATED, c.answer).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    let names: Vec<&str> = c.tracks.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, value) in [
+        (header::LOCATION, Some(location)),
+        (header::ETAG, Some(c.etag)),
+        (
+            header::HeaderName::from_static("x-calls-session"),
+            Some(c.session_id),
+        ),
+        (
+            header::HeaderName::from_static("x-calls-tracks"),
+            Some(names.join(", ")),
+        ),
+    ] {
+        if let Some(v) = value.as_deref().and_then(header_value) {
+            h.insert(name, v);
+        }
+    }
+    h.insert(
+        header::HeaderName::from_static("accept-patch"),
+        HeaderValue::from_static(SDPFRAG),
+    );
+    for link in ice_server_links(s).await {
+        if let Some(v) = header_value(&link) {
+            h.append(header::LINK, v);
+        }
+    }
+    response
+}
+
+/// RFC 9725 §4.4 `Link` headers for the TURN server, with fresh
+/// credentials; none without TURN or when its user store fails (the
+/// session works without, as it would on an open network).
+async fn ice_server_links(s: &ApiState) -> Vec<String> {
+    let Some(turn) = &s.turn else {
+        return Vec::new();
+    };
+    let unix = crate::cluster::store::unix_ms() / 1000;
+    match turn.issue(LINK_CREDENTIALS_TTL, None, Instant::now(), unix).await {
+        Ok(servers) => servers
+            .iter()
+            .flat_map(|server| {
+                server.urls.iter().map(move |url| match (&server.username, &server.credential) {
+                    (Some(u), Some(c)) => format!(
+                        "<{url}>; rel=\"ice-server\"; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\""
+                    ),
+                    _ => format!("<{url}>; rel=\"ice-server\""),
+                })
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no TURN credentials for a WHIP/WHEP session");
+            Vec::new()
+        }
+    }
+}
+
+fn client_ip(
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+) -> Option<std::net::IpAddr> {
+    peer.map(|p| p.0.0.ip())
+}
+
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+/// POST of a WHIP endpoint: publish.
+pub async fn publish(
+    State(s): State<ApiState>,
+    Path((app, stream)): Path<(String, String)>,
+    peer: Peer,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let app = match admit(&s, &app, &stream, &caller, Door::Whip) {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    if !has_type(&headers, SDP) {
+        return unsupported_type(SDP);
+    }
+    let offer = match text(body).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    match s
+        .whip
+        .publish(&app, &stream, client_ip(peer), &offer, Instant::now())
+    {
+        Ok(c) => created(&s, (&app, &stream), Door::Whip, c).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// GET of a WHIP endpoint: who publishes the stream now (our extension).
+pub async fn live(
+    State(s): State<ApiState>,
+    Path((app, stream)): Path<(String, String)>,
+    caller: Caller,
+) -> Response {
+    let app = match admit(&s, &app, &stream, &caller, Door::Whip)
+        .or_else(|_| admit(&s, &app, &stream, &caller, Door::Whep))
+    {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    match s.whip.live(&app, &stream) {
+        Some(live) => json(StatusCode::OK, &live),
+        None => WhipError::not_found(format!("stream {stream} is not live")).into_response(),
+    }
+}
+
+/// The query of a WHEP POST (our extension).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayQuery {
+    /// Play this Calls API session's tracks instead of the stream's.
+    session_id: Option<String>,
+    /// Their names, comma-separated.
+    tracks: Option<String>,
+    /// The simulcast layer to prefer.
+    rid: Option<String>,
+}
+
+/// POST of a WHEP endpoint: play.
+#[allow(clippy::too_many_arguments)]
+pub async fn play(
+    State(s): State<ApiState>,
+    Path((app, stream)): Path<(String, String)>,
+    Query(query): Query<PlayQuery>,
+    peer: Peer,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let app = match admit(&s, &app, &stream, &caller, Door::Whep) {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    if !has_type(&headers, SDP) {
+        return unsupported_type(SDP);
+    }
+    let offer = match text(body).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let request = PlayRequest {
+        session_id: query.session_id,
+        tracks: query
+            .tracks
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        rid: query.rid,
+    };
+    match s.whip.play(
+        &app,
+        &stream,
+        client_ip(peer),
+        &offer,
+        &request,
+        Instant::now(),
+    ) {
+        Ok(c) => created(&s, (&app, &stream), Door::Whep, c).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// PATCH of a WHIP or WHEP session: trickle (204) or ICE restart (200).
+async fn patch(
+    s: ApiState,
+    (app, stream, session): (String, String, String),
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+    door: Door,
+) -> Response {
+    let app = match admit(&s, &app, &stream, &caller, door) {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    if !has_type(&headers, SDPFRAG) {
+        return unsupported_type(SDPFRAG);
+    }
+    let fragment = match text(body).await {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
+    match s
+        .whip
+        .patch(&app, &stream, &session, &fragment, if_match, Instant::now())
+    {
+        Ok(Patched::Trickled) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Patched::Restarted { fragment, etag }) => {
+            let mut r = (StatusCode::OK, fragment).into_response();
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
+            if let Some(v) = header_value(&etag) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            r
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// DELETE of a WHIP or WHEP session: it ends (200).
+fn delete(
+    s: &ApiState,
+    (app, stream, session): (String, String, String),
+    caller: &Caller,
+    door: Door,
+) -> Response {
+    let app = match admit(s, &app, &stream, caller, door) {
+        Ok(app) => app,
+        Err(e) => return e.into_response(),
+    };
+    match s.whip.delete(&app, &stream, &session) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// PATCH of a WHIP session.
+pub async fn whip_patch(
+    State(s): State<ApiState>,
+    Path(p): Path<(String, String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    patch(s, p, caller, headers, body, Door::Whip).await
+}
+
+/// PATCH of a WHEP session.
+pub async fn whep_patch(
+    State(s): State<ApiState>,
+    Path(p): Path<(String, String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    patch(s, p, caller, headers, body, Door::Whep).await
+}
+
+/// DELETE of a WHIP session.
+pub async fn whip_delete(
+    State(s): State<ApiState>,
+    Path(p): Path<(String, String, String)>,
+    caller: Caller,
+) -> Response {
+    delete(&s, p, &caller, Door::Whip)
+}
+
+/// DELETE of a WHEP session.
+pub async fn whep_delete(
+    State(s): State<ApiState>,
+    Path(p): Path<(String, String, String)>,
+    caller: Caller,
+) -> Response {
+    delete(&s, p, &caller, Door::Whep)
+}
