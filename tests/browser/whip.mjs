@@ -1,0 +1,251 @@
+// WHIP (RFC 9725) and WHEP against real Chromium, through a published npm
+// client: `whip-whep` (medooze's whip.js / whep.js, plain ES modules without
+// dependencies, pinned in package.json). The modules are read from
+// node_modules and imported in the page from a blob: URL, so the page keeps
+// the server's origin (no CORS) and nothing is bundled.
+//
+//   publish-play  page A publishes the fake camera and microphone with
+//                 WHIPClient.publish to stream "show"; page B plays it with
+//                 WHEPClient.view: over 10 s its video decodes more than 60
+//                 frames and its audio has energy; page C pulls show-video
+//                 and show-audio with the Calls API (the session id from
+//                 GET .../whip/show) and decodes more than 60 frames; then
+//                 WHEPClient.stop and WHIPClient.stop DELETE their
+//                 resources (2xx) and GET .../whip/show answers 404.
+//
+// Every request the clients make (method, path, content type, If-Match,
+// status, Location, ETag, Link, X-Calls-Session, the trickle fragments'
+// candidate count) is in the result as `http`.
+//
+// Usage: node tests/browser/whip.mjs <http-addr> <app-id> <token> [publish-play]
+// Prints lib.mjs's one JSON line ({"ok", "ms", "scenarios": [{..., "passed"}]}).
+
+import { readFileSync } from "node:fs";
+import { installHelpers } from "./page.mjs";
+import { main, parseArgs, withTimeout } from "./lib.mjs";
+
+const SCENARIOS = ["publish-play"];
+const STREAM = "show";
+const VIDEO_FRAMES = 60;
+
+const args = parseArgs("whip.mjs", SCENARIOS);
+const whipUrl = `${args.apiBase}/whip/${STREAM}`;
+const whepUrl = `${args.apiBase}/whep/${STREAM}`;
+
+// The clients' sources, exported names as keys.
+const CLIENTS = {
+  WHIPClient: readFileSync(new URL("./node_modules/whip-whep/whip.js", import.meta.url), "utf8"),
+  WHEPClient: readFileSync(new URL("./node_modules/whip-whep/whep.js", import.meta.url), "utf8"),
+};
+
+// In the page: window.fetch records every WHIP/WHEP request in
+// window.httpLog; then the npm modules are imported (blob: URLs) and their
+// classes set on window.
+function installClients(sources) {
+  const log = [];
+  window.httpLog = log;
+  const fetch0 = window.fetch.bind(window);
+  window.fetch = async (input, init = {}) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (!/\/wh[ie]p\//.test(url)) return fetch0(input, init);
+    const h = new Headers(init.headers || {});
+    const body = typeof init.body === "string" ? init.body : "";
+    const entry = {
+      method: init.method || "GET",
+      url: url.startsWith(location.origin) ? url.slice(location.origin.length) : url,
+      contentType: h.get("content-type"),
+      ifMatch: h.get("if-match"),
+      bearer: /^Bearer \S+/.test(h.get("authorization") || ""),
+    };
+    if (entry.method === "PATCH") {
+      entry.candidates = (body.match(/^a=candidate:/gm) || []).length;
+      entry.endOfCandidates = /^a=end-of-candidates/m.test(body);
+    }
+    log.push(entry);
+    try {
+      const res = await fetch0(input, init);
+      entry.status = res.status;
+      for (const name of ["location", "etag", "link", "x-calls-session", "content-type"]) {
+        const v = res.headers.get(name);
+        if (v !== null) entry[name === "content-type" ? "responseType" : name] = v;
+      }
+      return res;
+    } catch (e) {
+      entry.error = String(e);
+      throw e;
+    }
+  };
+  return (async () => {
+    for (const [name, src] of Object.entries(sources)) {
+      const url = URL.createObjectURL(new Blob([src], { type: "text/javascript" }));
+      try {
+        window[name] = (await import(url))[name];
+      } finally {
+        URL.revokeObjectURL(url);
+      }
+      if (typeof window[name] !== "function") throw new Error(`${name} not exported by the module`);
+    }
+    return Object.keys(sources);
+  })();
+}
+
+// A second tab in the scenario's browser context, like lib.mjs's own.
+async function openTab(first, name) {
+  const page = await first.context().newPage();
+  page.on("console", (m) => console.error(`[${name} console.${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => console.error(`[${name} pageerror] ${e && e.stack ? e.stack : e}`));
+  page.on("response", (r) => {
+    if (r.status() >= 400) console.error(`[${name} http ${r.status()}] ${r.request().method()} ${r.url()}`);
+  });
+  const res = await page.goto(args.pageUrl, { waitUntil: "load", timeout: 10000 });
+  if (!res || !res.ok()) throw new Error(`GET ${args.pageUrl}: HTTP ${res ? res.status() : "no response"}`);
+  await page.evaluate(installHelpers, { apiBase: args.apiBase, secret: args.secret });
+  return page;
+}
+
+// GET of the WHIP stream (from here): {status, json}.
+async function whipInfo() {
+  const res = await fetch(whipUrl, { headers: { Authorization: `Bearer ${args.secret}` } });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text: json ? undefined : text.slice(0, 200) };
+}
+
+async function publishPlay(pageA) {
+  const figures = { stream: STREAM };
+  const pages = { A: pageA };
+  const http = async () => {
+    const out = {};
+    for (const [k, p] of Object.entries(pages)) {
+      out[k] = await withTimeout(p.evaluate(() => window.httpLog || null), 2000, "httpLog").catch((e) => String(e));
+    }
+    return out;
+  };
+  const fail = (reason) => { throw new Error(reason); };
+  try {
+    await withTimeout(pageA.evaluate(installClients, CLIENTS), 5000, "loading the clients in page A");
+
+    // A: WHIP publish.
+    figures.publish = await withTimeout(pageA.evaluate(async ({ url, token }) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+      const client = new window.WHIPClient();
+      window.whip = { pc, client };
+      await client.publish(pc, url, token);
+      await window.sb.waitConnected(pc, 10000, "WHIP publisher");
+      return {
+        resourceURL: String(client.resourceURL),
+        etag: client.etag,
+        transceivers: pc.getTransceivers().map((t) => ({ mid: t.mid, kind: t.sender.track.kind })),
+      };
+    }, { url: whipUrl, token: args.secret }), 15000, "WHIP publish");
+
+    const info = await whipInfo();
+    figures.whipGet = info;
+    const sessionId = info.json && info.json.sessionId;
+    if (info.status !== 200 || !sessionId) fail(`GET ${whipUrl}: HTTP ${info.status}, no sessionId`);
+    const names = (info.json.tracks || []).map((t) => t.trackName);
+    for (const want of [`${STREAM}-audio`, `${STREAM}-video`]) {
+      if (!names.includes(want)) fail(`GET ${whipUrl}: no track ${want} in ${JSON.stringify(names)}`);
+    }
+    const post = (await pageA.evaluate(() => window.httpLog)).find((e) => e.method === "POST");
+    figures.sessionHeaderMatches = !!post && post["x-calls-session"] === sessionId;
+
+    // B: WHEP play, 10 s of it.
+    pages.B = await openTab(pageA, "B");
+    await withTimeout(pages.B.evaluate(installClients, CLIENTS), 5000, "loading the clients in page B");
+    figures.play = await withTimeout(pages.B.evaluate(async ({ url, token, frames }) => {
+      const sb = window.sb;
+      const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.ontrack = (e) => {
+        const el = document.createElement(e.track.kind);
+        el.autoplay = true;
+        el.muted = e.track.kind === "video";
+        el.srcObject = new MediaStream([e.track]);
+        document.body.append(el);
+        el.play().catch(() => {});
+      };
+      const client = new window.WHEPClient();
+      window.whep = { pc, client };
+      await client.view(pc, url, token);
+      await sb.waitConnected(pc, 10000, "WHEP player");
+      const stat = async (kind) => (await sb.rtp(pc)).find((s) => s.type === "inbound-rtp" && s.kind === kind) || {};
+      await sb.waitFor(async () => (await stat("video")).framesDecoded > 0, 10000, "WHEP player's first video frame");
+      const v0 = await stat("video");
+      let audioLevel = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < 10000) {
+        await sb.sleep(250);
+        audioLevel = Math.max(audioLevel, (await stat("audio")).audioLevel || 0);
+        if ((await stat("video")).framesDecoded - v0.framesDecoded > frames && audioLevel > 0) break;
+      }
+      const v1 = await stat("video");
+      const a1 = await stat("audio");
+      return {
+        resourceURL: String(client.resourceURL),
+        seconds: Math.round(performance.now() - t0) / 1000,
+        framesDecoded: v1.framesDecoded - v0.framesDecoded,
+        videoCodec: v1.codec && v1.codec.mimeType,
+        audioLevel,
+        totalAudioEnergy: a1.totalAudioEnergy || 0,
+        totalSamplesReceived: a1.totalSamplesReceived || 0,
+        audioPackets: a1.packets || 0,
+      };
+    }, { url: whepUrl, token: args.secret, frames: VIDEO_FRAMES }), 35000, "WHEP play");
+    const play = figures.play;
+    if (!(play.framesDecoded > VIDEO_FRAMES)) fail(`WHEP player decoded ${play.framesDecoded} video frames, want > ${VIDEO_FRAMES}`);
+    if (!(play.audioLevel > 0 || play.totalAudioEnergy > 0)) fail("WHEP player's audio has no energy");
+
+    // C: the same tracks through the Calls API.
+    pages.C = await openTab(pageA, "C");
+    figures.callsPull = await withTimeout(pages.C.evaluate(async ({ sessionId, names, frames }) => {
+      const sb = window.sb;
+      const p = await sb.pull(sessionId, names);
+      window.pulled = p;
+      await sb.waitConnected(p.pc, 10000, "Calls API puller");
+      const video = p.mids[names[0]];
+      await sb.waitFor(async () => (await sb.frames(p.pc, video)) > frames, 10000, `Calls API puller > ${frames} frames`);
+      const audio = (await sb.rtp(p.pc)).find((s) => s.type === "inbound-rtp" && s.kind === "audio") || {};
+      return { mids: p.mids, framesDecoded: await sb.frames(p.pc, video), audioPackets: audio.packets || 0 };
+    }, { sessionId, names: [`${STREAM}-video`, `${STREAM}-audio`], frames: VIDEO_FRAMES }), 25000, "Calls API pull");
+
+    // Tear down through the clients.
+    await withTimeout(pages.C.evaluate(() => window.pulled.pc.close()), 5000, "closing C");
+    const deleted = async (page, which) => withTimeout(page.evaluate(async (which) => {
+      await window[which].client.stop();
+      const del = window.httpLog.filter((e) => e.method === "DELETE").pop();
+      return del ? { status: del.status, url: del.url, error: del.error } : null;
+    }, which), 5000, `${which} stop`);
+    figures.whepDelete = await deleted(pages.B, "whep");
+    figures.whipDelete = await deleted(pageA, "whip");
+    figures.whipGetAfterDelete = (await whipInfo()).status;
+
+    const ok2xx = (d) => d && d.status >= 200 && d.status < 300;
+    if (!ok2xx(figures.whepDelete)) fail(`WHEP DELETE: ${JSON.stringify(figures.whepDelete)}`);
+    if (!ok2xx(figures.whipDelete)) fail(`WHIP DELETE: ${JSON.stringify(figures.whipDelete)}`);
+    if (figures.whipGetAfterDelete !== 404) fail(`GET ${whipUrl} after DELETE: HTTP ${figures.whipGetAfterDelete}, want 404`);
+
+    // The clients throw (unhandled, in a timer) on a PATCH answered with
+    // anything but 2xx, 405 or 501.
+    const log = await http();
+    const patches = Object.values(log).flatMap((l) => (Array.isArray(l) ? l : [])).filter((e) => e.method === "PATCH");
+    figures.patches = patches.map((p) => p.status);
+    const badPatch = patches.find((p) => !(p.status >= 200 && p.status < 300) && p.status !== 405 && p.status !== 501);
+    if (badPatch) fail(`trickle PATCH answered ${badPatch.status || badPatch.error}`);
+    return { ok: true, passed: true, ...figures, http: log };
+  } catch (e) {
+    return { ok: false, passed: false, reason: String(e && e.message ? e.message : e), ...figures, http: await http() };
+  } finally {
+    for (const k of ["B", "C"]) if (pages[k]) await withTimeout(pages[k].close(), 3000, "close").catch(() => {});
+  }
+}
+
+await main({
+  script: "whip.mjs",
+  hardTimeoutMs: 60000,
+  scenarios: [{ name: "publish-play", timeoutMs: 52000, run: publishPlay }],
+});
