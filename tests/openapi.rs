@@ -75,6 +75,9 @@ fn schemathesis(selection: &[&str]) -> String {
             "--no-color",
         ])
         .env("SCHEMATHESIS_TELEMETRY", "false")
+        // WHIP/WHEP bodies are SDP text (tests/openapi_hooks.py).
+        .env("SCHEMATHESIS_HOOKS", "openapi_hooks")
+        .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/tests"))
         .output()
         .expect("schemathesis (tools/test installs it: pip install schemathesis)");
     let report = format!(
