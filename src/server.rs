@@ -118,7 +118,15 @@ impl Server {
             Arc::from(
                 DEMO_TEMPLATE
                     .replace("{{APP_ID}}", &app.id)
-                    .replace("{{APP_SECRET}}", &app.secret),
+                    .replace("{{APP_SECRET}}", &app.secret)
+                    .replace(
+                        "{{TURN_KEY_ID}}",
+                        config.turn.as_ref().map_or("", |t| t.key_id.as_str()),
+                    )
+                    .replace(
+                        "{{TURN_KEY_TOKEN}}",
+                        config.turn.as_ref().map_or("", |t| t.key_token.as_str()),
+                    ),
             )
         });
         let cluster = match &config.cluster {
