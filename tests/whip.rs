@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Api, Peer, drive, metric_at, server, vp8_frame};
 use str0m::change::SdpPendingOffer;
@@ -154,16 +154,7 @@ fn send_media(
         common::write_frame(peer, audio, opus, t, [tag, &i.to_be_bytes()].concat());
         let t90 = MediaTime::from_90khz(i * 1_800);
         common::write_frame(peer, video, vp8, t90, vp8_frame(i, i % 30 == 0, tag, 600));
-        let deadline = Instant::now() + Duration::from_millis(20);
-        while Instant::now() < deadline {
-            let mut busy = peer.step();
-            for o in others.iter_mut() {
-                busy |= o.step();
-            }
-            if !busy {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+        common::step_for(peer, others, Duration::from_millis(20));
     }
 }
 

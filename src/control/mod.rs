@@ -274,6 +274,26 @@ impl Control {
     /// Checks the bearer token for `app`: 404 for an unknown app, 401 for a
     /// missing or wrong token (compared in constant time).
     pub fn authorize(&self, app: &str, bearer: Option<&str>) -> Result<AppId, CallsError> {
+        self.check_token(app, bearer, None)
+    }
+
+    /// Like [`Control::authorize`], but also accepts the token derived from
+    /// the app's secret for `scope` ([`crate::ids::scoped_token`]).
+    pub fn authorize_scoped(
+        &self,
+        app: &str,
+        bearer: Option<&str>,
+        scope: &str,
+    ) -> Result<AppId, CallsError> {
+        self.check_token(app, bearer, Some(scope))
+    }
+
+    fn check_token(
+        &self,
+        app: &str,
+        bearer: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<AppId, CallsError> {
         let st = self.lock();
         let id = AppId(app.to_owned());
         let a = st
@@ -286,33 +306,10 @@ impl Control {
         let given = bearer
             .filter(|b| !b.is_empty())
             .ok_or_else(CallsError::unauthorized)?;
-        if !crate::ids::secrets_equal(given.as_bytes(), a.secret.as_bytes()) {
-            return Err(CallsError::unauthorized());
-        }
-        Ok(id)
-    }
-
-    /// Like [`Control::authorize`], but also accepts the token derived from
-    /// the app's secret for `scope` ([`crate::ids::scoped_token`]).
-    pub fn authorize_scoped(
-        &self,
-        app: &str,
-        bearer: Option<&str>,
-        scope: &str,
-    ) -> Result<AppId, CallsError> {
-        let st = self.lock();
-        let id = AppId(app.to_owned());
-        let a = st
-            .reg
-            .apps
-            .get(&id)
-            .ok_or_else(|| CallsError::not_found("Unknown app"))?;
-        let given = bearer
-            .filter(|b| !b.is_empty())
-            .ok_or_else(CallsError::unauthorized)?;
-        let scoped = crate::ids::scoped_token(a.secret.as_bytes(), scope);
-        if crate::ids::secrets_equal(given.as_bytes(), a.secret.as_bytes())
-            || crate::ids::secrets_equal(given.as_bytes(), scoped.as_bytes())
+        let secret = a.secret.as_bytes();
+        let scoped = scope.map(|s| crate::ids::scoped_token(secret, s));
+        if crate::ids::secrets_equal(given.as_bytes(), secret)
+            || scoped.is_some_and(|t| crate::ids::secrets_equal(given.as_bytes(), t.as_bytes()))
         {
             return Ok(id);
         }

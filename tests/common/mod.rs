@@ -330,15 +330,20 @@ pub fn send_opus(
         let frame = [tag, &i.to_be_bytes()].concat();
         let t = str0m::media::MediaTime::from_micros(i * 20_000);
         write_frame(peer, mid, pt, t, frame);
-        let deadline = Instant::now() + Duration::from_millis(20);
-        while Instant::now() < deadline {
-            let mut busy = peer.step();
-            for o in others.iter_mut() {
-                busy |= o.step();
-            }
-            if !busy {
-                std::thread::sleep(Duration::from_millis(1));
-            }
+        step_for(peer, others, Duration::from_millis(20));
+    }
+}
+
+/// Steps `peer` and `others` for `time`.
+pub fn step_for(peer: &mut Peer, others: &mut [&mut Peer], time: Duration) {
+    let deadline = Instant::now() + time;
+    while Instant::now() < deadline {
+        let mut busy = peer.step();
+        for o in others.iter_mut() {
+            busy |= o.step();
+        }
+        if !busy {
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

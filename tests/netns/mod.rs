@@ -225,11 +225,17 @@ pub struct NsServer {
 
 impl NsServer {
     pub fn start(ns: &Netns, binary: &str) -> NsServer {
+        Self::start_with(ns, binary, &[])
+    }
+
+    /// The same, with `extra` flags.
+    pub fn start_with(ns: &Netns, binary: &str, extra: &[String]) -> NsServer {
         let mut child = ns
             .command(binary)
             .args(["--http-bind", "127.0.0.1:8080", "--media-bind"])
             .arg(format!("{ADDR}:40000"))
             .args(["--announce-ip", ADDR, "--workers", "2", "--no-pin"])
+            .args(extra)
             // The default log filter, as an operator runs it.
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
