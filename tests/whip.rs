@@ -649,3 +649,76 @@ fn bad_requests_get_rfc_9725_statuses() {
     // The server is unharmed.
     assert_eq!(s.api.call("POST", "/sessions/new", None).0, 201);
 }
+
+#[test]
+fn whip_and_whep_are_bounded_like_any_session() {
+    let mut config = switchboard::config::Config::loopback(1);
+    config.limits.sessions_per_app = 3;
+    let server = switchboard::server::Server::start(config).expect("server");
+    let (app, secret) = server.app();
+    let (app, secret) = (app.to_owned(), secret.to_owned());
+    let http = format!("http://{}", server.http_addr);
+    let url = |door: &str, stream: &str| format!("{http}/v1/apps/{app}/{door}/{stream}");
+    let sdp = Some("application/sdp");
+
+    // Offers that fail cost nothing: no session is left behind.
+    let (_, offer, _, _, _) = broadcaster();
+    let huge_offer = format!("{offer}{}", "a=x-padding:0123456789\r\n".repeat(50_000));
+    assert_eq!(
+        request("POST", &url("whip", "a"), &secret, sdp, None, &huge_offer).status,
+        413
+    );
+    let many_sections: String = (0..300)
+        .map(|i| format!("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"))
+        .collect();
+    let r = request(
+        "POST",
+        &url("whip", "a"),
+        &secret,
+        sdp,
+        None,
+        &format!("{offer}{many_sections}"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(metric_at(&http, "switchboard_sessions"), Some(0.0));
+
+    // The app's session cap holds for WHIP, WHEP and the Calls API alike.
+    let mut locations = Vec::new();
+    for stream in ["a", "b", "c"] {
+        let (_, offer, _, _, _) = broadcaster();
+        let r = request("POST", &url("whip", stream), &secret, sdp, None, &offer);
+        assert_eq!(r.status, 201, "{}", r.body);
+        locations.push(r.header("location").unwrap().to_owned());
+    }
+    let (_, offer, _, _, _) = broadcaster();
+    let r = request("POST", &url("whip", "d"), &secret, sdp, None, &offer);
+    assert_eq!(r.status, 503, "{}", r.body);
+    let (_, play, _, _, _) = player();
+    assert_eq!(
+        request("POST", &url("whep", "a"), &secret, sdp, None, &play).status,
+        503
+    );
+    assert_eq!(metric_at(&http, "switchboard_sessions"), Some(3.0));
+    assert_eq!(whip_gauge(&http, "publish"), 3.0);
+    // A DELETE makes room again.
+    let r = request(
+        "DELETE",
+        &format!("{http}{}", locations[0]),
+        &secret,
+        None,
+        None,
+        "",
+    );
+    assert_eq!(r.status, 200);
+    let r = request("POST", &url("whip", "d"), &secret, sdp, None, &offer);
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // A trickle fragment is bounded too.
+    let flood = "a=candidate:1 1 udp 1 192.0.2.1 5000 typ host\r\n".repeat(65);
+    let frag = Some("application/trickle-ice-sdpfrag");
+    let target = format!("{http}{}", locations[1]);
+    let r = request("PATCH", &target, &secret, frag, None, &flood);
+    assert_eq!(r.status, 400, "{}", r.body);
+    // And the sessions are all still there.
+    assert_eq!(metric_at(&http, "switchboard_sessions"), Some(3.0));
+}
