@@ -276,7 +276,9 @@ fn paths_queries_cors() {
     .to_ascii_lowercase();
     assert!(response.starts_with("http/1.1 204"), "{response}");
     assert!(response.contains("access-control-allow-origin: http://example.test"));
-    assert!(response.contains("access-control-allow-methods: get, post, put, patch, delete, options"));
+    assert!(
+        response.contains("access-control-allow-methods: get, post, put, patch, delete, options")
+    );
     assert!(response.contains("access-control-allow-headers: authorization, content-type"));
     // CORS and JSON on an error too.
     let response = raw_http(server.http_addr, &format!("GET /v1/apps/{app}/sessions/x HTTP/1.1\r\nHost: x\r\nOrigin: http://a.test\r\nConnection: close\r\n\r\n")).to_ascii_lowercase();
