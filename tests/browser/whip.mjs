@@ -24,7 +24,7 @@ import { readFileSync } from "node:fs";
 import { installHelpers } from "./page.mjs";
 import { main, parseArgs, withTimeout } from "./lib.mjs";
 
-const SCENARIOS = ["publish-play"];
+const SCENARIOS = ["publish-play", "simulcast"];
 const STREAM = "show";
 const VIDEO_FRAMES = 60;
 
@@ -244,8 +244,88 @@ async function publishPlay(pageA) {
   }
 }
 
+// simulcast: page A publishes the fake camera at 1280x720 as three VP8
+// layers (f, h, q) with WHIPClient; GET .../whip/cast lists one video track
+// (the layers are one track); WHEP players asking for ?rid=q and ?rid=h get
+// pictures 320 and 640 wide.
+async function simulcast(pageA) {
+  const figures = {};
+  const players = [];
+  const fail = (reason) => { throw new Error(reason); };
+  const url = `${args.apiBase}/whip/cast`;
+  try {
+    await withTimeout(pageA.evaluate(installClients, CLIENTS), 5000, "loading the clients in page A");
+    figures.publish = await withTimeout(pageA.evaluate(async ({ url, token }) => {
+      const sb = window.sb;
+      const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 } });
+      const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      const tr = pc.addTransceiver(camera.getVideoTracks()[0], {
+        direction: "sendonly",
+        sendEncodings: [
+          { rid: "f", maxBitrate: 1_500_000 },
+          { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+          { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+        ],
+      });
+      tr.setCodecPreferences(RTCRtpSender.getCapabilities("video").codecs.filter((c) => /vp8|rtx/i.test(c.mimeType)));
+      const client = new window.WHIPClient();
+      window.whip = { pc, client };
+      await client.publish(pc, url, token);
+      await sb.waitConnected(pc, 10000, "WHIP simulcast publisher");
+      const layers = async () => {
+        const out = {};
+        (await pc.getStats()).forEach((s) => {
+          if (s.type === "outbound-rtp" && s.kind === "video") out[s.rid] = s.frameWidth || 0;
+        });
+        return out;
+      };
+      const t0 = performance.now();
+      while (performance.now() - t0 < 20000 && Object.values(await layers()).filter((w) => w > 0).length < 3) await sb.sleep(250);
+      const lines = (sdp) => sdp.split("\r\n").filter((l) => /^a=(rid|simulcast|mid)|^m=/.test(l));
+      return { layers: await layers(), offer: lines(pc.localDescription.sdp), answer: lines(pc.remoteDescription.sdp) };
+    }, { url, token: args.secret }), 30000, "WHIP simulcast publish");
+    if (Object.values(figures.publish.layers).filter((w) => w > 0).length < 3) fail("three layers not encoded within 20 s");
+    const info = await fetch(url, { headers: { Authorization: `Bearer ${args.secret}` } });
+    figures.whipGet = await info.json();
+    const video = (figures.whipGet.tracks || []).filter((t) => t.kind === "video");
+    if (video.length !== 1 || video[0].trackName !== "cast-video") fail(`GET: want one video track cast-video: ${JSON.stringify(figures.whipGet)}`);
+
+    for (const [rid, width] of [["q", 320], ["h", 640]]) {
+      const page = await openTab(pageA, `player-${rid}`);
+      players.push(page);
+      await withTimeout(page.evaluate(installClients, CLIENTS), 5000, "loading the clients");
+      figures[`rid-${rid}`] = await withTimeout(page.evaluate(async ({ url, token, width }) => {
+        const sb = window.sb;
+        const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+        pc.addTransceiver("video", { direction: "recvonly" });
+        const client = new window.WHEPClient();
+        await client.view(pc, url, token);
+        await sb.waitConnected(pc, 10000, "WHEP player");
+        const stat = async () => {
+          let found = {};
+          (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") found = s; });
+          return found;
+        };
+        await sb.waitFor(async () => (await stat()).frameWidth === width && (await stat()).framesDecoded > 10, 15000, `frames ${width} wide`);
+        const s = await stat();
+        await client.stop();
+        return { frameWidth: s.frameWidth, framesDecoded: s.framesDecoded };
+      }, { url: `${args.apiBase}/whep/cast?rid=${rid}`, token: args.secret, width }), 30000, `WHEP ?rid=${rid}`);
+    }
+    await withTimeout(pageA.evaluate(() => window.whip.client.stop()), 5000, "WHIP stop");
+    return { ok: true, passed: true, ...figures };
+  } catch (e) {
+    return { ok: false, passed: false, reason: String(e && e.message ? e.message : e), ...figures };
+  } finally {
+    for (const p of players) await withTimeout(p.close(), 3000, "close").catch(() => {});
+  }
+}
+
 await main({
   script: "whip.mjs",
-  hardTimeoutMs: 60000,
-  scenarios: [{ name: "publish-play", timeoutMs: 52000, run: publishPlay }],
+  hardTimeoutMs: 120000,
+  scenarios: [
+    { name: "publish-play", timeoutMs: 52000, run: publishPlay },
+    { name: "simulcast", timeoutMs: 60000, run: simulcast },
+  ],
 });
