@@ -226,13 +226,14 @@ fn the_user_store_down_is_503_and_whip_goes_on_without_links() {
     );
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("temporarily_unavailable_error"), "{body}");
-    let (status, links) = whip_links(&server);
+    let (status, links, _) = whip_links(&server);
     assert_eq!(status, 201, "WHIP works without TURN credentials");
     assert!(links.is_empty(), "{links:?}");
 }
 
-/// A str0m broadcaster's WHIP POST to `server`: the status and `Link`s.
-fn whip_links(server: &Server) -> (u16, Vec<String>) {
+/// A str0m broadcaster's WHIP POST to `server`: the status, the `Link`s
+/// and the `Location`.
+fn whip_links(server: &Server) -> (u16, Vec<String>, String) {
     let (app, secret) = server.app();
     let mut peer = common::Peer::new("broadcaster");
     let (offer, _pending) = peer.offer(|s| {
@@ -263,14 +264,19 @@ fn whip_links(server: &Server) -> (u16, Vec<String>) {
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
         .collect();
-    (r.status().as_u16(), links)
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (r.status().as_u16(), links, location)
 }
 
 #[test]
 fn whip_answers_carry_ice_server_links_with_stored_credentials() {
     let (port, _redis) = redis_port_and_process();
     let server = turn_server(port);
-    let (status, links) = whip_links(&server);
+    let (status, links, location) = whip_links(&server);
     assert_eq!(status, 201);
     assert_eq!(links.len(), 4, "{links:?}");
     assert_eq!(
@@ -292,4 +298,22 @@ fn whip_answers_carry_ice_server_links_with_stored_credentials() {
         redis(port, &["GET", &user_key(&username)]),
         python_long_term_key(&username, &credential)
     );
+    let ttl: u64 = redis(port, &["TTL", &user_key(&username)]).parse().unwrap();
+    assert!(
+        (3590..=3600).contains(&ttl),
+        "Link credentials last 1 h: {ttl}"
+    );
+    // Deleting the session revokes them.
+    let (_, secret) = server.app();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let r = agent
+        .delete(&format!("http://{}{location}", server.http_addr))
+        .header("Authorization", &format!("Bearer {secret}"))
+        .call()
+        .expect("HTTP");
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(redis(port, &["EXISTS", &user_key(&username)]), "0");
 }

@@ -237,6 +237,40 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
     let player_location = r.header("location").unwrap().to_owned();
     assert!(player_location.starts_with(&format!("/v1/apps/{}/whep/show/", s.app)));
     pl.accept_answer(pending, &r.body);
+    // Naming any session (our extension) takes the app's secret.
+    let (_, by_id, _, _, _) = player();
+    let extension = format!(
+        "{}?sessionId={session}&tracks=show-audio",
+        s.url("whep", "any")
+    );
+    let other_token = switchboard::ids::scoped_token(s.secret.as_bytes(), "whep:any");
+    assert_eq!(
+        request(
+            "POST",
+            &extension,
+            &other_token,
+            Some("application/sdp"),
+            None,
+            &by_id
+        )
+        .status,
+        401
+    );
+    let r = request(
+        "POST",
+        &extension,
+        &s.secret,
+        Some("application/sdp"),
+        None,
+        &by_id,
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.header("x-calls-tracks"), Some("show-audio"));
+    let extension_player = s.absolute(r.header("location").unwrap());
+    assert_eq!(
+        request("DELETE", &extension_player, &s.secret, None, None, "").status,
+        200
+    );
     // The stream token does not publish.
     let (_, o2, _, _, _) = broadcaster();
     let denied = request(
@@ -249,6 +283,35 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
     );
     assert_eq!(denied.status, 401);
 
+    // A play token reaches players only: not the publisher's session (by
+    // either door), nor the stream's GET.
+    let publisher_by_whep = format!("{}/{session}", s.url("whep", "show"));
+    assert_eq!(
+        request("DELETE", &publisher_by_whep, &token, None, None, "").status,
+        404
+    );
+    let restart = "a=ice-ufrag:evil\r\na=ice-pwd:evilevilevilevilevilevil\r\n";
+    let frag = Some("application/trickle-ice-sdpfrag");
+    assert_eq!(
+        request(
+            "PATCH",
+            &publisher_by_whep,
+            &token,
+            frag,
+            Some("*"),
+            restart
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        request("DELETE", &s.absolute(&location), &token, None, None, "").status,
+        401
+    );
+    assert_eq!(
+        request("GET", &s.url("whip", "show"), &token, None, None, "").status,
+        401
+    );
     // A Calls API session pulls the same tracks.
     let (mut calls, _, pulled) = common::pull(
         &s.api,
@@ -399,6 +462,40 @@ fn patch_trickles_and_restarts_ice() {
     assert_eq!(
         request("PATCH", &location, &s.secret, Some(frag), None, "v=0\r\n").status,
         400
+    );
+
+    // New credentials without If-Match "*" restart nothing (a late trickle
+    // of an earlier generation, or a restart RFC 9725 does not allow).
+    let foreign = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\n";
+    assert_eq!(
+        request("PATCH", &location, &s.secret, Some(frag), None, foreign).status,
+        412
+    );
+    assert_eq!(
+        request(
+            "PATCH",
+            &location,
+            &s.secret,
+            Some(frag),
+            Some(&etag),
+            foreign
+        )
+        .status,
+        412
+    );
+    // A weak tag never matches (RFC 9110 strong comparison).
+    let weak = format!("W/{etag}");
+    assert_eq!(
+        request(
+            "PATCH",
+            &location,
+            &s.secret,
+            Some(frag),
+            Some(&weak),
+            &trickle
+        )
+        .status,
+        412
     );
 
     // An ICE restart: str0m makes new credentials; they go in a PATCH
@@ -668,6 +765,9 @@ fn whip_and_whep_are_bounded_like_any_session() {
         request("POST", &url("whip", "a"), &secret, sdp, None, &huge_offer).status,
         413
     );
+    let padded = format!("{offer}{}", "a=x-padding:0123456789\r\n".repeat(3_000));
+    let r = request("POST", &url("whip", "a"), &secret, sdp, None, &padded);
+    assert_eq!(r.status, 413, "over 64 KiB: {}", r.body);
     let many_sections: String = (0..300)
         .map(|i| format!("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"))
         .collect();

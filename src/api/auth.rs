@@ -6,6 +6,7 @@ use axum::http::header;
 
 use super::state::ApiState;
 use crate::calls::CallsError;
+use crate::control::Grant;
 use crate::ids::AppId;
 
 /// Marks a request whose node signature verified (a request extension,
@@ -73,15 +74,17 @@ pub(super) fn authorize(state: &ApiState, app: &str, caller: &Caller) -> Result<
 }
 
 /// Like [`authorize`], also accepting the token derived for `scope`
-/// (WHIP/WHEP per-stream tokens, [`crate::ids::scoped_token`]).
+/// (WHIP/WHEP per-stream tokens, [`crate::ids::scoped_token`]); says which
+/// it was (a node's call counts as the app's secret: that node checked its
+/// client's token).
 pub(super) fn authorize_scoped(
     state: &ApiState,
     app: &str,
     caller: &Caller,
     scope: &str,
-) -> Result<AppId, CallsError> {
+) -> Result<(AppId, Grant), CallsError> {
     if caller.node {
-        return state.control.known_app(app);
+        return Ok((state.control.known_app(app)?, Grant::AppSecret));
     }
     state
         .control

@@ -3,8 +3,9 @@
 //! `ETag`, ICE server `Link`s, trickle and ICE restart `PATCH`es,
 //! `DELETE`; answered by [`crate::whip::Whip`]. Errors carry RFC 9725's
 //! statuses (400 bad SDP or fragment, 401 token, 404 unknown stream or
-//! session, 412 `If-Match` mismatch, 415 content type) and the Calls API's
-//! JSON body.
+//! session, 408/413 body late or over [`SDP_LIMIT`], 412 `If-Match`
+//! mismatch, 415 content type, 429 rate, 503 caps) and the Calls API's JSON
+//! body.
 
 use std::time::Instant;
 
@@ -17,31 +18,26 @@ use serde::Deserialize;
 use super::auth::{Caller, authorize_scoped};
 use super::body::read_limited;
 use super::state::{ApiState, json};
+use crate::control::Grant;
 use crate::ids::AppId;
-use crate::whip::{Created, Patched, PlayRequest, WhipError};
+use crate::whip::{Created, Door, Patched, PlayRequest, WhipError};
 
 /// The content type of offers and answers.
 const SDP: &str = "application/sdp";
 /// The content type of trickle and restart fragments (RFC 8840).
 const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
-/// How long the TURN credentials in a session's `Link` headers last.
-pub const LINK_CREDENTIALS_TTL: u64 = 12 * 3600;
+/// The largest offer or fragment taken (real offers are 3–15 KB; each
+/// session keeps its offer for ICE restarts).
+pub const SDP_LIMIT: usize = 64 * 1024;
 
-/// WHIP publishes, WHEP plays; each has its own token scope.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Door {
-    Whip,
-    Whep,
-}
+/// How long the TURN credentials in a session's `Link` headers last (long
+/// enough for the client to allocate, and again after an ICE restart soon
+/// after; revoked when the session is deleted).
+pub const LINK_CREDENTIALS_TTL: u64 = 3600;
 
-impl Door {
-    fn scope(self, stream: &str) -> String {
-        match self {
-            Door::Whip => format!("whip:{stream}"),
-            Door::Whep => format!("whep:{stream}"),
-        }
-    }
+fn scope(door: Door, stream: &str) -> String {
+    format!("{}:{stream}", door.as_str())
 }
 
 impl IntoResponse for WhipError {
@@ -75,25 +71,28 @@ fn has_type(headers: &HeaderMap, wanted: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(wanted))
 }
 
-/// Checks the stream name and the token for `door`.
+/// Checks the stream name and the token for `door` on `stream`.
 fn admit(
     s: &ApiState,
     app: &str,
     stream: &str,
     caller: &Caller,
     door: Door,
-) -> Result<AppId, WhipError> {
+) -> Result<(AppId, Grant), WhipError> {
     if !crate::whip::names::valid_stream(stream) {
         return Err(WhipError::not_found(
             "stream names are 1 to 48 of A-Z a-z 0-9 _ . -",
         ));
     }
-    Ok(authorize_scoped(s, app, caller, &door.scope(stream))?)
+    Ok(authorize_scoped(s, app, caller, &scope(door, stream))?)
 }
 
-/// The body as text (SDP and fragments are UTF-8).
+/// The body as text (SDP and fragments are UTF-8), at most [`SDP_LIMIT`].
 async fn text(body: Body) -> Result<String, WhipError> {
     let bytes = read_limited(body).await?;
+    if bytes.len() > SDP_LIMIT {
+        return Err(crate::calls::CallsError::payload_too_large().into());
+    }
     String::from_utf8(bytes.to_vec()).map_err(|_| WhipError::bad_request("the body is not UTF-8"))
 }
 
@@ -102,30 +101,35 @@ fn header_value(v: &str) -> Option<HeaderValue> {
 }
 
 /// 201 with the answer and the session's headers; `Location` is the
-/// session's absolute path.
-async fn created(s: &ApiState, (app, stream): (&AppId, &str), door: Door, c: Created) -> Response {
-    let door_name = match door {
-        Door::Whip => "whip",
-        Door::Whep => "whep",
-    };
-    let location = format!("/v1/apps/{app}/{door_name}/{stream}/{}", c.session_id);
+/// session's absolute path. The session is recorded in the cluster's
+/// directory (its tracks are pulled from other nodes like any session's).
+async fn created(s: &ApiState, (app, stream, door): (&AppId, &str, Door), c: Created) -> Response {
+    if let Some(cluster) = &s.cluster {
+        cluster.record_new_session(app, &c.session_id).await;
+    }
+    let location = format!("/v1/apps/{app}/{}/{stream}/{}", door.as_str(), c.session_id);
+    let links = ice_server_links(s).await;
+    if let Some((username, _)) = &links {
+        s.whip
+            .set_turn_username((app, stream, door), &c.session_id, username.clone());
+    }
     let mut response = (StatusCode::CREATED, c.answer).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
     let names: Vec<&str> = c.tracks.iter().map(|(n, _)| n.as_str()).collect();
     for (name, value) in [
-        (header::LOCATION, Some(location)),
-        (header::ETAG, Some(c.etag)),
+        (header::LOCATION, location),
+        (header::ETAG, c.etag),
         (
             header::HeaderName::from_static("x-calls-session"),
-            Some(c.session_id),
+            c.session_id,
         ),
         (
             header::HeaderName::from_static("x-calls-tracks"),
-            Some(names.join(", ")),
+            names.join(", "),
         ),
     ] {
-        if let Some(v) = value.as_deref().and_then(header_value) {
+        if let Some(v) = header_value(&value) {
             h.insert(name, v);
         }
     }
@@ -133,7 +137,7 @@ async fn created(s: &ApiState, (app, stream): (&AppId, &str), door: Door, c: Cre
         header::HeaderName::from_static("accept-patch"),
         HeaderValue::from_static(SDPFRAG),
     );
-    for link in ice_server_links(s).await {
+    for link in links.map(|(_, l)| l).unwrap_or_default() {
         if let Some(v) = header_value(&link) {
             h.append(header::LINK, v);
         }
@@ -142,39 +146,39 @@ async fn created(s: &ApiState, (app, stream): (&AppId, &str), door: Door, c: Cre
 }
 
 /// RFC 9725 §4.4 `Link` headers for the TURN server, with fresh
-/// credentials; none without TURN or when its user store fails (the
-/// session works without, as it would on an open network).
-async fn ice_server_links(s: &ApiState) -> Vec<String> {
-    let Some(turn) = &s.turn else {
-        return Vec::new();
-    };
+/// credentials, and their username; none without TURN or when its user
+/// store fails (the session works without, as it would on an open network).
+async fn ice_server_links(s: &ApiState) -> Option<(String, Vec<String>)> {
+    let turn = s.turn.as_ref()?;
     let unix = crate::cluster::store::unix_ms() / 1000;
-    match turn.issue(LINK_CREDENTIALS_TTL, None, Instant::now(), unix).await {
-        Ok(servers) => servers
-            .iter()
-            .flat_map(|server| {
-                server.urls.iter().map(move |url| match (&server.username, &server.credential) {
-                    (Some(u), Some(c)) => format!(
-                        "<{url}>; rel=\"ice-server\"; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\""
-                    ),
-                    _ => format!("<{url}>; rel=\"ice-server\""),
+    match turn.issue_for_session(LINK_CREDENTIALS_TTL, unix).await {
+        Ok(servers) => {
+            let username = servers.iter().find_map(|s| s.username.clone())?;
+            let links = servers
+                .iter()
+                .flat_map(|server| {
+                    server.urls.iter().map(move |url| match (&server.username, &server.credential) {
+                        (Some(u), Some(c)) => format!(
+                            "<{url}>; rel=\"ice-server\"; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\""
+                        ),
+                        _ => format!("<{url}>; rel=\"ice-server\""),
+                    })
                 })
-            })
-            .collect(),
+                .collect();
+            Some((username, links))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "no TURN credentials for a WHIP/WHEP session");
-            Vec::new()
+            None
         }
     }
 }
 
-fn client_ip(
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-) -> Option<std::net::IpAddr> {
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
+fn client_ip(peer: Peer) -> Option<std::net::IpAddr> {
     peer.map(|p| p.0.0.ip())
 }
-
-type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
 
 /// POST of a WHIP endpoint: publish.
 pub async fn publish(
@@ -185,8 +189,8 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let app = match admit(&s, &app, &stream, &caller, Door::Whip) {
-        Ok(app) => app,
+    let (app, _) = match admit(&s, &app, &stream, &caller, Door::Whip) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     if !has_type(&headers, SDP) {
@@ -200,21 +204,20 @@ pub async fn publish(
         .whip
         .publish(&app, &stream, client_ip(peer), &offer, Instant::now())
     {
-        Ok(c) => created(&s, (&app, &stream), Door::Whip, c).await,
+        Ok(c) => created(&s, (&app, &stream, Door::Whip), c).await,
         Err(e) => e.into_response(),
     }
 }
 
-/// GET of a WHIP endpoint: who publishes the stream now (our extension).
+/// GET of a WHIP endpoint: who publishes the stream now (our extension;
+/// the publishing token or the app's secret).
 pub async fn live(
     State(s): State<ApiState>,
     Path((app, stream)): Path<(String, String)>,
     caller: Caller,
 ) -> Response {
-    let app = match admit(&s, &app, &stream, &caller, Door::Whip)
-        .or_else(|_| admit(&s, &app, &stream, &caller, Door::Whep))
-    {
-        Ok(app) => app,
+    let (app, _) = match admit(&s, &app, &stream, &caller, Door::Whip) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     match s.whip.live(&app, &stream) {
@@ -227,7 +230,8 @@ pub async fn live(
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlayQuery {
-    /// Play this Calls API session's tracks instead of the stream's.
+    /// Play this Calls API session's tracks instead of the stream's (the
+    /// app's secret only).
     session_id: Option<String>,
     /// Their names, comma-separated.
     tracks: Option<String>,
@@ -236,7 +240,6 @@ pub struct PlayQuery {
 }
 
 /// POST of a WHEP endpoint: play.
-#[allow(clippy::too_many_arguments)]
 pub async fn play(
     State(s): State<ApiState>,
     Path((app, stream)): Path<(String, String)>,
@@ -246,10 +249,20 @@ pub async fn play(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let app = match admit(&s, &app, &stream, &caller, Door::Whep) {
-        Ok(app) => app,
+    let (app, grant) = match admit(&s, &app, &stream, &caller, Door::Whep) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
+    // A stream's play token plays that stream; naming any session of the
+    // app takes the app's secret.
+    if query.session_id.is_some() && grant != Grant::AppSecret {
+        return WhipError {
+            status: 401,
+            code: "unauthorized",
+            description: "sessionId takes the app's secret, not a stream token".into(),
+        }
+        .into_response();
+    }
     if !has_type(&headers, SDP) {
         return unsupported_type(SDP);
     }
@@ -278,7 +291,7 @@ pub async fn play(
         &request,
         Instant::now(),
     ) {
-        Ok(c) => created(&s, (&app, &stream), Door::Whep, c).await,
+        Ok(c) => created(&s, (&app, &stream, Door::Whep), c).await,
         Err(e) => e.into_response(),
     }
 }
@@ -292,8 +305,8 @@ async fn patch(
     body: Body,
     door: Door,
 ) -> Response {
-    let app = match admit(&s, &app, &stream, &caller, door) {
-        Ok(app) => app,
+    let (app, _) = match admit(&s, &app, &stream, &caller, door) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
     if !has_type(&headers, SDPFRAG) {
@@ -303,11 +316,17 @@ async fn patch(
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
-    let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok());
-    match s
-        .whip
-        .patch(&app, &stream, &session, &fragment, if_match, Instant::now())
-    {
+    // Present but unreadable names no entity tag: it matches none.
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().unwrap_or(""));
+    match s.whip.patch(
+        (&app, &stream, door),
+        &session,
+        &fragment,
+        if_match,
+        Instant::now(),
+    ) {
         Ok(Patched::Trickled) => StatusCode::NO_CONTENT.into_response(),
         Ok(Patched::Restarted { fragment, etag }) => {
             let mut r = (StatusCode::OK, fragment).into_response();
@@ -322,19 +341,27 @@ async fn patch(
     }
 }
 
-/// DELETE of a WHIP or WHEP session: it ends (200).
-fn delete(
-    s: &ApiState,
+/// DELETE of a WHIP or WHEP session: it ends (200), and the TURN username
+/// its `Link` headers carried is revoked.
+async fn delete(
+    s: ApiState,
     (app, stream, session): (String, String, String),
-    caller: &Caller,
+    caller: Caller,
     door: Door,
 ) -> Response {
-    let app = match admit(s, &app, &stream, caller, door) {
-        Ok(app) => app,
+    let (app, _) = match admit(&s, &app, &stream, &caller, door) {
+        Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    match s.whip.delete(&app, &stream, &session) {
-        Ok(()) => StatusCode::OK.into_response(),
+    match s.whip.delete((&app, &stream, door), &session) {
+        Ok(turn_username) => {
+            if let (Some(turn), Some(username)) = (&s.turn, turn_username)
+                && let Err(e) = turn.revoke(&username).await
+            {
+                tracing::warn!(%username, error = %e, "a deleted session's TURN username not revoked");
+            }
+            StatusCode::OK.into_response()
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -367,7 +394,7 @@ pub async fn whip_delete(
     Path(p): Path<(String, String, String)>,
     caller: Caller,
 ) -> Response {
-    delete(&s, p, &caller, Door::Whip)
+    delete(s, p, caller, Door::Whip).await
 }
 
 /// DELETE of a WHEP session.
@@ -376,5 +403,5 @@ pub async fn whep_delete(
     Path(p): Path<(String, String, String)>,
     caller: Caller,
 ) -> Response {
-    delete(&s, p, &caller, Door::Whep)
+    delete(s, p, caller, Door::Whep).await
 }

@@ -61,6 +61,15 @@ use crate::worker::WorkerHandle;
 use registry::Registry;
 use sync::Synced;
 
+/// What a bearer token granted: the whole app, or one scope of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// The app's secret (or another node's signed call for its client).
+    AppSecret,
+    /// A token derived for the scope asked ([`crate::ids::scoped_token`]).
+    Scoped,
+}
+
 /// The control plane shared by the HTTP handlers and the event loop.
 pub struct Control {
     state: Mutex<State>,
@@ -274,17 +283,18 @@ impl Control {
     /// Checks the bearer token for `app`: 404 for an unknown app, 401 for a
     /// missing or wrong token (compared in constant time).
     pub fn authorize(&self, app: &str, bearer: Option<&str>) -> Result<AppId, CallsError> {
-        self.check_token(app, bearer, None)
+        self.check_token(app, bearer, None).map(|(id, _)| id)
     }
 
     /// Like [`Control::authorize`], but also accepts the token derived from
-    /// the app's secret for `scope` ([`crate::ids::scoped_token`]).
+    /// the app's secret for `scope` ([`crate::ids::scoped_token`]); says
+    /// which of the two it was.
     pub fn authorize_scoped(
         &self,
         app: &str,
         bearer: Option<&str>,
         scope: &str,
-    ) -> Result<AppId, CallsError> {
+    ) -> Result<(AppId, Grant), CallsError> {
         self.check_token(app, bearer, Some(scope))
     }
 
@@ -293,7 +303,7 @@ impl Control {
         app: &str,
         bearer: Option<&str>,
         scope: Option<&str>,
-    ) -> Result<AppId, CallsError> {
+    ) -> Result<(AppId, Grant), CallsError> {
         let st = self.lock();
         let id = AppId(app.to_owned());
         let a = st
@@ -308,10 +318,11 @@ impl Control {
             .ok_or_else(CallsError::unauthorized)?;
         let secret = a.secret.as_bytes();
         let scoped = scope.map(|s| crate::ids::scoped_token(secret, s));
-        if crate::ids::secrets_equal(given.as_bytes(), secret)
-            || scoped.is_some_and(|t| crate::ids::secrets_equal(given.as_bytes(), t.as_bytes()))
-        {
-            return Ok(id);
+        if crate::ids::secrets_equal(given.as_bytes(), secret) {
+            return Ok((id, Grant::AppSecret));
+        }
+        if scoped.is_some_and(|t| crate::ids::secrets_equal(given.as_bytes(), t.as_bytes())) {
+            return Ok((id, Grant::Scoped));
         }
         Err(CallsError::unauthorized())
     }

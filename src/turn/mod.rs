@@ -3,7 +3,8 @@
 //! "TURN"): each request issues a time-limited username and HMAC credential
 //! ([`credentials`]), admits it in the TURN server's user store
 //! ([`store`]), and answers the ICE servers a client configures; revoke
-//! deletes it there, and the TURN server refuses it from then on.
+//! deletes it there, and the TURN server refuses new allocations with it
+//! from then on.
 //!
 //! Where it sits: under the TURN keys routes (`crate::api::turn`) and the
 //! WHIP/WHEP `Link` headers; nothing here touches media.
@@ -135,7 +136,8 @@ impl Turn {
     }
 
     /// Issues credentials valid for `ttl` seconds and admits them in the
-    /// user store: the STUN entry and the TURN entry with them.
+    /// user store: the STUN entry and the TURN entry with them. Counted
+    /// against the key's [`ISSUED_PER_MINUTE`].
     pub async fn issue(
         &self,
         ttl: u64,
@@ -143,14 +145,7 @@ impl Turn {
         now: Instant,
         now_unix: u64,
     ) -> Result<[IceServer; 2], TurnError> {
-        let nonce = crate::ids::hex(&crate::ids::random_bytes::<8>());
-        let c = Credentials::issue(
-            self.config.secret.as_bytes(),
-            now_unix,
-            ttl,
-            identifier,
-            &nonce,
-        )?;
+        let c = self.credentials(ttl, identifier, now_unix)?;
         if !self
             .window
             .lock()
@@ -159,6 +154,37 @@ impl Turn {
         {
             return Err(TurnError::RateLimited);
         }
+        self.admit(c).await
+    }
+
+    /// The same for a WHIP/WHEP session's `Link` headers: not counted
+    /// against the key (each is one session, under the app's session caps).
+    pub async fn issue_for_session(
+        &self,
+        ttl: u64,
+        now_unix: u64,
+    ) -> Result<[IceServer; 2], TurnError> {
+        let c = self.credentials(ttl, None, now_unix)?;
+        self.admit(c).await
+    }
+
+    fn credentials(
+        &self,
+        ttl: u64,
+        identifier: Option<&str>,
+        now_unix: u64,
+    ) -> Result<Credentials, TurnError> {
+        let nonce = crate::ids::hex(&crate::ids::random_bytes::<8>());
+        Ok(Credentials::issue(
+            self.config.secret.as_bytes(),
+            now_unix,
+            ttl,
+            identifier,
+            &nonce,
+        )?)
+    }
+
+    async fn admit(&self, c: Credentials) -> Result<[IceServer; 2], TurnError> {
         self.store
             .admit(&c.username, &c.key(&self.config.realm), c.expiry)
             .await?;
@@ -177,7 +203,8 @@ impl Turn {
         ])
     }
 
-    /// Revokes `username`: the TURN server refuses it from now on.
+    /// Revokes `username`: the TURN server refuses its new allocations
+    /// from now on (one it already granted runs until its client leaves).
     pub async fn revoke(&self, username: &str) -> Result<bool, TurnError> {
         if !credentials::valid_username(username) {
             return Err(TurnError::Invalid(

@@ -1,8 +1,9 @@
 //! The TURN server's user store: coturn's Redis user database
 //! (`redis-userdb`), where each issued username's long-term key is written
 //! with the username's expiry, and deleted on revoke; coturn looks a
-//! username's key up there for every allocation, so a deleted one is
-//! refused from then on.
+//! username's key up there for every new allocation, so a deleted one is
+//! refused from then on (coturn keeps the key of an allocation it already
+//! granted). `SET … EXAT` needs Redis 6.2 or later.
 //!
 //! Where it sits: under [`super::Turn`], on the API's runtime. Every
 //! command is bounded in time ([`OPERATION_TIMEOUT`]).

@@ -29,6 +29,7 @@ use crate::ids::{AppId, Mid};
 use crate::sdp::MediaKind;
 
 use names::Published;
+pub use resources::{Door, Place};
 use resources::{Generation, Resource, Resources, Role, Source};
 use sdpfrag::Fragment;
 
@@ -172,19 +173,14 @@ impl Whip {
         self.control.end_session(app, session_id);
     }
 
-    /// Room for one more session, forgetting ended ones first if needed.
-    /// (Lock order: these resources, then the control plane's.)
-    fn make_room(&self) -> Result<(), WhipError> {
-        let mut r = self.lock();
+    /// Room for one more session in `r`, forgetting ended ones first if
+    /// needed.
+    fn make_room(&self, r: &mut Resources) -> Result<(), WhipError> {
         if r.len() >= r.capacity() {
             r.retain(|app, id| self.control.owns_session(app, id));
         }
         if r.len() >= r.capacity() {
-            return Err(WhipError::new(
-                503,
-                "temporarily_unavailable_error",
-                "too many WHIP and WHEP sessions",
-            ));
+            return Err(too_many());
         }
         Ok(())
     }
@@ -204,6 +200,11 @@ impl Whip {
     /// POST of a WHIP endpoint: `offer` publishes `stream`. A publisher
     /// already live on it is replaced (a broadcaster that reconnects), and
     /// the players that follow the stream move to the new tracks.
+    ///
+    /// Every operation holds the resources' lock from its first look to its
+    /// last change (the lock order: these resources, then the control
+    /// plane's), so a replacement and a new player, or two restarts, never
+    /// interleave.
     pub fn publish(
         &self,
         app: &AppId,
@@ -217,7 +218,8 @@ impl Whip {
         if tracks.is_empty() {
             return Err(WhipError::bad_request("the offer sends no audio or video"));
         }
-        self.make_room()?;
+        let mut r = self.lock();
+        self.make_room(&mut r)?;
         let items = tracks
             .iter()
             .map(|t| TrackObject {
@@ -236,22 +238,20 @@ impl Whip {
             },
             offer: offer.to_owned(),
             generation: Generation(0),
+            turn_username: None,
         };
         let etag = resource.etag(&session_id);
-        let replaced = self.lock().insert(session_id.clone(), resource);
-        match replaced {
+        match r.insert(session_id.clone(), resource) {
             Err(resources::Full) => {
                 self.abandon(app, &session_id);
-                return Err(WhipError::new(
-                    503,
-                    "temporarily_unavailable_error",
-                    "too many WHIP and WHEP sessions",
-                ));
+                return Err(too_many());
             }
             Ok(Some((old, _))) => {
                 tracing::info!(%stream, old = %old, new = %session_id, "WHIP publisher replaced");
                 self.abandon(app, &old);
-                self.move_followers(app, stream, &session_id, &tracks, now);
+                for (player, pulls) in r.followers(app, stream) {
+                    self.follow(app, &player, &pulls, (&session_id, &tracks), now);
+                }
             }
             Ok(None) => {}
         }
@@ -298,25 +298,14 @@ impl Whip {
             Err(e) => return fail(e.into()),
         };
         if let Some(t) = response.tracks.iter().find(|t| t.failed()) {
-            let code = t.error_code.clone().unwrap_or_default();
-            let status = if code == "not_found_track_error" {
-                404
-            } else {
-                400
-            };
-            return fail(WhipError::new(
-                status,
-                if status == 404 {
-                    "not_found"
-                } else {
-                    "invalid_session_description"
-                },
-                format!(
-                    "{}: {}",
-                    t.track_name.clone().unwrap_or_default(),
-                    t.error_description.clone().unwrap_or(code)
-                ),
-            ));
+            // A track the offer names that cannot be pushed or pulled: the
+            // request cannot be served as sent (the URL itself was fine).
+            return fail(WhipError::bad_request(format!(
+                "{}: {}: {}",
+                t.track_name.clone().unwrap_or_default(),
+                t.error_code.clone().unwrap_or_default(),
+                t.error_description.clone().unwrap_or_default()
+            )));
         }
         let Some(answer) = response.session_description else {
             return fail(WhipError::new(500, "internal_error", "no answer"));
@@ -324,43 +313,42 @@ impl Whip {
         Ok((session_id, answer.sdp, response.tracks))
     }
 
-    /// Players that follow `stream` now pull the new publisher's tracks of
-    /// the same names (no SDP: their sections stay).
-    fn move_followers(
+    /// Player `player` (its `pulls`: sections and track names) now pulls
+    /// the tracks of the same names of `publisher` (no SDP: its sections
+    /// stay).
+    fn follow(
         &self,
         app: &AppId,
-        stream: &str,
-        publisher: &str,
-        tracks: &[Published],
+        player: &str,
+        pulls: &[(Mid, String)],
+        (publisher, tracks): (&str, &[Published]),
         now: Instant,
     ) {
-        let followers = self.lock().followers(app, stream);
-        for (player, pulls) in followers {
-            let items: Vec<TrackObject> = pulls
-                .iter()
-                .filter(|(_, name)| tracks.iter().any(|t| &t.track_name == name))
-                .map(|(mid, name)| TrackObject {
-                    location: Some("remote".into()),
-                    mid: Some(mid.0.clone()),
-                    session_id: Some(publisher.to_owned()),
-                    track_name: Some(name.clone()),
-                    ..Default::default()
-                })
-                .collect();
-            if items.is_empty() {
-                continue;
-            }
-            if let Err(e) =
-                self.control
-                    .tracks_update(app, &player, TracksUpdateRequest { tracks: items }, now)
-            {
-                tracing::info!(%player, error = %e, "WHEP player not moved to the new publisher");
-            }
+        let items: Vec<TrackObject> = pulls
+            .iter()
+            .filter(|(_, name)| tracks.iter().any(|t| &t.track_name == name))
+            .map(|(mid, name)| TrackObject {
+                location: Some("remote".into()),
+                mid: Some(mid.0.clone()),
+                session_id: Some(publisher.to_owned()),
+                track_name: Some(name.clone()),
+                ..Default::default()
+            })
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        if let Err(e) =
+            self.control
+                .tracks_update(app, player, TracksUpdateRequest { tracks: items }, now)
+        {
+            tracing::info!(%player, error = %e, "WHEP player not moved to the new publisher");
         }
     }
 
     /// POST of a WHEP endpoint: `offer` (receiving sections) plays
-    /// `stream`'s live tracks, or `request`'s session and tracks.
+    /// `stream`'s live tracks, or `request`'s session and tracks (the
+    /// caller has checked that the token may name any session).
     pub fn play(
         &self,
         app: &AppId,
@@ -374,7 +362,7 @@ impl Whip {
         let receiving: Vec<MediaKind> = desc
             .media
             .iter()
-            .filter(|m| m.direction.receives() && m.kind != MediaKind::Application)
+            .filter(|m| m.is_active() && m.direction.receives() && m.kind != MediaKind::Application)
             .map(|m| m.kind)
             .collect();
         if receiving.is_empty() {
@@ -382,6 +370,7 @@ impl Whip {
                 "the offer receives no audio or video",
             ));
         }
+        let mut r = self.lock();
         let (source, publisher, named): (Source, String, Vec<(String, Option<MediaKind>)>) =
             match &request.session_id {
                 Some(id) => {
@@ -398,12 +387,10 @@ impl Whip {
                     (Source::Session(id.clone()), id.clone(), named)
                 }
                 None => {
-                    let r = self.lock();
-                    let Some((id, live)) = r.live(app, stream) else {
-                        return Err(WhipError::not_found(format!("stream {stream} is not live")));
-                    };
+                    let not_live = || WhipError::not_found(format!("stream {stream} is not live"));
+                    let (id, live) = r.live(app, stream).ok_or_else(not_live)?;
                     let Role::Publish { tracks } = &live.role else {
-                        return Err(WhipError::not_found(format!("stream {stream} is not live")));
+                        return Err(not_live());
                     };
                     let named = tracks
                         .iter()
@@ -438,7 +425,7 @@ impl Whip {
                 "no offered section matches a track of the stream",
             ));
         }
-        self.make_room()?;
+        self.make_room(&mut r)?;
         let (session_id, answer, results) = self.open(app, client, offer, items, now)?;
         let pulls: Vec<(Mid, String)> = results
             .iter()
@@ -453,15 +440,12 @@ impl Whip {
             },
             offer: offer.to_owned(),
             generation: Generation(0),
+            turn_username: None,
         };
         let etag = resource.etag(&session_id);
-        if self.lock().insert(session_id.clone(), resource).is_err() {
+        if r.insert(session_id.clone(), resource).is_err() {
             self.abandon(app, &session_id);
-            return Err(WhipError::new(
-                503,
-                "temporarily_unavailable_error",
-                "too many WHIP and WHEP sessions",
-            ));
+            return Err(too_many());
         }
         Ok(Created {
             session_id,
@@ -472,48 +456,53 @@ impl Whip {
     }
 
     /// PATCH of a session: trickled candidates (nothing to do: the server
-    /// is ICE-lite and learns the client's addresses from its checks) or
-    /// an ICE restart (the client's last offer again, with its new
-    /// credentials). `if_match`: the request's `If-Match`, which must name
-    /// the current entity tag (412 otherwise).
+    /// is ICE-lite and learns the client's addresses from its checks) or,
+    /// with `If-Match: *` and new credentials, an ICE restart (the
+    /// client's last offer again, with those credentials). `if_match`: the
+    /// request's `If-Match` (an unreadable one is `Some("")`), which must
+    /// name the current entity tag (412 otherwise). Credentials other than
+    /// the current ones without `If-Match: *` are a late trickle of an
+    /// earlier generation, or a restart RFC 9725 §4.3.2 does not allow:
+    /// 412, and nothing changes.
     pub fn patch(
         &self,
-        app: &AppId,
-        stream: &str,
+        place: Place<'_>,
         session_id: &str,
         fragment: &str,
         if_match: Option<&str>,
         now: Instant,
     ) -> Result<Patched, WhipError> {
-        let (offer, generation) = {
-            let r = self.lock();
-            let resource = r
-                .get(app, stream, session_id)
-                .filter(|_| self.control.owns_session(app, session_id))
-                .ok_or_else(|| WhipError::not_found("no such WHIP/WHEP session"))?;
-            if let Some(tag) = if_match
-                && !resource.matches(session_id, tag)
-            {
-                return Err(WhipError::new(
-                    412,
-                    "precondition_failed",
-                    "If-Match does not name the session's current entity tag",
-                ));
-            }
-            (resource.offer.clone(), resource.generation)
-        };
+        let mut r = self.lock();
+        let (app, ..) = place;
+        let resource = r
+            .get(place, session_id)
+            .filter(|_| self.control.owns_session(app, session_id))
+            .ok_or_else(|| WhipError::not_found("no such WHIP/WHEP session"))?;
+        let precondition = |why: &str| WhipError::new(412, "precondition_failed", why.to_owned());
+        if let Some(tag) = if_match
+            && !resource.matches(session_id, tag)
+        {
+            return Err(precondition(
+                "If-Match does not name the session's current entity tag",
+            ));
+        }
         let fragment =
             Fragment::parse(fragment).map_err(|e| WhipError::bad_request(e.to_string()))?;
         let Some((ufrag, pwd)) = fragment.restart else {
             return Ok(Patched::Trickled);
         };
-        let old = crate::sdp::parse(&offer)
+        let current = crate::sdp::parse(&resource.offer)
             .ok()
             .and_then(|d| d.ice_credentials().map(|(u, _)| u.to_owned()));
-        if old.as_deref() == Some(ufrag.as_str()) {
+        if current.as_deref() == Some(ufrag.as_str()) {
             return Ok(Patched::Trickled);
         }
-        let restarted = with_credentials(&offer, &ufrag, &pwd);
+        if if_match.map(str::trim) != Some("*") {
+            return Err(precondition(
+                "new ICE credentials restart ICE only with If-Match: *; these are not the session's",
+            ));
+        }
+        let restarted = with_credentials(&resource.offer, &ufrag, &pwd);
         let response = self.control.tracks_new(
             app,
             session_id,
@@ -530,25 +519,33 @@ impl Whip {
         let answer = response
             .session_description
             .ok_or_else(|| WhipError::new(500, "internal_error", "no answer"))?;
-        let mut r = self.lock();
         let resource = r
-            .get_mut(app, stream, session_id)
+            .get_mut(place, session_id)
             .ok_or_else(|| WhipError::not_found("no such WHIP/WHEP session"))?;
         resource.offer = restarted;
-        resource.generation = Generation(generation.0 + 1);
+        resource.generation = Generation(resource.generation.0 + 1);
         Ok(Patched::Restarted {
             fragment: sdpfrag::answer_fragment(&answer.sdp),
             etag: resource.etag(session_id),
         })
     }
 
-    /// DELETE of a session: it ends now.
-    pub fn delete(&self, app: &AppId, stream: &str, session_id: &str) -> Result<(), WhipError> {
-        self.lock()
-            .remove(app, stream, session_id)
+    /// Notes the TURN username a session's `Link` headers carried.
+    pub fn set_turn_username(&self, place: Place<'_>, session_id: &str, username: String) {
+        if let Some(resource) = self.lock().get_mut(place, session_id) {
+            resource.turn_username = Some(username);
+        }
+    }
+
+    /// DELETE of a session: it ends now. Returns the TURN username its
+    /// `Link` headers carried, for the caller to revoke.
+    pub fn delete(&self, place: Place<'_>, session_id: &str) -> Result<Option<String>, WhipError> {
+        let resource = self
+            .lock()
+            .remove(place, session_id)
             .ok_or_else(|| WhipError::not_found("no such WHIP/WHEP session"))?;
-        self.control.end_session(app, session_id);
-        Ok(())
+        self.control.end_session(place.0, session_id);
+        Ok(resource.turn_username)
     }
 
     /// Who publishes `stream` now.
@@ -573,6 +570,14 @@ impl Whip {
                 .collect(),
         })
     }
+}
+
+fn too_many() -> WhipError {
+    WhipError::new(
+        503,
+        "temporarily_unavailable_error",
+        "too many WHIP and WHEP sessions",
+    )
 }
 
 /// `offer` with its ICE credentials replaced and its candidates dropped (a

@@ -8,8 +8,8 @@
 use crate::ids::Mid;
 use crate::sdp::{MediaKind, SessionDescription};
 
-/// Longest stream name (track names add at most 9 bytes, within the
-/// Calls API's 64).
+/// Longest stream name (`-video-256` adds at most 10 bytes: within the
+/// Calls API's 64 for a track name).
 pub const MAX_STREAM_LEN: usize = 48;
 
 /// Whether `stream` may name a stream: 1–48 of `A-Z a-z 0-9 _ . -`.
@@ -32,14 +32,16 @@ pub struct Published {
 }
 
 /// The sending audio and video sections of a WHIP offer, named.
-/// Receive-only, inactive and data sections are not tracks.
+/// Receive-only, inactive, rejected (port 0), mid-less and data sections
+/// are not tracks.
 pub fn published(stream: &str, offer: &SessionDescription) -> Vec<Published> {
     let (mut audio, mut video) = (0, 0);
     offer
         .media
         .iter()
-        .filter(|m| m.direction.sends())
+        .filter(|m| m.is_active() && m.direction.sends())
         .filter_map(|m| {
+            let mid = m.mid.clone()?;
             let n = match m.kind {
                 MediaKind::Audio => &mut audio,
                 MediaKind::Video => &mut video,
@@ -51,7 +53,7 @@ pub fn published(stream: &str, offer: &SessionDescription) -> Vec<Published> {
                 k => format!("{stream}-{}-{k}", m.kind.as_str()),
             };
             Some(Published {
-                mid: m.mid.clone()?,
+                mid,
                 kind: m.kind,
                 track_name,
             })
@@ -100,6 +102,16 @@ mod tests {
                 ("2".into(), "show-video-2".into()),
             ]
         );
+    }
+
+    #[test]
+    fn rejected_sections_are_no_tracks() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            m=audio 0 UDP/TLS/RTP/SAVPF 96\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 opus/48000/2\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\n";
+        let named = published("s", &crate::sdp::parse(sdp).unwrap());
+        assert_eq!(named.len(), 1);
+        assert_eq!(named[0].track_name, "s-video");
     }
 
     #[test]

@@ -14,6 +14,26 @@ use crate::ids::{AppId, Mid};
 
 use super::names::Published;
 
+/// Which door a request came through: a WHIP URL reaches publishers only,
+/// a WHEP URL players only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// `…/whip/…`.
+    Whip,
+    /// `…/whep/…`.
+    Whep,
+}
+
+impl Door {
+    /// The path word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Door::Whip => "whip",
+            Door::Whep => "whep",
+        }
+    }
+}
+
 /// What a WHIP/WHEP session does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -31,6 +51,16 @@ pub enum Role {
     },
 }
 
+impl Role {
+    /// The door its requests must come through.
+    pub fn door(&self) -> Door {
+        match self {
+            Role::Publish { .. } => Door::Whip,
+            Role::Play { .. } => Door::Whep,
+        }
+    }
+}
+
 /// What a WHEP player plays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -41,8 +71,8 @@ pub enum Source {
     Session(String),
 }
 
-/// The ETag of a session's ICE state (RFC 9725 §4.3): it changes with each
-/// ICE restart.
+/// A session's ICE generation: 0, then one more for each ICE restart; its
+/// entity tag (RFC 9725 §4.3) is made from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Generation(pub u32);
 
@@ -60,6 +90,9 @@ pub struct Resource {
     pub offer: String,
     /// Its ICE generation.
     pub generation: Generation,
+    /// The TURN username its `Link` headers carried, if any (revoked when
+    /// it is deleted).
+    pub turn_username: Option<String>,
 }
 
 impl Resource {
@@ -70,15 +103,19 @@ impl Resource {
     }
 
     /// Whether `if_match` (an `If-Match` header) names this session's
-    /// current state: `*` or one of its listed tags.
+    /// current state: `*` or one of its listed tags, compared strongly
+    /// (RFC 9110 §13.1.1: a weak tag never matches).
     pub fn matches(&self, session_id: &str, if_match: &str) -> bool {
         let etag = self.etag(session_id);
         if_match
             .split(',')
             .map(str::trim)
-            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag.as_str()))
+            .any(|t| t == "*" || t == etag)
     }
 }
+
+/// Where a request points: its app, stream and door.
+pub type Place<'a> = (&'a AppId, &'a str, Door);
 
 /// Why a resource was not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,29 +166,29 @@ impl Resources {
         Ok(replaced)
     }
 
-    /// The session `session_id`, if it is one of `app`'s on `stream`.
-    pub fn get(&self, app: &AppId, stream: &str, session_id: &str) -> Option<&Resource> {
+    /// The session `session_id`, if it is one of `app`'s on `stream`
+    /// behind `door`.
+    pub fn get(&self, (app, stream, door): Place<'_>, session_id: &str) -> Option<&Resource> {
         self.by_session
             .get(session_id)
-            .filter(|r| &r.app == app && r.stream == stream)
+            .filter(|r| &r.app == app && r.stream == stream && r.role.door() == door)
     }
 
     /// The same, to change.
     pub fn get_mut(
         &mut self,
-        app: &AppId,
-        stream: &str,
+        (app, stream, door): Place<'_>,
         session_id: &str,
     ) -> Option<&mut Resource> {
         self.by_session
             .get_mut(session_id)
-            .filter(|r| &r.app == app && r.stream == stream)
+            .filter(|r| &r.app == app && r.stream == stream && r.role.door() == door)
     }
 
-    /// Forgets session `session_id` of `app` on `stream`.
-    pub fn remove(&mut self, app: &AppId, stream: &str, session_id: &str) -> Option<Resource> {
-        self.get(app, stream, session_id)?;
-        let key = (app.clone(), stream.to_owned());
+    /// Forgets session `session_id` at `place`.
+    pub fn remove(&mut self, place: Place<'_>, session_id: &str) -> Option<Resource> {
+        self.get(place, session_id)?;
+        let key = (place.0.clone(), place.1.to_owned());
         if self.live.get(&key).map(String::as_str) == Some(session_id) {
             self.live.remove(&key);
         }
@@ -225,6 +262,7 @@ mod tests {
             },
             offer: String::new(),
             generation: Generation(0),
+            turn_username: None,
         }
     }
 
@@ -247,21 +285,28 @@ mod tests {
         let (old, _) = r.insert("s2".into(), publisher("a")).unwrap().unwrap();
         assert_eq!(old, "s1");
         assert_eq!(r.live(&app, "a").unwrap().0, "s2");
-        assert!(r.get(&app, "a", "s1").is_none());
+        assert!(r.get((&app, "a", Door::Whip), "s1").is_none());
         assert_eq!(r.followers(&app, "a").len(), 1);
         assert_eq!(r.counts(), (1, 1));
     }
 
     #[test]
-    fn sessions_are_found_only_under_their_app_and_stream() {
+    fn sessions_are_found_only_under_their_app_stream_and_door() {
         let mut r = Resources::new(8);
+        let (app, other) = (AppId::from("app"), AppId::from("other"));
         r.insert("s1".into(), publisher("a")).unwrap();
-        assert!(r.get(&AppId::from("app"), "a", "s1").is_some());
-        assert!(r.get(&AppId::from("other"), "a", "s1").is_none());
-        assert!(r.get(&AppId::from("app"), "b", "s1").is_none());
-        assert!(r.remove(&AppId::from("app"), "b", "s1").is_none());
-        assert!(r.remove(&AppId::from("app"), "a", "s1").is_some());
-        assert!(r.live(&AppId::from("app"), "a").is_none());
+        r.insert("p1".into(), player("a")).unwrap();
+        assert!(r.get((&app, "a", Door::Whip), "s1").is_some());
+        assert!(r.get((&other, "a", Door::Whip), "s1").is_none());
+        assert!(r.get((&app, "b", Door::Whip), "s1").is_none());
+        // A player's door does not reach the publisher, nor the reverse.
+        assert!(r.get((&app, "a", Door::Whep), "s1").is_none());
+        assert!(r.remove((&app, "a", Door::Whep), "s1").is_none());
+        assert!(r.remove((&app, "a", Door::Whip), "p1").is_none());
+        assert!(r.remove((&app, "b", Door::Whip), "s1").is_none());
+        assert!(r.remove((&app, "a", Door::Whip), "s1").is_some());
+        assert!(r.live(&app, "a").is_none());
+        assert!(r.remove((&app, "a", Door::Whep), "p1").is_some());
     }
 
     #[test]
@@ -283,9 +328,8 @@ mod tests {
         assert!(res.matches("0123456789abcdef", "*"));
         res.generation = Generation(1);
         assert!(!res.matches("0123456789abcdef", &first));
-        assert!(res.matches(
-            "0123456789abcdef",
-            &format!("\"x\", {}", res.etag("0123456789abcdef"))
-        ));
+        let now = res.etag("0123456789abcdef");
+        assert!(res.matches("0123456789abcdef", &format!("\"x\", {now}")));
+        assert!(!res.matches("0123456789abcdef", &format!("W/{now}")));
     }
 }
