@@ -83,6 +83,30 @@ fn request(
     }
 }
 
+fn post_sdp(url: &str, token: &str, offer: &str) -> Reply {
+    request("POST", url, token, Some("application/sdp"), None, offer)
+}
+
+/// A PATCH with a trickle/restart fragment.
+fn patch(url: &str, token: &str, if_match: Option<&str>, fragment: &str) -> Reply {
+    request(
+        "PATCH",
+        url,
+        token,
+        Some("application/trickle-ice-sdpfrag"),
+        if_match,
+        fragment,
+    )
+}
+
+fn delete(url: &str, token: &str) -> Reply {
+    request("DELETE", url, token, None, None, "")
+}
+
+fn get(url: &str, token: &str) -> Reply {
+    request("GET", url, token, None, None, "")
+}
+
 struct Setup {
     server: switchboard::server::Server,
     api: Api,
@@ -191,14 +215,7 @@ fn whip_gauge(http: &str, role: &str) -> f64 {
 fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
     let s = setup();
     let (mut bc, offer, pending, audio, video) = broadcaster();
-    let r = request(
-        "POST",
-        &s.url("whip", "show"),
-        &s.secret,
-        Some("application/sdp"),
-        None,
-        &offer,
-    );
+    let r = post_sdp(&s.url("whip", "show"), &s.secret, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/sdp"));
     let location = r.header("location").expect("Location").to_owned();
@@ -214,7 +231,7 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
     connect(&mut [&mut bc]);
 
     // The stream's tracks, for any Calls API client.
-    let live = request("GET", &s.url("whip", "show"), &s.secret, None, None, "");
+    let live = get(&s.url("whip", "show"), &s.secret);
     assert_eq!(live.status, 200, "{}", live.body);
     let live: serde_json::Value = serde_json::from_str(&live.body).unwrap();
     assert_eq!(live["sessionId"], session.as_str());
@@ -225,14 +242,7 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
     // A WHEP player with the stream's own token (not the app secret).
     let token = switchboard::ids::scoped_token(s.secret.as_bytes(), "whep:show");
     let (mut pl, offer, pending, p_audio, p_video) = player();
-    let r = request(
-        "POST",
-        &s.url("whep", "show"),
-        &token,
-        Some("application/sdp"),
-        None,
-        &offer,
-    );
+    let r = post_sdp(&s.url("whep", "show"), &token, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
     let player_location = r.header("location").unwrap().to_owned();
     assert!(player_location.starts_with(&format!("/v1/apps/{}/whep/show/", s.app)));
@@ -244,74 +254,28 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
         s.url("whep", "any")
     );
     let other_token = switchboard::ids::scoped_token(s.secret.as_bytes(), "whep:any");
-    assert_eq!(
-        request(
-            "POST",
-            &extension,
-            &other_token,
-            Some("application/sdp"),
-            None,
-            &by_id
-        )
-        .status,
-        401
-    );
-    let r = request(
-        "POST",
-        &extension,
-        &s.secret,
-        Some("application/sdp"),
-        None,
-        &by_id,
-    );
+    assert_eq!(post_sdp(&extension, &other_token, &by_id).status, 401);
+    let r = post_sdp(&extension, &s.secret, &by_id);
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.header("x-calls-tracks"), Some("show-audio"));
     let extension_player = s.absolute(r.header("location").unwrap());
-    assert_eq!(
-        request("DELETE", &extension_player, &s.secret, None, None, "").status,
-        200
-    );
+    assert_eq!(delete(&extension_player, &s.secret).status, 200);
     // The stream token does not publish.
     let (_, o2, _, _, _) = broadcaster();
-    let denied = request(
-        "POST",
-        &s.url("whip", "show"),
-        &token,
-        Some("application/sdp"),
-        None,
-        &o2,
-    );
+    let denied = post_sdp(&s.url("whip", "show"), &token, &o2);
     assert_eq!(denied.status, 401);
 
     // A play token reaches players only: not the publisher's session (by
     // either door), nor the stream's GET.
     let publisher_by_whep = format!("{}/{session}", s.url("whep", "show"));
-    assert_eq!(
-        request("DELETE", &publisher_by_whep, &token, None, None, "").status,
-        404
-    );
+    assert_eq!(delete(&publisher_by_whep, &token).status, 404);
     let restart = "a=ice-ufrag:evil\r\na=ice-pwd:evilevilevilevilevilevil\r\n";
-    let frag = Some("application/trickle-ice-sdpfrag");
     assert_eq!(
-        request(
-            "PATCH",
-            &publisher_by_whep,
-            &token,
-            frag,
-            Some("*"),
-            restart
-        )
-        .status,
+        patch(&publisher_by_whep, &token, Some("*"), restart).status,
         404
     );
-    assert_eq!(
-        request("DELETE", &s.absolute(&location), &token, None, None, "").status,
-        401
-    );
-    assert_eq!(
-        request("GET", &s.url("whip", "show"), &token, None, None, "").status,
-        401
-    );
+    assert_eq!(delete(&s.absolute(&location), &token).status, 401);
+    assert_eq!(get(&s.url("whip", "show"), &token).status, 401);
     // A Calls API session pulls the same tracks.
     let (mut calls, _, pulled) = common::pull(
         &s.api,
@@ -350,34 +314,14 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
     }
 
     // DELETE ends both; the stream is gone and so are its sessions.
-    let r = request(
-        "DELETE",
-        &s.absolute(&player_location),
-        &token,
-        None,
-        None,
-        "",
-    );
+    let r = delete(&s.absolute(&player_location), &token);
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = request("DELETE", &s.absolute(&location), &s.secret, None, None, "");
+    let r = delete(&s.absolute(&location), &s.secret);
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(
-        request("GET", &s.url("whip", "show"), &s.secret, None, None, "").status,
-        404
-    );
+    assert_eq!(get(&s.url("whip", "show"), &s.secret).status, 404);
     for (loc, tok) in [(&location, &s.secret), (&player_location, &token)] {
-        assert_eq!(
-            request("DELETE", &s.absolute(loc), tok, None, None, "").status,
-            404
-        );
-        let r = request(
-            "PATCH",
-            &s.absolute(loc),
-            tok,
-            Some("application/trickle-ice-sdpfrag"),
-            None,
-            "a=end-of-candidates\r\n",
-        );
+        assert_eq!(delete(&s.absolute(loc), tok).status, 404);
+        let r = patch(&s.absolute(loc), tok, None, "a=end-of-candidates\r\n");
         assert_eq!(r.status, 404);
     }
     let (status, _) = s.api.call("GET", &format!("/sessions/{session}"), None);
@@ -396,14 +340,7 @@ fn str0m_publishes_over_whip_and_whep_and_calls_sessions_receive_it() {
 fn patch_trickles_and_restarts_ice() {
     let s = setup();
     let (mut bc, offer, pending, audio, video) = broadcaster();
-    let r = request(
-        "POST",
-        &s.url("whip", "live"),
-        &s.secret,
-        Some("application/sdp"),
-        None,
-        &offer,
-    );
+    let r = post_sdp(&s.url("whip", "live"), &s.secret, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
     let location = s.absolute(r.header("location").unwrap());
     let etag = r.header("etag").unwrap().to_owned();
@@ -420,31 +357,12 @@ fn patch_trickles_and_restarts_ice() {
         bc.addr.port()
     );
     assert_eq!(
-        request(
-            "PATCH",
-            &location,
-            &s.secret,
-            Some(frag),
-            Some(&etag),
-            &trickle
-        )
-        .status,
+        patch(&location, &s.secret, Some(&etag), &trickle).status,
         204
     );
+    assert_eq!(patch(&location, &s.secret, None, &trickle).status, 204);
     assert_eq!(
-        request("PATCH", &location, &s.secret, Some(frag), None, &trickle).status,
-        204
-    );
-    assert_eq!(
-        request(
-            "PATCH",
-            &location,
-            &s.secret,
-            Some(frag),
-            Some("\"stale\""),
-            &trickle
-        )
-        .status,
+        patch(&location, &s.secret, Some("\"stale\""), &trickle).status,
         412
     );
     assert_eq!(
@@ -459,42 +377,20 @@ fn patch_trickles_and_restarts_ice() {
         .status,
         415
     );
-    assert_eq!(
-        request("PATCH", &location, &s.secret, Some(frag), None, "v=0\r\n").status,
-        400
-    );
+    assert_eq!(patch(&location, &s.secret, None, "v=0\r\n").status, 400);
 
     // New credentials without If-Match "*" restart nothing (a late trickle
     // of an earlier generation, or a restart RFC 9725 does not allow).
     let foreign = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\n";
+    assert_eq!(patch(&location, &s.secret, None, foreign).status, 412);
     assert_eq!(
-        request("PATCH", &location, &s.secret, Some(frag), None, foreign).status,
-        412
-    );
-    assert_eq!(
-        request(
-            "PATCH",
-            &location,
-            &s.secret,
-            Some(frag),
-            Some(&etag),
-            foreign
-        )
-        .status,
+        patch(&location, &s.secret, Some(&etag), foreign).status,
         412
     );
     // A weak tag never matches (RFC 9110 strong comparison).
     let weak = format!("W/{etag}");
     assert_eq!(
-        request(
-            "PATCH",
-            &location,
-            &s.secret,
-            Some(frag),
-            Some(&weak),
-            &trickle
-        )
-        .status,
+        patch(&location, &s.secret, Some(&weak), &trickle).status,
         412
     );
 
@@ -508,7 +404,7 @@ fn patch_trickles_and_restarts_ice() {
         "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n",
         creds.ufrag, creds.pass
     );
-    let r = request("PATCH", &location, &s.secret, Some(frag), Some("*"), &body);
+    let r = patch(&location, &s.secret, Some("*"), &body);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some(frag));
     let new_etag = r.header("etag").unwrap().to_owned();
@@ -527,15 +423,7 @@ fn patch_trickles_and_restarts_ice() {
     assert!(r.body.contains("a=candidate:"), "{}", r.body);
     // The old ETag no longer matches.
     assert_eq!(
-        request(
-            "PATCH",
-            &location,
-            &s.secret,
-            Some(frag),
-            Some(&etag),
-            &trickle
-        )
-        .status,
+        patch(&location, &s.secret, Some(&etag), &trickle).status,
         412
     );
     // str0m takes our new credentials as the answer to its restart offer.
@@ -554,10 +442,8 @@ fn patch_trickles_and_restarts_ice() {
     bc.accept_answer(pending, &restarted);
 
     // Media still reaches a subscriber after the restart.
-    let live: serde_json::Value = serde_json::from_str(
-        &request("GET", &s.url("whip", "live"), &s.secret, None, None, "").body,
-    )
-    .unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&get(&s.url("whip", "live"), &s.secret).body).unwrap();
     let (mut sub, _, pulled) = common::pull(
         &s.api,
         serde_json::json!([{"location": "remote", "sessionId": live["sessionId"], "trackName": "live-audio"}]),
@@ -576,41 +462,20 @@ fn patch_trickles_and_restarts_ice() {
 fn a_broadcaster_that_reconnects_takes_its_players_along() {
     let s = setup();
     let (mut first, offer, pending, _, _) = broadcaster();
-    let r = request(
-        "POST",
-        &s.url("whip", "obs"),
-        &s.secret,
-        Some("application/sdp"),
-        None,
-        &offer,
-    );
+    let r = post_sdp(&s.url("whip", "obs"), &s.secret, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
     let first_session = r.header("x-calls-session").unwrap().to_owned();
     first.accept_answer(pending, &r.body);
     connect(&mut [&mut first]);
     let (mut pl, offer, pending, p_audio, _) = player();
-    let r = request(
-        "POST",
-        &s.url("whep", "obs"),
-        &s.secret,
-        Some("application/sdp"),
-        None,
-        &offer,
-    );
+    let r = post_sdp(&s.url("whep", "obs"), &s.secret, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
     pl.accept_answer(pending, &r.body);
     connect(&mut [&mut first, &mut pl]);
 
     // The broadcaster comes back (a new PeerConnection, as OBS does).
     let (mut second, offer, pending, audio, video) = broadcaster();
-    let r = request(
-        "POST",
-        &s.url("whip", "obs"),
-        &s.secret,
-        Some("application/sdp"),
-        None,
-        &offer,
-    );
+    let r = post_sdp(&s.url("whip", "obs"), &s.secret, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
     second.accept_answer(pending, &r.body);
     connect(&mut [&mut second, &mut pl]);
@@ -639,19 +504,12 @@ fn a_broadcaster_that_reconnects_takes_its_players_along() {
 fn bad_requests_get_rfc_9725_statuses() {
     let s = setup();
     let (_, offer, _, _, _) = broadcaster();
-    let sdp = Some("application/sdp");
     let whip = s.url("whip", "show");
     // Token: none, wrong, or another stream's.
-    assert_eq!(request("POST", &whip, "", sdp, None, &offer).status, 401);
-    assert_eq!(
-        request("POST", &whip, "wrong", sdp, None, &offer).status,
-        401
-    );
+    assert_eq!(post_sdp(&whip, "", &offer).status, 401);
+    assert_eq!(post_sdp(&whip, "wrong", &offer).status, 401);
     let other = switchboard::ids::scoped_token(s.secret.as_bytes(), "whip:other");
-    assert_eq!(
-        request("POST", &whip, &other, sdp, None, &offer).status,
-        401
-    );
+    assert_eq!(post_sdp(&whip, &other, &offer).status, 401);
     // Content type.
     assert_eq!(
         request(
@@ -671,65 +529,36 @@ fn bad_requests_get_rfc_9725_statuses() {
     );
     // Malformed or useless SDP.
     for bad in ["hello", "v=0\r\n", &offer.replace("sendonly", "recvonly")] {
-        let r = request("POST", &whip, &s.secret, sdp, None, bad);
+        let r = post_sdp(&whip, &s.secret, bad);
         assert_eq!(r.status, 400, "{bad:?}: {}", r.body);
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert!(body["errorCode"].is_string());
     }
     // Unknown app, bad stream names, unknown sessions.
     let unknown_app = format!("{}/v1/apps/nope/whip/show", s.http);
-    assert_eq!(
-        request("POST", &unknown_app, &s.secret, sdp, None, &offer).status,
-        404
-    );
+    assert_eq!(post_sdp(&unknown_app, &s.secret, &offer).status, 404);
     let long = s.url("whip", &"x".repeat(49));
-    assert_eq!(
-        request("POST", &long, &s.secret, sdp, None, &offer).status,
-        404
-    );
-    let frag = Some("application/trickle-ice-sdpfrag");
+    assert_eq!(post_sdp(&long, &s.secret, &offer).status, 404);
     let ghost = format!("{whip}/00000000000000000000000000000000");
     assert_eq!(
-        request(
-            "PATCH",
-            &ghost,
-            &s.secret,
-            frag,
-            None,
-            "a=end-of-candidates\r\n"
-        )
-        .status,
+        patch(&ghost, &s.secret, None, "a=end-of-candidates\r\n").status,
         404
     );
-    assert_eq!(
-        request("DELETE", &ghost, &s.secret, None, None, "").status,
-        404
-    );
+    assert_eq!(delete(&ghost, &s.secret).status, 404);
     // WHEP of a stream nobody publishes.
     let (_, play_offer, _, _, _) = player();
     assert_eq!(
-        request(
-            "POST",
-            &s.url("whep", "show"),
-            &s.secret,
-            sdp,
-            None,
-            &play_offer
-        )
-        .status,
+        post_sdp(&s.url("whep", "show"), &s.secret, &play_offer).status,
         404
     );
     // A session of one stream is not found under another.
     let (mut bc, offer2, pending, _, _) = broadcaster();
-    let r = request("POST", &whip, &s.secret, sdp, None, &offer2);
+    let r = post_sdp(&whip, &s.secret, &offer2);
     assert_eq!(r.status, 201, "{}", r.body);
     bc.accept_answer(pending, &r.body);
     let id = r.header("x-calls-session").unwrap();
     let elsewhere = format!("{}/{id}", s.url("whip", "other"));
-    assert_eq!(
-        request("DELETE", &elsewhere, &s.secret, None, None, "").status,
-        404
-    );
+    assert_eq!(delete(&elsewhere, &s.secret).status, 404);
     // Preflight: the RFC's Accept-Post, and CORS for browsers.
     let pre = agent().options(&whip).call().expect("OPTIONS");
     assert_eq!(pre.status().as_u16(), 204);
@@ -756,27 +585,23 @@ fn whip_and_whep_are_bounded_like_any_session() {
     let (app, secret) = (app.to_owned(), secret.to_owned());
     let http = format!("http://{}", server.http_addr);
     let url = |door: &str, stream: &str| format!("{http}/v1/apps/{app}/{door}/{stream}");
-    let sdp = Some("application/sdp");
 
     // Offers that fail cost nothing: no session is left behind.
     let (_, offer, _, _, _) = broadcaster();
     let huge_offer = format!("{offer}{}", "a=x-padding:0123456789\r\n".repeat(50_000));
     assert_eq!(
-        request("POST", &url("whip", "a"), &secret, sdp, None, &huge_offer).status,
+        post_sdp(&url("whip", "a"), &secret, &huge_offer).status,
         413
     );
     let padded = format!("{offer}{}", "a=x-padding:0123456789\r\n".repeat(3_000));
-    let r = request("POST", &url("whip", "a"), &secret, sdp, None, &padded);
+    let r = post_sdp(&url("whip", "a"), &secret, &padded);
     assert_eq!(r.status, 413, "over 64 KiB: {}", r.body);
     let many_sections: String = (0..300)
         .map(|i| format!("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\na=rtpmap:111 opus/48000/2\r\n"))
         .collect();
-    let r = request(
-        "POST",
+    let r = post_sdp(
         &url("whip", "a"),
         &secret,
-        sdp,
-        None,
         &format!("{offer}{many_sections}"),
     );
     assert_eq!(r.status, 400, "{}", r.body);
@@ -786,38 +611,27 @@ fn whip_and_whep_are_bounded_like_any_session() {
     let mut locations = Vec::new();
     for stream in ["a", "b", "c"] {
         let (_, offer, _, _, _) = broadcaster();
-        let r = request("POST", &url("whip", stream), &secret, sdp, None, &offer);
+        let r = post_sdp(&url("whip", stream), &secret, &offer);
         assert_eq!(r.status, 201, "{}", r.body);
         locations.push(r.header("location").unwrap().to_owned());
     }
     let (_, offer, _, _, _) = broadcaster();
-    let r = request("POST", &url("whip", "d"), &secret, sdp, None, &offer);
+    let r = post_sdp(&url("whip", "d"), &secret, &offer);
     assert_eq!(r.status, 503, "{}", r.body);
     let (_, play, _, _, _) = player();
-    assert_eq!(
-        request("POST", &url("whep", "a"), &secret, sdp, None, &play).status,
-        503
-    );
+    assert_eq!(post_sdp(&url("whep", "a"), &secret, &play).status, 503);
     assert_eq!(metric_at(&http, "switchboard_sessions"), Some(3.0));
     assert_eq!(whip_gauge(&http, "publish"), 3.0);
     // A DELETE makes room again.
-    let r = request(
-        "DELETE",
-        &format!("{http}{}", locations[0]),
-        &secret,
-        None,
-        None,
-        "",
-    );
+    let r = delete(&format!("{http}{}", locations[0]), &secret);
     assert_eq!(r.status, 200);
-    let r = request("POST", &url("whip", "d"), &secret, sdp, None, &offer);
+    let r = post_sdp(&url("whip", "d"), &secret, &offer);
     assert_eq!(r.status, 201, "{}", r.body);
 
     // A trickle fragment is bounded too.
     let flood = "a=candidate:1 1 udp 1 192.0.2.1 5000 typ host\r\n".repeat(65);
-    let frag = Some("application/trickle-ice-sdpfrag");
     let target = format!("{http}{}", locations[1]);
-    let r = request("PATCH", &target, &secret, frag, None, &flood);
+    let r = patch(&target, &secret, None, &flood);
     assert_eq!(r.status, 400, "{}", r.body);
     // And the sessions are all still there.
     assert_eq!(metric_at(&http, "switchboard_sessions"), Some(3.0));
