@@ -5,7 +5,9 @@
 //! "relay"` and credentials from `generate-ice-servers` publish and pull
 //! camera and microphone, over TURN/UDP and over TURN/TCP (there UDP to
 //! coturn's port is dropped too); after `revoke`, coturn refuses a new
-//! allocation with that username (tests/browser/turn.mjs).
+//! allocation with that username (tests/browser/turn.mjs). Over UDP the
+//! demo page, opened with `?turn=relay`, runs its echo through coturn too
+//! (without it, the echo cannot connect there).
 //!
 //! Needs root, coturn, Chromium and tests/browser/node_modules
 //! (`tools/test` installs them).
@@ -113,6 +115,13 @@ fn relay(transport: &str) -> serde_json::Value {
         transport,
     ]);
     let (status, stdout, stderr) = netns::output_within(node, 120);
+    // The demo page's echo through the TURN server (UDP to coturn).
+    let demo = (transport == "udp").then(|| {
+        let mut echo = ns.command("node");
+        echo.arg(browser::script("echo.mjs"))
+            .arg("http://127.0.0.1:8080/?turn=relay");
+        netns::output_within(echo, 60)
+    });
     let logs = server.logs();
     let coturn_log = std::fs::read_to_string(dir.join("turn.log")).unwrap_or_default();
     let (_, _, down_err) = down();
@@ -124,6 +133,14 @@ fn relay(transport: &str) -> serde_json::Value {
         "{transport}: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}\n--- coturn ---\n{coturn_log}\n{down_err}"
     );
     eprintln!("{transport}: {}", stdout.trim());
+    if let Some((status, out, err)) = demo {
+        let echo: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        assert!(
+            status.success() && echo["ok"] == true && echo["framesDecoded"].as_u64() > Some(60),
+            "the demo page with ?turn=relay: {out}\n--- browser ---\n{err}\n--- server ---\n{logs}"
+        );
+        eprintln!("demo ?turn=relay: {}", out.trim());
+    }
     result
 }
 
