@@ -78,9 +78,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/whip/{stream}/{session}",
-            patch(super::whip::whip_patch)
-                .delete(super::whip::whip_delete)
-                .route_layer(timed("whip session")),
+            patch(super::whip::patch)
+                .delete(super::whip::delete)
+                .route_layer(timed("whip session"))
+                .route_layer(axum::Extension(crate::whip::Door::Whip)),
         )
         .route(
             "/whep/{stream}",
@@ -88,9 +89,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route(
             "/whep/{stream}/{session}",
-            patch(super::whip::whep_patch)
-                .delete(super::whip::whep_delete)
-                .route_layer(timed("whep session")),
+            patch(super::whip::patch)
+                .delete(super::whip::delete)
+                .route_layer(timed("whep session"))
+                .route_layer(axum::Extension(crate::whip::Door::Whep)),
         )
         .route(
             "/sessions/{session}/datachannels/{op}",

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -296,14 +296,15 @@ pub async fn play(
     }
 }
 
-/// PATCH of a WHIP or WHEP session: trickle (204) or ICE restart (200).
-async fn patch(
-    s: ApiState,
-    (app, stream, session): (String, String, String),
+/// PATCH of a WHIP or WHEP session (its door set by the route):
+/// trickle (204) or ICE restart (200).
+pub async fn patch(
+    State(s): State<ApiState>,
+    Path((app, stream, session)): Path<(String, String, String)>,
+    Extension(door): Extension<Door>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
-    door: Door,
 ) -> Response {
     let (app, _) = match admit(&s, &app, &stream, &caller, door) {
         Ok(a) => a,
@@ -341,13 +342,13 @@ async fn patch(
     }
 }
 
-/// DELETE of a WHIP or WHEP session: it ends (200), and the TURN username
-/// its `Link` headers carried is revoked.
-async fn delete(
-    s: ApiState,
-    (app, stream, session): (String, String, String),
+/// DELETE of a WHIP or WHEP session (its door set by the route): it ends
+/// (200), and the TURN username its `Link` headers carried is revoked.
+pub async fn delete(
+    State(s): State<ApiState>,
+    Path((app, stream, session)): Path<(String, String, String)>,
+    Extension(door): Extension<Door>,
     caller: Caller,
-    door: Door,
 ) -> Response {
     let (app, _) = match admit(&s, &app, &stream, &caller, door) {
         Ok(a) => a,
@@ -364,44 +365,4 @@ async fn delete(
         }
         Err(e) => e.into_response(),
     }
-}
-
-/// PATCH of a WHIP session.
-pub async fn whip_patch(
-    State(s): State<ApiState>,
-    Path(p): Path<(String, String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    patch(s, p, caller, headers, body, Door::Whip).await
-}
-
-/// PATCH of a WHEP session.
-pub async fn whep_patch(
-    State(s): State<ApiState>,
-    Path(p): Path<(String, String, String)>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    patch(s, p, caller, headers, body, Door::Whep).await
-}
-
-/// DELETE of a WHIP session.
-pub async fn whip_delete(
-    State(s): State<ApiState>,
-    Path(p): Path<(String, String, String)>,
-    caller: Caller,
-) -> Response {
-    delete(s, p, caller, Door::Whip).await
-}
-
-/// DELETE of a WHEP session.
-pub async fn whep_delete(
-    State(s): State<ApiState>,
-    Path(p): Path<(String, String, String)>,
-    caller: Caller,
-) -> Response {
-    delete(s, p, caller, Door::Whep).await
 }

@@ -13,17 +13,18 @@ pub mod credentials;
 pub mod store;
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::config::TurnConfig;
+use crate::control::rate_window::RateWindow;
 use credentials::{Credentials, Refused};
 use store::{StoreError, UserStore};
 
-/// Most credentials one TURN key may issue per minute (each is a user
+/// Most credentials one TURN key may issue per second (each is a user
 /// store entry that lives up to 48 h).
-pub const ISSUED_PER_MINUTE: u32 = 1_200;
+pub const ISSUED_PER_SECOND: u32 = 20;
 
 /// One ICE server entry (RTCIceServer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,7 +46,7 @@ pub enum TurnError {
     #[error("{0}")]
     Invalid(String),
     /// The key issued its share for this minute.
-    #[error("more than {ISSUED_PER_MINUTE} credentials a minute")]
+    #[error("more than {ISSUED_PER_SECOND} credentials a second")]
     RateLimited,
     /// The user store failed.
     #[error(transparent)]
@@ -58,35 +59,11 @@ impl From<Refused> for TurnError {
     }
 }
 
-/// A fixed one-minute window of issued credentials.
-#[derive(Debug)]
-struct Window {
-    started: Option<Instant>,
-    issued: u32,
-}
-
-impl Window {
-    fn admit(&mut self, now: Instant) -> bool {
-        match self.started {
-            Some(t) if now.saturating_duration_since(t) < Duration::from_secs(60) => {}
-            _ => {
-                self.started = Some(now);
-                self.issued = 0;
-            }
-        }
-        if self.issued >= ISSUED_PER_MINUTE {
-            return false;
-        }
-        self.issued += 1;
-        true
-    }
-}
-
 /// The TURN credentials service.
 pub struct Turn {
     config: TurnConfig,
     store: UserStore,
-    window: Mutex<Window>,
+    window: Mutex<RateWindow>,
 }
 
 impl Turn {
@@ -95,10 +72,7 @@ impl Turn {
         Ok(Turn {
             store: UserStore::open(&config.redis, &config.realm)?,
             config,
-            window: Mutex::new(Window {
-                started: None,
-                issued: 0,
-            }),
+            window: Mutex::new(RateWindow::new(Instant::now())),
         })
     }
 
@@ -137,7 +111,7 @@ impl Turn {
 
     /// Issues credentials valid for `ttl` seconds and admits them in the
     /// user store: the STUN entry and the TURN entry with them. Counted
-    /// against the key's [`ISSUED_PER_MINUTE`].
+    /// against the key's [`ISSUED_PER_SECOND`].
     pub async fn issue(
         &self,
         ttl: u64,
@@ -146,15 +120,17 @@ impl Turn {
         now_unix: u64,
     ) -> Result<[IceServer; 2], TurnError> {
         let c = self.credentials(ttl, identifier, now_unix)?;
-        if !self
-            .window
+        self.count_issue(now)?;
+        self.admit(c).await
+    }
+
+    /// Counts one issue against the key's rate.
+    fn count_issue(&self, now: Instant) -> Result<(), TurnError> {
+        self.window
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .admit(now)
-        {
-            return Err(TurnError::RateLimited);
-        }
-        self.admit(c).await
+            .count(ISSUED_PER_SECOND, now)
+            .map_err(|_| TurnError::RateLimited)
     }
 
     /// The same for a WHIP/WHEP session's `Link` headers: not counted
@@ -229,20 +205,7 @@ pub enum KeyCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_window_admits_its_share_a_minute() {
-        let mut w = Window {
-            started: None,
-            issued: 0,
-        };
-        let t0 = Instant::now();
-        for _ in 0..ISSUED_PER_MINUTE {
-            assert!(w.admit(t0));
-        }
-        assert!(!w.admit(t0 + Duration::from_secs(59)));
-        assert!(w.admit(t0 + Duration::from_secs(60)));
-    }
+    use std::time::Duration;
 
     fn turn(host: &str, tls_port: Option<u16>) -> Turn {
         Turn::new(TurnConfig {
@@ -256,6 +219,17 @@ mod tests {
             key_token: "t".into(),
         })
         .unwrap()
+    }
+
+    #[test]
+    fn the_key_issues_its_share_a_second() {
+        let t = turn("h", None);
+        let t0 = Instant::now();
+        for _ in 0..ISSUED_PER_SECOND {
+            assert!(t.count_issue(t0).is_ok());
+        }
+        assert!(t.count_issue(t0 + Duration::from_millis(999)).is_err());
+        assert!(t.count_issue(t0 + Duration::from_secs(1)).is_ok());
     }
 
     #[test]

@@ -233,14 +233,10 @@ impl Resources {
         self.by_session.is_empty()
     }
 
-    /// (publishers, players).
+    /// (publishers, players). Every publisher kept is its stream's live
+    /// one (a replaced one is dropped), so `live` counts them.
     pub fn counts(&self) -> (usize, usize) {
-        let publishers = self
-            .by_session
-            .values()
-            .filter(|r| matches!(r.role, Role::Publish { .. }))
-            .count();
-        (publishers, self.by_session.len() - publishers)
+        (self.live.len(), self.by_session.len() - self.live.len())
     }
 }
 

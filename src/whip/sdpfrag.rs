@@ -35,12 +35,6 @@ impl fmt::Display for FragmentError {
     }
 }
 
-/// RFC 8839 §5.4 `ice-char`.
-fn ice_chars(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-}
-
 impl Fragment {
     /// Reads a fragment. Lines are `a=` attributes, `m=` lines (which say
     /// which media section the following ones belong to; with BUNDLE they
@@ -85,10 +79,8 @@ impl Fragment {
         out.restart = match (ufrag, pwd) {
             (None, None) => None,
             (Some(u), Some(p)) => {
-                let ok = (4..=256).contains(&u.len())
-                    && (22..=256).contains(&p.len())
-                    && ice_chars(&u)
-                    && ice_chars(&p);
+                use crate::sdp::bounds::{PWD_LEN, UFRAG_LEN, is_ice_credential};
+                let ok = is_ice_credential(&u, UFRAG_LEN) && is_ice_credential(&p, PWD_LEN);
                 if !ok {
                     return Err(FragmentError(
                         "ice-ufrag must be 4-256 and ice-pwd 22-256 ice-chars".into(),
