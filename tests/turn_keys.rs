@@ -10,9 +10,9 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use common::cluster::{REDIS_PASSWORD, free_tcp_port, redis, start_redis};
+use common::http::{delete, post_sdp, request};
 use serde_json::{Value, json};
 use switchboard::config::{Config, TurnConfig};
 use switchboard::server::Server;
@@ -38,26 +38,13 @@ fn turn_server(redis_port: u16) -> Server {
 }
 
 fn post(server: &Server, path: &str, token: &str, body: Option<&Value>) -> (u16, String) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into();
     let url = format!("http://{}{path}", server.http_addr);
-    let req = agent
-        .post(&url)
-        .header("Authorization", &format!("Bearer {token}"));
-    let mut r = match body {
-        Some(b) => req
-            .header("Content-Type", "application/json")
-            .send(b.to_string()),
-        None => req.send_empty(),
-    }
-    .expect("HTTP");
-    (
-        r.status().as_u16(),
-        r.body_mut().read_to_string().unwrap_or_default(),
-    )
+    let (content_type, body) = match body {
+        Some(b) => (Some("application/json"), b.to_string()),
+        None => (None, String::new()),
+    };
+    let r = request("POST", &url, token, content_type, None, &body);
+    (r.status, r.body)
 }
 
 fn credentials_path(what: &str) -> String {
@@ -245,31 +232,11 @@ fn whip_links(server: &Server) -> (u16, Vec<String>, String) {
             None,
         );
     });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let r = agent
-        .post(&format!(
-            "http://{}/v1/apps/{app}/whip/links",
-            server.http_addr
-        ))
-        .header("Authorization", &format!("Bearer {secret}"))
-        .header("Content-Type", "application/sdp")
-        .send(&offer)
-        .expect("HTTP");
-    let links = r
-        .headers()
-        .get_all("link")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect();
-    let location = r
-        .headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
-    (r.status().as_u16(), links, location)
+    let url = format!("http://{}/v1/apps/{app}/whip/links", server.http_addr);
+    let r = post_sdp(&url, secret, &offer);
+    let links = r.all("link").into_iter().map(str::to_owned).collect();
+    let location = r.header("location").unwrap_or_default().to_owned();
+    (r.status, links, location)
 }
 
 #[test]
@@ -305,15 +272,7 @@ fn whip_answers_carry_ice_server_links_with_stored_credentials() {
     );
     // Deleting the session revokes them.
     let (_, secret) = server.app();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let r = agent
-        .delete(&format!("http://{}{location}", server.http_addr))
-        .header("Authorization", &format!("Bearer {secret}"))
-        .call()
-        .expect("HTTP");
-    assert_eq!(r.status().as_u16(), 200);
+    let r = delete(&format!("http://{}{location}", server.http_addr), secret);
+    assert_eq!(r.status, 200);
     assert_eq!(redis(port, &["EXISTS", &user_key(&username)]), "0");
 }

@@ -8,104 +8,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::http::{agent, delete, get, patch, post_sdp, request};
 use common::{Api, Peer, drive, metric_at, server, vp8_frame};
 use str0m::change::SdpPendingOffer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-
-/// An HTTP answer: status, headers, body text.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .into()
-}
-
-/// `method` `url` with a bearer token, optional content type, If-Match and body.
-fn request(
-    method: &str,
-    url: &str,
-    token: &str,
-    content_type: Option<&str>,
-    if_match: Option<&str>,
-    body: &str,
-) -> Reply {
-    let a = agent();
-    let auth = format!("Bearer {token}");
-    let mut r = match method {
-        "POST" => {
-            let mut req = a.post(url).header("Authorization", &auth);
-            if let Some(t) = content_type {
-                req = req.header("Content-Type", t);
-            }
-            req.send(body)
-        }
-        "PATCH" => {
-            let mut req = a.patch(url).header("Authorization", &auth);
-            if let Some(t) = content_type {
-                req = req.header("Content-Type", t);
-            }
-            if let Some(m) = if_match {
-                req = req.header("If-Match", m);
-            }
-            req.send(body)
-        }
-        "DELETE" => a.delete(url).header("Authorization", &auth).call(),
-        "GET" => a.get(url).header("Authorization", &auth).call(),
-        m => panic!("method {m}"),
-    }
-    .expect("HTTP request");
-    let headers = r
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    Reply {
-        status: r.status().as_u16(),
-        headers,
-        body: r.body_mut().read_to_string().unwrap_or_default(),
-    }
-}
-
-fn post_sdp(url: &str, token: &str, offer: &str) -> Reply {
-    request("POST", url, token, Some("application/sdp"), None, offer)
-}
-
-/// A PATCH with a trickle/restart fragment.
-fn patch(url: &str, token: &str, if_match: Option<&str>, fragment: &str) -> Reply {
-    request(
-        "PATCH",
-        url,
-        token,
-        Some("application/trickle-ice-sdpfrag"),
-        if_match,
-        fragment,
-    )
-}
-
-fn delete(url: &str, token: &str) -> Reply {
-    request("DELETE", url, token, None, None, "")
-}
-
-fn get(url: &str, token: &str) -> Reply {
-    request("GET", url, token, None, None, "")
-}
 
 struct Setup {
     server: switchboard::server::Server,

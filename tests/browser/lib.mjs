@@ -42,9 +42,9 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function openTab(browser, args, name) {
-  const context = await browser.newContext();
-  const page = await context.newPage();
+// Logs `page`'s console, errors and failed requests as `name`, opens the
+// server's page in it and installs page.mjs's helpers.
+export async function preparePage(page, args, name) {
   page.on("console", (m) => console.error(`[${name} console.${m.type()}] ${m.text()}`));
   page.on("pageerror", (e) => console.error(`[${name} pageerror] ${e && e.stack ? e.stack : e}`));
   page.on("response", (r) => {
@@ -53,6 +53,12 @@ async function openTab(browser, args, name) {
   const res = await page.goto(args.pageUrl, { waitUntil: "load", timeout: 10000 });
   if (!res || !res.ok()) throw new Error(`GET ${args.pageUrl}: HTTP ${res ? res.status() : "no response"}`);
   await page.evaluate(installHelpers, { apiBase: args.apiBase, secret: args.secret });
+  return page;
+}
+
+async function openTab(browser, args, name) {
+  const context = await browser.newContext();
+  const page = await preparePage(await context.newPage(), args, name);
   return { context, page };
 }
 

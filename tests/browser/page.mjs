@@ -13,6 +13,9 @@
 //                               fake camera at 1280x720 as three VP8 layers
 //                               f, h, q (1, 1/2, 1/4 of the resolution);
 //                               encodings() → {rid: {width, frames, ...}}
+//   simulcastTransceiver(pc) → that camera and its three layers on pc (no
+//                               signalling: WHIP clients use it too)
+//   attach(track)             → plays a received track in the page
 //   pull(publisherSessionId, trackNames, fields?)
 //                             → {pc, sessionId, offer, mids: {trackName: mid}}
 //                               (fields, e.g. {simulcast}, go into each item)
@@ -119,9 +122,10 @@ export function installHelpers(cfg) {
     return { pc, sessionId, transceivers, offer: pc.localDescription.sdp, answer: res.sessionDescription.sdp };
   }
 
-  async function pushSimulcast(name) {
+  // The fake camera at 1280x720 on `pc` as three VP8 layers f, h, q (1,
+  // 1/2, 1/4 of the resolution), keeping the resolution under load.
+  async function simulcastTransceiver(pc) {
     const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 } });
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
     const transceiver = pc.addTransceiver(camera.getVideoTracks()[0], {
       direction: "sendonly",
       sendEncodings: [
@@ -134,6 +138,12 @@ export function installHelpers(cfg) {
     const params = transceiver.sender.getParameters();
     params.degradationPreference = "maintain-resolution";
     await transceiver.sender.setParameters(params);
+    return transceiver;
+  }
+
+  async function pushSimulcast(name) {
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const transceiver = await simulcastTransceiver(pc);
     await pc.setLocalDescription(await pc.createOffer());
     note("simulcastOffer", pc.localDescription.sdp.split("\r\n").filter((l) => /^a=(rid|simulcast)/.test(l)));
     const { sessionId } = await apiOk("POST", "/sessions/new");
@@ -276,7 +286,7 @@ export function installHelpers(cfg) {
   }
 
   window.sb = {
-    api, apiOk, push, pushSimulcast, pull, waitConnected, waitFor, rtp, frames, watchFrames, flow, metrics, sdpSummary, iceCredentials,
+    api, apiOk, push, pushSimulcast, simulcastTransceiver, attach, pull, waitConnected, waitFor, rtp, frames, watchFrames, flow, metrics, sdpSummary, iceCredentials,
     pickCodecs, sleep, note, notes,
   };
 }

@@ -24,8 +24,7 @@
 
 import { chromium } from "playwright-core";
 import { CHROMIUM_ARGS } from "./chromium-args.mjs";
-import { installHelpers } from "./page.mjs";
-import { withTimeout } from "./lib.mjs";
+import { preparePage, withTimeout } from "./lib.mjs";
 
 const FRAMES = 30;
 const HARD_TIMEOUT_MS = 60000;
@@ -91,14 +90,6 @@ function pickTurn(iceServers) {
 // In the page, next to window.sb: window.relay.
 function installRelayHelpers() {
   const sb = window.sb;
-  const attach = (track) => {
-    const el = document.createElement(track.kind);
-    el.autoplay = true;
-    el.muted = track.kind === "video";
-    el.srcObject = new MediaStream([track]);
-    document.body.append(el);
-    el.play().catch(() => {});
-  };
 
   // A relay-only peer connection; its candidate errors in pc.candidateErrors.
   function peer(iceServer) {
@@ -157,7 +148,7 @@ function installRelayHelpers() {
 
   async function pull(iceServer, sessionId) {
     const pc = peer(iceServer);
-    pc.ontrack = (e) => attach(e.track);
+    pc.ontrack = (e) => sb.attach(e.track);
     const { sessionId: own } = await sb.apiOk("POST", "/sessions/new");
     const res = await sb.apiOk("POST", `/sessions/${own}/tracks/new`, {
       tracks: ["relay-video", "relay-audio"].map((trackName) => ({ location: "remote", sessionId, trackName })),
@@ -194,15 +185,7 @@ function installRelayHelpers() {
 }
 
 async function openTab(context, name) {
-  const page = await context.newPage();
-  page.on("console", (m) => console.error(`[${name} console.${m.type()}] ${m.text()}`));
-  page.on("pageerror", (e) => console.error(`[${name} pageerror] ${e && e.stack ? e.stack : e}`));
-  page.on("response", (r) => {
-    if (r.status() >= 400) console.error(`[${name} http ${r.status()}] ${r.request().method()} ${r.url()}`);
-  });
-  const res = await page.goto(pageUrl, { waitUntil: "load", timeout: 10000 });
-  if (!res || !res.ok()) throw new Error(`GET ${pageUrl}: HTTP ${res ? res.status() : "no response"}`);
-  await page.evaluate(installHelpers, { apiBase, secret });
+  const page = await preparePage(await context.newPage(), { pageUrl, apiBase, secret }, name);
   await page.evaluate(installRelayHelpers);
   return page;
 }

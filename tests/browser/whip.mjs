@@ -21,8 +21,7 @@
 // Prints lib.mjs's one JSON line ({"ok", "ms", "scenarios": [{..., "passed"}]}).
 
 import { readFileSync } from "node:fs";
-import { installHelpers } from "./page.mjs";
-import { main, parseArgs, withTimeout } from "./lib.mjs";
+import { main, parseArgs, preparePage, withTimeout } from "./lib.mjs";
 
 const SCENARIOS = ["publish-play", "simulcast"];
 const STREAM = "show";
@@ -89,18 +88,9 @@ function installClients(sources) {
   })();
 }
 
-// A second tab in the scenario's browser context, like lib.mjs's own.
+// A second tab in the scenario's browser context.
 async function openTab(first, name) {
-  const page = await first.context().newPage();
-  page.on("console", (m) => console.error(`[${name} console.${m.type()}] ${m.text()}`));
-  page.on("pageerror", (e) => console.error(`[${name} pageerror] ${e && e.stack ? e.stack : e}`));
-  page.on("response", (r) => {
-    if (r.status() >= 400) console.error(`[${name} http ${r.status()}] ${r.request().method()} ${r.url()}`);
-  });
-  const res = await page.goto(args.pageUrl, { waitUntil: "load", timeout: 10000 });
-  if (!res || !res.ok()) throw new Error(`GET ${args.pageUrl}: HTTP ${res ? res.status() : "no response"}`);
-  await page.evaluate(installHelpers, { apiBase: args.apiBase, secret: args.secret });
-  return page;
+  return preparePage(await first.context().newPage(), args, name);
 }
 
 // GET of the WHIP stream (from here): {status, json}.
@@ -161,14 +151,7 @@ async function publishPlay(pageA) {
       const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
       pc.addTransceiver("audio", { direction: "recvonly" });
       pc.addTransceiver("video", { direction: "recvonly" });
-      pc.ontrack = (e) => {
-        const el = document.createElement(e.track.kind);
-        el.autoplay = true;
-        el.muted = e.track.kind === "video";
-        el.srcObject = new MediaStream([e.track]);
-        document.body.append(el);
-        el.play().catch(() => {});
-      };
+      pc.ontrack = (e) => sb.attach(e.track);
       const client = new window.WHEPClient();
       window.whep = { pc, client };
       await client.view(pc, url, token);
@@ -257,17 +240,8 @@ async function simulcast(pageA) {
     await withTimeout(pageA.evaluate(installClients, CLIENTS), 5000, "loading the clients in page A");
     figures.publish = await withTimeout(pageA.evaluate(async ({ url, token }) => {
       const sb = window.sb;
-      const camera = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720, frameRate: 30 } });
       const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
-      const tr = pc.addTransceiver(camera.getVideoTracks()[0], {
-        direction: "sendonly",
-        sendEncodings: [
-          { rid: "f", maxBitrate: 1_500_000 },
-          { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-          { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-        ],
-      });
-      tr.setCodecPreferences(RTCRtpSender.getCapabilities("video").codecs.filter((c) => /vp8|rtx/i.test(c.mimeType)));
+      await sb.simulcastTransceiver(pc);
       const client = new window.WHIPClient();
       window.whip = { pc, client };
       await client.publish(pc, url, token);

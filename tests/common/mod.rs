@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod cluster;
 pub mod dtls_pair;
+pub mod http;
 pub mod sdp_text;
 pub mod ws_endpoint;
 
