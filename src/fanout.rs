@@ -8,9 +8,10 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::ids::{SessionKey, TrackKey};
+use crate::recording::tap::Tap;
 
 /// Subscribers of one track, grouped by the worker that owns them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct TrackFanout {
     /// The track.
     pub key: TrackKey,
     table: ArcSwap<FanoutTable>,
+    /// Recorders' taps on the track (`None`: not recorded, the common case,
+    /// one load per run).
+    taps: ArcSwapOption<Vec<Arc<Tap>>>,
 }
 
 /// Track keys are unique in the process.
@@ -43,12 +47,41 @@ impl TrackFanout {
         TrackFanout {
             key,
             table: ArcSwap::from_pointee(FanoutTable::default()),
+            taps: ArcSwapOption::empty(),
         }
     }
 
     /// The current table; cheap, lock-free.
     pub fn load(&self) -> arc_swap::Guard<Arc<FanoutTable>> {
         self.table.load()
+    }
+
+    /// The recorders' taps, if any; cheap, lock-free.
+    pub fn taps(&self) -> arc_swap::Guard<Option<Arc<Vec<Arc<Tap>>>>> {
+        self.taps.load()
+    }
+
+    /// Adds a recorder's tap.
+    pub fn add_tap(&self, tap: Arc<Tap>) {
+        self.taps.rcu(|taps| {
+            let mut list = taps.as_deref().cloned().unwrap_or_default();
+            list.push(tap.clone());
+            Some(Arc::new(list))
+        });
+    }
+
+    /// Removes a recorder's tap (by identity).
+    pub fn remove_tap(&self, tap: &Arc<Tap>) {
+        self.taps.rcu(|taps| {
+            let list: Vec<Arc<Tap>> = taps
+                .as_deref()
+                .into_iter()
+                .flatten()
+                .filter(|t| !Arc::ptr_eq(t, tap))
+                .cloned()
+                .collect();
+            (!list.is_empty()).then(|| Arc::new(list))
+        });
     }
 
     /// Swaps in a new table if it differs; returns whether it did.

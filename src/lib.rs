@@ -28,6 +28,7 @@ pub mod fanout;
 pub mod ice;
 pub mod ids;
 pub mod logging;
+pub mod recording;
 pub mod sdp;
 pub mod server;
 pub mod simulcast;

@@ -66,6 +66,7 @@ pub struct Server {
     /// The WebSocket adapters (for metrics and tests).
     pub adapters: Arc<crate::adapters::Adapters>,
     adapter_runtime: Option<tokio::runtime::Runtime>,
+    recordings: Arc<crate::recording::Recordings>,
 }
 
 impl Server {
@@ -183,6 +184,10 @@ impl Server {
             Some(t) => Some(Arc::new(crate::turn::Turn::new(t)?)),
             None => None,
         };
+        let recordings = Arc::new(crate::recording::Recordings::new(
+            control.clone(),
+            config.recordings.clone(),
+        ));
         let state = ApiState {
             adapters: adapters.clone(),
             control: control.clone(),
@@ -193,7 +198,9 @@ impl Server {
             metrics_token: config.metrics_token.as_deref().map(Arc::from),
             whip: whip.clone(),
             turn,
+            recordings: recordings.clone(),
         };
+        let ended_recordings = recordings.clone();
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let ctl = control.clone();
         let connection_limits = listener::ConnectionLimits {
@@ -235,12 +242,14 @@ impl Server {
                     cluster.spawn(changes);
                     cluster
                 });
+                let forget_recordings = ended_recordings;
                 tokio::spawn(async move {
                     // WHIP/WHEP sessions that ended without a DELETE.
                     let mut interval = tokio::time::interval(std::time::Duration::from_secs(5));
                     loop {
                         interval.tick().await;
                         whip.forget_ended();
+                        forget_recordings.forget_ended();
                     }
                 });
                 let tick_ctl = ctl.clone();
@@ -280,6 +289,7 @@ impl Server {
             workers: Some(workers),
             adapters,
             adapter_runtime: Some(adapter_runtime),
+            recordings,
         })
     }
 
@@ -323,6 +333,8 @@ impl Server {
     }
 
     fn stop(&mut self) {
+        // Files are finished while the media still flows.
+        self.recordings.close_all();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use crate::engine::counters::{Bounds, Histogram};
 
 /// The routes timed, by the label they get in the metrics.
-pub const ROUTES: [&str; 17] = [
+pub const ROUTES: [&str; 21] = [
     "POST sessions/new",
     "POST tracks/new",
     "PUT renegotiate",
@@ -30,6 +30,10 @@ pub const ROUTES: [&str; 17] = [
     "whep session",
     "POST turn credentials",
     "POST turn revoke",
+    "POST recordings/new",
+    "POST recordings/close",
+    "GET recording",
+    "GET recordings",
 ];
 
 /// API latencies, in microseconds (100 µs to 1 s).

@@ -274,6 +274,7 @@ pub async fn metrics(State(state): State<ApiState>, headers: HeaderMap) -> Respo
          switchboard_whip_sessions{{role=\"play\"}} {players}"
     );
     super::adapter_metrics::write(&mut out, state.adapters.counters());
+    super::recording_metrics::write(&mut out, state.recordings.totals());
     if let Some(cluster) = &state.cluster {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &cluster.counters;

@@ -16,6 +16,8 @@ pub mod listener;
 pub mod metrics;
 pub mod node_calls;
 pub mod phase;
+pub mod recording_metrics;
+pub mod recordings;
 pub mod routes;
 pub mod state;
 pub mod turn;

@@ -63,6 +63,22 @@ pub fn router(state: ApiState) -> Router {
             get(session_stats).route_layer(timed("GET stats")),
         )
         .route(
+            "/recordings/new",
+            post(super::recordings::new).route_layer(timed("POST recordings/new")),
+        )
+        .route(
+            "/recordings/{recording}/close",
+            post(super::recordings::close).route_layer(timed("POST recordings/close")),
+        )
+        .route(
+            "/recordings/{recording}",
+            get(super::recordings::get).route_layer(timed("GET recording")),
+        )
+        .route(
+            "/recordings",
+            get(super::recordings::list).route_layer(timed("GET recordings")),
+        )
+        .route(
             "/adapters/websocket/new",
             post(super::adapters::open).route_layer(timed("POST adapters/websocket/new")),
         )

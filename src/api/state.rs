@@ -32,6 +32,8 @@ pub struct ApiState {
     pub whip: Arc<crate::whip::Whip>,
     /// The TURN credentials service, if a TURN server is configured.
     pub turn: Option<Arc<crate::turn::Turn>>,
+    /// Recordings.
+    pub recordings: Arc<crate::recording::Recordings>,
 }
 
 /// A JSON response.

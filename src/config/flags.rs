@@ -153,6 +153,16 @@ pub struct ServeArgs {
     /// The TURN key's bearer token.
     #[arg(long, env = "SWITCHBOARD_TURN_KEY_TOKEN")]
     pub turn_key_token: Option<String>,
+    /// Where recordings are written (made when the first one starts)
+    /// [default: recordings, in the working directory].
+    #[arg(long, env = "SWITCHBOARD_RECORDINGS_DIR")]
+    pub recordings_dir: Option<std::path::PathBuf>,
+    /// Recordings at once on this server [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_RECORDINGS")]
+    pub max_recordings: Option<usize>,
+    /// Recordings at once per app [default: 16].
+    #[arg(long, env = "SWITCHBOARD_MAX_RECORDINGS_PER_APP")]
+    pub max_recordings_per_app: Option<usize>,
 }
 
 /// How log lines are written (stderr).
@@ -207,6 +217,9 @@ pub(super) struct FileConfig {
     pub(super) turn_redis: Option<String>,
     pub(super) turn_key_id: Option<String>,
     pub(super) turn_key_token: Option<String>,
+    pub(super) recordings_dir: Option<std::path::PathBuf>,
+    pub(super) max_recordings: Option<usize>,
+    pub(super) max_recordings_per_app: Option<usize>,
     #[serde(default)]
     pub(super) apps: Vec<AppConfig>,
 }

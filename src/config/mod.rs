@@ -9,6 +9,7 @@ use crate::ids::{AppId, hex, random_bytes};
 
 mod flags;
 pub mod peers;
+mod recordings;
 mod turn;
 
 use flags::FileConfig;
@@ -55,6 +56,8 @@ pub struct Config {
     pub adapters: AdapterConfig,
     /// The TURN server beside this one, if any.
     pub turn: Option<TurnConfig>,
+    /// Recordings: where, how many.
+    pub recordings: crate::recording::RecordingConfig,
 }
 
 /// How the WebSocket adapters run (`crate::adapters`).
@@ -191,6 +194,7 @@ impl Config {
             None => FileConfig::default(),
         };
         let turn = turn::resolve(args, &file)?;
+        let recordings = recordings::resolve(args, &file);
         let media_bind = args
             .media_bind
             .or(file.media_bind)
@@ -334,6 +338,7 @@ impl Config {
                 }
             },
             turn,
+            recordings,
         })
     }
 
@@ -367,6 +372,7 @@ impl Config {
                 ..AdapterConfig::default()
             },
             turn: None,
+            recordings: crate::recording::RecordingConfig::default(),
         }
     }
 

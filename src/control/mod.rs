@@ -29,6 +29,7 @@ pub mod path_probe;
 pub mod peer_checks;
 pub mod pulls;
 pub mod rate_window;
+pub mod recordable;
 pub mod registry;
 #[cfg(test)]
 mod scale_tests;

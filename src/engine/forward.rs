@@ -16,6 +16,7 @@ use crate::bwe::pause;
 use crate::codec::Codec;
 use crate::fanout::TrackFanout;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
+use crate::recording::tap::Tap;
 use crate::simulcast::{Admit, Estimate, Layer, LayerSwitch};
 use crate::srtp::gcm;
 use crate::streams::egress::OutboundStream;
@@ -65,6 +66,31 @@ impl Engine {
                     })
                     .clone();
                 self.handoffs.push_back((WorkerId(w), handoff));
+            }
+        }
+        if let Some(taps) = fanout.taps().as_deref() {
+            self.feed_taps(taps, fanout.key, packet);
+        }
+    }
+
+    /// Hands a packet of a recorded track to its recorders' taps (copies
+    /// into their pooled buffers; never blocks), and passes on a keyframe
+    /// request a recorder raised. Out of line: untapped tracks never get
+    /// here.
+    #[inline(never)]
+    fn feed_taps(&mut self, taps: &[Arc<Tap>], track: TrackKey, packet: Forwarded<'_>) {
+        for tap in taps {
+            match packet {
+                Forwarded::Rtp(run) => {
+                    for (plain, header) in run.packets() {
+                        tap.offer_rtp(self.clock, header.layer, plain);
+                    }
+                }
+                Forwarded::SenderReport(info, _) => tap.offer_sender_report(self.clock, info),
+            }
+            if tap.take_keyframe_request() {
+                self.events
+                    .push_back(EngineEvent::KeyframeRequest { track, layer: None });
             }
         }
     }

@@ -1,0 +1,273 @@
+//! Recordings of real Chromium publishers, checked by tools no one here
+//! wrote: `ffprobe` reads each file (streams, codecs, duration, start
+//! times) and `ffmpeg -f null` decodes every frame, which must give no
+//! error. Cases (tests/browser/recording.mjs): VP8, VP9 and AV1 with Opus
+//! in WebM, H.264 with Opus in Matroska, 10 s each; files of 5 s that
+//! follow each other without a gap, each starting with a keyframe; a
+//! publisher that renegotiates and restarts ICE mid-recording; one that
+//! leaves, which ends the recording with its file finished.
+//!
+//! Run with `tools/test`, or `cargo test --test recording_chromium` once
+//! Chromium, ffmpeg and tests/browser/node_modules are installed; without
+//! them this test fails, it does not skip.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use switchboard::config::Config;
+use switchboard::server::Server;
+
+use common::browser::run_api_script;
+
+/// A browser takes both cores: one case at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs case `name` against a server recording into a fresh directory;
+/// returns the case's result and the directory.
+fn case(name: &str) -> (Value, PathBuf) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = std::env::temp_dir().join(format!(
+        "switchboard-recording-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = Config::loopback(2);
+    config.recordings.dir = dir.clone();
+    let server = Server::start(config).expect("server starts");
+    let (result, log) = run_api_script("recording.mjs", &server, &[name]);
+    server.shutdown();
+    let found = result["scenarios"][0].clone();
+    let pretty = serde_json::to_string_pretty(&result).unwrap_or_default();
+    assert!(
+        result["ok"] == true && found["ok"] == true,
+        "{name} failed\n--- result ---\n{pretty}\n--- page log ---\n{log}"
+    );
+    eprintln!("{pretty}");
+    (found, dir)
+}
+
+/// `ffprobe`'s JSON for a file: format and streams.
+fn probe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs (apt-get install ffmpeg)");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// What `ffmpeg` says when it decodes every frame of a file (nothing when
+/// all is well), and how many video frames it decoded.
+fn decode(path: &Path) -> (String, u64) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-map", "0:v:0", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    let audio = Command::new("ffmpeg")
+        .args(["-v", "error", "-nostdin", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let errors = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&audio.stderr)
+    );
+    (errors.trim().to_string(), frames as u64)
+}
+
+fn seconds(v: &Value) -> f64 {
+    v.as_str().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN)
+}
+
+/// Checks one file: a video stream of `video` and an Opus stream, starting
+/// within 40 ms of each other; every frame decodes. Returns the duration
+/// ffprobe gives, in seconds, and the video frames decoded.
+fn check_file(path: &Path, video: &str, entry: &Value) -> (f64, u64) {
+    let p = probe(path);
+    let streams = p["streams"].as_array().expect("streams");
+    let codecs: Vec<&str> = streams
+        .iter()
+        .filter_map(|s| s["codec_name"].as_str())
+        .collect();
+    assert_eq!(codecs, [video, "opus"], "{}: {p}", path.display());
+    let starts: Vec<f64> = streams.iter().map(|s| seconds(&s["start_time"])).collect();
+    assert!(
+        (starts[0] - starts[1]).abs() <= 0.040,
+        "audio and video start {starts:?} apart: {p}"
+    );
+    let duration = seconds(&p["format"]["duration"]);
+    let api = entry["durationMs"].as_f64().unwrap_or(f64::NAN) / 1000.0;
+    assert!(
+        (duration - api).abs() <= 0.2,
+        "ffprobe says {duration} s, the API {api} s"
+    );
+    assert_eq!(
+        entry["bytes"].as_u64(),
+        Some(std::fs::metadata(path).unwrap().len()),
+        "the API's size"
+    );
+    let (errors, frames) = decode(path);
+    assert!(errors.is_empty(), "{}: decoding: {errors}", path.display());
+    eprintln!(
+        "{}: {frames} video frames, {duration} s\n{p}",
+        path.display()
+    );
+    (duration, frames)
+}
+
+/// Every frame the publisher encoded while recording is in the files, but
+/// those before the first keyframe (the request's round trip) and those
+/// lost (under 1 %).
+fn check_frames(frames: u64, r: &Value) {
+    let encoded = r["framesEncoded"].as_u64().expect("framesEncoded");
+    let missing = encoded.saturating_sub(frames);
+    assert!(
+        missing <= encoded / 100 + 6,
+        "{frames} frames written of {encoded} encoded"
+    );
+}
+
+/// One file of about the 10 s recorded.
+fn single(name: &str, video: &str) {
+    let (r, dir) = case(name);
+    let files = r["closed"]["files"].as_array().expect("files").clone();
+    assert_eq!(files.len(), 1, "{r}");
+    let path = dir.join(files[0]["path"].as_str().unwrap());
+    let (duration, frames) = check_file(&path, video, &files[0]);
+    check_frames(frames, &r);
+    let recorded = r["recordedMs"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (duration - recorded).abs() <= 0.2,
+        "the file holds {duration} s of the {recorded} s recorded"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn vp8_and_opus_in_webm() {
+    single("vp8", "vp8");
+}
+
+#[test]
+fn vp9_and_opus_in_webm() {
+    single("vp9", "vp9");
+}
+
+#[test]
+fn av1_and_opus_in_webm() {
+    single("av1", "av1");
+}
+
+#[test]
+fn h264_and_opus_in_matroska() {
+    single("h264", "h264");
+}
+
+#[test]
+fn segments_follow_each_other_without_a_gap_each_from_a_keyframe() {
+    let (r, dir) = case("segments");
+    let files = r["closed"]["files"].as_array().expect("files").clone();
+    assert!(files.len() >= 2, "{r}");
+    let names: Vec<&str> = files.iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted, "file names sort by time");
+    let (mut total, mut frames) = (0.0, 0);
+    for f in &files {
+        let path = dir.join(f["path"].as_str().unwrap());
+        let (d, n) = check_file(&path, "vp8", f);
+        total += d;
+        frames += n;
+        // The first video packet is a keyframe (ffprobe's flags "K").
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "packet=flags",
+                "-read_intervals",
+                "%+#1",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let flags = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            flags.trim_start().starts_with('K'),
+            "{}: first video packet {flags}",
+            path.display()
+        );
+    }
+    let recorded = r["recordedMs"].as_f64().unwrap() / 1000.0;
+    // No gap: the files add up to what was recorded (each file's last
+    // frame lasts into the next file's first).
+    assert!(
+        (total - recorded).abs() <= 0.3,
+        "files hold {total} s of {recorded} s"
+    );
+    check_frames(frames, &r);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_publisher_that_renegotiates_and_restarts_ice_is_recorded_throughout() {
+    let (r, dir) = case("renegotiate");
+    assert_eq!(r["during"][0]["state"], "recording", "{r}");
+    let files = r["closed"]["files"].as_array().expect("files").clone();
+    assert_eq!(files.len(), 1, "{r}");
+    let path = dir.join(files[0]["path"].as_str().unwrap());
+    let (duration, frames) = check_file(&path, "vp8", &files[0]);
+    check_frames(frames, &r);
+    let recorded = r["recordedMs"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (duration - recorded).abs() <= 0.3,
+        "{duration} s of {recorded} s"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_publisher_that_leaves_ends_the_recording_with_a_finished_file() {
+    let (r, dir) = case("publisher-leaves");
+    assert_eq!(r["ended"]["state"], "closed", "{r}");
+    let files = r["ended"]["files"].as_array().expect("files").clone();
+    assert_eq!(files.len(), 1, "{r}");
+    let path = dir.join(files[0]["path"].as_str().unwrap());
+    let (duration, frames) = check_file(&path, "vp8", &files[0]);
+    check_frames(frames, &r);
+    let recorded = r["recordedMs"].as_f64().unwrap() / 1000.0;
+    assert!(
+        (duration - recorded).abs() <= 0.3,
+        "{duration} s of the {recorded} s before it left"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
