@@ -30,6 +30,9 @@ pub struct TrackFanout {
     /// Recorders' taps on the track (`None`: not recorded, the common case,
     /// one load per run).
     taps: ArcSwapOption<Vec<Arc<Tap>>>,
+    /// The publisher closed the track (it never comes back: a new push is
+    /// a new track).
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// Track keys are unique in the process.
@@ -48,12 +51,24 @@ impl TrackFanout {
             key,
             table: ArcSwap::from_pointee(FanoutTable::default()),
             taps: ArcSwapOption::empty(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     /// The current table; cheap, lock-free.
     pub fn load(&self) -> arc_swap::Guard<Arc<FanoutTable>> {
         self.table.load()
+    }
+
+    /// Marks the track closed by its publisher.
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether its publisher closed it.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The recorders' taps, if any; cheap, lock-free.

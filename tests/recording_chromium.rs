@@ -29,6 +29,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Runs case `name` against a server recording into a fresh directory;
 /// returns the case's result and the directory.
 fn case(name: &str) -> (Value, PathBuf) {
+    case_with(name, |_| {})
+}
+
+fn case_with(name: &str, tweak: impl FnOnce(&mut Config)) -> (Value, PathBuf) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = std::env::temp_dir().join(format!(
         "switchboard-recording-{}-{name}",
@@ -37,6 +41,7 @@ fn case(name: &str) -> (Value, PathBuf) {
     let _ = std::fs::remove_dir_all(&dir);
     let mut config = Config::loopback(2);
     config.recordings.dir = dir.clone();
+    tweak(&mut config);
     let server = Server::start(config).expect("server starts");
     let (result, log) = run_api_script("recording.mjs", &server, &[name]);
     server.shutdown();
@@ -255,9 +260,8 @@ fn a_publisher_that_renegotiates_and_restarts_ice_is_recorded_throughout() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[test]
-fn a_publisher_that_leaves_ends_the_recording_with_a_finished_file() {
-    let (r, dir) = case("publisher-leaves");
+fn ends_when_the_publisher_leaves(name: &str, tweak: impl FnOnce(&mut Config)) {
+    let (r, dir) = case_with(name, tweak);
     assert_eq!(r["ended"]["state"], "closed", "{r}");
     let files = r["ended"]["files"].as_array().expect("files").clone();
     assert_eq!(files.len(), 1, "{r}");
@@ -270,4 +274,17 @@ fn a_publisher_that_leaves_ends_the_recording_with_a_finished_file() {
         "{duration} s of the {recorded} s before it left"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_publisher_whose_tracks_close_ends_the_recording_with_a_finished_file() {
+    ends_when_the_publisher_leaves("tracks-closed", |_| {});
+}
+
+#[test]
+fn a_publisher_that_vanishes_ends_the_recording_with_a_finished_file() {
+    // Consent lost after 3 s, the session gone 30 s later.
+    ends_when_the_publisher_leaves("publisher-vanishes", |c| {
+        c.limits.consent_timeout = std::time::Duration::from_secs(3)
+    });
 }

@@ -194,6 +194,7 @@ impl Session {
             for p in self.pushed.iter_mut().filter(|p| p.name == name) {
                 p.active = false;
                 p.idle = false;
+                p.fanout.close();
             }
         }
         had

@@ -320,8 +320,19 @@ impl Recorder {
                 if t.input.video && t.spec.is_none() && frame.keyframe {
                     t.spec = video_spec(s.jitter_format(), &frame.data);
                 }
-                if self.file_start.is_some() {
+                if let Some(start) = self.file_start {
                     let secs = s.clock.place(&self.timeline, frame.timestamp, frame.at);
+                    // A segment's time is up: ask for the keyframe the next
+                    // file starts at now, not when the frame is written.
+                    if let Some(segment) = self.segment
+                        && t.input.video
+                        && !self.rotate_due
+                        && secs - start >= segment.as_secs_f64()
+                    {
+                        self.rotate_due = true;
+                        t.keyframe_asked = Some(now);
+                        actions.push(Action::RequestKeyframe(i));
+                    }
                     self.placed.push(Placed {
                         secs,
                         track: i,

@@ -59,7 +59,8 @@ pub fn run(mut job: Job) {
                 }
                 Tapped::SenderReport { at, info } => job.recorder.handle_sender_report(i, at, info),
             });
-            if fanout.strong_count() == 0 {
+            // The publisher closed the track or its session is gone.
+            if fanout.upgrade().is_none_or(|f| f.is_closed()) {
                 job.recorder.end_track(i);
             }
         }

@@ -14,8 +14,10 @@
 //   segments: VP8, `segmentSeconds: 5` for 12 s (three files);
 //   renegotiate: VP8, the publisher adds a track (renegotiation) and
 //   restarts ICE halfway; the recording goes on;
-//   publisher-leaves: VP8, the publisher closes its connection after 4 s
-//   and its session is never heard of again; the recording ends itself.
+//   tracks-closed: VP8, the app closes the publisher's tracks after 4 s;
+//   publisher-vanishes: VP8, the publisher closes its connection after 4 s
+//   and is never heard of again (its session ends when consent and the
+//   reconnect window run out): either way the recording ends itself.
 //
 // Prints one JSON line: {"ok", "scenarios": [{name, ok, created, closed,
 // recordedMs, ...}]}. Env: CHROMIUM.
@@ -67,16 +69,26 @@ async function record({ codec, container, seconds, segmentSeconds, renegotiate, 
     during.push((await sb.api("GET", `/recordings/${id}`)).json);
     await sb.sleep(seconds * 500);
   } else if (leave) {
-    await sb.sleep(leave * 1000);
+    await sb.sleep(leave.after * 1000);
     const framesEncoded = (await encoded()) - encodedBefore;
-    pub.pc.close();
+    if (leave.how === "close-tracks") {
+      // The app closes the publisher's tracks.
+      await sb.apiOk("PUT", `/sessions/${pub.sessionId}/tracks/close`, {
+        tracks: pub.transceivers.map((t) => ({ mid: t.mid })),
+        force: true,
+      });
+    } else {
+      // The publisher vanishes: its session ends when its consent and
+      // reconnect window run out.
+      pub.pc.close();
+    }
     const left = performance.now();
-    // The server notices (consent: up to 30 s) and the recording ends.
     let state = null;
     await sb.waitFor(async () => {
       state = (await sb.api("GET", `/recordings/${id}`)).json;
       return state && state.state !== "recording";
-    }, 45000, "the recording ends when its publisher is gone");
+    }, 60000, "the recording ends when its publisher is gone");
+    pub.pc.close();
     return { created: created.json, ended: state, recordedMs: left - t0, afterLeaveMs: performance.now() - left, framesEncoded };
   } else {
     await sb.sleep(seconds * 1000);
@@ -94,7 +106,7 @@ async function record({ codec, container, seconds, segmentSeconds, renegotiate, 
 function recordCase(name, codec, container, extra = {}) {
   return {
     name,
-    timeoutMs: 80000,
+    timeoutMs: 90000,
     run: async (page) => {
       const r = await page.evaluate(record, { codec, container, seconds: 10, ...extra });
       const final = r.closed || r.ended;
@@ -112,7 +124,8 @@ const CASES = [
   recordCase("h264", { mime: "video/H264", fmtp: ["packetization-mode=1", "profile-level-id=42e01f"] }, "mkv"),
   recordCase("segments", VP8, "webm", { seconds: 12, segmentSeconds: 5 }),
   recordCase("renegotiate", VP8, "webm", { renegotiate: true }),
-  recordCase("publisher-leaves", VP8, "webm", { leave: 4 }),
+  recordCase("tracks-closed", VP8, "webm", { leave: { after: 4, how: "close-tracks" } }),
+  recordCase("publisher-vanishes", VP8, "webm", { leave: { after: 4, how: "vanish" } }),
 ];
 
 await main({ script: "recording.mjs", scenarios: CASES, hardTimeoutMs: 400000 });
