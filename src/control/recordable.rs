@@ -21,7 +21,7 @@ pub struct RecordableTrack {
 
 impl Control {
     /// The track `name` that session `session_id` of `app` pushes, if it
-    /// does (data channels are not recordable).
+    /// does and has not closed it (data channels are not recordable).
     pub fn recordable_track(
         &self,
         app: &AppId,
@@ -31,7 +31,8 @@ impl Control {
         let st = self.lock();
         let track = st
             .reg
-            .find_track(app, session_id, &TrackName(name.to_string()))?;
+            .find_track(app, session_id, &TrackName(name.to_string()))
+            .filter(|t| !t.fanout.is_closed())?;
         Some(RecordableTrack {
             fanout: track.fanout.clone(),
             video: track.kind == MediaKind::Video,
