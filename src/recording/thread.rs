@@ -73,10 +73,15 @@ pub fn run(mut job: Job) {
         let result = carry_out(&mut job, &mut actions, &mut open, &mut index);
         if result.is_ok() && now.saturating_duration_since(last_flush) >= Duration::from_secs(1) {
             last_flush = now;
-            if let Some(o) = open.as_mut()
-                && let Err(e) = o.file.flush()
-            {
-                break Err(e);
+            if let Some(o) = open.as_mut() {
+                // Writes to a file whose directory was removed succeed (the
+                // inode lives on) and are lost: say so instead.
+                if !o.path.exists() {
+                    break Err(MuxError("the file or its directory was removed".into()));
+                }
+                if let Err(e) = o.file.flush() {
+                    break Err(e);
+                }
             }
         }
         job.shared.update(|s| {

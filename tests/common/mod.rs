@@ -3,6 +3,7 @@
 //! driven over a real UDP socket.
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod browser;
 pub mod cluster;
 pub mod dtls_pair;
