@@ -219,6 +219,9 @@ impl Collected {
 pub struct NsServer {
     child: Child,
     pub url: String,
+    /// The dev app's id and secret.
+    pub app: String,
+    pub secret: String,
     stdout: Collected,
     stderr: Collected,
 }
@@ -249,6 +252,8 @@ impl NsServer {
         let mut server = NsServer {
             child,
             url: String::new(),
+            app: String::new(),
+            secret: String::new(),
             stdout,
             stderr,
         };
@@ -257,6 +262,12 @@ impl NsServer {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some(app) = line.trim().strip_prefix("dev app id") {
+                        server.app = app.trim().to_owned();
+                    }
+                    if let Some(secret) = line.trim().strip_prefix("dev secret") {
+                        server.secret = secret.trim().to_owned();
+                    }
                     if let Some(url) = line.trim().strip_prefix("demo page") {
                         server.url = url.trim().to_owned();
                     }
@@ -359,5 +370,40 @@ pub fn run_chromium_script(
         ));
     }
     result["consent"] = server.consent(&ns);
+    Ok((result, logs))
+}
+
+/// Runs the scripted Calls API test `script` (tests/browser, driven by
+/// lib.mjs: `<http-addr> <app-id> <app-secret> [args]`) in a fresh
+/// namespace (prepared by `prepare`) against the server binary started
+/// with `extra` flags; returns its JSON result and the server's log, or
+/// why it failed.
+pub fn run_api_script(
+    script: &str,
+    args: &[&str],
+    prepare: &impl Fn(&Netns),
+    extra: &[String],
+) -> Result<(serde_json::Value, String), String> {
+    use crate::common::browser;
+    browser::chromium();
+    browser::require_node_module("playwright-core");
+    check_tools();
+    let ns = Netns::create();
+    prepare(&ns);
+    let server = NsServer::start_with(&ns, env!("CARGO_BIN_EXE_switchboard"), extra);
+    let mut node = ns.command("node");
+    node.arg(browser::script(script))
+        .args(["127.0.0.1:8080", &server.app, &server.secret])
+        .args(args);
+    let (status, stdout, stderr) = output_within(node, 240);
+    let logs = server.logs();
+    let result: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
+        format!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
+    })?;
+    if !(status.success() && result["ok"] == true) {
+        return Err(format!(
+            "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
+        ));
+    }
     Ok((result, logs))
 }
