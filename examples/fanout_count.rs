@@ -9,10 +9,16 @@
 //! done
 //! # instructions per packet = (totals of cg.1200 - totals of cg.200) / 1000
 //! ```
+//!
+//! With a second argument `tap`, a recorder's tap is on the track too (the
+//! worker's cost of feeding a recording: a copy into a pooled buffer per
+//! packet; the recorder thread's draining is not counted).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard::engine::fixture::{self, PUBLISHER_SSRC};
+use switchboard::recording::tap::Tap;
 use switchboard::streams::twcc::TwccReceiver;
 
 const SUBSCRIBERS: usize = 100;
@@ -22,7 +28,12 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1000);
+    let tapped = std::env::args().nth(2).as_deref() == Some("tap");
     let mut f = fixture::fan_out_across(1, SUBSCRIBERS);
+    let tap = Arc::new(Tap::new(usize::from(n)));
+    if tapped {
+        f.fanout.add_tap(tap.clone());
+    }
     let (engine, from) = (&mut f.engines[0], f.publisher);
     let packets: Vec<Vec<u8>> = (1..=n)
         .map(|seq| {
@@ -57,5 +68,8 @@ fn main() {
         SUBSCRIBERS * usize::from(n),
         "every packet reached every subscriber"
     );
+    if tapped {
+        assert_eq!(tap.depth(), usize::from(n), "every packet reached the tap");
+    }
     println!("{sent} datagrams");
 }
