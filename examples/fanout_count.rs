@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use switchboard::engine::fixture::{self, PUBLISHER_SSRC};
-use switchboard::recording::tap::Tap;
+use switchboard::fanout::tap::Tap;
 use switchboard::streams::twcc::TwccReceiver;
 
 const SUBSCRIBERS: usize = 100;

@@ -14,6 +14,7 @@ mod turn;
 
 use flags::FileConfig;
 pub use flags::{AppConfig, LogFormat, ServeArgs};
+pub use recordings::RecordingConfig;
 pub use turn::TurnConfig;
 
 /// The resolved configuration.
@@ -57,7 +58,7 @@ pub struct Config {
     /// The TURN server beside this one, if any.
     pub turn: Option<TurnConfig>,
     /// Recordings: where, how many.
-    pub recordings: crate::recording::RecordingConfig,
+    pub recordings: RecordingConfig,
 }
 
 /// How the WebSocket adapters run (`crate::adapters`).
@@ -372,7 +373,7 @@ impl Config {
                 ..AdapterConfig::default()
             },
             turn: None,
-            recordings: crate::recording::RecordingConfig::default(),
+            recordings: RecordingConfig::default(),
         }
     }
 

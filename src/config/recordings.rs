@@ -2,7 +2,7 @@
 //! `--max-recordings`, `--max-recordings-per-app`; `crate::recording`).
 
 use super::flags::{FileConfig, ServeArgs};
-use crate::recording::RecordingConfig;
+use std::path::PathBuf;
 
 /// The flags over the file over the defaults.
 pub(super) fn resolve(args: &ServeArgs, file: &FileConfig) -> RecordingConfig {
@@ -18,5 +18,27 @@ pub(super) fn resolve(args: &ServeArgs, file: &FileConfig) -> RecordingConfig {
             .max_recordings_per_app
             .or(file.max_recordings_per_app)
             .unwrap_or(d.max_per_app),
+    }
+}
+
+/// Limits and place of recordings (`--recordings-dir`, `--max-recordings`,
+/// `--max-recordings-per-app`; `crate::recording`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingConfig {
+    /// Where files go.
+    pub dir: PathBuf,
+    /// Recordings at once on this server.
+    pub max: usize,
+    /// Recordings at once per app.
+    pub max_per_app: usize,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            dir: PathBuf::from("recordings"),
+            max: 64,
+            max_per_app: 16,
+        }
     }
 }

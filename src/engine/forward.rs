@@ -15,8 +15,8 @@ use super::{Engine, Transmit};
 use crate::bwe::pause;
 use crate::codec::Codec;
 use crate::fanout::TrackFanout;
+use crate::fanout::tap::Tap;
 use crate::ids::{SessionKey, TrackKey, WorkerId};
-use crate::recording::tap::Tap;
 use crate::simulcast::{Admit, Estimate, Layer, LayerSwitch};
 use crate::srtp::gcm;
 use crate::streams::egress::OutboundStream;
@@ -68,7 +68,9 @@ impl Engine {
                 self.handoffs.push_back((WorkerId(w), handoff));
             }
         }
-        if let Some(taps) = fanout.taps().as_deref() {
+        if let Some(taps) = fanout.taps()
+            && let Some(taps) = taps.as_deref()
+        {
             self.feed_taps(taps, fanout.key, packet);
         }
     }

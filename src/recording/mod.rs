@@ -4,7 +4,7 @@
 //! transcoding.
 //!
 //! Where it sits: beside the media path, never in it. A recording puts a
-//! [`tap::Tap`] on each track's fan-out; the publisher's worker copies the
+//! [`crate::fanout::tap::Tap`] on each track's fan-out; the publisher's worker copies the
 //! track's unprotected packets and sender reports into it after its
 //! subscribers got them (bounded, never blocking: a recorder that falls
 //! behind loses packets, counted). One thread per recording
@@ -23,12 +23,10 @@ pub mod depacketize;
 pub mod jitter;
 pub mod mux;
 pub mod recorder;
-pub mod tap;
 pub mod thread;
 pub mod timeline;
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::calls::CallsError;
 use crate::calls::types::TrackObject;
+use crate::config::RecordingConfig;
 use crate::control::Control;
 use crate::ids::AppId;
 
@@ -51,37 +50,13 @@ pub const SEGMENT_SECONDS: std::ops::RangeInclusive<u64> = 5..=86_400;
 /// Ended recordings remembered for `GET` (the oldest are forgotten first).
 pub const MAX_ENDED: usize = 1_024;
 
-/// Limits and place of recordings (`--recordings-dir`, `--max-recordings`,
-/// `--max-recordings-per-app`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RecordingConfig {
-    /// Where files go.
-    pub dir: PathBuf,
-    /// Recordings at once on this server.
-    pub max: usize,
-    /// Recordings at once per app.
-    pub max_per_app: usize,
-}
-
-impl Default for RecordingConfig {
-    fn default() -> Self {
-        RecordingConfig {
-            dir: PathBuf::from("recordings"),
-            max: 64,
-            max_per_app: 16,
-        }
-    }
-}
-
 /// A track to record, as the request names it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TrackRef {
     /// The publisher's session.
-    #[serde(default)]
     pub session_id: String,
     /// The track's name.
-    #[serde(default)]
     pub track_name: String,
 }
 
@@ -181,6 +156,7 @@ impl Shared {
 /// One recording as the registry keeps it.
 struct Entry {
     app: AppId,
+    created: Instant,
     tracks: Vec<TrackRef>,
     container: Container,
     shared: Arc<Shared>,
@@ -362,11 +338,14 @@ impl Recordings {
                             }
                         };
                         let packets = if found.video {
-                            tap::VIDEO_PACKETS
+                            crate::fanout::tap::VIDEO_PACKETS
                         } else {
-                            tap::AUDIO_PACKETS
+                            crate::fanout::tap::AUDIO_PACKETS
                         };
-                        taps.push((Arc::new(tap::Tap::new(packets)), found.fanout));
+                        taps.push((
+                            Arc::new(crate::fanout::tap::Tap::new(packets)),
+                            found.fanout,
+                        ));
                         inputs.push(TrackInput {
                             formats,
                             publisher,
@@ -427,6 +406,7 @@ impl Recordings {
             id.clone(),
             Entry {
                 app: app.clone(),
+                created: Instant::now(),
                 tracks: recorded,
                 container,
                 shared,
@@ -467,12 +447,12 @@ impl Recordings {
             .ok_or_else(|| CallsError::not_found("no such recording"))
     }
 
-    /// Every recording of `app` remembered, oldest first by id order of start.
+    /// Every recording of `app` remembered, oldest first.
     pub fn list(&self, app: &AppId) -> Vec<RecordingObject> {
         let reg = self.lock();
         let mut list: Vec<(&String, &Entry)> =
             reg.by_id.iter().filter(|(_, e)| e.app == *app).collect();
-        list.sort_by_key(|(_, e)| e.shared.status().files.first().map(|f| f.path.clone()));
+        list.sort_by_key(|(_, e)| e.created);
         list.into_iter().map(|(id, e)| object(id, e)).collect()
     }
 

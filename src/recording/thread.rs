@@ -14,9 +14,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::mux::{Container, MuxError, SegmentFile};
 use super::recorder::{Action, Recorder};
-use super::tap::{Tap, Tapped};
 use super::{FileInfo, Shared, State};
 use crate::fanout::TrackFanout;
+use crate::fanout::tap::{Tap, Tapped};
 
 /// How often the taps are drained.
 pub const TICK: Duration = Duration::from_millis(10);

@@ -5,13 +5,16 @@
 //!
 //! Where it sits: step 2 of the data path — after the publisher's packet is
 //! unprotected, its worker loads the track's table to know where to send it.
+//! Recordings read a track through a [`tap::Tap`] on its fan-out.
 
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
 use crate::ids::{SessionKey, TrackKey};
-use crate::recording::tap::Tap;
+pub mod tap;
+
+use tap::Tap;
 
 /// Subscribers of one track, grouped by the worker that owns them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,9 +30,11 @@ pub struct TrackFanout {
     /// The track.
     pub key: TrackKey,
     table: ArcSwap<FanoutTable>,
-    /// Recorders' taps on the track (`None`: not recorded, the common case,
-    /// one load per run).
+    /// Recorders' taps on the track (`None`: not recorded).
     taps: ArcSwapOption<Vec<Arc<Tap>>>,
+    /// Whether `taps` has any: the common case, untapped, costs one relaxed
+    /// load per run.
+    tapped: std::sync::atomic::AtomicBool,
     /// The publisher closed the track (it never comes back: a new push is
     /// a new track).
     closed: std::sync::atomic::AtomicBool,
@@ -51,6 +56,7 @@ impl TrackFanout {
             key,
             table: ArcSwap::from_pointee(FanoutTable::default()),
             taps: ArcSwapOption::empty(),
+            tapped: std::sync::atomic::AtomicBool::new(false),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -71,9 +77,12 @@ impl TrackFanout {
         self.closed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// The recorders' taps, if any; cheap, lock-free.
-    pub fn taps(&self) -> arc_swap::Guard<Option<Arc<Vec<Arc<Tap>>>>> {
-        self.taps.load()
+    /// The recorders' taps, if any; lock-free, and one relaxed load when
+    /// there are none.
+    pub fn taps(&self) -> Option<arc_swap::Guard<Option<Arc<Vec<Arc<Tap>>>>>> {
+        self.tapped
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .then(|| self.taps.load())
     }
 
     /// Adds a recorder's tap.
@@ -83,6 +92,8 @@ impl TrackFanout {
             list.push(tap.clone());
             Some(Arc::new(list))
         });
+        self.tapped
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Removes a recorder's tap (by identity).
@@ -97,6 +108,8 @@ impl TrackFanout {
                 .collect();
             (!list.is_empty()).then(|| Arc::new(list))
         });
+        let any = self.taps.load().is_some();
+        self.tapped.store(any, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Swaps in a new table if it differs; returns whether it did.
