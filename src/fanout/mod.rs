@@ -35,6 +35,9 @@ pub struct TrackFanout {
     /// Whether `taps` has any: the common case, untapped, costs one relaxed
     /// load per run.
     tapped: std::sync::atomic::AtomicBool,
+    /// Held while taps are added or removed (recorder and control threads;
+    /// workers never take it), so that `tapped` follows `taps`.
+    tap_changes: std::sync::Mutex<()>,
     /// The publisher closed the track (it never comes back: a new push is
     /// a new track).
     closed: std::sync::atomic::AtomicBool,
@@ -57,6 +60,7 @@ impl TrackFanout {
             table: ArcSwap::from_pointee(FanoutTable::default()),
             taps: ArcSwapOption::empty(),
             tapped: std::sync::atomic::AtomicBool::new(false),
+            tap_changes: std::sync::Mutex::new(()),
             closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -87,6 +91,7 @@ impl TrackFanout {
 
     /// Adds a recorder's tap.
     pub fn add_tap(&self, tap: Arc<Tap>) {
+        let _changing = self.tap_changes.lock().unwrap_or_else(|e| e.into_inner());
         self.taps.rcu(|taps| {
             let mut list = taps.as_deref().cloned().unwrap_or_default();
             list.push(tap.clone());
@@ -98,6 +103,7 @@ impl TrackFanout {
 
     /// Removes a recorder's tap (by identity).
     pub fn remove_tap(&self, tap: &Arc<Tap>) {
+        let _changing = self.tap_changes.lock().unwrap_or_else(|e| e.into_inner());
         self.taps.rcu(|taps| {
             let list: Vec<Arc<Tap>> = taps
                 .as_deref()
