@@ -102,11 +102,13 @@ fn main() {
             formats: vec![(VIDEO_PT, Format::Vp8)],
             publisher: 0,
             video: true,
+            layer_ranks: Vec::new(),
         },
         TrackInput {
             formats: vec![(AUDIO_PT, Format::Opus)],
             publisher: 0,
             video: false,
+            layer_ranks: Vec::new(),
         },
     ];
     let mut recorder = Recorder::new(tracks, 1, None, t0);

@@ -4,8 +4,9 @@
 //! error. Cases (tests/browser/recording.mjs): VP8, VP9 and AV1 with Opus
 //! in WebM, H.264 with Opus in Matroska, 10 s each; files of 5 s that
 //! follow each other without a gap, each starting with a keyframe; a
-//! publisher that renegotiates and restarts ICE mid-recording; one that
-//! leaves, which ends the recording with its file finished.
+//! simulcast publisher, recorded at its best layer; a publisher that
+//! renegotiates and restarts ICE mid-recording; one whose tracks close and
+//! one that vanishes, which end the recording with its file finished.
 //!
 //! Run with `tools/test`, or `cargo test --test recording_chromium` once
 //! Chromium, ffmpeg and tests/browser/node_modules are installed; without
@@ -287,4 +288,22 @@ fn a_publisher_that_vanishes_ends_the_recording_with_a_finished_file() {
     ends_when_the_publisher_leaves("publisher-vanishes", |c| {
         c.limits.consent_timeout = std::time::Duration::from_secs(3)
     });
+}
+
+#[test]
+fn a_simulcast_track_is_recorded_at_its_best_layer() {
+    let (r, dir) = case("simulcast");
+    let files = r["closed"]["files"].as_array().expect("files").clone();
+    let path = dir.join(files[0]["path"].as_str().unwrap());
+    let p = probe(&path);
+    let s = &p["streams"][0];
+    assert_eq!(
+        (s["codec_name"].as_str(), s["width"].as_u64()),
+        (Some("vp8"), r["encodings"]["f"]["width"].as_u64()),
+        "the f layer's width: {p}\n{r}"
+    );
+    let (errors, frames) = decode(&path);
+    assert!(errors.is_empty(), "{}: {errors}", path.display());
+    check_frames(frames, &r);
+    let _ = std::fs::remove_dir_all(dir);
 }

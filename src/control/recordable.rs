@@ -17,6 +17,8 @@ pub struct RecordableTrack {
     pub video: bool,
     /// Its formats: payload type and encoding name.
     pub codecs: Vec<(u8, String)>,
+    /// Its simulcast rids, in layer order (empty: not simulcast).
+    pub rids: Vec<String>,
 }
 
 impl Control {
@@ -41,6 +43,7 @@ impl Control {
                 .iter()
                 .map(|c| (c.pt, c.name.clone()))
                 .collect(),
+            rids: track.rids.iter().map(|r| r.as_str().to_string()).collect(),
         })
     }
 }

@@ -350,6 +350,7 @@ impl Recordings {
                             formats,
                             publisher,
                             video: found.video,
+                            layer_ranks: layer_ranks(&found.rids),
                         });
                     }
                 }
@@ -528,6 +529,16 @@ impl Recordings {
         }
         t
     }
+}
+
+/// Each layer's rank (by layer index): the rids a–z, the first the best
+/// (the Calls API's order for simulcast).
+fn layer_ranks(rids: &[String]) -> Vec<u8> {
+    let mut sorted: Vec<&String> = rids.iter().collect();
+    sorted.sort();
+    rids.iter()
+        .map(|r| sorted.iter().position(|s| *s == r).unwrap_or(0) as u8)
+        .collect()
 }
 
 fn object(id: &str, e: &Entry) -> RecordingObject {

@@ -52,6 +52,10 @@ pub struct TrackInput {
     pub publisher: usize,
     /// Video or audio.
     pub video: bool,
+    /// Simulcast: each layer's rank (by layer index), 0 the best (the
+    /// Calls API's rule: the rids a–z, the first the best). Empty when the
+    /// track is not simulcast.
+    pub layer_ranks: Vec<u8>,
 }
 
 /// A file operation for the I/O side to carry out, in order.
@@ -227,7 +231,7 @@ impl Recorder {
             Some(s) if s.ssrc == ssrc => false,
             // A higher simulcast layer, or the stream went silent.
             Some(s) => {
-                layer > s.layer && layer.is_some()
+                rank(&t.input, layer) < rank(&t.input, s.layer)
                     || at.saturating_duration_since(s.last) >= STREAM_SILENCE
             }
         };
@@ -237,8 +241,13 @@ impl Recorder {
                 t.losses.lost += l.lost;
                 t.losses.late += l.late;
                 t.losses.malformed += l.malformed;
-                // The new stream starts at a keyframe of its own.
+                // The new stream starts at a keyframe of its own; before the
+                // first file, the file starts with the new stream.
                 t.keyed = !t.input.video;
+                if self.file_start.is_none() && t.input.video {
+                    t.spec = None;
+                    self.waiting.retain(|(i, _)| *i != track);
+                }
             }
             let mut clock = StreamClock::new(format.clock_rate(), t.input.publisher);
             if let Some((_, at, info)) = t.reports.iter().find(|(s, ..)| *s == ssrc) {
@@ -496,6 +505,14 @@ impl Recorder {
             });
         }
     }
+}
+
+/// A layer's rank for recording (lower is better; a stream without a layer
+/// ranks last).
+fn rank(input: &TrackInput, layer: Option<Layer>) -> u8 {
+    layer
+        .and_then(|l| input.layer_ranks.get(l.index()).copied())
+        .unwrap_or(u8::MAX)
 }
 
 impl Stream {

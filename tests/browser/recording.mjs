@@ -12,6 +12,8 @@
 // publisher encoded meanwhile. Cases:
 //   vp8, vp9, av1 (WebM), h264 (Matroska): 10 s, one file;
 //   segments: VP8, `segmentSeconds: 5` for 12 s (three files);
+//   simulcast: the fake camera as three VP8 layers (f, h, q), video only:
+//   recorded at the best layer (f, 1280x720);
 //   renegotiate: VP8, the publisher adds a track (renegotiation) and
 //   restarts ICE halfway; the recording goes on;
 //   tracks-closed: VP8, the app closes the publisher's tracks after 4 s;
@@ -103,6 +105,28 @@ async function record({ codec, container, seconds, segmentSeconds, renegotiate, 
   return { created: created.json, closed: closed.json, recordedMs, framesEncoded, during, listed: list.recordings.map((r) => r.recordingId) };
 }
 
+// In the page: a simulcast publisher (VP8 f, h, q), recorded for `seconds`.
+async function recordSimulcast({ seconds }) {
+  const sb = window.sb;
+  const pub = await sb.pushSimulcast("video");
+  await sb.waitConnected(pub.pc, 10000, "publisher");
+  await sb.waitFor(async () => {
+    const e = await pub.encodings();
+    sb.note("encodings", e);
+    return e.f && e.f.frames > 30;
+  }, 15000, "the top layer encodes");
+  const created = await sb.apiOk("POST", "/recordings/new", {
+    tracks: [{ sessionId: pub.sessionId, trackName: "video" }],
+  });
+  const t0 = performance.now();
+  const before = (await pub.encodings()).f.frames;
+  await sb.sleep(seconds * 1000);
+  const after = await pub.encodings();
+  const closed = await sb.apiOk("POST", `/recordings/${created.recordingId}/close`);
+  pub.pc.close();
+  return { created, closed, recordedMs: performance.now() - t0, framesEncoded: after.f.frames - before, encodings: after };
+}
+
 function recordCase(name, codec, container, extra = {}) {
   return {
     name,
@@ -124,6 +148,15 @@ const CASES = [
   recordCase("h264", { mime: "video/H264", fmtp: ["packetization-mode=1", "profile-level-id=42e01f"] }, "mkv"),
   recordCase("segments", VP8, "webm", { seconds: 12, segmentSeconds: 5 }),
   recordCase("renegotiate", VP8, "webm", { renegotiate: true }),
+  {
+    name: "simulcast",
+    timeoutMs: 60000,
+    run: async (page) => {
+      const r = await page.evaluate(recordSimulcast, { seconds: 10 });
+      const ok = r.closed.state === "closed" && r.closed.files.length === 1;
+      return { ok, reason: ok ? undefined : `final state ${JSON.stringify(r.closed)}`, ...r };
+    },
+  },
   recordCase("tracks-closed", VP8, "webm", { leave: { after: 4, how: "close-tracks" } }),
   recordCase("publisher-vanishes", VP8, "webm", { leave: { after: 4, how: "vanish" } }),
 ];
