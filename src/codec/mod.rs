@@ -14,6 +14,8 @@
 
 pub mod av1;
 pub mod h264;
+#[cfg(test)]
+pub mod testing;
 pub mod vp8;
 pub mod vp9;
 

@@ -242,7 +242,12 @@ impl JitterBuffer {
         self.depacketizer.discard();
         if self.format().is_video() {
             // The frame at the front may be whole yet refer to the lost one;
-            // the frames skipped to the next keyframe count as lost.
+            // the frames skipped to the next keyframe count as lost. The
+            // front packet goes in any case (progress: a keyframe whose own
+            // packets never all come is skipped too).
+            if let Some((_, e)) = self.packets.pop_first() {
+                self.skip(e.timestamp);
+            }
             self.want_keyframe();
             self.next = None;
         } else {
