@@ -15,6 +15,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::binary::{exit_within, start_binary};
+use common::media::{decode_errors, ffprobe};
 use common::{Api, Peer, drive, payload_type, push_one, terminate, write_frame};
 use serde_json::{Value, json};
 use str0m::format::Codec;
@@ -83,38 +84,6 @@ fn send(peer: &mut Peer, mid: Mid, frames: &[Vec<u8>], range: std::ops::Range<u6
     }
 }
 
-fn ffprobe(path: &Path) -> Value {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_format",
-            "-show_streams",
-            "-count_frames",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs (apt-get install ffmpeg)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON")
-}
-
-fn decode_errors(path: &Path) -> String {
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-nostdin", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    String::from_utf8_lossy(&out.stderr).trim().to_string()
-}
-
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("switchboard-rec-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -135,7 +104,7 @@ fn start(api: &Api, body: Value) -> (u16, Value) {
 /// Checks a recorded H.264 High file: one stream, High profile, 160x120,
 /// at least `min_frames` frames, every one decodes.
 fn check_high(path: &Path, min_frames: u64) -> Value {
-    let p = ffprobe(path);
+    let p = ffprobe(path, true);
     let s = &p["streams"][0];
     assert_eq!(p["streams"].as_array().map(Vec::len), Some(1), "{p}");
     assert_eq!(s["codec_name"], "h264", "{p}");

@@ -377,6 +377,7 @@ impl JitterBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::recording::testing::Rng;
 
     /// A VP8 packet: descriptor (S on the first of a frame), then one
     /// payload byte; keyframe starts have P = 0 in the first payload byte.
@@ -402,17 +403,6 @@ mod tests {
             }
         }
         out
-    }
-
-    /// A small seeded generator (xorshift), so that tests repeat.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
     }
 
     fn drain(jb: &mut JitterBuffer, now: Instant, out: &mut Vec<Frame>) {

@@ -23,6 +23,8 @@ pub mod depacketize;
 pub mod jitter;
 pub mod mux;
 pub mod recorder;
+#[cfg(test)]
+mod testing;
 pub mod thread;
 pub mod timeline;
 

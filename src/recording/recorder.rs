@@ -525,29 +525,10 @@ impl Stream {
 mod tests {
     use super::*;
     use crate::codec::testing::vp8_frames;
+    use crate::recording::testing::{Rng, rtp};
 
     const VIDEO_PT: u8 = 96;
     const AUDIO_PT: u8 = 111;
-
-    fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x80, pt | if marker { 0x80 } else { 0 }];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&ts.to_be_bytes());
-        p.extend_from_slice(&ssrc.to_be_bytes());
-        p.extend_from_slice(payload);
-        p
-    }
-
-    /// A seeded generator (xorshift), so that tests repeat.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
 
     fn inputs() -> Vec<TrackInput> {
         vec![

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod cluster;
 pub mod dtls_pair;
 pub mod http;
+pub mod media;
 pub mod sdp_text;
 pub mod ws_endpoint;
 

@@ -342,11 +342,47 @@ pub fn output_within(mut cmd: Command, secs: u64) -> (ExitStatus, String, String
 /// Runs the Chromium script `script` (tests/browser) with `args` after the
 /// demo URL, in a fresh namespace (prepared by `prepare`) with the server
 /// binary `CARGO_BIN_EXE_switchboard` of the calling test; returns its JSON
-/// result and the server's log, or why it failed.
+/// result (with the server's consent counters) and the server's log, or
+/// why it failed.
 pub fn run_chromium_script(
     script: &str,
     args: &[&str],
     prepare: &impl Fn(&Netns),
+) -> Result<(serde_json::Value, String), String> {
+    run_in_namespace(script, prepare, &[], |server| {
+        let mut all = vec![server.url.clone()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    })
+}
+
+/// Runs the scripted Calls API test `script` (tests/browser, driven by
+/// lib.mjs: `<http-addr> <app-id> <app-secret> [args]`) the same way,
+/// against the server binary started with `extra` flags.
+pub fn run_api_script(
+    script: &str,
+    args: &[&str],
+    prepare: &impl Fn(&Netns),
+    extra: &[String],
+) -> Result<(serde_json::Value, String), String> {
+    run_in_namespace(script, prepare, extra, |server| {
+        let mut all = vec![
+            "127.0.0.1:8080".to_string(),
+            server.app.clone(),
+            server.secret.clone(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    })
+}
+
+/// A fresh namespace, `prepare`d; the server in it (with `extra` flags);
+/// node running `script` with the arguments `args` gives for that server.
+fn run_in_namespace(
+    script: &str,
+    prepare: &impl Fn(&Netns),
+    extra: &[String],
+    args: impl FnOnce(&NsServer) -> Vec<String>,
 ) -> Result<(serde_json::Value, String), String> {
     use crate::common::browser;
     browser::chromium();
@@ -354,11 +390,9 @@ pub fn run_chromium_script(
     check_tools();
     let ns = Netns::create();
     prepare(&ns);
-    let server = NsServer::start(&ns, env!("CARGO_BIN_EXE_switchboard"));
+    let server = NsServer::start_with(&ns, env!("CARGO_BIN_EXE_switchboard"), extra);
     let mut node = ns.command("node");
-    node.arg(browser::script(script))
-        .arg(&server.url)
-        .args(args);
+    node.arg(browser::script(script)).args(args(&server));
     let (status, stdout, stderr) = output_within(node, 240);
     let logs = server.logs();
     let mut result: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
@@ -370,40 +404,5 @@ pub fn run_chromium_script(
         ));
     }
     result["consent"] = server.consent(&ns);
-    Ok((result, logs))
-}
-
-/// Runs the scripted Calls API test `script` (tests/browser, driven by
-/// lib.mjs: `<http-addr> <app-id> <app-secret> [args]`) in a fresh
-/// namespace (prepared by `prepare`) against the server binary started
-/// with `extra` flags; returns its JSON result and the server's log, or
-/// why it failed.
-pub fn run_api_script(
-    script: &str,
-    args: &[&str],
-    prepare: &impl Fn(&Netns),
-    extra: &[String],
-) -> Result<(serde_json::Value, String), String> {
-    use crate::common::browser;
-    browser::chromium();
-    browser::require_node_module("playwright-core");
-    check_tools();
-    let ns = Netns::create();
-    prepare(&ns);
-    let server = NsServer::start_with(&ns, env!("CARGO_BIN_EXE_switchboard"), extra);
-    let mut node = ns.command("node");
-    node.arg(browser::script(script))
-        .args(["127.0.0.1:8080", &server.app, &server.secret])
-        .args(args);
-    let (status, stdout, stderr) = output_within(node, 240);
-    let logs = server.logs();
-    let result: serde_json::Value = serde_json::from_str(stdout.trim()).map_err(|e| {
-        format!("{script}: no JSON result ({e}, {status}): {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}")
-    })?;
-    if !(status.success() && result["ok"] == true) {
-        return Err(format!(
-            "{script} failed: {stdout}\n--- browser ---\n{stderr}\n--- server ---\n{logs}"
-        ));
-    }
     Ok((result, logs))
 }
