@@ -163,7 +163,7 @@ fn main() {
         recorder.poll(now, &mut actions);
         for action in actions.drain(..) {
             match action {
-                Action::Open(specs) => {
+                Action::Open { specs, .. } => {
                     if let Some(f) = file.take() {
                         f.finish().expect("finish");
                     }

@@ -16,6 +16,9 @@ pub mod tap;
 
 use tap::Tap;
 
+/// The recorders' taps on a track.
+pub type Taps = Arc<Vec<Arc<Tap>>>;
+
 /// Subscribers of one track, grouped by the worker that owns them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FanoutTable {
@@ -83,7 +86,7 @@ impl TrackFanout {
 
     /// The recorders' taps, if any; lock-free, and one relaxed load when
     /// there are none.
-    pub fn taps(&self) -> Option<arc_swap::Guard<Option<Arc<Vec<Arc<Tap>>>>>> {
+    pub fn taps(&self) -> Option<arc_swap::Guard<Option<Taps>>> {
         self.tapped
             .load(std::sync::atomic::Ordering::Relaxed)
             .then(|| self.taps.load())

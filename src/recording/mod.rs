@@ -86,6 +86,10 @@ pub struct FileInfo {
     pub bytes: u64,
     /// Its media time so far.
     pub duration_ms: u64,
+    /// When its first frame was captured (Unix time, ms; by the
+    /// publishers' sender reports, else by arrival): files of several
+    /// recordings line up by it.
+    pub started_at: u64,
 }
 
 /// Where a recording is.
@@ -395,6 +399,7 @@ impl Recordings {
                 .map(|(tap, f)| (tap.clone(), Arc::downgrade(f)))
                 .collect(),
             recorder: Recorder::new(inputs, publishers.len(), segment, Instant::now()),
+            epoch: std::time::SystemTime::now(),
             shared: shared.clone(),
         };
         drop(taps);

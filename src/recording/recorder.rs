@@ -63,7 +63,14 @@ pub struct TrackInput {
 pub enum Action {
     /// Close the current file, if one is open, and start the next with
     /// these tracks (every track of the recording, in order).
-    Open(Vec<TrackSpec>),
+    Open {
+        /// The tracks.
+        specs: Vec<TrackSpec>,
+        /// Where the file starts on the timeline: seconds since the
+        /// recorder's `now` at [`Recorder::new`] (capture time, by the
+        /// sender reports).
+        start: f64,
+    },
     /// Write a frame of track `track` at `pts_ms` since the file started.
     Write {
         /// The track.
@@ -418,7 +425,10 @@ impl Recorder {
             }
         }
         self.file_start = Some(start);
-        actions.push(Action::Open(self.specs()));
+        actions.push(Action::Open {
+            specs: self.specs(),
+            start,
+        });
         true
     }
 
@@ -469,7 +479,10 @@ impl Recorder {
                         other.keyed = !other.input.video;
                         other.last_pts = None;
                     }
-                    actions.push(Action::Open(self.specs()));
+                    actions.push(Action::Open {
+                        specs: self.specs(),
+                        start,
+                    });
                 } else if !self.rotate_due {
                     self.rotate_due = true;
                     if let Some(l) = lead {
@@ -662,7 +675,7 @@ mod tests {
         let mut out: Vec<Vec<(usize, i64, bool)>> = Vec::new();
         for a in actions {
             match a {
-                Action::Open(_) => out.push(Vec::new()),
+                Action::Open { .. } => out.push(Vec::new()),
                 Action::Write {
                     track,
                     pts_ms,
@@ -681,7 +694,7 @@ mod tests {
     #[test]
     fn reordered_and_repaired_packets_make_one_file_in_sync_from_a_keyframe() {
         let (run, r) = deliver(6, None, 5, false);
-        let Some(Action::Open(specs)) = run.actions.first() else {
+        let Some(Action::Open { specs, .. }) = run.actions.first() else {
             panic!("the file opens first");
         };
         assert_eq!((specs[0].width, specs[0].height), (320, 240));
@@ -798,6 +811,6 @@ mod tests {
             }
         }
         // Random bytes are never a VP8 keyframe that decodes: no file.
-        assert!(!actions.iter().any(|a| matches!(a, Action::Open(_))));
+        assert!(!actions.iter().any(|a| matches!(a, Action::Open { .. })));
     }
 }

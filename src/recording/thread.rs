@@ -33,6 +33,8 @@ pub struct Job {
     pub taps: Vec<(Arc<Tap>, Weak<TrackFanout>)>,
     /// The media logic.
     pub recorder: Recorder,
+    /// The wall-clock time of the recorder's start (its timeline's zero).
+    pub epoch: SystemTime,
     /// The API's status of the recording.
     pub shared: Arc<Shared>,
 }
@@ -148,17 +150,22 @@ fn carry_out(
                     tap.request_keyframe();
                 }
             }
-            Action::Open(specs) => {
+            Action::Open { specs, start } => {
                 close(job, open.take())?;
                 *index += 1;
-                let name = file_name(SystemTime::now(), &job.id, *index, job.container);
+                let started = job.epoch + Duration::from_secs_f64(start.max(0.0));
+                let name = file_name(started, &job.id, *index, job.container);
                 let path = job.dir.join(&name);
                 let file = SegmentFile::create(&path, job.container, &specs)?;
+                let started_at = started
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
                 job.shared.update(|s| {
                     s.files.push(FileInfo {
                         path: name,
                         bytes: 0,
                         duration_ms: 0,
+                        started_at,
                     })
                 });
                 *open = Some(Open {

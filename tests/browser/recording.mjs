@@ -8,7 +8,8 @@
 // setCodecPreferences) and the fake microphone (Opus), waits for media to
 // flow, starts a recording of both tracks through the API, keeps it going
 // for `seconds`, closes it, and returns the API's answers, how long the
-// recording ran between the two answers and how many video frames the
+// recording ran between the two answers, when (Unix ms) the recording
+// was closed or the publisher left, and how many video frames the
 // publisher encoded meanwhile. Cases:
 //   vp8, vp9, av1 (WebM), h264 (Matroska): 10 s, one file;
 //   segments: VP8, `segmentSeconds: 5` for 12 s (three files);
@@ -73,6 +74,7 @@ async function record({ codec, container, seconds, segmentSeconds, renegotiate, 
   } else if (leave) {
     await sb.sleep(leave.after * 1000);
     const framesEncoded = (await encoded()) - encodedBefore;
+    const endedAt = Date.now();
     if (leave.how === "close-tracks") {
       // The app closes the publisher's tracks.
       await sb.apiOk("PUT", `/sessions/${pub.sessionId}/tracks/close`, {
@@ -91,18 +93,19 @@ async function record({ codec, container, seconds, segmentSeconds, renegotiate, 
       return state && state.state !== "recording";
     }, 60000, "the recording ends when its publisher is gone");
     pub.pc.close();
-    return { created: created.json, ended: state, recordedMs: left - t0, afterLeaveMs: performance.now() - left, framesEncoded };
+    return { created: created.json, ended: state, recordedMs: left - t0, endedAt, afterLeaveMs: performance.now() - left, framesEncoded };
   } else {
     await sb.sleep(seconds * 1000);
   }
   const framesEncoded = (await encoded()) - encodedBefore;
+  const endedAt = Date.now();
   const closed = await sb.api("POST", `/recordings/${id}/close`);
   const recordedMs = performance.now() - t0;
   sb.note("closed", closed);
   if (closed.status !== 200) throw new Error(`close: HTTP ${closed.status} ${closed.text}`);
   const list = (await sb.api("GET", "/recordings")).json;
   pub.pc.close();
-  return { created: created.json, closed: closed.json, recordedMs, framesEncoded, during, listed: list.recordings.map((r) => r.recordingId) };
+  return { created: created.json, closed: closed.json, recordedMs, endedAt, framesEncoded, during, listed: list.recordings.map((r) => r.recordingId) };
 }
 
 // In the page: a simulcast publisher (VP8 f, h, q), recorded for `seconds`.
@@ -122,9 +125,10 @@ async function recordSimulcast({ seconds }) {
   const before = (await pub.encodings()).f.frames;
   await sb.sleep(seconds * 1000);
   const after = await pub.encodings();
+  const endedAt = Date.now();
   const closed = await sb.apiOk("POST", `/recordings/${created.recordingId}/close`);
   pub.pc.close();
-  return { created, closed, recordedMs: performance.now() - t0, framesEncoded: after.f.frames - before, encodings: after };
+  return { created, closed, recordedMs: performance.now() - t0, endedAt, framesEncoded: after.f.frames - before, encodings: after };
 }
 
 function recordCase(name, codec, container, extra = {}) {
