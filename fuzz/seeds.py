@@ -146,6 +146,27 @@ def main():
         (2, rtp(9)),
     ))
 
+    # recording: the first byte picks the video format (0 VP8, 2 AV1, 3
+    # H.264); records are [advance 10 ms x tag>>3 | SR 4 | track] + packet.
+    def sr(ssrc, ntp_secs, rtp_ts):
+        return struct.pack(">IIII", ssrc, ntp_secs, 0, rtp_ts)
+
+    vp8 = [rtp(i, ssrc=1, ext=False, marker=i % 2 == 1,
+               payload=(b"\x10\x00\x00\x00\x9d\x01\x2a" if i % 2 == 0 else b"\x00") + b"\xab" * 30)
+           for i in range(6)]
+    opus = [rtp(i, ssrc=2, pt=111, ext=False, payload=b"\xfc" + b"\x01" * 20) for i in range(4)]
+    write("recording", "vp8-opus", b"\0" + records(
+        (4, sr(1, 3900000000, 0)), (5, sr(2, 3900000000, 0)),
+        *((2 << 3, p) for p in vp8), *(((2 << 3) | 1, p) for p in opus), *((31 << 3, b"") for _ in range(7)), (2, b"")))
+    stap = b"\x78\x00\x02\x67\x42\x00\x01\x68"
+    write("recording", "h264", b"\3" + records(
+        (0, rtp(1, ssrc=1, ext=False, payload=stap)),
+        (1 << 3, rtp(2, ssrc=1, ext=False, payload=b"\x7c\x85\x01")),
+        (1 << 3, rtp(3, ssrc=1, ext=False, marker=True, payload=b"\x7c\x45\x02"))))
+    write("recording", "av1", b"\2" + records(
+        (0, rtp(1, ssrc=1, ext=False, payload=b"\x68\x02\x12\x00\x08\xaa")),
+        (1 << 3, rtp(2, ssrc=1, ext=False, marker=True, payload=b"\x90\xbb\xcc"))))
+
 
 if __name__ == "__main__":
     main()
