@@ -40,6 +40,10 @@ const STREAM_SILENCE: Duration = Duration::from_secs(1);
 /// Most frames held before a file starts (about 4 s of 30 fps video and audio).
 const MAX_WAITING_FRAMES: usize = 512;
 
+/// Most bytes of frames held before a file starts (a publisher controls
+/// their size).
+const MAX_WAITING_BYTES: usize = 16 << 20;
+
 /// How often a keyframe is asked for while one is awaited.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 
@@ -135,6 +139,8 @@ pub struct Recorder {
     segment: Option<Duration>,
     /// Whole frames not yet placed (before the first file starts).
     waiting: VecDeque<(usize, Frame)>,
+    /// Their bytes.
+    waiting_bytes: usize,
     placed: Vec<Placed>,
     /// The current file's start on the timeline, once one is open.
     file_start: Option<f64>,
@@ -177,6 +183,7 @@ impl Recorder {
             started_at: now,
             segment,
             waiting: VecDeque::new(),
+            waiting_bytes: 0,
             placed: Vec::new(),
             file_start: None,
             rotate_due: false,
@@ -254,6 +261,7 @@ impl Recorder {
                 if self.file_start.is_none() && t.input.video {
                     t.spec = None;
                     self.waiting.retain(|(i, _)| *i != track);
+                    self.waiting_bytes = self.waiting.iter().map(|(_, f)| f.data.len()).sum();
                 }
             }
             let mut clock = StreamClock::new(format.clock_rate(), t.input.publisher);
@@ -356,11 +364,17 @@ impl Recorder {
                         frame,
                     });
                 } else {
-                    if self.waiting.len() >= MAX_WAITING_FRAMES {
-                        self.waiting.pop_front();
+                    self.waiting_bytes += frame.data.len();
+                    self.waiting.push_back((i, frame));
+                    while self.waiting.len() > MAX_WAITING_FRAMES
+                        || self.waiting_bytes > MAX_WAITING_BYTES
+                    {
+                        let Some((_, old)) = self.waiting.pop_front() else {
+                            break;
+                        };
+                        self.waiting_bytes -= old.data.len();
                         self.dropped.before_keyframe += 1;
                     }
-                    self.waiting.push_back((i, frame));
                 }
             }
             // Still waiting for a keyframe: ask again now and then.
@@ -392,6 +406,7 @@ impl Recorder {
         // keyframe of the video tracks (at the first frame if none).
         let mut origin: Option<f64> = None;
         let mut first_any: Option<f64> = None;
+        self.waiting_bytes = 0;
         for (i, frame) in std::mem::take(&mut self.waiting) {
             let t = &mut self.tracks[i];
             let Some(s) = t.stream.as_mut() else {
@@ -807,10 +822,38 @@ mod tests {
             if i % 100 == 0 {
                 r.poll(now, &mut actions);
                 assert!(r.waiting.len() <= MAX_WAITING_FRAMES);
+                assert!(r.waiting_bytes <= MAX_WAITING_BYTES);
                 assert!(r.placed.len() <= MAX_WAITING_FRAMES * 2);
             }
         }
         // Random bytes are never a VP8 keyframe that decodes: no file.
+        assert!(!actions.iter().any(|a| matches!(a, Action::Open { .. })));
+    }
+
+    #[test]
+    fn frames_held_before_a_file_starts_are_bounded_in_bytes() {
+        // Large frames that look like VP8 keyframes but decode as nothing:
+        // no file ever starts, and what waits stays under the bound.
+        let t0 = Instant::now();
+        let mut r = Recorder::new(inputs(), 1, None, t0);
+        let mut actions = Vec::new();
+        let mut seq = 0u16;
+        for n in 0..100u32 {
+            for i in 0..200 {
+                let mut payload = if i == 0 {
+                    vec![0x10, 0x00, 0, 0, 0x9d, 0x01, 0x2a]
+                } else {
+                    vec![0x00]
+                };
+                payload.resize(1_200, n as u8);
+                let p = rtp(VIDEO_PT, seq, n * 3000, 1, i == 199, &payload);
+                seq = seq.wrapping_add(1);
+                r.handle_rtp(0, t0, None, &p);
+            }
+            r.poll(t0 + Duration::from_millis(u64::from(n)), &mut actions);
+            assert!(r.waiting_bytes <= MAX_WAITING_BYTES, "{}", r.waiting_bytes);
+        }
+        assert!(r.dropped().before_keyframe > 0);
         assert!(!actions.iter().any(|a| matches!(a, Action::Open { .. })));
     }
 }
