@@ -182,7 +182,7 @@ fn bad_requests_get_the_documented_errors_and_limits_hold() {
             "invalid_params",
         ),
         (
-            json!({"tracks": vec![track.clone(); 17], "container": "mkv"}),
+            json!({"tracks": (0..17).map(|i| json!({"sessionId": session, "trackName": format!("t{i}")})).collect::<Vec<_>>(), "container": "mkv"}),
             406,
             "invalid_params",
         ),
@@ -193,6 +193,11 @@ fn bad_requests_get_the_documented_errors_and_limits_hold() {
         ),
         (
             json!({"tracks": [track], "container": "mkv", "segmentSeconds": 86_401}),
+            406,
+            "invalid_params",
+        ),
+        (
+            json!({"tracks": [track, track], "container": "mkv"}),
             406,
             "invalid_params",
         ),

@@ -13,7 +13,7 @@
 //! ([`Tap::request_keyframe`]) that the worker turns into a keyframe
 //! request of the track, like a subscriber's PLI.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
@@ -58,7 +58,6 @@ pub struct Tap {
     free: ArrayQueue<Vec<u8>>,
     keyframe_wanted: AtomicBool,
     dropped: AtomicU64,
-    depth: AtomicUsize,
 }
 
 impl std::fmt::Debug for Tap {
@@ -84,7 +83,6 @@ impl Tap {
             free,
             keyframe_wanted: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
-            depth: AtomicUsize::new(0),
         }
     }
 
@@ -105,17 +103,13 @@ impl Tap {
         {
             let _ = self.free.push(packet);
             self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
         }
-        self.depth.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Worker side: queues a sender report (dropped and counted when full).
     pub fn offer_sender_report(&self, at: Instant, info: SenderInfo) {
         if self.filled.push(Tapped::SenderReport { at, info }).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
-        } else {
-            self.depth.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -132,10 +126,14 @@ impl Tap {
         self.keyframe_wanted.store(true, Ordering::Relaxed);
     }
 
-    /// Recorder side: everything queued so far, in order.
+    /// Recorder side: what is queued, in order; at most a queue's worth
+    /// per call (the worker refills it meanwhile: a flood must not keep
+    /// the recorder here).
     pub fn drain(&self, mut each: impl FnMut(Tapped)) {
-        while let Some(t) = self.filled.pop() {
-            self.depth.fetch_sub(1, Ordering::Relaxed);
+        for _ in 0..self.filled.capacity() {
+            let Some(t) = self.filled.pop() else {
+                return;
+            };
             each(t);
         }
     }
@@ -152,7 +150,7 @@ impl Tap {
 
     /// Items waiting for the recorder.
     pub fn depth(&self) -> usize {
-        self.depth.load(Ordering::Relaxed)
+        self.filled.len()
     }
 }
 

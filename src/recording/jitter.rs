@@ -23,7 +23,7 @@ use super::depacketize::{Depacketizer, Format};
 pub const REPAIR_WAIT: Duration = Duration::from_millis(600);
 
 /// Most packets held; past it the oldest gap counts as lost.
-pub const MAX_PACKETS: usize = 1_024;
+pub const MAX_PACKETS: usize = 4_096;
 
 /// How far ahead of the next expected packet a sequence number may be
 /// before the stream counts as restarted.
@@ -75,6 +75,8 @@ pub struct JitterBuffer {
     started: bool,
     /// The timestamp of the last packet skipped (a frame counts once).
     skipped: Option<u32>,
+    /// Times the stream restarted its numbering.
+    restarts: u64,
     losses: Losses,
 }
 
@@ -90,6 +92,7 @@ impl JitterBuffer {
             keyframe_request: format.is_video(),
             started: false,
             skipped: None,
+            restarts: 0,
             losses: Losses::default(),
         }
     }
@@ -97,6 +100,13 @@ impl JitterBuffer {
     /// Its losses so far.
     pub fn losses(&self) -> Losses {
         self.losses
+    }
+
+    /// How many times the stream restarted its numbering (a jump of more
+    /// than a few thousand either way): its timestamps may have restarted
+    /// too.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
     }
 
     /// Whether to ask for a keyframe (once per time it became true).
@@ -111,27 +121,19 @@ impl JitterBuffer {
 
     /// Takes a packet's fields and payload.
     pub fn push(&mut self, now: Instant, seq: u16, timestamp: u32, marker: bool, payload: &[u8]) {
-        let ext = match self.highest {
-            None => u64::from(seq) + (1 << 16),
-            Some(h) => {
-                let delta = seq.wrapping_sub(h as u16) as i16;
-                let ext = h as i64 + i64::from(delta);
-                if ext < 0 {
-                    self.losses.late += 1;
-                    return;
-                }
-                ext as u64
-            }
-        };
-        if let Some(next) = self.next {
-            if ext < next {
-                self.losses.late += 1;
-                return;
-            }
-            if ext - next > MAX_JUMP {
-                // The stream restarted (or jumped): what is held is lost.
-                self.restart();
-            }
+        let mut ext = self.extend(seq);
+        if let Some(next) = self.next
+            && next.abs_diff(ext) > MAX_JUMP
+        {
+            // The stream restarted (or jumped, either way): what is held is
+            // lost, and the packet starts it again.
+            self.restart();
+            ext = self.extend(seq);
+        } else if let Some(next) = self.next
+            && ext < next
+        {
+            self.losses.late += 1;
+            return;
         }
         self.highest = Some(self.highest.map_or(ext, |h| h.max(ext)));
         self.packets.entry(ext).or_insert_with(|| Entry {
@@ -149,7 +151,19 @@ impl JitterBuffer {
         }
     }
 
+    /// `seq` extended past wraps, near the highest seen.
+    fn extend(&self, seq: u16) -> u64 {
+        match self.highest {
+            None => u64::from(seq) + (1 << 16),
+            Some(h) => {
+                let delta = i64::from(seq.wrapping_sub(h as u16) as i16);
+                (h as i64 + delta).max(0) as u64
+            }
+        }
+    }
+
     fn restart(&mut self) {
+        self.restarts += 1;
         let dropped = self.frames_held();
         self.losses.lost += dropped;
         self.packets.clear();
@@ -245,11 +259,13 @@ impl JitterBuffer {
             // the frames skipped to the next keyframe count as lost. The
             // front packet goes in any case (progress: a keyframe whose own
             // packets never all come is skipped too).
-            if let Some((_, e)) = self.packets.pop_first() {
+            // `next` moves past it: a late copy of what was released or
+            // skipped stays late.
+            if let Some((k, e)) = self.packets.pop_first() {
                 self.skip(e.timestamp);
+                self.next = Some(k + 1);
             }
             self.want_keyframe();
-            self.next = None;
         } else {
             let next = self.next.unwrap_or(first);
             if first == next {
@@ -295,8 +311,9 @@ impl JitterBuffer {
                     {
                         break;
                     }
-                    if let Some((_, e)) = self.packets.pop_first() {
+                    if let Some((k, e)) = self.packets.pop_first() {
                         self.skip(e.timestamp);
+                        self.next = Some(k + 1);
                     }
                 }
                 false
@@ -539,5 +556,22 @@ mod tests {
         drain(&mut jb, t0, &mut frames);
         assert_eq!(frames.len(), 6);
         assert!(frames[5].keyframe);
+    }
+
+    #[test]
+    fn a_jump_back_restarts_the_stream_instead_of_dropping_it_as_late() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(Format::Vp8);
+        let mut frames = Vec::new();
+        for (seq, ts, marker, p) in video_packets(5, 30) {
+            jb.push(t0, seq, ts, marker, &p);
+        }
+        drain(&mut jb, t0, &mut frames);
+        assert_eq!((frames.len(), jb.restarts()), (5, 0));
+        // 10,000 back: a restarted numbering, not 10,000 late packets.
+        jb.push(t0, 55_000, 7, true, &vp8(true, true, 9));
+        drain(&mut jb, t0, &mut frames);
+        assert_eq!((frames.len(), jb.restarts()), (6, 1));
+        assert_eq!(jb.losses().late, 0);
     }
 }

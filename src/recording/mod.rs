@@ -39,6 +39,8 @@ use crate::calls::CallsError;
 use crate::calls::types::TrackObject;
 use crate::config::RecordingConfig;
 use crate::control::Control;
+use crate::fanout::TrackFanout;
+use crate::fanout::tap::Tap;
 use crate::ids::AppId;
 
 use depacketize::Format;
@@ -157,6 +159,27 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+
+    /// The state alone (no copy of the files).
+    pub fn state(&self) -> State {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .state
+            .clone()
+    }
+
+    /// The status without its files (for the metrics).
+    fn counts(&self) -> Status {
+        let s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        Status {
+            state: s.state.clone(),
+            files: Vec::new(),
+            dropped: s.dropped,
+            tap_dropped: s.tap_dropped,
+            queue_depth: s.queue_depth,
+        }
+    }
 }
 
 /// One recording as the registry keeps it.
@@ -265,6 +288,14 @@ impl Recordings {
                 CallsError::invalid_params("container must be \"webm\" or \"mkv\"")
             })?,
         };
+        let named_twice = request
+            .tracks
+            .iter()
+            .enumerate()
+            .any(|(i, t)| request.tracks[..i].contains(t));
+        if named_twice {
+            return Err(CallsError::invalid_params("a track is named twice"));
+        }
         if request.tracks.is_empty() || request.tracks.len() > MAX_TRACKS {
             return Err(CallsError::invalid_params(format!(
                 "tracks must name 1 to {MAX_TRACKS} tracks"
@@ -285,7 +316,7 @@ impl Recordings {
         let active = reg
             .by_id
             .values()
-            .filter(|e| e.shared.status().state == State::Recording);
+            .filter(|e| e.shared.state() == State::Recording);
         let (all, of_app) = active.fold((0, 0), |(all, app_n), e| {
             (all + 1, app_n + usize::from(e.app == *app))
         });
@@ -402,13 +433,36 @@ impl Recordings {
             epoch: std::time::SystemTime::now(),
             shared: shared.clone(),
         };
-        drop(taps);
-        let handle = std::thread::Builder::new()
+        // A recorder that panics fails its recording and lets go of the
+        // tracks; one that cannot start never holds them.
+        let detach = move |taps: &[(Arc<Tap>, Arc<TrackFanout>)]| {
+            for (tap, fanout) in taps {
+                fanout.remove_tap(tap);
+            }
+        };
+        let held = taps.clone();
+        let failed = shared.clone();
+        let spawned = std::thread::Builder::new()
             .name(format!("recorder-{}", &id[..8]))
-            .spawn(move || thread::run(job))
-            .map_err(|e| {
-                CallsError::temporarily_unavailable(format!("cannot start a recorder: {e}"))
-            })?;
+            .spawn(move || {
+                let run =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread::run(job)));
+                if let Err(payload) = run {
+                    crate::supervise::note_contained("a recorder", payload.as_ref());
+                    failed.update(|s| s.state = State::Failed("internal error".into()));
+                    detach(&held);
+                }
+            });
+        let handle = match spawned {
+            Ok(h) => h,
+            Err(e) => {
+                detach(&taps);
+                return Err(CallsError::temporarily_unavailable(format!(
+                    "cannot start a recorder: {e}"
+                )));
+            }
+        };
+        drop(taps);
         let recorded: Vec<TrackRef> = request.tracks.clone();
         reg.by_id.insert(
             id.clone(),
@@ -493,7 +547,7 @@ impl Recordings {
             {
                 let _ = h.join();
             }
-            if e.thread.is_none() && e.shared.status().state != State::Recording {
+            if e.thread.is_none() && e.shared.state() != State::Recording {
                 newly.push(id.clone());
             }
         }
@@ -519,7 +573,7 @@ impl Recordings {
             ..Totals::default()
         };
         for e in reg.by_id.values() {
-            let s = e.shared.status();
+            let s = e.shared.counts();
             t.bytes_written += e.shared.written.load(Ordering::Relaxed);
             match s.state {
                 State::Recording => t.active += 1,

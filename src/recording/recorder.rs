@@ -44,6 +44,10 @@ const MAX_WAITING_FRAMES: usize = 512;
 /// their size).
 const MAX_WAITING_BYTES: usize = 16 << 20;
 
+/// A lead video track silent this long gives up the lead (rotation goes
+/// on with the others, or at any frame).
+const LEAD_SILENCE: Duration = Duration::from_secs(2);
+
 /// How often a keyframe is asked for while one is awaited.
 const KEYFRAME_RETRY: Duration = Duration::from_secs(1);
 
@@ -107,6 +111,8 @@ struct Stream {
     last: Instant,
     jitter: JitterBuffer,
     clock: StreamClock,
+    /// The jitter buffer's restarts the clock follows.
+    restarts: u64,
 }
 
 struct Track {
@@ -119,6 +125,9 @@ struct Track {
     keyed: bool,
     last_pts: Option<i64>,
     keyframe_asked: Option<Instant>,
+    /// When its last whole frame came (a lead video track that stops
+    /// gives up the lead).
+    last_frame: Option<Instant>,
     ended: bool,
     losses: Losses,
 }
@@ -173,6 +182,7 @@ impl Recorder {
                 reports: Vec::new(),
                 last_pts: None,
                 keyframe_asked: None,
+                last_frame: None,
                 ended: false,
                 losses: Losses::default(),
             })
@@ -258,8 +268,11 @@ impl Recorder {
                 // The new stream starts at a keyframe of its own; before the
                 // first file, the file starts with the new stream.
                 t.keyed = !t.input.video;
-                if self.file_start.is_none() && t.input.video {
-                    t.spec = None;
+                if self.file_start.is_none() {
+                    // The old stream's frames are on another clock: gone.
+                    if t.input.video {
+                        t.spec = None;
+                    }
                     self.waiting.retain(|(i, _)| *i != track);
                     self.waiting_bytes = self.waiting.iter().map(|(_, f)| f.data.len()).sum();
                 }
@@ -274,6 +287,7 @@ impl Recorder {
                 last: at,
                 jitter: JitterBuffer::new(format),
                 clock,
+                restarts: 0,
             });
         }
         let Some(s) = t.stream.as_mut().filter(|s| s.ssrc == ssrc) else {
@@ -336,11 +350,28 @@ impl Recorder {
             let Some(s) = t.stream.as_mut() else {
                 continue;
             };
+            if s.jitter.restarts() != s.restarts {
+                // The stream restarted its numbering (same SSRC): its
+                // timestamps may have too, and its old reports are stale.
+                s.restarts = s.jitter.restarts();
+                s.clock = StreamClock::new(s.jitter.format().clock_rate(), t.input.publisher);
+                let ssrc = s.ssrc;
+                t.reports.retain(|(r, ..)| *r != ssrc);
+                t.keyed = !t.input.video;
+                if self.file_start.is_none() {
+                    if t.input.video {
+                        t.spec = None;
+                    }
+                    self.waiting.retain(|(j, _)| *j != i);
+                    self.waiting_bytes = self.waiting.iter().map(|(_, f)| f.data.len()).sum();
+                }
+            }
             if s.jitter.take_keyframe_request() {
                 t.keyframe_asked = Some(now);
                 actions.push(Action::RequestKeyframe(i));
             }
             while let Some(frame) = s.jitter.pop(now) {
+                t.last_frame = Some(now);
                 if t.input.video && t.spec.is_none() && frame.keyframe {
                     t.spec = video_spec(s.jitter_format(), &frame.data);
                 }
@@ -402,6 +433,19 @@ impl Recorder {
         if !(keyed && any && (reported || waited)) {
             return false;
         }
+        // Each video track's keyframe must still be waiting (a long wait
+        // may have pushed it out): else it waits for the next one.
+        let mut missing = false;
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            if t.input.video && !t.ended && !self.waiting.iter().any(|(j, f)| *j == i && f.keyframe)
+            {
+                t.spec = None;
+                missing = true;
+            }
+        }
+        if missing {
+            return false;
+        }
         // Place the waiting frames; the file starts at the latest first
         // keyframe of the video tracks (at the first frame if none).
         let mut origin: Option<f64> = None;
@@ -428,6 +472,8 @@ impl Recorder {
         let has_video = self.tracks.iter().any(|t| t.input.video && !t.ended);
         let start = if has_video { origin } else { first_any };
         let Some(start) = start else {
+            self.dropped.before_keyframe += self.placed.len() as u64;
+            self.placed.clear();
             return false;
         };
         // Frames before the start (audio before the keyframe) are dropped.
@@ -473,7 +519,14 @@ impl Recorder {
             .iter()
             .position(|p| !all && now.saturating_duration_since(p.ready) < MERGE_DELAY)
             .unwrap_or(self.placed.len());
-        let lead = self.tracks.iter().position(|t| t.input.video && !t.ended);
+        // The video track whose keyframes start files: the first that is
+        // live (one that stopped sending leaves rotation to the others).
+        let lead = self.tracks.iter().position(|t| {
+            t.input.video
+                && !t.ended
+                && t.last_frame
+                    .is_some_and(|f| now.saturating_duration_since(f) < LEAD_SILENCE)
+        });
         for p in self.placed.drain(..ready).collect::<Vec<_>>() {
             if let Some(segment) = self.segment
                 && p.secs - start >= segment.as_secs_f64()

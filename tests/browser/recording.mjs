@@ -117,7 +117,7 @@ async function recordSimulcast({ seconds }) {
     const e = await pub.encodings();
     sb.note("encodings", e);
     return e.f && e.f.frames > 30;
-  }, 15000, "the top layer encodes");
+  }, 40000, "the top layer encodes (its bandwidth estimate ramps up first)");
   const created = await sb.apiOk("POST", "/recordings/new", {
     tracks: [{ sessionId: pub.sessionId, trackName: "video" }],
   });
@@ -154,7 +154,7 @@ const CASES = [
   recordCase("renegotiate", VP8, "webm", { renegotiate: true }),
   {
     name: "simulcast",
-    timeoutMs: 60000,
+    timeoutMs: 90000,
     run: async (page) => {
       const r = await page.evaluate(recordSimulcast, { seconds: 10 });
       const ok = r.closed.state === "closed" && r.closed.files.length === 1;
