@@ -30,7 +30,7 @@ pub mod timeline;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -434,13 +434,22 @@ impl Recordings {
             shared: shared.clone(),
         };
         // A recorder that panics fails its recording and lets go of the
-        // tracks; one that cannot start never holds them.
-        let detach = move |taps: &[(Arc<Tap>, Arc<TrackFanout>)]| {
+        // tracks; one that cannot start never holds them. (Weak: a track
+        // whose publisher is gone must be free to go, which is how the
+        // recorder learns it.)
+        let detach = move |taps: &[(Arc<Tap>, Weak<TrackFanout>)]| {
             for (tap, fanout) in taps {
-                fanout.remove_tap(tap);
+                if let Some(fanout) = fanout.upgrade() {
+                    fanout.remove_tap(tap);
+                }
             }
         };
-        let held = taps.clone();
+        let weak = |taps: &[(Arc<Tap>, Arc<TrackFanout>)]| -> Vec<(Arc<Tap>, Weak<TrackFanout>)> {
+            taps.iter()
+                .map(|(t, f)| (t.clone(), Arc::downgrade(f)))
+                .collect()
+        };
+        let held = weak(&taps);
         let failed = shared.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("recorder-{}", &id[..8]))
@@ -456,7 +465,7 @@ impl Recordings {
         let handle = match spawned {
             Ok(h) => h,
             Err(e) => {
-                detach(&taps);
+                detach(&weak(&taps));
                 return Err(CallsError::temporarily_unavailable(format!(
                     "cannot start a recorder: {e}"
                 )));
